@@ -1,0 +1,69 @@
+# kube-dataplane — every target works alone on a fresh Debian 12 machine as root.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+# Debian packages the runtime and the tests use; `deps` installs only the missing ones.
+APT_PACKAGES := iptables nftables conntrack iproute2 dnsutils dnsmasq-base \
+                containernetworking-plugins dnsperf iputils-ping
+TS_SOURCES := $(shell find cmd cli common cluster proxy dns ipam test-apiserver netns-tests bench \
+                -name '*.ts' -not -name '*.test.ts' 2>/dev/null)
+RESULTS := .test-results
+
+.PHONY: help deps build test unit-test netns-test bench demo run clean
+
+help:
+	@echo "make demo        install what is missing, build, run the agent on the embedded example"
+	@echo "make test        install what is missing, build, run every unit and namespace test"
+	@echo "make unit-test   unit tests only (no root needed)"
+	@echo "make netns-test  namespace tests only (root)"
+	@echo "make bench       benchmarks: table on stdout, JSON in bench/results/"
+	@echo "make run ARGS=…  run kube-dataplane with ARGS (default: agent on manifests/example)"
+	@echo "make clean       remove build output and test results"
+
+deps: node_modules/.package-lock.json
+	@missing=$$(for p in $(APT_PACKAGES); do \
+	    dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q 'install ok installed' || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+	    echo "deps: installing" $$missing; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
+	fi
+
+node_modules/.package-lock.json: package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	@touch $@
+
+build: deps dist/.built
+
+dist/.built: $(TS_SOURCES) tsconfig.json package-lock.json
+	npx tsc -p tsconfig.json
+	@chmod +x dist/cmd/*.js
+	@touch $@
+
+# Both runners always run, so the totals cover everything; the exit code says whether all passed.
+test: build
+	@rm -rf $(RESULTS); mkdir -p $(RESULTS); status=0; \
+	npx vitest run --config vitest.config.ts --reporter=default --reporter=json \
+	    --outputFile.json=$(RESULTS)/unit.json || status=1; \
+	npx vitest run --config vitest.netns.config.ts --reporter=default --reporter=json \
+	    --outputFile.json=$(RESULTS)/netns.json || status=1; \
+	node scripts/test-totals.mjs $(RESULTS) unit netns || status=1; \
+	exit $$status
+
+unit-test: build
+	@mkdir -p $(RESULTS); npx vitest run --config vitest.config.ts
+
+netns-test: build
+	@mkdir -p $(RESULTS); npx vitest run --config vitest.netns.config.ts
+
+bench: build
+	@mkdir -p bench/results
+	@for b in dist/bench/*/main.js; do [ -f "$$b" ] || continue; echo "== $$b"; node "$$b" || exit 1; done
+
+demo: build
+	@bash scripts/demo.sh
+
+run: build
+	node dist/cmd/kube-dataplane.js $(or $(ARGS),agent --manifests manifests/example)
+
+clean:
+	rm -rf dist $(RESULTS)
