@@ -1,0 +1,405 @@
+// The catalog: the one normalized, indexed view of the cluster that every consumer reads.
+// Sources feed it raw objects (ObjectSink); it validates each alone, merges the EndpointSlices of
+// a service, keeps the indexes (by key, by IP) and tells listeners which services changed, so
+// consumers do work proportional to the change. Work here is proportional to the change too:
+// an update touches only its service's slices and index entries, and an update that changes
+// nothing the data plane uses (a status-only write, a relist of the same state) is no change.
+import { Counter, Gauge } from 'prom-client';
+import { logger, type Logger } from '../common/log.js';
+import { metricOnce, registry } from '../common/metrics.js';
+import {
+  describeObject,
+  normalizeEndpointSlice,
+  normalizeNode,
+  normalizePod,
+  normalizeService,
+  type Normalized,
+  type SliceRecord,
+} from './normalize.js';
+import type { Kind, ObjectSink } from './sink.js';
+import type {
+  CatalogChange,
+  CatalogView,
+  Endpoint,
+  EndpointPort,
+  IPOwner,
+  Node,
+  ObjectKey,
+  Pod,
+  Service,
+  ServiceEndpoints,
+} from './types.js';
+import { objectKey } from './types.js';
+
+const rejectedTotal = metricOnce(
+  'kubedataplane_catalog_rejected_objects_total',
+  () => new Counter({ name: 'kubedataplane_catalog_rejected_objects_total', help: 'Objects refused by validation, by kind.', labelNames: ['kind'], registers: [registry] }),
+) as Counter<'kind'>;
+const objectsGauge = metricOnce(
+  'kubedataplane_catalog_objects',
+  () => new Gauge({ name: 'kubedataplane_catalog_objects', help: 'Objects held in the catalog, by kind.', labelNames: ['kind'], registers: [registry] }),
+) as Gauge<'kind'>;
+const changesTotal = metricOnce(
+  'kubedataplane_catalog_changes_total',
+  () => new Counter({ name: 'kubedataplane_catalog_changes_total', help: 'Change batches delivered to consumers.', registers: [registry] }),
+) as Counter;
+
+export interface CatalogOptions {
+  /** The kinds whose first list makes the catalog synced (default: Service, EndpointSlice, Node). */
+  kinds?: readonly Kind[];
+  log?: Logger;
+}
+
+/** Merges the slices of one service, in slice-name order so the result never depends on the
+ *  order events arrived in. A duplicate address keeps its first ready occurrence, as kube-proxy
+ *  prefers a ready duplicate. */
+export function mergeSlices(serviceKey: ObjectKey, slices: readonly SliceRecord[]): ServiceEndpoints {
+  const ordered = [...slices].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+  const all = new Map<string, Endpoint>();
+  const groups = new Map<string, { name: string; protocol: EndpointPort['protocol']; port: number; appProtocol?: string; eps: Map<string, Endpoint> }>();
+  let trigger: number | undefined;
+  const keep = (into: Map<string, Endpoint>, ep: Endpoint) => {
+    const had = into.get(ep.ip);
+    if (!had || (ep.ready && !had.ready)) into.set(ep.ip, ep);
+  };
+  for (const s of ordered) {
+    if (s.addressType === 'FQDN') continue;
+    if (s.lastChangeTriggerTime !== undefined && (trigger === undefined || s.lastChangeTriggerTime > trigger)) trigger = s.lastChangeTriggerTime;
+    for (const ep of s.endpoints) keep(all, ep);
+    for (const p of s.ports) {
+      const gk = `${p.name}/${p.protocol}/${p.port}`;
+      let g = groups.get(gk);
+      if (!g) groups.set(gk, (g = { ...p, eps: new Map() }));
+      for (const ep of s.endpoints) keep(g.eps, ep);
+    }
+  }
+  const sorted = (m: Map<string, Endpoint>) => [...m.values()].sort((a, b) => (a.ip < b.ip ? -1 : a.ip > b.ip ? 1 : 0));
+  const ports: EndpointPort[] = [...groups.values()]
+    .map(({ eps, ...p }) => ({ ...p, endpoints: sorted(eps) }))
+    .sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : a.port - b.port));
+  return { serviceKey, endpoints: sorted(all), ports, ...(trigger !== undefined ? { lastChangeTriggerTime: trigger } : {}) };
+}
+
+function same(a: unknown, b: unknown): boolean {
+  return JSON.stringify(a) === JSON.stringify(b);
+}
+
+export class Catalog implements ObjectSink, CatalogView {
+  private readonly log: Logger;
+  private readonly expected: Set<Kind>;
+  private readonly listed = new Set<Kind>();
+  private _synced = false;
+  private _generation = 0;
+
+  private readonly servicesByKey = new Map<ObjectKey, Service>();
+  private readonly slices = new Map<ObjectKey, SliceRecord>();
+  private readonly slicesByService = new Map<ObjectKey, Set<ObjectKey>>();
+  private readonly endpointsByService = new Map<ObjectKey, ServiceEndpoints>();
+  private readonly nodesByName = new Map<string, Node>();
+  private readonly podsByKey = new Map<ObjectKey, Pod>();
+  private readonly podIndex = new Map<string, Pod[]>();
+  private readonly ipOwners = new Map<string, IPOwner[]>();
+  /** The IPs each service put into ipOwners, so its entries can be taken out again. */
+  private readonly ipsByService = new Map<ObjectKey, string[]>();
+
+  private readonly listeners = new Set<(c: CatalogChange) => void>();
+  private depth = 0;
+  private pending = { services: new Set<ObjectKey>(), nodes: new Set<ObjectKey>(), pods: new Set<ObjectKey>(), synced: false };
+
+  constructor(opts: CatalogOptions = {}) {
+    this.log = opts.log ?? logger('catalog');
+    this.expected = new Set(opts.kinds ?? ['Service', 'EndpointSlice', 'Node']);
+  }
+
+  // ---- CatalogView ----
+  get synced(): boolean {
+    return this._synced;
+  }
+  get generation(): number {
+    return this._generation;
+  }
+  service(key: ObjectKey): Service | undefined {
+    return this.servicesByKey.get(key);
+  }
+  endpoints(serviceKey: ObjectKey): ServiceEndpoints | undefined {
+    return this.endpointsByService.get(serviceKey);
+  }
+  services(): IterableIterator<Service> {
+    return this.servicesByKey.values();
+  }
+  node(name: string): Node | undefined {
+    return this.nodesByName.get(name);
+  }
+  nodes(): IterableIterator<Node> {
+    return this.nodesByName.values();
+  }
+  pod(key: ObjectKey): Pod | undefined {
+    return this.podsByKey.get(key);
+  }
+  podsByIP(ip: string): readonly Pod[] {
+    return this.podIndex.get(ip) ?? [];
+  }
+  ownersOfIP(ip: string): readonly IPOwner[] {
+    return this.ipOwners.get(ip) ?? [];
+  }
+  onChange(fn: (change: CatalogChange) => void): () => void {
+    this.listeners.add(fn);
+    return () => this.listeners.delete(fn);
+  }
+
+  // ---- ObjectSink ----
+  batch(fn: () => void): void {
+    this.depth++;
+    try {
+      fn();
+    } finally {
+      this.depth--;
+      if (this.depth === 0) this.flush();
+    }
+  }
+
+  apply(kind: Kind, obj: unknown): void {
+    this.batch(() => {
+      switch (kind) {
+        case 'Service':
+          return this.applyService(obj);
+        case 'EndpointSlice':
+          return this.applySlice(obj);
+        case 'Node':
+          return this.applyNode(obj);
+        case 'Pod':
+          return this.applyPod(obj);
+      }
+    });
+  }
+
+  delete(kind: Kind, namespace: string, name: string): void {
+    this.batch(() => {
+      const key = kind === 'Node' ? name : objectKey(namespace, name);
+      switch (kind) {
+        case 'Service':
+          if (this.servicesByKey.delete(key)) this.serviceChanged(key);
+          return;
+        case 'EndpointSlice':
+          return this.removeSlice(key);
+        case 'Node':
+          if (this.nodesByName.delete(key)) this.pending.nodes.add(key);
+          return;
+        case 'Pod':
+          return this.removePod(key);
+      }
+    });
+  }
+
+  replace(kind: Kind, objs: readonly unknown[]): void {
+    this.batch(() => {
+      const keep = new Set<ObjectKey>();
+      for (const obj of objs) {
+        const key = this.keyOf(kind, obj);
+        if (key) keep.add(key);
+        this.apply(kind, obj);
+      }
+      const existing = this.keysOf(kind);
+      for (const key of existing) {
+        if (keep.has(key)) continue;
+        const [ns, name] = kind === 'Node' ? ['', key] : key.split('/');
+        this.delete(kind, ns, name);
+      }
+    });
+  }
+
+  markSynced(kind: Kind): void {
+    this.batch(() => {
+      this.listed.add(kind);
+      if (!this._synced && [...this.expected].every((k) => this.listed.has(k))) {
+        this._synced = true;
+        this.pending.synced = true;
+        this.log.info('synced', { services: this.servicesByKey.size, endpointSlices: this.slices.size, nodes: this.nodesByName.size });
+      }
+    });
+  }
+
+  // ---- internals ----
+  private keyOf(kind: Kind, obj: unknown): ObjectKey | undefined {
+    const m = (obj as { metadata?: { name?: unknown; namespace?: unknown } } | null)?.metadata;
+    if (!m || typeof m.name !== 'string') return undefined;
+    if (kind === 'Node') return m.name;
+    return objectKey(typeof m.namespace === 'string' && m.namespace ? m.namespace : 'default', m.name);
+  }
+
+  private keysOf(kind: Kind): ObjectKey[] {
+    switch (kind) {
+      case 'Service':
+        return [...this.servicesByKey.keys()];
+      case 'EndpointSlice':
+        return [...this.slices.keys()];
+      case 'Node':
+        return [...this.nodesByName.keys()];
+      case 'Pod':
+        return [...this.podsByKey.keys()];
+    }
+  }
+
+  /** Logs and counts a refused object; the last good version (if any) stays in force. */
+  private accept<T>(kind: Kind, obj: unknown, result: Normalized<T>, hadPrevious: boolean): T | undefined {
+    if (result.ok) return result.value;
+    rejectedTotal.inc({ kind });
+    this.log.warn('rejected object', {
+      kind,
+      object: describeObject(obj),
+      errors: result.errors.map((e) => `${e.field}: ${e.reason}`).join('; '),
+      action: hadPrevious ? 'kept the last good version' : 'ignored',
+    });
+    return undefined;
+  }
+
+  private applyService(obj: unknown): void {
+    const key = this.keyOf('Service', obj);
+    const svc = this.accept('Service', obj, normalizeService(obj), key !== undefined && this.servicesByKey.has(key));
+    if (!svc) return;
+    const old = this.servicesByKey.get(svc.key);
+    // resourceVersion changes on every write, including status-only ones; compare without it.
+    if (old && same({ ...old, resourceVersion: '' }, { ...svc, resourceVersion: '' })) {
+      this.servicesByKey.set(svc.key, svc);
+      return;
+    }
+    this.servicesByKey.set(svc.key, svc);
+    this.serviceChanged(svc.key);
+  }
+
+  private applySlice(obj: unknown): void {
+    const key = this.keyOf('EndpointSlice', obj);
+    const slice = this.accept('EndpointSlice', obj, normalizeEndpointSlice(obj), key !== undefined && this.slices.has(key));
+    if (!slice) return;
+    const old = this.slices.get(slice.key);
+    if (old && same(old, slice)) return;
+    if (old?.serviceKey && old.serviceKey !== slice.serviceKey) this.unlinkSlice(old);
+    this.slices.set(slice.key, slice);
+    if (slice.serviceKey) {
+      let set = this.slicesByService.get(slice.serviceKey);
+      if (!set) this.slicesByService.set(slice.serviceKey, (set = new Set()));
+      set.add(slice.key);
+      this.recomputeEndpoints(slice.serviceKey);
+    }
+  }
+
+  private removeSlice(key: ObjectKey): void {
+    const old = this.slices.get(key);
+    if (!old) return;
+    this.slices.delete(key);
+    this.unlinkSlice(old);
+  }
+
+  private unlinkSlice(slice: SliceRecord): void {
+    if (!slice.serviceKey) return;
+    const set = this.slicesByService.get(slice.serviceKey);
+    set?.delete(slice.key);
+    if (set && set.size === 0) this.slicesByService.delete(slice.serviceKey);
+    this.recomputeEndpoints(slice.serviceKey);
+  }
+
+  private recomputeEndpoints(serviceKey: ObjectKey): void {
+    const keys = this.slicesByService.get(serviceKey);
+    const old = this.endpointsByService.get(serviceKey);
+    if (!keys || keys.size === 0) {
+      if (!old) return;
+      this.endpointsByService.delete(serviceKey);
+    } else {
+      const merged = mergeSlices(serviceKey, [...keys].map((k) => this.slices.get(k)!));
+      if (old && same(old, merged)) return;
+      this.endpointsByService.set(serviceKey, merged);
+    }
+    this.serviceChanged(serviceKey);
+  }
+
+  /** Marks a service changed and re-indexes its addresses. */
+  private serviceChanged(key: ObjectKey): void {
+    this.pending.services.add(key);
+    for (const ip of this.ipsByService.get(key) ?? []) {
+      const owners = this.ipOwners.get(ip)?.filter((o) => o.kind === 'pod' || o.serviceKey !== key);
+      if (owners?.length) this.ipOwners.set(ip, owners);
+      else this.ipOwners.delete(ip);
+    }
+    const ips: string[] = [];
+    const add = (ip: string, owner: IPOwner) => {
+      ips.push(ip);
+      const owners = this.ipOwners.get(ip);
+      if (owners) owners.push(owner);
+      else this.ipOwners.set(ip, [owner]);
+    };
+    const svc = this.servicesByKey.get(key);
+    if (svc) {
+      for (const ip of svc.clusterIPs) add(ip, { kind: 'service', serviceKey: key });
+      // Endpoints count only while their service exists: a slice without a service is inert.
+      for (const ep of this.endpointsByService.get(key)?.endpoints ?? []) {
+        add(ep.ip, ep.hostname ? { kind: 'endpoint', serviceKey: key, hostname: ep.hostname } : { kind: 'endpoint', serviceKey: key });
+      }
+    }
+    if (ips.length) this.ipsByService.set(key, ips);
+    else this.ipsByService.delete(key);
+  }
+
+  private applyNode(obj: unknown): void {
+    const key = this.keyOf('Node', obj);
+    const node = this.accept('Node', obj, normalizeNode(obj), key !== undefined && this.nodesByName.has(key));
+    if (!node) return;
+    const old = this.nodesByName.get(node.key);
+    this.nodesByName.set(node.key, node);
+    if (!old || !same(old, node)) this.pending.nodes.add(node.key);
+  }
+
+  private applyPod(obj: unknown): void {
+    const key = this.keyOf('Pod', obj);
+    const pod = this.accept('Pod', obj, normalizePod(obj), key !== undefined && this.podsByKey.has(key));
+    if (!pod) return;
+    const old = this.podsByKey.get(pod.key);
+    if (old && same(old, pod)) return;
+    if (old) this.unindexPod(old);
+    this.podsByKey.set(pod.key, pod);
+    for (const ip of pod.podIPs) {
+      this.podIndex.set(ip, [...(this.podIndex.get(ip) ?? []), pod]);
+      const owners = this.ipOwners.get(ip) ?? [];
+      this.ipOwners.set(ip, [...owners, { kind: 'pod', podKey: pod.key }]);
+    }
+    this.pending.pods.add(pod.key);
+  }
+
+  private removePod(key: ObjectKey): void {
+    const old = this.podsByKey.get(key);
+    if (!old) return;
+    this.podsByKey.delete(key);
+    this.unindexPod(old);
+    this.pending.pods.add(key);
+  }
+
+  private unindexPod(pod: Pod): void {
+    for (const ip of pod.podIPs) {
+      const pods = this.podIndex.get(ip)?.filter((p) => p.key !== pod.key);
+      if (pods?.length) this.podIndex.set(ip, pods);
+      else this.podIndex.delete(ip);
+      const owners = this.ipOwners.get(ip)?.filter((o) => o.kind !== 'pod' || o.podKey !== pod.key);
+      if (owners?.length) this.ipOwners.set(ip, owners);
+      else this.ipOwners.delete(ip);
+    }
+  }
+
+  private flush(): void {
+    const p = this.pending;
+    if (!p.synced && p.services.size === 0 && p.nodes.size === 0 && p.pods.size === 0) return;
+    this.pending = { services: new Set(), nodes: new Set(), pods: new Set(), synced: false };
+    const change: CatalogChange = { generation: ++this._generation, services: p.services, nodes: p.nodes, pods: p.pods, synced: p.synced };
+    changesTotal.inc();
+    objectsGauge.set({ kind: 'Service' }, this.servicesByKey.size);
+    objectsGauge.set({ kind: 'EndpointSlice' }, this.slices.size);
+    objectsGauge.set({ kind: 'Node' }, this.nodesByName.size);
+    objectsGauge.set({ kind: 'Pod' }, this.podsByKey.size);
+    for (const fn of this.listeners) {
+      try {
+        fn(change);
+      } catch (err) {
+        // One consumer's bug must not starve the others of changes.
+        this.log.error('change listener failed', { generation: change.generation, error: (err as Error).stack ?? String(err) });
+      }
+    }
+  }
+}

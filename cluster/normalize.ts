@@ -1,0 +1,409 @@
+// Raw Kubernetes objects → catalog records. Validation happens here, once, on arrival: a record
+// that comes out is correct, so no consumer re-checks it. Every problem names the field
+// (`spec.ports[1].port`) so the log line tells the operator exactly what to fix.
+import { parseCIDR, parseIP } from '../common/ip.js';
+import type {
+  Endpoint,
+  IPFamily,
+  Node,
+  NodeAddress,
+  Pod,
+  Protocol,
+  Service,
+  ServicePort,
+  ServiceType,
+  TrafficPolicy,
+} from './types.js';
+import { objectKey } from './types.js';
+
+export interface FieldError {
+  readonly field: string;
+  readonly reason: string;
+}
+
+export type Normalized<T> = { ok: true; value: T } | { ok: false; errors: FieldError[] };
+
+/** One EndpointSlice, validated; the catalog merges the slices of a service. */
+export interface SliceRecord {
+  readonly key: string;
+  readonly namespace: string;
+  readonly name: string;
+  /** `namespace/<kubernetes.io/service-name label>`; undefined for slices no service owns. */
+  readonly serviceKey?: string;
+  /** FQDN slices are kept but contribute nothing, as in kube-proxy. */
+  readonly addressType: IPFamily | 'FQDN';
+  readonly ports: readonly { name: string; protocol: Protocol; port: number; appProtocol?: string }[];
+  readonly endpoints: readonly Endpoint[];
+  readonly lastChangeTriggerTime?: number;
+}
+
+type Obj = Record<string, any>;
+
+const PROTOCOLS = new Set(['TCP', 'UDP', 'SCTP']);
+const SERVICE_TYPES = new Set(['ClusterIP', 'NodePort', 'LoadBalancer', 'ExternalName']);
+const DNS_LABEL = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/;
+const DNS_SUBDOMAIN = /^(?=.{1,253}$)[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
+// An IANA service name, as a targetPort or a named port may be.
+const PORT_NAME = /^(?=.{1,15}$)[a-z0-9]([a-z0-9-]*[a-z0-9])?$/;
+
+class Errors {
+  readonly list: FieldError[] = [];
+  add(field: string, reason: string): void {
+    this.list.push({ field, reason });
+  }
+}
+
+function isObj(v: unknown): v is Obj {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+function asArray(v: unknown, field: string, errs: Errors): unknown[] {
+  if (v == null) return [];
+  if (!Array.isArray(v)) {
+    errs.add(field, 'must be a list');
+    return [];
+  }
+  return v;
+}
+
+function isPort(v: unknown): v is number {
+  return typeof v === 'number' && Number.isInteger(v) && v >= 1 && v <= 65535;
+}
+
+/** metadata.name and metadata.namespace; `namespaced` objects default to "default", as kubectl does. */
+function meta(obj: unknown, namespaced: boolean, errs: Errors): { name: string; namespace: string; rv: string; m: Obj } {
+  if (!isObj(obj)) {
+    errs.add('(object)', 'is not a map');
+    return { name: '', namespace: '', rv: '', m: {} };
+  }
+  const m = isObj(obj.metadata) ? obj.metadata : {};
+  const name = typeof m.name === 'string' ? m.name : '';
+  if (!name) errs.add('metadata.name', 'is missing');
+  let namespace = '';
+  if (namespaced) {
+    namespace = typeof m.namespace === 'string' && m.namespace ? m.namespace : 'default';
+    if (!DNS_LABEL.test(namespace)) errs.add('metadata.namespace', `${JSON.stringify(namespace)} is not a DNS label`);
+  }
+  return { name, namespace, rv: String(m.resourceVersion ?? ''), m };
+}
+
+/** The name a problem is reported under: `namespace/name`, or what the object has of it. */
+export function describeObject(obj: unknown): string {
+  const m = isObj(obj) && isObj(obj.metadata) ? obj.metadata : {};
+  const name = typeof m.name === 'string' && m.name ? m.name : '(no name)';
+  return typeof m.namespace === 'string' && m.namespace ? `${m.namespace}/${name}` : name;
+}
+
+export function normalizeService(obj: unknown): Normalized<Service> {
+  const errs = new Errors();
+  const { name, namespace, rv, m } = meta(obj, true, errs);
+  const spec: Obj = isObj(obj) && isObj(obj.spec) ? obj.spec : {};
+  const status: Obj = isObj(obj) && isObj(obj.status) ? obj.status : {};
+
+  const type = (spec.type ?? 'ClusterIP') as ServiceType;
+  if (!SERVICE_TYPES.has(type)) errs.add('spec.type', `${JSON.stringify(spec.type)} is not ClusterIP, NodePort, LoadBalancer or ExternalName`);
+
+  // Cluster IPs: clusterIPs wins; clusterIP alone is the single-stack form; "None" is headless.
+  let rawIPs: unknown[] = asArray(spec.clusterIPs, 'spec.clusterIPs', errs);
+  if (rawIPs.length === 0 && spec.clusterIP != null && spec.clusterIP !== '') rawIPs = [spec.clusterIP];
+  const field = Array.isArray(spec.clusterIPs) && spec.clusterIPs.length ? 'spec.clusterIPs' : 'spec.clusterIP';
+  if (spec.clusterIP && rawIPs.length && spec.clusterIP !== rawIPs[0]) {
+    errs.add('spec.clusterIP', `${JSON.stringify(spec.clusterIP)} differs from spec.clusterIPs[0] ${JSON.stringify(rawIPs[0])}`);
+  }
+  const headless = rawIPs[0] === 'None';
+  const clusterIPs: string[] = [];
+  const ipFamilies: IPFamily[] = [];
+  if (!headless && type !== 'ExternalName') {
+    rawIPs.forEach((raw, i) => {
+      const p = parseIP(raw);
+      const at = rawIPs.length > 1 || field === 'spec.clusterIPs' ? `spec.clusterIPs[${i}]` : 'spec.clusterIP';
+      if (!p) return errs.add(at, `${JSON.stringify(raw)} is not an IP address`);
+      if (ipFamilies.includes(p.family)) return errs.add(at, `a second ${p.family} address (${p.ip}); at most one per family`);
+      clusterIPs.push(p.ip);
+      ipFamilies.push(p.family);
+    });
+  } else if (headless && rawIPs.length > 1) {
+    errs.add('spec.clusterIPs', 'a headless service ("None") has no other cluster IP');
+  }
+  const declared = asArray(spec.ipFamilies, 'spec.ipFamilies', errs);
+  declared.forEach((f, i) => {
+    if (f !== 'IPv4' && f !== 'IPv6') errs.add(`spec.ipFamilies[${i}]`, `${JSON.stringify(f)} is not IPv4 or IPv6`);
+    else if (i < ipFamilies.length && ipFamilies[i] !== f) {
+      errs.add(`spec.clusterIPs[${i}]`, `${clusterIPs[i]} is not of family ${f} (spec.ipFamilies[${i}])`);
+    }
+  });
+  if (headless) for (const f of declared) if ((f === 'IPv4' || f === 'IPv6') && !ipFamilies.includes(f)) ipFamilies.push(f);
+
+  const ports: ServicePort[] = [];
+  const rawPorts = asArray(spec.ports, 'spec.ports', errs);
+  const seenNames = new Set<string>();
+  const seenPorts = new Set<string>();
+  rawPorts.forEach((p, i) => {
+    const at = `spec.ports[${i}]`;
+    if (!isObj(p)) return errs.add(at, 'is not a map');
+    const pname = p.name ?? '';
+    if (typeof pname !== 'string' || (pname !== '' && !PORT_NAME.test(pname))) errs.add(`${at}.name`, `${JSON.stringify(pname)} is not a valid port name`);
+    else if (pname === '' && rawPorts.length > 1) errs.add(`${at}.name`, 'is required when a service has more than one port');
+    else if (seenNames.has(pname)) errs.add(`${at}.name`, `${JSON.stringify(pname)} is used by another port`);
+    seenNames.add(pname);
+    const protocol = (p.protocol ?? 'TCP') as Protocol;
+    if (!PROTOCOLS.has(protocol)) errs.add(`${at}.protocol`, `${JSON.stringify(p.protocol)} is not TCP, UDP or SCTP`);
+    if (!isPort(p.port)) errs.add(`${at}.port`, `${JSON.stringify(p.port)} is not a port number 1-65535`);
+    const dup = `${p.port}/${protocol}`;
+    if (seenPorts.has(dup)) errs.add(`${at}.port`, `${dup} is used by another port of this service`);
+    seenPorts.add(dup);
+    let targetPort: number | string = p.port;
+    if (p.targetPort != null && p.targetPort !== 0 && p.targetPort !== '') {
+      if (isPort(p.targetPort) || (typeof p.targetPort === 'string' && PORT_NAME.test(p.targetPort))) targetPort = p.targetPort;
+      else if (typeof p.targetPort === 'string' && /^\d+$/.test(p.targetPort) && isPort(Number(p.targetPort))) targetPort = Number(p.targetPort);
+      else errs.add(`${at}.targetPort`, `${JSON.stringify(p.targetPort)} is neither a port number nor a port name`);
+    }
+    const nodePort = p.nodePort ?? 0;
+    if (nodePort !== 0 && !isPort(nodePort)) errs.add(`${at}.nodePort`, `${JSON.stringify(p.nodePort)} is not a port number 1-65535`);
+    ports.push({
+      name: String(pname),
+      protocol,
+      port: p.port,
+      targetPort,
+      nodePort,
+      ...(typeof p.appProtocol === 'string' ? { appProtocol: p.appProtocol } : {}),
+    });
+  });
+
+  const ipList = (value: unknown, at: string): string[] =>
+    asArray(value, at, errs).flatMap((raw, i) => {
+      const p = parseIP(raw);
+      if (!p) {
+        errs.add(`${at}[${i}]`, `${JSON.stringify(raw)} is not an IP address`);
+        return [];
+      }
+      return [p.ip];
+    });
+  const externalIPs = ipList(spec.externalIPs, 'spec.externalIPs');
+  const ingress = asArray(status.loadBalancer?.ingress, 'status.loadBalancer.ingress', errs);
+  const loadBalancerIPs = ipList(
+    ingress.map((x) => (isObj(x) ? x.ip : undefined)).filter((x) => x != null),
+    'status.loadBalancer.ingress[].ip',
+  );
+  const loadBalancerSourceRanges = asArray(spec.loadBalancerSourceRanges, 'spec.loadBalancerSourceRanges', errs).flatMap((raw, i) => {
+    const c = parseCIDR(typeof raw === 'string' ? raw.trim() : raw);
+    if (!c) {
+      errs.add(`spec.loadBalancerSourceRanges[${i}]`, `${JSON.stringify(raw)} is not a CIDR`);
+      return [];
+    }
+    return [c.cidr];
+  });
+
+  const sessionAffinity = spec.sessionAffinity ?? 'None';
+  if (sessionAffinity !== 'None' && sessionAffinity !== 'ClientIP') errs.add('spec.sessionAffinity', `${JSON.stringify(sessionAffinity)} is not None or ClientIP`);
+  const timeout = spec.sessionAffinityConfig?.clientIP?.timeoutSeconds ?? 10800;
+  if (!Number.isInteger(timeout) || timeout < 1 || timeout > 86400) {
+    errs.add('spec.sessionAffinityConfig.clientIP.timeoutSeconds', `${JSON.stringify(timeout)} is not 1-86400`);
+  }
+  const policy = (v: unknown, at: string): TrafficPolicy => {
+    if (v == null) return 'Cluster';
+    if (v === 'Cluster' || v === 'Local') return v;
+    if (v === 'Global') return 'Cluster'; // the pre-1.21 spelling, still accepted by kube-proxy
+    errs.add(at, `${JSON.stringify(v)} is not Cluster or Local`);
+    return 'Cluster';
+  };
+  const externalTrafficPolicy = policy(spec.externalTrafficPolicy, 'spec.externalTrafficPolicy');
+  const internalTrafficPolicy = policy(spec.internalTrafficPolicy, 'spec.internalTrafficPolicy');
+  const healthCheckNodePort = spec.healthCheckNodePort ?? 0;
+  if (healthCheckNodePort !== 0 && !isPort(healthCheckNodePort)) errs.add('spec.healthCheckNodePort', `${JSON.stringify(healthCheckNodePort)} is not a port number`);
+
+  let externalName: string | undefined;
+  if (type === 'ExternalName') {
+    const raw = typeof spec.externalName === 'string' ? spec.externalName.toLowerCase().replace(/\.$/, '') : '';
+    if (!DNS_SUBDOMAIN.test(raw)) errs.add('spec.externalName', `${JSON.stringify(spec.externalName)} is not a DNS name`);
+    externalName = raw;
+  }
+
+  if (errs.list.length) return { ok: false, errors: errs.list };
+  const labels: Obj = isObj(m.labels) ? m.labels : {};
+  const proxyName = labels['service.kubernetes.io/service-proxy-name'];
+  return {
+    ok: true,
+    value: {
+      key: objectKey(namespace, name),
+      namespace,
+      name,
+      resourceVersion: rv,
+      type,
+      headless,
+      clusterIPs,
+      ipFamilies,
+      ...(externalName !== undefined ? { externalName } : {}),
+      externalIPs,
+      loadBalancerIPs,
+      loadBalancerSourceRanges,
+      sessionAffinity,
+      sessionAffinityTimeoutSeconds: timeout,
+      externalTrafficPolicy,
+      internalTrafficPolicy,
+      healthCheckNodePort,
+      publishNotReadyAddresses: spec.publishNotReadyAddresses === true,
+      ...(typeof spec.trafficDistribution === 'string' ? { trafficDistribution: spec.trafficDistribution } : {}),
+      hasSelector: isObj(spec.selector) && Object.keys(spec.selector).length > 0,
+      ...(typeof proxyName === 'string' && proxyName ? { serviceProxyName: proxyName } : {}),
+      ports,
+    },
+  };
+}
+
+function parseTime(v: unknown): number | undefined {
+  if (v instanceof Date) return v.getTime();
+  if (typeof v !== 'string') return undefined;
+  const t = Date.parse(v);
+  return Number.isNaN(t) ? undefined : t;
+}
+
+function names(v: unknown): string[] {
+  return Array.isArray(v) ? v.flatMap((x) => (isObj(x) && typeof x.name === 'string' ? [x.name] : [])) : [];
+}
+
+export function normalizeEndpointSlice(obj: unknown): Normalized<SliceRecord> {
+  const errs = new Errors();
+  const { name, namespace, m } = meta(obj, true, errs);
+  const o: Obj = isObj(obj) ? obj : {};
+  const addressType = o.addressType;
+  if (addressType !== 'IPv4' && addressType !== 'IPv6' && addressType !== 'FQDN') {
+    errs.add('addressType', `${JSON.stringify(addressType)} is not IPv4, IPv6 or FQDN`);
+  }
+  const labels: Obj = isObj(m.labels) ? m.labels : {};
+  const svcName = labels['kubernetes.io/service-name'];
+
+  const ports: SliceRecord['ports'][number][] = [];
+  asArray(o.ports, 'ports', errs).forEach((p, i) => {
+    const at = `ports[${i}]`;
+    if (!isObj(p)) return errs.add(at, 'is not a map');
+    // A port without a number means "all ports" in the API; kube-proxy skips it, and so do we.
+    if (p.port == null) return;
+    if (!isPort(p.port)) return errs.add(`${at}.port`, `${JSON.stringify(p.port)} is not a port number 1-65535`);
+    const protocol = p.protocol ?? 'TCP';
+    if (!PROTOCOLS.has(protocol)) return errs.add(`${at}.protocol`, `${JSON.stringify(p.protocol)} is not TCP, UDP or SCTP`);
+    ports.push({
+      name: typeof p.name === 'string' ? p.name : '',
+      protocol,
+      port: p.port,
+      ...(typeof p.appProtocol === 'string' ? { appProtocol: p.appProtocol } : {}),
+    });
+  });
+
+  const endpoints: Endpoint[] = [];
+  asArray(o.endpoints, 'endpoints', errs).forEach((e, i) => {
+    const at = `endpoints[${i}]`;
+    if (!isObj(e)) return errs.add(at, 'is not a map');
+    const addrs = asArray(e.addresses, `${at}.addresses`, errs);
+    if (addressType === 'FQDN') return;
+    // The API allows several addresses but says consumers use only the first (kube-proxy does).
+    if (addrs.length === 0) return errs.add(`${at}.addresses`, 'is empty');
+    const p = parseIP(addrs[0]);
+    if (!p) return errs.add(`${at}.addresses[0]`, `${JSON.stringify(addrs[0])} is not an IP address`);
+    if (p.family !== addressType) return errs.add(`${at}.addresses[0]`, `${p.ip} is not of the slice's addressType ${addressType}`);
+    const c: Obj = isObj(e.conditions) ? e.conditions : {};
+    const ready = c.ready !== false; // unknown means ready
+    const hostname = typeof e.hostname === 'string' && e.hostname ? e.hostname.toLowerCase() : undefined;
+    if (hostname !== undefined && !DNS_LABEL.test(hostname)) return errs.add(`${at}.hostname`, `${JSON.stringify(e.hostname)} is not a DNS label`);
+    const forZones = names(e.hints?.forZones);
+    const forNodes = names(e.hints?.forNodes);
+    const ref: Obj | undefined = isObj(e.targetRef) ? e.targetRef : undefined;
+    endpoints.push({
+      ip: p.ip,
+      family: p.family,
+      ready,
+      serving: typeof c.serving === 'boolean' ? c.serving : ready,
+      terminating: c.terminating === true,
+      ...(hostname ? { hostname } : {}),
+      ...(typeof e.nodeName === 'string' && e.nodeName ? { nodeName: e.nodeName } : {}),
+      ...(typeof e.zone === 'string' && e.zone ? { zone: e.zone } : {}),
+      ...(forZones.length || forNodes.length ? { hints: { forZones, forNodes } } : {}),
+      ...(ref && ref.kind === 'Pod' && typeof ref.name === 'string'
+        ? { podKey: objectKey(typeof ref.namespace === 'string' && ref.namespace ? ref.namespace : namespace, ref.name) }
+        : {}),
+    });
+  });
+
+  if (errs.list.length) return { ok: false, errors: errs.list };
+  const annotations: Obj = isObj(m.annotations) ? m.annotations : {};
+  const trigger = parseTime(annotations['endpoints.kubernetes.io/last-change-trigger-time']);
+  return {
+    ok: true,
+    value: {
+      key: objectKey(namespace, name),
+      namespace,
+      name,
+      ...(typeof svcName === 'string' && svcName ? { serviceKey: objectKey(namespace, svcName) } : {}),
+      addressType,
+      ports,
+      endpoints,
+      ...(trigger !== undefined ? { lastChangeTriggerTime: trigger } : {}),
+    },
+  };
+}
+
+export function normalizeNode(obj: unknown): Normalized<Node> {
+  const errs = new Errors();
+  const { name, m } = meta(obj, false, errs);
+  const o: Obj = isObj(obj) ? obj : {};
+  const spec: Obj = isObj(o.spec) ? o.spec : {};
+  let raw = asArray(spec.podCIDRs, 'spec.podCIDRs', errs);
+  if (raw.length === 0 && spec.podCIDR) raw = [spec.podCIDR];
+  const podCIDRs = raw.flatMap((c, i) => {
+    const p = parseCIDR(c);
+    if (!p) {
+      errs.add(`spec.podCIDRs[${i}]`, `${JSON.stringify(c)} is not a CIDR`);
+      return [];
+    }
+    return [p.cidr];
+  });
+  const addresses: NodeAddress[] = asArray(o.status?.addresses, 'status.addresses', errs).flatMap((a, i) => {
+    if (!isObj(a) || typeof a.type !== 'string') {
+      errs.add(`status.addresses[${i}]`, 'needs a type and an address');
+      return [];
+    }
+    if (a.type === 'Hostname' || a.type === 'InternalDNS' || a.type === 'ExternalDNS') return [{ type: a.type, address: String(a.address) }];
+    const p = parseIP(a.address);
+    if (!p) {
+      errs.add(`status.addresses[${i}].address`, `${JSON.stringify(a.address)} is not an IP address`);
+      return [];
+    }
+    return [{ type: a.type, address: p.ip }];
+  });
+  if (errs.list.length) return { ok: false, errors: errs.list };
+  const labels: Record<string, string> = {};
+  if (isObj(m.labels)) for (const [k, v] of Object.entries(m.labels)) if (typeof v === 'string') labels[k] = v;
+  const zone = labels['topology.kubernetes.io/zone'];
+  return { ok: true, value: { key: name, name, podCIDRs, addresses, ...(zone ? { zone } : {}), labels } };
+}
+
+export function normalizePod(obj: unknown): Normalized<Pod> {
+  const errs = new Errors();
+  const { name, namespace } = meta(obj, true, errs);
+  const o: Obj = isObj(obj) ? obj : {};
+  const spec: Obj = isObj(o.spec) ? o.spec : {};
+  const status: Obj = isObj(o.status) ? o.status : {};
+  let raw = asArray(status.podIPs, 'status.podIPs', errs).map((x) => (isObj(x) ? x.ip : x));
+  if (raw.length === 0 && status.podIP) raw = [status.podIP];
+  const podIPs = raw.flatMap((ip, i) => {
+    const p = parseIP(ip);
+    if (!p) {
+      errs.add(`status.podIPs[${i}]`, `${JSON.stringify(ip)} is not an IP address`);
+      return [];
+    }
+    return [p.ip];
+  });
+  if (errs.list.length) return { ok: false, errors: errs.list };
+  return {
+    ok: true,
+    value: {
+      key: objectKey(namespace, name),
+      namespace,
+      name,
+      podIPs,
+      ...(typeof spec.nodeName === 'string' && spec.nodeName ? { nodeName: spec.nodeName } : {}),
+      hostNetwork: spec.hostNetwork === true,
+      ...(typeof status.phase === 'string' ? { phase: status.phase } : {}),
+    },
+  };
+}
