@@ -1,5 +1,10 @@
-// Opens the one catalog of a process from the source the options name.
+// Opens the one catalog of a process from the source the options name: `--manifests DIR`, or the
+// Kubernetes API (`--kubeconfig FILE`, or the in-cluster config when running in a pod).
 import type { Options } from '../cli/flags.js';
+import { logger } from '../common/log.js';
+import { Catalog } from './catalog.js';
+import type { Kind, Source } from './sink.js';
+import { ManifestSource } from './sources/manifests.js';
 import type { CatalogView } from './types.js';
 
 export interface CatalogHandle {
@@ -14,6 +19,27 @@ export interface OpenOptions {
   pods?: boolean;
 }
 
-export async function openCatalog(opts: Pick<Options, 'kubeconfig' | 'manifests' | 'nodeName'>, open: OpenOptions = {}): Promise<CatalogHandle> {
-  throw new Error(`openCatalog is not implemented yet (${JSON.stringify(opts)}, ${JSON.stringify(open)})`);
+export async function openCatalog(opts: Pick<Options, 'kubeconfig' | 'manifests'>, open: OpenOptions = {}): Promise<CatalogHandle> {
+  const kinds: Kind[] = ['Service', 'EndpointSlice', 'Node', ...(open.pods ? (['Pod'] as const) : [])];
+  const catalog = new Catalog({ kinds });
+  let source: Source;
+  if (opts.manifests) {
+    source = new ManifestSource({ dir: opts.manifests });
+  } else {
+    // Imported only here: the API client is large, and manifest users never need it.
+    const { KubeSource } = await import('./sources/kube.js' as string);
+    source = new KubeSource({ kubeconfig: opts.kubeconfig, kinds, log: logger('watch') }) as Source;
+  }
+  const synced = new Promise<void>((resolve) => {
+    if (catalog.synced) return resolve();
+    const off = catalog.onChange(() => {
+      if (catalog.synced) {
+        off();
+        resolve();
+      }
+    });
+  });
+  // The API source starts watching and returns; the manifest source has listed once by then.
+  await source.start(catalog);
+  return { view: catalog, synced, stop: () => source.stop() };
 }

@@ -1,0 +1,94 @@
+import { mkdirSync, mkdtempSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { configureLogging } from '../../common/log.js';
+import { Catalog } from '../catalog.js';
+import { ManifestSource } from './manifests.js';
+
+const lines: string[] = [];
+configureLogging({ write: (l) => lines.push(l), format: 'json' });
+
+const service = (name: string, ip: string, ns = 'default') => `
+apiVersion: v1
+kind: Service
+metadata: { name: ${name}, namespace: ${ns} }
+spec:
+  clusterIP: ${ip}
+  ports: [{ port: 80 }]
+`;
+
+/** Resolves when `cond` holds, polling; fails after `ms` — the source promises 1 s. */
+async function within(ms: number, cond: () => boolean): Promise<void> {
+  const end = Date.now() + ms;
+  while (!cond()) {
+    if (Date.now() > end) throw new Error(`condition not met within ${ms} ms`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+describe('ManifestSource', () => {
+  let dir: string;
+  let catalog: Catalog;
+  let source: ManifestSource;
+
+  beforeEach(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'kdp-manifests-'));
+    mkdirSync(join(dir, 'team/a'), { recursive: true });
+    writeFileSync(join(dir, 'one.yaml'), service('web', '10.96.0.10') + '---\n' + service('api', '10.96.0.11', 'prod'));
+    writeFileSync(
+      join(dir, 'team/a/list.yml'),
+      JSON.stringify({ apiVersion: 'v1', kind: 'List', items: [{ apiVersion: 'v1', kind: 'Node', metadata: { name: 'n1' }, spec: { podCIDRs: ['10.244.1.0/24'] } }] }),
+    );
+    writeFileSync(join(dir, 'team/other.yaml'), 'apiVersion: apps/v1\nkind: Deployment\nmetadata: { name: ignored }\n');
+    catalog = new Catalog();
+    source = new ManifestSource({ dir, intervalMs: 100 });
+    await source.start(catalog);
+  });
+
+  afterEach(async () => {
+    await source.stop();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('loads multi-document files, lists and nested directories, and is synced', () => {
+    expect(catalog.synced).toBe(true);
+    expect([...catalog.services()].map((s) => s.key).sort()).toEqual(['default/web', 'prod/api']);
+    expect(catalog.node('n1')?.podCIDRs).toEqual(['10.244.1.0/24']);
+  });
+
+  it('sees an added, a changed and a deleted file within a second', async () => {
+    writeFileSync(join(dir, 'team/a/new.yaml'), service('db', '10.96.0.12'));
+    await within(1000, () => catalog.service('default/db') !== undefined);
+    writeFileSync(join(dir, 'one.yaml'), service('web', '10.96.0.20'));
+    await within(1000, () => catalog.service('default/web')?.clusterIPs[0] === '10.96.0.20');
+    expect(catalog.service('prod/api')).toBeUndefined();
+    unlinkSync(join(dir, 'team/a/new.yaml'));
+    await within(1000, () => catalog.service('default/db') === undefined);
+  });
+
+  it('reports a file that does not parse with its path and line, and keeps its last good content', async () => {
+    lines.length = 0;
+    writeFileSync(join(dir, 'one.yaml'), service('web', '10.96.0.10') + '---\nkind: Service\n  bad: [indent\n');
+    await within(1000, () => lines.some((l) => l.includes('manifest does not parse')));
+    const rec = JSON.parse(lines.find((l) => l.includes('manifest does not parse'))!);
+    expect(rec).toMatchObject({ path: 'one.yaml', action: 'kept its last good content' });
+    expect(rec.line).toBeGreaterThanOrEqual(8);
+    expect(catalog.service('prod/api')).toBeDefined();
+    // Fixing the file takes effect as usual.
+    writeFileSync(join(dir, 'one.yaml'), service('web', '10.96.0.10'));
+    await within(1000, () => catalog.service('prod/api') === undefined);
+  });
+
+  it('delivers a change only for the objects of the edited file', async () => {
+    const changed: string[][] = [];
+    catalog.onChange((c) => changed.push([...c.services]));
+    writeFileSync(join(dir, 'one.yaml'), service('web', '10.96.0.10') + '---\n' + service('api', '10.96.0.99', 'prod'));
+    await within(1000, () => changed.length > 0);
+    expect(changed).toEqual([['prod/api']]);
+  });
+
+  it('refuses a missing directory with a clear error', async () => {
+    await expect(new ManifestSource({ dir: join(dir, 'nope') }).start(new Catalog())).rejects.toThrow(/not a directory/);
+  });
+});
