@@ -1,0 +1,48 @@
+// The command line as a user meets it: the compiled binary, its exit codes and one-line reasons.
+import { execFileSync, spawnSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { beforeAll, describe, expect, it } from 'vitest';
+
+const BIN = new URL('../dist/cmd/kube-dataplane.js', import.meta.url).pathname;
+const run = (...args: string[]) => spawnSync(process.execPath, [BIN, ...args], { encoding: 'utf8', env: { ...process.env, KUBERNETES_SERVICE_HOST: '' } });
+
+describe('kube-dataplane command line', () => {
+  beforeAll(() => {
+    if (!existsSync(BIN)) execFileSync('npx', ['tsc', '-p', 'tsconfig.json'], { stdio: 'ignore' });
+  });
+
+  it('prints its version', () => {
+    const r = run('--version');
+    expect(r.status).toBe(0);
+    expect(r.stdout).toMatch(/^kube-dataplane \d+\.\d+\.\d+\n$/);
+  });
+
+  it('lists commands, and each command its flags', () => {
+    expect(run('--help').stdout).toMatch(/agent .*\n.*proxy .*\n.*dns .*\n.*catalog/s);
+    const dns = run('dns', '--help');
+    expect(dns.status).toBe(0);
+    expect(dns.stdout).toContain('--cluster-domain');
+    expect(dns.stdout).not.toContain('--proxy-mode');
+  });
+
+  it.each([
+    [['dns', '--manifests', '/m', '--bogus'], 'kube-dataplane dns: unknown flag --bogus for dns\n'],
+    [['proxy', '--manifests', '/m', '--proxy-mode', 'ipvs'], 'kube-dataplane proxy: --proxy-mode must be one of iptables|userspace, not "ipvs"\n'],
+    [['agent'], 'kube-dataplane agent: no source: give --kubeconfig FILE or --manifests DIR (or run in a pod)\n'],
+    [['frobnicate'], 'kube-dataplane: unknown command "frobnicate" (try --help)\n'],
+  ])('exits 2 with one line on %j', (args, line) => {
+    const r = run(...args);
+    expect(r.status).toBe(2);
+    expect(r.stderr).toBe(line);
+  });
+
+  it('prints the normalized catalog of a manifest directory', () => {
+    const r = run('catalog', '--manifests', new URL('../manifests/example', import.meta.url).pathname, '--log-level', 'error');
+    expect(r.status).toBe(0);
+    const cat = JSON.parse(r.stdout);
+    expect(cat.synced).toBe(true);
+    const web = cat.services.find((s: { key: string }) => s.key === 'demo/web');
+    expect(web.clusterIPs).toEqual(['10.96.0.80', 'fd00:96::80']);
+    expect(web.endpoints.ports[0].endpoints.map((e: { ip: string }) => e.ip)).toEqual(['10.244.0.11', '10.244.0.12', 'fd00:244::11', 'fd00:244::12']);
+  });
+});
