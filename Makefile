@@ -5,7 +5,7 @@ SHELL := /bin/bash
 # Debian packages the runtime and the tests use; `deps` installs only the missing ones.
 APT_PACKAGES := iptables nftables conntrack iproute2 dnsutils dnsmasq-base \
                 containernetworking-plugins dnsperf iputils-ping
-TS_SOURCES := $(shell find cmd cli common cluster proxy dns ipam test-apiserver netns-tests bench \
+TS_SOURCES := $(shell find cmd cli common cluster proxy dns ipam test-apiserver netns-tests bench demo \
                 -name '*.ts' -not -name '*.test.ts' 2>/dev/null)
 RESULTS := .test-results
 
@@ -60,7 +60,7 @@ bench: build
 	@for b in dist/bench/*/main.js; do [ -f "$$b" ] || continue; echo "== $$b"; node "$$b" || exit 1; done
 
 demo: build
-	@bash scripts/demo.sh
+	@node dist/demo/main.js
 
 run: build
 	node dist/cmd/kube-dataplane.js $(or $(ARGS),agent --manifests manifests/example)
