@@ -1,17 +1,123 @@
-// `kube-dataplane dns`: the cluster DNS server alone.
+// `kube-dataplane dns`: the cluster DNS server alone; `startDns` is also the DNS half of `agent`.
 import type { Options } from '../cli/flags.js';
 import type { CatalogView } from '../cluster/types.js';
+import { HttpEndpoint, parseHostPort, type ListenAddress, type Route } from '../common/http-server.js';
+import { logger } from '../common/log.js';
+import { AnswerCache, DEFAULT_CACHE } from './cache.js';
+import { Forwarder, parseUpstream, readResolvConf, upstreamLabel, upstreamsFromResolvConf } from './forwarder.js';
+import { DnsHandler } from './handler.js';
+import { DnsMetrics, rcodeName } from './metrics.js';
+import { DnsListener, serverLabel } from './server.js';
+import { ClusterZone } from './zone.js';
 
 export interface Running {
   stop(): Promise<void>;
 }
 
-/** Starts the DNS server on an open catalog (the agent shares one catalog with the proxy). */
-export async function startDns(_opts: Options, _catalog: CatalogView): Promise<Running> {
-  throw new Error('the DNS server is not implemented yet');
+export interface RunningDns extends Running {
+  /** The DNS addresses bound (a port 0 in --listen becomes the real one). */
+  readonly addresses: readonly ListenAddress[];
+  readonly metrics: DnsMetrics;
 }
 
-export async function main(_opts: Options): Promise<number> {
-  process.stderr.write('dns: not implemented yet\n');
-  return 1;
+const log = logger('dns');
+
+/** Starts the DNS server on an open catalog (the agent shares one catalog with the proxy). */
+export async function startDns(opts: Options, catalog: CatalogView): Promise<RunningDns> {
+  const metrics = new DnsMetrics();
+  const listens = opts.listen.map((l) => parseHostPort(l, '--listen'));
+  const upstreams = opts.upstream.length > 0 ? opts.upstream.map(parseUpstream) : upstreamsFromResolvConf(readResolvConf(), listens);
+  if (upstreams.length === 0) log.warn('no upstream resolver: names outside the cluster zone get SERVFAIL', { hint: 'give --upstream or a nameserver in /etc/resolv.conf' });
+
+  const zone = new ClusterZone({ domain: opts.clusterDomain, ttl: opts.ttl, pods: opts.pods }, catalog);
+  zone.attach();
+  let wasSynced = catalog.synced;
+  const unwatch = catalog.onChange((change) => {
+    if (!wasSynced && catalog.synced) {
+      wasSynced = true;
+      log.info('catalog synced: serving the cluster zone', { ...zone.size });
+    }
+    // How long a change took from the endpoints controller to our answers (CoreDNS's metric).
+    if (!change.synced && catalog.synced) {
+      const now = Date.now();
+      for (const key of change.services) {
+        const t = catalog.endpoints(key)?.lastChangeTriggerTime;
+        const svc = catalog.service(key);
+        if (t === undefined || !svc) continue;
+        const kind = svc.headless ? (svc.hasSelector ? 'headless_with_selector' : 'headless_without_selector') : 'cluster_ip';
+        metrics.programming.labels(kind).observe(Math.max(0, now - t) / 1000);
+      }
+    }
+  });
+
+  const cacheServer = listens.length > 0 ? serverLabel(listens[0]) : 'dns://:53';
+  const cache = new AnswerCache(DEFAULT_CACHE, metrics.cacheEvents(cacheServer));
+  const forwarder = new Forwarder(upstreams, {
+    log,
+    onExchange: (u, seconds, rcode) => metrics.proxyDuration.labels('forward', upstreamLabel(u), rcode === undefined ? 'timeout' : rcodeName(rcode)).observe(seconds),
+    onHealthcheckFailure: (u) => metrics.healthcheckFailures.labels('forward', upstreamLabel(u)).inc(),
+    onAllDown: () => metrics.healthcheckBroken.inc(),
+  });
+  metrics.cacheServer = cacheServer;
+  metrics.cacheSize = () => cache.size;
+  const handler = new DnsHandler(zone, forwarder, cache, metrics, log, opts.clusterDomain);
+
+  const listeners = listens.map((a) => new DnsListener(a, handler, log));
+  const http: HttpEndpoint[] = [];
+  const stopAll = async () => {
+    unwatch();
+    zone.detach();
+    await Promise.all(listeners.map((l) => l.stop()));
+    await Promise.all(http.map((h) => h.close()));
+    forwarder.close();
+  };
+  try {
+    const addresses: ListenAddress[] = [];
+    for (const l of listeners) addresses.push(await l.start());
+
+    // Health, readiness and metrics may share an address; each address gets one server.
+    const routes = new Map<string, Record<string, Route>>();
+    const at = (addr: string, path: string, route: Route) => {
+      if (!addr) return; // an empty address turns the endpoint off
+      const key = JSON.stringify(parseHostPort(addr, `--${path.slice(1)}-listen`));
+      routes.set(key, { ...(routes.get(key) ?? {}), [path]: route });
+    };
+    at(opts.healthListen, '/health', () => ({ status: 200, body: 'OK' }));
+    at(opts.readyListen, '/ready', () => (catalog.synced ? { status: 200, body: 'OK' } : { status: 503, body: 'catalog not synced\n' }));
+    at(opts.metricsListen, '/metrics', async () => ({ status: 200, body: await metrics.registry.metrics(), contentType: metrics.registry.contentType }));
+    for (const [key, r] of routes) {
+      const h = new HttpEndpoint(r);
+      http.push(h);
+      await h.listen(JSON.parse(key) as ListenAddress);
+    }
+    log.info('serving', {
+      listen: addresses.map((a) => serverLabel(a)).join(','),
+      zone: opts.clusterDomain,
+      upstreams: upstreams.map(upstreamLabel).join(',') || 'none',
+      synced: catalog.synced,
+    });
+    return { addresses, metrics, stop: stopAll };
+  } catch (err) {
+    await stopAll();
+    throw err;
+  }
+}
+
+export async function main(opts: Options): Promise<number> {
+  const { openCatalog } = await import('../cluster/index.js');
+  const { untilSignalled } = await import('../cli/main.js');
+  const catalog = await openCatalog(opts, { pods: opts.pods === 'verified' });
+  catalog.synced.catch((err: Error) => log.error('catalog never synced', { error: err.message }));
+  let dns: RunningDns;
+  try {
+    dns = await startDns(opts, catalog.view);
+  } catch (err) {
+    await catalog.stop();
+    throw err;
+  }
+  const sig = await untilSignalled();
+  log.info('stopping', { signal: sig });
+  await dns.stop();
+  await catalog.stop();
+  return 0;
 }

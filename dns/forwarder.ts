@@ -1,0 +1,330 @@
+// Forwards questions outside the cluster zone to the upstream resolvers: over UDP, again over
+// TCP when the answer is truncated; healthy upstreams first, a failed one is probed until it
+// answers again. A question costs at most `deadlineMs` (2 s) before the caller gets nothing and
+// answers SERVFAIL.
+import dgram from 'node:dgram';
+import net from 'node:net';
+import { readFileSync } from 'node:fs';
+import { randomInt } from 'node:crypto';
+import type { Logger } from '../common/log.js';
+import { FLAG_RD, FLAG_TC, HEADER_LEN, QTYPE, skipName } from './wire.js';
+
+export interface Upstream {
+  readonly host: string;
+  readonly port: number;
+}
+
+export function upstreamLabel(u: Upstream): string {
+  return u.host.includes(':') ? `[${u.host}]:${u.port}` : `${u.host}:${u.port}`;
+}
+
+/** `1.2.3.4`, `1.2.3.4:5353`, `[fd00::1]:53`, `fd00::1` → an upstream. */
+export function parseUpstream(s: string): Upstream {
+  const bracketed = /^\[([^\]]+)\](?::(\d{1,5}))?$/.exec(s);
+  if (bracketed) return check({ host: bracketed[1], port: Number(bracketed[2] ?? 53) }, s);
+  if (net.isIPv6(s)) return { host: s, port: 53 };
+  const m = /^([^:]+)(?::(\d{1,5}))?$/.exec(s);
+  if (!m) throw new Error(`--upstream ${JSON.stringify(s)} is not HOST[:PORT]`);
+  return check({ host: m[1], port: Number(m[2] ?? 53) }, s);
+}
+
+function check(u: Upstream, s: string): Upstream {
+  if (!net.isIP(u.host)) throw new Error(`--upstream ${JSON.stringify(s)}: ${JSON.stringify(u.host)} is not an IP address`);
+  if (!(u.port > 0 && u.port < 65536)) throw new Error(`--upstream ${JSON.stringify(s)}: bad port`);
+  return u;
+}
+
+/** The nameservers of a resolv.conf, leaving out our own listen addresses (no loops). */
+export function upstreamsFromResolvConf(text: string, ours: readonly Upstream[]): Upstream[] {
+  const out: Upstream[] = [];
+  for (const line of text.split('\n')) {
+    const m = /^\s*nameserver\s+(\S+)/.exec(line);
+    if (!m) continue;
+    const host = m[1].replace(/%.*$/, ''); // zone index of link-local addresses
+    if (!net.isIP(host)) continue;
+    const u = { host, port: 53 };
+    const loops = ours.some((o) => o.port === u.port && (o.host === u.host || isWildcard(o.host) || (isLoopback(u.host) && isLoopback(o.host))));
+    if (!loops) out.push(u);
+  }
+  return out;
+}
+
+function isWildcard(h: string): boolean {
+  return h === '0.0.0.0' || h === '::' || h === '';
+}
+
+function isLoopback(h: string): boolean {
+  return h.startsWith('127.') || h === '::1';
+}
+
+export function readResolvConf(path = '/etc/resolv.conf'): string {
+  try {
+    return readFileSync(path, 'utf8');
+  } catch {
+    return '';
+  }
+}
+
+interface Pending {
+  readonly upstream: Upstream;
+  readonly question: Buffer;
+  readonly resolve: (reply: Buffer | undefined) => void;
+  readonly timer: NodeJS.Timeout;
+}
+
+class UpstreamState {
+  fails = 0;
+  healthy = true;
+  probing?: NodeJS.Timeout;
+  constructor(readonly addr: Upstream) {}
+}
+
+export interface ForwarderOptions {
+  readonly deadlineMs?: number;
+  readonly attemptMs?: number;
+  /** Consecutive failures that mark an upstream down (CoreDNS's max_fails). */
+  readonly maxFails?: number;
+  readonly healthCheckMs?: number;
+  readonly log?: Logger;
+  readonly onExchange?: (upstream: Upstream, seconds: number, rcode: number | undefined) => void;
+  readonly onHealthcheckFailure?: (upstream: Upstream) => void;
+  readonly onAllDown?: () => void;
+}
+
+export class Forwarder {
+  private readonly states: UpstreamState[];
+  private readonly sockets = new Map<'udp4' | 'udp6', dgram.Socket>();
+  private readonly pending = new Map<number, Pending>();
+  private readonly deadlineMs: number;
+  private readonly attemptMs: number;
+  private readonly maxFails: number;
+  private readonly healthCheckMs: number;
+  private closed = false;
+
+  constructor(upstreams: readonly Upstream[], private readonly opts: ForwarderOptions = {}) {
+    this.states = upstreams.map((u) => new UpstreamState(u));
+    this.deadlineMs = opts.deadlineMs ?? 2000;
+    this.attemptMs = opts.attemptMs ?? 1000;
+    this.maxFails = opts.maxFails ?? 2;
+    this.healthCheckMs = opts.healthCheckMs ?? 500;
+  }
+
+  get upstreams(): readonly Upstream[] {
+    return this.states.map((s) => s.addr);
+  }
+
+  /**
+   * Sends `query` upstream and resolves with the reply (the query's own ID restored), or
+   * undefined when no upstream answered in time.
+   */
+  async exchange(query: Buffer): Promise<Buffer | undefined> {
+    if (this.states.length === 0 || this.closed) return undefined;
+    const start = Date.now();
+    const order = this.order();
+    const tries = Math.max(2, order.length);
+    for (let i = 0; i < tries; i++) {
+      const left = this.deadlineMs - (Date.now() - start);
+      if (left <= 0) break;
+      const st = order[i % order.length];
+      const t0 = performance.now();
+      let reply = await this.udp(st.addr, query, Math.min(this.attemptMs, left));
+      if (reply && (reply.readUInt16BE(2) & FLAG_TC) !== 0) {
+        const rest = this.deadlineMs - (Date.now() - start);
+        const full = rest > 0 ? await this.tcp(st.addr, query, rest) : undefined;
+        if (full) reply = full;
+      }
+      this.opts.onExchange?.(st.addr, (performance.now() - t0) / 1000, reply ? reply.readUInt16BE(2) & 0xf : undefined);
+      if (reply) {
+        this.succeeded(st);
+        return reply;
+      }
+      this.failed(st);
+    }
+    return undefined;
+  }
+
+  close(): void {
+    this.closed = true;
+    for (const s of this.states) clearTimeout(s.probing);
+    for (const p of this.pending.values()) {
+      clearTimeout(p.timer);
+      p.resolve(undefined);
+    }
+    this.pending.clear();
+    for (const s of this.sockets.values()) s.close();
+    this.sockets.clear();
+  }
+
+  /** Healthy upstreams first, in a random order so the load spreads; then the rest. */
+  private order(): UpstreamState[] {
+    const healthy = this.states.filter((s) => s.healthy);
+    const down = this.states.filter((s) => !s.healthy);
+    if (healthy.length > 1) {
+      const k = randomInt(healthy.length);
+      healthy.push(...healthy.splice(0, k));
+    }
+    if (healthy.length === 0) this.opts.onAllDown?.();
+    return [...healthy, ...down];
+  }
+
+  private succeeded(st: UpstreamState): void {
+    st.fails = 0;
+    if (!st.healthy) this.opts.log?.info('upstream answers again', { upstream: upstreamLabel(st.addr) });
+    st.healthy = true;
+  }
+
+  private failed(st: UpstreamState): void {
+    st.fails++;
+    if (st.healthy && st.fails >= this.maxFails) {
+      st.healthy = false;
+      this.opts.log?.warn('upstream marked down after failures', { upstream: upstreamLabel(st.addr), fails: st.fails });
+      this.probe(st);
+    }
+  }
+
+  /** Asks a down upstream for the root's NS until it answers. */
+  private probe(st: UpstreamState): void {
+    if (this.closed || st.probing) return;
+    st.probing = setTimeout(async () => {
+      st.probing = undefined;
+      if (this.closed) return;
+      const reply = await this.udp(st.addr, healthQuery(), this.attemptMs);
+      if (reply) this.succeeded(st);
+      else {
+        this.opts.onHealthcheckFailure?.(st.addr);
+        this.probe(st);
+      }
+    }, this.healthCheckMs);
+    st.probing.unref();
+  }
+
+  private socket(family: 'udp4' | 'udp6'): dgram.Socket {
+    let s = this.sockets.get(family);
+    if (s) return s;
+    s = dgram.createSocket(family);
+    s.on('message', (msg, rinfo) => this.onReply(msg, rinfo));
+    s.on('error', (err) => this.opts.log?.warn('upstream socket error', { error: err }));
+    s.unref();
+    this.sockets.set(family, s);
+    return s;
+  }
+
+  private onReply(msg: Buffer, rinfo: dgram.RemoteInfo): void {
+    if (msg.length < HEADER_LEN) return;
+    const id = msg.readUInt16BE(0);
+    const p = this.pending.get(id);
+    // Only the upstream we asked, about what we asked, may answer: anything else is spoofed
+    // or late and is dropped.
+    if (!p || rinfo.port !== p.upstream.port || !sameAddress(rinfo.address, p.upstream.host)) return;
+    if (!sameQuestion(msg, p.question)) return;
+    this.pending.delete(id);
+    clearTimeout(p.timer);
+    p.resolve(msg);
+  }
+
+  private freeId(): number | undefined {
+    if (this.pending.size > 60_000) return undefined;
+    for (;;) {
+      const id = randomInt(65536);
+      if (!this.pending.has(id)) return id;
+    }
+  }
+
+  private udp(u: Upstream, query: Buffer, timeoutMs: number): Promise<Buffer | undefined> {
+    const id = this.freeId();
+    if (id === undefined || this.closed) return Promise.resolve(undefined);
+    const out = Buffer.from(query);
+    const clientId = query.readUInt16BE(0);
+    out.writeUInt16BE(id, 0);
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => {
+        this.pending.delete(id);
+        resolve(undefined);
+      }, timeoutMs);
+      this.pending.set(id, {
+        upstream: u,
+        question: questionOf(query),
+        timer,
+        resolve: (reply) => {
+          if (reply) reply.writeUInt16BE(clientId, 0);
+          resolve(reply);
+        },
+      });
+      this.socket(net.isIPv6(u.host) ? 'udp6' : 'udp4').send(out, u.port, u.host, (err) => {
+        if (!err) return;
+        const p = this.pending.get(id);
+        if (!p) return;
+        this.pending.delete(id);
+        clearTimeout(p.timer);
+        resolve(undefined);
+      });
+    });
+  }
+
+  private tcp(u: Upstream, query: Buffer, timeoutMs: number): Promise<Buffer | undefined> {
+    return new Promise((resolve) => {
+      const sock = net.connect({ host: u.host, port: u.port });
+      let buf = Buffer.alloc(0);
+      const done = (r: Buffer | undefined) => {
+        clearTimeout(timer);
+        sock.destroy();
+        resolve(r);
+      };
+      const timer = setTimeout(() => done(undefined), timeoutMs);
+      sock.on('error', () => done(undefined));
+      sock.on('close', () => done(undefined));
+      sock.on('connect', () => {
+        const len = Buffer.allocUnsafe(2);
+        len.writeUInt16BE(query.length);
+        sock.end(Buffer.concat([len, query]));
+      });
+      sock.on('data', (d) => {
+        buf = Buffer.concat([buf, d]);
+        if (buf.length >= 2 && buf.length >= 2 + buf.readUInt16BE(0)) {
+          const reply = buf.subarray(2, 2 + buf.readUInt16BE(0));
+          done(reply.length >= HEADER_LEN && reply.readUInt16BE(0) === query.readUInt16BE(0) && sameQuestion(reply, questionOf(query)) ? Buffer.from(reply) : undefined);
+        }
+      });
+    });
+  }
+}
+
+function sameAddress(a: string, b: string): boolean {
+  if (a === b) return true;
+  return a.replace(/^::ffff:/, '') === b.replace(/^::ffff:/, '');
+}
+
+function questionOf(msg: Buffer): Buffer {
+  try {
+    const end = skipName(msg, HEADER_LEN) + 4;
+    return msg.subarray(HEADER_LEN, Math.min(end, msg.length));
+  } catch {
+    return msg.subarray(HEADER_LEN);
+  }
+}
+
+/** Upstreams may change the case of the name (0x20 randomization echoes it back exactly, but
+ *  some do not): compare the question case-insensitively. */
+function sameQuestion(reply: Buffer, question: Buffer): boolean {
+  if (reply.readUInt16BE(4) !== 1) return false;
+  const end = HEADER_LEN + question.length;
+  if (reply.length < end) return false;
+  for (let i = 0; i < question.length; i++) {
+    let a = reply[HEADER_LEN + i];
+    let b = question[i];
+    if (a >= 0x41 && a <= 0x5a) a |= 0x20;
+    if (b >= 0x41 && b <= 0x5a) b |= 0x20;
+    if (a !== b) return false;
+  }
+  return true;
+}
+
+function healthQuery(): Buffer {
+  const b = Buffer.alloc(HEADER_LEN + 5);
+  b.writeUInt16BE(FLAG_RD, 2);
+  b.writeUInt16BE(1, 4);
+  b[HEADER_LEN] = 0; // the root
+  b.writeUInt16BE(QTYPE.NS, HEADER_LEN + 1);
+  b.writeUInt16BE(1, HEADER_LEN + 3);
+  return b;
+}

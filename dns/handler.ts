@@ -1,0 +1,178 @@
+// One query in, one reply out (or silence): the decisions between the wire and the zone, the
+// cache and the forwarder. Cluster answers and cache hits are synchronous; only questions that
+// go upstream return a promise.
+import dnsPacket from 'dns-packet';
+import type { Logger } from '../common/log.js';
+import { AnswerCache, cacheKey, serveAnswer, toAnswer, type Answer } from './cache.js';
+import type { Forwarder } from './forwarder.js';
+import type { DnsMetrics } from './metrics.js';
+import { addressRec, buildTemplate, serveTemplate, type OwnedRec } from './records.js';
+import type { ClusterZone } from './zone.js';
+import {
+  FLAG_QR, FLAG_RD, HEADER_LEN, MessageWriter, QCLASS_IN, QTYPE, RCODE, WireError, emptyReply,
+  parseQuery, udpLimit, type Query,
+} from './wire.js';
+
+export interface Transport {
+  readonly proto: 'udp' | 'tcp';
+  /** CoreDNS's family label: 1 for IPv4, 2 for IPv6. */
+  readonly family: '1' | '2';
+  /** `dns://HOST:PORT` of the listener, CoreDNS's `server` label. */
+  readonly server: string;
+}
+
+export type HandlerResult = Buffer | undefined | Promise<Buffer | undefined>;
+
+const TCP_LIMIT = 65535;
+const BADVERS = 16;
+
+export class DnsHandler {
+  private readonly inflight = new Map<string, Promise<Answer | undefined>>();
+  private readonly zoneLabel: string;
+
+  constructor(
+    private readonly zone: ClusterZone,
+    private readonly forwarder: Forwarder,
+    private readonly cache: AnswerCache,
+    private readonly metrics: DnsMetrics | undefined,
+    private readonly log: Logger,
+    domain: string,
+  ) {
+    this.zoneLabel = `${domain}.`;
+  }
+
+  handle(msg: Buffer, t: Transport): HandlerResult {
+    const t0 = performance.now();
+    // Shorter than a header, or a response: silence. Answering responses invites loops
+    // between two servers reflecting each other's replies.
+    if (msg.length < HEADER_LEN || (msg.readUInt16BE(2) & FLAG_QR) !== 0) return undefined;
+    let q: Query;
+    try {
+      q = parseQuery(msg);
+    } catch (err) {
+      if (!(err instanceof WireError)) throw err;
+      return this.done(t, t0, msg, undefined, emptyReply(msg, undefined, RCODE.FORMERR), '');
+    }
+    try {
+      return this.answer(msg, q, t, t0);
+    } catch (err) {
+      this.metrics?.panics.inc();
+      this.log.error('query failed', { name: q.name, qtype: q.qtype, error: (err as Error).stack ?? String(err) });
+      return this.done(t, t0, msg, q, emptyReply(msg, q, RCODE.SERVFAIL), '');
+    }
+  }
+
+  private answer(msg: Buffer, q: Query, t: Transport, t0: number): HandlerResult {
+    if (q.opcode !== 0) return this.done(t, t0, msg, q, emptyReply(msg, q, RCODE.NOTIMP), '');
+    if (q.edns && q.edns.version > 0) return this.done(t, t0, msg, q, emptyReply(msg, q, BADVERS), '');
+    if (q.qtype === QTYPE.AXFR || q.qtype === QTYPE.IXFR) return this.done(t, t0, msg, q, emptyReply(msg, q, RCODE.REFUSED), '');
+    const limit = t.proto === 'udp' ? udpLimit(q) : TCP_LIMIT;
+    const z = this.zone.lookup(msg, q);
+    switch (z.kind) {
+      case 'reply':
+        return this.done(t, t0, msg, q, serveTemplate(z.tpl, msg, q, limit), 'kubernetes', this.zoneLabel);
+      case 'servfail':
+        return this.done(t, t0, msg, q, emptyReply(msg, q, RCODE.SERVFAIL), 'kubernetes', this.zoneLabel);
+      case 'refused':
+        return this.done(t, t0, msg, q, emptyReply(msg, q, RCODE.REFUSED), 'kubernetes', this.zoneLabel);
+      case 'external':
+        return this.external(msg, q, z.cname, z.target, limit).then((r) => this.done(t, t0, msg, q, r, 'kubernetes', this.zoneLabel));
+      case 'forward':
+        break;
+    }
+    const key = cacheKey(q);
+    const now = Date.now();
+    const hit = this.cache.get(key, now);
+    if (hit) return this.done(t, t0, msg, q, serveAnswer(hit, msg, q, limit, now), 'cache');
+    return this.fetch(key, msg).then((a) =>
+      this.done(t, t0, msg, q, a ? serveAnswer(a, msg, q, limit, Date.now()) : emptyReply(msg, q, RCODE.SERVFAIL), 'forward'),
+    );
+  }
+
+  /** One upstream exchange per distinct question in flight; the answer goes into the cache. */
+  private fetch(key: string, msg: Buffer): Promise<Answer | undefined> {
+    let p = this.inflight.get(key);
+    if (!p) {
+      p = this.forwarder.exchange(msg).then((reply) => {
+        this.inflight.delete(key);
+        if (!reply) return undefined;
+        const a = toAnswer(reply, Date.now());
+        if (a) this.cache.put(key, a);
+        return a;
+      });
+      this.inflight.set(key, p);
+    }
+    return p;
+  }
+
+  /**
+   * An ExternalName: the CNAME, followed by the target's records (from the cluster zone, or
+   * resolved through the upstreams). When the target does not resolve the CNAME stands alone,
+   * which lets the client chase it itself.
+   */
+  private async external(msg: Buffer, q: Query, cname: OwnedRec, target: string, limit: number): Promise<Buffer> {
+    let chased: OwnedRec[] = [];
+    let rcode: number = RCODE.NOERROR;
+    if (this.zone.isClusterName(target)) {
+      chased = this.zone.addresses(target, q.qtype);
+    } else {
+      const sub = targetQuery(target, q.qtype);
+      const sq = parseQuery(sub);
+      const key = cacheKey(sq);
+      const a = this.cache.get(key, Date.now()) ?? (await this.fetch(key, sub));
+      if (a) ({ records: chased, rcode } = recordsOf(a));
+    }
+    const tpl = buildTemplate(msg, q, { rcode: rcode === RCODE.NXDOMAIN ? RCODE.NXDOMAIN : RCODE.NOERROR, authoritative: true, answer: [cname, ...chased] });
+    return serveTemplate(tpl, msg, q, limit);
+  }
+
+  private done(t: Transport, t0: number, msg: Buffer, q: Query | undefined, reply: Buffer | undefined, plugin: string, zone = '.'): Buffer | undefined {
+    if (this.metrics && reply) {
+      this.metrics.observe({
+        server: t.server,
+        zone: q ? zone : '.',
+        proto: t.proto,
+        family: t.family,
+        qtype: q?.qtype ?? 0,
+        rcode: reply.readUInt16BE(2) & 0xf,
+        plugin,
+        requestSize: msg.length,
+        responseSize: reply.length,
+        seconds: (performance.now() - t0) / 1000,
+      });
+    }
+    return reply;
+  }
+}
+
+/** A recursive query for `name`/`qtype`, as we send it upstream for a CNAME's target. */
+export function targetQuery(name: string, qtype: number): Buffer {
+  const w = new MessageWriter(64);
+  w.u16(0);
+  w.u16(FLAG_RD);
+  w.u16(1);
+  w.u16(0);
+  w.u16(0);
+  w.u16(0);
+  w.name(name);
+  w.u16(qtype);
+  w.u16(QCLASS_IN);
+  return Buffer.from(w.done());
+}
+
+/** The address and CNAME records of an upstream answer (what a CNAME chase may append). */
+function recordsOf(a: Answer): { records: OwnedRec[]; rcode: number } {
+  const records: OwnedRec[] = [];
+  try {
+    const p = dnsPacket.decode(a.buf);
+    for (const r of p.answers ?? []) {
+      const owner = r.name.toLowerCase();
+      const ttl = 'ttl' in r ? (r.ttl ?? 0) : 0;
+      if (r.type === 'A' || r.type === 'AAAA') records.push({ owner, ttl, rec: addressRec(r.data) });
+      else if (r.type === 'CNAME') records.push({ owner, ttl, rec: { type: QTYPE.CNAME, target: r.data.toLowerCase() } });
+    }
+  } catch {
+    return { records: [], rcode: RCODE.SERVFAIL };
+  }
+  return { records, rcode: a.rcode };
+}

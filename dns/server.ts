@@ -1,0 +1,160 @@
+// UDP and TCP listeners on one address. TCP follows RFC 7766: length-prefixed messages, several
+// per connection, pipelined and answered as they complete, closed when idle. A client that
+// trickles a message byte by byte (slow-loris) or never finishes one is cut off after the idle
+// timeout; a client with too many questions in flight stops being read until they are answered.
+import dgram from 'node:dgram';
+import net from 'node:net';
+import type { Logger } from '../common/log.js';
+import type { ListenAddress } from '../common/http-server.js';
+import type { DnsHandler, HandlerResult, Transport } from './handler.js';
+
+export interface ServerOptions {
+  readonly idleMs?: number;
+  readonly maxConnections?: number;
+  readonly maxInflightPerConnection?: number;
+}
+
+export function serverLabel(a: ListenAddress): string {
+  return `dns://${a.host.includes(':') ? `[${a.host}]` : a.host}:${a.port}`;
+}
+
+export class DnsListener {
+  private udp?: dgram.Socket;
+  private tcp?: net.Server;
+  private readonly sessions = new Set<net.Socket>();
+  private readonly idleMs: number;
+  private readonly maxInflight: number;
+  /** The address actually bound (port 0 becomes a real port). */
+  bound?: ListenAddress;
+
+  constructor(
+    private readonly addr: ListenAddress,
+    private readonly handler: DnsHandler,
+    private readonly log: Logger,
+    private readonly opts: ServerOptions = {},
+  ) {
+    this.idleMs = opts.idleMs ?? 10_000;
+    this.maxInflight = opts.maxInflightPerConnection ?? 128;
+  }
+
+  async start(): Promise<ListenAddress> {
+    const v6 = net.isIPv6(this.addr.host);
+    const udp = dgram.createSocket({ type: v6 ? 'udp6' : 'udp4', ipv6Only: v6, recvBufferSize: 4 << 20, sendBufferSize: 4 << 20 });
+    this.udp = udp;
+    await new Promise<void>((resolve, reject) => {
+      udp.once('error', reject);
+      udp.bind(this.addr.port, this.addr.host, () => {
+        udp.off('error', reject);
+        resolve();
+      });
+    });
+    const port = udp.address().port;
+    const label = serverLabel({ host: this.addr.host, port: this.addr.port === 0 ? port : this.addr.port });
+    const udpTransport: Transport = { proto: 'udp', family: v6 ? '2' : '1', server: label };
+    udp.on('error', (err) => this.log.warn('udp socket error', { listen: label, error: err }));
+    udp.on('message', (msg, rinfo) => {
+      let r: HandlerResult;
+      try {
+        r = this.handler.handle(msg, udpTransport);
+      } catch (err) {
+        this.log.error('udp query failed', { error: (err as Error).stack ?? String(err) });
+        return;
+      }
+      if (r === undefined) return;
+      if (Buffer.isBuffer(r)) udp.send(r, rinfo.port, rinfo.address);
+      else r.then((b) => b && this.udp && udp.send(b, rinfo.port, rinfo.address), (err) => this.log.error('udp query failed', { error: String(err) }));
+    });
+
+    const tcpTransport: Transport = { proto: 'tcp', family: v6 ? '2' : '1', server: label };
+    const tcp = net.createServer({ allowHalfOpen: true }, (sock) => this.session(sock, tcpTransport));
+    tcp.maxConnections = this.opts.maxConnections ?? 1000;
+    this.tcp = tcp;
+    await new Promise<void>((resolve, reject) => {
+      tcp.once('error', reject);
+      tcp.listen({ host: this.addr.host, port, ipv6Only: v6 }, () => {
+        tcp.off('error', reject);
+        resolve();
+      });
+    });
+    tcp.on('error', (err) => this.log.warn('tcp listener error', { listen: label, error: err }));
+    this.bound = { host: this.addr.host, port };
+    return this.bound;
+  }
+
+  async stop(): Promise<void> {
+    const udp = this.udp;
+    this.udp = undefined;
+    if (udp) await new Promise<void>((resolve) => udp.close(() => resolve()));
+    for (const s of this.sessions) s.destroy();
+    const tcp = this.tcp;
+    this.tcp = undefined;
+    if (tcp) await new Promise<void>((resolve) => tcp.close(() => resolve()));
+  }
+
+  private session(sock: net.Socket, t: Transport): void {
+    this.sessions.add(sock);
+    let buf: Buffer = Buffer.alloc(0);
+    let inflight = 0;
+    let ended = false;
+    let partialTimer: NodeJS.Timeout | undefined;
+    const close = () => {
+      clearTimeout(partialTimer);
+      sock.destroy();
+    };
+    sock.setNoDelay(true);
+    // No byte either way for the idle time: gone.
+    sock.setTimeout(this.idleMs, close);
+    sock.on('error', close);
+    sock.on('close', () => {
+      clearTimeout(partialTimer);
+      this.sessions.delete(sock);
+    });
+    const maybeEnd = () => {
+      if (ended && inflight === 0 && !sock.destroyed) sock.end();
+    };
+    const send = (reply: Buffer | undefined) => {
+      inflight--;
+      if (reply && !sock.destroyed && sock.writable) {
+        const framed = Buffer.allocUnsafe(reply.length + 2);
+        framed.writeUInt16BE(reply.length, 0);
+        reply.copy(framed, 2);
+        sock.write(framed);
+      }
+      if (inflight < this.maxInflight && sock.isPaused() && !ended) sock.resume();
+      maybeEnd();
+    };
+    sock.on('data', (chunk: Buffer) => {
+      buf = buf.length ? Buffer.concat([buf, chunk]) : chunk;
+      let completed = false;
+      while (buf.length >= 2) {
+        const len = buf.readUInt16BE(0);
+        if (len === 0) return close(); // no DNS message is empty: this is not a DNS client
+        if (buf.length < 2 + len) break;
+        const msg = Buffer.from(buf.subarray(2, 2 + len));
+        buf = buf.subarray(2 + len);
+        completed = true;
+        inflight++;
+        let r: HandlerResult;
+        try {
+          r = this.handler.handle(msg, t);
+        } catch (err) {
+          this.log.error('tcp query failed', { error: (err as Error).stack ?? String(err) });
+          r = undefined;
+        }
+        if (r === undefined || Buffer.isBuffer(r)) send(r);
+        else r.then(send, () => send(undefined));
+      }
+      // A message begun must be finished within the idle time, however slowly its bytes come.
+      if (completed || buf.length === 0) {
+        clearTimeout(partialTimer);
+        partialTimer = undefined;
+      }
+      if (buf.length > 0 && !partialTimer) partialTimer = setTimeout(close, this.idleMs);
+      if (inflight >= this.maxInflight) sock.pause();
+    });
+    sock.on('end', () => {
+      ended = true;
+      maybeEnd();
+    });
+  }
+}

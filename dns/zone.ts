@@ -1,0 +1,313 @@
+// The cluster zone of the Kubernetes DNS specification (schema 1.1.0), kept as an index of
+// names built from the catalog one service at a time: a change to one service replaces only the
+// names that service owns, so 10k services cost nothing when one of them changes.
+//
+// Every name holds its records and, filled lazily, one encoded reply per question type; a query
+// whose name and type were answered before costs a copy and a few patched bytes.
+import type { CatalogView, ObjectKey, Service, ServiceEndpoints } from '../cluster/types.js';
+import { dashedIP, ipFromDashed, reverseName } from './names.js';
+import { addressRec, buildTemplate, type OwnedRec, type Rec, type Template } from './records.js';
+import { QCLASS_ANY, QCLASS_IN, QTYPE, RCODE, type Query } from './wire.js';
+
+export type PodsMode = 'insecure' | 'verified' | 'disabled';
+
+export interface ZoneOptions {
+  /** The cluster domain, lower case, no trailing dot (`cluster.local`). */
+  readonly domain: string;
+  readonly ttl: number;
+  readonly pods: PodsMode;
+}
+
+export const SCHEMA_VERSION = '1.1.0';
+
+/** What the server does with a question. */
+export type ZoneAnswer =
+  | { readonly kind: 'forward' }
+  | { readonly kind: 'servfail' }
+  | { readonly kind: 'refused' }
+  | { readonly kind: 'reply'; readonly tpl: Template }
+  /** An ExternalName: the CNAME reply, to be completed with the target's records. */
+  | { readonly kind: 'external'; readonly cname: OwnedRec; readonly target: string };
+
+interface NameNode {
+  readonly name: string;
+  readonly records: readonly OwnedRec[];
+  /** Records that go in the additional section with SRV answers (the targets' addresses). */
+  readonly extra: readonly OwnedRec[];
+  /** Encoded replies by question type; dropped with the node when its service changes. */
+  readonly templates: Map<number, Template>;
+}
+
+interface PtrNode {
+  readonly targets: Set<string>;
+  templates: Map<number, Template>;
+}
+
+/** What one service put into the index, so that removing it is exact. */
+interface Contribution {
+  readonly names: readonly string[];
+  readonly ents: readonly string[];
+  readonly ptrs: ReadonlyArray<readonly [string, string]>;
+}
+
+const NEGATIVE_CACHE_MAX = 10_000;
+
+export class ClusterZone {
+  private readonly names = new Map<string, NameNode>();
+  private readonly ents = new Map<string, number>();
+  private readonly ptrs = new Map<string, PtrNode>();
+  private readonly byService = new Map<ObjectKey, Contribution>();
+  /** NXDOMAIN and NODATA replies for names with no node; any catalog change clears it. */
+  private readonly negative = new Map<string, Template>();
+  private readonly suffix: string;
+  private readonly podSuffix: string;
+  private serial: number;
+  private unsubscribe?: () => void;
+
+  constructor(private readonly opts: ZoneOptions, private readonly catalog: CatalogView) {
+    this.suffix = `.${opts.domain}`;
+    this.podSuffix = `.pod.${opts.domain}`;
+    this.serial = Math.floor(Date.now() / 1000) >>> 0;
+    this.addStatic();
+  }
+
+  get synced(): boolean {
+    return this.catalog.synced;
+  }
+
+  /** Indexes what the catalog holds now and follows its changes. */
+  attach(onChange?: (services: number) => void): void {
+    this.update([...this.catalog.services()].map((s) => s.key));
+    this.unsubscribe = this.catalog.onChange((change) => {
+      if (change.services.size > 0 || change.pods.size > 0) this.update(change.services);
+      onChange?.(change.services.size);
+    });
+  }
+
+  detach(): void {
+    this.unsubscribe?.();
+  }
+
+  /** Re-indexes the named services from the catalog; work proportional to them. */
+  update(keys: Iterable<ObjectKey>): void {
+    for (const key of keys) {
+      this.remove(key);
+      const svc = this.catalog.service(key);
+      if (svc) this.add(svc, this.catalog.endpoints(key));
+    }
+    this.negative.clear();
+    this.serial = Math.max((this.serial + 1) >>> 0, Math.floor(Date.now() / 1000) >>> 0);
+  }
+
+  get size(): { names: number; ptrs: number; services: number } {
+    return { names: this.names.size, ptrs: this.ptrs.size, services: this.byService.size };
+  }
+
+  /** Decides what to answer; `query` and `q` are the client's message and its question. */
+  lookup(query: Buffer, q: Query): ZoneAnswer {
+    const name = q.name;
+    const inZone = name === this.opts.domain || name.endsWith(this.suffix);
+    if (!inZone) {
+      if (!name.endsWith('.in-addr.arpa') && !name.endsWith('.ip6.arpa')) return { kind: 'forward' };
+      const ptr = this.ptrs.get(name);
+      // Reverse names of addresses we do not own fall through to the upstreams, as CoreDNS's
+      // default `fallthrough in-addr.arpa ip6.arpa` does.
+      if (!ptr) return { kind: 'forward' };
+      if (q.qclass !== QCLASS_IN && q.qclass !== QCLASS_ANY) return { kind: 'refused' };
+      return { kind: 'reply', tpl: this.ptrReply(query, q, ptr) };
+    }
+    if (q.qclass !== QCLASS_IN && q.qclass !== QCLASS_ANY) return { kind: 'refused' };
+    if (!this.catalog.synced) return { kind: 'servfail' };
+
+    const node = this.names.get(name);
+    if (node) {
+      const cname = node.records.find((r) => r.rec.type === QTYPE.CNAME);
+      if (cname && q.qtype !== QTYPE.CNAME) return { kind: 'external', cname, target: (cname.rec as { target: string }).target };
+      let tpl = node.templates.get(q.qtype);
+      if (!tpl) node.templates.set(q.qtype, (tpl = this.nodeReply(query, q, node)));
+      return { kind: 'reply', tpl };
+    }
+
+    const key = `${q.qtype}|${name}`;
+    let tpl = this.negative.get(key);
+    if (tpl) return { kind: 'reply', tpl };
+    const pod = this.podAnswer(query, q);
+    if (pod) return { kind: 'reply', tpl: pod }; // pod answers follow the pods; never cached here
+    const exists = this.ents.has(name) || this.podNamespaceExists(name);
+    tpl = buildTemplate(query, q, {
+      rcode: exists ? RCODE.NOERROR : RCODE.NXDOMAIN,
+      authoritative: true,
+      answer: [],
+      authority: [this.soa(this.opts.domain)],
+    });
+    if (this.negative.size >= NEGATIVE_CACHE_MAX) this.negative.clear();
+    this.negative.set(key, tpl);
+    return { kind: 'reply', tpl };
+  }
+
+  /** Records of a name in the zone (for chasing a CNAME whose target is in the cluster). */
+  addresses(name: string, qtype: number): OwnedRec[] {
+    return (this.names.get(name)?.records ?? []).filter((r) => r.rec.type === qtype);
+  }
+
+  isClusterName(name: string): boolean {
+    return name === this.opts.domain || name.endsWith(this.suffix);
+  }
+
+  private soa(zone: string): OwnedRec {
+    const d = this.opts.domain;
+    return {
+      owner: zone,
+      ttl: this.opts.ttl,
+      rec: { type: QTYPE.SOA, mname: `ns.dns.${d}`, rname: `hostmaster.${d}`, serial: this.serial, minimum: this.opts.ttl },
+    };
+  }
+
+  private nodeReply(query: Buffer, q: Query, node: NameNode): Template {
+    const answer = q.qtype === QTYPE.ANY ? node.records : node.records.filter((r) => r.rec.type === q.qtype);
+    if (answer.length === 0) {
+      return buildTemplate(query, q, { rcode: RCODE.NOERROR, authoritative: true, answer: [], authority: [this.soa(this.opts.domain)] });
+    }
+    const additional = answer.some((r) => r.rec.type === QTYPE.SRV) ? node.extra : [];
+    return buildTemplate(query, q, { rcode: RCODE.NOERROR, authoritative: true, answer, additional });
+  }
+
+  private ptrReply(query: Buffer, q: Query, ptr: PtrNode): Template {
+    let tpl = ptr.templates.get(q.qtype);
+    if (tpl) return tpl;
+    const zone = q.name.endsWith('.ip6.arpa') ? 'ip6.arpa' : 'in-addr.arpa';
+    if (q.qtype === QTYPE.PTR || q.qtype === QTYPE.ANY) {
+      const answer = [...ptr.targets].sort().map((target): OwnedRec => ({ owner: q.name, ttl: this.opts.ttl, rec: { type: QTYPE.PTR, target } }));
+      tpl = buildTemplate(query, q, { rcode: RCODE.NOERROR, authoritative: true, answer });
+    } else {
+      tpl = buildTemplate(query, q, { rcode: RCODE.NOERROR, authoritative: true, answer: [], authority: [this.soa(zone)] });
+    }
+    ptr.templates.set(q.qtype, tpl);
+    return tpl;
+  }
+
+  /** `a-b-c-d.<ns>.pod.<zone>` per `--pods`; undefined when the name is no pod's. */
+  private podAnswer(query: Buffer, q: Query): Template | undefined {
+    if (this.opts.pods === 'disabled' || !q.name.endsWith(this.podSuffix)) return undefined;
+    const labels = q.name.slice(0, -this.podSuffix.length).split('.');
+    if (labels.length !== 2) return undefined;
+    const [label, ns] = labels;
+    const addr = ipFromDashed(label);
+    if (!addr) return undefined;
+    if (this.opts.pods === 'verified' && !this.catalog.podsByIP(addr.ip).some((p) => p.namespace === ns)) return undefined;
+    const rec = addressRec(addr.ip);
+    const matches = q.qtype === rec.type || q.qtype === QTYPE.ANY;
+    return buildTemplate(query, q, {
+      rcode: RCODE.NOERROR,
+      authoritative: true,
+      answer: matches ? [{ owner: q.name, ttl: this.opts.ttl, rec }] : [],
+      authority: matches ? [] : [this.soa(this.opts.domain)],
+    });
+  }
+
+  /** `<ns>.pod.<zone>` and `pod.<zone>` exist (as empty non-terminals) unless pods are off. */
+  private podNamespaceExists(name: string): boolean {
+    if (this.opts.pods === 'disabled') return false;
+    if (name === `pod.${this.opts.domain}`) return true;
+    if (this.opts.pods === 'verified') return false; // a namespace with no pod: nothing below it
+    return name.endsWith(this.podSuffix) && !name.slice(0, -this.podSuffix.length).includes('.');
+  }
+
+  private addStatic(): void {
+    const d = this.opts.domain;
+    const ttl = this.opts.ttl;
+    this.names.set(d, node(d, [this.soa(d), { owner: d, ttl, rec: { type: QTYPE.NS, target: `ns.dns.${d}` } }]));
+    this.names.set(`dns-version.${d}`, node(`dns-version.${d}`, [{ owner: `dns-version.${d}`, ttl, rec: { type: QTYPE.TXT, text: SCHEMA_VERSION } }]));
+    for (const ent of [`svc.${d}`, `dns.${d}`, `ns.dns.${d}`]) this.ents.set(ent, 1);
+  }
+
+  private remove(key: ObjectKey): void {
+    const c = this.byService.get(key);
+    if (!c) return;
+    this.byService.delete(key);
+    for (const n of c.names) this.names.delete(n);
+    for (const e of c.ents) {
+      const left = (this.ents.get(e) ?? 1) - 1;
+      if (left <= 0) this.ents.delete(e);
+      else this.ents.set(e, left);
+    }
+    for (const [rev, target] of c.ptrs) {
+      const p = this.ptrs.get(rev);
+      if (!p) continue;
+      p.targets.delete(target);
+      p.templates = new Map();
+      if (p.targets.size === 0) this.ptrs.delete(rev);
+    }
+  }
+
+  private add(svc: Service, eps: ServiceEndpoints | undefined): void {
+    const d = this.opts.domain;
+    const ttl = this.opts.ttl;
+    const base = `${svc.name}.${svc.namespace}.svc.${d}`.toLowerCase();
+    const names: string[] = [];
+    const ents = [`${svc.namespace}.svc.${d}`.toLowerCase()];
+    const ptrs: Array<[string, string]> = [];
+    const put = (n: NameNode) => {
+      this.names.set(n.name, n);
+      names.push(n.name);
+    };
+    const own = (owner: string, rec: Rec): OwnedRec => ({ owner, ttl, rec });
+
+    if (svc.type === 'ExternalName') {
+      if (svc.externalName) put(node(base, [own(base, { type: QTYPE.CNAME, target: svc.externalName.toLowerCase() })]));
+    } else if (!svc.headless) {
+      const addrs = svc.clusterIPs.map((ip) => own(base, addressRec(ip)));
+      put(node(base, addrs));
+      for (const ip of svc.clusterIPs) ptrs.push([reverseName(ip), base]);
+      for (const p of svc.ports) {
+        if (!p.name) continue;
+        const proto = `_${p.protocol.toLowerCase()}.${base}`;
+        const srv = `_${p.name.toLowerCase()}.${proto}`;
+        put(node(srv, [own(srv, { type: QTYPE.SRV, priority: 0, weight: 100, port: p.port, target: base })], addrs));
+        ents.push(proto);
+      }
+    } else {
+      const published = (e: { ready: boolean }) => e.ready || svc.publishNotReadyAddresses;
+      const endpoints = (eps?.endpoints ?? []).filter(published);
+      // A headless service with nothing to publish does not exist in DNS (NXDOMAIN).
+      if (endpoints.length > 0) {
+        const label = (e: { ip: string; hostname?: string }) => (e.hostname ? e.hostname.toLowerCase() : dashedIP(e.ip));
+        put(node(base, endpoints.map((e) => own(base, addressRec(e.ip)))));
+        const byHost = new Map<string, OwnedRec[]>();
+        for (const e of endpoints) {
+          const host = `${label(e)}.${base}`;
+          let list = byHost.get(host);
+          if (!list) byHost.set(host, (list = []));
+          list.push(own(host, addressRec(e.ip)));
+          ptrs.push([reverseName(e.ip), host]);
+        }
+        for (const [host, recs] of byHost) put(node(host, recs));
+        for (const p of eps?.ports ?? []) {
+          if (!p.name) continue;
+          const targets = p.endpoints.filter(published);
+          if (targets.length === 0) continue;
+          const proto = `_${p.protocol.toLowerCase()}.${base}`;
+          const srv = `_${p.name.toLowerCase()}.${proto}`;
+          const hosts = [...new Set(targets.map((e) => `${label(e)}.${base}`))];
+          const weight = Math.max(1, Math.floor(100 / hosts.length));
+          const recs = hosts.map((h) => own(srv, { type: QTYPE.SRV, priority: 0, weight, port: p.port, target: h }));
+          put(node(srv, recs, hosts.flatMap((h) => byHost.get(h) ?? [])));
+          ents.push(proto);
+        }
+      }
+    }
+
+    for (const e of ents) this.ents.set(e, (this.ents.get(e) ?? 0) + 1);
+    for (const [rev, target] of ptrs) {
+      let p = this.ptrs.get(rev);
+      if (!p) this.ptrs.set(rev, (p = { targets: new Set(), templates: new Map() }));
+      p.targets.add(target);
+      p.templates = new Map();
+    }
+    this.byService.set(svc.key, { names, ents, ptrs });
+  }
+}
+
+function node(name: string, records: OwnedRec[], extra: readonly OwnedRec[] = []): NameNode {
+  return { name, records, extra, templates: new Map() };
+}
