@@ -1,0 +1,193 @@
+// The record logic, table-driven: each row is a question and the reply it must get from the
+// fixture cluster. The dig tests in netns-tests/ are the proof; these pin the details cheaply.
+import { beforeAll, describe, expect, it } from 'vitest';
+import dnsPacket from 'dns-packet';
+import { Catalog } from '../cluster/catalog.js';
+import { fixtureServices, serviceObjects } from '../bench/dns/fixtures.js';
+import { logger } from '../common/log.js';
+import { AnswerCache } from './cache.js';
+import { Forwarder } from './forwarder.js';
+import { DnsHandler, type Transport } from './handler.js';
+import { ClusterZone, type PodsMode } from './zone.js';
+
+const UDP: Transport = { proto: 'udp', family: '1', server: 'dns://test:53' };
+const TCP: Transport = { ...UDP, proto: 'tcp' };
+
+function makeCatalog(synced = true): Catalog {
+  const c = new Catalog({ kinds: ['Service', 'EndpointSlice', 'Node', 'Pod'] });
+  c.batch(() => {
+    for (const s of fixtureServices()) for (const o of serviceObjects(s)) c.apply((o as { kind: 'Service' | 'EndpointSlice' }).kind, o);
+    c.apply('Pod', { metadata: { name: 'p1', namespace: 'prod' }, spec: {}, status: { podIP: '10.244.7.7', podIPs: [{ ip: '10.244.7.7' }] } });
+    if (synced) for (const k of ['Service', 'EndpointSlice', 'Node', 'Pod'] as const) c.markSynced(k);
+  });
+  return c;
+}
+
+function makeHandler(catalog: Catalog, pods: PodsMode = 'insecure') {
+  const zone = new ClusterZone({ domain: 'cluster.local', ttl: 5, pods }, catalog);
+  zone.attach();
+  const handler = new DnsHandler(zone, new Forwarder([]), new AnswerCache(), undefined, logger('test'), 'cluster.local');
+  return { zone, handler };
+}
+
+type Q = { name: string; type: string; edns?: number; tcp?: boolean };
+
+async function ask(handler: DnsHandler, q: Q) {
+  const buf = dnsPacket.encode({
+    type: 'query',
+    id: 4242,
+    flags: dnsPacket.RECURSION_DESIRED,
+    questions: [{ name: q.name, type: q.type as 'A', class: 'IN' }],
+    ...(q.edns ? { additionals: [{ type: 'OPT', name: '.', udpPayloadSize: q.edns }] } : {}),
+  } as dnsPacket.Packet);
+  const reply = await handler.handle(buf, q.tcp ? TCP : UDP);
+  if (!reply) throw new Error('no reply');
+  return { raw: reply, msg: dnsPacket.decode(reply) };
+}
+
+const rcodeOf = (m: dnsPacket.DecodedPacket) => m.rcode;
+const data = (m: dnsPacket.DecodedPacket, type?: string) =>
+  (m.answers ?? [])
+    .filter((a) => !type || a.type === type)
+    .map((a) => (Array.isArray(a.data) ? JSON.stringify(a.data.map(String)) : typeof a.data === 'object' ? JSON.stringify(a.data) : String(a.data)))
+    .sort();
+
+describe('cluster zone', () => {
+  let handler: DnsHandler;
+  beforeAll(() => {
+    ({ handler } = makeHandler(makeCatalog()));
+  });
+
+  const rows: Array<{ q: Q; rcode: string; answers?: string[]; soa?: boolean; why: string }> = [
+    { q: { name: 'web.prod.svc.cluster.local', type: 'A' }, rcode: 'NOERROR', answers: ['10.96.0.10'], why: 'ClusterIP A' },
+    { q: { name: 'web.prod.svc.cluster.local', type: 'AAAA' }, rcode: 'NOERROR', answers: ['fd00:96::10'], why: 'dual-stack AAAA' },
+    { q: { name: 'v4only.prod.svc.cluster.local', type: 'AAAA' }, rcode: 'NOERROR', answers: [], soa: true, why: 'NODATA for a missing family' },
+    { q: { name: 'WEB.Prod.SVC.cluster.LOCAL', type: 'A' }, rcode: 'NOERROR', answers: ['10.96.0.10'], why: 'case-insensitive' },
+    { q: { name: '_http._tcp.web.prod.svc.cluster.local', type: 'SRV' }, rcode: 'NOERROR', answers: [JSON.stringify({ priority: 0, weight: 100, port: 80, target: 'web.prod.svc.cluster.local' })], why: 'SRV of a named port' },
+    { q: { name: '_dns._udp.web.prod.svc.cluster.local', type: 'SRV' }, rcode: 'NOERROR', answers: [JSON.stringify({ priority: 0, weight: 100, port: 53, target: 'web.prod.svc.cluster.local' })], why: 'SRV over UDP' },
+    { q: { name: '_http._udp.web.prod.svc.cluster.local', type: 'SRV' }, rcode: 'NXDOMAIN', soa: true, why: 'wrong protocol' },
+    { q: { name: '_tcp.web.prod.svc.cluster.local', type: 'SRV' }, rcode: 'NOERROR', answers: [], soa: true, why: 'empty non-terminal under a service' },
+    { q: { name: 'prod.svc.cluster.local', type: 'A' }, rcode: 'NOERROR', answers: [], soa: true, why: 'namespace is an empty non-terminal' },
+    { q: { name: 'svc.cluster.local', type: 'A' }, rcode: 'NOERROR', answers: [], soa: true, why: 'svc is an empty non-terminal' },
+    { q: { name: 'nosuch.svc.cluster.local', type: 'A' }, rcode: 'NXDOMAIN', soa: true, why: 'unknown namespace' },
+    { q: { name: 'nope.prod.svc.cluster.local', type: 'A' }, rcode: 'NXDOMAIN', soa: true, why: 'unknown service' },
+    { q: { name: 'web.prod.svc.cluster.local.prod.svc.cluster.local', type: 'A' }, rcode: 'NXDOMAIN', soa: true, why: 'search-path miss, no upstream' },
+    { q: { name: 'db.prod.svc.cluster.local', type: 'A' }, rcode: 'NOERROR', answers: ['10.244.1.5', '10.244.1.6', '10.244.1.8'], why: 'headless: ready endpoints only' },
+    { q: { name: 'db.prod.svc.cluster.local', type: 'AAAA' }, rcode: 'NOERROR', answers: ['fd00:244::8'], why: 'headless AAAA' },
+    { q: { name: 'db-0.db.prod.svc.cluster.local', type: 'A' }, rcode: 'NOERROR', answers: ['10.244.1.5'], why: 'endpoint hostname' },
+    { q: { name: '10-244-1-8.db.prod.svc.cluster.local', type: 'A' }, rcode: 'NOERROR', answers: ['10.244.1.8'], why: 'endpoint without hostname: dashed IP' },
+    { q: { name: 'fd00-244--8.db.prod.svc.cluster.local', type: 'AAAA' }, rcode: 'NOERROR', answers: ['fd00:244::8'], why: 'IPv6 dashed endpoint' },
+    { q: { name: 'db-2.db.prod.svc.cluster.local', type: 'A' }, rcode: 'NXDOMAIN', soa: true, why: 'not-ready endpoint unpublished' },
+    {
+      q: { name: '_mysql._tcp.db.prod.svc.cluster.local', type: 'SRV' }, rcode: 'NOERROR', why: 'headless SRV per ready endpoint',
+      answers: ['10-244-1-8', 'db-0', 'db-1', 'fd00-244--8'].map((h) => JSON.stringify({ priority: 0, weight: 25, port: 3306, target: `${h}.db.prod.svc.cluster.local` })).sort(),
+    },
+    { q: { name: 'empty.prod.svc.cluster.local', type: 'A' }, rcode: 'NXDOMAIN', soa: true, why: 'headless without ready endpoints' },
+    { q: { name: 'pub.prod.svc.cluster.local', type: 'A' }, rcode: 'NOERROR', answers: ['10.244.3.1'], why: 'publishNotReadyAddresses' },
+    { q: { name: 'pub-0.pub.prod.svc.cluster.local', type: 'A' }, rcode: 'NOERROR', answers: ['10.244.3.1'], why: 'publishNotReadyAddresses hostname' },
+    { q: { name: 'ext.prod.svc.cluster.local', type: 'CNAME' }, rcode: 'NOERROR', answers: ['www.example.test'], why: 'ExternalName CNAME' },
+    { q: { name: 'ext.prod.svc.cluster.local', type: 'A' }, rcode: 'NOERROR', answers: ['www.example.test'], why: 'ExternalName with no upstream: CNAME alone' },
+    { q: { name: 'dns-version.cluster.local', type: 'TXT' }, rcode: 'NOERROR', answers: ['["1.1.0"]'], why: 'schema version' },
+    { q: { name: 'cluster.local', type: 'SOA' }, rcode: 'NOERROR', why: 'apex SOA' },
+    { q: { name: '10.0.96.10.in-addr.arpa', type: 'PTR' }, rcode: 'NOERROR', answers: ['web.prod.svc.cluster.local'], why: 'PTR of a cluster IP' },
+    { q: { name: '0.1.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.6.9.0.0.0.0.d.f.ip6.arpa', type: 'PTR' }, rcode: 'NOERROR', answers: ['web.prod.svc.cluster.local'], why: 'PTR of an IPv6 cluster IP, nibbles' },
+    { q: { name: '5.1.244.10.in-addr.arpa', type: 'PTR' }, rcode: 'NOERROR', answers: ['db-0.db.prod.svc.cluster.local'], why: 'PTR of a headless endpoint' },
+    { q: { name: '10-244-7-7.prod.pod.cluster.local', type: 'A' }, rcode: 'NOERROR', answers: ['10.244.7.7'], why: 'pod A (insecure)' },
+    { q: { name: '10-244-9-9.other.pod.cluster.local', type: 'A' }, rcode: 'NOERROR', answers: ['10.244.9.9'], why: 'pod A insecure: any address' },
+    { q: { name: 'fd00-1--2.prod.pod.cluster.local', type: 'AAAA' }, rcode: 'NOERROR', answers: ['fd00:1::2'], why: 'pod AAAA' },
+    { q: { name: '10-244-300-1.prod.pod.cluster.local', type: 'A' }, rcode: 'NXDOMAIN', soa: true, why: 'not an address' },
+  ];
+
+  for (const row of rows) {
+    it(`${row.why}: ${row.q.name} ${row.q.type} → ${row.rcode}`, async () => {
+      const { msg } = await ask(handler, row.q);
+      expect(rcodeOf(msg)).toBe(row.rcode);
+      expect(msg.flags! & 0x0400).toBe(0x0400); // AA
+      if (row.answers) expect(data(msg, row.q.type === 'A' && row.q.name.startsWith('ext') ? 'CNAME' : undefined)).toEqual(row.answers);
+      if (row.soa) expect((msg.authorities ?? []).map((a) => a.type)).toEqual(['SOA']);
+      // The reply keeps the question exactly as asked.
+      expect(msg.questions![0].name).toBe(row.q.name);
+      expect(msg.id).toBe(4242);
+    });
+  }
+
+  it('a headless service with 100 endpoints truncates over UDP and is complete over TCP', async () => {
+    const udp = await ask(handler, { name: 'big.prod.svc.cluster.local', type: 'A', edns: 1232 });
+    expect(udp.msg.flags! & 0x0200).toBe(0x0200);
+    expect(udp.raw.length).toBeLessThanOrEqual(1232);
+    const tcp = await ask(handler, { name: 'big.prod.svc.cluster.local', type: 'A', tcp: true });
+    expect(tcp.msg.flags! & 0x0200).toBe(0);
+    expect(tcp.msg.answers).toHaveLength(100);
+  });
+
+  it('SRV additional records are dropped before setting TC', async () => {
+    const full = await ask(handler, { name: '_mysql._tcp.db.prod.svc.cluster.local', type: 'SRV', tcp: true });
+    expect(full.msg.additionals!.length).toBe(4);
+    const small = await ask(handler, { name: '_mysql._tcp.db.prod.svc.cluster.local', type: 'SRV' });
+    expect(small.raw.length).toBeLessThanOrEqual(512);
+    expect(small.msg.answers).toHaveLength(4);
+  });
+});
+
+describe('catalog changes', () => {
+  it('answers follow a service update, removal and the sync state', async () => {
+    const catalog = makeCatalog(false);
+    const { handler } = makeHandler(catalog);
+    expect((await ask(handler, { name: 'web.prod.svc.cluster.local', type: 'A' })).msg.rcode).toBe('SERVFAIL');
+    catalog.batch(() => {
+      for (const k of ['Service', 'EndpointSlice', 'Node', 'Pod'] as const) catalog.markSynced(k);
+    });
+    expect(data((await ask(handler, { name: 'web.prod.svc.cluster.local', type: 'A' })).msg)).toEqual(['10.96.0.10']);
+    const [svc] = serviceObjects({ namespace: 'prod', name: 'web', clusterIPs: ['10.96.0.99'], ports: [{ name: 'http', port: 80 }] });
+    catalog.apply('Service', svc);
+    expect(data((await ask(handler, { name: 'web.prod.svc.cluster.local', type: 'A' })).msg)).toEqual(['10.96.0.99']);
+    expect((await ask(handler, { name: '10.0.96.10.in-addr.arpa', type: 'PTR' })).msg.rcode).toBe('SERVFAIL'); // forwarded, no upstream
+    expect(data((await ask(handler, { name: '99.0.96.10.in-addr.arpa', type: 'PTR' })).msg)).toEqual(['web.prod.svc.cluster.local']);
+    catalog.delete('Service', 'prod', 'web');
+    expect((await ask(handler, { name: 'web.prod.svc.cluster.local', type: 'A' })).msg.rcode).toBe('NXDOMAIN');
+    // A name asked before it existed is not stuck in the negative cache.
+    expect((await ask(handler, { name: 'new.prod.svc.cluster.local', type: 'A' })).msg.rcode).toBe('NXDOMAIN');
+    catalog.apply('Service', serviceObjects({ namespace: 'prod', name: 'new', clusterIPs: ['10.96.0.77'] })[0]);
+    expect(data((await ask(handler, { name: 'new.prod.svc.cluster.local', type: 'A' })).msg)).toEqual(['10.96.0.77']);
+  });
+
+  it('verified pods need a pod with that address in that namespace', async () => {
+    const { handler } = makeHandler(makeCatalog(), 'verified');
+    expect(data((await ask(handler, { name: '10-244-7-7.prod.pod.cluster.local', type: 'A' })).msg)).toEqual(['10.244.7.7']);
+    expect((await ask(handler, { name: '10-244-7-7.other.pod.cluster.local', type: 'A' })).msg.rcode).toBe('NXDOMAIN');
+    expect((await ask(handler, { name: '10-244-9-9.prod.pod.cluster.local', type: 'A' })).msg.rcode).toBe('NXDOMAIN');
+  });
+
+  it('disabled pods have no records', async () => {
+    const { handler } = makeHandler(makeCatalog(), 'disabled');
+    expect((await ask(handler, { name: '10-244-7-7.prod.pod.cluster.local', type: 'A' })).msg.rcode).toBe('NXDOMAIN');
+  });
+});
+
+describe('protocol', () => {
+  let handler: DnsHandler;
+  beforeAll(() => {
+    ({ handler } = makeHandler(makeCatalog()));
+  });
+
+  it('AXFR is refused, other opcodes are not implemented, garbage gets FORMERR or silence', async () => {
+    expect((await ask(handler, { name: 'cluster.local', type: 'AXFR' })).msg.rcode).toBe('REFUSED');
+    const q = dnsPacket.encode({ type: 'query', id: 7, flags: 2 << 11, questions: [{ name: 'cluster.local', type: 'SOA' }] });
+    expect(dnsPacket.decode((await handler.handle(q, UDP))!).rcode).toBe('NOTIMP');
+    expect(await handler.handle(Buffer.from([1, 2, 3]), UDP)).toBeUndefined();
+    const bad = Buffer.from(q);
+    bad.writeUInt16BE(3, 4); // three questions announced, one present
+    expect(dnsPacket.decode((await handler.handle(bad, UDP))!).rcode).toBe('FORMERR');
+    const resp = Buffer.from(q);
+    resp.writeUInt16BE(0x8000, 2); // a response: never answered
+    expect(await handler.handle(resp, UDP)).toBeUndefined();
+  });
+
+  it('echoes EDNS and honours the size limit', async () => {
+    const r = await ask(handler, { name: 'web.prod.svc.cluster.local', type: 'A', edns: 4096 });
+    const opt = (r.msg.additionals ?? []).find((a) => a.type === 'OPT');
+    expect(opt).toBeDefined();
+    const plain = await ask(handler, { name: 'web.prod.svc.cluster.local', type: 'A' });
+    expect((plain.msg.additionals ?? []).length).toBe(0);
+  });
+});
