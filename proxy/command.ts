@@ -1,17 +1,176 @@
-// `kube-dataplane proxy`: the service proxy alone.
+// `kube-dataplane proxy`: the service proxy alone; `startProxy` is also the proxy half of
+// `agent`, on the catalog it shares with DNS.
 import type { Options } from '../cli/flags.js';
-import type { CatalogView } from '../cluster/types.js';
+import { UsageError } from '../cli/flags.js';
+import type { CatalogView, IPFamily } from '../cluster/types.js';
+import { HttpEndpoint, parseHostPort, type ListenAddress } from '../common/http-server.js';
+import { parseCIDR } from '../common/ip.js';
+import { logger } from '../common/log.js';
+import { conntrackArgs, type FlowFilter } from './core/conntrack.js';
+import { ProxierHealth } from './core/healthcheck/proxier.js';
+import { ServiceHealthServers } from './core/healthcheck/services.js';
+import { ProxyMetrics } from './core/metrics.js';
+import { checkNodePortAddresses, localAddresses, nodeFacts } from './core/node.js';
+import { Proxier } from './core/proxier.js';
+import { IptablesBackend } from './iptables/backend.js';
+import { chooseFlavour, runTool, toolName, type Flavour } from './iptables/tools.js';
 
 export interface Running {
   stop(): Promise<void>;
 }
 
-/** Starts the proxy on an open catalog (the agent shares one catalog with DNS). */
-export async function startProxy(_opts: Options, _catalog: CatalogView): Promise<Running> {
-  throw new Error('the service proxy is not implemented yet');
+/** A running proxy with its parts exposed, for tests and benchmarks. */
+export interface RunningProxy extends Running {
+  readonly proxier: Proxier;
+  readonly backend: IptablesBackend;
+  readonly metrics: ProxyMetrics;
 }
 
-export async function main(_opts: Options): Promise<number> {
-  process.stderr.write('proxy: not implemented yet\n');
-  return 1;
+interface Checked {
+  clusterCIDRs: string[];
+  healthz?: ListenAddress;
+  metrics?: ListenAddress;
+}
+
+function checkOptions(opts: Options): Checked {
+  if (opts.proxyMode === 'userspace') throw new UsageError('--proxy-mode userspace is not implemented yet; use --proxy-mode iptables');
+  if (opts.proxyMode !== 'iptables') throw new UsageError(`--proxy-mode ${opts.proxyMode} is not supported; use iptables`);
+  const clusterCIDRs: string[] = [];
+  for (const c of opts.clusterCIDR) {
+    const parsed = parseCIDR(c);
+    if (!parsed) throw new UsageError(`--cluster-cidr: ${JSON.stringify(c)} is not a CIDR`);
+    clusterCIDRs.push(parsed.cidr);
+  }
+  const bad = checkNodePortAddresses(opts.nodePortAddresses);
+  if (bad) throw new UsageError(bad);
+  if (opts.minSyncPeriodMs > opts.syncPeriodMs) throw new UsageError('--min-sync-period must not exceed --sync-period');
+  const addr = (flag: string, s: string) => {
+    if (!s) return undefined; // empty disables the server, as with kube-proxy
+    try {
+      return parseHostPort(s, flag);
+    } catch (err) {
+      throw new UsageError((err as Error).message);
+    }
+  };
+  return { clusterCIDRs, healthz: addr('--healthz-bind-address', opts.healthzBindAddress), metrics: addr('--metrics-bind-address', opts.metricsBindAddress) };
+}
+
+/** The families this host's tools can program. */
+async function usableFamilies(flavour: Flavour): Promise<IPFamily[]> {
+  const log = logger('proxy');
+  const out: IPFamily[] = [];
+  for (const family of ['IPv4', 'IPv6'] as const) {
+    const r = await runTool(toolName(flavour, family, 'restore'), ['--noflush', '--wait=5'], '*nat\nCOMMIT\n', 30_000);
+    if (r.code === 0) out.push(family);
+    else log.warn('IP family not available; its services get no rules', { family, error: r.stderr.trim() });
+  }
+  if (out.length === 0) throw new Error(`neither ${toolName(flavour, 'IPv4', 'restore')} nor ${toolName(flavour, 'IPv6', 'restore')} works here`);
+  return out;
+}
+
+async function clearFlows(filters: readonly FlowFilter[], metrics: ProxyMetrics): Promise<number> {
+  const log = logger('proxy');
+  let failed = 0;
+  for (const f of filters) {
+    const args = conntrackArgs(f);
+    const r = await runTool('conntrack', args, undefined, 10_000);
+    // conntrack exits 1 when nothing matched; that is success for us.
+    if (r.code === 0 || /0 flow entries/.test(r.stderr)) {
+      metrics.conntrackDeletions.inc({ result: 'ok' });
+      continue;
+    }
+    failed++;
+    metrics.conntrackDeletions.inc({ result: 'error' });
+    log.warn('conntrack -D failed', { args: args.join(' '), error: r.stderr.trim() });
+  }
+  return failed;
+}
+
+/** Starts the proxy on an open catalog (the agent shares one catalog with DNS). */
+export async function startProxy(opts: Options, catalog: CatalogView): Promise<RunningProxy> {
+  const checked = checkOptions(opts);
+  const log = logger('proxy');
+  const choice = await chooseFlavour(opts.iptablesBackend);
+  log.info('iptables backend chosen', { backend: choice.flavour, reason: choice.reason });
+  const families = await usableFamilies(choice.flavour);
+  if (checked.clusterCIDRs.length === 0 && !opts.masqueradeAll) {
+    log.warn('no --cluster-cidr: traffic from outside the cluster to cluster IPs is not masqueraded');
+  }
+
+  const metrics = new ProxyMetrics({ processMetrics: true });
+  const health = new ProxierHealth(2 * opts.syncPeriodMs);
+  const hcServers = new ServiceHealthServers(log, () => health.healthy());
+  const backend = new IptablesBackend({ flavour: choice.flavour, families, clusterCIDRs: checked.clusterCIDRs, masqueradeAll: opts.masqueradeAll }, log, metrics);
+  const proxier = new Proxier(
+    catalog,
+    backend,
+    {
+      nodeName: opts.nodeName,
+      minSyncPeriodMs: opts.minSyncPeriodMs,
+      syncPeriodMs: opts.syncPeriodMs,
+      nodeFacts: async () => nodeFacts(catalog.node(opts.nodeName), await localAddresses(), opts.nodePortAddresses),
+      clearFlows: (f) => clearFlows(f, metrics),
+    },
+    log,
+    metrics,
+    health,
+    hcServers,
+  );
+
+  const servers: HttpEndpoint[] = [];
+  try {
+    if (checked.healthz) {
+      const s = new HttpEndpoint({ '/healthz': () => health.healthz(), '/livez': () => health.livez() });
+      const a = await s.listen(checked.healthz);
+      servers.push(s);
+      log.info('health endpoint listening', { address: `${a.address}:${a.port}` });
+    }
+    if (checked.metrics) {
+      const s = new HttpEndpoint({ '/metrics': async () => ({ status: 200, body: await metrics.registry.metrics(), contentType: metrics.registry.contentType }) });
+      const a = await s.listen(checked.metrics);
+      servers.push(s);
+      log.info('metrics endpoint listening', { address: `${a.address}:${a.port}` });
+    }
+  } catch (err) {
+    await Promise.all(servers.map((s) => s.close()));
+    throw err;
+  }
+
+  proxier.start();
+  log.info('proxy started', { mode: 'iptables', node: opts.nodeName, families: families.join(',') });
+  return {
+    proxier,
+    backend,
+    metrics,
+    async stop() {
+      await proxier.stop();
+      await Promise.all(servers.map((s) => s.close()));
+    },
+  };
+}
+
+export async function main(opts: Options): Promise<number> {
+  const log = logger('proxy');
+  if (opts.cleanup) {
+    const backend = new IptablesBackend({ flavour: 'nft', families: [], clusterCIDRs: [], masqueradeAll: false }, log);
+    await backend.cleanup();
+    log.info('cleanup done');
+    return 0;
+  }
+  checkOptions(opts);
+  const { openCatalog } = await import('../cluster/index.js');
+  const { untilSignalled } = await import('../cli/main.js');
+  const catalog = await openCatalog(opts);
+  let proxy: Running;
+  try {
+    proxy = await startProxy(opts, catalog.view);
+  } catch (err) {
+    await catalog.stop();
+    throw err;
+  }
+  const sig = await untilSignalled();
+  log.info('stopping', { signal: sig });
+  await proxy.stop();
+  await catalog.stop();
+  return 0;
 }

@@ -1,0 +1,207 @@
+// The iptables mode: renders each family's rules and applies them with `iptables-restore
+// --noflush` (one atomic transaction per table and family). Full syncs rewrite every chain of
+// ours and reconcile with what `iptables-save` shows; partial syncs touch only the chains and
+// dispatch rules of the services that changed. The state kept between syncs is what the kernel
+// was last told successfully; a failed restore leaves it as it was and the core's next sync is
+// a full one.
+import type { IPFamily, ObjectKey } from '../../cluster/types.js';
+import type { Logger } from '../../common/log.js';
+import type { Backend, NodeFacts, SyncRequest, SyncResult } from '../core/backend.js';
+import type { ProxyMetrics } from '../core/metrics.js';
+import {
+  JUMPS,
+  SERVICE_CHAIN,
+  STATIC_CHAINS,
+  countRules,
+  parseSave,
+  renderFull,
+  renderPartial,
+  renderService,
+  type FamilyConfig,
+  type ServiceChange,
+  type ServiceRules,
+  type Table,
+} from './render.js';
+import { runTool, toolName, type Flavour } from './tools.js';
+
+export interface IptablesOptions {
+  flavour: Flavour;
+  families: readonly IPFamily[];
+  clusterCIDRs: readonly string[];
+  masqueradeAll: boolean;
+}
+
+export class RestoreError extends Error {}
+
+export class IptablesBackend implements Backend {
+  readonly name = 'iptables';
+  private readonly applied = new Map<IPFamily, Map<ObjectKey, ServiceRules>>();
+  private readonly counts = new Map<IPFamily, Record<Table, number>>();
+  /** Time spent in our own code (planning excluded) during the last sync, ms. */
+  lastOwnMs = 0;
+  /** Time spent waiting for the tools during the last sync, ms. */
+  lastToolMs = 0;
+
+  constructor(private readonly opts: IptablesOptions, private readonly log: Logger, private readonly metrics?: ProxyMetrics) {}
+
+  familyConfig(family: IPFamily, node: NodeFacts): FamilyConfig {
+    return {
+      family,
+      clusterCIDRs: this.opts.clusterCIDRs.filter((c) => (family === 'IPv6') === c.includes(':')),
+      masqueradeAll: this.opts.masqueradeAll,
+      nodePortAddresses: node.nodePortAddresses[family],
+      nodeIPs: node.nodeIPs[family],
+    };
+  }
+
+  async sync(req: SyncRequest): Promise<SyncResult> {
+    const written: Record<Table, number> = { nat: 0, filter: 0 };
+    this.lastOwnMs = 0;
+    this.lastToolMs = 0;
+    for (const family of this.opts.families) {
+      const cfg = this.familyConfig(family, req.node);
+      if (req.full) await this.fullSync(family, cfg, req, written);
+      else await this.partialSync(family, cfg, req, written);
+    }
+    const rules: Record<Table, number> = { nat: 0, filter: 0 };
+    for (const c of this.counts.values()) {
+      rules.nat += c.nat;
+      rules.filter += c.filter;
+    }
+    return { rules, written };
+  }
+
+  private async fullSync(family: IPFamily, cfg: FamilyConfig, req: SyncRequest, written: Record<Table, number>): Promise<void> {
+    let t0 = performance.now();
+    const rendered = new Map<ObjectKey, ServiceRules>();
+    for (const plan of req.plans.values()) {
+      const r = renderService(plan, cfg);
+      if (r) rendered.set(plan.key, r);
+    }
+    this.lastOwnMs += performance.now() - t0;
+    const saved = await this.tool(family, 'save', []);
+    t0 = performance.now();
+    const text = renderFull(rendered.values(), cfg, parseSave(saved));
+    const count = countRules(rendered.values());
+    this.lastOwnMs += performance.now() - t0;
+    await this.restore(family, text, true);
+    this.applied.set(family, rendered);
+    this.counts.set(family, count);
+    written.nat += count.nat;
+    written.filter += count.filter;
+  }
+
+  private async partialSync(family: IPFamily, cfg: FamilyConfig, req: SyncRequest, written: Record<Table, number>): Promise<void> {
+    const t0 = performance.now();
+    const applied = this.applied.get(family);
+    if (!applied) throw new Error(`partial sync of ${family} before any full sync`);
+    const changes: (ServiceChange & { key: ObjectKey })[] = [];
+    for (const key of req.changed) {
+      const plan = req.plans.get(key);
+      const after = plan ? renderService(plan, cfg) : undefined;
+      const before = applied.get(key);
+      if (before || after) changes.push({ key, before, after });
+    }
+    const text = renderPartial(changes);
+    this.lastOwnMs += performance.now() - t0;
+    if (text) await this.restore(family, text, false);
+    const t1 = performance.now();
+    const count = this.counts.get(family)!;
+    for (const { key, before, after } of changes) {
+      if (before) {
+        const c = countRules([before]);
+        count.nat -= c.nat - STATIC_RULE_COUNT.nat;
+        count.filter -= c.filter - STATIC_RULE_COUNT.filter;
+      }
+      if (after) {
+        const c = countRules([after]);
+        count.nat += c.nat - STATIC_RULE_COUNT.nat;
+        count.filter += c.filter - STATIC_RULE_COUNT.filter;
+        written.nat += c.nat - STATIC_RULE_COUNT.nat;
+        written.filter += c.filter - STATIC_RULE_COUNT.filter;
+        applied.set(key, after);
+      } else applied.delete(key);
+    }
+    this.lastOwnMs += performance.now() - t1;
+  }
+
+  private async tool(family: IPFamily, what: 'save' | 'restore', args: string[], input?: string): Promise<string> {
+    const cmd = toolName(this.opts.flavour, family, what);
+    const t0 = performance.now();
+    const r = await runTool(cmd, args, input);
+    this.lastToolMs += performance.now() - t0;
+    if (r.code !== 0) throw new RestoreError(`${cmd} exited ${r.code}: ${r.stderr.trim()}`);
+    return r.stdout;
+  }
+
+  private async restore(family: IPFamily, text: string, full: boolean): Promise<void> {
+    try {
+      await this.tool(family, 'restore', ['--noflush', '--wait=5'], text);
+    } catch (err) {
+      this.metrics?.restoreFailures.inc();
+      if (!full) this.metrics?.partialRestoreFailures.inc();
+      // "line N failed": show that line, which is what an operator needs to see.
+      const m = /line (\d+) failed/.exec((err as Error).message);
+      const line = m ? text.split('\n')[Number(m[1]) - 1] : undefined;
+      this.log.error('iptables-restore failed; the next sync is a full one', {
+        family,
+        sync: full ? 'full' : 'partial',
+        error: (err as Error).message,
+        ...(line ? { failedLine: line } : {}),
+      });
+      throw err;
+    }
+  }
+
+  /** Removes every rule and chain of ours, in both flavours and families. */
+  async cleanup(): Promise<void> {
+    for (const flavour of ['nft', 'legacy'] as const) {
+      for (const family of ['IPv4', 'IPv6'] as const) {
+        const save = await runTool(toolName(flavour, family, 'save'), []);
+        if (save.code !== 0) continue; // flavour or family not available here
+        const text = cleanupRestore(save.stdout);
+        if (!text) continue;
+        const r = await runTool(toolName(flavour, family, 'restore'), ['--noflush', '--wait=5'], text);
+        if (r.code !== 0) throw new RestoreError(`${toolName(flavour, family, 'restore')} (cleanup) exited ${r.code}: ${r.stderr.trim()}`);
+        this.log.info('removed rules', { flavour, family });
+      }
+    }
+  }
+}
+
+const STATIC_RULE_COUNT = countRules([]);
+
+/** Restore input deleting our jumps and chains from a saved ruleset; undefined if none. */
+export function cleanupRestore(saved: string): string | undefined {
+  const targets = new Set(JUMPS.map((j) => j.target));
+  const lines: string[] = [];
+  let table: string | undefined;
+  let block: { deletes: string[]; chains: string[] } = { deletes: [], chains: [] };
+  const flush = () => {
+    if (table && (block.deletes.length || block.chains.length)) {
+      lines.push(`*${table}`, ...block.deletes, ...block.chains.map((c) => `:${c} - [0:0]`), ...block.chains.map((c) => `-X ${c}`), 'COMMIT');
+    }
+    block = { deletes: [], chains: [] };
+  };
+  for (const line of saved.split('\n')) {
+    if (line.startsWith('*')) {
+      flush();
+      table = line.slice(1).trim();
+      continue;
+    }
+    if (table !== 'nat' && table !== 'filter') continue;
+    if (line.startsWith(':')) {
+      const chain = line.slice(1).split(' ')[0];
+      if (STATIC_CHAINS[table].includes(chain) || SERVICE_CHAIN.test(chain)) block.chains.push(chain);
+    } else if (line.startsWith('-A ')) {
+      const chain = line.split(' ')[1];
+      const m = / -j (\S+)/.exec(line);
+      if (m && targets.has(m[1]) && !chain.startsWith('KUBE-')) block.deletes.push(`-D ${line.slice(3)}`);
+    } else if (line === 'COMMIT') {
+      flush();
+      table = undefined;
+    }
+  }
+  flush();
+  return lines.length ? lines.join('\n') + '\n' : undefined;
+}

@@ -1,0 +1,443 @@
+// Renders the core's service plans as iptables rules in kube-proxy's layout, one IP family at a
+// time, and writes them as `iptables-restore --noflush` input. Pure: no I/O, no policy — every
+// decision about which endpoints serve what was made by the core (proxy/core/topology.ts).
+//
+// Layout (nat table unless noted):
+//   PREROUTING, OUTPUT → KUBE-SERVICES: one rule per captured address (cluster IP → the internal
+//     policy chain; external and load-balancer IPs → KUBE-EXT-* or KUBE-FW-*), last a jump to
+//     KUBE-NODEPORTS for local destinations.
+//   KUBE-SVC-* (Cluster policy) / KUBE-SVL-* (Local policy): masquerade rule for off-cluster
+//     clients, affinity checks, then one rule per endpoint with `statistic --probability`.
+//   KUBE-EXT-*: masquerade (Cluster) or the pod/node short-cuts (Local), then the policy chain.
+//   KUBE-FW-*: loadBalancerSourceRanges; the rest falls through to filter KUBE-PROXY-FIREWALL.
+//   KUBE-SEP-*: hairpin masquerade, DNAT (with `recent --set` for affinity).
+//   POSTROUTING → KUBE-POSTROUTING: MASQUERADE what KUBE-MARK-MASQ marked.
+//   filter: KUBE-SERVICES / KUBE-EXTERNAL-SERVICES REJECT (no endpoints) or DROP (no local
+//     endpoints), KUBE-NODEPORTS accepts health-check ports, KUBE-FORWARD, KUBE-PROXY-FIREWALL.
+import { createHash } from 'node:crypto';
+import type { IPFamily } from '../../cluster/types.js';
+import { cidrContains, familyOf } from '../../common/ip.js';
+import { targetKey, type ServicePlan, type ServicePortPlan, type Target } from '../core/model.js';
+import { usesClusterEndpoints, usesLocalEndpoints } from '../core/topology.js';
+
+export type Table = 'nat' | 'filter';
+
+/** A rule in a chain shared by all services (KUBE-SERVICES, KUBE-NODEPORTS, …). */
+export interface DispatchRule {
+  readonly table: Table;
+  readonly chain: string;
+  /** Everything after `-A CHAIN `. */
+  readonly spec: string;
+}
+
+/** The rules one service owns in one family: its own nat chains, and its rules in shared chains. */
+export interface ServiceRules {
+  readonly key: string;
+  /** Chain name → rule specs, in order. */
+  readonly chains: ReadonlyMap<string, readonly string[]>;
+  readonly dispatch: readonly DispatchRule[];
+}
+
+export interface FamilyConfig {
+  readonly family: IPFamily;
+  /** Cluster (pod) CIDRs of this family; traffic from elsewhere to a cluster IP is masqueraded. */
+  readonly clusterCIDRs: readonly string[];
+  readonly masqueradeAll: boolean;
+  /** Where node ports are accepted: every local address, or these addresses. */
+  readonly nodePortAddresses: 'all' | readonly string[];
+  /** This node's addresses of this family (a source range that holds one lets the node in). */
+  readonly nodeIPs: readonly string[];
+}
+
+export const MASQ_MARK = '0x4000';
+export const CHAIN = {
+  services: 'KUBE-SERVICES',
+  externalServices: 'KUBE-EXTERNAL-SERVICES',
+  nodePorts: 'KUBE-NODEPORTS',
+  postrouting: 'KUBE-POSTROUTING',
+  markMasq: 'KUBE-MARK-MASQ',
+  forward: 'KUBE-FORWARD',
+  firewall: 'KUBE-PROXY-FIREWALL',
+} as const;
+
+/** The chains every sync relies on, per table. */
+export const STATIC_CHAINS: Record<Table, readonly string[]> = {
+  filter: [CHAIN.services, CHAIN.externalServices, CHAIN.nodePorts, CHAIN.forward, CHAIN.firewall],
+  nat: [CHAIN.services, CHAIN.nodePorts, CHAIN.postrouting, CHAIN.markMasq],
+};
+
+/** Chains named after a service or endpoint: ours to create and delete. */
+export const SERVICE_CHAIN = /^KUBE-(SVC|SVL|EXT|FW|SEP)-[A-Z2-7]{16}$/;
+
+/** Jumps from the built-in chains into ours, in the order they are wanted at the top. */
+export const JUMPS: readonly { table: Table; chain: string; spec: string; target: string }[] = [
+  { table: 'filter', chain: 'INPUT', target: CHAIN.firewall, spec: '-m conntrack --ctstate NEW -m comment --comment "kubernetes load balancer firewall" -j KUBE-PROXY-FIREWALL' },
+  { table: 'filter', chain: 'INPUT', target: CHAIN.nodePorts, spec: '-m comment --comment "kubernetes health check service ports" -j KUBE-NODEPORTS' },
+  { table: 'filter', chain: 'INPUT', target: CHAIN.externalServices, spec: '-m conntrack --ctstate NEW -m comment --comment "kubernetes externally-visible service portals" -j KUBE-EXTERNAL-SERVICES' },
+  { table: 'filter', chain: 'FORWARD', target: CHAIN.firewall, spec: '-m conntrack --ctstate NEW -m comment --comment "kubernetes load balancer firewall" -j KUBE-PROXY-FIREWALL' },
+  { table: 'filter', chain: 'FORWARD', target: CHAIN.forward, spec: '-m comment --comment "kubernetes forwarding rules" -j KUBE-FORWARD' },
+  { table: 'filter', chain: 'FORWARD', target: CHAIN.services, spec: '-m conntrack --ctstate NEW -m comment --comment "kubernetes service portals" -j KUBE-SERVICES' },
+  { table: 'filter', chain: 'FORWARD', target: CHAIN.externalServices, spec: '-m conntrack --ctstate NEW -m comment --comment "kubernetes externally-visible service portals" -j KUBE-EXTERNAL-SERVICES' },
+  { table: 'filter', chain: 'OUTPUT', target: CHAIN.firewall, spec: '-m conntrack --ctstate NEW -m comment --comment "kubernetes load balancer firewall" -j KUBE-PROXY-FIREWALL' },
+  { table: 'filter', chain: 'OUTPUT', target: CHAIN.services, spec: '-m conntrack --ctstate NEW -m comment --comment "kubernetes service portals" -j KUBE-SERVICES' },
+  { table: 'nat', chain: 'PREROUTING', target: CHAIN.services, spec: '-m comment --comment "kubernetes service portals" -j KUBE-SERVICES' },
+  { table: 'nat', chain: 'OUTPUT', target: CHAIN.services, spec: '-m comment --comment "kubernetes service portals" -j KUBE-SERVICES' },
+  { table: 'nat', chain: 'POSTROUTING', target: CHAIN.postrouting, spec: '-m comment --comment "kubernetes postrouting rules" -j KUBE-POSTROUTING' },
+];
+
+const STATIC_RULES: Record<Table, readonly DispatchRule[]> = {
+  filter: [
+    { table: 'filter', chain: CHAIN.forward, spec: '-m conntrack --ctstate INVALID -j DROP' },
+    { table: 'filter', chain: CHAIN.forward, spec: `-m comment --comment "kubernetes forwarding rules" -m mark --mark ${MASQ_MARK}/${MASQ_MARK} -j ACCEPT` },
+    { table: 'filter', chain: CHAIN.forward, spec: '-m comment --comment "kubernetes forwarding conntrack rule" -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT' },
+  ],
+  nat: [
+    { table: 'nat', chain: CHAIN.postrouting, spec: `-m mark ! --mark ${MASQ_MARK}/${MASQ_MARK} -j RETURN` },
+    // Clear the mark so a packet re-entering the stack (hairpin, tunnels) is not masqueraded twice.
+    { table: 'nat', chain: CHAIN.postrouting, spec: `-j MARK --xor-mark ${MASQ_MARK}` },
+    { table: 'nat', chain: CHAIN.postrouting, spec: '-m comment --comment "kubernetes service traffic requiring SNAT" -j MASQUERADE --random-fully' },
+    { table: 'nat', chain: CHAIN.markMasq, spec: `-j MARK --or-mark ${MASQ_MARK}` },
+  ],
+};
+
+const BASE32 = 'ABCDEFGHIJKLMNOPQRSTUVWXYZ234567';
+
+/** 16 base32 characters of SHA-256: 80 bits, short enough for iptables' 28-character names. */
+export function chainHash(text: string): string {
+  const bytes = createHash('sha256').update(text).digest();
+  let out = '';
+  let acc = 0;
+  let bits = 0;
+  for (const b of bytes) {
+    acc = (acc << 8) | b;
+    bits += 8;
+    while (bits >= 5 && out.length < 16) {
+      out += BASE32[(acc >>> (bits - 5)) & 31];
+      bits -= 5;
+    }
+    acc &= (1 << bits) - 1;
+    if (out.length === 16) break;
+  }
+  return out;
+}
+
+export interface PortChains {
+  svc: string;
+  svl: string;
+  ext: string;
+  fw: string;
+}
+
+export function portChains(p: Pick<ServicePortPlan, 'name' | 'protocol'>): PortChains {
+  const h = chainHash(`${p.name}/${p.protocol}`);
+  return { svc: `KUBE-SVC-${h}`, svl: `KUBE-SVL-${h}`, ext: `KUBE-EXT-${h}`, fw: `KUBE-FW-${h}` };
+}
+
+export function endpointChain(p: Pick<ServicePortPlan, 'name' | 'protocol'>, t: Target): string {
+  return `KUBE-SEP-${chainHash(`${p.name}/${p.protocol}/${targetKey(t)}`)}`;
+}
+
+const comment = (text: string) => `-m comment --comment "${text}"`;
+
+function hostCIDR(ip: string): string {
+  return familyOf(ip) === 'IPv4' ? `${ip}/32` : `${ip}/128`;
+}
+
+function probability(n: number): string {
+  return (1 / n).toFixed(10);
+}
+
+/** Renders one service port (one family). */
+function renderPort(p: ServicePortPlan, cfg: FamilyConfig, chains: Map<string, string[]>, dispatch: DispatchRule[]): void {
+  const proto = p.protocol.toLowerCase();
+  const match = `-p ${proto} -m ${proto}`;
+  const c = portChains(p);
+  const hasEndpoints = p.hasAnyEndpoints;
+  const usesCluster = p.clusterEndpoints.length > 0 && usesClusterEndpoints(p);
+  const usesLocal = p.localEndpoints.length > 0 && usesLocalEndpoints(p);
+
+  const internalChain = p.internalLocal ? c.svl : c.svc;
+  const hasInternal = hasEndpoints && (p.internalLocal ? usesLocal : usesCluster);
+  const externalPolicyChain = p.externalLocal ? c.svl : c.svc;
+  const hasExternal = hasEndpoints && (p.externalLocal ? usesLocal : usesCluster);
+  const usesExt = hasEndpoints && p.externallyAccessible;
+  const usesFW = hasEndpoints && p.firewall && p.loadBalancerIPs.length > 0;
+  const lbChain = usesFW ? c.fw : c.ext;
+
+  const noEndpoints = `${p.name} has no endpoints`;
+  const noLocal = `${p.name} has no local endpoints`;
+  const internalFilter = !hasEndpoints ? { target: 'REJECT', text: noEndpoints } : { target: 'DROP', text: noLocal };
+  const externalFilter = internalFilter;
+
+  const nat = (chain: string, spec: string) => dispatch.push({ table: 'nat', chain, spec });
+  const filter = (chain: string, spec: string) => dispatch.push({ table: 'filter', chain, spec });
+  const add = (chain: string, spec: string) => {
+    let rules = chains.get(chain);
+    if (!rules) chains.set(chain, (rules = []));
+    rules.push(spec);
+  };
+
+  // Cluster IP.
+  if (p.clusterIP) {
+    const dst = `-d ${hostCIDR(p.clusterIP)} ${match} --dport ${p.port}`;
+    if (hasInternal) {
+      nat(CHAIN.services, `${comment(`${p.name} cluster IP`)} ${dst} -j ${internalChain}`);
+      if (cfg.masqueradeAll) add(internalChain, `${comment(`${p.name} cluster IP`)} ${dst} -j ${CHAIN.markMasq}`);
+      else {
+        // Off-cluster clients reaching a cluster IP (a route to the service range via this node)
+        // may be answered by a pod on another node: masquerade so replies come back through here.
+        for (const cidr of cfg.clusterCIDRs) add(internalChain, `${comment(`${p.name} cluster IP`)} ${dst} ! -s ${cidr} -j ${CHAIN.markMasq}`);
+      }
+    } else {
+      filter(CHAIN.services, `${comment(internalFilter.text)} ${dst} -j ${internalFilter.target}`);
+    }
+  }
+
+  // External IPs.
+  for (const ip of p.externalIPs) {
+    const dst = `-d ${hostCIDR(ip)} ${match} --dport ${p.port}`;
+    if (hasEndpoints) nat(CHAIN.services, `${comment(`${p.name} external IP`)} ${dst} -j ${c.ext}`);
+    if (!hasExternal) filter(CHAIN.externalServices, `${comment(externalFilter.text)} ${dst} -j ${externalFilter.target}`);
+  }
+
+  // Load-balancer IPs.
+  for (const ip of p.loadBalancerIPs) {
+    const dst = `-d ${hostCIDR(ip)} ${match} --dport ${p.port}`;
+    if (hasEndpoints) nat(CHAIN.services, `${comment(`${p.name} loadbalancer IP`)} ${dst} -j ${lbChain}`);
+    if (usesFW) filter(CHAIN.firewall, `${comment(`${p.name} traffic not accepted by ${c.fw}`)} ${dst} -j DROP`);
+    if (!hasExternal) filter(CHAIN.externalServices, `${comment(externalFilter.text)} ${dst} -j ${externalFilter.target}`);
+  }
+
+  // Node port.
+  if (p.nodePort > 0) {
+    if (hasEndpoints) nat(CHAIN.nodePorts, `${comment(p.name)} ${match} --dport ${p.nodePort} -j ${c.ext}`);
+    if (!hasExternal) filter(CHAIN.externalServices, `${comment(externalFilter.text)} -m addrtype --dst-type LOCAL ${match} --dport ${p.nodePort} -j ${externalFilter.target}`);
+  }
+
+  // The external chain: every external destination comes through here.
+  if (usesExt) {
+    if (!p.externalLocal) {
+      add(c.ext, `${comment(`masquerade traffic for ${p.name} external destinations`)} -j ${CHAIN.markMasq}`);
+    } else if (usesCluster) {
+      // Pods and the node itself reach external destinations as if from outside and back in:
+      // neither is subject to the Local policy. The node's own traffic needs masquerade (its
+      // source would be the VIP or node IP).
+      for (const cidr of cfg.clusterCIDRs) add(c.ext, `${comment(`pod traffic for ${p.name} external destinations`)} -s ${cidr} -j ${c.svc}`);
+      add(c.ext, `${comment(`masquerade LOCAL traffic for ${p.name} external destinations`)} -m addrtype --src-type LOCAL -j ${CHAIN.markMasq}`);
+      add(c.ext, `${comment(`route LOCAL traffic for ${p.name} external destinations`)} -m addrtype --src-type LOCAL -j ${c.svc}`);
+    }
+    if (hasExternal) add(c.ext, `-j ${externalPolicyChain}`);
+    else if (!chains.has(c.ext)) chains.set(c.ext, []);
+  }
+
+  // The firewall chain: allowed sources go on, the rest are dropped by KUBE-PROXY-FIREWALL.
+  if (usesFW) {
+    const text = comment(`${p.name} loadbalancer IP`);
+    let allowNode = false;
+    for (const cidr of p.sourceRanges) {
+      add(c.fw, `${text} -s ${cidr} -j ${c.ext}`);
+      if (cfg.nodeIPs.some((ip) => cidrContains(cidr, ip))) allowNode = true;
+    }
+    // A node reaching a VIP-style load balancer IP that is local loops back with the VIP as its
+    // source; let it in when the node itself is allowed.
+    if (allowNode) for (const ip of p.loadBalancerIPs) add(c.fw, `${text} -s ${hostCIDR(ip)} -j ${c.ext}`);
+    add(c.fw, comment(`other traffic to ${p.name} will be dropped by KUBE-PROXY-FIREWALL`));
+  }
+
+  // Policy chains and their endpoints.
+  const sepWritten = new Set<string>();
+  const writePolicy = (chain: string, targets: readonly Target[]) => {
+    if (!chains.has(chain)) chains.set(chain, []);
+    if (p.affinitySeconds > 0) {
+      for (const t of targets) {
+        const sep = endpointChain(p, t);
+        add(chain, `${comment(`${p.name} -> ${targetKey(t)}`)} -m recent --name ${sep} --mask ${fullMask(p.family)} --rsource --rcheck --seconds ${p.affinitySeconds} --reap -j ${sep}`);
+      }
+    }
+    targets.forEach((t, i) => {
+      const sep = endpointChain(p, t);
+      const stat = i < targets.length - 1 ? ` -m statistic --mode random --probability ${probability(targets.length - i)}` : '';
+      add(chain, `${comment(`${p.name} -> ${targetKey(t)}`)}${stat} -j ${sep}`);
+    });
+    for (const t of targets) {
+      const sep = endpointChain(p, t);
+      if (sepWritten.has(sep)) continue;
+      sepWritten.add(sep);
+      // Hairpin: a pod reaching itself through the service must see a source other than its own.
+      add(sep, `${comment(p.name)} -s ${hostCIDR(t.ip)} -j ${CHAIN.markMasq}`);
+      const affinity = p.affinitySeconds > 0 ? ` -m recent --name ${sep} --mask ${fullMask(p.family)} --rsource --set` : '';
+      add(sep, `${comment(p.name)}${affinity} ${match} -j DNAT --to-destination ${targetKey(t)}`);
+    }
+  };
+  if (usesCluster) writePolicy(c.svc, p.clusterEndpoints);
+  if (usesLocal) writePolicy(c.svl, p.localEndpoints);
+}
+
+function fullMask(family: IPFamily): string {
+  return family === 'IPv4' ? '255.255.255.255' : 'ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff';
+}
+
+/** The rules of one service in one family, or undefined when it has nothing in this family. */
+export function renderService(plan: ServicePlan, cfg: FamilyConfig): ServiceRules | undefined {
+  const ports = plan.ports.filter((p) => p.family === cfg.family);
+  if (ports.length === 0) return undefined;
+  const chains = new Map<string, string[]>();
+  const dispatch: DispatchRule[] = [];
+  for (const p of ports) renderPort(p, cfg, chains, dispatch);
+  if (plan.healthCheckNodePort > 0) {
+    dispatch.push({
+      table: 'filter',
+      chain: CHAIN.nodePorts,
+      spec: `${comment(`${plan.namespace}/${plan.name} health check node port`)} -p tcp -m tcp --dport ${plan.healthCheckNodePort} -j ACCEPT`,
+    });
+  }
+  // One rule text once: a manifest listing an external IP twice must not produce a rule that a
+  // later -D would remove only one copy of.
+  const seen = new Set<string>();
+  const unique = dispatch.filter((r) => {
+    const k = `${r.table} ${r.chain} ${r.spec}`;
+    if (seen.has(k)) return false;
+    seen.add(k);
+    return true;
+  });
+  return { key: plan.key, chains, dispatch: unique };
+}
+
+/** The last rule of nat KUBE-SERVICES: node ports on local (or the chosen) addresses. */
+export function nodePortJumps(cfg: FamilyConfig): string[] {
+  const text = comment('kubernetes service nodeports; NOTE: this must be the last rule in this chain');
+  if (cfg.nodePortAddresses === 'all') {
+    // Loopback is left out: DNAT from 127.0.0.1 to a pod needs route_localnet, which we do not set.
+    const lo = cfg.family === 'IPv4' ? '127.0.0.0/8' : '::1/128';
+    return [`${text} -m addrtype --dst-type LOCAL ! -d ${lo} -j ${CHAIN.nodePorts}`];
+  }
+  return cfg.nodePortAddresses.map((ip) => `${text} -d ${hostCIDR(ip)} -j ${CHAIN.nodePorts}`);
+}
+
+/** What a full sync needs to know about the kernel's current tables. */
+export interface ExistingRules {
+  /** Chains that exist per table. */
+  readonly chains: Record<Table, ReadonlySet<string>>;
+  /** `table chain target` of every rule in a built-in chain that jumps to one of ours. */
+  readonly jumps: ReadonlySet<string>;
+}
+
+export function countRules(services: Iterable<ServiceRules>): Record<Table, number> {
+  const n = { nat: STATIC_RULES.nat.length, filter: STATIC_RULES.filter.length };
+  for (const s of services) {
+    for (const rules of s.chains.values()) n.nat += rules.length;
+    for (const r of s.dispatch) n[r.table]++;
+  }
+  return n;
+}
+
+/** Builds the restore input of a full sync: every chain of ours declared (so flushed) and
+ *  written, missing jumps inserted, chains that exist but are no longer wanted deleted. */
+export function renderFull(services: Iterable<ServiceRules>, cfg: FamilyConfig, existing: ExistingRules): string {
+  const out: Record<Table, string[]> = { filter: [], nat: [] };
+  const body: Record<Table, string[]> = { filter: [], nat: [] };
+  const wanted: Record<Table, Set<string>> = { filter: new Set(STATIC_CHAINS.filter), nat: new Set(STATIC_CHAINS.nat) };
+  for (const t of ['filter', 'nat'] as const) {
+    for (const ch of STATIC_CHAINS[t]) out[t].push(`:${ch} - [0:0]`);
+    for (const r of STATIC_RULES[t]) body[t].push(`-A ${r.chain} ${r.spec}`);
+  }
+  for (const s of services) {
+    for (const r of s.dispatch) body[r.table].push(`-A ${r.chain} ${r.spec}`);
+    for (const [chain, rules] of s.chains) {
+      wanted.nat.add(chain);
+      out.nat.push(`:${chain} - [0:0]`);
+      for (const r of rules) body.nat.push(`-A ${chain} ${r}`);
+    }
+  }
+  for (const r of nodePortJumps(cfg)) body.nat.push(`-A ${CHAIN.services} ${r}`);
+
+  const lines: string[] = [];
+  for (const t of ['filter', 'nat'] as const) {
+    const stale = [...existing.chains[t]].filter((ch) => SERVICE_CHAIN.test(ch) && !wanted[t].has(ch));
+    lines.push(`*${t}`, ...out[t]);
+    for (const ch of stale) lines.push(`:${ch} - [0:0]`);
+    // Insert missing jumps last-first at position 1, so they end up in JUMPS order at the top.
+    const missing = JUMPS.filter((j) => j.table === t && !existing.jumps.has(`${t} ${j.chain} ${j.target}`));
+    for (const j of [...missing].reverse()) lines.push(`-I ${j.chain} 1 ${j.spec}`);
+    lines.push(...body[t]);
+    for (const ch of stale) lines.push(`-X ${ch}`);
+    lines.push('COMMIT');
+  }
+  return lines.join('\n') + '\n';
+}
+
+export interface ServiceChange {
+  readonly before?: ServiceRules;
+  readonly after?: ServiceRules;
+}
+
+function sameRules(a: readonly string[] | undefined, b: readonly string[] | undefined): boolean {
+  if (!a || !b || a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
+}
+
+/** Builds the restore input of a partial sync: only the chains that differ are rewritten, rules
+ *  in shared chains are deleted and added one by one, chains that went away are deleted.
+ *  Undefined when nothing differs. Work is proportional to the changed services. */
+export function renderPartial(changes: Iterable<ServiceChange>): string | undefined {
+  const declare: string[] = [];
+  const natDeletes: string[] = [];
+  const natRules: string[] = [];
+  const natAdds: string[] = [];
+  const removeChains: string[] = [];
+  const filterLines: string[] = [];
+  for (const { before, after } of changes) {
+    const oldChains = before?.chains ?? new Map<string, readonly string[]>();
+    const newChains = after?.chains ?? new Map<string, readonly string[]>();
+    for (const [chain, rules] of newChains) {
+      if (sameRules(oldChains.get(chain), rules)) continue;
+      declare.push(`:${chain} - [0:0]`);
+      for (const r of rules) natRules.push(`-A ${chain} ${r}`);
+    }
+    for (const chain of oldChains.keys()) {
+      if (newChains.has(chain)) continue;
+      declare.push(`:${chain} - [0:0]`);
+      removeChains.push(`-X ${chain}`);
+    }
+    const key = (r: DispatchRule) => `${r.table} ${r.chain} ${r.spec}`;
+    const oldSet = new Set((before?.dispatch ?? []).map(key));
+    const newSet = new Set((after?.dispatch ?? []).map(key));
+    for (const r of before?.dispatch ?? []) {
+      if (newSet.has(key(r))) continue;
+      (r.table === 'nat' ? natDeletes : filterLines).push(`-D ${r.chain} ${r.spec}`);
+    }
+    for (const r of after?.dispatch ?? []) {
+      if (oldSet.has(key(r))) continue;
+      // New rules go in front of nat KUBE-SERVICES, whose last rule must stay the node-port jump.
+      const line = r.table === 'nat' && r.chain === CHAIN.services ? `-I ${r.chain} 1 ${r.spec}` : `-A ${r.chain} ${r.spec}`;
+      (r.table === 'nat' ? natAdds : filterLines).push(line);
+    }
+  }
+  const lines: string[] = [];
+  // Filter first: a REJECT for a service that lost its endpoints is in place before its DNAT goes.
+  if (filterLines.length) lines.push('*filter', ...filterLines, 'COMMIT');
+  if (declare.length || natDeletes.length || natAdds.length) {
+    lines.push('*nat', ...declare, ...natDeletes, ...natRules, ...natAdds, ...removeChains, 'COMMIT');
+  }
+  return lines.length ? lines.join('\n') + '\n' : undefined;
+}
+
+/** Parses `iptables-save` output into what renderFull needs. */
+export function parseSave(text: string): ExistingRules {
+  const chains: Record<Table, Set<string>> = { filter: new Set(), nat: new Set() };
+  const jumps = new Set<string>();
+  let table: string | undefined;
+  const ours = new Set(JUMPS.map((j) => j.target));
+  for (const line of text.split('\n')) {
+    if (line.startsWith('*')) table = line.slice(1).trim();
+    if (table !== 'nat' && table !== 'filter') continue;
+    if (line.startsWith(':')) chains[table].add(line.slice(1).split(' ')[0]);
+    else if (line.startsWith('-A ')) {
+      const m = / -j (\S+)/.exec(line);
+      const chain = line.split(' ')[1];
+      if (m && ours.has(m[1]) && !chain.startsWith('KUBE-')) jumps.add(`${table} ${chain} ${m[1]}`);
+    }
+  }
+  return { chains, jumps };
+}
