@@ -1,0 +1,395 @@
+// An HTTP server speaking the Kubernetes list/watch protocol for Services, EndpointSlices, Nodes
+// and Pods, over a versioned in-memory store. Tests and benchmarks drive it through this class:
+// they write objects, compact the history, drop watch connections or take the server down, and
+// point @kubernetes/client-node at it through a kubeconfig file.
+import http from 'node:http';
+import type { Socket } from 'node:net';
+import { writeFile } from 'node:fs/promises';
+import { stringify as toYaml } from 'yaml';
+import { Logger, logger as makeLogger } from '../common/log.js';
+import { parseResourcePath, type ResourcePath, type ResourceType } from './resources.js';
+import { ConflictError, ExpiredError, ObjectStore, type ChangeEvent, type StoredObject } from './store.js';
+
+export interface TestApiServerOptions {
+  /** 0 (default) picks a free port. */
+  port?: number;
+  /** Default 127.0.0.1: the server is for loopback only. */
+  host?: string;
+  /** How often a watch that allows bookmarks gets one. Default 60 s, as kube-apiserver. */
+  bookmarkIntervalMs?: number;
+  /** Events kept per resource type before the oldest are compacted. */
+  historyLimit?: number;
+  /** When set, every request must carry `Authorization: Bearer <token>`. */
+  token?: string;
+  log?: Logger;
+}
+
+/** One request the server answered, for tests that check what the client did. */
+export interface RequestRecord {
+  readonly method: string;
+  readonly verb: 'list' | 'watch' | 'get' | 'create' | 'update' | 'delete' | 'other';
+  readonly resource?: string;
+  readonly query: Readonly<Record<string, string>>;
+}
+
+interface Watcher {
+  readonly type: ResourceType;
+  readonly namespace?: string;
+  readonly name?: string;
+  readonly res: http.ServerResponse;
+  frozen: boolean;
+  readonly timers: NodeJS.Timeout[];
+}
+
+const JSON_TYPE = 'application/json';
+
+export class TestApiServer {
+  readonly store: ObjectStore;
+  readonly requests: RequestRecord[] = [];
+  private server: http.Server;
+  private readonly sockets = new Set<Socket>();
+  private readonly watchers = new Set<Watcher>();
+  private readonly bookmarkIntervalMs: number;
+  private readonly log: Logger;
+  private host: string;
+  private port: number;
+  private down = false;
+
+  private constructor(private readonly opts: TestApiServerOptions) {
+    this.store = new ObjectStore({ historyLimit: opts.historyLimit });
+    this.bookmarkIntervalMs = opts.bookmarkIntervalMs ?? 60_000;
+    this.log = opts.log ?? makeLogger('test-apiserver');
+    this.host = opts.host ?? '127.0.0.1';
+    this.port = opts.port ?? 0;
+    this.server = this.makeServer();
+    this.store.onChange((type, event) => this.notify(type, event));
+  }
+
+  static async start(opts: TestApiServerOptions = {}): Promise<TestApiServer> {
+    const s = new TestApiServer(opts);
+    await s.listen();
+    return s;
+  }
+
+  get url(): string {
+    const host = this.host.includes(':') ? `[${this.host}]` : this.host;
+    return `http://${host}:${this.port}`;
+  }
+
+  get resourceVersion(): number {
+    return this.store.resourceVersion;
+  }
+
+  create(obj: unknown): Record<string, unknown> { return this.store.create(obj); }
+  update(obj: unknown): Record<string, unknown> { return this.store.update(obj); }
+  apply(obj: unknown): Record<string, unknown> { return this.store.apply(obj); }
+  delete(kind: string, namespace: string | undefined, name: string): Record<string, unknown> {
+    return this.store.delete(kind, namespace, name);
+  }
+  /** Forgets history up to `rv` (default: now): older resourceVersions get 410 Gone. */
+  compact(rv?: number): void { this.store.compact(rv); }
+
+  /** Number of answered requests of one verb (and resource, e.g. `services`). */
+  count(verb: RequestRecord['verb'], resource?: string): number {
+    return this.requests.filter((r) => r.verb === verb && (resource === undefined || r.resource === resource)).length;
+  }
+
+  /** Open watch streams (frozen ones included). */
+  get watchCount(): number {
+    return this.watchers.size;
+  }
+
+  /** Destroys the socket of every open watch, as a network cut or a restarting apiserver would. */
+  dropConnections(): void {
+    for (const w of [...this.watchers]) w.res.socket?.destroy();
+  }
+
+  /** Every open watch goes silent but stays connected (a half-dead TCP connection): no more
+   *  events or bookmarks on it. New requests are served normally. */
+  freezeWatches(): void {
+    for (const w of this.watchers) {
+      w.frozen = true;
+      for (const t of w.timers) clearTimeout(t);
+    }
+  }
+
+  /** Writes one raw line to every open, unfrozen watch of `kind` (e.g. a malformed event), to
+   *  test what a client does with what a real server should never send. */
+  injectWatchLine(kind: string, line: string): void {
+    for (const w of this.watchers) if (!w.frozen && w.type.kind === kind) w.res.write(line.endsWith('\n') ? line : line + '\n');
+  }
+
+  /** Down: the port refuses connections and every open one is cut. Up: listens on the same port. */
+  async setDown(down: boolean): Promise<void> {
+    if (down === this.down) return;
+    this.down = down;
+    if (down) {
+      await this.close();
+    } else {
+      this.server = this.makeServer();
+      await this.listen();
+    }
+  }
+
+  /** Writes a kubeconfig whose current context is this server. Plain http:// needs
+   *  `insecure-skip-tls-verify` with @kubernetes/client-node 1.4 (it refuses http otherwise). */
+  async writeKubeconfig(path: string): Promise<void> {
+    const config = {
+      apiVersion: 'v1',
+      kind: 'Config',
+      clusters: [{ name: 'test', cluster: { server: this.url, 'insecure-skip-tls-verify': true } }],
+      users: [{ name: 'test', user: { token: this.opts.token ?? 'test-token' } }],
+      contexts: [{ name: 'test', context: { cluster: 'test', user: 'test' } }],
+      'current-context': 'test',
+    };
+    await writeFile(path, toYaml(config));
+  }
+
+  async stop(): Promise<void> {
+    this.down = true;
+    await this.close();
+  }
+
+  private makeServer(): http.Server {
+    const server = http.createServer((req, res) => this.handle(req, res));
+    server.on('connection', (s) => {
+      this.sockets.add(s);
+      s.on('close', () => this.sockets.delete(s));
+    });
+    return server;
+  }
+
+  private listen(): Promise<void> {
+    return new Promise((resolve, reject) => {
+      this.server.once('error', reject);
+      this.server.listen(this.port, this.host, () => {
+        this.server.off('error', reject);
+        const addr = this.server.address();
+        if (addr && typeof addr === 'object') this.port = addr.port;
+        resolve();
+      });
+    });
+  }
+
+  private close(): Promise<void> {
+    return new Promise((resolve) => {
+      this.server.close(() => resolve());
+      for (const w of this.watchers) for (const t of w.timers) clearTimeout(t);
+      this.watchers.clear();
+      for (const s of this.sockets) s.destroy();
+    });
+  }
+
+  private handle(req: http.IncomingMessage, res: http.ServerResponse): void {
+    const url = new URL(req.url ?? '/', 'http://x');
+    const query = Object.fromEntries(url.searchParams);
+    const method = req.method ?? 'GET';
+    const target = parseResourcePath(url.pathname);
+    const watch = query.watch === '1' || query.watch === 'true';
+    const verb: RequestRecord['verb'] = !target ? 'other'
+      : method === 'GET' ? (target.name ? 'get' : watch ? 'watch' : 'list')
+      : method === 'POST' && !target.name ? 'create'
+      : method === 'PUT' && target.name ? 'update'
+      : method === 'DELETE' && target.name ? 'delete' : 'other';
+    this.requests.push({ method, verb, resource: target?.type.plural, query });
+    this.log.debug('request', { method, path: url.pathname, query: url.search });
+
+    if (this.opts.token !== undefined && req.headers.authorization !== `Bearer ${this.opts.token}`) {
+      return sendStatus(res, 401, 'Unauthorized', 'Unauthorized');
+    }
+    if (url.pathname === '/version') return sendJson(res, 200, { major: '1', minor: '31', gitVersion: 'v1.31.0-kube-dataplane-test' });
+    if (url.pathname === '/healthz' || url.pathname === '/readyz' || url.pathname === '/livez') {
+      res.writeHead(200, { 'Content-Type': 'text/plain' }).end('ok');
+      return;
+    }
+    if (!target) return sendStatus(res, 404, 'NotFound', `the server could not find the requested resource (${url.pathname})`);
+
+    try {
+      switch (verb) {
+        case 'list': return this.list(res, target, query);
+        case 'watch': return this.watch(req, res, target, query);
+        case 'get': return this.get(res, target);
+        case 'create':
+        case 'update':
+        case 'delete': return this.write(req, res, target, verb);
+        default: return sendStatus(res, 405, 'MethodNotAllowed', `${method} is not supported on ${url.pathname}`);
+      }
+    } catch (err) {
+      if (err instanceof ExpiredError) return sendStatus(res, 410, 'Expired', err.message);
+      if (err instanceof ConflictError) return sendStatus(res, err.code, err.code === 404 ? 'NotFound' : 'AlreadyExists', err.message);
+      if (err instanceof TypeError || err instanceof SyntaxError) return sendStatus(res, 400, 'BadRequest', err.message);
+      return sendStatus(res, 500, 'InternalError', String(err));
+    }
+  }
+
+  private get(res: http.ServerResponse, target: ResourcePath): void {
+    const obj = this.store.get(target.type, target.namespace, target.name!);
+    if (!obj) return sendStatus(res, 404, 'NotFound', `${target.type.plural} "${target.name}" not found`);
+    res.writeHead(200, { 'Content-Type': JSON_TYPE }).end(obj.json);
+  }
+
+  private list(res: http.ServerResponse, target: ResourcePath, query: Record<string, string>): void {
+    const { type } = target;
+    const limit = query.limit ? Number(query.limit) : 0;
+    if (!Number.isInteger(limit) || limit < 0) return sendStatus(res, 400, 'BadRequest', `limit ${JSON.stringify(query.limit)} is not a non-negative integer`);
+    let rv = this.store.resourceVersion;
+    let start = 0;
+    let all: StoredObject[];
+    if (query.continue) {
+      const token = decodeContinue(query.continue);
+      if (!token) return sendStatus(res, 400, 'BadRequest', 'continue token is not valid');
+      rv = token.rv;
+      start = token.start;
+      try {
+        all = this.store.listAt(type, rv);
+      } catch (err) {
+        if (!(err instanceof ExpiredError)) throw err;
+        return sendStatus(res, 410, 'Expired', 'The provided continue parameter is too old to display a consistent list result. You can start a new list without the continue parameter.');
+      }
+    } else if (query.resourceVersionMatch === 'Exact' && query.resourceVersion) {
+      rv = Number(query.resourceVersion);
+      if (!Number.isInteger(rv)) return sendStatus(res, 400, 'BadRequest', `resourceVersion ${JSON.stringify(query.resourceVersion)} is not valid`);
+      all = this.store.listAt(type, rv); // ExpiredError → 410, as for a compacted etcd revision
+    } else {
+      // No resourceVersion, "0" or NotOlderThan: the current state satisfies all of them.
+      all = this.store.list(type);
+    }
+    const selected = all.filter(matcher(target, query));
+    const page = limit > 0 ? selected.slice(start, start + limit) : selected.slice(start);
+    const next = limit > 0 && start + limit < selected.length ? encodeContinue({ rv, start: start + limit }) : undefined;
+    const meta = JSON.stringify({ resourceVersion: String(rv), ...(next ? { continue: next } : {}) });
+    res.writeHead(200, { 'Content-Type': JSON_TYPE });
+    res.end(`{"kind":"${type.listKind}","apiVersion":"${type.apiVersion}","metadata":${meta},"items":[${page.map((o) => o.json).join(',')}]}`);
+  }
+
+  private watch(req: http.IncomingMessage, res: http.ServerResponse, target: ResourcePath, query: Record<string, string>): void {
+    const { type } = target;
+    const fromRaw = query.resourceVersion ?? '';
+    const from = fromRaw === '' || fromRaw === '0' ? undefined : Number(fromRaw);
+    if (from !== undefined && !Number.isInteger(from)) return sendStatus(res, 400, 'BadRequest', `resourceVersion ${JSON.stringify(fromRaw)} is not valid`);
+    res.writeHead(200, { 'Content-Type': JSON_TYPE, 'Cache-Control': 'no-cache' });
+    res.flushHeaders();
+    let backlog: ChangeEvent[] | StoredObject[];
+    try {
+      // No resourceVersion: the current state as ADDED events, then the changes.
+      backlog = from === undefined ? this.store.list(type) : this.store.eventsSince(type, from);
+    } catch (err) {
+      if (!(err instanceof ExpiredError)) throw err;
+      // kube-apiserver answers 200 and puts the 410 in the stream as an ERROR event, then ends it.
+      res.end(JSON.stringify({ type: 'ERROR', object: statusObject(410, 'Expired', err.message) }) + '\n');
+      return;
+    }
+    const w: Watcher = { type, namespace: target.namespace, name: fieldName(query), res, frozen: false, timers: [] };
+    const match = matcher(target, query);
+    for (const item of backlog) {
+      if ('type' in item) { if (match(item.current)) res.write(eventLine(item.type, item.current)); }
+      else if (match(item)) res.write(eventLine('ADDED', item));
+    }
+    this.watchers.add(w);
+    const end = (): void => {
+      for (const t of w.timers) clearTimeout(t);
+      this.watchers.delete(w);
+    };
+    res.on('close', end);
+    if (query.allowWatchBookmarks === 'true' || query.allowWatchBookmarks === '1') {
+      const tick = (): void => {
+        if (w.frozen || !this.watchers.has(w)) return;
+        res.write(this.bookmarkLine(type));
+        w.timers[0] = setTimeout(tick, this.bookmarkIntervalMs);
+      };
+      w.timers[0] = setTimeout(tick, this.bookmarkIntervalMs);
+    }
+    const timeout = Number(query.timeoutSeconds);
+    if (timeout > 0) {
+      w.timers[1] = setTimeout(() => {
+        end();
+        if (!w.frozen) res.end();
+      }, timeout * 1000);
+    }
+    req.on('close', end);
+  }
+
+  private bookmarkLine(type: ResourceType): string {
+    return JSON.stringify({ type: 'BOOKMARK', object: { kind: type.kind, apiVersion: type.apiVersion, metadata: { resourceVersion: String(this.store.resourceVersion) } } }) + '\n';
+  }
+
+  private notify(type: ResourceType, event: ChangeEvent): void {
+    let line: string | undefined;
+    for (const w of this.watchers) {
+      if (w.frozen || w.type !== type) continue;
+      if (w.namespace !== undefined && w.namespace !== event.current.namespace) continue;
+      if (w.name !== undefined && w.name !== event.current.name) continue;
+      line ??= eventLine(event.type, event.current);
+      w.res.write(line);
+    }
+  }
+
+  private write(req: http.IncomingMessage, res: http.ServerResponse, target: ResourcePath, verb: 'create' | 'update' | 'delete'): void {
+    if (verb === 'delete') {
+      const obj = this.store.delete(target.type.kind, target.namespace, target.name!);
+      return sendJson(res, 200, obj);
+    }
+    const chunks: Buffer[] = [];
+    req.on('data', (c: Buffer) => chunks.push(c));
+    req.on('end', () => {
+      try {
+        const body = JSON.parse(Buffer.concat(chunks).toString('utf8')) as Record<string, unknown>;
+        const meta = (body.metadata ?? {}) as Record<string, unknown>;
+        if (target.name !== undefined && meta.name !== target.name) throw new TypeError(`metadata.name ${JSON.stringify(meta.name)} does not match the URL (${target.name})`);
+        const input = { ...body, kind: target.type.kind, metadata: { ...meta, ...(target.namespace ? { namespace: target.namespace } : {}) } };
+        const obj = verb === 'create' ? this.store.create(input) : this.store.update(input);
+        sendJson(res, verb === 'create' ? 201 : 200, obj);
+      } catch (err) {
+        if (err instanceof ConflictError) return sendStatus(res, err.code, err.code === 404 ? 'NotFound' : 'AlreadyExists', err.message);
+        sendStatus(res, 400, 'BadRequest', err instanceof Error ? err.message : String(err));
+      }
+    });
+  }
+}
+
+/** Starts a test API server; `stop()` closes it and every connection. */
+export function startTestApiServer(opts: TestApiServerOptions = {}): Promise<TestApiServer> {
+  return TestApiServer.start(opts);
+}
+
+function eventLine(type: string, obj: StoredObject): string {
+  return `{"type":"${type}","object":${obj.json}}\n`;
+}
+
+function fieldName(query: Record<string, string>): string | undefined {
+  const m = /^metadata\.name==?(.+)$/.exec(query.fieldSelector ?? '');
+  return m?.[1];
+}
+
+function matcher(target: ResourcePath, query: Record<string, string>): (o: StoredObject) => boolean {
+  const name = fieldName(query);
+  return (o) => (target.namespace === undefined || o.namespace === target.namespace) && (name === undefined || o.name === name);
+}
+
+function statusObject(code: number, reason: string, message: string): Record<string, unknown> {
+  return { kind: 'Status', apiVersion: 'v1', metadata: {}, status: 'Failure', message, reason, code };
+}
+
+function sendStatus(res: http.ServerResponse, code: number, reason: string, message: string): void {
+  sendJson(res, code, statusObject(code, reason, message));
+}
+
+function sendJson(res: http.ServerResponse, code: number, body: unknown): void {
+  res.writeHead(code, { 'Content-Type': JSON_TYPE }).end(JSON.stringify(body));
+}
+
+interface ContinueToken { rv: number; start: number }
+
+function encodeContinue(t: ContinueToken): string {
+  return Buffer.from(JSON.stringify(t)).toString('base64url');
+}
+
+function decodeContinue(s: string): ContinueToken | undefined {
+  try {
+    const t = JSON.parse(Buffer.from(s, 'base64url').toString('utf8')) as Partial<ContinueToken>;
+    if (Number.isInteger(t.rv) && Number.isInteger(t.start) && t.start! >= 0) return t as ContinueToken;
+  } catch {
+    // fall through: not ours
+  }
+  return undefined;
+}

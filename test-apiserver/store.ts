@@ -1,0 +1,229 @@
+// The versioned object store behind the test API server: one global resourceVersion counter
+// (like etcd's revision), the current objects per resource type, and per type a log of change
+// events, which is what lets a watch resume from any resourceVersion newer than the compaction
+// point and a paginated list serve one consistent snapshot.
+import { randomUUID } from 'node:crypto';
+import { RESOURCE_TYPES, resourceByKind, storeKey, type ResourceType } from './resources.js';
+
+export type EventType = 'ADDED' | 'MODIFIED' | 'DELETED';
+
+/** One stored object version. `json` is its serialization, built once: lists and watch streams
+ *  write it as is, so serving 10k objects does not re-encode them. */
+export interface StoredObject {
+  readonly key: string;
+  readonly namespace?: string;
+  readonly name: string;
+  readonly rv: number;
+  readonly object: Readonly<Record<string, unknown>>;
+  readonly json: string;
+}
+
+export interface ChangeEvent {
+  readonly type: EventType;
+  readonly rv: number;
+  /** For DELETED: the last version, with the resourceVersion of the deletion. */
+  readonly current: StoredObject;
+  /** The version this event replaced (absent for ADDED): undoing the event restores it. */
+  readonly previous?: StoredObject;
+}
+
+/** A resourceVersion older than what the store still has: HTTP 410 / reason Expired. */
+export class ExpiredError extends Error {}
+
+export class ConflictError extends Error {
+  constructor(message: string, readonly code: 404 | 409) {
+    super(message);
+  }
+}
+
+interface Table {
+  readonly objects: Map<string, StoredObject>;
+  log: ChangeEvent[];
+  /** Events with rv <= floor are gone: a watch or a list must start at floor or later. */
+  floor: number;
+}
+
+export interface StoreOptions {
+  /** Events kept per resource type; older ones are compacted away. */
+  historyLimit?: number;
+}
+
+export type ChangeListener = (type: ResourceType, event: ChangeEvent) => void;
+
+export class ObjectStore {
+  private rv = 0;
+  private readonly tables = new Map<string, Table>();
+  private readonly listeners = new Set<ChangeListener>();
+  private readonly historyLimit: number;
+  private readonly snapshots = new Map<string, StoredObject[]>();
+
+  constructor(opts: StoreOptions = {}) {
+    this.historyLimit = opts.historyLimit ?? 100_000;
+    for (const t of RESOURCE_TYPES) this.tables.set(t.plural, { objects: new Map(), log: [], floor: 0 });
+  }
+
+  get resourceVersion(): number {
+    return this.rv;
+  }
+
+  onChange(fn: ChangeListener): () => void {
+    this.listeners.add(fn);
+    return () => this.listeners.delete(fn);
+  }
+
+  /** Creates an object (`kind` and `metadata.name` required; namespace defaults to `default`). */
+  create(obj: unknown): Record<string, unknown> {
+    return this.write(obj, 'create');
+  }
+
+  update(obj: unknown): Record<string, unknown> {
+    return this.write(obj, 'update');
+  }
+
+  /** Creates or updates. */
+  apply(obj: unknown): Record<string, unknown> {
+    return this.write(obj, 'apply');
+  }
+
+  delete(kind: string, namespace: string | undefined, name: string): Record<string, unknown> {
+    const type = resourceByKind(kind);
+    const table = this.table(type);
+    const key = storeKey(type, namespace, name);
+    const old = table.objects.get(key);
+    if (!old) throw new ConflictError(`${type.plural} "${key}" not found`, 404);
+    const rv = ++this.rv;
+    const object = withResourceVersion(old.object, rv);
+    const current: StoredObject = { ...old, rv, object, json: JSON.stringify(object) };
+    table.objects.delete(key);
+    this.append(type, table, { type: 'DELETED', rv, current, previous: old });
+    return object;
+  }
+
+  get(type: ResourceType, namespace: string | undefined, name: string): StoredObject | undefined {
+    return this.table(type).objects.get(storeKey(type, namespace, name));
+  }
+
+  /** The current objects of a type, sorted by key as etcd returns them. */
+  list(type: ResourceType): StoredObject[] {
+    return sortByKey([...this.table(type).objects.values()]);
+  }
+
+  /** The objects of `type` as they were at resourceVersion `rv`, sorted by key. */
+  listAt(type: ResourceType, rv: number): StoredObject[] {
+    if (rv >= this.rv) return this.list(type);
+    const table = this.table(type);
+    this.checkNotExpired(type, table, rv);
+    const id = `${type.plural}@${rv}`;
+    const cached = this.snapshots.get(id);
+    if (cached) return cached;
+    const state = new Map(table.objects);
+    for (let i = table.log.length - 1; i >= 0 && table.log[i].rv > rv; i--) {
+      const e = table.log[i];
+      if (e.previous) state.set(e.current.key, e.previous);
+      else state.delete(e.current.key);
+    }
+    const snapshot = sortByKey([...state.values()]);
+    // A paginated list asks for the same snapshot once per page; a few are enough.
+    if (this.snapshots.size >= 4) this.snapshots.delete(this.snapshots.keys().next().value!);
+    this.snapshots.set(id, snapshot);
+    return snapshot;
+  }
+
+  /** Every event of `type` after `rv`, oldest first. */
+  eventsSince(type: ResourceType, rv: number): ChangeEvent[] {
+    const table = this.table(type);
+    this.checkNotExpired(type, table, rv);
+    const log = table.log;
+    let lo = 0;
+    let hi = log.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1;
+      if (log[mid].rv > rv) hi = mid;
+      else lo = mid + 1;
+    }
+    return log.slice(lo);
+  }
+
+  /** Forgets every event at or before `rv` (default: all of them), as etcd compaction does:
+   *  a watch or a consistent list from an older resourceVersion then gets 410 Gone. */
+  compact(rv: number = this.rv): void {
+    for (const type of RESOURCE_TYPES) {
+      const table = this.table(type);
+      if (rv <= table.floor) continue;
+      table.log = table.log.filter((e) => e.rv > rv);
+      table.floor = rv;
+    }
+    for (const id of [...this.snapshots.keys()]) {
+      if (Number(id.slice(id.indexOf('@') + 1)) < rv) this.snapshots.delete(id);
+    }
+  }
+
+  /** The oldest resourceVersion a watch of `type` may start from. */
+  floor(type: ResourceType): number {
+    return this.table(type).floor;
+  }
+
+  private checkNotExpired(type: ResourceType, table: Table, rv: number): void {
+    if (rv < table.floor) throw new ExpiredError(`too old resource version: ${rv} (${table.floor})`);
+  }
+
+  private table(type: ResourceType): Table {
+    return this.tables.get(type.plural)!;
+  }
+
+  private write(input: unknown, mode: 'create' | 'update' | 'apply'): Record<string, unknown> {
+    if (!isRecord(input)) throw new TypeError('test-apiserver: an object must be a JSON object');
+    const type = resourceByKind(String(input.kind));
+    const meta = isRecord(input.metadata) ? input.metadata : {};
+    const name = meta.name;
+    if (typeof name !== 'string' || name === '') throw new TypeError(`test-apiserver: ${type.kind} has no metadata.name`);
+    const namespace = type.namespaced ? (typeof meta.namespace === 'string' && meta.namespace) || 'default' : undefined;
+    const table = this.table(type);
+    const key = storeKey(type, namespace, name);
+    const old = table.objects.get(key);
+    if (mode === 'create' && old) throw new ConflictError(`${type.plural} "${key}" already exists`, 409);
+    if (mode === 'update' && !old) throw new ConflictError(`${type.plural} "${key}" not found`, 404);
+    const rv = ++this.rv;
+    const oldMeta = (old?.object.metadata ?? {}) as Record<string, unknown>;
+    // The server owns these fields: a client's stale resourceVersion or uid never wins.
+    const object: Record<string, unknown> = {
+      ...structuredClone(input),
+      kind: type.kind,
+      apiVersion: type.apiVersion,
+      metadata: {
+        ...structuredClone(meta),
+        name,
+        ...(namespace !== undefined ? { namespace } : {}),
+        uid: oldMeta.uid ?? randomUUID(),
+        creationTimestamp: oldMeta.creationTimestamp ?? new Date().toISOString().replace(/\.\d+Z$/, 'Z'),
+        resourceVersion: String(rv),
+      },
+    };
+    const current: StoredObject = { key, namespace, name, rv, object, json: JSON.stringify(object) };
+    table.objects.set(key, current);
+    this.append(type, table, old ? { type: 'MODIFIED', rv, current, previous: old } : { type: 'ADDED', rv, current });
+    return object;
+  }
+
+  private append(type: ResourceType, table: Table, event: ChangeEvent): void {
+    table.log.push(event);
+    if (table.log.length > this.historyLimit) {
+      const drop = table.log.length - this.historyLimit;
+      table.floor = Math.max(table.floor, table.log[drop - 1].rv);
+      table.log = table.log.slice(drop);
+    }
+    for (const fn of this.listeners) fn(type, event);
+  }
+}
+
+function withResourceVersion(obj: Readonly<Record<string, unknown>>, rv: number): Record<string, unknown> {
+  return { ...obj, metadata: { ...(obj.metadata as Record<string, unknown>), resourceVersion: String(rv) } };
+}
+
+function sortByKey(objs: StoredObject[]): StoredObject[] {
+  return objs.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
+}
+
+function isRecord(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
