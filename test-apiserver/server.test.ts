@@ -1,0 +1,311 @@
+// The test API server's protocol, checked with plain HTTP: list pages, watch from a
+// resourceVersion, bookmarks, timeoutSeconds, 410 Gone, single GETs, writes, down/up.
+import http from 'node:http';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parse as parseYaml } from 'yaml';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { configureLogging } from '../common/log.js';
+import { TestApiServer } from './server.js';
+import { endpointSlice, node, service } from './population.js';
+
+interface WatchEvent { type: string; object: Record<string, any> }
+
+/** An open watch stream: events as they arrive, and whether the server ended it. */
+class Stream {
+  readonly events: WatchEvent[] = [];
+  ended = false;
+  status = 0;
+  private req: http.ClientRequest;
+
+  constructor(url: string) {
+    this.req = http.get(url, (res) => {
+      this.status = res.statusCode ?? 0;
+      let buf = '';
+      res.setEncoding('utf8');
+      res.on('data', (chunk: string) => {
+        buf += chunk;
+        let i;
+        while ((i = buf.indexOf('\n')) >= 0) {
+          this.events.push(JSON.parse(buf.slice(0, i)) as WatchEvent);
+          buf = buf.slice(i + 1);
+        }
+      });
+      res.on('end', () => { this.ended = true; });
+      res.on('error', () => { this.ended = true; });
+    });
+    this.req.on('error', () => { this.ended = true; });
+  }
+
+  async waitFor(n: number, timeoutMs = 5_000): Promise<WatchEvent[]> {
+    await until(`${n} events`, () => this.events.length >= n, timeoutMs);
+    return this.events;
+  }
+
+  close(): void {
+    this.req.destroy();
+  }
+}
+
+async function until(what: string, cond: () => boolean, timeoutMs = 5_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!cond()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
+
+async function getJson(url: string, init?: RequestInit): Promise<{ status: number; body: any }> {
+  const res = await fetch(url, init);
+  return { status: res.status, body: await res.json() };
+}
+
+describe('test API server', () => {
+  let server: TestApiServer;
+  const streams: Stream[] = [];
+
+  function watch(path: string): Stream {
+    const s = new Stream(server.url + path);
+    streams.push(s);
+    return s;
+  }
+
+  beforeEach(async () => {
+    configureLogging({ level: 'error' });
+    server = await TestApiServer.start({ bookmarkIntervalMs: 100 });
+    server.create(service({ name: 'a', clusterIP: '10.96.0.1' }));
+    server.create(service({ name: 'b', namespace: 'kube-system', clusterIP: '10.96.0.2' }));
+    server.create(service({ name: 'c', clusterIP: '10.96.0.3' }));
+    server.create(endpointSlice({ service: 'a', addresses: ['10.0.0.1'] }));
+    server.create(node('n1', ['10.244.0.0/24'], '192.168.0.2'));
+  });
+
+  afterEach(async () => {
+    for (const s of streams.splice(0)) s.close();
+    await server.stop();
+  });
+
+  it('lists a kind with its list kind, apiVersion and the current resourceVersion', async () => {
+    const { status, body } = await getJson(`${server.url}/api/v1/services`);
+    expect(status).toBe(200);
+    expect(body.kind).toBe('ServiceList');
+    expect(body.apiVersion).toBe('v1');
+    expect(body.metadata.resourceVersion).toBe(String(server.resourceVersion));
+    expect(body.items.map((s: any) => `${s.metadata.namespace}/${s.metadata.name}`)).toEqual(['default/a', 'default/c', 'kube-system/b']);
+    expect(body.items[0].kind).toBe('Service');
+    expect(body.items[0].metadata.resourceVersion).toBe('1');
+    expect(body.items[0].metadata.uid).toMatch(/^[0-9a-f-]{36}$/);
+
+    const slices = await getJson(`${server.url}/apis/discovery.k8s.io/v1/endpointslices`);
+    expect(slices.body.kind).toBe('EndpointSliceList');
+    expect(slices.body.apiVersion).toBe('discovery.k8s.io/v1');
+    expect(slices.body.items).toHaveLength(1);
+  });
+
+  it('lists one namespace, and selects by metadata.name', async () => {
+    const ns = await getJson(`${server.url}/api/v1/namespaces/kube-system/services`);
+    expect(ns.body.items.map((s: any) => s.metadata.name)).toEqual(['b']);
+    const named = await getJson(`${server.url}/api/v1/services?fieldSelector=metadata.name%3Dc`);
+    expect(named.body.items.map((s: any) => s.metadata.name)).toEqual(['c']);
+  });
+
+  it('pages with limit/continue over one consistent snapshot', async () => {
+    const first = await getJson(`${server.url}/api/v1/services?limit=2`);
+    expect(first.body.items.map((s: any) => s.metadata.name)).toEqual(['a', 'c']);
+    const token = first.body.metadata.continue;
+    expect(token).toBeTruthy();
+    const rv = first.body.metadata.resourceVersion;
+    // Changes between pages do not show in the rest of the list.
+    server.delete('Service', 'kube-system', 'b');
+    server.create(service({ name: 'z', namespace: 'zz', clusterIP: '10.96.0.9' }));
+    const second = await getJson(`${server.url}/api/v1/services?limit=2&continue=${encodeURIComponent(token)}`);
+    expect(second.body.metadata.resourceVersion).toBe(rv);
+    expect(second.body.items.map((s: any) => s.metadata.name)).toEqual(['b']);
+    expect(second.body.metadata.continue).toBeUndefined();
+  });
+
+  it('answers an expired continue token and an exact list of a compacted version with 410 Gone', async () => {
+    const first = await getJson(`${server.url}/api/v1/services?limit=1`);
+    server.update(service({ name: 'a', clusterIP: '10.96.0.1', port: 81 }));
+    server.compact();
+    const next = await getJson(`${server.url}/api/v1/services?limit=1&continue=${encodeURIComponent(first.body.metadata.continue)}`);
+    expect(next.status).toBe(410);
+    expect(next.body).toMatchObject({ kind: 'Status', status: 'Failure', reason: 'Expired', code: 410 });
+    const exact = await getJson(`${server.url}/api/v1/services?resourceVersion=2&resourceVersionMatch=Exact`);
+    expect(exact.status).toBe(410);
+    expect(exact.body.reason).toBe('Expired');
+  });
+
+  it('serves an exact list of an older, not yet compacted version', async () => {
+    const rv = server.resourceVersion;
+    server.delete('Service', 'default', 'a');
+    server.update(service({ name: 'c', clusterIP: '10.96.0.3', port: 99 }));
+    const { body } = await getJson(`${server.url}/api/v1/services?resourceVersion=${rv}&resourceVersionMatch=Exact`);
+    expect(body.items.map((s: any) => s.metadata.name)).toEqual(['a', 'c', 'b']);
+    expect(body.items[1].spec.ports[0].port).toBe(80);
+  });
+
+  it('watches from a resourceVersion: the events after it, then live ones, with their versions', async () => {
+    const from = server.resourceVersion;
+    server.update(service({ name: 'a', clusterIP: '10.96.0.1', port: 81 }));
+    const s = watch(`/api/v1/services?watch=1&resourceVersion=${from}`);
+    await s.waitFor(1);
+    server.delete('Service', 'default', 'c');
+    server.create(service({ name: 'd', clusterIP: '10.96.0.4' }));
+    server.create(node('n2', ['10.244.1.0/24'], '192.168.0.3')); // another kind: not in this stream
+    const events = await s.waitFor(3);
+    expect(events.map((e) => `${e.type} ${e.object.metadata.name} ${e.object.metadata.resourceVersion}`)).toEqual([
+      `MODIFIED a ${from + 1}`, `DELETED c ${from + 2}`, `ADDED d ${from + 3}`,
+    ]);
+    expect(s.status).toBe(200);
+  });
+
+  it('watches without a resourceVersion: the current objects as ADDED first', async () => {
+    const s = watch('/api/v1/namespaces/default/services?watch=true');
+    const events = await s.waitFor(2);
+    expect(events.map((e) => `${e.type} ${e.object.metadata.name}`)).toEqual(['ADDED a', 'ADDED c']);
+    server.create(service({ name: 'x', namespace: 'other', clusterIP: '10.96.0.7' })); // other namespace
+    server.create(service({ name: 'y', clusterIP: '10.96.0.8' }));
+    await s.waitFor(3);
+    expect(s.events[2].object.metadata.name).toBe('y');
+  });
+
+  it('sends bookmarks with the current resourceVersion when asked, and only then', async () => {
+    const withBookmarks = watch(`/api/v1/nodes?watch=true&resourceVersion=${server.resourceVersion}&allowWatchBookmarks=true`);
+    const without = watch(`/api/v1/pods?watch=true&resourceVersion=${server.resourceVersion}`);
+    await withBookmarks.waitFor(2);
+    server.create(service({ name: 'bump', clusterIP: '10.96.0.5' }));
+    await until('a bookmark after the write', () => withBookmarks.events.some((e) => e.object.metadata.resourceVersion === String(server.resourceVersion)));
+    for (const e of withBookmarks.events) {
+      expect(e.type).toBe('BOOKMARK');
+      expect(e.object).toMatchObject({ kind: 'Node', apiVersion: 'v1' });
+    }
+    expect(without.events).toEqual([]);
+  });
+
+  it('ends a watch after timeoutSeconds', async () => {
+    const s = watch(`/api/v1/services?watch=true&resourceVersion=${server.resourceVersion}&timeoutSeconds=1`);
+    await until('the server to end the watch', () => s.ended, 3_000);
+    expect(s.status).toBe(200);
+  });
+
+  it('answers a watch from a compacted resourceVersion with an in-stream 410 ERROR, then ends it', async () => {
+    server.update(service({ name: 'a', clusterIP: '10.96.0.1', port: 82 }));
+    server.compact();
+    const s = watch('/api/v1/services?watch=true&resourceVersion=2');
+    const [e] = await s.waitFor(1);
+    expect(s.status).toBe(200);
+    expect(e.type).toBe('ERROR');
+    expect(e.object).toMatchObject({ kind: 'Status', status: 'Failure', reason: 'Expired', code: 410 });
+    expect(e.object.message).toMatch(/too old resource version: 2 \(\d+\)/);
+    await until('the stream to end', () => s.ended);
+    // From the compaction point on, watching works.
+    const ok = watch(`/api/v1/services?watch=true&resourceVersion=${server.resourceVersion}`);
+    server.create(service({ name: 'e', clusterIP: '10.96.0.6' }));
+    expect((await ok.waitFor(1))[0].type).toBe('ADDED');
+  });
+
+  it('compacts its own history beyond historyLimit', async () => {
+    const small = await TestApiServer.start({ historyLimit: 2 });
+    try {
+      for (let i = 0; i < 5; i++) small.create(service({ name: `s${i}`, clusterIP: `10.96.3.${i}` }));
+      const s = new Stream(`${small.url}/api/v1/services?watch=true&resourceVersion=1`);
+      streams.push(s);
+      expect((await s.waitFor(1))[0].object.code).toBe(410);
+      const s2 = new Stream(`${small.url}/api/v1/services?watch=true&resourceVersion=3`);
+      streams.push(s2);
+      expect((await s2.waitFor(2)).map((e) => e.object.metadata.name)).toEqual(['s3', 's4']);
+    } finally {
+      await small.stop();
+    }
+  });
+
+  it('gets one object, and answers 404 with a Status', async () => {
+    const n = await getJson(`${server.url}/api/v1/nodes/n1`);
+    expect(n.status).toBe(200);
+    expect(n.body.spec.podCIDRs).toEqual(['10.244.0.0/24']);
+    const svc = await getJson(`${server.url}/api/v1/namespaces/default/services/a`);
+    expect(svc.body.spec.clusterIP).toBe('10.96.0.1');
+    const missing = await getJson(`${server.url}/api/v1/nodes/nope`);
+    expect(missing.status).toBe(404);
+    expect(missing.body).toMatchObject({ kind: 'Status', reason: 'NotFound', code: 404 });
+    expect((await getJson(`${server.url}/api/v1/configmaps`)).status).toBe(404);
+  });
+
+  it('creates, updates and deletes over HTTP, and watchers see it', async () => {
+    const s = watch(`/api/v1/services?watch=true&resourceVersion=${server.resourceVersion}`);
+    const body = service({ name: 'h', clusterIP: '10.96.0.20' });
+    const created = await getJson(`${server.url}/api/v1/namespaces/default/services`, { method: 'POST', body: JSON.stringify(body) });
+    expect(created.status).toBe(201);
+    const dup = await getJson(`${server.url}/api/v1/namespaces/default/services`, { method: 'POST', body: JSON.stringify(body) });
+    expect(dup.status).toBe(409);
+    const updated = await getJson(`${server.url}/api/v1/namespaces/default/services/h`, { method: 'PUT', body: JSON.stringify(service({ name: 'h', clusterIP: '10.96.0.20', port: 90 })) });
+    expect(updated.body.spec.ports[0].port).toBe(90);
+    expect(updated.body.metadata.uid).toBe(created.body.metadata.uid);
+    const deleted = await getJson(`${server.url}/api/v1/namespaces/default/services/h`, { method: 'DELETE' });
+    expect(deleted.status).toBe(200);
+    expect((await s.waitFor(3)).map((e) => e.type)).toEqual(['ADDED', 'MODIFIED', 'DELETED']);
+    const bad = await getJson(`${server.url}/api/v1/namespaces/default/services`, { method: 'POST', body: '{"metadata":' });
+    expect(bad.status).toBe(400);
+  });
+
+  it('drops watch connections on demand', async () => {
+    const s = watch(`/api/v1/services?watch=true&resourceVersion=${server.resourceVersion}`);
+    await until('the watch to open', () => server.watchCount === 1);
+    server.dropConnections();
+    await until('the stream to be cut', () => s.ended);
+    expect(server.watchCount).toBe(0);
+  });
+
+  it('freezes open watches: connected but silent; new watches still get events', async () => {
+    const frozen = watch(`/api/v1/services?watch=true&resourceVersion=${server.resourceVersion}&allowWatchBookmarks=true`);
+    await until('the watch to open', () => server.watchCount === 1);
+    server.freezeWatches();
+    const fresh = watch(`/api/v1/services?watch=true&resourceVersion=${server.resourceVersion}`);
+    await until('the second watch', () => server.watchCount === 2);
+    server.create(service({ name: 'f', clusterIP: '10.96.0.30' }));
+    await fresh.waitFor(1);
+    await new Promise((r) => setTimeout(r, 300)); // three bookmark intervals
+    expect(frozen.events).toEqual([]);
+    expect(frozen.ended).toBe(false);
+  });
+
+  it('goes down (connections refused) and comes back on the same port with its state', async () => {
+    const url = server.url;
+    const s = watch(`/api/v1/services?watch=true&resourceVersion=${server.resourceVersion}`);
+    await until('the watch to open', () => server.watchCount === 1);
+    await server.setDown(true);
+    await until('the watch to be cut', () => s.ended);
+    await expect(fetch(`${url}/api/v1/services`)).rejects.toThrow();
+    server.create(service({ name: 'while-down', clusterIP: '10.96.0.31' }));
+    await server.setDown(false);
+    expect(server.url).toBe(url);
+    const { body } = await getJson(`${url}/api/v1/services`);
+    expect(body.items.map((x: any) => x.metadata.name)).toContain('while-down');
+  });
+
+  it('requires the bearer token when configured, and writes a kubeconfig carrying it', async () => {
+    const secured = await TestApiServer.start({ token: 't0ken' });
+    const dir = mkdtempSync(join(tmpdir(), 'test-apiserver-'));
+    try {
+      expect((await getJson(`${secured.url}/api/v1/nodes`)).status).toBe(401);
+      const ok = await getJson(`${secured.url}/api/v1/nodes`, { headers: { Authorization: 'Bearer t0ken' } });
+      expect(ok.status).toBe(200);
+      await secured.writeKubeconfig(join(dir, 'kc'));
+      const kc = parseYaml(readFileSync(join(dir, 'kc'), 'utf8'));
+      expect(kc.clusters[0].cluster.server).toBe(secured.url);
+      expect(kc.users[0].user.token).toBe('t0ken');
+    } finally {
+      await secured.stop();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('rejects objects of kinds it does not serve, and objects without a name', () => {
+    expect(() => server.create({ kind: 'ConfigMap', metadata: { name: 'x' } })).toThrow(/ConfigMap/);
+    expect(() => server.create({ kind: 'Service', metadata: {} })).toThrow(/metadata\.name/);
+    expect(() => server.create(service({ name: 'a', clusterIP: '10.96.0.1' }))).toThrow(/already exists/);
+    expect(() => server.delete('Service', 'default', 'nope')).toThrow(/not found/);
+  });
+});
