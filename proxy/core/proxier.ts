@@ -237,7 +237,7 @@ export class Proxier {
     this.metrics?.endpointChangesPending.set(0);
     this.health?.updated();
     this.lastReport = { full, changed: changed.size, totalMs, planMs };
-    this.log.debug('synced', { full, changed: changed.size, ms: Math.round(totalMs) });
+    this.log[full ? 'info' : 'debug']('rules synced', { sync: full ? 'full' : 'partial', services: this.plans.size, changed: changed.size, ms: Math.round(totalMs) });
   }
 
   private trackNoLocal(key: ObjectKey, p: ServicePlan | undefined): void {
@@ -251,6 +251,7 @@ export class Proxier {
 
   private observeProgramming(key: ObjectKey, p: ServicePlan | undefined): void {
     const t = p?.lastChangeTriggerTime;
+    if (!p) this.observedTrigger.delete(key);
     if (t === undefined) return;
     if ((this.observedTrigger.get(key) ?? 0) >= t) return;
     this.observedTrigger.set(key, t);

@@ -1,0 +1,181 @@
+// The proxy tests' world: a node namespace running `kube-dataplane proxy` on a manifest
+// directory, pods behind its bridge running proxy-backend.mjs, and a client namespace outside
+// the node (a stand-in for the rest of the network). Everything lives in namespaces of one
+// Topology and dies with it.
+import { mkdtempSync, rmSync, writeFileSync, renameSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { Topology, type Namespace, type Process } from './harness/netns.js';
+
+const ROOT = resolve(import.meta.dirname, '..');
+export const BIN = join(ROOT, 'dist/cmd/kube-dataplane.js');
+export const BACKEND = join(ROOT, 'netns-tests/proxy-backend.mjs');
+export const CLIENT = join(ROOT, 'netns-tests/proxy-client.mjs');
+
+export const NODE = 'node-a';
+export const NODE_IP4 = '192.168.50.1';
+export const NODE_IP6 = 'fd00:50::1';
+export const CLIENT_IP4 = '192.168.50.2';
+export const CLIENT_IP6 = 'fd00:50::2';
+export const CLUSTER_CIDRS = '10.244.0.0/16,fd00:244::/48';
+
+export interface Pod {
+  name: string;
+  ns: Namespace;
+  ip4: string;
+  ip6: string;
+  server?: Process;
+}
+
+export interface ProxyEnvOptions {
+  pods: readonly string[];
+  /** Extra proxy flags. */
+  flags?: readonly string[];
+  /** Environment of the proxy process (e.g. PATH with a failing tool first). */
+  env?: NodeJS.ProcessEnv;
+}
+
+export class ProxyEnv {
+  topo!: Topology;
+  node!: Namespace;
+  client!: Namespace;
+  pods: Pod[] = [];
+  proxy?: Process;
+  readonly dir = mkdtempSync(join(tmpdir(), 'kdp-proxy-'));
+
+  static async create(opts: ProxyEnvOptions): Promise<ProxyEnv> {
+    const env = new ProxyEnv();
+    await env.build(opts);
+    return env;
+  }
+
+  private async build(opts: ProxyEnvOptions): Promise<void> {
+    this.topo = await Topology.create();
+    this.node = await this.topo.namespace('node');
+    this.client = await this.topo.namespace('client');
+    for (const [k, v] of [['net.ipv4.ip_forward', 1], ['net.ipv6.conf.all.forwarding', 1]] as const) await this.node.sysctl(k, v);
+    await this.topo.bridge(this.node, 'cbr0', ['10.244.0.1/24', 'fd00:244::1/64']);
+    await this.topo.veth(
+      { ns: this.node, ifname: 'eth0', addresses: [`${NODE_IP4}/24`, `${NODE_IP6}/64`] },
+      { ns: this.client, ifname: 'eth0', addresses: [`${CLIENT_IP4}/24`, `${CLIENT_IP6}/64`] },
+    );
+    await this.client.addRoute('default', 'via', NODE_IP4);
+    await this.client.addRoute('default', 'via', NODE_IP6);
+    // The node's default route leads out to the client side, as a real node's leads to the
+    // network: a service address that is not DNATed is forwarded (and meets the filter rules).
+    await this.node.addRoute('default', 'via', CLIENT_IP4);
+    await this.node.addRoute('default', 'via', CLIENT_IP6);
+    for (const [i, name] of opts.pods.entries()) {
+      const ns = await this.topo.namespace(name);
+      const ip4 = `10.244.0.${11 + i}`;
+      const ip6 = `fd00:244::${(11 + i).toString(16)}`;
+      await this.topo.plugIntoBridge({ ns, ifname: 'eth0', addresses: [`${ip4}/24`, `${ip6}/64`] }, this.node, `veth-${name}`.slice(0, 15), 'cbr0');
+      // Hairpin: a pod reaching itself through a service comes back out of its own bridge port.
+      await this.node.exec('bridge', ['link', 'set', 'dev', `veth-${name}`.slice(0, 15), 'hairpin', 'on']);
+      await ns.addRoute('default', 'via', '10.244.0.1');
+      await ns.addRoute('default', 'via', 'fd00:244::1');
+      this.pods.push({ name, ns, ip4, ip6 });
+    }
+    await Promise.all(this.pods.map(async (p) => {
+      p.server = p.ns.spawn('node', [BACKEND, '--name', p.name, '--port', '8080,5353'], { label: `backend ${p.name}` });
+      await p.server.waitForOutput('listening');
+    }));
+  }
+
+  /** Writes (atomically) one manifest file of the directory the proxy watches. */
+  write(file: string, yaml: string): void {
+    const tmp = join(this.dir, `.${file}.tmp`);
+    writeFileSync(tmp, yaml);
+    renameSync(tmp, join(this.dir, file));
+  }
+
+  async startProxy(opts: ProxyEnvOptions): Promise<Process> {
+    const args = [
+      BIN, 'proxy',
+      '--manifests', this.dir,
+      '--node-name', NODE,
+      '--cluster-cidr', CLUSTER_CIDRS,
+      '--healthz-bind-address', '127.0.0.1:10256',
+      '--metrics-bind-address', '127.0.0.1:10249',
+      '--min-sync-period', '200ms',
+      '--log-level', 'debug',
+      ...(opts.flags ?? []),
+    ];
+    this.proxy = this.node.spawn('node', args, { label: 'proxy', env: opts.env });
+    await this.proxy.waitForOutput(/rules synced sync=full/, 30_000);
+    return this.proxy;
+  }
+
+  /** Runs proxy-client.mjs in `from` and returns its lines. */
+  async connect(from: Namespace, mode: 'tcp' | 'udp', host: string, port: number, count: number, timeoutMs = 2000): Promise<string[]> {
+    const r = await from.exec('node', [CLIENT, mode, host, String(port), String(count), String(timeoutMs)], { timeoutMs: count * timeoutMs + 10_000 });
+    return r.stdout.trim().split('\n');
+  }
+
+  /** Polls until `check` passes (it throws until then), for changes that take a sync to land. */
+  async eventually<T>(what: string, fn: () => Promise<T>, check: (v: T) => boolean, timeoutMs = 15_000): Promise<T> {
+    const until = Date.now() + timeoutMs;
+    let last: T | undefined;
+    while (Date.now() < until) {
+      last = await fn();
+      if (check(last)) return last;
+      await new Promise((r) => setTimeout(r, 200));
+    }
+    throw new Error(`${what}: not reached in ${timeoutMs} ms; last: ${JSON.stringify(last)}\nproxy log:\n${this.proxy?.stderr.slice(-4000)}`);
+  }
+
+  /** GETs a URL from inside the node namespace; resolves with status and body. */
+  async http(url: string, from: Namespace = this.node): Promise<{ status: number; body: string }> {
+    const code = `const r = await fetch(${JSON.stringify(url)}); process.stdout.write(r.status + "\\n" + await r.text());`;
+    const r = await from.exec('node', ['--input-type=module', '-e', code], { timeoutMs: 10_000 });
+    const [status, ...body] = r.stdout.split('\n');
+    return { status: Number(status), body: body.join('\n') };
+  }
+
+  async destroy(): Promise<void> {
+    await this.topo?.destroy();
+    rmSync(this.dir, { recursive: true, force: true });
+  }
+}
+
+/** Counts lines by their first word (the backend's name, or ERR). */
+export function tally(lines: readonly string[]): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const l of lines) {
+    const k = l.startsWith('ERR') ? l : l.split(' ')[0];
+    out[k] = (out[k] ?? 0) + 1;
+  }
+  return out;
+}
+
+/** YAML of a Service and one EndpointSlice per family, all endpoints on `node` unless given. */
+export function serviceYaml(o: {
+  name: string;
+  clusterIPs: readonly string[];
+  ports?: readonly { name: string; port: number; targetPort: number; protocol: string; nodePort?: number }[];
+  endpoints: readonly { ip: string; node?: string; ready?: boolean }[];
+  spec?: Record<string, unknown>;
+}): string {
+  const ports = o.ports ?? [{ name: 'tcp', port: 80, targetPort: 8080, protocol: 'TCP' }, { name: 'udp', port: 53, targetPort: 5353, protocol: 'UDP' }];
+  const families: string[] = o.clusterIPs.map((ip) => (ip.includes(':') ? 'IPv6' : 'IPv4'));
+  const svc = {
+    apiVersion: 'v1',
+    kind: 'Service',
+    metadata: { name: o.name, namespace: 'test' },
+    spec: { clusterIP: o.clusterIPs[0], clusterIPs: o.clusterIPs, ipFamilies: families, ports, selector: { app: o.name }, ...o.spec },
+  };
+  const docs: unknown[] = [svc];
+  for (const family of ['IPv4', 'IPv6'] as const) {
+    const eps = o.endpoints.filter((e) => (family === 'IPv6') === e.ip.includes(':'));
+    if (!families.includes(family)) continue;
+    docs.push({
+      apiVersion: 'discovery.k8s.io/v1',
+      kind: 'EndpointSlice',
+      metadata: { name: `${o.name}-${family.toLowerCase()}`, namespace: 'test', labels: { 'kubernetes.io/service-name': o.name } },
+      addressType: family,
+      ports: ports.map((p) => ({ name: p.name, port: p.targetPort, protocol: p.protocol })),
+      endpoints: eps.map((e) => ({ addresses: [e.ip], nodeName: e.node ?? NODE, conditions: { ready: e.ready ?? true } })),
+    });
+  }
+  return docs.map((d) => JSON.stringify(d)).join('\n---\n') + '\n';
+}
