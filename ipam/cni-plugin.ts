@@ -126,6 +126,7 @@ function addResult(cfg: IpamConfig, allocated: Allocated[]): Record<string, unkn
 function storeFor(cfg: IpamConfig, io: PluginIO): NetworkStore {
   return new NetworkStore(cfg.dataDir, cfg.network, {
     lockTimeoutMs: cfg.lockTimeoutMs,
+    testHoldMs: Number(io.env.KUBE_DATAPLANE_IPAM_TEST_HOLD_LOCK_MS) || undefined,
     log: (msg) => io.stderr(`kube-dataplane-ipam: ${msg}\n`),
   });
 }

@@ -1,7 +1,8 @@
 // Runs a CNI plugin binary the way a runtime does (CNI_* environment, config on stdin, result on
 // stdout), for the namespace tests and the benchmark. Not used by the plugin itself.
 import { spawn } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { cpSync, existsSync, mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -17,6 +18,20 @@ function repoRoot(): string {
 
 /** The built plugin (`make build` / `npx tsc`), whichever of src/dist this module runs from. */
 export const PLUGIN_BIN = join(repoRoot(), 'dist', 'cmd', 'kube-dataplane-ipam.js');
+/**
+ * A private copy of the built plugin (cmd + ipam modules), so that a test or benchmark run is not
+ * disturbed by someone rebuilding dist/ meanwhile (tsc rewrites files in place). The copy needs
+ * nothing else: the plugin's ADD path imports only its own modules and node built-ins.
+ */
+export function snapshotPlugin(into = mkdtempSync(join(tmpdir(), 'kdp-ipam-bin-'))): string {
+  const dist = dirname(dirname(PLUGIN_BIN));
+  mkdirSync(join(into, 'cmd'), { recursive: true });
+  writeFileSync(join(into, 'package.json'), '{"type": "module"}\n');
+  cpSync(PLUGIN_BIN, join(into, 'cmd', 'kube-dataplane-ipam.js'));
+  cpSync(join(dist, 'ipam'), join(into, 'ipam'), { recursive: true, filter: (src) => !src.endsWith('.map') });
+  return join(into, 'cmd', 'kube-dataplane-ipam.js');
+}
+
 export const HOST_LOCAL_BIN = '/usr/lib/cni/host-local';
 export const BRIDGE_BIN = '/usr/lib/cni/bridge';
 

@@ -19,6 +19,11 @@ export interface StoreOptions {
   lockTimeoutMs?: number;
   /** Log sink (stderr in the plugin: stdout carries the CNI result). */
   log?: (msg: string) => void;
+  /**
+   * Fault injection for the SIGKILL tests: stay this long inside the lock, between deciding and
+   * writing, so that a kill lands on a holder. Never set in production.
+   */
+  testHoldMs?: number;
 }
 
 interface Loaded {
@@ -62,6 +67,7 @@ export class NetworkStore {
     try {
       const { state, imported } = this.load();
       const { result, changed } = fn(state);
+      if (this.opts.testHoldMs) Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, this.opts.testHoldMs);
       if (changed || imported.length > 0) this.write(state);
       if (imported.length > 0) this.moveImported(imported);
       return result;

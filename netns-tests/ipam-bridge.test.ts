@@ -9,7 +9,7 @@ import { mkdtempSync, readFileSync, rmSync, symlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { BRIDGE_BIN, callPlugin, cniEnv, PLUGIN_BIN } from '../ipam/plugin-runner.js';
+import { BRIDGE_BIN, callPlugin as callAny, cniEnv, snapshotPlugin, type PluginCall } from '../ipam/plugin-runner.js';
 import { Topology, run, type Namespace } from './harness/netns.js';
 
 const PODS = 50;
@@ -29,6 +29,8 @@ describe('kube-dataplane-ipam under the bridge plugin', () => {
   let dataDir: string;
   let cniPath: string;
   let rootLinksBefore: string;
+  let plugin: string;
+  const callPlugin = (c: PluginCall) => callAny({ ...c, argv: [plugin] });
   const pods: Pod[] = [];
 
   const config = () => ({
@@ -90,7 +92,8 @@ describe('kube-dataplane-ipam under the bridge plugin', () => {
     // Our plugin first in CNI_PATH, then Debian's plugins.
     const bin = join(work, 'bin');
     await run('mkdir', ['-p', bin]);
-    symlinkSync(PLUGIN_BIN, join(bin, 'kube-dataplane-ipam'));
+    plugin = snapshotPlugin(join(work, 'plugin'));
+    symlinkSync(plugin, join(bin, 'kube-dataplane-ipam'));
     cniPath = `${bin}:/usr/lib/cni`;
     for (let i = 0; i < PODS; i++) pods.push({ ns: await topo.namespace(`p${i}`), id: `pod${i}` });
     await inParallel(pods, 6, addPod);
