@@ -27,8 +27,8 @@ export async function openCatalog(opts: Pick<Options, 'kubeconfig' | 'manifests'
     source = new ManifestSource({ dir: opts.manifests });
   } else {
     // Imported only here: the API client is large, and manifest users never need it.
-    const { KubeSource } = await import('./sources/kube.js' as string);
-    source = new KubeSource({ kubeconfig: opts.kubeconfig, kinds, log: logger('watch') }) as Source;
+    const { KubeSource } = await import('./sources/kube.js');
+    source = new KubeSource({ kubeconfig: opts.kubeconfig, kinds, log: logger('watch') });
   }
   const synced = new Promise<void>((resolve) => {
     if (catalog.synced) return resolve();
