@@ -24,7 +24,7 @@ const log = logger('dns');
 
 /** Starts the DNS server on an open catalog (the agent shares one catalog with the proxy). */
 export async function startDns(opts: Options, catalog: CatalogView): Promise<RunningDns> {
-  const metrics = new DnsMetrics();
+  const metrics = new DnsMetrics(`${opts.clusterDomain}.`);
   const listens = opts.listen.map((l) => parseHostPort(l, '--listen'));
   const upstreams = opts.upstream.length > 0 ? opts.upstream.map(parseUpstream) : upstreamsFromResolvConf(readResolvConf(), listens);
   if (upstreams.length === 0) log.warn('no upstream resolver: names outside the cluster zone get SERVFAIL', { hint: 'give --upstream or a nameserver in /etc/resolv.conf' });
@@ -60,7 +60,7 @@ export async function startDns(opts: Options, catalog: CatalogView): Promise<Run
   });
   metrics.cacheServer = cacheServer;
   metrics.cacheSize = () => cache.size;
-  const handler = new DnsHandler(zone, forwarder, cache, metrics, log, opts.clusterDomain);
+  const handler = new DnsHandler(zone, forwarder, cache, metrics, log);
 
   const listeners = listens.map((a) => new DnsListener(a, handler, log));
   const http: HttpEndpoint[] = [];

@@ -5,7 +5,7 @@ import dnsPacket from 'dns-packet';
 import type { Logger } from '../common/log.js';
 import { AnswerCache, cacheKey, serveAnswer, toAnswer, type Answer } from './cache.js';
 import type { Forwarder } from './forwarder.js';
-import type { DnsMetrics } from './metrics.js';
+import { PLUGIN, type DnsMetrics, type Listener } from './metrics.js';
 import { addressRec, buildTemplate, serveTemplate, type OwnedRec } from './records.js';
 import type { ClusterZone } from './zone.js';
 import {
@@ -13,13 +13,9 @@ import {
   parseQuery, udpLimit, type Query,
 } from './wire.js';
 
-export interface Transport {
-  readonly proto: 'udp' | 'tcp';
-  /** CoreDNS's family label: 1 for IPv4, 2 for IPv6. */
-  readonly family: '1' | '2';
-  /** `dns://HOST:PORT` of the listener, CoreDNS's `server` label. */
-  readonly server: string;
-}
+/** Where a query came in: CoreDNS's `server` (`dns://HOST:PORT`), `proto` and `family`
+ *  (1 for IPv4, 2 for IPv6). One object per listener, kept for its lifetime. */
+export type Transport = Listener;
 
 export type HandlerResult = Buffer | undefined | Promise<Buffer | undefined>;
 
@@ -28,7 +24,6 @@ const BADVERS = 16;
 
 export class DnsHandler {
   private readonly inflight = new Map<string, Promise<Answer | undefined>>();
-  private readonly zoneLabel: string;
 
   constructor(
     private readonly zone: ClusterZone,
@@ -36,10 +31,7 @@ export class DnsHandler {
     private readonly cache: AnswerCache,
     private readonly metrics: DnsMetrics | undefined,
     private readonly log: Logger,
-    domain: string,
-  ) {
-    this.zoneLabel = `${domain}.`;
-  }
+  ) {}
 
   handle(msg: Buffer, t: Transport): HandlerResult {
     const t0 = performance.now();
@@ -51,41 +43,41 @@ export class DnsHandler {
       q = parseQuery(msg);
     } catch (err) {
       if (!(err instanceof WireError)) throw err;
-      return this.done(t, t0, msg, undefined, emptyReply(msg, undefined, RCODE.FORMERR), '');
+      return this.done(t, t0, msg, undefined, emptyReply(msg, undefined, RCODE.FORMERR), PLUGIN.none);
     }
     try {
       return this.answer(msg, q, t, t0);
     } catch (err) {
       this.metrics?.panics.inc();
       this.log.error('query failed', { name: q.name, qtype: q.qtype, error: (err as Error).stack ?? String(err) });
-      return this.done(t, t0, msg, q, emptyReply(msg, q, RCODE.SERVFAIL), '');
+      return this.done(t, t0, msg, q, emptyReply(msg, q, RCODE.SERVFAIL), PLUGIN.none);
     }
   }
 
   private answer(msg: Buffer, q: Query, t: Transport, t0: number): HandlerResult {
-    if (q.opcode !== 0) return this.done(t, t0, msg, q, emptyReply(msg, q, RCODE.NOTIMP), '');
-    if (q.edns && q.edns.version > 0) return this.done(t, t0, msg, q, emptyReply(msg, q, BADVERS), '');
-    if (q.qtype === QTYPE.AXFR || q.qtype === QTYPE.IXFR) return this.done(t, t0, msg, q, emptyReply(msg, q, RCODE.REFUSED), '');
+    if (q.opcode !== 0) return this.done(t, t0, msg, q, emptyReply(msg, q, RCODE.NOTIMP), PLUGIN.none);
+    if (q.edns && q.edns.version > 0) return this.done(t, t0, msg, q, emptyReply(msg, q, BADVERS), PLUGIN.none);
+    if (q.qtype === QTYPE.AXFR || q.qtype === QTYPE.IXFR) return this.done(t, t0, msg, q, emptyReply(msg, q, RCODE.REFUSED), PLUGIN.none);
     const limit = t.proto === 'udp' ? udpLimit(q) : TCP_LIMIT;
     const z = this.zone.lookup(msg, q);
     switch (z.kind) {
       case 'reply':
-        return this.done(t, t0, msg, q, serveTemplate(z.tpl, msg, q, limit), 'kubernetes', this.zoneLabel);
+        return this.done(t, t0, msg, q, serveTemplate(z.tpl, msg, q, limit), PLUGIN.kubernetes, true);
       case 'servfail':
-        return this.done(t, t0, msg, q, emptyReply(msg, q, RCODE.SERVFAIL), 'kubernetes', this.zoneLabel);
+        return this.done(t, t0, msg, q, emptyReply(msg, q, RCODE.SERVFAIL), PLUGIN.kubernetes, true);
       case 'refused':
-        return this.done(t, t0, msg, q, emptyReply(msg, q, RCODE.REFUSED), 'kubernetes', this.zoneLabel);
+        return this.done(t, t0, msg, q, emptyReply(msg, q, RCODE.REFUSED), PLUGIN.kubernetes, true);
       case 'external':
-        return this.external(msg, q, z.cname, z.target, limit).then((r) => this.done(t, t0, msg, q, r, 'kubernetes', this.zoneLabel));
+        return this.external(msg, q, z.cname, z.target, limit).then((r) => this.done(t, t0, msg, q, r, PLUGIN.kubernetes, true));
       case 'forward':
         break;
     }
     const key = cacheKey(q);
     const now = Date.now();
     const hit = this.cache.get(key, now);
-    if (hit) return this.done(t, t0, msg, q, serveAnswer(hit, msg, q, limit, now), 'cache');
+    if (hit) return this.done(t, t0, msg, q, serveAnswer(hit, msg, q, limit, now), PLUGIN.cache);
     return this.fetch(key, msg).then((a) =>
-      this.done(t, t0, msg, q, a ? serveAnswer(a, msg, q, limit, Date.now()) : emptyReply(msg, q, RCODE.SERVFAIL), 'forward'),
+      this.done(t, t0, msg, q, a ? serveAnswer(a, msg, q, limit, Date.now()) : emptyReply(msg, q, RCODE.SERVFAIL), PLUGIN.forward),
     );
   }
 
@@ -126,20 +118,10 @@ export class DnsHandler {
     return serveTemplate(tpl, msg, q, limit);
   }
 
-  private done(t: Transport, t0: number, msg: Buffer, q: Query | undefined, reply: Buffer | undefined, plugin: string, zone = '.'): Buffer | undefined {
+  private done(t: Transport, t0: number, msg: Buffer, q: Query | undefined, reply: Buffer | undefined, plugin: number, cluster = false): Buffer | undefined {
     if (this.metrics && reply) {
-      this.metrics.observe({
-        server: t.server,
-        zone: q ? zone : '.',
-        proto: t.proto,
-        family: t.family,
-        qtype: q?.qtype ?? 0,
-        rcode: reply.readUInt16BE(2) & 0xf,
-        plugin,
-        requestSize: msg.length,
-        responseSize: reply.length,
-        seconds: (performance.now() - t0) / 1000,
-      });
+      const seconds = (performance.now() - t0) / 1000;
+      this.metrics.observe(t, cluster && q !== undefined, plugin, q?.qtype ?? 0, reply.readUInt16BE(2) & 0xf, msg.length, reply.length, seconds);
     }
     return reply;
   }

@@ -2,7 +2,9 @@
 // work unchanged. They live on a registry of their own, served on --metrics-listen, apart from
 // the proxy's metrics when both run in one agent process.
 //
-// The per-query path must stay cheap: label children are looked up once and kept.
+// The per-query path must stay cheap: prom-client hashes the label set on every update, which
+// costs more than answering a question from a template, so the per-query metrics are plain
+// cells the caller keeps, rendered in prom-client's shape when scraped.
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { CacheEvents, CacheKind } from './cache.js';
 
@@ -21,58 +23,126 @@ export function rcodeName(r: number): string {
   return RCODE_NAMES[r] ?? String(r);
 }
 
-export interface Observed {
-  server: string;
-  zone: string;
-  proto: 'udp' | 'tcp';
-  family: '1' | '2';
-  qtype: number;
-  rcode: number;
-  plugin: string;
-  requestSize: number;
-  responseSize: number;
-  seconds: number;
+/** The value of one label set, updated with plain arithmetic. */
+interface Cell {
+  value: number;
+}
+interface HistCell {
+  readonly counts: Float64Array;
+  sum: number;
+  count: number;
 }
 
-interface Children {
-  requests: Counter.Internal;
-  responses: Counter.Internal;
-  duration: Histogram.Internal<string>;
-  reqSize: Histogram.Internal<string>;
-  respSize: Histogram.Internal<string>;
+class FastCounter {
+  readonly type = 'counter';
+  private readonly cells = new Map<string, { labels: Record<string, string>; cell: Cell }>();
+  constructor(readonly name: string, readonly help: string, private readonly labelNames: readonly string[]) {}
+
+  cell(values: readonly string[]): Cell {
+    const key = values.join('\u0000');
+    let e = this.cells.get(key);
+    if (!e) this.cells.set(key, (e = { labels: Object.fromEntries(this.labelNames.map((n, i) => [n, values[i]])), cell: { value: 0 } }));
+    return e.cell;
+  }
+
+  get() {
+    return { name: this.name, help: this.help, type: this.type, aggregator: 'sum', values: [...this.cells.values()].map((e) => ({ labels: e.labels, value: e.cell.value })) };
+  }
 }
+
+class FastHistogram {
+  readonly type = 'histogram';
+  private readonly cells = new Map<string, { labels: Record<string, string>; cell: HistCell }>();
+  constructor(readonly name: string, readonly help: string, private readonly labelNames: readonly string[], private readonly buckets: readonly number[]) {}
+
+  cell(values: readonly string[]): HistCell {
+    const key = values.join('\u0000');
+    let e = this.cells.get(key);
+    if (!e) {
+      e = { labels: Object.fromEntries(this.labelNames.map((n, i) => [n, values[i]])), cell: { counts: new Float64Array(this.buckets.length), sum: 0, count: 0 } };
+      this.cells.set(key, e);
+    }
+    return e.cell;
+  }
+
+  observe(c: HistCell, v: number): void {
+    const b = this.buckets;
+    for (let i = 0; i < b.length; i++) {
+      if (v <= b[i]) {
+        c.counts[i]++;
+        break;
+      }
+    }
+    c.sum += v;
+    c.count++;
+  }
+
+  get() {
+    const values: Array<{ labels: Record<string, string | number>; value: number; metricName: string }> = [];
+    for (const { labels, cell } of this.cells.values()) {
+      let acc = 0;
+      this.buckets.forEach((le, i) => {
+        acc += cell.counts[i];
+        values.push({ labels: { le, ...labels }, value: acc, metricName: `${this.name}_bucket` });
+      });
+      values.push({ labels: { le: '+Inf', ...labels }, value: cell.count, metricName: `${this.name}_bucket` });
+      values.push({ labels, value: cell.sum, metricName: `${this.name}_sum` });
+      values.push({ labels, value: cell.count, metricName: `${this.name}_count` });
+    }
+    return { name: this.name, help: this.help, type: this.type, aggregator: 'sum', values };
+  }
+}
+
+/** The cells one kind of reply on one listener updates. */
+interface Site {
+  readonly requests: Cell;
+  readonly responses: Cell;
+  readonly duration: HistCell;
+  readonly reqSize: HistCell;
+  readonly respSize: HistCell;
+}
+
+/** A listener as the metrics label it: CoreDNS's `server`, `proto` and `family`. */
+export interface Listener {
+  readonly server: string;
+  readonly proto: 'udp' | 'tcp';
+  readonly family: '1' | '2';
+}
+
+/** The `plugin` label: which part answered (CoreDNS's plugin names). */
+export const PLUGINS = ['', 'kubernetes', 'cache', 'forward'] as const;
+export const PLUGIN = { none: 0, kubernetes: 1, cache: 2, forward: 3 } as const;
 
 export class DnsMetrics {
   readonly registry = new Registry();
-  private readonly requests: Counter<string>;
-  private readonly responses: Counter<string>;
-  private readonly duration: Histogram<string>;
-  private readonly reqSize: Histogram<string>;
-  private readonly respSize: Histogram<string>;
-  private readonly children = new Map<string, Children>();
+  private readonly requests = new FastCounter('coredns_dns_requests_total', 'Counter of DNS requests made per zone, protocol and family.', ['server', 'zone', 'view', 'proto', 'family', 'type']);
+  private readonly responses = new FastCounter('coredns_dns_responses_total', 'Counter of response status codes.', ['server', 'zone', 'view', 'rcode', 'plugin']);
+  private readonly duration = new FastHistogram('coredns_dns_request_duration_seconds', 'Histogram of the time (in seconds) each request took per zone.', ['server', 'zone', 'view', 'type'], DURATION_BUCKETS);
+  private readonly reqSize = new FastHistogram('coredns_dns_request_size_bytes', 'Size of the EDNS0 UDP buffer in bytes (64K for TCP) per zone and protocol.', ['server', 'zone', 'view', 'proto'], SIZE_BUCKETS);
+  private readonly respSize = new FastHistogram('coredns_dns_response_size_bytes', 'Size of the returned response in bytes.', ['server', 'zone', 'view', 'proto'], SIZE_BUCKETS);
+  private readonly cacheHits = new FastCounter('coredns_cache_hits_total', 'The count of cache hits.', ['server', 'type', 'zones', 'view']);
+  private readonly cacheMisses = new FastCounter('coredns_cache_misses_total', 'The count of cache misses.', ['server', 'zones', 'view']);
+  private readonly cacheEvictions = new FastCounter('coredns_cache_evictions_total', 'The count of cache evictions.', ['server', 'type', 'zones', 'view']);
+  /** Sites by listener, then by (zone, plugin, rcode, qtype) packed in one number. */
+  private readonly sites = new Map<Listener, Map<number, Site>>();
   readonly cacheEntries: Gauge<string>;
-  readonly cacheHits: Counter<string>;
-  readonly cacheMisses: Counter<string>;
-  readonly cacheEvictions: Counter<string>;
   readonly proxyDuration: Histogram<string>;
   readonly healthcheckFailures: Counter<string>;
   readonly healthcheckBroken: Counter<string>;
   readonly panics: Counter<string>;
   readonly programming: Histogram<string>;
-
   /** Read when /metrics is scraped: the cache's current entries by kind. */
   cacheSize: () => Readonly<Record<CacheKind, number>> = () => ({ success: 0, denial: 0 });
   /** The `server` label of the cache metrics. */
   cacheServer = 'dns://:53';
 
-  constructor(withProcessMetrics = true) {
+  /** `clusterZone`: the zone label of cluster answers, with its trailing dot. */
+  constructor(private readonly clusterZone = 'cluster.local.', withProcessMetrics = true) {
     const registers = [this.registry];
     if (withProcessMetrics) collectDefaultMetrics({ register: this.registry });
-    this.requests = new Counter({ name: 'coredns_dns_requests_total', help: 'Counter of DNS requests made per zone, protocol and family.', labelNames: ['server', 'zone', 'view', 'proto', 'family', 'type'], registers });
-    this.responses = new Counter({ name: 'coredns_dns_responses_total', help: 'Counter of response status codes.', labelNames: ['server', 'zone', 'view', 'rcode', 'plugin'], registers });
-    this.duration = new Histogram({ name: 'coredns_dns_request_duration_seconds', help: 'Histogram of the time (in seconds) each request took per zone.', labelNames: ['server', 'zone', 'view', 'type'], buckets: DURATION_BUCKETS, registers });
-    this.reqSize = new Histogram({ name: 'coredns_dns_request_size_bytes', help: 'Size of the EDNS0 UDP buffer in bytes (64K for TCP) per zone and protocol.', labelNames: ['server', 'zone', 'view', 'proto'], buckets: SIZE_BUCKETS, registers });
-    this.respSize = new Histogram({ name: 'coredns_dns_response_size_bytes', help: 'Size of the returned response in bytes.', labelNames: ['server', 'zone', 'view', 'proto'], buckets: SIZE_BUCKETS, registers });
+    for (const m of [this.requests, this.responses, this.duration, this.reqSize, this.respSize, this.cacheHits, this.cacheMisses, this.cacheEvictions]) {
+      this.registry.registerMetric(m as unknown as Counter);
+    }
     const metrics = this;
     this.cacheEntries = new Gauge({
       name: 'coredns_cache_entries',
@@ -85,9 +155,6 @@ export class DnsMetrics {
         this.set({ server: metrics.cacheServer, type: 'denial', zones: '.', view: '' }, size.denial);
       },
     });
-    this.cacheHits = new Counter({ name: 'coredns_cache_hits_total', help: 'The count of cache hits.', labelNames: ['server', 'type', 'zones', 'view'], registers });
-    this.cacheMisses = new Counter({ name: 'coredns_cache_misses_total', help: 'The count of cache misses.', labelNames: ['server', 'zones', 'view'], registers });
-    this.cacheEvictions = new Counter({ name: 'coredns_cache_evictions_total', help: 'The count of cache evictions.', labelNames: ['server', 'type', 'zones', 'view'], registers });
     this.proxyDuration = new Histogram({ name: 'coredns_proxy_request_duration_seconds', help: 'Histogram of the time each request took.', labelNames: ['proxy_name', 'to', 'rcode'], buckets: DURATION_BUCKETS, registers });
     this.healthcheckFailures = new Counter({ name: 'coredns_proxy_healthcheck_failures_total', help: 'Count of failed health checks per upstream.', labelNames: ['proxy_name', 'to'], registers });
     this.healthcheckBroken = new Counter({ name: 'coredns_forward_healthcheck_broken_total', help: 'Count of times all upstreams were unhealthy.', registers });
@@ -96,37 +163,43 @@ export class DnsMetrics {
     new Gauge({ name: 'coredns_build_info', help: 'A metric with a constant \'1\' value labeled by version, revision, and goversion from which CoreDNS was built.', labelNames: ['version', 'revision', 'goversion'], registers }).set({ version: 'kube-dataplane', revision: '', goversion: process.version }, 1);
   }
 
-  observe(o: Observed): void {
-    const type = typeName(o.qtype);
-    const rcode = rcodeName(o.rcode);
-    const key = `${o.server}|${o.zone}|${o.proto}|${o.family}|${type}|${rcode}|${o.plugin}`;
-    let c = this.children.get(key);
-    if (!c) {
-      c = {
-        requests: this.requests.labels(o.server, o.zone, '', o.proto, o.family, type),
-        responses: this.responses.labels(o.server, o.zone, '', rcode, o.plugin),
-        duration: this.duration.labels(o.server, o.zone, '', type),
-        reqSize: this.reqSize.labels(o.server, o.zone, '', o.proto),
-        respSize: this.respSize.labels(o.server, o.zone, '', o.proto),
+  /**
+   * Counts one reply on listener `l`. `plugin` indexes PLUGINS; sizes are in bytes, `seconds`
+   * the time from receipt to reply.
+   */
+  observe(l: Listener, zoneIsCluster: boolean, plugin: number, qtype: number, rcode: number, requestSize: number, responseSize: number, seconds: number): void {
+    let byKind = this.sites.get(l);
+    if (!byKind) this.sites.set(l, (byKind = new Map()));
+    const key = (((zoneIsCluster ? 1 : 0) * 4 + plugin) * 32 + (rcode & 31)) * 65536 + qtype;
+    let site = byKind.get(key);
+    if (!site) {
+      const type = typeName(qtype);
+      const zone = zoneIsCluster ? this.clusterZone : '.';
+      site = {
+        requests: this.requests.cell([l.server, zone, '', l.proto, l.family, type]),
+        responses: this.responses.cell([l.server, zone, '', rcodeName(rcode), PLUGINS[plugin]]),
+        duration: this.duration.cell([l.server, zone, '', type]),
+        reqSize: this.reqSize.cell([l.server, zone, '', l.proto]),
+        respSize: this.respSize.cell([l.server, zone, '', l.proto]),
       };
-      this.children.set(key, c);
+      byKind.set(key, site);
     }
-    c.requests.inc();
-    c.responses.inc();
-    c.duration.observe(o.seconds);
-    c.reqSize.observe(o.requestSize);
-    c.respSize.observe(o.responseSize);
+    site.requests.value++;
+    site.responses.value++;
+    this.duration.observe(site.duration, seconds);
+    this.reqSize.observe(site.reqSize, requestSize);
+    this.respSize.observe(site.respSize, responseSize);
   }
 
   /** The cache's event sink, its label children looked up once. */
   cacheEvents(server: string): CacheEvents {
-    const hits = { success: this.cacheHits.labels(server, 'success', '.', ''), denial: this.cacheHits.labels(server, 'denial', '.', '') };
-    const evictions = { success: this.cacheEvictions.labels(server, 'success', '.', ''), denial: this.cacheEvictions.labels(server, 'denial', '.', '') };
-    const misses = this.cacheMisses.labels(server, '.', '');
+    const hits = { success: this.cacheHits.cell([server, 'success', '.', '']), denial: this.cacheHits.cell([server, 'denial', '.', '']) };
+    const evictions = { success: this.cacheEvictions.cell([server, 'success', '.', '']), denial: this.cacheEvictions.cell([server, 'denial', '.', '']) };
+    const misses = this.cacheMisses.cell([server, '.', '']);
     return {
-      hit: (kind: CacheKind) => hits[kind].inc(),
-      miss: () => misses.inc(),
-      evict: (kind: CacheKind) => evictions[kind].inc(),
+      hit: (kind: CacheKind) => hits[kind].value++,
+      miss: () => misses.value++,
+      evict: (kind: CacheKind) => evictions[kind].value++,
     };
   }
 }

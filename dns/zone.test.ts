@@ -26,7 +26,7 @@ function makeCatalog(synced = true): Catalog {
 function makeHandler(catalog: Catalog, pods: PodsMode = 'insecure') {
   const zone = new ClusterZone({ domain: 'cluster.local', ttl: 5, pods }, catalog);
   zone.attach();
-  const handler = new DnsHandler(zone, new Forwarder([]), new AnswerCache(), undefined, logger('test'), 'cluster.local');
+  const handler = new DnsHandler(zone, new Forwarder([]), new AnswerCache(), undefined, logger('test'));
   return { zone, handler };
 }
 

@@ -1,0 +1,187 @@
+// The DNS benchmark: dnsperf against `kube-dataplane dns` serving a large generated cluster,
+// and in the same run against dnsmasq serving the same names from a hosts file (the reference).
+// Everything runs inside one fresh network namespace on its loopback; each server is pinned to
+// CPU 0 and dnsperf to CPU 1. Forwarded names go to a third process (dnsmasq) in the namespace.
+//
+//   node dist/bench/dns/main.js [--services 10000] [--endpoints 10] [--seconds 10]
+//
+// Reports QPS, CPU time per query (QPS on a busy shared machine varies with the neighbours; CPU
+// per query much less), latency percentiles at a fixed moderate rate, peak RSS, and the ratio
+// to dnsmasq. Prints a table and writes bench/results/dns.json.
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { Topology, type Namespace, type Process } from '../../netns-tests/harness/netns.js';
+import { largeCluster, serviceObjects, toYaml, type ServiceSpec } from './fixtures.js';
+
+const HERE = dirname(fileURLToPath(import.meta.url));
+const ROOT = resolve(HERE, '../../..');
+const BIN = join(ROOT, 'dist/cmd/kube-dataplane.js');
+const OURS = 5300;
+const REF = 5301;
+const UPSTREAM = 5302;
+const ZONE = 'cluster.local';
+
+function arg(name: string, def: number): number {
+  const i = process.argv.indexOf(`--${name}`);
+  return i >= 0 ? Number(process.argv[i + 1]) : Number(process.env[`DNS_BENCH_${name.toUpperCase()}`] ?? def);
+}
+
+interface Mix {
+  readonly name: string;
+  readonly lines: string[];
+}
+
+/** Query files: cluster names only (the target), and a mix with search-path misses and forwarded names. */
+function queryMixes(specs: readonly ServiceSpec[]): Mix[] {
+  const cluster: string[] = [];
+  const mixed: string[] = [];
+  specs.forEach((s, i) => {
+    const fq = `${s.name}.${s.namespace}.svc.${ZONE}`;
+    const q = i % 20 === 3 ? `_http._tcp.${fq} SRV` : `${fq} A`;
+    cluster.push(q);
+    mixed.push(q);
+    if (i % 4 === 0) mixed.push(`${fq}.${s.namespace}.svc.${ZONE} A`); // search-path miss
+    if (i % 8 === 0) mixed.push(`host${i % 200}.example.test A`); // forwarded (cached after the first)
+  });
+  return [{ name: 'cluster', lines: cluster }, { name: 'mixed', lines: mixed }];
+}
+
+/** dnsmasq's view of the same cluster: a hosts file and SRV lines. */
+function dnsmasqFiles(specs: readonly ServiceSpec[], dir: string): { hosts: string; conf: string } {
+  const hosts: string[] = [];
+  const conf: string[] = [];
+  for (const s of specs) {
+    const fq = `${s.name}.${s.namespace}.svc.${ZONE}`;
+    if (s.headless) {
+      for (const e of s.endpoints ?? []) {
+        hosts.push(`${e.ip} ${fq}`);
+        hosts.push(`${e.ip} ${e.ip.replace(/[.:]/g, '-')}.${fq}`);
+      }
+    } else for (const ip of s.clusterIPs ?? []) hosts.push(`${ip} ${fq}`);
+    for (const p of s.ports ?? []) if (p.name) conf.push(`srv-host=_${p.name}._tcp.${fq},${fq},${p.port}`);
+  }
+  writeFileSync(join(dir, 'hosts'), hosts.join('\n') + '\n');
+  writeFileSync(join(dir, 'dnsmasq.conf'), conf.join('\n') + '\n');
+  return { hosts: join(dir, 'hosts'), conf: join(dir, 'dnsmasq.conf') };
+}
+
+function cpuSeconds(pid: number): number {
+  const f = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const fields = f.slice(f.lastIndexOf(')') + 2).split(' ');
+  return (Number(fields[11]) + Number(fields[12])) / 100; // utime + stime, in clock ticks
+}
+
+function peakRssMB(pid: number): number {
+  const m = /VmHWM:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
+  return m ? Number(m[1]) / 1024 : NaN;
+}
+
+interface Run {
+  server: string;
+  mix: string;
+  qps: number;
+  lostPct: number;
+  cpuUsPerQuery: number;
+  /** What one core would do at that CPU cost. */
+  qpsPerCore: number;
+  p50ms: number;
+  p90ms: number;
+  p99ms: number;
+  rcodes: Record<string, number>;
+}
+
+async function dnsperf(ns: Namespace, port: number, file: string, extra: string[], timeoutMs: number) {
+  return ns.exec('taskset', ['-c', '1', 'dnsperf', '-s', '127.0.0.1', '-p', String(port), '-d', file, ...extra], { timeoutMs, allowFailure: true });
+}
+
+async function measure(ns: Namespace, server: string, pid: number, port: number, mix: string, file: string, seconds: number): Promise<Run> {
+  // Warm-up: fills the caches (ours and dnsmasq's) with the forwarded names.
+  await dnsperf(ns, port, file, ['-n', '1', '-q', '20'], 120_000);
+  const cpu0 = cpuSeconds(pid);
+  const r = await dnsperf(ns, port, file, ['-l', String(seconds), '-q', '200'], (seconds + 30) * 1000);
+  const cpu = cpuSeconds(pid) - cpu0;
+  const num = (re: RegExp) => Number(re.exec(r.stdout)?.[1] ?? NaN);
+  const completed = num(/Queries completed:\s+(\d+)/);
+  const qps = num(/Queries per second:\s+([\d.]+)/);
+  const lostPct = num(/Queries lost:\s+\d+ \(([\d.]+)%\)/);
+  const rcodes: Record<string, number> = {};
+  for (const m of r.stdout.matchAll(/^\s+(\w+) (\d+) \([\d.]+%\)$/gm)) rcodes[m[1]] = Number(m[2]);
+  // Latency at a fixed rate well below saturation, from dnsperf's per-query lines.
+  const v = await dnsperf(ns, port, file, ['-l', '3', '-Q', '5000', '-v'], 60_000);
+  const lat = [...v.stdout.matchAll(/^> \S+ .* ([\d.]+)$/gm)].map((m) => Number(m[1]) * 1000).sort((a, b) => a - b);
+  const pct = (p: number) => (lat.length ? lat[Math.min(lat.length - 1, Math.floor((p / 100) * lat.length))] : NaN);
+  const cpuUsPerQuery = (cpu / Math.max(1, completed)) * 1e6;
+  return { server, mix, qps, lostPct, cpuUsPerQuery, qpsPerCore: 1e6 / cpuUsPerQuery, p50ms: pct(50), p90ms: pct(90), p99ms: pct(99), rcodes };
+}
+
+async function waitFor(p: Process, re: RegExp, ms: number): Promise<void> {
+  await p.waitForOutput(re, ms);
+}
+
+async function main(): Promise<void> {
+  const services = arg('services', 10_000);
+  const endpoints = arg('endpoints', 10);
+  const seconds = arg('seconds', 10);
+  const dir = mkdtempSync(join(tmpdir(), 'kdp-dns-bench-'));
+  const topo = await Topology.create();
+  try {
+    const specs = largeCluster(services, endpoints);
+    const manifests = join(dir, 'manifests');
+    mkdirSync(manifests);
+    // Several files, as a real manifest directory would have.
+    const perFile = 1000;
+    for (let i = 0; i < specs.length; i += perFile) writeFileSync(join(manifests, `svc-${i / perFile}.yaml`), toYaml(specs.slice(i, i + perFile).flatMap(serviceObjects)));
+    const { hosts, conf } = dnsmasqFiles(specs, dir);
+    const mixes = queryMixes(specs).map((m) => {
+      const file = join(dir, `${m.name}.txt`);
+      writeFileSync(file, m.lines.join('\n') + '\n');
+      return { ...m, file };
+    });
+
+    const ns = await topo.namespace('bench');
+    const common = ['--no-daemon', '--no-resolv', '--no-hosts', '--conf-file=/dev/null', '--listen-address=127.0.0.1', '--bind-interfaces', '--user=root'];
+    const upstream = ns.spawn('dnsmasq', [...common, `--port=${UPSTREAM}`, '--address=/example.test/192.0.2.1', '--local-ttl=300', `--pid-file=${join(dir, 'up.pid')}`], { label: 'upstream' });
+    await waitFor(upstream, /started/, 10_000);
+
+    const t0 = Date.now();
+    const ours = ns.spawn('taskset', ['-c', '0', 'node', BIN, 'dns', '--manifests', manifests, '--listen', `127.0.0.1:${OURS}`, '--upstream', `127.0.0.1:${UPSTREAM}`, '--health-listen', '', '--ready-listen', '', '--metrics-listen', '127.0.0.1:9153'], { label: 'kube-dataplane dns' });
+    await waitFor(ours, /catalog synced/, 300_000);
+    await waitFor(ours, /dns serving/, 300_000);
+    const loadSeconds = (Date.now() - t0) / 1000;
+    const ref = ns.spawn('taskset', ['-c', '0', 'dnsmasq', ...common, `--port=${REF}`, `--addn-hosts=${hosts}`, `--conf-file=${conf}`, `--local=/${ZONE}/`, `--server=127.0.0.1#${UPSTREAM}`, '--local-ttl=5', '--cache-size=10000', `--pid-file=${join(dir, 'ref.pid')}`], { label: 'dnsmasq' });
+    await waitFor(ref, /read .*hosts/, 60_000);
+
+    const runs: Run[] = [];
+    for (const m of mixes) {
+      runs.push(await measure(ns, 'kube-dataplane', ours.child.pid!, OURS, m.name, m.file, seconds));
+      runs.push(await measure(ns, 'dnsmasq', ref.child.pid!, REF, m.name, m.file, seconds));
+    }
+    const rss = { 'kube-dataplane': peakRssMB(ours.child.pid!), dnsmasq: peakRssMB(ref.child.pid!) };
+
+    const rows = runs.map((r) => {
+      const refRun = runs.find((x) => x.server === 'dnsmasq' && x.mix === r.mix)!;
+      return { ...r, ratioQps: r.qps / refRun.qps, ratioCpu: refRun.cpuUsPerQuery / r.cpuUsPerQuery, peakRssMB: rss[r.server as keyof typeof rss] };
+    });
+    const fmt = (n: number, d = 0) => (Number.isFinite(n) ? n.toFixed(d) : '-');
+    console.log(`\nDNS benchmark: ${services} services, ${services * endpoints} endpoints, ${seconds}s per run; catalog load + first serve ${loadSeconds.toFixed(1)}s\n`);
+    console.log('| server | mix | QPS | lost % | CPU µs/query | QPS per core | p50 ms | p90 ms | p99 ms | peak RSS MB | QPS ratio | per-core ratio |');
+    console.log('|---|---|---|---|---|---|---|---|---|---|---|---|');
+    for (const r of rows) {
+      console.log(`| ${r.server} | ${r.mix} | ${fmt(r.qps)} | ${fmt(r.lostPct, 2)} | ${fmt(r.cpuUsPerQuery, 1)} | ${fmt(r.qpsPerCore)} | ${fmt(r.p50ms, 3)} | ${fmt(r.p90ms, 3)} | ${fmt(r.p99ms, 3)} | ${fmt(r.peakRssMB)} | ${fmt(r.ratioQps, 2)} | ${fmt(r.ratioCpu, 2)} |`);
+    }
+    const out = join(ROOT, 'bench/results/dns.json');
+    mkdirSync(dirname(out), { recursive: true });
+    writeFileSync(out, JSON.stringify({ date: new Date().toISOString(), services, endpoints, seconds, loadSeconds, targets: { clusterQpsPerCore: 35_000, ratioToDnsmasq: 1.0, rssMB: 164 }, runs: rows }, null, 2) + '\n');
+    console.log(`\nwrote ${out}`);
+  } finally {
+    await topo.destroy();
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+main().catch((err) => {
+  console.error(err);
+  process.exit(1);
+});
