@@ -234,7 +234,7 @@ export class TestApiServer {
     if (!Number.isInteger(limit) || limit < 0) return sendStatus(res, 400, 'BadRequest', `limit ${JSON.stringify(query.limit)} is not a non-negative integer`);
     let rv = this.store.resourceVersion;
     let start = 0;
-    let all: StoredObject[];
+    let all: readonly StoredObject[];
     if (query.continue) {
       const token = decodeContinue(query.continue);
       if (!token) return sendStatus(res, 400, 'BadRequest', 'continue token is not valid');
@@ -269,7 +269,7 @@ export class TestApiServer {
     if (from !== undefined && !Number.isInteger(from)) return sendStatus(res, 400, 'BadRequest', `resourceVersion ${JSON.stringify(fromRaw)} is not valid`);
     res.writeHead(200, { 'Content-Type': JSON_TYPE, 'Cache-Control': 'no-cache' });
     res.flushHeaders();
-    let backlog: ChangeEvent[] | StoredObject[];
+    let backlog: readonly ChangeEvent[] | readonly StoredObject[];
     try {
       // No resourceVersion: the current state as ADDED events, then the changes.
       backlog = from === undefined ? this.store.list(type) : this.store.eventsSince(type, from);

@@ -41,6 +41,8 @@ interface Table {
   log: ChangeEvent[];
   /** Events with rv <= floor are gone: a watch or a list must start at floor or later. */
   floor: number;
+  /** `objects` sorted by key, until the next write: every page of a paginated list needs it. */
+  sorted?: StoredObject[];
 }
 
 export interface StoreOptions {
@@ -104,12 +106,14 @@ export class ObjectStore {
   }
 
   /** The current objects of a type, sorted by key as etcd returns them. */
-  list(type: ResourceType): StoredObject[] {
-    return sortByKey([...this.table(type).objects.values()]);
+  list(type: ResourceType): readonly StoredObject[] {
+    const table = this.table(type);
+    table.sorted ??= sortByKey([...table.objects.values()]);
+    return table.sorted;
   }
 
   /** The objects of `type` as they were at resourceVersion `rv`, sorted by key. */
-  listAt(type: ResourceType, rv: number): StoredObject[] {
+  listAt(type: ResourceType, rv: number): readonly StoredObject[] {
     if (rv >= this.rv) return this.list(type);
     const table = this.table(type);
     this.checkNotExpired(type, table, rv);
@@ -206,6 +210,7 @@ export class ObjectStore {
   }
 
   private append(type: ResourceType, table: Table, event: ChangeEvent): void {
+    table.sorted = undefined;
     table.log.push(event);
     if (table.log.length > this.historyLimit) {
       const drop = table.log.length - this.historyLimit;

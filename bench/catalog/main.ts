@@ -41,7 +41,7 @@ function percentile(sorted: number[], p: number): number {
 }
 
 async function main(): Promise<void> {
-  configureLogging({ level: 'warn' });
+  configureLogging({ level: (process.env.BENCH_LOG_LEVEL as 'warn' | undefined) ?? 'warn' });
   const dir = mkdtempSync(join(tmpdir(), 'bench-catalog-'));
   const kubeconfig = join(dir, 'kubeconfig');
   const server = await forkTestApiServer([
