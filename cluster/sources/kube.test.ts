@@ -10,6 +10,7 @@ import { registry } from '../../common/metrics.js';
 import { TestApiServer } from '../../test-apiserver/server.js';
 import { endpointSlice, node, service } from '../../test-apiserver/population.js';
 import { resourceByKind } from '../../test-apiserver/resources.js';
+import { Catalog } from '../catalog.js';
 import type { Kind, ObjectSink } from '../sink.js';
 import { KubeSource, type KubeSourceOptions } from './kube.js';
 
@@ -283,5 +284,52 @@ describe('KubeSource with @kubernetes/client-node against the test API server', 
     await server.setDown(false);
     await new Promise((r) => setTimeout(r, 700));
     expect(server.count('watch')).toBe(watches);
+  });
+});
+
+describe('KubeSource feeding the real Catalog', () => {
+  it('builds the catalog, follows changes, and a relist after 410 delivers only the difference', async () => {
+    configureLogging({ level: 'error' });
+    const server = await TestApiServer.start();
+    const dir = mkdtempSync(join(tmpdir(), 'kube-catalog-'));
+    const kubeconfig = join(dir, 'kubeconfig');
+    await server.writeKubeconfig(kubeconfig);
+    const catalog = new Catalog({ kinds: KINDS });
+    const source = new KubeSource({ kubeconfig, kinds: KINDS, backoff: { initialMs: 50, maxMs: 500 } });
+    try {
+      server.create(service({ name: 'web', clusterIP: '10.96.0.10' }));
+      server.create(endpointSlice({ service: 'web', addresses: ['10.0.0.1', '10.0.0.2'] }));
+      server.create(endpointSlice({ service: 'web', name: 'web-def', addresses: ['10.0.0.3'] }));
+      server.create(service({ name: 'api', clusterIP: '10.96.0.11' }));
+      server.create(node('node-a', ['10.244.0.0/24'], '192.168.0.2'));
+      const changes: { services: string[]; synced: boolean }[] = [];
+      catalog.onChange((c) => changes.push({ services: [...c.services].sort(), synced: c.synced }));
+      await source.start(catalog);
+      await until('the catalog to sync', () => catalog.synced);
+      expect(catalog.service('default/web')?.clusterIPs).toEqual(['10.96.0.10']);
+      expect(catalog.endpoints('default/web')?.endpoints.map((e) => e.ip)).toEqual(['10.0.0.1', '10.0.0.2', '10.0.0.3']);
+      expect(catalog.node('node-a')?.podCIDRs).toEqual(['10.244.0.0/24']);
+
+      await until('the watches', () => server.watchCount === KINDS.length);
+      server.update(endpointSlice({ service: 'web', name: 'web-def', addresses: ['10.0.0.4'] }));
+      await until('the endpoint change', () => catalog.endpoints('default/web')?.endpoints.some((e) => e.ip === '10.0.0.4') ?? false);
+
+      // While the client is cut off: one service goes away, the history is compacted.
+      await server.setDown(true);
+      server.delete('Service', 'default', 'api');
+      server.compact();
+      changes.length = 0;
+      await server.setDown(false);
+      await until('the deleted service to leave the catalog', () => catalog.service('default/api') === undefined, 15_000);
+      await until('the relists of the other kinds', () => server.count('list', 'endpointslices') === 2 && server.count('list', 'nodes') === 2);
+      expect(catalog.service('default/web')).toBeDefined();
+      expect(catalog.endpoints('default/web')?.endpoints.map((e) => e.ip)).toEqual(['10.0.0.1', '10.0.0.2', '10.0.0.4']);
+      // The relists found one difference; nothing else was reported as changed.
+      expect(changes.flatMap((c) => c.services)).toEqual(['default/api']);
+    } finally {
+      await source.stop();
+      await server.stop();
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
