@@ -39,6 +39,7 @@ export class ProxyEnv {
   topo!: Topology;
   node!: Namespace;
   client!: Namespace;
+  upstream!: Namespace;
   pods: Pod[] = [];
   proxy?: Process;
   readonly dir = mkdtempSync(join(tmpdir(), 'kdp-proxy-'));
@@ -61,10 +62,17 @@ export class ProxyEnv {
     );
     await this.client.addRoute('default', 'via', NODE_IP4);
     await this.client.addRoute('default', 'via', NODE_IP6);
-    // The node's default route leads out to the client side, as a real node's leads to the
-    // network: a service address that is not DNATed is forwarded (and meets the filter rules).
-    await this.node.addRoute('default', 'via', CLIENT_IP4);
-    await this.node.addRoute('default', 'via', CLIENT_IP6);
+    // The node's default route leads to an upstream router namespace on another link, as a
+    // real node's does: a service address that is not DNATed is forwarded there (and meets the
+    // filter rules first). On the client's own link, the kernel would answer with an ICMP
+    // redirect first, which spends the per-peer ICMP token the REJECT's error needs.
+    this.upstream = await this.topo.namespace('upstream');
+    await this.topo.veth(
+      { ns: this.node, ifname: 'eth1', addresses: ['192.168.60.1/24', 'fd00:60::1/64'] },
+      { ns: this.upstream, ifname: 'eth0', addresses: ['192.168.60.2/24', 'fd00:60::2/64'] },
+    );
+    await this.node.addRoute('default', 'via', '192.168.60.2');
+    await this.node.addRoute('default', 'via', 'fd00:60::2');
     for (const [i, name] of opts.pods.entries()) {
       const ns = await this.topo.namespace(name);
       const ip4 = `10.244.0.${11 + i}`;
