@@ -7,7 +7,7 @@ import {
 } from './wire.js';
 
 export type Rec =
-  | { readonly type: typeof QTYPE.A | typeof QTYPE.AAAA; readonly ip: string; readonly bytes: Buffer }
+  | { readonly type: typeof QTYPE.A | typeof QTYPE.AAAA; readonly ip: string }
   | { readonly type: typeof QTYPE.CNAME | typeof QTYPE.PTR | typeof QTYPE.NS; readonly target: string }
   | { readonly type: typeof QTYPE.SRV; readonly priority: number; readonly weight: number; readonly port: number; readonly target: string }
   | { readonly type: typeof QTYPE.TXT; readonly text: string }
@@ -20,7 +20,7 @@ export interface OwnedRec {
 }
 
 export function addressRec(ip: string): Rec {
-  return { type: ip.includes(':') ? QTYPE.AAAA : QTYPE.A, ip, bytes: ipBytes(ip) };
+  return { type: ip.includes(':') ? QTYPE.AAAA : QTYPE.A, ip };
 }
 
 export function writeRec(w: MessageWriter, r: OwnedRec): void {
@@ -29,7 +29,7 @@ export function writeRec(w: MessageWriter, r: OwnedRec): void {
   switch (rec.type) {
     case QTYPE.A:
     case QTYPE.AAAA:
-      w.bytes(rec.bytes);
+      w.bytes(ipBytes(rec.ip)); // encoded once per template, not kept: 10k names stay small
       break;
     case QTYPE.CNAME:
     case QTYPE.PTR:

@@ -57,32 +57,46 @@ export interface Edns {
   readonly dnssecOk: boolean;
 }
 
+const scratch = Buffer.alloc(MAX_NAME_WIRE);
+
 /**
  * Reads a name without compression (a question name must not point anywhere: RFC 1035 allows
  * it, but no resolver sends it, and refusing it removes loops from the attack surface).
+ * One pass over the bytes into a scratch buffer (length bytes become dots, ASCII upper case
+ * becomes lower case), then one string: this runs for every query.
  */
-function readQuestionName(buf: Buffer, off: number): { name: string; end: number } {
-  let name = '';
-  let wire = 0;
+function readQuestionName(buf: Buffer, start: number): { name: string; end: number } {
+  let off = start;
+  let n = 0;
+  let plain = true;
   for (;;) {
     if (off >= buf.length) throw new WireError('name runs past the end of the message');
     const len = buf[off];
-    if (len === 0) {
-      wire += 1;
-      off += 1;
-      break;
-    }
+    if (len === 0) break;
     if (len >= 0xc0) throw new WireError('compressed question name');
     if (len > 63) throw new WireError('bad label type');
-    wire += len + 1;
-    if (wire + 1 > MAX_NAME_WIRE) throw new WireError('name longer than 255 bytes');
     if (off + 1 + len > buf.length) throw new WireError('label runs past the end of the message');
-    let label = buf.toString('latin1', off + 1, off + 1 + len);
-    if (label.includes('.') || label.includes('\\')) label = label.replace(/[.\\]/g, '\\$&');
-    name = name ? `${name}.${label}` : label;
+    if (n + (n > 0 ? 1 : 0) + len + 2 > MAX_NAME_WIRE) throw new WireError('name longer than 255 bytes');
+    if (n > 0) scratch[n++] = 0x2e;
+    for (let i = off + 1, e = off + 1 + len; i < e; i++) {
+      let c = buf[i];
+      if (c >= 0x41 && c <= 0x5a) c |= 0x20;
+      else if (c === 0x2e || c === 0x5c) plain = false;
+      scratch[n++] = c;
+    }
     off += 1 + len;
   }
-  return { name: name.toLowerCase(), end: off };
+  if (plain) return { name: scratch.toString('latin1', 0, n), end: off + 1 };
+  return { name: escapedName(buf, start), end: off + 1 };
+}
+
+/** The rare name with a '.' or '\\' inside a label: escaped, so it never aliases another name. */
+function escapedName(buf: Buffer, off: number): string {
+  const labels: string[] = [];
+  for (let len = buf[off]; len !== 0; off += 1 + len, len = buf[off]) {
+    labels.push(buf.toString('latin1', off + 1, off + 1 + len).replace(/[A-Z]/g, (c) => c.toLowerCase()).replace(/[.\\]/g, '\\$&'));
+  }
+  return labels.join('.');
 }
 
 /** Skips a possibly compressed name in a record (never follows pointers: the end is what counts). */

@@ -34,13 +34,15 @@ interface NameNode {
   readonly records: readonly OwnedRec[];
   /** Records that go in the additional section with SRV answers (the targets' addresses). */
   readonly extra: readonly OwnedRec[];
-  /** Encoded replies by question type; dropped with the node when its service changes. */
-  readonly templates: Map<number, Template>;
+  /** Encoded replies by question type, made on first use; dropped with the node when its
+   *  service changes. */
+  templates?: Map<number, Template>;
 }
 
 interface PtrNode {
-  readonly targets: Set<string>;
-  templates: Map<number, Template>;
+  /** Nearly always one name; an address in several headless services has several. */
+  targets: string[];
+  templates?: Map<number, Template>;
 }
 
 /** What one service put into the index, so that removing it is exact. */
@@ -123,8 +125,8 @@ export class ClusterZone {
     if (node) {
       const cname = node.records.find((r) => r.rec.type === QTYPE.CNAME);
       if (cname && q.qtype !== QTYPE.CNAME) return { kind: 'external', cname, target: (cname.rec as { target: string }).target };
-      let tpl = node.templates.get(q.qtype);
-      if (!tpl) node.templates.set(q.qtype, (tpl = this.nodeReply(query, q, node)));
+      let tpl = node.templates?.get(q.qtype);
+      if (!tpl) (node.templates ??= new Map()).set(q.qtype, (tpl = this.nodeReply(query, q, node)));
       return { kind: 'reply', tpl };
     }
 
@@ -173,16 +175,16 @@ export class ClusterZone {
   }
 
   private ptrReply(query: Buffer, q: Query, ptr: PtrNode): Template {
-    let tpl = ptr.templates.get(q.qtype);
+    let tpl = ptr.templates?.get(q.qtype);
     if (tpl) return tpl;
     const zone = q.name.endsWith('.ip6.arpa') ? 'ip6.arpa' : 'in-addr.arpa';
     if (q.qtype === QTYPE.PTR || q.qtype === QTYPE.ANY) {
-      const answer = [...ptr.targets].sort().map((target): OwnedRec => ({ owner: q.name, ttl: this.opts.ttl, rec: { type: QTYPE.PTR, target } }));
+      const answer = ptr.targets.map((target): OwnedRec => ({ owner: q.name, ttl: this.opts.ttl, rec: { type: QTYPE.PTR, target } }));
       tpl = buildTemplate(query, q, { rcode: RCODE.NOERROR, authoritative: true, answer });
     } else {
       tpl = buildTemplate(query, q, { rcode: RCODE.NOERROR, authoritative: true, answer: [], authority: [this.soa(zone)] });
     }
-    ptr.templates.set(q.qtype, tpl);
+    (ptr.templates ??= new Map()).set(q.qtype, tpl);
     return tpl;
   }
 
@@ -234,9 +236,9 @@ export class ClusterZone {
     for (const [rev, target] of c.ptrs) {
       const p = this.ptrs.get(rev);
       if (!p) continue;
-      p.targets.delete(target);
-      p.templates = new Map();
-      if (p.targets.size === 0) this.ptrs.delete(rev);
+      p.targets = p.targets.filter((t) => t !== target);
+      p.templates = undefined;
+      if (p.targets.length === 0) this.ptrs.delete(rev);
     }
   }
 
@@ -300,14 +302,16 @@ export class ClusterZone {
     for (const e of ents) this.ents.set(e, (this.ents.get(e) ?? 0) + 1);
     for (const [rev, target] of ptrs) {
       let p = this.ptrs.get(rev);
-      if (!p) this.ptrs.set(rev, (p = { targets: new Set(), templates: new Map() }));
-      p.targets.add(target);
-      p.templates = new Map();
+      if (!p) this.ptrs.set(rev, (p = { targets: [] }));
+      if (!p.targets.includes(target)) p.targets = [...p.targets, target].sort();
+      p.templates = undefined;
     }
     this.byService.set(svc.key, { names, ents, ptrs });
   }
 }
 
-function node(name: string, records: OwnedRec[], extra: readonly OwnedRec[] = []): NameNode {
-  return { name, records, extra, templates: new Map() };
+const NONE: readonly OwnedRec[] = [];
+
+function node(name: string, records: OwnedRec[], extra: readonly OwnedRec[] = NONE): NameNode {
+  return { name, records, extra };
 }
