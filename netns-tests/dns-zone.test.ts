@@ -63,6 +63,7 @@ describe('cluster DNS from a pod namespace', () => {
       '--no-daemon', '--no-resolv', '--no-hosts', '--conf-file=/dev/null', '--log-queries', '--log-facility=-',
       `--listen-address=${UPSTREAM}`, '--bind-interfaces', '--port=53', `--pid-file=${join(dir, 'dnsmasq.pid')}`,
       '--address=/example.test/192.0.2.1', '--address=/example.test/2001:db8::1', '--local-ttl=60',
+      `--txt-record=big.example.test,${Array.from({ length: 8 }, (_, i) => `${i}${'x'.repeat(199)}`).join(',')}`,
     ], { label: 'dnsmasq' });
     await dnsmasq.waitForOutput(/started/);
     server = node.spawn('node', [
@@ -156,6 +157,16 @@ describe('cluster DNS from a pod namespace', () => {
     const ext = await dig(pod, `ext.prod.svc.${ZONE}`, 'A');
     expect(values(ext, 'CNAME')).toEqual(['www.example.test.']);
     expect(values(ext, 'A')).toEqual(['192.0.2.1']);
+  });
+
+  it('retries over TCP when the upstream truncates, and gives the client the whole answer', async () => {
+    const d = await dig(pod, '+tcp', 'big.example.test', 'TXT');
+    expect(d.status).toBe('NOERROR');
+    expect(d.flags).not.toContain('tc');
+    expect(d.answers.filter((a) => a[3] === 'TXT')).toHaveLength(1);
+    expect(d.answers[0].slice(4)).toHaveLength(8);
+    const udp = await dig(pod, '+ignore', 'big.example.test', 'TXT');
+    expect(udp.flags).toContain('tc');
   });
 
   it('answers from the cache: the upstream sees a forwarded name once', async () => {
