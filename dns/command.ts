@@ -18,6 +18,8 @@ export interface RunningDns extends Running {
   /** The DNS addresses bound (a port 0 in --listen becomes the real one). */
   readonly addresses: readonly ListenAddress[];
   readonly metrics: DnsMetrics;
+  /** Where /health, /ready and /metrics are served (a port 0 becomes the real one). */
+  readonly http: Readonly<Record<string, ListenAddress>>;
 }
 
 const log = logger('dns');
@@ -85,10 +87,12 @@ export async function startDns(opts: Options, catalog: CatalogView): Promise<Run
     at(opts.healthListen, '/health', () => ({ status: 200, body: 'OK' }));
     at(opts.readyListen, '/ready', () => (catalog.synced ? { status: 200, body: 'OK' } : { status: 503, body: 'catalog not synced\n' }));
     at(opts.metricsListen, '/metrics', async () => ({ status: 200, body: await metrics.registry.metrics(), contentType: metrics.registry.contentType }));
+    const bound: Record<string, ListenAddress> = {};
     for (const [key, r] of routes) {
       const h = new HttpEndpoint(r);
       http.push(h);
-      await h.listen(JSON.parse(key) as ListenAddress);
+      const a = await h.listen(JSON.parse(key) as ListenAddress);
+      for (const path of Object.keys(r)) bound[path] = { host: a.address, port: a.port };
     }
     log.info('serving', {
       listen: addresses.map((a) => serverLabel(a)).join(','),
@@ -96,7 +100,7 @@ export async function startDns(opts: Options, catalog: CatalogView): Promise<Run
       upstreams: upstreams.map(upstreamLabel).join(',') || 'none',
       synced: catalog.synced,
     });
-    return { addresses, metrics, stop: stopAll };
+    return { addresses, metrics, http: bound, stop: stopAll };
   } catch (err) {
     await stopAll();
     throw err;
