@@ -89,15 +89,16 @@ export function planService(svc: Service, eps: ServiceEndpoints | undefined, nod
       });
     }
   }
-  const localReady = new Set<string>();
-  for (const ep of eps?.endpoints ?? []) if (ep.ready && ep.nodeName === node.nodeName) localReady.add(ep.ip);
+  // Counted per family and the larger taken: a dual-stack pod is one endpoint, not two.
+  const localReady = { IPv4: 0, IPv6: 0 };
+  for (const ep of eps?.endpoints ?? []) if (ep.ready && ep.nodeName === node.nodeName) localReady[ep.family]++;
   return {
     key: svc.key,
     namespace: svc.namespace,
     name: svc.name,
     ports,
     healthCheckNodePort: svc.externalTrafficPolicy === 'Local' ? svc.healthCheckNodePort : 0,
-    localReadyEndpoints: localReady.size,
+    localReadyEndpoints: Math.max(localReady.IPv4, localReady.IPv6),
     ...(eps?.lastChangeTriggerTime !== undefined ? { lastChangeTriggerTime: eps.lastChangeTriggerTime } : {}),
   };
 }
