@@ -50,7 +50,7 @@ export type RestartReason = 'closed' | 'error' | 'expired' | 'inactive';
 type Outcome =
   | { kind: 'closed'; events: number }
   | { kind: 'error'; err: unknown }
-  | { kind: 'expired'; message: string }
+  | { kind: 'expired'; message: string; events: number }
   | { kind: 'inactive' }
   | { kind: 'stopped' };
 
@@ -68,6 +68,7 @@ export class Reflector {
   private pending: Pending[] = [];
   private flushScheduled = false;
   private syncedOnce = false;
+  private lastWatchEvents = 0;
   private resolveSynced!: () => void;
   private loop?: Promise<void>;
   readonly synced: Promise<void>;
@@ -101,7 +102,8 @@ export class Reflector {
 
   private async run(): Promise<void> {
     while (!this.stopped) {
-      if (this.resourceVersion === '') {
+      const fresh = this.resourceVersion === '';
+      if (fresh) {
         if (!(await this.relist())) {
           await this.backoff();
           continue;
@@ -117,6 +119,8 @@ export class Reflector {
           // The history we would resume from is gone: only a new list is consistent.
           this.log.warn('watch expired, relisting', { resourceVersion: this.resourceVersion, reason: outcome.message });
           this.resourceVersion = '';
+          // Expired right after a list: the server's history is broken; do not hammer it.
+          if (fresh && outcome.events <= 1) await this.backoff();
           break;
         case 'closed':
           this.log.debug('watch closed by the server, resuming', { resourceVersion: this.resourceVersion, events: outcome.events });
@@ -128,7 +132,9 @@ export class Reflector {
           this.log.warn('watch silent too long, reconnecting', { resourceVersion: this.resourceVersion, silentMs: this.opts.inactivityMs });
           break;
         case 'error':
-          if (lasted >= HEALTHY_WATCH_MS) this.failures = 0;
+          // A watch that worked for a while (events or bookmarks arrived) was healthy: this is
+          // a new first failure, not the next of a series.
+          if (lasted >= HEALTHY_WATCH_MS || this.lastWatchEvents > 0) this.failures = 0;
           this.log.warn('watch failed, resuming after backoff', { resourceVersion: this.resourceVersion, error: describe(outcome.err) });
           await this.backoff();
           break;
@@ -175,6 +181,7 @@ export class Reflector {
       const finish = (o: Outcome): void => {
         if (settled) return;
         settled = true;
+        this.lastWatchEvents = events;
         clearTimeout(idle);
         this.abortCurrent = undefined;
         this.flush();
@@ -191,12 +198,12 @@ export class Reflector {
         if (settled) return;
         idle.refresh();
         events++;
-        const stop = this.handleEvent(type, obj);
+        const stop = this.handleEvent(type, obj, events);
         if (stop) finish(stop);
       };
       const onDone = (err: unknown): void => {
         if (err == null) finish({ kind: 'closed', events });
-        else if (isGone(err)) finish({ kind: 'expired', message: describe(err) });
+        else if (isGone(err)) finish({ kind: 'expired', message: describe(err), events });
         else finish({ kind: 'error', err });
       };
       this.client.watch(this.resourceVersion, timeoutSeconds, onEvent, onDone).then(
@@ -207,12 +214,12 @@ export class Reflector {
   }
 
   /** Applies one watch event; returns an outcome when the event ends this watch. */
-  private handleEvent(type: string, obj: unknown): Outcome | undefined {
+  private handleEvent(type: string, obj: unknown, events: number): Outcome | undefined {
     this.hooks.onEvent(type);
     if (type === 'ERROR') {
       const status = isRecord(obj) ? obj : {};
       const message = `${String(status.reason ?? 'error')}: ${String(status.message ?? JSON.stringify(obj))}`;
-      if (status.code === 410) return { kind: 'expired', message };
+      if (status.code === 410) return { kind: 'expired', message, events };
       return { kind: 'error', err: new Error(`watch ERROR event ${String(status.code ?? '')} ${message}`) };
     }
     const meta = isRecord(obj) && isRecord(obj.metadata) ? obj.metadata : undefined;
