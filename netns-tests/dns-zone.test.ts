@@ -13,6 +13,7 @@ import { fixtureServices, serviceObjects, toYaml } from '../bench/dns/fixtures.j
 const BIN = resolve('dist/cmd/kube-dataplane.js');
 const DNS = '10.0.0.10';
 const DNS2 = '10.0.0.11';
+const DNS6 = 'fd00::10';
 const UPSTREAM = '10.0.1.53';
 const ZONE = 'cluster.local';
 
@@ -56,7 +57,7 @@ describe('cluster DNS from a pod namespace', () => {
     node = await topo.namespace('node');
     pod = await topo.namespace('pod');
     upstream = await topo.namespace('up');
-    await topo.veth({ ns: pod, ifname: 'eth0', addresses: ['10.0.0.2/24'] }, { ns: node, ifname: 'vpod', addresses: [`${DNS}/24`, `${DNS2}/24`] });
+    await topo.veth({ ns: pod, ifname: 'eth0', addresses: ['10.0.0.2/24', 'fd00::2/64'] }, { ns: node, ifname: 'vpod', addresses: [`${DNS}/24`, `${DNS2}/24`, `${DNS6}/64`] });
     await topo.veth({ ns: node, ifname: 'vup', addresses: ['10.0.1.1/24'] }, { ns: upstream, ifname: 'eth0', addresses: [`${UPSTREAM}/24`] });
     pod.writeResolvConf(`nameserver ${DNS}\nsearch prod.svc.${ZONE} svc.${ZONE} ${ZONE}\noptions ndots:5\n`);
     dnsmasq = upstream.spawn('dnsmasq', [
@@ -67,7 +68,7 @@ describe('cluster DNS from a pod namespace', () => {
     ], { label: 'dnsmasq' });
     await dnsmasq.waitForOutput(/started/);
     server = node.spawn('node', [
-      BIN, 'dns', '--manifests', dir, '--listen', `${DNS}:53`, '--upstream', `${UPSTREAM}:53`,
+      BIN, 'dns', '--manifests', dir, '--listen', `${DNS}:53`, '--listen', `[${DNS6}]:53`, '--upstream', `${UPSTREAM}:53`,
       '--health-listen', `${DNS}:8080`, '--ready-listen', `${DNS}:8181`, '--metrics-listen', `${DNS}:9153`,
     ], { label: 'dns' });
     await server.waitForOutput(/dns serving/);
@@ -86,6 +87,13 @@ describe('cluster DNS from a pod namespace', () => {
       expect(values(a, 'A')).toEqual(['10.96.0.10']);
       const aaaa = await dig(pod, transport, `web.prod.svc.${ZONE}`, 'AAAA');
       expect(values(aaaa, 'AAAA')).toEqual(['fd00:96::10']);
+    }
+  });
+
+  it('listens on IPv6 too, over UDP and TCP', async () => {
+    for (const transport of ['+notcp', '+tcp']) {
+      const d = await dig(pod, `@${DNS6}`, transport, `web.prod.svc.${ZONE}`, 'AAAA');
+      expect(values(d, 'AAAA')).toEqual(['fd00:96::10']);
     }
   });
 
@@ -223,6 +231,7 @@ describe('cluster DNS from a pod namespace', () => {
     expect(await get(`http://${DNS}:8181/ready`)).toMatch(/^200\n/);
     const metrics = await get(`http://${DNS}:9153/metrics`);
     expect(metrics).toMatch(/coredns_dns_requests_total\{server="dns:\/\/10\.0\.0\.10:53",zone="cluster\.local\.",view="",proto="udp",family="1",type="A"\} \d+/);
+    expect(metrics).toMatch(/coredns_dns_requests_total\{server="dns:\/\/\[fd00::10\]:53",zone="cluster\.local\.",view="",proto="tcp",family="2",type="AAAA"\} \d+/);
     expect(metrics).toMatch(/coredns_dns_responses_total\{[^}]*rcode="NXDOMAIN"[^}]*\} \d+/);
     expect(metrics).toMatch(/coredns_dns_request_duration_seconds_bucket/);
     expect(metrics).toMatch(/coredns_cache_hits_total\{[^}]*type="success"[^}]*\} [1-9]/);
