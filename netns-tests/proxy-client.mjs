@@ -3,6 +3,8 @@
 //   tcp HOST PORT COUNT [TIMEOUT_MS]   → "<backend> <source seen>" or "ERR <code>"
 //   udp HOST PORT COUNT [TIMEOUT_MS]   → the same, each from a new source port
 //   udp-stream HOST PORT INTERVAL_MS   → one datagram per interval from ONE source port, forever
+//   tcp-stream HOST PORT INTERVAL_MS   → one line per interval over ONE connection, forever;
+//                                         "ERR <why>" and exit when the connection breaks
 import dgram from 'node:dgram';
 import net from 'node:net';
 
@@ -32,7 +34,15 @@ function udpOnce() {
   });
 }
 
-if (mode === 'udp-stream') {
+if (mode === 'tcp-stream') {
+  const sock = net.connect({ host, port });
+  let n = 0;
+  sock.setEncoding('utf8');
+  sock.on('data', (d) => process.stdout.write(d));
+  sock.on('error', (e) => (process.stdout.write(`ERR ${e.code}\n`), process.exit(1)));
+  sock.on('end', () => (process.stdout.write('ERR closed\n'), process.exit(1)));
+  sock.on('connect', () => setInterval(() => sock.write(`${n++}\n`), Number(countText)));
+} else if (mode === 'udp-stream') {
   const sock = dgram.createSocket(family);
   sock.on('message', (m) => process.stdout.write(`${String(m).trim()}\n`));
   sock.on('error', (e) => process.stdout.write(`ERR ${e.code}\n`));

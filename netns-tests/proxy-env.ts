@@ -85,7 +85,7 @@ export class ProxyEnv {
       this.pods.push({ name, ns, ip4, ip6 });
     }
     await Promise.all(this.pods.map(async (p) => {
-      p.server = p.ns.spawn('node', [BACKEND, '--name', p.name, '--port', '8080,5353'], { label: `backend ${p.name}` });
+      p.server = p.ns.spawn('node', [BACKEND, '--name', p.name, '--port', '8080,5353', '--echo-port', '9090'], { label: `backend ${p.name}` });
       await p.server.waitForOutput('listening');
     }));
   }
