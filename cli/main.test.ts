@@ -1,6 +1,10 @@
 // The command line as a user meets it: the compiled binary, its exit codes and one-line reasons.
-import { execFileSync, spawnSync } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { execFile, execFileSync, spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { TestApiServer } from '../test-apiserver/server.js';
 import { beforeAll, describe, expect, it } from 'vitest';
 
 const BIN = new URL('../dist/cmd/kube-dataplane.js', import.meta.url).pathname;
@@ -44,5 +48,27 @@ describe('kube-dataplane command line', () => {
     const web = cat.services.find((s: { key: string }) => s.key === 'demo/web');
     expect(web.clusterIPs).toEqual(['10.96.0.80', 'fd00:96::80']);
     expect(web.endpoints.ports[0].endpoints.map((e: { ip: string }) => e.ip)).toEqual(['10.244.0.11', '10.244.0.12', 'fd00:244::11', 'fd00:244::12']);
+  });
+
+  it('prints the catalog of an API server through --kubeconfig, rejecting the bad object alone', async () => {
+    const server = await TestApiServer.start();
+    try {
+      server.apply({ apiVersion: 'v1', kind: 'Service', metadata: { name: 'web', namespace: 'prod' }, spec: { clusterIP: '10.96.0.5', ports: [{ port: 80 }] } });
+      server.apply({ apiVersion: 'v1', kind: 'Service', metadata: { name: 'broken', namespace: 'prod' }, spec: { clusterIP: '10.96.0.6', ports: [{ port: 70000 }] } });
+      server.apply({
+        apiVersion: 'discovery.k8s.io/v1', kind: 'EndpointSlice', addressType: 'IPv4',
+        metadata: { name: 'web-1', namespace: 'prod', labels: { 'kubernetes.io/service-name': 'web' } },
+        ports: [{ port: 8080 }], endpoints: [{ addresses: ['10.244.0.7'] }],
+      });
+      const kubeconfig = join(mkdtempSync(join(tmpdir(), 'kdp-kc-')), 'kubeconfig');
+      await server.writeKubeconfig(kubeconfig);
+      const r = await promisify(execFile)(process.execPath, [BIN, 'catalog', '--kubeconfig', kubeconfig], { encoding: 'utf8' });
+      const cat = JSON.parse(r.stdout);
+      expect(cat.services.map((s: { key: string }) => s.key)).toEqual(['prod/web']);
+      expect(cat.services[0].endpoints.endpoints[0].ip).toBe('10.244.0.7');
+      expect(r.stderr).toMatch(/rejected object .*object=prod\/broken .*spec\.ports\[0\]\.port/);
+    } finally {
+      await server.stop();
+    }
   });
 });
