@@ -118,10 +118,12 @@ export function serveTemplate(tpl: Template, query: Buffer, q: Query, limit: num
     if (len + opt > limit) return emptyReply(query, q, tpl.rcode, { authoritative: tpl.authoritative, truncated: true });
   }
   const out = Buffer.allocUnsafe(len + opt);
-  tpl.buf.copy(out, 0, 0, len);
+  // TypedArray#set and a plain loop: Buffer#copy's argument handling costs more than these
+  // few dozen bytes.
+  out.set(len === tpl.buf.length ? tpl.buf : tpl.buf.subarray(0, len));
   out.writeUInt16BE(q.id, 0);
   out.writeUInt16BE(replyFlags(q.flags, tpl.rcode, tpl.authoritative), 2);
-  query.copy(out, HEADER_LEN, HEADER_LEN, q.questionEnd);
+  for (let i = HEADER_LEN, e = q.questionEnd; i < e; i++) out[i] = query[i];
   if (opt) {
     out.writeUInt16BE(arcount + 1, 10);
     writeOpt(out, len);

@@ -18,6 +18,14 @@ export function serverLabel(a: ListenAddress): string {
   return `dns://${a.host.includes(':') ? `[${a.host}]` : a.host}:${a.port}`;
 }
 
+/**
+ * We only ever send to the address a query came from, always a literal: resolving it through
+ * dns.lookup (the default) costs a deferred callback per reply.
+ */
+function literalAddress(address: string, family: unknown, cb: (err: Error | null, address: string, family: number) => void): void {
+  cb(null, address, address.includes(':') ? 6 : 4);
+}
+
 export class DnsListener {
   private udp?: dgram.Socket;
   private tcp?: net.Server;
@@ -39,7 +47,7 @@ export class DnsListener {
 
   async start(): Promise<ListenAddress> {
     const v6 = net.isIPv6(this.addr.host);
-    const udp = dgram.createSocket({ type: v6 ? 'udp6' : 'udp4', ipv6Only: v6, recvBufferSize: 4 << 20, sendBufferSize: 4 << 20 });
+    const udp = dgram.createSocket({ type: v6 ? 'udp6' : 'udp4', ipv6Only: v6, recvBufferSize: 4 << 20, sendBufferSize: 4 << 20, lookup: literalAddress });
     this.udp = udp;
     await new Promise<void>((resolve, reject) => {
       udp.once('error', reject);

@@ -34,6 +34,8 @@ interface NameNode {
   readonly records: readonly OwnedRec[];
   /** Records that go in the additional section with SRV answers (the targets' addresses). */
   readonly extra: readonly OwnedRec[];
+  /** The CNAME of an ExternalName service, which every other type is answered with. */
+  readonly cname?: OwnedRec;
   /** Encoded replies by question type, made on first use; dropped with the node when its
    *  service changes. */
   templates?: Map<number, Template>;
@@ -123,7 +125,7 @@ export class ClusterZone {
 
     const node = this.names.get(name);
     if (node) {
-      const cname = node.records.find((r) => r.rec.type === QTYPE.CNAME);
+      const cname = node.cname;
       if (cname && q.qtype !== QTYPE.CNAME) return { kind: 'external', cname, target: (cname.rec as { target: string }).target };
       let tpl = node.templates?.get(q.qtype);
       if (!tpl) (node.templates ??= new Map()).set(q.qtype, (tpl = this.nodeReply(query, q, node)));
@@ -313,5 +315,6 @@ export class ClusterZone {
 const NONE: readonly OwnedRec[] = [];
 
 function node(name: string, records: OwnedRec[], extra: readonly OwnedRec[] = NONE): NameNode {
-  return { name, records, extra };
+  const cname = records.find((r) => r.rec.type === QTYPE.CNAME);
+  return cname ? { name, records, extra, cname } : { name, records, extra };
 }
