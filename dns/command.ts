@@ -1,10 +1,10 @@
 // `kube-dataplane dns`: the cluster DNS server alone; `startDns` is also the DNS half of `agent`.
-import type { Options } from '../cli/flags.js';
+import { UsageError, type Options } from '../cli/flags.js';
 import type { CatalogView } from '../cluster/types.js';
 import { HttpEndpoint, parseHostPort, type ListenAddress, type Route } from '../common/http-server.js';
 import { logger } from '../common/log.js';
 import { AnswerCache, DEFAULT_CACHE } from './cache.js';
-import { Forwarder, parseUpstream, readResolvConf, upstreamLabel, upstreamsFromResolvConf } from './forwarder.js';
+import { Forwarder, type Upstream, parseUpstream, readResolvConf, upstreamLabel, upstreamsFromResolvConf } from './forwarder.js';
 import { DnsHandler } from './handler.js';
 import { DnsMetrics, rcodeName } from './metrics.js';
 import { DnsListener, serverLabel } from './server.js';
@@ -27,8 +27,15 @@ const log = logger('dns');
 /** Starts the DNS server on an open catalog (the agent shares one catalog with the proxy). */
 export async function startDns(opts: Options, catalog: CatalogView): Promise<RunningDns> {
   const metrics = new DnsMetrics(`${opts.clusterDomain}.`);
-  const listens = opts.listen.map((l) => parseHostPort(l, '--listen'));
-  const upstreams = opts.upstream.length > 0 ? opts.upstream.map(parseUpstream) : upstreamsFromResolvConf(readResolvConf(), listens);
+  let listens: ListenAddress[];
+  let upstreams: Upstream[];
+  try {
+    listens = opts.listen.map((l) => parseHostPort(l, '--listen'));
+    upstreams = opts.upstream.length > 0 ? opts.upstream.map(parseUpstream) : upstreamsFromResolvConf(readResolvConf(), listens);
+    for (const a of [opts.healthListen, opts.readyListen, opts.metricsListen]) if (a) parseHostPort(a, 'HTTP address');
+  } catch (err) {
+    throw new UsageError((err as Error).message);
+  }
   if (upstreams.length === 0) log.warn('no upstream resolver: names outside the cluster zone get SERVFAIL', { hint: 'give --upstream or a nameserver in /etc/resolv.conf' });
 
   const zone = new ClusterZone({ domain: opts.clusterDomain, ttl: opts.ttl, pods: opts.pods }, catalog);

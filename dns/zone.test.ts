@@ -111,6 +111,15 @@ describe('cluster zone', () => {
     });
   }
 
+  it('an ExternalName whose target is in the cluster is chased in the zone', async () => {
+    const { msg } = await ask(handler, { name: 'alias.prod.svc.cluster.local', type: 'A' });
+    expect(msg.rcode).toBe('NOERROR');
+    expect((msg.answers ?? []).map((a) => `${a.name} ${a.type} ${a.data}`)).toEqual([
+      'alias.prod.svc.cluster.local CNAME web.prod.svc.cluster.local',
+      'web.prod.svc.cluster.local A 10.96.0.10',
+    ]);
+  });
+
   it('a headless service with 100 endpoints truncates over UDP and is complete over TCP', async () => {
     const udp = await ask(handler, { name: 'big.prod.svc.cluster.local', type: 'A', edns: 1232 });
     expect(udp.msg.flags! & 0x0200).toBe(0x0200);

@@ -74,6 +74,7 @@ export function fixtureServices(): ServiceSpec[] {
     { namespace: 'prod', name: 'empty', headless: true, ports: [{ name: 'http', port: 80 }], endpoints: [{ ip: '10.244.2.1', ready: false }] },
     { namespace: 'prod', name: 'pub', headless: true, publishNotReadyAddresses: true, ports: [{ name: 'http', port: 80 }], endpoints: [{ ip: '10.244.3.1', ready: false, hostname: 'pub-0' }] },
     { namespace: 'prod', name: 'ext', externalName: 'www.example.test' },
+    { namespace: 'prod', name: 'alias', externalName: 'web.prod.svc.cluster.local' },
     {
       namespace: 'prod', name: 'big', headless: true, ports: [{ name: 'http', port: 80 }],
       endpoints: Array.from({ length: 100 }, (_, i) => ({ ip: `10.244.${10 + (i >> 8)}.${i & 255}` })),
