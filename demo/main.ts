@@ -15,17 +15,20 @@ const server = require('node:http').createServer((req, res) => res.end(name + '\
 server.listen(Number(port), '::', () => console.log('listening', name, port));
 `;
 
+// A fresh connection per request (no keep-alive), so the proxy balances each one.
 const CLIENT = `
 const [url, n] = process.argv.slice(1);
-const counts = {};
+const get = () => new Promise((resolve) => {
+  const req = require('node:http').get(url, { agent: false, timeout: 2000 }, (res) => {
+    let body = '';
+    res.on('data', (d) => (body += d)).on('end', () => resolve(body.trim()));
+  });
+  req.on('timeout', () => req.destroy(new Error('timeout')));
+  req.on('error', (e) => resolve('error: ' + (e.code || e.message)));
+});
 (async () => {
-  for (let i = 0; i < Number(n); i++) {
-    try {
-      const r = await fetch(url, { signal: AbortSignal.timeout(2000) });
-      const who = (await r.text()).trim();
-      counts[who] = (counts[who] || 0) + 1;
-    } catch (e) { counts['error: ' + (e.cause?.code || e.name)] = (counts['error: ' + (e.cause?.code || e.name)] || 0) + 1; }
-  }
+  const counts = {};
+  for (let i = 0; i < Number(n); i++) { const who = await get(); counts[who] = (counts[who] || 0) + 1; }
   console.log(JSON.stringify(counts));
 })();
 `;
@@ -39,7 +42,12 @@ function step(title: string): void {
 async function show(ns: Namespace, cmd: string, args: string[], expect: RegExp, what: string, shown?: string): Promise<void> {
   process.stdout.write(`$ ${shown ?? `${cmd} ${args.join(' ')}`}\n`);
   const r = await ns.exec(cmd, args, { allowFailure: true, timeoutMs: 15_000 });
-  const out = (r.stdout + r.stderr).trim();
+  // dig's chatter about .local and mDNS says nothing about us; keep the answer short.
+  const out = (r.stdout + r.stderr)
+    .split('\n')
+    .filter((l) => l.trim() && !/^;; (WARNING|You are|global options|Got answer|Query time|SERVER|WHEN|MSG SIZE)|^; <<>>/.test(l))
+    .slice(0, 14)
+    .join('\n');
   process.stdout.write(out ? out.split('\n').map((l) => `  ${l}`).join('\n') + '\n' : '');
   if (r.code === 0 && expect.test(out)) process.stdout.write(`  \x1b[32m✓ ${what}\x1b[0m\n`);
   else {
@@ -111,9 +119,10 @@ async function main(): Promise<number> {
     await show(client, process.execPath, ['-e', CLIENT, 'http://[fd00:96::80]/', '20'], /"web-0":\d+.*"web-1":\d+|"web-1":\d+.*"web-0":\d+/, 'ClusterIP over IPv6 reaches both backends', 'fetch http://[fd00:96::80]/ ×20 (node client)');
     await show(client, process.execPath, ['-e', CLIENT, 'http://web.demo.svc.cluster.local/', '4'], /"web-[01]":\d+/, 'by name: DNS and the proxy together', 'fetch http://web.demo.svc.cluster.local/ ×4 (node client)');
 
-    step('rules the agent programmed (nat table of the node namespace, first lines)');
+    step('rules the agent programmed for demo/web (iptables-save -t nat in the node namespace)');
     const rules = await node.exec('iptables-save', ['-t', 'nat'], { allowFailure: true });
-    process.stdout.write(rules.stdout.split('\n').filter((l) => l.includes('KUBE-')).slice(0, 15).map((l) => `  ${l}`).join('\n') + '\n');
+    const interesting = rules.stdout.split('\n').filter((l) => /^-A KUBE-(SERVICES|SVC-|SEP-).*(demo\/web|DNAT|KUBE-SVC)/.test(l));
+    process.stdout.write(interesting.slice(0, 12).map((l) => `  ${l}`).join('\n') + '\n');
 
     step(failures === 0 ? 'everything shown works' : `${failures} step(s) not working yet (see above)`);
     return 0;
