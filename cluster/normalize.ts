@@ -66,6 +66,26 @@ function asArray(v: unknown, field: string, errs: Errors): unknown[] {
   return v;
 }
 
+/** Each element parsed as an IP; a bad one is reported as `at[i]` and left out. */
+function ipList(value: unknown, at: string, errs: Errors): string[] {
+  return asArray(value, at, errs).flatMap((raw, i) => {
+    const p = parseIP(raw);
+    if (p) return [p.ip];
+    errs.add(`${at}[${i}]`, `${JSON.stringify(raw)} is not an IP address`);
+    return [];
+  });
+}
+
+/** Each element parsed as a CIDR (canonical, host bits cleared); a bad one is reported. */
+function cidrList(value: unknown, at: string, errs: Errors): string[] {
+  return asArray(value, at, errs).flatMap((raw, i) => {
+    const c = parseCIDR(typeof raw === 'string' ? raw.trim() : raw);
+    if (c) return [c.cidr];
+    errs.add(`${at}[${i}]`, `${JSON.stringify(raw)} is not a CIDR`);
+    return [];
+  });
+}
+
 function isPort(v: unknown): v is number {
   return typeof v === 'number' && Number.isInteger(v) && v >= 1 && v <= 65535;
 }
@@ -170,29 +190,14 @@ export function normalizeService(obj: unknown): Normalized<Service> {
     });
   });
 
-  const ipList = (value: unknown, at: string): string[] =>
-    asArray(value, at, errs).flatMap((raw, i) => {
-      const p = parseIP(raw);
-      if (!p) {
-        errs.add(`${at}[${i}]`, `${JSON.stringify(raw)} is not an IP address`);
-        return [];
-      }
-      return [p.ip];
-    });
-  const externalIPs = ipList(spec.externalIPs, 'spec.externalIPs');
+  const externalIPs = ipList(spec.externalIPs, 'spec.externalIPs', errs);
   const ingress = asArray(status.loadBalancer?.ingress, 'status.loadBalancer.ingress', errs);
   const loadBalancerIPs = ipList(
     ingress.map((x) => (isObj(x) ? x.ip : undefined)).filter((x) => x != null),
     'status.loadBalancer.ingress[].ip',
+    errs,
   );
-  const loadBalancerSourceRanges = asArray(spec.loadBalancerSourceRanges, 'spec.loadBalancerSourceRanges', errs).flatMap((raw, i) => {
-    const c = parseCIDR(typeof raw === 'string' ? raw.trim() : raw);
-    if (!c) {
-      errs.add(`spec.loadBalancerSourceRanges[${i}]`, `${JSON.stringify(raw)} is not a CIDR`);
-      return [];
-    }
-    return [c.cidr];
-  });
+  const loadBalancerSourceRanges = cidrList(spec.loadBalancerSourceRanges, 'spec.loadBalancerSourceRanges', errs);
 
   const sessionAffinity = spec.sessionAffinity ?? 'None';
   if (sessionAffinity !== 'None' && sessionAffinity !== 'ClientIP') errs.add('spec.sessionAffinity', `${JSON.stringify(sessionAffinity)} is not None or ClientIP`);
@@ -347,16 +352,7 @@ export function normalizeNode(obj: unknown): Normalized<Node> {
   const { name, m } = meta(obj, false, errs);
   const o: Obj = isObj(obj) ? obj : {};
   const spec: Obj = isObj(o.spec) ? o.spec : {};
-  let raw = asArray(spec.podCIDRs, 'spec.podCIDRs', errs);
-  if (raw.length === 0 && spec.podCIDR) raw = [spec.podCIDR];
-  const podCIDRs = raw.flatMap((c, i) => {
-    const p = parseCIDR(c);
-    if (!p) {
-      errs.add(`spec.podCIDRs[${i}]`, `${JSON.stringify(c)} is not a CIDR`);
-      return [];
-    }
-    return [p.cidr];
-  });
+  const podCIDRs = cidrList(Array.isArray(spec.podCIDRs) && spec.podCIDRs.length ? spec.podCIDRs : spec.podCIDR ? [spec.podCIDR] : [], 'spec.podCIDRs', errs);
   const addresses: NodeAddress[] = asArray(o.status?.addresses, 'status.addresses', errs).flatMap((a, i) => {
     if (!isObj(a) || typeof a.type !== 'string') {
       errs.add(`status.addresses[${i}]`, 'needs a type and an address');
@@ -383,16 +379,8 @@ export function normalizePod(obj: unknown): Normalized<Pod> {
   const o: Obj = isObj(obj) ? obj : {};
   const spec: Obj = isObj(o.spec) ? o.spec : {};
   const status: Obj = isObj(o.status) ? o.status : {};
-  let raw = asArray(status.podIPs, 'status.podIPs', errs).map((x) => (isObj(x) ? x.ip : x));
-  if (raw.length === 0 && status.podIP) raw = [status.podIP];
-  const podIPs = raw.flatMap((ip, i) => {
-    const p = parseIP(ip);
-    if (!p) {
-      errs.add(`status.podIPs[${i}]`, `${JSON.stringify(ip)} is not an IP address`);
-      return [];
-    }
-    return [p.ip];
-  });
+  const rawIPs = asArray(status.podIPs, 'status.podIPs', errs).map((x) => (isObj(x) ? x.ip : x));
+  const podIPs = ipList(rawIPs.length ? rawIPs : status.podIP ? [status.podIP] : [], 'status.podIPs', errs);
   if (errs.list.length) return { ok: false, errors: errs.list };
   return {
     ok: true,
