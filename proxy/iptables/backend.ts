@@ -14,7 +14,7 @@ import {
   STATIC_CHAINS,
   countRules,
   parseSave,
-  renderFull,
+  renderFullLines,
   renderPartial,
   renderService,
   type FamilyConfig,
@@ -29,6 +29,8 @@ export interface IptablesOptions {
   families: readonly IPFamily[];
   clusterCIDRs: readonly string[];
   masqueradeAll: boolean;
+  /** Sees every restore input before it is applied (benchmarks replay them). */
+  onRestore?: (family: IPFamily, text: string, full: boolean) => void;
 }
 
 export class RestoreError extends Error {}
@@ -81,7 +83,7 @@ export class IptablesBackend implements Backend {
     this.lastOwnMs += performance.now() - t0;
     const saved = await this.tool(family, 'save', []);
     t0 = performance.now();
-    const text = renderFull(rendered.values(), cfg, parseSave(saved));
+    const text = renderFullLines(rendered.values(), cfg, parseSave(saved));
     const count = countRules(rendered.values());
     this.lastOwnMs += performance.now() - t0;
     await this.restore(family, text, true);
@@ -125,7 +127,7 @@ export class IptablesBackend implements Backend {
     this.lastOwnMs += performance.now() - t1;
   }
 
-  private async tool(family: IPFamily, what: 'save' | 'restore', args: string[], input?: string): Promise<string> {
+  private async tool(family: IPFamily, what: 'save' | 'restore', args: string[], input?: string | readonly string[]): Promise<string> {
     const cmd = toolName(this.opts.flavour, family, what);
     const t0 = performance.now();
     const r = await runTool(cmd, args, input);
@@ -134,7 +136,8 @@ export class IptablesBackend implements Backend {
     return r.stdout;
   }
 
-  private async restore(family: IPFamily, text: string, full: boolean): Promise<void> {
+  private async restore(family: IPFamily, text: string | readonly string[], full: boolean): Promise<void> {
+    if (this.opts.onRestore) this.opts.onRestore(family, typeof text === 'string' ? text : text.join('\n') + '\n', full);
     try {
       await this.tool(family, 'restore', ['--noflush', '--wait=5'], text);
     } catch (err) {
@@ -142,7 +145,7 @@ export class IptablesBackend implements Backend {
       if (!full) this.metrics?.partialRestoreFailures.inc();
       // "line N failed": show that line, which is what an operator needs to see.
       const m = /line (\d+) failed/.exec((err as Error).message);
-      const line = m ? text.split('\n')[Number(m[1]) - 1] : undefined;
+      const line = m ? (typeof text === 'string' ? text.split('\n') : text)[Number(m[1]) - 1] : undefined;
       this.log.error('iptables-restore failed; the next sync is a full one', {
         family,
         sync: full ? 'full' : 'partial',

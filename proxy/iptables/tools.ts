@@ -11,9 +11,10 @@ export interface ToolResult {
   stderr: string;
 }
 
-/** Runs `cmd args…` with `input` on stdin; resolves with its exit code and output (a missing
- *  program resolves with code 127 and the error in stderr). */
-export function runTool(cmd: string, args: readonly string[], input?: string, timeoutMs = 600_000): Promise<ToolResult> {
+/** Runs `cmd args…` with `input` on stdin (a string, or lines streamed in batches so a
+ *  million-line ruleset never becomes one string); resolves with its exit code and output (a
+ *  missing program resolves with code 127 and the error in stderr). */
+export function runTool(cmd: string, args: readonly string[], input?: string | readonly string[], timeoutMs = 600_000): Promise<ToolResult> {
   return new Promise((resolve) => {
     const child = spawn(cmd, args, { stdio: ['pipe', 'pipe', 'pipe'] });
     const out: Buffer[] = [];
@@ -34,7 +35,8 @@ export function runTool(cmd: string, args: readonly string[], input?: string, ti
     );
     // A tool that exits early (bad input) closes stdin; that is reported through its exit code.
     child.stdin.on('error', () => {});
-    child.stdin.end(input ?? '');
+    if (typeof input !== 'object') child.stdin.end(input ?? '');
+    else void writeLines(child.stdin, input);
   });
 }
 
@@ -72,4 +74,26 @@ export async function chooseFlavour(requested: string): Promise<FlavourChoice> {
   const nft = await count('nft');
   if (legacy > nft) return { flavour: 'legacy', reason: `the host has ${legacy} legacy rules and ${nft} nf_tables rules` };
   return { flavour: 'nft', reason: nft > 0 ? `the host has ${nft} nf_tables rules and ${legacy} legacy rules` : 'no rules in either flavour; nf_tables is the default' };
+}
+
+async function writeLines(out: NodeJS.WritableStream, lines: readonly string[]): Promise<void> {
+  const BATCH = 20_000;
+  for (let i = 0; i < lines.length; i += BATCH) {
+    const chunk = lines.slice(i, i + BATCH).join('\n') + '\n';
+    if (!out.write(chunk)) {
+      const ok = await new Promise<boolean>((resolve) => {
+        const done = (v: boolean) => {
+          out.off('drain', onDrain);
+          out.off('close', onClose);
+          resolve(v);
+        };
+        const onDrain = () => done(true);
+        const onClose = () => done(false);
+        out.once('drain', onDrain);
+        out.once('close', onClose);
+      });
+      if (!ok) return; // the tool exited early; its exit code tells why
+    }
+  }
+  out.end();
 }
