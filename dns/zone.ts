@@ -29,29 +29,22 @@ export type ZoneAnswer =
   /** An ExternalName: the CNAME reply, to be completed with the target's records. */
   | { readonly kind: 'external'; readonly cname: OwnedRec; readonly target: string };
 
+/** A name and its records (owned by the name, TTL --ttl). Kept small: 10k services make
+ *  some 50k of these. */
 interface NameNode {
   readonly name: string;
-  readonly records: readonly OwnedRec[];
-  /** Records that go in the additional section with SRV answers (the targets' addresses). */
-  readonly extra: readonly OwnedRec[];
-  /** The CNAME of an ExternalName service, which every other type is answered with. */
-  readonly cname?: OwnedRec;
+  readonly records: readonly Rec[];
   /** Encoded replies by question type, made on first use; dropped with the node when its
    *  service changes. */
   templates?: Map<number, Template>;
 }
 
-interface PtrNode {
-  /** Nearly always one name; an address in several headless services has several. */
-  targets: string[];
-  templates?: Map<number, Template>;
-}
-
-/** What one service put into the index, so that removing it is exact. */
+/** What one service put into the index, so that removing it is exact. `ptrs` holds pairs
+ *  (reverse name, target) flattened. */
 interface Contribution {
   readonly names: readonly string[];
   readonly ents: readonly string[];
-  readonly ptrs: ReadonlyArray<readonly [string, string]>;
+  readonly ptrs: readonly string[];
 }
 
 const NEGATIVE_CACHE_MAX = 10_000;
@@ -59,7 +52,10 @@ const NEGATIVE_CACHE_MAX = 10_000;
 export class ClusterZone {
   private readonly names = new Map<string, NameNode>();
   private readonly ents = new Map<string, number>();
-  private readonly ptrs = new Map<string, PtrNode>();
+  /** Reverse name → its targets (nearly always one; an address in several headless services
+   *  has several), sorted. */
+  private readonly ptrs = new Map<string, readonly string[]>();
+  private readonly ptrTemplates = new Map<string, Map<number, Template>>();
   private readonly byService = new Map<ObjectKey, Contribution>();
   /** NXDOMAIN and NODATA replies for names with no node; any catalog change clears it. */
   private readonly negative = new Map<string, Template>();
@@ -113,20 +109,22 @@ export class ClusterZone {
     const inZone = name === this.opts.domain || name.endsWith(this.suffix);
     if (!inZone) {
       if (!name.endsWith('.in-addr.arpa') && !name.endsWith('.ip6.arpa')) return { kind: 'forward' };
-      const ptr = this.ptrs.get(name);
+      const targets = this.ptrs.get(name);
       // Reverse names of addresses we do not own fall through to the upstreams, as CoreDNS's
       // default `fallthrough in-addr.arpa ip6.arpa` does.
-      if (!ptr) return { kind: 'forward' };
+      if (!targets) return { kind: 'forward' };
       if (q.qclass !== QCLASS_IN && q.qclass !== QCLASS_ANY) return { kind: 'refused' };
-      return { kind: 'reply', tpl: this.ptrReply(query, q, ptr) };
+      return { kind: 'reply', tpl: this.ptrReply(query, q, targets) };
     }
     if (q.qclass !== QCLASS_IN && q.qclass !== QCLASS_ANY) return { kind: 'refused' };
     if (!this.catalog.synced) return { kind: 'servfail' };
 
     const node = this.names.get(name);
     if (node) {
-      const cname = node.cname;
-      if (cname && q.qtype !== QTYPE.CNAME) return { kind: 'external', cname, target: (cname.rec as { target: string }).target };
+      const first = node.records[0];
+      if (first?.type === QTYPE.CNAME && q.qtype !== QTYPE.CNAME) {
+        return { kind: 'external', cname: { owner: node.name, ttl: this.opts.ttl, rec: first }, target: first.target };
+      }
       let tpl = node.templates?.get(q.qtype);
       if (!tpl) (node.templates ??= new Map()).set(q.qtype, (tpl = this.nodeReply(query, q, node)));
       return { kind: 'reply', tpl };
@@ -151,7 +149,7 @@ export class ClusterZone {
 
   /** Records of a name in the zone (for chasing a CNAME whose target is in the cluster). */
   addresses(name: string, qtype: number): OwnedRec[] {
-    return (this.names.get(name)?.records ?? []).filter((r) => r.rec.type === qtype);
+    return (this.names.get(name)?.records ?? []).filter((r) => r.type === qtype).map((rec) => ({ owner: name, ttl: this.opts.ttl, rec }));
   }
 
   isClusterName(name: string): boolean {
@@ -168,25 +166,34 @@ export class ClusterZone {
   }
 
   private nodeReply(query: Buffer, q: Query, node: NameNode): Template {
-    const answer = q.qtype === QTYPE.ANY ? node.records : node.records.filter((r) => r.rec.type === q.qtype);
+    const ttl = this.opts.ttl;
+    const answer = node.records.filter((r) => q.qtype === QTYPE.ANY || r.type === q.qtype).map((rec): OwnedRec => ({ owner: node.name, ttl, rec }));
     if (answer.length === 0) {
       return buildTemplate(query, q, { rcode: RCODE.NOERROR, authoritative: true, answer: [], authority: [this.soa(this.opts.domain)] });
     }
-    const additional = answer.some((r) => r.rec.type === QTYPE.SRV) ? node.extra : [];
+    // SRV targets are names of the same service: their addresses go in the additional section.
+    const additional: OwnedRec[] = [];
+    for (const r of answer) {
+      if (r.rec.type !== QTYPE.SRV) continue;
+      const target = r.rec.target;
+      for (const rec of this.names.get(target)?.records ?? []) if (rec.type === QTYPE.A || rec.type === QTYPE.AAAA) additional.push({ owner: target, ttl, rec });
+    }
     return buildTemplate(query, q, { rcode: RCODE.NOERROR, authoritative: true, answer, additional });
   }
 
-  private ptrReply(query: Buffer, q: Query, ptr: PtrNode): Template {
-    let tpl = ptr.templates?.get(q.qtype);
+  private ptrReply(query: Buffer, q: Query, targets: readonly string[]): Template {
+    let byType = this.ptrTemplates.get(q.name);
+    let tpl = byType?.get(q.qtype);
     if (tpl) return tpl;
     const zone = q.name.endsWith('.ip6.arpa') ? 'ip6.arpa' : 'in-addr.arpa';
     if (q.qtype === QTYPE.PTR || q.qtype === QTYPE.ANY) {
-      const answer = ptr.targets.map((target): OwnedRec => ({ owner: q.name, ttl: this.opts.ttl, rec: { type: QTYPE.PTR, target } }));
+      const answer = targets.map((target): OwnedRec => ({ owner: q.name, ttl: this.opts.ttl, rec: { type: QTYPE.PTR, target } }));
       tpl = buildTemplate(query, q, { rcode: RCODE.NOERROR, authoritative: true, answer });
     } else {
       tpl = buildTemplate(query, q, { rcode: RCODE.NOERROR, authoritative: true, answer: [], authority: [this.soa(zone)] });
     }
-    (ptr.templates ??= new Map()).set(q.qtype, tpl);
+    if (!byType) this.ptrTemplates.set(q.name, (byType = new Map()));
+    byType.set(q.qtype, tpl);
     return tpl;
   }
 
@@ -219,9 +226,8 @@ export class ClusterZone {
 
   private addStatic(): void {
     const d = this.opts.domain;
-    const ttl = this.opts.ttl;
-    this.names.set(d, node(d, [this.soa(d), { owner: d, ttl, rec: { type: QTYPE.NS, target: `ns.dns.${d}` } }]));
-    this.names.set(`dns-version.${d}`, node(`dns-version.${d}`, [{ owner: `dns-version.${d}`, ttl, rec: { type: QTYPE.TXT, text: SCHEMA_VERSION } }]));
+    this.names.set(d, node(d, [this.soa(d).rec, { type: QTYPE.NS, target: `ns.dns.${d}` }]));
+    this.names.set(`dns-version.${d}`, node(`dns-version.${d}`, [{ type: QTYPE.TXT, text: SCHEMA_VERSION }]));
     for (const ent of [`svc.${d}`, `dns.${d}`, `ns.dns.${d}`]) this.ents.set(ent, 1);
   }
 
@@ -235,39 +241,36 @@ export class ClusterZone {
       if (left <= 0) this.ents.delete(e);
       else this.ents.set(e, left);
     }
-    for (const [rev, target] of c.ptrs) {
-      const p = this.ptrs.get(rev);
-      if (!p) continue;
-      p.targets = p.targets.filter((t) => t !== target);
-      p.templates = undefined;
-      if (p.targets.length === 0) this.ptrs.delete(rev);
+    for (let i = 0; i < c.ptrs.length; i += 2) {
+      const [rev, target] = [c.ptrs[i], c.ptrs[i + 1]];
+      const left = (this.ptrs.get(rev) ?? []).filter((t) => t !== target);
+      this.ptrTemplates.delete(rev);
+      if (left.length === 0) this.ptrs.delete(rev);
+      else this.ptrs.set(rev, left);
     }
   }
 
   private add(svc: Service, eps: ServiceEndpoints | undefined): void {
     const d = this.opts.domain;
-    const ttl = this.opts.ttl;
     const base = `${svc.name}.${svc.namespace}.svc.${d}`.toLowerCase();
     const names: string[] = [];
     const ents = [`${svc.namespace}.svc.${d}`.toLowerCase()];
-    const ptrs: Array<[string, string]> = [];
+    const ptrs: string[] = [];
     const put = (n: NameNode) => {
       this.names.set(n.name, n);
       names.push(n.name);
     };
-    const own = (owner: string, rec: Rec): OwnedRec => ({ owner, ttl, rec });
 
     if (svc.type === 'ExternalName') {
-      if (svc.externalName) put(node(base, [own(base, { type: QTYPE.CNAME, target: svc.externalName.toLowerCase() })]));
+      if (svc.externalName) put(node(base, [{ type: QTYPE.CNAME, target: svc.externalName.toLowerCase() }]));
     } else if (!svc.headless) {
-      const addrs = svc.clusterIPs.map((ip) => own(base, addressRec(ip)));
-      put(node(base, addrs));
-      for (const ip of svc.clusterIPs) ptrs.push([reverseName(ip), base]);
+      put(node(base, svc.clusterIPs.map(addressRec)));
+      for (const ip of svc.clusterIPs) ptrs.push(reverseName(ip), base);
       for (const p of svc.ports) {
         if (!p.name) continue;
         const proto = `_${p.protocol.toLowerCase()}.${base}`;
         const srv = `_${p.name.toLowerCase()}.${proto}`;
-        put(node(srv, [own(srv, { type: QTYPE.SRV, priority: 0, weight: 100, port: p.port, target: base })], addrs));
+        put(node(srv, [{ type: QTYPE.SRV, priority: 0, weight: 100, port: p.port, target: base }]));
         ents.push(proto);
       }
     } else {
@@ -276,14 +279,14 @@ export class ClusterZone {
       // A headless service with nothing to publish does not exist in DNS (NXDOMAIN).
       if (endpoints.length > 0) {
         const label = (e: { ip: string; hostname?: string }) => (e.hostname ? e.hostname.toLowerCase() : dashedIP(e.ip));
-        put(node(base, endpoints.map((e) => own(base, addressRec(e.ip)))));
-        const byHost = new Map<string, OwnedRec[]>();
+        put(node(base, endpoints.map((e) => addressRec(e.ip))));
+        const byHost = new Map<string, Rec[]>();
         for (const e of endpoints) {
           const host = `${label(e)}.${base}`;
           let list = byHost.get(host);
           if (!list) byHost.set(host, (list = []));
-          list.push(own(host, addressRec(e.ip)));
-          ptrs.push([reverseName(e.ip), host]);
+          list.push(addressRec(e.ip));
+          ptrs.push(reverseName(e.ip), host);
         }
         for (const [host, recs] of byHost) put(node(host, recs));
         for (const p of eps?.ports ?? []) {
@@ -294,27 +297,23 @@ export class ClusterZone {
           const srv = `_${p.name.toLowerCase()}.${proto}`;
           const hosts = [...new Set(targets.map((e) => `${label(e)}.${base}`))];
           const weight = Math.max(1, Math.floor(100 / hosts.length));
-          const recs = hosts.map((h) => own(srv, { type: QTYPE.SRV, priority: 0, weight, port: p.port, target: h }));
-          put(node(srv, recs, hosts.flatMap((h) => byHost.get(h) ?? [])));
+          put(node(srv, hosts.map((h): Rec => ({ type: QTYPE.SRV, priority: 0, weight, port: p.port, target: h }))));
           ents.push(proto);
         }
       }
     }
 
     for (const e of ents) this.ents.set(e, (this.ents.get(e) ?? 0) + 1);
-    for (const [rev, target] of ptrs) {
-      let p = this.ptrs.get(rev);
-      if (!p) this.ptrs.set(rev, (p = { targets: [] }));
-      if (!p.targets.includes(target)) p.targets = [...p.targets, target].sort();
-      p.templates = undefined;
+    for (let i = 0; i < ptrs.length; i += 2) {
+      const [rev, target] = [ptrs[i], ptrs[i + 1]];
+      const had = this.ptrs.get(rev);
+      this.ptrs.set(rev, had ? (had.includes(target) ? had : [...had, target].sort()) : [target]);
+      this.ptrTemplates.delete(rev);
     }
     this.byService.set(svc.key, { names, ents, ptrs });
   }
 }
 
-const NONE: readonly OwnedRec[] = [];
-
-function node(name: string, records: OwnedRec[], extra: readonly OwnedRec[] = NONE): NameNode {
-  const cname = records.find((r) => r.rec.type === QTYPE.CNAME);
-  return cname ? { name, records, extra, cname } : { name, records, extra };
+function node(name: string, records: Rec[]): NameNode {
+  return { name, records };
 }
