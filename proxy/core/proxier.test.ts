@@ -1,0 +1,111 @@
+import { afterEach, describe, expect, it } from 'vitest';
+import { Catalog } from '../../cluster/catalog.js';
+import { configureLogging, logger } from '../../common/log.js';
+import type { Backend, SyncRequest } from './backend.js';
+import { ProxierHealth } from './healthcheck/proxier.js';
+import { Proxier } from './proxier.js';
+
+configureLogging({ write: () => {} });
+
+const svc = (name: string, ip: string) => ({ metadata: { name, namespace: 'ns', resourceVersion: '1' }, spec: { clusterIP: ip, ports: [{ name: 'p', port: 80, targetPort: 8080 }] } });
+const slice = (svcName: string, ips: string[]) => ({
+  metadata: { name: `${svcName}-1`, namespace: 'ns', labels: { 'kubernetes.io/service-name': svcName } },
+  addressType: 'IPv4', ports: [{ name: 'p', port: 8080, protocol: 'TCP' }], endpoints: ips.map((ip) => ({ addresses: [ip] })),
+});
+
+class FakeBackend implements Backend {
+  readonly name = 'fake';
+  calls: { full: boolean; changed: string[]; services: string[] }[] = [];
+  failNext = 0;
+  async sync(req: SyncRequest) {
+    this.calls.push({ full: req.full, changed: [...req.changed].sort(), services: [...req.plans.keys()].sort() });
+    if (this.failNext > 0) {
+      this.failNext--;
+      throw new Error('injected');
+    }
+    return { rules: {}, written: {} };
+  }
+  async cleanup() {}
+}
+
+describe('Proxier', () => {
+  let proxier: Proxier | undefined;
+  afterEach(async () => {
+    await proxier?.stop();
+  });
+
+  async function setup() {
+    const catalog = new Catalog({ kinds: ['Service', 'EndpointSlice'] });
+    catalog.batch(() => {
+      catalog.apply('Service', svc('a', '10.96.0.1'));
+      catalog.apply('Service', svc('b', '10.96.0.2'));
+      catalog.apply('EndpointSlice', slice('a', ['10.244.0.1']));
+      catalog.markSynced('Service');
+      catalog.markSynced('EndpointSlice');
+    });
+    const backend = new FakeBackend();
+    const health = new ProxierHealth(60_000);
+    proxier = new Proxier(catalog, backend, {
+      nodeName: 'n', minSyncPeriodMs: 0, syncPeriodMs: 3_600_000,
+      nodeFacts: async () => ({ nodeIPs: { IPv4: [], IPv6: [] }, nodePortAddresses: { IPv4: 'all', IPv6: 'all' } }),
+    }, logger('test'), undefined, health);
+    const first = proxier.nextSync();
+    proxier.start();
+    await first;
+    return { catalog, backend, proxier, health };
+  }
+
+  it('starts with a full sync of every service', async () => {
+    const { backend } = await setup();
+    expect(backend.calls).toEqual([{ full: true, changed: ['ns/a', 'ns/b'], services: ['ns/a', 'ns/b'] }]);
+  });
+
+  it('then syncs only the service that changed, and nothing for a change that changes no rule', async () => {
+    const { catalog, backend, proxier } = await setup();
+    let next = proxier.nextSync();
+    catalog.apply('EndpointSlice', slice('a', ['10.244.0.1', '10.244.0.2']));
+    await next;
+    expect(backend.calls[1]).toEqual({ full: false, changed: ['ns/a'], services: ['ns/a', 'ns/b'] });
+    // A Service change that no rule depends on: the plan is the same, nothing to rewrite.
+    next = proxier.nextSync();
+    const b = svc('b', '10.96.0.2');
+    catalog.apply('Service', { ...b, spec: { ...b.spec, publishNotReadyAddresses: true } });
+    await next;
+    expect(backend.calls[2]).toEqual({ full: false, changed: [], services: ['ns/a', 'ns/b'] });
+    next = proxier.nextSync();
+    catalog.delete('Service', 'ns', 'b');
+    await next;
+    expect(backend.calls.at(-1)).toEqual({ full: false, changed: ['ns/b'], services: ['ns/a'] });
+  });
+
+  it('a failed sync is followed by a full one carrying the change, and health reports the backlog', async () => {
+    const { catalog, backend, proxier, health } = await setup();
+    backend.failNext = 1;
+    let next = proxier.nextSync();
+    catalog.apply('EndpointSlice', slice('b', ['10.244.0.9']));
+    await next;
+    expect(backend.calls[1]).toMatchObject({ full: false, changed: ['ns/b'] });
+    expect(health.healthy()).toBe(true); // pending, but not for long yet
+    next = proxier.nextSync();
+    await next;
+    expect(backend.calls[2]).toMatchObject({ full: true, services: ['ns/a', 'ns/b'] });
+    expect(health.healthz().status).toBe(200);
+  });
+});
+
+describe('ProxierHealth', () => {
+  it('is unhealthy when a queued change waits longer than the timeout, healthy again after a sync', () => {
+    let now = 1_000_000;
+    const h = new ProxierHealth(60_000, () => now);
+    expect(h.healthz().status).toBe(200);
+    h.queued();
+    now += 59_000;
+    expect(h.healthy()).toBe(true);
+    now += 2_000;
+    expect(h.healthz().status).toBe(503);
+    expect(JSON.parse(h.livez().body)).not.toHaveProperty('nodeEligible');
+    h.updated();
+    expect(h.healthz().status).toBe(200);
+    expect(JSON.parse(h.healthz().body)).toMatchObject({ nodeEligible: true, lastUpdated: new Date(now).toISOString() });
+  });
+});
