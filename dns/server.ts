@@ -4,6 +4,7 @@
 // timeout; a client with too many questions in flight stops being read until they are answered.
 import dgram from 'node:dgram';
 import net from 'node:net';
+import { networkInterfaces } from 'node:os';
 import type { Logger } from '../common/log.js';
 import type { ListenAddress } from '../common/http-server.js';
 import type { DnsHandler, HandlerResult, Transport } from './handler.js';
@@ -12,6 +13,8 @@ export interface ServerOptions {
   readonly idleMs?: number;
   readonly maxConnections?: number;
   readonly maxInflightPerConnection?: number;
+  /** How often a wildcard listener looks for new local addresses. */
+  readonly rescanMs?: number;
 }
 
 export function serverLabel(a: ListenAddress): string {
@@ -26,12 +29,27 @@ function literalAddress(address: string, family: unknown, cb: (err: Error | null
   cb(null, address, address.includes(':') ? 6 : 4);
 }
 
+/** Sends a reply that took a while (forwarded): its socket may have closed meanwhile. */
+function sendLate(udp: dgram.Socket, reply: Buffer, to: dgram.RemoteInfo): void {
+  try {
+    udp.send(reply, to.port, to.address);
+  } catch {
+    /* the address went away or we are stopping: the client will retry */
+  }
+}
+
 export class DnsListener {
-  private udp?: dgram.Socket;
+  /** UDP sockets by local address ('' for a specific --listen address). */
+  private readonly udp = new Map<string, dgram.Socket>();
   private tcp?: net.Server;
+  private rescanTimer?: NodeJS.Timeout;
+  private stopped = false;
   private readonly sessions = new Set<net.Socket>();
   private readonly idleMs: number;
   private readonly maxInflight: number;
+  private readonly v6: boolean;
+  private readonly wildcard: boolean;
+  private udpTransport?: Transport;
   /** The address actually bound (port 0 becomes a real port). */
   bound?: ListenAddress;
 
@@ -43,36 +61,22 @@ export class DnsListener {
   ) {
     this.idleMs = opts.idleMs ?? 10_000;
     this.maxInflight = opts.maxInflightPerConnection ?? 128;
+    this.v6 = net.isIPv6(addr.host);
+    this.wildcard = addr.host === '0.0.0.0' || addr.host === '::';
   }
 
+  /**
+   * Binds TCP, and UDP: on a specific address, one socket; on a wildcard address, one socket
+   * per local address of that family, rescanned every `rescanMs`. A reply from a wildcard UDP
+   * socket leaves from whatever address the kernel picks for the route back, and a client that
+   * asked a secondary address (a DNS VIP added to an interface) drops it as coming from a
+   * stranger; Node cannot set the source per reply (no IP_PKTINFO), so we bind each address.
+   */
   async start(): Promise<ListenAddress> {
-    const v6 = net.isIPv6(this.addr.host);
-    const udp = dgram.createSocket({ type: v6 ? 'udp6' : 'udp4', ipv6Only: v6, recvBufferSize: 4 << 20, sendBufferSize: 4 << 20, lookup: literalAddress });
-    this.udp = udp;
-    await new Promise<void>((resolve, reject) => {
-      udp.once('error', reject);
-      udp.bind(this.addr.port, this.addr.host, () => {
-        udp.off('error', reject);
-        resolve();
-      });
-    });
-    const port = udp.address().port;
+    const v6 = this.v6;
+    let port = this.addr.port;
+    if (!this.wildcard) port = (await this.bindUdp(this.addr.host, port, '')).address().port;
     const label = serverLabel({ host: this.addr.host, port: this.addr.port === 0 ? port : this.addr.port });
-    const udpTransport: Transport = { proto: 'udp', family: v6 ? '2' : '1', server: label };
-    udp.on('error', (err) => this.log.warn('udp socket error', { listen: label, error: err }));
-    udp.on('message', (msg, rinfo) => {
-      let r: HandlerResult;
-      try {
-        r = this.handler.handle(msg, udpTransport);
-      } catch (err) {
-        this.log.error('udp query failed', { error: (err as Error).stack ?? String(err) });
-        return;
-      }
-      if (r === undefined) return;
-      if (Buffer.isBuffer(r)) udp.send(r, rinfo.port, rinfo.address);
-      else r.then((b) => b && this.udp && udp.send(b, rinfo.port, rinfo.address), (err) => this.log.error('udp query failed', { error: String(err) }));
-    });
-
     const tcpTransport: Transport = { proto: 'tcp', family: v6 ? '2' : '1', server: label };
     const tcp = net.createServer({ allowHalfOpen: true }, (sock) => this.session(sock, tcpTransport));
     tcp.maxConnections = this.opts.maxConnections ?? 1000;
@@ -85,18 +89,86 @@ export class DnsListener {
       });
     });
     tcp.on('error', (err) => this.log.warn('tcp listener error', { listen: label, error: err }));
+    port = (tcp.address() as net.AddressInfo).port;
     this.bound = { host: this.addr.host, port };
+    this.udpTransport = { proto: 'udp', family: v6 ? '2' : '1', server: serverLabel(this.bound) };
+    if (this.wildcard) {
+      await this.rescan();
+      const every = this.opts.rescanMs ?? 2000;
+      const tick = () => {
+        this.rescanTimer = setTimeout(() => void this.rescan().finally(() => !this.stopped && tick()), every);
+        this.rescanTimer.unref();
+      };
+      tick();
+    }
     return this.bound;
   }
 
   async stop(): Promise<void> {
-    const udp = this.udp;
-    this.udp = undefined;
-    if (udp) await new Promise<void>((resolve) => udp.close(() => resolve()));
+    this.stopped = true;
+    clearTimeout(this.rescanTimer);
+    const socks = [...this.udp.values()];
+    this.udp.clear();
+    await Promise.all(socks.map((u) => new Promise<void>((resolve) => u.close(() => resolve()))));
     for (const s of this.sessions) s.destroy();
     const tcp = this.tcp;
     this.tcp = undefined;
     if (tcp) await new Promise<void>((resolve) => tcp.close(() => resolve()));
+  }
+
+  /** Binds the local addresses that appeared since the last scan, closes the vanished ones. */
+  private async rescan(): Promise<void> {
+    if (this.stopped || !this.bound) return;
+    const now = new Set<string>();
+    for (const list of Object.values(networkInterfaces())) {
+      for (const a of list ?? []) {
+        // Link-local IPv6 addresses need a scope on every send; nobody runs DNS on them.
+        if ((a.family === 'IPv6') !== this.v6 || (a as { scopeid?: number }).scopeid) continue;
+        now.add(a.address);
+      }
+    }
+    for (const [host, sock] of this.udp) {
+      if (now.has(host)) continue;
+      this.udp.delete(host);
+      sock.close();
+    }
+    for (const host of now) {
+      if (this.udp.has(host)) continue;
+      try {
+        await this.bindUdp(host, this.bound.port, host);
+      } catch (err) {
+        this.log.warn('cannot listen on a local address', { listen: serverLabel({ host, port: this.bound.port }), error: err as Error });
+      }
+    }
+  }
+
+  private async bindUdp(host: string, port: number, key: string): Promise<dgram.Socket> {
+    const v6 = this.v6;
+    const udp = dgram.createSocket({ type: v6 ? 'udp6' : 'udp4', ipv6Only: v6, recvBufferSize: 4 << 20, sendBufferSize: 4 << 20, lookup: literalAddress });
+    await new Promise<void>((resolve, reject) => {
+      udp.once('error', reject);
+      udp.bind(port, host, () => {
+        udp.off('error', reject);
+        resolve();
+      });
+    });
+    this.udp.set(key, udp);
+    udp.on('error', (err) => this.log.warn('udp socket error', { listen: serverLabel({ host, port }), error: err }));
+    udp.on('message', (msg, rinfo) => {
+      const t = this.udpTransport;
+      if (!t) return;
+      let r: HandlerResult;
+      try {
+        r = this.handler.handle(msg, t);
+      } catch (err) {
+        this.log.error('udp query failed', { error: (err as Error).stack ?? String(err) });
+        return;
+      }
+      if (r === undefined) return;
+      if (Buffer.isBuffer(r)) udp.send(r, rinfo.port, rinfo.address);
+      else r.then((b) => b && sendLate(udp, b, rinfo), (err) => this.log.error('udp query failed', { error: String(err) }));
+    });
+    return udp;
   }
 
   private session(sock: net.Socket, t: Transport): void {

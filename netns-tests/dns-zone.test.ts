@@ -97,6 +97,25 @@ describe('cluster DNS from a pod namespace', () => {
     }
   });
 
+  it('answers from the address asked when listening on a wildcard, including addresses added later', async () => {
+    const wild = node.spawn('node', [
+      BIN, 'dns', '--manifests', dir, '--listen', '0.0.0.0:5353', '--upstream', `${UPSTREAM}:53`,
+      '--health-listen', '', '--ready-listen', '', '--metrics-listen', '',
+    ], { label: 'dns-wildcard' });
+    try {
+      await wild.waitForOutput(/dns serving/);
+      // 10.0.0.11 is a secondary address: a reply from a plain wildcard socket would leave
+      // from 10.0.0.10 and dig would drop it.
+      for (const at of [DNS, DNS2]) expect(values(await dig(pod, `@${at}`, '-p', '5353', `web.prod.svc.${ZONE}`, 'A'), 'A')).toEqual(['10.96.0.10']);
+      await node.ip('addr', 'add', '10.0.0.12/24', 'dev', 'vpod');
+      let got: string[] = [];
+      for (let i = 0; i < 20 && got.length === 0; i++) got = values(await dig(pod, '@10.0.0.12', '-p', '5353', `web.prod.svc.${ZONE}`, 'A'), 'A');
+      expect(got).toEqual(['10.96.0.10']);
+    } finally {
+      await wild.stop();
+    }
+  });
+
   it('keeps the question\'s case and matches case-insensitively', async () => {
     const d = await dig(pod, `WeB.PROD.svc.Cluster.Local`, 'A');
     expect(values(d, 'A')).toEqual(['10.96.0.10']);
