@@ -144,11 +144,9 @@ async function cmdAdd(cfg: IpamConfig, who: Attachment, io: PluginIO): Promise<R
 }
 
 function cmdDel(cfg: IpamConfig, who: Attachment, io: PluginIO): void {
-  const store = storeFor(cfg, io);
-  // Nothing held means nothing to do: answer without the lock or a write (DEL is idempotent and
-  // runtimes repeat it). A runtime never runs ADD and DEL of one attachment at the same time.
-  if (heldBy(store.read(), who).length === 0) return;
-  store.update((state) => ({ result: undefined, changed: release(state, who).length > 0 }));
+  // Under the lock even when nothing is held: one read of the state instead of a lock-free look
+  // first and a second read under the lock. Nothing to release writes nothing (DEL is idempotent).
+  storeFor(cfg, io).update((state) => ({ result: undefined, changed: release(state, who).length > 0 }));
 }
 
 function cmdCheck(cfg: IpamConfig, who: Attachment, io: PluginIO): void {
