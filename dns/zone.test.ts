@@ -65,6 +65,14 @@ describe('cluster zone', () => {
     { q: { name: 'WEB.Prod.SVC.cluster.LOCAL', type: 'A' }, rcode: 'NOERROR', answers: ['10.96.0.10'], why: 'case-insensitive' },
     { q: { name: '_http._tcp.web.prod.svc.cluster.local', type: 'SRV' }, rcode: 'NOERROR', answers: [JSON.stringify({ priority: 0, weight: 100, port: 80, target: 'web.prod.svc.cluster.local' })], why: 'SRV of a named port' },
     { q: { name: '_dns._udp.web.prod.svc.cluster.local', type: 'SRV' }, rcode: 'NOERROR', answers: [JSON.stringify({ priority: 0, weight: 100, port: 53, target: 'web.prod.svc.cluster.local' })], why: 'SRV over UDP' },
+    {
+      q: { name: 'web.prod.svc.cluster.local', type: 'SRV' }, rcode: 'NOERROR', why: 'SRV of the service name: every port',
+      answers: [80, 53].map((port) => JSON.stringify({ priority: 0, weight: 50, port, target: 'web.prod.svc.cluster.local' })).sort(),
+    },
+    {
+      q: { name: 'pub.prod.svc.cluster.local', type: 'SRV' }, rcode: 'NOERROR', why: 'SRV of a headless service name: every endpoint and port',
+      answers: [JSON.stringify({ priority: 0, weight: 100, port: 80, target: 'pub-0.pub.prod.svc.cluster.local' })],
+    },
     { q: { name: '_http._udp.web.prod.svc.cluster.local', type: 'SRV' }, rcode: 'NXDOMAIN', soa: true, why: 'wrong protocol' },
     { q: { name: '_tcp.web.prod.svc.cluster.local', type: 'SRV' }, rcode: 'NOERROR', answers: [], soa: true, why: 'empty non-terminal under a service' },
     { q: { name: 'prod.svc.cluster.local', type: 'A' }, rcode: 'NOERROR', answers: [], soa: true, why: 'namespace is an empty non-terminal' },

@@ -264,7 +264,11 @@ export class ClusterZone {
     if (svc.type === 'ExternalName') {
       if (svc.externalName) put(node(base, [{ type: QTYPE.CNAME, target: svc.externalName.toLowerCase() }]));
     } else if (!svc.headless) {
-      put(node(base, svc.clusterIPs.map(addressRec)));
+      // An SRV question for the service name itself gets every port (CoreDNS does this; the
+      // specification only defines the per-port names).
+      const weight = Math.max(1, Math.floor(100 / Math.max(1, svc.ports.length)));
+      const allPorts = svc.ports.map((p): Rec => ({ type: QTYPE.SRV, priority: 0, weight, port: p.port, target: base }));
+      put(node(base, [...svc.clusterIPs.map(addressRec), ...allPorts]));
       for (const ip of svc.clusterIPs) ptrs.push(reverseName(ip), base);
       for (const p of svc.ports) {
         if (!p.name) continue;
@@ -279,7 +283,10 @@ export class ClusterZone {
       // A headless service with nothing to publish does not exist in DNS (NXDOMAIN).
       if (endpoints.length > 0) {
         const label = (e: { ip: string; hostname?: string }) => (e.hostname ? e.hostname.toLowerCase() : dashedIP(e.ip));
-        put(node(base, endpoints.map((e) => addressRec(e.ip))));
+        const allPorts: Rec[] = [];
+        for (const p of eps?.ports ?? []) for (const e of p.endpoints) if (published(e)) allPorts.push({ type: QTYPE.SRV, priority: 0, weight: 0, port: p.port, target: `${label(e)}.${base}` });
+        const weight = Math.max(1, Math.floor(100 / Math.max(1, allPorts.length)));
+        put(node(base, [...endpoints.map((e) => addressRec(e.ip)), ...allPorts.map((r) => ({ ...r, weight }))]));
         const byHost = new Map<string, Rec[]>();
         for (const e of endpoints) {
           const host = `${label(e)}.${base}`;
