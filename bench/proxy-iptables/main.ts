@@ -60,6 +60,8 @@ const r1 = (x: number) => Math.round(x * 10) / 10;
 const r3 = (x: number) => Math.round(x * 1000) / 1000;
 
 interface ChildResult {
+  /** Set when the first full sync failed; the rest is then empty. */
+  error?: string;
   flavour: Flavour;
   services: number;
   fullSyncMs: number;
@@ -143,11 +145,31 @@ async function child(): Promise<void> {
       nodeFacts: async () => ({ nodeIPs: { IPv4: [], IPv6: [] }, nodePortAddresses: { IPv4: 'all', IPv6: 'all' } }),
     }, logger('bench'));
 
+    let syncError: string | undefined;
+    const sync = backend.sync.bind(backend);
+    backend.sync = async (req) => {
+      try {
+        return await sync(req);
+      } catch (err) {
+        syncError = (err as Error).message;
+        throw err;
+      }
+    };
     const first = proxier.nextSync();
     proxier.start();
     await first;
     captureFull = false;
-    const full = proxier.lastReport!;
+    if (!proxier.lastReport) {
+      await proxier.stop();
+      await source.stop();
+      const failed: ChildResult = {
+        error: syncError ?? 'first sync failed', flavour, services: N, fullSyncMs: 0, fullOwnMs: 0, fullToolMs: backend.lastToolMs, fullPlanMs: 0,
+        restoreFiles, partial: [], eventToRuleMs: [], connectViaVipMs: [], connectDirectMs: [], peakRssMB: r1((process.resourceUsage().maxRSS * 1024) / 1048576),
+      };
+      process.stdout.write(`RESULT ${JSON.stringify(failed)}\n`);
+      return;
+    }
+    const full = proxier.lastReport;
     if (!full.full) throw new Error('first sync was not a full sync');
     const fullOwnMs = backend.lastOwnMs;
     const fullToolMs = backend.lastToolMs;
@@ -263,6 +285,20 @@ async function parent(): Promise<void> {
         await srv.waitForOutput('up');
         const res = await runChild(node.name, ['--flavour', flavour, '--services', String(n), '--dir', dir, '--updates', values.updates!, '--connects', values.connects!, '--endpoints', values.endpoints!]);
         const fresh = await topo.namespace('fresh');
+        if (res.error) {
+          let alone: string;
+          const t0 = performance.now();
+          try {
+            toolAlone(fresh.name, flavour, res.restoreFiles);
+            alone = `the tool alone applied the same input in ${Math.round(performance.now() - t0)} ms`;
+          } catch {
+            alone = `the tool alone fails on the same input too (after ${Math.round((performance.now() - t0) / 1000)} s)`;
+          }
+          const reason = `full sync failed: ${res.error.split('\n')[0]}; ${alone}`;
+          skipped.push({ flavour, services: n, reason });
+          process.stderr.write(`bench/proxy-iptables: ${flavour} ${n}: ${reason}\n`);
+          break; // larger sizes of this flavour would fail too
+        }
         const toolMs = toolAlone(fresh.name, flavour, res.restoreFiles);
         const p = res.partial;
         const run = {
