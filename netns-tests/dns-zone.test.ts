@@ -116,6 +116,25 @@ describe('cluster DNS from a pod namespace', () => {
     }
   });
 
+  it('with --pods verified, answers pod names only for pods that exist in that namespace', async () => {
+    const podDir = mkdtempSync(join(tmpdir(), 'kdp-dns-pods-'));
+    writeFileSync(join(podDir, 'pod.yaml'), toYaml([{ apiVersion: 'v1', kind: 'Pod', metadata: { name: 'p1', namespace: 'prod' }, spec: {}, status: { podIP: '10.244.0.7', podIPs: [{ ip: '10.244.0.7' }] } }]));
+    const verified = node.spawn('node', [
+      BIN, 'dns', '--manifests', podDir, '--listen', `${DNS2}:5354`, '--pods', 'verified', '--upstream', `${UPSTREAM}:53`,
+      '--health-listen', '', '--ready-listen', '', '--metrics-listen', '',
+    ], { label: 'dns-verified' });
+    try {
+      await verified.waitForOutput(/dns serving/);
+      const ask = (name: string) => dig(pod, `@${DNS2}`, '-p', '5354', name, 'A');
+      expect(values(await ask(`10-244-0-7.prod.pod.${ZONE}`), 'A')).toEqual(['10.244.0.7']);
+      expect((await ask(`10-244-0-7.other.pod.${ZONE}`)).status).toBe('NXDOMAIN');
+      expect((await ask(`10-244-0-8.prod.pod.${ZONE}`)).status).toBe('NXDOMAIN');
+    } finally {
+      await verified.stop();
+      rmSync(podDir, { recursive: true, force: true });
+    }
+  });
+
   it('keeps the question\'s case and matches case-insensitively', async () => {
     const d = await dig(pod, `WeB.PROD.svc.Cluster.Local`, 'A');
     expect(values(d, 'A')).toEqual(['10.96.0.10']);
