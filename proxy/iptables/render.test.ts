@@ -341,3 +341,37 @@ describe('full syncs over an existing ruleset', () => {
     expect(cleanup).toMatch(/^-X KUBE-MARK-MASQ$/m);
   });
 });
+
+describe('odd input', () => {
+  it('a service with 1,000 ports renders every port, and its neighbours are untouched', () => {
+    const many = Array.from({ length: 1000 }, (_, i) => ({ name: `p${i}`, port: 10_000 + i, targetPort: 20_000 + i, protocol: 'TCP' }));
+    const ps = plans({
+      services: [service('big', { clusterIP: '10.96.0.50', ports: many }), service('web', { clusterIP: '10.96.0.10' })],
+      slices: [
+        { ...slice('big', [{ ip: '10.244.1.5' }]), ports: many.map((p) => ({ name: p.name, port: p.targetPort, protocol: 'TCP' })) },
+        slice('web', [{ ip: '10.244.2.6' }]),
+      ],
+    });
+    const { rules } = load(ps);
+    expect(where(rules, { src: '10.244.9.9', dst: '10.96.0.50', dport: 10_999 })).toEqual({ 'ACCEPT 10.244.1.5:20999': 1 });
+    expect(where(rules, { src: '10.244.9.9', dst: '10.96.0.10' })).toEqual({ 'ACCEPT 10.244.2.6:8080': 1 });
+  });
+
+  it('duplicate ports in a hand-written manifest: the first one wins, no duplicate chains', () => {
+    const ps = plans({
+      services: [service('dup', { clusterIP: '10.96.0.60', ports: [{ name: 'p', port: 80, targetPort: 8080, protocol: 'TCP' }, { name: 'p', port: 81, targetPort: 8080, protocol: 'TCP' }] })],
+      slices: [slice('dup', [{ ip: '10.244.1.5' }])],
+    });
+    // Whether the catalog refuses the object or the plan drops the second port, nothing breaks.
+    for (const p of ps) expect(p.ports.filter((x) => x.family === 'IPv4')).toHaveLength(1);
+    expect(() => load(ps)).not.toThrow();
+  });
+
+  it('endpoints whose slice names no port of the service get no rules; the service rejects', () => {
+    const ps = plans({
+      services: [service('web', { clusterIP: '10.96.0.10' })],
+      slices: [slice('web', [{ ip: '10.244.1.5' }], { name: 'other', port: 9090, protocol: 'TCP' })],
+    });
+    expect(where(load(ps).rules, { src: '10.244.9.9', dst: '10.96.0.10' })).toEqual({ REJECT: 1 });
+  });
+});

@@ -65,15 +65,24 @@ export class ServiceHealthServers {
   }
 
   private async open(key: string, entry: Entry): Promise<void> {
-    const server = http.createServer(this.handler(entry));
-    try {
-      await new Promise<void>((resolve, reject) => {
+    const listen = (server: http.Server, host: string) =>
+      new Promise<void>((resolve, reject) => {
         server.once('error', reject);
-        server.listen({ port: entry.svc.port, host: this.host, ipv6Only: false }, () => {
+        server.listen({ port: entry.svc.port, host, ipv6Only: false }, () => {
           server.off('error', reject);
           resolve();
         });
       });
+    try {
+      let server = http.createServer(this.handler(entry));
+      try {
+        await listen(server, this.host);
+      } catch (err) {
+        // A host without IPv6 cannot bind '::'; IPv4 alone still serves the load balancers.
+        if (this.host !== '::' || !['EAFNOSUPPORT', 'EADDRNOTAVAIL'].includes((err as NodeJS.ErrnoException).code ?? '')) throw err;
+        server = http.createServer(this.handler(entry));
+        await listen(server, '0.0.0.0');
+      }
       entry.server = server;
       this.log.info('health-check node port open', { service: key, port: entry.svc.port });
     } catch (err) {
