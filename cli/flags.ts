@@ -42,6 +42,8 @@ export const FLAGS: Record<string, FlagSpec> = {
   'metrics-bind-address': { kind: 'string', default: '127.0.0.1:10249', for: PROXY, help: 'proxy /metrics address' },
   'nodeport-addresses': { kind: 'list', default: [], for: PROXY, help: 'CIDRs whose node addresses accept node ports (default: all)' },
   cleanup: { kind: 'bool', default: false, for: ['proxy'], help: 'remove every rule kube-dataplane created, then exit' },
+  // ipam
+  'node-pod-cidrs-file': { kind: 'string', default: '/run/kube-dataplane/node-pod-cidrs.json', for: ['agent'], help: 'where the agent keeps this node\'s spec.podCIDRs for the IPAM plugin (podCIDRsFrom: node); "" turns it off' },
   // dns
   listen: { kind: 'list', default: ['0.0.0.0:53', '[::]:53'], for: DNS, help: 'DNS HOST:PORT, UDP and TCP (repeatable)' },
   'cluster-domain': { kind: 'string', default: 'cluster.local', for: DNS, help: 'the cluster zone' },
@@ -71,6 +73,7 @@ export interface Options {
   metricsBindAddress: string;
   nodePortAddresses: string[];
   cleanup: boolean;
+  nodePodCIDRsFile: string;
   listen: string[];
   clusterDomain: string;
   upstream: string[];
@@ -187,6 +190,7 @@ export function parseFlags(command: Command, argv: readonly string[]): Options {
     metricsBindAddress: value('metrics-bind-address'),
     nodePortAddresses: value('nodeport-addresses'),
     cleanup: value('cleanup'),
+    nodePodCIDRsFile: value('node-pod-cidrs-file') ?? '',
     listen: value('listen'),
     clusterDomain: String(value('cluster-domain')).replace(/\.$/, '').toLowerCase(),
     upstream: value('upstream'),

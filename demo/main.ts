@@ -2,12 +2,16 @@
 // A node namespace holds a bridge, the agent and an upstream resolver; pod namespaces hold two
 // web backends and a client. The client resolves names with real `dig` and connects through the
 // service IP. Each step says honestly whether it worked; nothing touches the root namespace.
+import { mkdtempSync, rmSync, symlinkSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { Topology, type Namespace, type Process } from '../netns-tests/harness/netns.js';
+import { Topology, run, type Namespace, type Process } from '../netns-tests/harness/netns.js';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const BIN = `${ROOT}dist/cmd/kube-dataplane.js`;
 const EXAMPLE = `${ROOT}manifests/example`;
+const IPAM_BIN = `${ROOT}dist/cmd/kube-dataplane-ipam.js`;
 
 const BACKEND = `
 const [name, port] = process.argv.slice(1);
@@ -58,30 +62,14 @@ async function show(ns: Namespace, cmd: string, args: string[], expect: RegExp, 
 
 async function main(): Promise<number> {
   const topo = await Topology.create();
+  const work = mkdtempSync(join(tmpdir(), 'kdp-demo-'));
   try {
-    step('topology: node namespace with bridge cbr0, pods web-0, web-1 and client behind it');
+    step('node namespace with the pod bridge cbr0 (10.244.0.1/24, fd00:244::1/64)');
     const node = await topo.namespace('node');
     await topo.bridge(node, 'cbr0', ['10.244.0.1/24', 'fd00:244::1/64']);
     await node.sysctl('net.ipv4.ip_forward', 1);
     await node.sysctl('net.ipv6.conf.all.forwarding', 1);
-    const pods: Record<string, Namespace> = {};
-    for (const [name, v4, v6] of [
-      ['web-0', '10.244.0.11', 'fd00:244::11'],
-      ['web-1', '10.244.0.12', 'fd00:244::12'],
-      ['client', '10.244.0.30', 'fd00:244::30'],
-    ]) {
-      const ns = await topo.namespace(name);
-      await topo.plugIntoBridge({ ns, ifname: 'eth0', addresses: [`${v4}/24`, `${v6}/64`] }, node, `veth-${name}`, 'cbr0');
-      await ns.addRoute('default', 'via', '10.244.0.1');
-      await ns.addRoute('default', 'via', 'fd00:244::1');
-      pods[name] = ns;
-      process.stdout.write(`  ${ns.name}: ${v4}, ${v6}\n`);
-    }
-    const servers: Process[] = [];
-    for (const name of ['web-0', 'web-1']) {
-      servers.push(pods[name].spawn(process.execPath, ['-e', BACKEND, name, '8080'], { label: name }));
-    }
-    await Promise.all(servers.map((s) => s.waitForOutput('listening')));
+    process.stdout.write(`  ${node.name}\n`);
 
     step('upstream resolver (dnsmasq) in the node namespace, for names outside the cluster');
     const upstream = node.spawn('dnsmasq', ['--no-daemon', '--no-resolv', '--no-hosts', '--listen-address=127.0.0.1', '--port=5353', '--bind-interfaces', '--address=/example.test/192.0.2.10']);
@@ -89,17 +77,51 @@ async function main(): Promise<number> {
     process.stdout.write(`  dnsmasq ${upstream.running ? 'running' : 'failed: ' + upstream.stderr.trim()}\n`);
 
     step('kube-dataplane agent --manifests manifests/example (in the node namespace)');
+    const podCIDRsFile = join(work, 'node-pod-cidrs.json');
     const args = [BIN, 'agent', '--manifests', EXAMPLE, '--node-name', 'node-a', '--cluster-cidr', '10.244.0.0/16,fd00:244::/48',
       '--listen', '10.244.0.1:53', '--listen', '[fd00:244::1]:53', '--upstream', '127.0.0.1:5353',
       '--healthz-bind-address', '127.0.0.1:10256', '--metrics-bind-address', '127.0.0.1:10249',
-      '--health-listen', '127.0.0.1:8080', '--ready-listen', '127.0.0.1:8181', '--metrics-listen', '127.0.0.1:9153'];
+      '--health-listen', '127.0.0.1:8080', '--ready-listen', '127.0.0.1:8181', '--metrics-listen', '127.0.0.1:9153',
+      '--node-pod-cidrs-file', podCIDRsFile];
     process.stdout.write(`$ kube-dataplane ${args.slice(1).join(' ')}\n`);
     const agent = node.spawn(process.execPath, args, { label: 'agent' });
     await agent.waitForOutput(/synced/, 10_000).catch(() => undefined);
     await new Promise((r) => setTimeout(r, 1500)); // first rule sync and DNS start
-    const log = (agent.stdout + agent.stderr).trim().split('\n').slice(0, 12);
+    const log = (agent.stdout + agent.stderr).trim().split('\n').slice(0, 14);
     process.stdout.write(log.map((l) => `  | ${l}`).join('\n') + '\n');
     if (!agent.running) process.stdout.write(`  \x1b[31m✗ the agent exited (${agent.exitCode})\x1b[0m\n`);
+
+    step('pods web-0, web-1 and client, wired by Debian\'s bridge CNI plugin delegating to kube-dataplane-ipam');
+    // What a runtime on node-a would do: bridge runs in the node namespace, our IPAM plugin first
+    // in CNI_PATH, ranges from the node's spec.podCIDRs (the file the agent keeps).
+    const cniBin = join(work, 'cni-bin');
+    await run('mkdir', ['-p', cniBin]);
+    symlinkSync(IPAM_BIN, join(cniBin, 'kube-dataplane-ipam'));
+    const network = JSON.stringify({
+      cniVersion: '1.0.0', name: 'podnet', type: 'bridge', bridge: 'cbr0', isGateway: true, isDefaultGateway: true,
+      ipam: { type: 'kube-dataplane-ipam', podCIDRsFrom: 'node', nodePodCIDRsFile: podCIDRsFile, dataDir: join(work, 'ipam') },
+    });
+    process.stdout.write(`  network config: ${network}\n`);
+    const pods: Record<string, Namespace> = {};
+    // The example's EndpointSlices name web-0/web-1 by address, so those two ask for theirs
+    // (CNI_ARGS IP=, as host-local allows); the client takes whatever the allocator gives.
+    for (const [name, want] of [['web-0', '10.244.0.11,fd00:244::11'], ['web-1', '10.244.0.12,fd00:244::12'], ['client', '']]) {
+      const ns = await topo.namespace(name);
+      const env = {
+        PATH: process.env.PATH, CNI_COMMAND: 'ADD', CNI_CONTAINERID: `demo-${name}`, CNI_NETNS: `/var/run/netns/${ns.name}`,
+        CNI_IFNAME: 'eth0', CNI_PATH: `${cniBin}:/usr/lib/cni`, ...(want ? { CNI_ARGS: `IgnoreUnknown=1;IP=${want}` } : {}),
+      };
+      const r = await run('ip', ['netns', 'exec', node.name, '/usr/lib/cni/bridge'], { env, input: network, allowFailure: true });
+      if (r.code !== 0) throw new Error(`CNI ADD for ${name} failed: ${r.stdout}${r.stderr}`);
+      const ips = (JSON.parse(r.stdout).ips as { address: string }[]).map((i) => i.address).join(', ');
+      process.stdout.write(`  ${name}: ${ips}\n`);
+      pods[name] = ns;
+    }
+    const servers: Process[] = [];
+    for (const name of ['web-0', 'web-1']) {
+      servers.push(pods[name].spawn(process.execPath, ['-e', BACKEND, name, '8080'], { label: name }));
+    }
+    await Promise.all(servers.map((s) => s.waitForOutput('listening')));
 
     const client = pods.client;
     client.writeResolvConf('nameserver 10.244.0.1\nsearch demo.svc.cluster.local svc.cluster.local cluster.local\noptions ndots:5\n');
@@ -128,6 +150,7 @@ async function main(): Promise<number> {
     return 0;
   } finally {
     await topo.destroy();
+    rmSync(work, { recursive: true, force: true });
   }
 }
 
