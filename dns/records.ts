@@ -1,10 +1,7 @@
 // Resource records as the zone holds them, and the encoding of whole replies from them. A reply
 // built here for one question is a template: any later query for the same name and type gets a
 // copy with its own ID, flags and question bytes patched in (see `serveTemplate`).
-import {
-  FLAG_TC, HEADER_LEN, MessageWriter, OPT_LEN, QCLASS_IN, QTYPE, type Query,
-  emptyReply, ipBytes, replyFlags, writeOpt,
-} from './wire.js';
+import { HEADER_LEN, MessageWriter, OPT_LEN, QTYPE, type Query, emptyReply, ipBytes, replyFlags, writeOpt } from './wire.js';
 
 export type Rec =
   | { readonly type: typeof QTYPE.A | typeof QTYPE.AAAA; readonly ip: string }
@@ -130,9 +127,3 @@ export function serveTemplate(tpl: Template, query: Buffer, q: Query, limit: num
   } else out.writeUInt16BE(arcount, 10);
   return out;
 }
-
-export function isTruncated(reply: Buffer): boolean {
-  return reply.length >= 4 && (reply.readUInt16BE(2) & FLAG_TC) !== 0;
-}
-
-export { QCLASS_IN };

@@ -25,7 +25,7 @@ export function serverLabel(a: ListenAddress): string {
  * We only ever send to the address a query came from, always a literal: resolving it through
  * dns.lookup (the default) costs a deferred callback per reply.
  */
-function literalAddress(address: string, family: unknown, cb: (err: Error | null, address: string, family: number) => void): void {
+function literalAddress(address: string, _family: unknown, cb: (err: Error | null, address: string, family: number) => void): void {
   cb(null, address, address.includes(':') ? 6 : 4);
 }
 

@@ -115,12 +115,6 @@ export function skipName(buf: Buffer, off: number): number {
   throw new WireError('name has too many labels');
 }
 
-/** Reads the header word at `off`; throws when the message is too short. */
-export function headerOnly(buf: Buffer): { id: number; flags: number } | undefined {
-  if (buf.length < HEADER_LEN) return undefined;
-  return { id: buf.readUInt16BE(0), flags: buf.readUInt16BE(2) };
-}
-
 /**
  * Parses the header, the single question and (when ARCOUNT says so) the OPT record. Throws
  * WireError for anything malformed; the caller answers FORMERR when the header is readable.
