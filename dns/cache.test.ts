@@ -33,6 +33,18 @@ describe('answer cache', () => {
     expect(cacheLifetime(toAnswer(reply({ answers: [{ name: 'www.example.test', type: 'A', ttl: 0, data: '192.0.2.1' }] }), 0)!)).toBeUndefined();
   });
 
+  it('passes on, uncached, a reply whose OPT record is not last', () => {
+    const r = reply({
+      answers: [{ name: 'www.example.test', type: 'A', ttl: 60, data: '192.0.2.1' }],
+      additionals: [{ type: 'OPT', name: '.', udpPayloadSize: 1232 } as dnsPacket.Answer, { name: 'www.example.test', type: 'A', ttl: 60, data: '192.0.2.2' }],
+    });
+    const a = toAnswer(r, 0)!;
+    expect(a.keepsOpt).toBe(true);
+    expect(cacheLifetime(a)).toBeUndefined();
+    const out = dnsPacket.decode(serveAnswer(a, Q, parseQuery(Q), 1232, 0));
+    expect(out.additionals!.map((x) => x.type)).toEqual(['OPT', 'A']);
+  });
+
   it('expires entries, and drops the least recently used beyond its capacity', () => {
     const events: string[] = [];
     const cache = new AnswerCache({ capacity: 2, maxTtl: 3600, maxNegativeTtl: 1800 }, { hit: (k) => events.push(`hit ${k}`), miss: () => events.push('miss'), evict: (k) => events.push(`evict ${k}`) });

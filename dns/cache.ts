@@ -16,6 +16,10 @@ export interface Answer {
   readonly received: number;
   /** The SOA of the authority section (negative answers). */
   readonly soa?: { readonly ttl: number; readonly minimum: number };
+  /** The upstream's OPT record sits among other additional records, so it stayed in `buf`
+   *  (taking it out would move what compression pointers point at); such answers are passed
+   *  on as they are and not cached. */
+  readonly keepsOpt?: boolean;
 }
 
 export type CacheKind = 'success' | 'denial';
@@ -42,9 +46,8 @@ export function toAnswer(reply: Buffer, now: number): Answer | undefined {
   } catch {
     return undefined;
   }
-  if (layout.optMisplaced) return undefined;
   let buf = reply;
-  if (layout.optAt !== undefined) {
+  if (layout.optAt !== undefined && !layout.optMisplaced) {
     buf = Buffer.from(reply.subarray(0, layout.optAt));
     buf.writeUInt16BE(buf.readUInt16BE(10) - 1, 10);
   }
@@ -58,12 +61,13 @@ export function toAnswer(reply: Buffer, now: number): Answer | undefined {
     ttls: layout.ttlOffsets.map((o) => buf.readUInt32BE(o)),
     received: now,
     soa: layout.soa,
+    ...(layout.optMisplaced ? { keepsOpt: true } : {}),
   };
 }
 
 /** How long an answer may be cached (seconds) and as what; undefined: not cacheable. */
 export function cacheLifetime(a: Answer, opts: CacheOptions = DEFAULT_CACHE): { ttl: number; kind: CacheKind } | undefined {
-  if ((a.upstreamFlags & 0x0200) !== 0) return undefined; // truncated
+  if ((a.upstreamFlags & 0x0200) !== 0 || a.keepsOpt) return undefined; // truncated, or odd
   const [an, ns] = [a.buf.readUInt16BE(6), a.buf.readUInt16BE(8)];
   if (a.rcode === RCODE.NOERROR && an > 0) {
     const ttl = Math.min(...a.ttls.slice(0, an), opts.maxTtl);
@@ -84,7 +88,7 @@ export function cacheLifetime(a: Answer, opts: CacheOptions = DEFAULT_CACHE): { 
  * seconds since the upstream answered, our OPT when the client sent one, TC when it does not fit.
  */
 export function serveAnswer(a: Answer, query: Buffer, q: Query, limit: number, now: number): Buffer {
-  const opt = q.edns ? OPT_LEN : 0;
+  const opt = q.edns && !a.keepsOpt ? OPT_LEN : 0;
   const rcode = a.rcode;
   if (a.buf.length + opt > limit) return emptyReply(query, q, rcode, { truncated: true });
   const out = Buffer.allocUnsafe(a.buf.length + opt);
