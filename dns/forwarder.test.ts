@@ -24,3 +24,23 @@ describe('upstreams', () => {
     expect(upstreamsFromResolvConf('nameserver 10.0.0.10\n', [{ host: '0.0.0.0', port: 5353 }], local)).toEqual([{ host: '10.0.0.10', port: 53 }]);
   });
 });
+
+describe('the query sent upstream', () => {
+  it('is a clean query: header, the question as spelled, our OPT with the client DO bit', async () => {
+    const { upstreamQuery } = await import('./handler.js');
+    const { parseQuery } = await import('./wire.js');
+    const dnsPacket = (await import('dns-packet')).default;
+    const client = dnsPacket.encode({
+      type: 'query', id: 77, flags: dnsPacket.RECURSION_DESIRED | dnsPacket.CHECKING_DISABLED,
+      questions: [{ name: 'WWW.example.test', type: 'AAAA' }],
+      answers: [{ name: 'junk.test', type: 'A', ttl: 1, data: '192.0.2.9' }],
+      additionals: [{ type: 'OPT', name: '.', udpPayloadSize: 4096, flags: dnsPacket.DNSSEC_OK } as dnsPacket.Answer],
+    } as dnsPacket.Packet);
+    const out = dnsPacket.decode(upstreamQuery(client, parseQuery(client)));
+    expect(out.questions).toEqual([{ name: 'WWW.example.test', type: 'AAAA', class: 'IN' }]);
+    expect(out.answers).toEqual([]);
+    expect(out.flags! & (dnsPacket.RECURSION_DESIRED | dnsPacket.CHECKING_DISABLED)).toBe(dnsPacket.RECURSION_DESIRED | dnsPacket.CHECKING_DISABLED);
+    const opt = out.additionals![0] as unknown as { type: string; udpPayloadSize: number; flags: number };
+    expect([opt.type, opt.udpPayloadSize, opt.flags & dnsPacket.DNSSEC_OK]).toEqual(['OPT', 1232, dnsPacket.DNSSEC_OK]);
+  });
+});

@@ -318,6 +318,9 @@ function questionOf(msg: Buffer): Buffer {
 /** Upstreams may change the case of the name (0x20 randomization echoes it back exactly, but
  *  some do not): compare the question case-insensitively. */
 function sameQuestion(reply: Buffer, question: Buffer): boolean {
+  // An error reply may leave the question out (RFC 1035 does not require it); it still ends
+  // the exchange rather than passing for silence.
+  if (reply.readUInt16BE(4) === 0 && (reply.readUInt16BE(2) & 0xf) !== 0) return true;
   if (reply.readUInt16BE(4) !== 1) return false;
   const end = HEADER_LEN + question.length;
   if (reply.length < end) return false;

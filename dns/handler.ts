@@ -9,7 +9,7 @@ import { PLUGIN, type DnsMetrics, type Listener } from './metrics.js';
 import { addressRec, buildTemplate, serveTemplate, type OwnedRec } from './records.js';
 import type { ClusterZone } from './zone.js';
 import {
-  FLAG_QR, FLAG_RD, HEADER_LEN, MessageWriter, QCLASS_IN, QTYPE, RCODE, WireError, emptyReply,
+  FLAG_AD, FLAG_CD, FLAG_QR, FLAG_RD, HEADER_LEN, MAX_UDP_SIZE, MessageWriter, QCLASS_IN, QTYPE, RCODE, WireError, emptyReply,
   parseQuery, udpLimit, type Query,
 } from './wire.js';
 
@@ -76,16 +76,21 @@ export class DnsHandler {
     const now = Date.now();
     const hit = this.cache.get(key, now);
     if (hit) return this.done(t, t0, msg, q, serveAnswer(hit, msg, q, limit, now), PLUGIN.cache);
-    return this.fetch(key, msg).then((a) =>
-      this.done(t, t0, msg, q, a ? serveAnswer(a, msg, q, limit, Date.now()) : emptyReply(msg, q, RCODE.SERVFAIL), PLUGIN.forward),
+    return this.fetch(key, msg, q).then((a) =>
+      this.done(t, t0, msg, q, a ? this.fromUpstream(a, msg, q, limit) : emptyReply(msg, q, RCODE.SERVFAIL), PLUGIN.forward),
     );
   }
 
+  /** An upstream error reply may come without the question; the client gets it with its own. */
+  private fromUpstream(a: Answer, msg: Buffer, q: Query, limit: number): Buffer {
+    return a.questionEnd === HEADER_LEN ? emptyReply(msg, q, a.rcode) : serveAnswer(a, msg, q, limit, Date.now());
+  }
+
   /** One upstream exchange per distinct question in flight; the answer goes into the cache. */
-  private fetch(key: string, msg: Buffer): Promise<Answer | undefined> {
+  private fetch(key: string, msg: Buffer, q: Query): Promise<Answer | undefined> {
     let p = this.inflight.get(key);
     if (!p) {
-      p = this.forwarder.exchange(msg).then((reply) => {
+      p = this.forwarder.exchange(upstreamQuery(msg, q)).then((reply) => {
         this.inflight.delete(key);
         if (!reply) return undefined;
         const a = toAnswer(reply, Date.now());
@@ -111,7 +116,7 @@ export class DnsHandler {
       const sub = targetQuery(target, q.qtype);
       const sq = parseQuery(sub);
       const key = cacheKey(sq);
-      const a = this.cache.get(key, Date.now()) ?? (await this.fetch(key, sub));
+      const a = this.cache.get(key, Date.now()) ?? (await this.fetch(key, sub, sq));
       if (a) ({ records: chased, rcode } = recordsOf(a));
     }
     const tpl = buildTemplate(msg, q, { rcode: rcode === RCODE.NXDOMAIN ? RCODE.NXDOMAIN : RCODE.NOERROR, authoritative: true, answer: [cname, ...chased] });
@@ -125,6 +130,27 @@ export class DnsHandler {
     }
     return reply;
   }
+}
+
+/**
+ * What goes upstream for a client's question: a clean query of our own (header, the question
+ * as the client spelled it, our OPT with the client's DO bit) rather than the client's bytes,
+ * so whatever else a client put in its message never reaches the upstream, and every answer
+ * we cache was fetched with the same EDNS size, whoever asked first.
+ */
+export function upstreamQuery(msg: Buffer, q: Query): Buffer {
+  const qlen = q.questionEnd - HEADER_LEN;
+  const out = Buffer.alloc(HEADER_LEN + qlen + 11);
+  out.writeUInt16BE(q.flags & (FLAG_RD | FLAG_CD | FLAG_AD), 2);
+  out.writeUInt16BE(1, 4);
+  out.writeUInt16BE(1, 10);
+  msg.copy(out, HEADER_LEN, HEADER_LEN, q.questionEnd);
+  const opt = HEADER_LEN + qlen;
+  out[opt] = 0;
+  out.writeUInt16BE(QTYPE.OPT, opt + 1);
+  out.writeUInt16BE(MAX_UDP_SIZE, opt + 3);
+  out.writeUInt32BE(q.edns?.dnssecOk ? 0x8000 : 0, opt + 5);
+  return out;
 }
 
 /** A recursive query for `name`/`qtype`, as we send it upstream for a CNAME's target. */
