@@ -3,6 +3,7 @@ import { Catalog } from '../../cluster/catalog.js';
 import { configureLogging, logger } from '../../common/log.js';
 import type { Backend, SyncRequest } from './backend.js';
 import { ProxierHealth } from './healthcheck/proxier.js';
+import { ProxyMetrics } from './metrics.js';
 import { Proxier } from './proxier.js';
 
 configureLogging({ write: () => {} });
@@ -90,6 +91,38 @@ describe('Proxier', () => {
     await next;
     expect(backend.calls[2]).toMatchObject({ full: true, services: ['ns/a', 'ns/b'] });
     expect(health.healthz().status).toBe(200);
+  });
+});
+
+describe('Proxier metrics', () => {
+  it('records network programming latency from the slice trigger time, once per change', async () => {
+    const catalog = new Catalog({ kinds: ['Service', 'EndpointSlice'] });
+    const trigger = new Date(Date.now() - 3000).toISOString();
+    catalog.batch(() => {
+      catalog.apply('Service', svc('a', '10.96.0.1'));
+      const s = slice('a', ['10.244.0.1']);
+      catalog.apply('EndpointSlice', { ...s, metadata: { ...s.metadata, annotations: { 'endpoints.kubernetes.io/last-change-trigger-time': trigger } } });
+      catalog.markSynced('Service');
+      catalog.markSynced('EndpointSlice');
+    });
+    const metrics = new ProxyMetrics();
+    const p = new Proxier(catalog, new FakeBackend(), {
+      nodeName: 'n', minSyncPeriodMs: 0, syncPeriodMs: 3_600_000,
+      nodeFacts: async () => ({ nodeIPs: { IPv4: [], IPv6: [] }, nodePortAddresses: { IPv4: 'all', IPv6: 'all' } }),
+    }, logger('test'), metrics);
+    const first = p.nextSync();
+    p.start();
+    await first;
+    p.requestFull();
+    await p.nextSync();
+    const h = (await metrics.registry.getSingleMetric('kubeproxy_network_programming_duration_seconds')!.get()).values;
+    expect(h.find((v) => v.metricName?.endsWith('_count'))?.value).toBe(1);
+    const sum = h.find((v) => v.metricName?.endsWith('_sum'))!.value;
+    expect(sum).toBeGreaterThanOrEqual(3);
+    expect(sum).toBeLessThan(60);
+    const text = await metrics.registry.metrics();
+    expect(text).toContain('kubeproxy_sync_full_proxy_rules_duration_seconds_count 2');
+    await p.stop();
   });
 });
 
