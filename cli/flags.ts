@@ -4,7 +4,7 @@
 // command line leaves unset; flags win.
 import { readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
-import { parse as parseYaml } from 'yaml';
+import yaml from 'js-yaml';
 
 export class UsageError extends Error {}
 
@@ -152,7 +152,7 @@ export function parseFlags(command: Command, argv: readonly string[]): Options {
   if (typeof given.config === 'string') {
     let doc: unknown;
     try {
-      doc = parseYaml(readFileSync(given.config, 'utf8'));
+      doc = yaml.load(readFileSync(given.config, 'utf8'));
     } catch (err) {
       throw new UsageError(`--config ${given.config}: ${(err as Error).message.split('\n')[0]}`);
     }

@@ -32,8 +32,8 @@ export async function loadKubeconfig(path: string): Promise<KubeTarget> {
   try {
     doc = JSON.parse(text) as Obj;
   } catch {
-    const { parse } = await import('yaml');
-    doc = parse(text) as Obj;
+    const { default: yaml } = await import('js-yaml');
+    doc = yaml.load(text) as Obj;
   }
   if (!doc || typeof doc !== 'object') throw new Error(`kubeconfig ${path}: not a mapping`);
   const ctxName = doc['current-context'];

@@ -6,7 +6,7 @@
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { parseAllDocuments } from 'yaml';
+import { parseManifest } from '../cluster/sources/manifests.js';
 import { configureLogging, isLogLevel, logger } from '../common/log.js';
 import { population } from './population.js';
 import { RESOURCE_TYPES } from './resources.js';
@@ -28,7 +28,8 @@ const USAGE = `usage: test-apiserver [flags]
 const SERVED = new Set(RESOURCE_TYPES.map((r) => r.kind));
 const log = logger('test-apiserver');
 
-/** Every served object in the YAML (and JSON) files under `dir`, `List` kinds unpacked. */
+/** Every served object in the YAML (and JSON) files under `dir`, parsed as the agent's
+ *  --manifests source parses them; a file that does not parse is skipped with a warning. */
 function* objectsInDir(dir: string): Generator<unknown> {
   for (const entry of readdirSync(dir).sort()) {
     const path = join(dir, entry);
@@ -37,15 +38,10 @@ function* objectsInDir(dir: string): Generator<unknown> {
       continue;
     }
     if (!/\.(ya?ml|json)$/.test(entry)) continue;
-    for (const doc of parseAllDocuments(readFileSync(path, 'utf8'))) {
-      if (doc.errors.length > 0) {
-        log.warn('YAML document skipped', { path, error: doc.errors[0].message });
-        continue;
-      }
-      const obj = doc.toJS() as { kind?: string; items?: unknown[] } | null;
-      if (!obj) continue;
-      if (obj.kind?.endsWith('List') && Array.isArray(obj.items)) yield* obj.items;
-      else yield obj;
+    try {
+      for (const found of parseManifest(readFileSync(path, 'utf8'), path)) yield found.obj;
+    } catch (err) {
+      log.warn('manifest skipped', { path, line: (err as { line?: number }).line, error: (err as Error).message });
     }
   }
 }

@@ -4,7 +4,7 @@ import http from 'node:http';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { parse as parseYaml } from 'yaml';
+import yaml from 'js-yaml';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { configureLogging } from '../common/log.js';
 import { TestApiServer } from './server.js';
@@ -293,7 +293,7 @@ describe('test API server', () => {
       const ok = await getJson(`${secured.url}/api/v1/nodes`, { headers: { Authorization: 'Bearer t0ken' } });
       expect(ok.status).toBe(200);
       await secured.writeKubeconfig(join(dir, 'kc'));
-      const kc = parseYaml(readFileSync(join(dir, 'kc'), 'utf8'));
+      const kc = yaml.load(readFileSync(join(dir, 'kc'), 'utf8'));
       expect(kc.clusters[0].cluster.server).toBe(secured.url);
       expect(kc.users[0].user.token).toBe('t0ken');
     } finally {

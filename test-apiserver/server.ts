@@ -5,7 +5,7 @@
 import http from 'node:http';
 import type { Socket } from 'node:net';
 import { writeFile } from 'node:fs/promises';
-import { stringify as toYaml } from 'yaml';
+import yaml from 'js-yaml';
 import { Logger, logger as makeLogger } from '../common/log.js';
 import { parseResourcePath, type ResourcePath, type ResourceType } from './resources.js';
 import { ConflictError, ExpiredError, ObjectStore, type ChangeEvent, type StoredObject } from './store.js';
@@ -142,7 +142,7 @@ export class TestApiServer {
       contexts: [{ name: 'test', context: { cluster: 'test', user: 'test' } }],
       'current-context': 'test',
     };
-    await writeFile(path, toYaml(config));
+    await writeFile(path, yaml.dump(config));
   }
 
   async stop(): Promise<void> {

@@ -88,6 +88,18 @@ describe('ManifestSource', () => {
     expect(changed).toEqual([['prod/api']]);
   });
 
+  it('lets the later file win for an object defined twice, and falls back when it goes', async () => {
+    writeFileSync(join(dir, 'two.yaml'), service('web', '10.96.0.30'));
+    await within(1000, () => catalog.service('default/web')?.clusterIPs[0] === '10.96.0.30');
+    unlinkSync(join(dir, 'two.yaml'));
+    await within(1000, () => catalog.service('default/web')?.clusterIPs[0] === '10.96.0.10');
+  });
+
+  it('reads JSON files and YAML documents alike', async () => {
+    writeFileSync(join(dir, 'x.json'), JSON.stringify({ apiVersion: 'v1', kind: 'Service', metadata: { name: 'j' }, spec: { clusterIP: '10.96.0.40', ports: [{ port: 53, protocol: 'UDP' }] } }));
+    await within(1000, () => catalog.service('default/j')?.ports[0].protocol === 'UDP');
+  });
+
   it('refuses a missing directory with a clear error', async () => {
     await expect(new ManifestSource({ dir: join(dir, 'nope') }).start(new Catalog())).rejects.toThrow(/not a directory/);
   });

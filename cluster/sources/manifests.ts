@@ -6,11 +6,17 @@
 // unreliable across editors' rename-into-place saves and bind mounts, and a stat per file every
 // quarter second is cheap next to the 1 s promise. Only files whose (inode, size, mtime) moved
 // are re-read, and only the objects of those files are re-applied, so one edit in a 100k-endpoint
-// directory costs one file.
+// directory costs one file. Per object only a digest of its JSON is kept (to tell an unchanged
+// object in a changed file): the catalog holds the normalized records, and a second raw copy of a
+// large cluster would double the memory.
+//
+// js-yaml, not the `yaml` package: 1.0 s against 11.8 s for 10k services with 100k endpoints.
+import { createHash } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import { readdir, readFile, stat } from 'node:fs/promises';
 import { join, relative } from 'node:path';
+import yaml from 'js-yaml';
 import { Counter } from 'prom-client';
-import { parseAllDocuments } from 'yaml';
 import { logger, type Logger } from '../../common/log.js';
 import { metricOnce, registry } from '../../common/metrics.js';
 import { KINDS, type Kind, type ObjectSink, type Source } from '../sink.js';
@@ -27,16 +33,34 @@ const API_VERSIONS: Record<Kind, string> = {
   Pod: 'v1',
 };
 
-interface Found {
+/** An object as a file declares it. */
+export interface Found {
   kind: Kind;
   id: string; // kind/namespace/name
   obj: Record<string, unknown>;
-  json: string;
+}
+
+/** What is remembered of an object between scans. */
+interface Seen {
+  kind: Kind;
+  namespace: string;
+  name: string;
+  digest: string;
 }
 
 interface FileState {
   sig: string;
-  objects: Map<string, Found>;
+  objects: Map<string, Seen>;
+}
+
+function remember(f: Found): Seen {
+  const m = (f.obj.metadata ?? {}) as { name?: unknown; namespace?: unknown };
+  return {
+    kind: f.kind,
+    namespace: f.kind === 'Node' ? '' : String(m.namespace || 'default'),
+    name: String(m.name),
+    digest: createHash('sha1').update(JSON.stringify(f.obj)).digest('base64'),
+  };
 }
 
 export interface ManifestSourceOptions {
@@ -45,18 +69,18 @@ export interface ManifestSourceOptions {
   log?: Logger;
 }
 
-/** Parses one file's text into the objects it declares. Throws with the first error's line. */
+/** Parses one file's text (YAML or JSON, several documents) into the objects it declares that
+ *  we read. Throws with the line (1-based) of the first error. */
 export function parseManifest(text: string, path: string): Found[] {
   const out: Found[] = [];
-  for (const doc of parseAllDocuments(text)) {
-    if ('errors' in doc && doc.errors.length) {
-      const e = doc.errors[0];
-      const line = e.linePos?.[0].line;
-      throw Object.assign(new Error(e.message.split('\n')[0]), { path, line });
-    }
-    const value = doc.toJS({ maxAliasCount: 100 }) as unknown;
-    collect(value, out);
+  let docs: unknown[];
+  try {
+    docs = yaml.loadAll(text, undefined, { filename: path });
+  } catch (err) {
+    const e = err as Error & { reason?: string; mark?: { line: number } };
+    throw Object.assign(new Error(e.reason ?? e.message.split('\n')[0]), { path, line: e.mark ? e.mark.line + 1 : undefined });
   }
+  for (const doc of docs) collect(doc, out);
   return out;
 }
 
@@ -71,7 +95,7 @@ function collect(value: unknown, out: Found[]): void {
   if (!KINDS.includes(kind) || obj.apiVersion !== API_VERSIONS[kind]) return; // not ours to read
   const m = obj.metadata ?? {};
   const ns = kind === 'Node' ? '' : (m.namespace || 'default');
-  out.push({ kind, id: `${kind}/${ns}/${m.name}`, obj, json: JSON.stringify(obj) });
+  out.push({ kind, id: `${kind}/${ns}/${m.name}`, obj });
 }
 
 export class ManifestSource implements Source {
@@ -134,6 +158,7 @@ export class ManifestSource implements Source {
     await this.listFiles(this.dir, paths);
     paths.sort();
     const changed = new Map<string, FileState | undefined>(); // undefined: file removed
+    const fresh = new Map<string, Found>(); // objects of the re-read files, by id (last file wins)
     const present = new Set(paths);
     for (const path of this.files.keys()) if (!present.has(path)) changed.set(path, undefined);
     for (const path of paths) {
@@ -159,27 +184,43 @@ export class ManifestSource implements Source {
         else this.files.set(path, { sig, objects: new Map() });
         continue;
       }
-      changed.set(path, { sig, objects: new Map(objects.map((o) => [o.id, o])) });
+      changed.set(path, { sig, objects: new Map(objects.map((o) => [o.id, remember(o)])) });
+      for (const o of objects) fresh.set(`${path}\0${o.id}`, o);
     }
     if (changed.size === 0 && !initial) return;
-    this.apply(changed);
+    this.apply(changed, fresh);
   }
 
   /** The file that defines an object wins by path order (last wins), as a later file would
    *  when `kubectl apply -f DIR` walks the directory. */
-  private winner(id: string): Found | undefined {
-    let found: Found | undefined;
-    for (const state of this.files.values()) found = state.objects.get(id) ?? found;
+  private winner(id: string): { path: string; seen: Seen } | undefined {
+    let found: { path: string; seen: Seen } | undefined;
+    for (const [path, state] of this.files) {
+      const seen = state.objects.get(id);
+      if (seen) found = { path, seen };
+    }
     return found;
   }
 
-  private apply(changed: Map<string, FileState | undefined>): void {
+  /** The object itself: from the files just read, else (a duplicate definition elsewhere became
+   *  the winner) by reading its file again. */
+  private objectOf(id: string, path: string, fresh: Map<string, Found>): Found | undefined {
+    const got = fresh.get(`${path}\0${id}`);
+    if (got) return got;
+    try {
+      return parseManifest(readFileSync(path, 'utf8'), path).find((o) => o.id === id);
+    } catch {
+      return undefined;
+    }
+  }
+
+  private apply(changed: Map<string, FileState | undefined>, fresh: Map<string, Found>): void {
     const sink = this.sink;
     if (!sink) return;
-    const touched = new Map<string, Found | undefined>(); // id → previous winner
+    const touched = new Map<string, Seen | undefined>(); // id → what was in force before
     for (const [path, state] of changed) {
-      for (const id of this.files.get(path)?.objects.keys() ?? []) if (!touched.has(id)) touched.set(id, this.winner(id));
-      for (const id of state?.objects.keys() ?? []) if (!touched.has(id)) touched.set(id, this.winner(id));
+      for (const id of this.files.get(path)?.objects.keys() ?? []) if (!touched.has(id)) touched.set(id, this.winner(id)?.seen);
+      for (const id of state?.objects.keys() ?? []) if (!touched.has(id)) touched.set(id, this.winner(id)?.seen);
     }
     for (const [path, state] of changed) {
       if (state) this.files.set(path, state);
@@ -189,12 +230,10 @@ export class ManifestSource implements Source {
     sink.batch(() => {
       for (const [id, before] of touched) {
         const now = this.winner(id);
-        if (now && before && now.json === before.json) continue;
-        if (now) sink.apply(now.kind, now.obj);
-        else if (before) {
-          const m = (before.obj.metadata ?? {}) as { name?: string; namespace?: string };
-          sink.delete(before.kind, before.kind === 'Node' ? '' : m.namespace || 'default', String(m.name));
-        }
+        if (now && before && now.seen.digest === before.digest) continue;
+        const found = now && this.objectOf(id, now.path, fresh);
+        if (found) sink.apply(found.kind, found.obj);
+        else if (before) sink.delete(before.kind, before.namespace, before.name);
       }
     });
   }
