@@ -16,6 +16,7 @@ import {
   type Normalized,
   type SliceRecord,
 } from './normalize.js';
+import { IPIndex } from './ip-index.js';
 import type { Kind, ObjectSink } from './sink.js';
 import type {
   CatalogChange,
@@ -98,7 +99,7 @@ export class Catalog implements ObjectSink, CatalogView {
   private readonly nodesByName = new Map<string, Node>();
   private readonly podsByKey = new Map<ObjectKey, Pod>();
   private readonly podIndex = new Map<string, Pod[]>();
-  private readonly ipOwners = new Map<string, IPOwner[]>();
+  private readonly ipOwners = new IPIndex();
   /** The IPs each service put into ipOwners, so its entries can be taken out again. */
   private readonly ipsByService = new Map<ObjectKey, string[]>();
 
@@ -140,7 +141,7 @@ export class Catalog implements ObjectSink, CatalogView {
     return this.podIndex.get(ip) ?? [];
   }
   ownersOfIP(ip: string): readonly IPOwner[] {
-    return this.ipOwners.get(ip) ?? [];
+    return this.ipOwners.get(ip);
   }
   onChange(fn: (change: CatalogChange) => void): () => void {
     this.listeners.add(fn);
@@ -315,24 +316,21 @@ export class Catalog implements ObjectSink, CatalogView {
   /** Marks a service changed and re-indexes its addresses. */
   private serviceChanged(key: ObjectKey): void {
     this.pending.services.add(key);
-    for (const ip of this.ipsByService.get(key) ?? []) {
-      const owners = this.ipOwners.get(ip)?.filter((o) => o.kind === 'pod' || o.serviceKey !== key);
-      if (owners?.length) this.ipOwners.set(ip, owners);
-      else this.ipOwners.delete(ip);
-    }
+    for (const ip of this.ipsByService.get(key) ?? []) this.ipOwners.remove(ip, (o) => o.kind !== 'pod' && o.serviceKey === key);
     const ips: string[] = [];
     const add = (ip: string, owner: IPOwner) => {
       ips.push(ip);
-      const owners = this.ipOwners.get(ip);
-      if (owners) owners.push(owner);
-      else this.ipOwners.set(ip, [owner]);
+      this.ipOwners.add(ip, owner);
     };
     const svc = this.servicesByKey.get(key);
     if (svc) {
-      for (const ip of svc.clusterIPs) add(ip, { kind: 'service', serviceKey: key });
+      const asService: IPOwner = { kind: 'service', serviceKey: key };
+      for (const ip of svc.clusterIPs) add(ip, asService);
       // Endpoints count only while their service exists: a slice without a service is inert.
+      // One shared owner record for the endpoints without a hostname: 100k endpoints, 1 object.
+      const asEndpoint: IPOwner = { kind: 'endpoint', serviceKey: key };
       for (const ep of this.endpointsByService.get(key)?.endpoints ?? []) {
-        add(ep.ip, ep.hostname ? { kind: 'endpoint', serviceKey: key, hostname: ep.hostname } : { kind: 'endpoint', serviceKey: key });
+        add(ep.ip, ep.hostname ? { kind: 'endpoint', serviceKey: key, hostname: ep.hostname } : asEndpoint);
       }
     }
     if (ips.length) this.ipsByService.set(key, ips);
@@ -358,8 +356,7 @@ export class Catalog implements ObjectSink, CatalogView {
     this.podsByKey.set(pod.key, pod);
     for (const ip of pod.podIPs) {
       this.podIndex.set(ip, [...(this.podIndex.get(ip) ?? []), pod]);
-      const owners = this.ipOwners.get(ip) ?? [];
-      this.ipOwners.set(ip, [...owners, { kind: 'pod', podKey: pod.key }]);
+      this.ipOwners.add(ip, { kind: 'pod', podKey: pod.key });
     }
     this.pending.pods.add(pod.key);
   }
@@ -377,9 +374,7 @@ export class Catalog implements ObjectSink, CatalogView {
       const pods = this.podIndex.get(ip)?.filter((p) => p.key !== pod.key);
       if (pods?.length) this.podIndex.set(ip, pods);
       else this.podIndex.delete(ip);
-      const owners = this.ipOwners.get(ip)?.filter((o) => o.kind !== 'pod' || o.podKey !== pod.key);
-      if (owners?.length) this.ipOwners.set(ip, owners);
-      else this.ipOwners.delete(ip);
+      this.ipOwners.remove(ip, (o) => o.kind === 'pod' && o.podKey === pod.key);
     }
   }
 
