@@ -1,7 +1,7 @@
 // Runs a CNI plugin binary the way a runtime does (CNI_* environment, config on stdin, result on
 // stdout), for the namespace tests and the benchmark. Not used by the plugin itself.
 import { spawn } from 'node:child_process';
-import { cpSync, existsSync, mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdirSync, mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -16,20 +16,19 @@ function repoRoot(): string {
   return dir;
 }
 
-/** The built plugin (`make build` / `npx tsc`), whichever of src/dist this module runs from. */
-export const PLUGIN_BIN = join(repoRoot(), 'dist', 'cmd', 'kube-dataplane-ipam.js');
+/** The plugin as installed: the single-file CommonJS bundle `make build` writes. */
+export const PLUGIN_BIN = join(repoRoot(), 'dist', 'cmd', 'kube-dataplane-ipam.cjs');
 /**
- * A private copy of the built plugin (cmd + ipam modules), so that a test or benchmark run is not
- * disturbed by someone rebuilding dist/ meanwhile (tsc rewrites files in place). The copy needs
- * nothing else: the plugin's ADD path imports only its own modules and node built-ins.
+ * A private copy of the built plugin, so that a test or benchmark run is not disturbed by someone
+ * rebuilding dist/ meanwhile. The bundle is self-contained, so the copy is one file — which is
+ * also how it is installed on a node (/opt/cni/bin/kube-dataplane-ipam).
  */
 export function snapshotPlugin(into = mkdtempSync(join(tmpdir(), 'kdp-ipam-bin-'))): string {
-  const dist = dirname(dirname(PLUGIN_BIN));
-  mkdirSync(join(into, 'cmd'), { recursive: true });
-  writeFileSync(join(into, 'package.json'), '{"type": "module"}\n');
-  cpSync(PLUGIN_BIN, join(into, 'cmd', 'kube-dataplane-ipam.js'));
-  cpSync(join(dist, 'ipam'), join(into, 'ipam'), { recursive: true, filter: (src) => !src.endsWith('.map') });
-  return join(into, 'cmd', 'kube-dataplane-ipam.js');
+  if (!existsSync(PLUGIN_BIN)) throw new Error(`${PLUGIN_BIN} is missing: run make build`);
+  mkdirSync(into, { recursive: true });
+  const bin = join(into, 'kube-dataplane-ipam');
+  cpSync(PLUGIN_BIN, bin);
+  return bin;
 }
 
 export const HOST_LOCAL_BIN = '/usr/lib/cni/host-local';

@@ -17,7 +17,7 @@ function repoRoot(): string {
 }
 const ROOT = repoRoot();
 export const BIN = join(ROOT, 'dist/cmd/kube-dataplane.js');
-export const IPAM_BIN = join(ROOT, 'dist/cmd/kube-dataplane-ipam.js');
+export const IPAM_BIN = join(ROOT, 'dist/cmd/kube-dataplane-ipam.cjs');
 export const EXAMPLE = join(ROOT, 'manifests/example');
 
 /** An HTTP server that answers with its own name. */
