@@ -5,20 +5,29 @@ import { startProxy } from '../proxy/command.js';
 import { startDns } from '../dns/command.js';
 import { untilSignalled } from './main.js';
 import { logger } from '../common/log.js';
-import { enableProcessMetrics } from '../common/metrics.js';
 import { keepNodePodCIDRsFile } from './node-pod-cidrs-writer.js';
 
 export async function main(opts: Options): Promise<number> {
   const log = logger('agent');
-  enableProcessMetrics();
   const catalog = await openCatalog(opts, { pods: opts.pods === 'verified' });
-  const stopIpamFile = opts.nodePodCIDRsFile ? keepNodePodCIDRsFile(catalog.view, opts.nodeName, opts.nodePodCIDRsFile, log) : () => {};
-  const parts = [await startProxy(opts, catalog.view), await startDns(opts, catalog.view)];
+  const stops: Array<() => Promise<void> | void> = [() => catalog.stop()];
+  // Stops what started, newest first; also when a later part fails to start (a port in use).
+  const stopAll = async () => {
+    for (const stop of stops.reverse()) await stop();
+  };
+  try {
+    if (opts.nodePodCIDRsFile) stops.push(keepNodePodCIDRsFile(catalog.view, opts.nodeName, opts.nodePodCIDRsFile, log));
+    const proxy = await startProxy(opts, catalog.view);
+    stops.push(() => proxy.stop());
+    const dns = await startDns(opts, catalog.view);
+    stops.push(() => dns.stop());
+  } catch (err) {
+    await stopAll();
+    throw err;
+  }
   log.info('started', { node: opts.nodeName });
   const sig = await untilSignalled();
   log.info('stopping', { signal: sig });
-  stopIpamFile();
-  await Promise.all(parts.map((p) => p.stop()));
-  await catalog.stop();
+  await stopAll();
   return 0;
 }

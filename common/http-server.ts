@@ -2,7 +2,6 @@
 // one or more on their own addresses; handlers are plain functions of the request path.
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { registry } from './metrics.js';
 
 export interface Reply {
   status: number;
@@ -23,10 +22,6 @@ export function parseHostPort(s: string, what = 'address'): ListenAddress {
   if (!m || port > 65535) throw new Error(`${what} ${JSON.stringify(s)} is not HOST:PORT`);
   const host = m[1] ?? (m[2] || '0.0.0.0');
   return { host, port };
-}
-
-export function metricsRoute(): Route {
-  return async () => ({ status: 200, body: await registry.metrics(), contentType: registry.contentType });
 }
 
 export class HttpEndpoint {

@@ -1,20 +1,19 @@
-// The process-wide Prometheus registry. Components register their metrics here under the names
-// kube-proxy and CoreDNS use, so existing dashboards keep working.
-import { Registry, collectDefaultMetrics } from 'prom-client';
+// The process-wide registry for what the shared parts measure (the catalog, the watches). The
+// proxy and DNS halves each keep their own registry, named as kube-proxy's and CoreDNS's so
+// existing dashboards work, and serve it on their own /metrics together with this one.
+import type { Registry } from 'prom-client';
+import { Registry as PromRegistry } from 'prom-client';
 
-export const registry = new Registry();
-let defaultsOn = false;
-
-/** Process metrics (RSS, CPU, event-loop lag); called once by long-running commands. */
-export function enableProcessMetrics(): void {
-  if (defaultsOn) return;
-  defaultsOn = true;
-  collectDefaultMetrics({ register: registry });
-}
+export const registry = new PromRegistry();
 
 /** Returns the metric already registered under `name`, or creates it: modules and tests may
  *  construct a component twice in one process, and prom-client refuses duplicate names. */
 export function metricOnce<T>(name: string, create: () => T): T {
   const existing = registry.getSingleMetric(name);
   return (existing as T | undefined) ?? create();
+}
+
+/** The /metrics body of a component: its own registry, then the shared one. */
+export async function exposition(own: Registry): Promise<string> {
+  return (await own.metrics()) + '\n' + (await registry.metrics());
 }

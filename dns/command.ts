@@ -3,6 +3,7 @@ import { UsageError, type Options } from '../cli/flags.js';
 import type { CatalogView } from '../cluster/types.js';
 import { HttpEndpoint, parseHostPort, type ListenAddress, type Route } from '../common/http-server.js';
 import { logger } from '../common/log.js';
+import { exposition } from '../common/metrics.js';
 import { AnswerCache, DEFAULT_CACHE } from './cache.js';
 import { Forwarder, type Upstream, parseUpstream, readResolvConf, upstreamLabel, upstreamsFromResolvConf } from './forwarder.js';
 import { DnsHandler } from './handler.js';
@@ -93,7 +94,7 @@ export async function startDns(opts: Options, catalog: CatalogView): Promise<Run
     };
     at(opts.healthListen, '/health', () => ({ status: 200, body: 'OK' }));
     at(opts.readyListen, '/ready', () => (catalog.synced ? { status: 200, body: 'OK' } : { status: 503, body: 'catalog not synced\n' }));
-    at(opts.metricsListen, '/metrics', async () => ({ status: 200, body: await metrics.registry.metrics(), contentType: metrics.registry.contentType }));
+    at(opts.metricsListen, '/metrics', async () => ({ status: 200, body: await exposition(metrics.registry), contentType: metrics.registry.contentType }));
     const bound: Record<string, ListenAddress> = {};
     for (const [key, r] of routes) {
       const h = new HttpEndpoint(r);

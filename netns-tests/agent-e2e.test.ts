@@ -4,7 +4,7 @@
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startExampleNode, type ExampleNode } from './harness/example-node.js';
+import { BIN, startExampleNode, type ExampleNode } from './harness/example-node.js';
 
 describe('kube-dataplane agent on one node', () => {
   let ex: ExampleNode;
@@ -47,8 +47,12 @@ describe('kube-dataplane agent on one node', () => {
     const get = async (url: string) => (await ex.node.exec('node', ['-e', `fetch(${JSON.stringify(url)}).then(async r => console.log(r.status, await r.text()))`])).stdout;
     expect(await get('http://127.0.0.1:10256/healthz')).toMatch(/^200 /);
     expect(await get('http://127.0.0.1:8181/ready')).toMatch(/^200 /);
-    expect(await get('http://127.0.0.1:10249/metrics')).toContain('kubeproxy_sync_proxy_rules_duration_seconds');
-    expect(await get('http://127.0.0.1:9153/metrics')).toContain('coredns_dns_requests_total');
+    const proxyMetrics = await get('http://127.0.0.1:10249/metrics');
+    const dnsMetrics = await get('http://127.0.0.1:9153/metrics');
+    expect(proxyMetrics).toContain('kubeproxy_sync_proxy_rules_duration_seconds');
+    expect(dnsMetrics).toContain('coredns_dns_requests_total');
+    // The shared catalog's own metrics are served on both.
+    for (const m of [proxyMetrics, dnsMetrics]) expect(m).toMatch(/^kubedataplane_catalog_objects\{kind="Service"\} 3$/m);
   });
 
   it('follows a manifest edit in both halves: a new service resolves and connects', async () => {
@@ -78,6 +82,14 @@ endpoints: [{ addresses: [10.244.0.12] }]
     }
     expect(answer).toBe('10.96.0.81');
     expect(counts).toEqual({ 'web-1': 3 });
+  });
+
+  it('exits 1 naming the reason when a port it needs is taken', async () => {
+    // The running agent holds the DNS port; a second one on the same node must fail cleanly.
+    const second = ex.node.spawn(process.execPath, [BIN, ...ex.agentArgs, '--healthz-bind-address', '127.0.0.1:20256', '--metrics-bind-address', '127.0.0.1:20249', '--node-pod-cidrs-file', ''], { label: 'agent-2' });
+    const code = await Promise.race([second.exited, new Promise((r) => setTimeout(r, 20_000, 'hung'))]);
+    expect(code).toBe(1);
+    expect(second.stderr).toMatch(/EADDRINUSE/);
   });
 
   it('stops cleanly on SIGTERM', async () => {

@@ -6,6 +6,7 @@ import type { CatalogView, IPFamily } from '../cluster/types.js';
 import { HttpEndpoint, parseHostPort, type ListenAddress } from '../common/http-server.js';
 import { parseCIDR } from '../common/ip.js';
 import { logger } from '../common/log.js';
+import { exposition } from '../common/metrics.js';
 import { conntrackArgs, type FlowFilter } from './core/conntrack.js';
 import { ProxierHealth } from './core/healthcheck/proxier.js';
 import { ServiceHealthServers } from './core/healthcheck/services.js';
@@ -126,7 +127,7 @@ export async function startProxy(opts: Options, catalog: CatalogView): Promise<R
       log.info('health endpoint listening', { address: `${a.address}:${a.port}` });
     }
     if (checked.metrics) {
-      const s = new HttpEndpoint({ '/metrics': async () => ({ status: 200, body: await metrics.registry.metrics(), contentType: metrics.registry.contentType }) });
+      const s = new HttpEndpoint({ '/metrics': async () => ({ status: 200, body: await exposition(metrics.registry), contentType: metrics.registry.contentType }) });
       const a = await s.listen(checked.metrics);
       servers.push(s);
       log.info('metrics endpoint listening', { address: `${a.address}:${a.port}` });
