@@ -19,7 +19,12 @@ export function parseIP(s: unknown): ParsedIP | undefined {
 
 /** RFC 5952 text: lower case, no leading zeros, the longest run of zero groups as `::`. */
 function canonicalIPv6(s: string): string {
-  const groups = ipv6Groups(s);
+  return formatIPv6Groups(ipv6Groups(s));
+}
+
+/** RFC 5952 text of eight 16-bit groups: the longest run of two or more zero groups (the first,
+ *  on a tie) becomes `::`. Shared by everything that prints IPv6: catalog, DNS, IPAM. */
+export function formatIPv6Groups(groups: readonly number[]): string {
   let bestStart = -1;
   let bestLen = 1; // a single zero group is not shortened
   for (let i = 0; i < 8; ) {
@@ -89,7 +94,7 @@ export function bigIntToIP(v: bigint, family: IPFamily): string {
   if (family === 'IPv4') return [24n, 16n, 8n, 0n].map((s) => String((v >> s) & 255n)).join('.');
   const groups: number[] = [];
   for (let i = 7; i >= 0; i--) groups.push(Number((v >> BigInt(i * 16)) & 0xffffn));
-  return canonicalIPv6(groups.map((g) => g.toString(16)).join(':'));
+  return formatIPv6Groups(groups);
 }
 
 /** Whether `ip` lies inside `cidr` (both canonical, same family or not). */

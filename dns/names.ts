@@ -1,6 +1,7 @@
 // Names the Kubernetes DNS specification derives from addresses: reverse names (in-addr.arpa,
 // nibble-form ip6.arpa), dashed addresses (endpoint and pod names), and back.
 import { isIPv4, isIPv6 } from 'node:net';
+import { formatIPv6Groups } from '../common/ip.js';
 import { ipBytes } from './wire.js';
 
 /** `10.0.0.1` → `1.0.0.10.in-addr.arpa`; IPv6 in nibble form under `ip6.arpa`. */
@@ -21,24 +22,7 @@ export function dashedIP(ip: string): string {
 export function canonicalIPv6(bytes: Buffer): string {
   const words: number[] = [];
   for (let i = 0; i < 16; i += 2) words.push(bytes.readUInt16BE(i));
-  let bestStart = -1;
-  let bestLen = 0;
-  for (let i = 0; i < 8; ) {
-    if (words[i] !== 0) {
-      i++;
-      continue;
-    }
-    let j = i;
-    while (j < 8 && words[j] === 0) j++;
-    if (j - i > bestLen && j - i >= 2) {
-      bestStart = i;
-      bestLen = j - i;
-    }
-    i = j;
-  }
-  const hex = words.map((w) => w.toString(16));
-  if (bestStart < 0) return hex.join(':');
-  return `${hex.slice(0, bestStart).join(':')}::${hex.slice(bestStart + bestLen).join(':')}`;
+  return formatIPv6Groups(words);
 }
 
 /**

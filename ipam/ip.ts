@@ -1,5 +1,7 @@
 // IP addresses and prefixes as bigints: small, exact for both families, and cheap to load (the
 // plugin's start time is paid by every pod, so no address library on this path).
+import { formatIPv6Groups } from '../common/ip.js';
+
 export type Family = 4 | 6;
 
 export interface IP {
@@ -78,24 +80,7 @@ export function formatIP(family: Family, value: bigint): string {
   }
   const g: number[] = [];
   for (let i = 7; i >= 0; i--) g.push(Number((value >> BigInt(i * 16)) & 0xffffn));
-  let bestAt = -1;
-  let bestLen = 1; // a single zero group is not compressed
-  for (let i = 0; i < 8; ) {
-    if (g[i] !== 0) {
-      i++;
-      continue;
-    }
-    let j = i;
-    while (j < 8 && g[j] === 0) j++;
-    if (j - i > bestLen) {
-      bestAt = i;
-      bestLen = j - i;
-    }
-    i = j;
-  }
-  const hex = (a: number[]) => a.map((n) => n.toString(16)).join(':');
-  if (bestAt < 0) return hex(g);
-  return `${hex(g.slice(0, bestAt))}::${hex(g.slice(bestAt + bestLen))}`;
+  return formatIPv6Groups(g);
 }
 
 export function ipString(ip: IP): string {
