@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { configureLogging } from '../../common/log.js';
 import { Catalog } from '../catalog.js';
-import { ManifestSource } from './manifests.js';
+import { ManifestSource, parseManifest, splitDocuments } from './manifests.js';
 
 const lines: string[] = [];
 configureLogging({ write: (l) => lines.push(l), format: 'json' });
@@ -102,5 +102,28 @@ describe('ManifestSource', () => {
 
   it('refuses a missing directory with a clear error', async () => {
     await expect(new ManifestSource({ dir: join(dir, 'nope') }).start(new Catalog())).rejects.toThrow(/not a directory/);
+  });
+});
+
+describe('splitDocuments and parseManifest', () => {
+  it.each([
+    ['a: 1\n---\nb: 2\n', [['a: 1\n', 0], ['b: 2\n', 2]]],
+    ['---\na: 1\n', [['a: 1\n', 1]]],
+    ['a: 1\r\n---\r\nb: 2', [['a: 1\r\n', 0], ['b: 2', 2]]],
+    ['a: 1\n--- # next\nb: 2\n...\n', [['a: 1\n', 0], ['b: 2\n', 2]]],
+    ['a: |\n  ---\n  text\n', [['a: |\n  ---\n  text\n', 0]]],
+    ['a: 1\n---x: 2\n', [['a: 1\n---x: 2\n', 0]]],
+  ])('splits %j', (text, want) => {
+    expect(splitDocuments(text).map((d) => [d.text, d.line])).toEqual(want);
+  });
+
+  it('keeps content that follows a --- marker on its line', () => {
+    const found = parseManifest('--- {apiVersion: v1, kind: Node, metadata: {name: n1}}\n', 'f.yaml');
+    expect(found.map((f) => f.id)).toEqual(['Node//n1']);
+  });
+
+  it('reports the line of an error in a later document, counted in the whole file', () => {
+    const text = 'apiVersion: v1\nkind: Node\nmetadata: {name: a}\n---\napiVersion: v1\nkind: [unclosed\n';
+    expect(() => parseManifest(text, 'f.yaml')).toThrow(expect.objectContaining({ line: 7 }));
   });
 });

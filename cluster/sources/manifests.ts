@@ -10,6 +10,12 @@
 // object in a changed file): the catalog holds the normalized records, and a second raw copy of a
 // large cluster would double the memory.
 //
+// Files are read document by document, twice: a first pass checks every document parses and
+// takes the digests (so a broken file changes nothing), a second parses again only the
+// documents whose objects changed and hands them to the catalog one document at a time. All raw
+// objects of a large directory are never alive together: at 10k services with 100k endpoints
+// that peak alone was ~100 MB of heap, which V8 then keeps as RSS.
+//
 // js-yaml, not the `yaml` package: 1.0 s against 11.8 s for 10k services with 100k endpoints.
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
@@ -46,6 +52,8 @@ interface Seen {
   namespace: string;
   name: string;
   digest: string;
+  /** Which document of its file declares it. */
+  doc: number;
 }
 
 interface FileState {
@@ -53,14 +61,69 @@ interface FileState {
   objects: Map<string, Seen>;
 }
 
-function remember(f: Found): Seen {
+function remember(f: Found, doc: number): Seen {
   const m = (f.obj.metadata ?? {}) as { name?: unknown; namespace?: unknown };
   return {
     kind: f.kind,
     namespace: f.kind === 'Node' ? '' : String(m.namespace || 'default'),
     name: String(m.name),
     digest: createHash('sha1').update(JSON.stringify(f.obj)).digest('base64'),
+    doc,
   };
+}
+
+/** One YAML document of a file and the line (0-based) it starts on. */
+interface Doc {
+  text: string;
+  line: number;
+}
+
+/** Splits a YAML stream at its `---` / `...` marker lines, so documents parse one at a time.
+ *  Content after a `--- ` marker on the same line stays with its document. */
+export function splitDocuments(text: string): Doc[] {
+  const docs: Doc[] = [];
+  let start = 0;
+  let startLine = 0;
+  let line = 0;
+  let at = 0;
+  while (at <= text.length) {
+    const nl = text.indexOf('\n', at);
+    const end = nl < 0 ? text.length : nl;
+    if (text.startsWith('---', at) || text.startsWith('...', at)) {
+      const rest = text.slice(at + 3, end);
+      if (rest === '' || /^[ \t]/.test(rest) || rest === '\r') {
+        docs.push({ text: text.slice(start, at), line: startLine });
+        // `--- {a: 1}`: keep what follows the marker, blanked so columns stay right.
+        start = at;
+        startLine = line;
+        if (text.startsWith('...', at) || rest.trim() === '' || rest.trim().startsWith('#')) {
+          start = nl < 0 ? text.length : nl + 1;
+          startLine = line + 1;
+        } else {
+          text = text.slice(0, at) + '   ' + text.slice(at + 3);
+        }
+      }
+    }
+    if (nl < 0) break;
+    at = nl + 1;
+    line++;
+  }
+  docs.push({ text: text.slice(start), line: startLine });
+  return docs.filter((d) => d.text.trim() !== '');
+}
+
+/** Parses one document; an error carries the file's 1-based line. */
+function parseDocument(doc: Doc, path: string): Found[] {
+  let value: unknown;
+  try {
+    value = yaml.load(doc.text, { filename: path });
+  } catch (err) {
+    const e = err as Error & { reason?: string; mark?: { line: number } };
+    throw Object.assign(new Error(e.reason ?? e.message.split('\n')[0]), { path, line: doc.line + (e.mark ? e.mark.line : 0) + 1 });
+  }
+  const out: Found[] = [];
+  collect(value, out);
+  return out;
 }
 
 export interface ManifestSourceOptions {
@@ -72,16 +135,7 @@ export interface ManifestSourceOptions {
 /** Parses one file's text (YAML or JSON, several documents) into the objects it declares that
  *  we read. Throws with the line (1-based) of the first error. */
 export function parseManifest(text: string, path: string): Found[] {
-  const out: Found[] = [];
-  let docs: unknown[];
-  try {
-    docs = yaml.loadAll(text, undefined, { filename: path });
-  } catch (err) {
-    const e = err as Error & { reason?: string; mark?: { line: number } };
-    throw Object.assign(new Error(e.reason ?? e.message.split('\n')[0]), { path, line: e.mark ? e.mark.line + 1 : undefined });
-  }
-  for (const doc of docs) collect(doc, out);
-  return out;
+  return splitDocuments(text).flatMap((d) => parseDocument(d, path));
 }
 
 function collect(value: unknown, out: Found[]): void {
@@ -158,7 +212,7 @@ export class ManifestSource implements Source {
     await this.listFiles(this.dir, paths);
     paths.sort();
     const changed = new Map<string, FileState | undefined>(); // undefined: file removed
-    const fresh = new Map<string, Found>(); // objects of the re-read files, by id (last file wins)
+    const docsOf = new Map<string, Doc[]>(); // the documents of the re-read files, for pass two
     const present = new Set(paths);
     for (const path of this.files.keys()) if (!present.has(path)) changed.set(path, undefined);
     for (const path of paths) {
@@ -167,9 +221,12 @@ export class ManifestSource implements Source {
       const sig = `${st.ino}:${st.size}:${st.mtimeNs}`;
       const prev = this.files.get(path);
       if (prev?.sig === sig) continue;
-      let objects: Found[];
+      const docs = splitDocuments(await readFile(path, 'utf8'));
+      const objects = new Map<string, Seen>();
       try {
-        objects = parseManifest(await readFile(path, 'utf8'), path);
+        docs.forEach((d, i) => {
+          for (const o of parseDocument(d, path)) objects.set(o.id, remember(o, i));
+        });
       } catch (err) {
         const e = err as Error & { line?: number };
         manifestErrors.inc();
@@ -184,11 +241,11 @@ export class ManifestSource implements Source {
         else this.files.set(path, { sig, objects: new Map() });
         continue;
       }
-      changed.set(path, { sig, objects: new Map(objects.map((o) => [o.id, remember(o)])) });
-      for (const o of objects) fresh.set(`${path}\0${o.id}`, o);
+      changed.set(path, { sig, objects });
+      docsOf.set(path, docs);
     }
     if (changed.size === 0 && !initial) return;
-    this.apply(changed, fresh);
+    this.apply(changed, docsOf);
   }
 
   /** The file that defines an object wins by path order (last wins), as a later file would
@@ -202,19 +259,7 @@ export class ManifestSource implements Source {
     return found;
   }
 
-  /** The object itself: from the files just read, else (a duplicate definition elsewhere became
-   *  the winner) by reading its file again. */
-  private objectOf(id: string, path: string, fresh: Map<string, Found>): Found | undefined {
-    const got = fresh.get(`${path}\0${id}`);
-    if (got) return got;
-    try {
-      return parseManifest(readFileSync(path, 'utf8'), path).find((o) => o.id === id);
-    } catch {
-      return undefined;
-    }
-  }
-
-  private apply(changed: Map<string, FileState | undefined>, fresh: Map<string, Found>): void {
+  private apply(changed: Map<string, FileState | undefined>, docsOf: Map<string, Doc[]>): void {
     const sink = this.sink;
     if (!sink) return;
     const touched = new Map<string, Seen | undefined>(); // id → what was in force before
@@ -227,14 +272,40 @@ export class ManifestSource implements Source {
       else this.files.delete(path);
       this.log.info(state ? 'manifest loaded' : 'manifest removed', { path: relative(this.dir, path), objects: state?.objects.size ?? 0 });
     }
+    // What to apply, grouped by the document that declares it, so each document is parsed once
+    // more and its objects are garbage as soon as the catalog has taken them.
+    const byDoc = new Map<string, { path: string; doc: number; ids: Set<string> }>();
     sink.batch(() => {
       for (const [id, before] of touched) {
         const now = this.winner(id);
         if (now && before && now.seen.digest === before.digest) continue;
-        const found = now && this.objectOf(id, now.path, fresh);
-        if (found) sink.apply(found.kind, found.obj);
-        else if (before) sink.delete(before.kind, before.namespace, before.name);
+        if (now) {
+          const k = `${now.path}\0${now.seen.doc}`;
+          let g = byDoc.get(k);
+          if (!g) byDoc.set(k, (g = { path: now.path, doc: now.seen.doc, ids: new Set() }));
+          g.ids.add(id);
+        } else if (before) sink.delete(before.kind, before.namespace, before.name);
+      }
+      for (const g of byDoc.values()) {
+        // A document of an unchanged file: a duplicate definition there became the winner.
+        const docs = docsOf.get(g.path) ?? this.readDocs(g.path);
+        const doc = docs?.[g.doc];
+        let objects: Found[] = [];
+        try {
+          objects = doc ? parseDocument(doc, g.path) : [];
+        } catch {
+          /* changed under us since pass one; the next scan sees it */
+        }
+        for (const o of objects) if (g.ids.has(o.id)) sink.apply(o.kind, o.obj);
       }
     });
+  }
+
+  private readDocs(path: string): Doc[] | undefined {
+    try {
+      return splitDocuments(readFileSync(path, 'utf8'));
+    } catch {
+      return undefined;
+    }
   }
 }
