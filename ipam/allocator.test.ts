@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { allocate, emptyState, heldBy, release, releaseAllExcept } from './allocator.js';
+import { allocate, MemoryLedger, release, releaseAllExcept } from './allocator.js';
 import { CniError } from './errors.js';
 import { ipString, parseIP } from './ip.js';
 import { buildRangeSets } from './range.js';
@@ -22,7 +22,7 @@ function code(fn: () => unknown): [number, string] {
 
 describe('allocate', () => {
   it('gives one address per range set, skipping the gateway, round-robin', () => {
-    const s = emptyState();
+    const s = new MemoryLedger();
     const sets = dual();
     expect(addrs(allocate(s, sets, who('a'), [], T))).toEqual(['10.0.0.2', 'fd00::2']);
     expect(addrs(allocate(s, sets, who('b'), [], T))).toEqual(['10.0.0.3', 'fd00::3']);
@@ -32,7 +32,7 @@ describe('allocate', () => {
   });
 
   it('returns the same addresses on a repeated ADD and allocates nothing new', () => {
-    const s = emptyState();
+    const s = new MemoryLedger();
     const sets = dual();
     const first = addrs(allocate(s, sets, who('a'), [], T));
     expect(addrs(allocate(s, sets, who('a'), [], T))).toEqual(first);
@@ -40,7 +40,7 @@ describe('allocate', () => {
   });
 
   it('wraps around and reuses freed addresses once the range is used up; then reports exhaustion', () => {
-    const s = emptyState();
+    const s = new MemoryLedger();
     const sets = buildRangeSets([[{ subnet: '10.0.0.0/29' }]], 'ipam.ranges'); // .2-.6: 5 addresses
     for (const id of ['a', 'b', 'c', 'd', 'e']) allocate(s, sets, who(id), [], T);
     expect(code(() => allocate(s, sets, who('f'), [], T))).toEqual([
@@ -51,16 +51,18 @@ describe('allocate', () => {
     expect(addrs(allocate(s, sets, who('f'), [], T))).toEqual(['10.0.0.4']);
   });
 
-  it('does not leave a half allocation in the state when a later set is exhausted (caller discards)', () => {
-    const s = emptyState();
+  it('does not leave a half allocation when a later set is exhausted', () => {
+    const s = new MemoryLedger();
     const sets = buildRangeSets([[{ subnet: '10.0.0.0/24' }], [{ subnet: 'fd00::/126' }]], 'ipam.ranges'); // v6: ::2, ::3
     allocate(s, sets, who('a'), [], T);
     allocate(s, sets, who('b'), [], T);
     expect(code(() => allocate(s, sets, who('c'), [], T))[0]).toBe(100);
+    expect(s.heldBy(who('c'))).toEqual([]);
+    expect(s.allocations.size).toBe(4);
   });
 
   it('honours requested addresses and refuses taken, gateway and foreign ones', () => {
-    const s = emptyState();
+    const s = new MemoryLedger();
     const sets = dual();
     expect(addrs(allocate(s, sets, who('a'), [ip('10.0.0.5')], T))).toEqual(['10.0.0.5', 'fd00::2']);
     expect(code(() => allocate(s, sets, who('b'), [ip('10.0.0.5')], T))).toEqual([101, 'requested IP 10.0.0.5 is already allocated to container a ifname eth0']);
@@ -73,18 +75,18 @@ describe('allocate', () => {
   });
 
   it('keys by container ID and ifname', () => {
-    const s = emptyState();
+    const s = new MemoryLedger();
     const sets = dual();
     allocate(s, sets, { containerID: 'a', ifname: 'eth0' }, [], T);
     allocate(s, sets, { containerID: 'a', ifname: 'net1' }, [], T);
     expect(s.allocations.size).toBe(4);
     expect(release(s, { containerID: 'a', ifname: 'net1' })).toEqual(['10.0.0.3', 'fd00::3']);
-    expect(heldBy(s, who('a'))).toEqual(['10.0.0.2', 'fd00::2']);
+    expect(s.heldBy(who('a'))).toEqual(['10.0.0.2', 'fd00::2']);
     expect(release(s, who('zzz'))).toEqual([]);
   });
 
   it('GC releases what the valid list does not name', () => {
-    const s = emptyState();
+    const s = new MemoryLedger();
     const sets = dual();
     for (const id of ['a', 'b', 'c']) allocate(s, sets, who(id), [], T);
     const freed = releaseAllExcept(s, [who('b')]);
@@ -93,7 +95,7 @@ describe('allocate', () => {
   });
 
   it('finds a free address quickly in a huge IPv6 range', () => {
-    const s = emptyState();
+    const s = new MemoryLedger();
     const sets = buildRangeSets([[{ subnet: 'fd00::/64' }]], 'r');
     for (let i = 0; i < 300; i++) allocate(s, sets, who(`c${i}`), [], T);
     expect(s.allocations.size).toBe(300);

@@ -4,7 +4,7 @@
 // this path is loaded by every pod start, so the path stays small.
 import { readFileSync, writeSync } from 'node:fs';
 import { hostname } from 'node:os';
-import { allocate, attachmentText, heldBy, release, releaseAllExcept, type Allocated, type Attachment } from './allocator.js';
+import { attachmentText, type Allocated, type Attachment } from './allocator.js';
 import {
   checkVersion,
   decodeConfig,
@@ -17,7 +17,7 @@ import {
 import { cniError, CniError, ErrorCode } from './errors.js';
 import { formatIP, ipString, parseCIDR, parseIP } from './ip.js';
 import { readNodePodCIDRsFile } from './node-pod-cidrs.js';
-import { buildRangeSets, capacity, rangeFor, rangeSetText, type RangeSet } from './range.js';
+import { buildRangeSets, rangeSetText, type RangeSet } from './range.js';
 import { NetworkStore } from './store.js';
 
 const COMMANDS = ['ADD', 'DEL', 'CHECK', 'GC', 'STATUS', 'VERSION'] as const;
@@ -134,23 +134,17 @@ function storeFor(cfg: IpamConfig, io: PluginIO): NetworkStore {
 async function cmdAdd(cfg: IpamConfig, who: Attachment, io: PluginIO): Promise<Record<string, unknown>> {
   const sets = await rangeSets(cfg);
   const requested = [...cfg.requestedIPs, ...requestedFromCniArgs(io.env.CNI_ARGS)];
-  const now = new Date().toISOString();
-  const allocated = storeFor(cfg, io).update((state) => {
-    const before = state.allocations.size;
-    const result = allocate(state, sets, who, requested, now);
-    return { result, changed: state.allocations.size !== before };
-  });
+  const allocated = storeFor(cfg, io).add(sets, who, requested, new Date().toISOString());
   return addResult(cfg, allocated);
 }
 
 function cmdDel(cfg: IpamConfig, who: Attachment, io: PluginIO): void {
-  // Under the lock even when nothing is held: one read of the state instead of a lock-free look
-  // first and a second read under the lock. Nothing to release writes nothing (DEL is idempotent).
-  storeFor(cfg, io).update((state) => ({ result: undefined, changed: release(state, who).length > 0 }));
+  // Under the lock even when nothing is held; nothing to release writes nothing (DEL is idempotent).
+  storeFor(cfg, io).del(who);
 }
 
 function cmdCheck(cfg: IpamConfig, who: Attachment, io: PluginIO): void {
-  const held = new Set(heldBy(storeFor(cfg, io).read(), who));
+  const held = new Set(storeFor(cfg, io).held(who));
   if (held.size === 0) {
     throw cniError(ErrorCode.allocationMissing, `network "${cfg.network}": no address is allocated to ${attachmentText(who)}`);
   }
@@ -171,13 +165,8 @@ function cmdGC(cfg: IpamConfig, io: PluginIO): void {
     throw cniError(ErrorCode.invalidConfig, 'GC: the config has no "cni.dev/valid-attachments"; refusing to guess which addresses are in use');
   }
   const valid = cfg.validAttachments;
-  const store = storeFor(cfg, io);
-  const freed = store.update((state) => {
-    const f = releaseAllExcept(state, valid);
-    return { result: f, changed: f.length > 0 };
-  });
-  for (const f of freed) io.stderr(`kube-dataplane-ipam: GC released ${f.address} of ${attachmentText(f.owner)}\n`);
-  store.sweep();
+  const { freed } = storeFor(cfg, io).gc(() => valid);
+  for (const f of freed) io.stderr(`kube-dataplane-ipam: GC released ${f.address} of ${attachmentText(f)}\n`);
 }
 
 async function cmdStatus(cfg: IpamConfig, io: PluginIO): Promise<void> {
@@ -188,14 +177,9 @@ async function cmdStatus(cfg: IpamConfig, io: PluginIO): Promise<void> {
     if (err instanceof CniError && err.code === ErrorCode.tryAgainLater) throw cniError(ErrorCode.notAvailable, err.message);
     throw err;
   }
-  const state = storeFor(cfg, io).read();
+  const store = storeFor(cfg, io);
   for (const set of sets) {
-    let held = 0n;
-    for (const addr of state.allocations.keys()) {
-      const ip = parseIP(addr);
-      if (ip && rangeFor(set, ip)) held++;
-    }
-    if (held >= capacity(set)) {
+    if (!store.hasFree(set)) {
       throw cniError(ErrorCode.notAvailable, `network "${cfg.network}": range set ${set.index} (${rangeSetText(set)}) has no free address`);
     }
   }

@@ -1,7 +1,7 @@
 // `kube-dataplane ipam …`: operator tools around the IPAM store and the node's pod CIDRs.
 import { readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
-import { attachmentText, releaseAllExcept, type Attachment, type Owner } from './allocator.js';
+import { attachmentText, type Attachment } from './allocator.js';
 import { DEFAULT_MASK_SIZES, nodeCIDR, parseClusterCIDRs } from './node-cidrs.js';
 import { DEFAULT_NODE_POD_CIDRS_FILE, writeNodePodCIDRsFile } from './node-pod-cidrs.js';
 import { ipString, parseIP } from './ip.js';
@@ -124,13 +124,12 @@ function storeFrom(p: Parsed): NetworkStore {
 
 function list(argv: readonly string[]): number {
   const p = parseArgs(argv, ['network', 'data-dir']);
-  const state = storeFrom(p).read();
-  const rows = [...state.allocations].map(([address, o]) => ({ address, ...o }));
+  const rows = storeFrom(p).list().map(({ address, containerID, ifname, time, indexed }) => ({ address, containerID, ifname, time, indexed }));
   if (p.bools.has('json')) {
     out(JSON.stringify(rows, null, 2));
     return 0;
   }
-  for (const r of rows) out(`${r.address.padEnd(40)} ${r.containerID} ${r.ifname} ${r.time}`);
+  for (const r of rows) out(`${r.address.padEnd(40)} ${r.containerID} ${r.ifname} ${r.time}${r.indexed ? '' : ' (in no index: left by a killed call or by host-local; gc decides)'}`);
   process.stderr.write(`${rows.length} addresses allocated\n`);
   return 0;
 }
@@ -179,27 +178,23 @@ async function gc(argv: readonly string[]): Promise<number> {
   }
   const dryRun = p.bools.has('dry-run');
   const now = Date.now();
-  const store = storeFrom(p);
-  const freed = store.update((state) => {
-    // Attachments to keep: the listed ones, plus (with a kubeconfig) every attachment holding an
-    // address a pod reports, or holding one too young for the pod's status to show it.
-    const keep = [...valid];
-    if (kubeconfig) {
-      for (const [address, o] of state.allocations) {
-        const age = now - Date.parse(o.time);
-        if (podAddresses.has(address) || !(age >= minAgeMs)) keep.push(o);
+  const { freed, removed } = storeFrom(p).gc(
+    (all) => {
+      // Attachments to keep: the listed ones, plus (with a kubeconfig) every attachment holding
+      // an address a pod reports, or holding one too young for the pod's status to show it.
+      const keep = [...valid];
+      if (kubeconfig) {
+        for (const a of all) {
+          const age = now - Date.parse(a.time);
+          if (podAddresses.has(a.address) || !(age >= minAgeMs)) keep.push(a);
+        }
       }
-    }
-    const before = new Map(state.allocations);
-    const f = releaseAllExcept(state, keep);
-    if (dryRun) {
-      state.allocations.clear();
-      for (const [k, v] of before) state.allocations.set(k, v);
-    }
-    return { result: f, changed: !dryRun && f.length > 0 };
-  });
-  for (const f of freed) out(`${dryRun ? 'would release' : 'released'} ${f.address} (${attachmentText(f.owner as Owner)}, since ${f.owner.time})`);
-  if (!dryRun) for (const name of store.sweep()) out(`removed leftover ${name}`);
+      return keep;
+    },
+    { dryRun },
+  );
+  for (const f of freed) out(`${dryRun ? 'would release' : 'released'} ${f.address} (${attachmentText(f)}, since ${f.time})`);
+  for (const name of removed) out(`removed leftover ${name}`);
   process.stderr.write(`${freed.length} addresses ${dryRun ? 'would be ' : ''}released\n`);
   return 0;
 }

@@ -1,13 +1,13 @@
-import { spawn } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { allocate, emptyState } from './allocator.js';
 import { CniError } from './errors.js';
+import { ipString, parseIP } from './ip.js';
 import { DirLock, holderName, selfHolder } from './lock.js';
 import { buildRangeSets } from './range.js';
-import { decodeState, encodeState, LOCK_DIR, NetworkStore, STATE_FILE } from './store.js';
+import { ATTACHMENTS_DIR, decodeLegacyState, LEGACY_IMPORTED, LEGACY_STATE_FILE, LOCK_DIR, NetworkStore, README_FILE } from './store.js';
 
 const dirs: string[] = [];
 function tmp(): string {
@@ -21,73 +21,200 @@ afterEach(() => {
 
 const sets = buildRangeSets([[{ subnet: '10.0.0.0/24' }], [{ subnet: 'fd00::/64' }]], 'ipam.ranges');
 const who = (id: string) => ({ containerID: id, ifname: 'eth0' });
+const add = (s: NetworkStore, id: string, requested: string[] = []) =>
+  s.add(sets, who(id), requested.map((r) => parseIP(r)!), 't-' + id).map((a) => ipString(a.ip));
+const read = (...p: string[]) => readFileSync(join(...p), 'utf8');
 
-describe('state file', () => {
-  it('round-trips and reads as one allocation per line', () => {
-    const s = emptyState();
-    allocate(s, sets, who('a'), [], 't1');
-    allocate(s, sets, who('b'), [], 't2');
-    const text = encodeState('net', s, 'now');
-    expect(text).toContain('\n    "10.0.0.3": {"containerID": "b", "ifname": "eth0", "time": "t2"}');
-    const back = decodeState(text, 'f');
-    expect([...back.allocations]).toEqual([...s.allocations]);
-    expect([...back.lastReserved]).toEqual([...s.lastReserved]);
-    expect(decodeState(encodeState('net', emptyState(), 'now'), 'f').allocations.size).toBe(0);
+function code(fn: () => unknown): [number, string] {
+  try {
+    fn();
+  } catch (e) {
+    if (e instanceof CniError) return [e.code, e.message];
+    throw e;
+  }
+  throw new Error('no error');
+}
+
+describe('NetworkStore layout (host-local\'s files plus an index by attachment)', () => {
+  it('ADD writes one host-local address file per address, last_reserved_ip.N, an index entry and a README', () => {
+    const d = tmp();
+    const store = new NetworkStore(d, 'net');
+    expect(add(store, 'a')).toEqual(['10.0.0.2', 'fd00::2']);
+    const net = join(d, 'net');
+    expect(readdirSync(net).sort()).toEqual(['10.0.0.2', README_FILE, ATTACHMENTS_DIR, 'fd00::2', LOCK_DIR, 'last_reserved_ip.0', 'last_reserved_ip.1'].sort());
+    expect(read(net, '10.0.0.2')).toBe('a\r\neth0');
+    expect(read(net, 'last_reserved_ip.1')).toBe('fd00::2');
+    expect(JSON.parse(read(net, ATTACHMENTS_DIR, 'a:eth0'))).toEqual({ containerID: 'a', ifname: 'eth0', addresses: ['10.0.0.2', 'fd00::2'], time: 't-a' });
+    expect(read(net, README_FILE)).toContain('attachments/<containerID>:<ifname>');
+    expect(readdirSync(join(net, LOCK_DIR))).toEqual([]);
   });
 
-  it('refuses a damaged file instead of starting empty (which would hand addresses out twice)', () => {
-    expect(() => decodeState('{"allocations": {"10.0.0.2": {}}}', '/x/state.json')).toThrow(
-      /^state file \/x\/state.json is damaged \(allocation 10.0.0.2 has no containerID\/ifname\)/,
-    );
-    try {
-      decodeState('{', '/x')
-    } catch (e) {
-      expect((e as CniError).code).toBe(5);
-    }
+  it('repeated ADD returns the held addresses; DEL removes files and index entry; DEL again is a no-op', () => {
+    const d = tmp();
+    const store = new NetworkStore(d, 'net');
+    add(store, 'a');
+    expect(add(store, 'b')).toEqual(['10.0.0.3', 'fd00::3']);
+    expect(add(store, 'b')).toEqual(['10.0.0.3', 'fd00::3']);
+    expect(store.held(who('b'))).toEqual(['10.0.0.3', 'fd00::3']);
+    expect(store.del(who('b'))).toEqual(['10.0.0.3', 'fd00::3']);
+    expect(existsSync(join(d, 'net', '10.0.0.3'))).toBe(false);
+    expect(readdirSync(join(d, 'net', ATTACHMENTS_DIR))).toEqual(['a:eth0']);
+    expect(store.del(who('b'))).toEqual([]);
+    // Round-robin: .3 is free again, but the next one is .4.
+    expect(add(store, 'c')).toEqual(['10.0.0.4', 'fd00::4']);
+  });
+
+  it('ADD, DEL and CHECK never open another attachment\'s files (cost does not grow with allocations)', () => {
+    const d = tmp();
+    const net = join(d, 'net');
+    const store = new NetworkStore(d, 'net');
+    add(store, 'first');
+    // 300 addresses held by others, as FIFOs: opening one would block this test forever. Only a
+    // scan opens every file; the calls below must look at their own files and stat candidates.
+    const fifos = Array.from({ length: 250 }, (_, i) => `10.0.0.${i + 3}`);
+    execFileSync('mkfifo', fifos.map((f) => join(net, f)));
+    mkdirSync(join(net, 'fd00::3'));
+    expect(add(store, 'x')).toEqual(['10.0.0.253', 'fd00::4']);
+    expect(add(store, 'x')).toEqual(['10.0.0.253', 'fd00::4']);
+    expect(store.held(who('x'))).toEqual(['10.0.0.253', 'fd00::4']);
+    expect(store.del(who('x'))).toEqual(['10.0.0.253', 'fd00::4']);
+    expect(store.del(who('first'))).toEqual(['10.0.0.2', 'fd00::2']);
+    expect(store.hasFree(sets[0])).toBe(true);
+  });
+
+  it('a requested address that is taken names its holder (code 101); a conflicting repeat is 102', () => {
+    const store = new NetworkStore(tmp(), 'net');
+    add(store, 'a', ['10.0.0.50']);
+    expect(code(() => add(store, 'b', ['10.0.0.50']))).toEqual([101, 'requested IP 10.0.0.50 is already allocated to container a ifname eth0']);
+    expect(code(() => add(store, 'a', ['10.0.0.51']))).toEqual([102, 'container a ifname eth0 already holds 10.0.0.50 in range set 0; requested 10.0.0.51 (DEL it first)']);
+  });
+
+  it('an exhausted later set claims nothing (the index and files stay as they were)', () => {
+    const d = tmp();
+    const small = buildRangeSets([[{ subnet: '10.0.0.0/24' }], [{ subnet: 'fd00::/126' }]], 'r'); // v6: ::2, ::3
+    const store = new NetworkStore(d, 'net');
+    store.add(small, who('a'), [], 't');
+    store.add(small, who('b'), [], 't');
+    expect(code(() => store.add(small, who('c'), [], 't'))[0]).toBe(100);
+    expect(store.list().map((a) => a.containerID)).toEqual(['a', 'b', 'a', 'b']);
+    expect(readdirSync(join(d, 'net', ATTACHMENTS_DIR)).sort()).toEqual(['a:eth0', 'b:eth0']);
   });
 });
 
-describe('NetworkStore', () => {
-  it('persists under dataDir/network and leaves the lock free', () => {
+describe('what killed calls leave, and GC', () => {
+  it('an index entry for an address never claimed is ignored; an unindexed address file is an orphan GC frees', () => {
     const d = tmp();
+    const net = join(d, 'net');
     const store = new NetworkStore(d, 'net');
-    store.update((s) => ({ result: allocate(s, sets, who('a'), [], 't'), changed: true }));
-    expect(readdirSync(join(d, 'net')).sort()).toEqual([STATE_FILE, LOCK_DIR]);
-    expect(readdirSync(join(d, 'net', LOCK_DIR))).toEqual([]);
-    expect(new NetworkStore(d, 'net').read().allocations.size).toBe(2);
+    add(store, 'live');
+    // ADD of k1 killed after writing its index entry, before claiming: nothing is held.
+    writeFileSync(join(net, ATTACHMENTS_DIR, 'k1:eth0'), JSON.stringify({ containerID: 'k1', ifname: 'eth0', addresses: ['10.0.0.3', 'fd00::3'], time: 't' }));
+    expect(store.held(who('k1'))).toEqual([]);
+    // An address file no index lists (an old ADD's claim), and one whose holder was never written.
+    writeFileSync(join(net, '10.0.0.9'), 'k2\r\neth0');
+    writeFileSync(join(net, '10.0.0.10'), '');
+    // ADD walks past claimed files whatever they say; k1's retry gets fresh addresses.
+    expect(add(store, 'k1')).toEqual(['10.0.0.3', 'fd00::3']);
+    expect(store.list().map((a) => [a.address, a.containerID, a.indexed])).toEqual([
+      ['10.0.0.2', 'live', true],
+      ['10.0.0.3', 'k1', true],
+      ['10.0.0.9', 'k2', false],
+      ['fd00::2', 'live', true],
+      ['fd00::3', 'k1', true],
+    ]);
+    const dry = store.gc(() => [who('live'), who('k1')], { dryRun: true });
+    expect(dry.freed.map((f) => f.address)).toEqual(['10.0.0.9']);
+    expect(existsSync(join(net, '10.0.0.9'))).toBe(true);
+    const { freed } = store.gc(() => [who('live'), who('k1')]);
+    expect(freed.map((f) => `${f.address} ${f.containerID}`)).toEqual(['10.0.0.9 k2']);
+    expect(existsSync(join(net, '10.0.0.10'))).toBe(false);
+    expect(store.list().map((a) => a.containerID)).toEqual(['live', 'k1', 'live', 'k1']);
   });
 
-  it('writes nothing when the update throws', () => {
+  it('GC frees a valid attachment\'s claim its index does not list (superseded by a retry), adopts an unindexed holder, drops stale entries', () => {
     const d = tmp();
+    const net = join(d, 'net');
     const store = new NetworkStore(d, 'net');
-    expect(() =>
-      store.update((s) => {
-        allocate(s, sets, who('a'), [], 't');
-        throw new Error('boom');
-      }),
-    ).toThrow('boom');
-    expect(existsSync(join(d, 'net', STATE_FILE))).toBe(false);
-    expect(readdirSync(join(d, 'net', LOCK_DIR))).toEqual([]);
+    add(store, 'a');
+    writeFileSync(join(net, '10.0.0.40'), 'a\r\neth0'); // a's, but a's index does not list it
+    writeFileSync(join(net, '10.0.0.41'), 'h\r\neth0'); // h has no index entry at all (host-local wrote it)
+    writeFileSync(join(net, ATTACHMENTS_DIR, 'gone:eth0'), JSON.stringify({ containerID: 'gone', ifname: 'eth0', addresses: ['10.0.0.77'], time: 't' }));
+    const { freed } = store.gc(() => [who('a'), who('h'), who('gone')]);
+    expect(freed.map((f) => f.address)).toEqual(['10.0.0.40']);
+    expect(readdirSync(join(net, ATTACHMENTS_DIR)).sort()).toEqual(['a:eth0', 'h:eth0']);
+    expect(store.held(who('h'))).toEqual(['10.0.0.41']);
+    expect(store.del(who('h'))).toEqual(['10.0.0.41']);
   });
 
-  it('imports host-local files on first use and moves them aside', () => {
+  it('DEL after an ADD killed before it wrote a holder removes the empty claim its index lists', () => {
+    const d = tmp();
+    const net = join(d, 'net');
+    const store = new NetworkStore(d, 'net');
+    add(store, 'a');
+    writeFileSync(join(net, ATTACHMENTS_DIR, 'k:eth0'), JSON.stringify({ containerID: 'k', ifname: 'eth0', addresses: ['10.0.0.3', 'fd00::3'], time: 't' }));
+    writeFileSync(join(net, '10.0.0.3'), 'k\r\neth0');
+    writeFileSync(join(net, 'fd00::3'), '');
+    expect(store.held(who('k'))).toEqual(['10.0.0.3']);
+    expect(store.del(who('k'))).toEqual(['10.0.0.3']);
+    expect(readdirSync(net).filter((n) => n.startsWith('10.') || n.startsWith('fd00')).sort()).toEqual(['10.0.0.2', 'fd00::2']);
+    expect(existsSync(join(net, 'fd00::3'))).toBe(false);
+  });
+});
+
+describe('first use of a directory', () => {
+  it('indexes host-local\'s files where they are, and continues after its last reserved address', () => {
     const d = tmp();
     const net = join(d, 'net');
     mkdirSync(net);
     writeFileSync(join(net, '10.0.0.7'), 'cid1\r\neth0');
     writeFileSync(join(net, 'fd00::7'), 'cid1\r\neth0');
-    writeFileSync(join(net, '10.0.0.8'), 'cid-old');
+    writeFileSync(join(net, '10.0.0.8'), 'cid-old'); // host-local's oldest format: no ifname
     writeFileSync(join(net, 'last_reserved_ip.0'), '10.0.0.8');
     writeFileSync(join(net, 'lock'), '');
-    const store = new NetworkStore(d, 'net');
-    const got = store.update((s) => ({ result: allocate(s, sets, who('new'), [], 't'), changed: true }));
-    expect(got.map((a) => a.ip.value)).toEqual([9n + (10n << 24n), 2n + (0xfd00n << 112n)]);
-    const state = store.read();
-    expect(state.allocations.get('10.0.0.7')).toMatchObject({ containerID: 'cid1', ifname: 'eth0' });
-    expect(state.allocations.get('10.0.0.8')).toMatchObject({ containerID: 'cid-old', ifname: 'eth0' });
-    expect(readdirSync(join(net, 'host-local-imported')).sort()).toEqual(['10.0.0.7', '10.0.0.8', 'fd00::7', 'last_reserved_ip.0']);
+    const logs: string[] = [];
+    const store = new NetworkStore(d, 'net', { log: (m) => logs.push(m) });
+    expect(add(store, 'new')).toEqual(['10.0.0.9', 'fd00::2']);
+    expect(logs).toEqual(['network "net": indexed 2 attachments from address files already here (host-local\'s)']);
+    expect(read(net, '10.0.0.7')).toBe('cid1\r\neth0'); // untouched, in place
+    expect(add(store, 'cid1')).toEqual(['10.0.0.7', 'fd00::7']); // a repeated ADD finds host-local's allocation
+    expect(store.del(who('cid-old'))).toEqual(['10.0.0.8']);
+    expect(store.list().map((a) => a.address)).toEqual(['10.0.0.7', '10.0.0.9', 'fd00::2', 'fd00::7']);
   });
 
+  it('converts the JSON state of earlier versions once, keeping it as .imported', () => {
+    const d = tmp();
+    const net = join(d, 'net');
+    mkdirSync(net);
+    writeFileSync(
+      join(net, LEGACY_STATE_FILE),
+      JSON.stringify({ lastReserved: { '0': '10.0.0.3' }, allocations: { '10.0.0.2': { containerID: 'a', ifname: 'eth0', time: 'T0' }, '10.0.0.3': { containerID: 'b', ifname: 'net1', time: 'T1' } } }),
+    );
+    const store = new NetworkStore(d, 'net');
+    expect(add(store, 'c')).toEqual(['10.0.0.4', 'fd00::2']);
+    expect(existsSync(join(net, LEGACY_STATE_FILE))).toBe(false);
+    expect(existsSync(join(net, LEGACY_IMPORTED))).toBe(true);
+    expect(store.list().map((a) => `${a.address} ${a.containerID}/${a.ifname} ${a.time}`)).toEqual([
+      '10.0.0.2 a/eth0 T0',
+      '10.0.0.3 b/net1 T1',
+      '10.0.0.4 c/eth0 t-c',
+      'fd00::2 c/eth0 t-c',
+    ]);
+    expect(store.del({ containerID: 'b', ifname: 'net1' })).toEqual(['10.0.0.3']);
+  });
+
+  it('refuses a damaged JSON state instead of starting empty (which would hand addresses out twice)', () => {
+    expect(() => decodeLegacyState('{"allocations": {"10.0.0.2": {}}}', '/x/state.json')).toThrow(
+      /^state file \/x\/state.json is damaged \(allocation 10.0.0.2 has no containerID\/ifname\)/,
+    );
+    const d = tmp();
+    mkdirSync(join(d, 'net'));
+    writeFileSync(join(d, 'net', LEGACY_STATE_FILE), '{');
+    expect(code(() => add(new NetworkStore(d, 'net'), 'a'))[0]).toBe(5);
+    expect(existsSync(join(d, 'net', ATTACHMENTS_DIR))).toBe(false);
+  });
+});
+
+describe('the lock', () => {
   it('times out with code 11 naming the holder while a live process holds the lock', () => {
     const d = tmp();
     const lockPath = join(d, 'net', LOCK_DIR);
@@ -95,13 +222,9 @@ describe('NetworkStore', () => {
     // A live holder: this test process itself, by its real identity.
     writeFileSync(join(lockPath, holderName(selfHolder())), '');
     const store = new NetworkStore(d, 'net', { lockTimeoutMs: 200 });
-    try {
-      store.update(() => ({ result: 0, changed: false }));
-      expect.unreachable();
-    } catch (e) {
-      expect((e as CniError).code).toBe(11);
-      expect((e as CniError).message).toMatch(new RegExp(`^network "net": lock .*${LOCK_DIR} is held by pid ${process.pid}; gave up after \\d+ ms$`));
-    }
+    const [c, msg] = code(() => add(store, 'a'));
+    expect(c).toBe(11);
+    expect(msg).toMatch(new RegExp(`^network "net": lock .*${LOCK_DIR} is held by pid ${process.pid}; gave up after \\d+ ms$`));
   });
 
   it('takes over a lock whose holder was killed (SIGKILL), and removes its temp file', async () => {
@@ -120,7 +243,7 @@ describe('NetworkStore', () => {
       fs.mkdirSync(staging);
       fs.writeFileSync(staging + '/pid-' + process.pid + '.start-' + start + '.boot-' + boot, '');
       fs.renameSync(staging, ${JSON.stringify(lockPath)});
-      fs.writeFileSync(${JSON.stringify(join(net, STATE_FILE))} + '.tmp-' + process.pid, 'half');
+      fs.writeFileSync(${JSON.stringify(net)} + '/kube-dataplane-ipam.tmp-' + process.pid, 'half');
       console.log('locked');
       setInterval(() => {}, 1000);`], { stdio: ['ignore', 'pipe', 'inherit'] });
     await new Promise<void>((res, rej) => {
@@ -128,16 +251,16 @@ describe('NetworkStore', () => {
       child.on('exit', (c) => rej(new Error(`lock holder exited ${c}`)));
     });
     // While it lives, the lock is really held.
-    expect(() => new NetworkStore(d, 'net', { lockTimeoutMs: 100 }).update(() => ({ result: 0, changed: false }))).toThrow(/is held by pid/);
+    expect(() => add(new NetworkStore(d, 'net', { lockTimeoutMs: 100 }), 'a')).toThrow(/is held by pid/);
     child.kill('SIGKILL');
     await new Promise((r) => child.once('exit', r));
     expect(readdirSync(join(net, LOCK_DIR))).toHaveLength(1);
-    const stale: number[] = [];
-    const store = new NetworkStore(d, 'net', { lockTimeoutMs: 2000, log: (m) => stale.push(m.length) });
-    store.update((s) => ({ result: allocate(s, sets, who('a'), [], 't'), changed: true }));
-    expect(stale).toHaveLength(1);
+    const logs: string[] = [];
+    const store = new NetworkStore(d, 'net', { lockTimeoutMs: 2000, log: (m) => logs.push(m) });
+    add(store, 'a');
+    expect(logs).toEqual([`network "net": took over lock left by dead pid ${child.pid}`]);
     expect(readdirSync(net).filter((n) => n.includes('.tmp-'))).toEqual([]);
-    expect(JSON.parse(readFileSync(join(net, STATE_FILE), 'utf8')).count).toBe(2);
+    expect(store.list()).toHaveLength(2);
   });
 
   it('a second stealer cannot remove the new holder (identity is in the file name)', () => {

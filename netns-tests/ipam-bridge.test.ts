@@ -5,7 +5,7 @@
 // The bridge plugin runs inside the node namespace (`ip netns exec NODE bridge`), so the bridge
 // and the host-side veths live there; CNI_NETNS points at each pod's namespace. The root
 // namespace's links are compared before and after.
-import { mkdtempSync, readFileSync, rmSync, symlinkSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -20,6 +20,17 @@ interface Pod {
   id: string;
   v4?: string;
   v6?: string;
+}
+
+/** The address files (host-local's layout): address → the attachment its file names. */
+function addressFiles(dir: string): Record<string, { containerID: string; ifname: string }> {
+  const out: Record<string, { containerID: string; ifname: string }> = {};
+  for (const name of readdirSync(dir)) {
+    if (!/^[0-9a-f:.]+$/.test(name) || !/[.:]/.test(name)) continue;
+    const [containerID, ifname] = readFileSync(join(dir, name), 'utf8').split('\r\n');
+    out[name] = { containerID, ifname };
+  }
+  return out;
 }
 
 describe('kube-dataplane-ipam under the bridge plugin', () => {
@@ -73,7 +84,7 @@ describe('kube-dataplane-ipam under the bridge plugin', () => {
   }
 
   function state(): Record<string, { containerID: string; ifname: string }> {
-    return JSON.parse(readFileSync(join(dataDir, NETWORK, 'kube-dataplane-ipam.json'), 'utf8')).allocations;
+    return addressFiles(join(dataDir, NETWORK));
   }
 
   async function inParallel<T>(items: T[], width: number, fn: (t: T) => Promise<void>): Promise<void> {

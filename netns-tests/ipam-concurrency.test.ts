@@ -21,8 +21,25 @@ function config(network: string, extra: Record<string, unknown> = {}) {
   };
 }
 
+/** The address files (host-local's layout): address → the attachment its file names. */
+function addressFiles(dir: string): Record<string, { containerID: string; ifname: string }> {
+  const out: Record<string, { containerID: string; ifname: string }> = {};
+  for (const name of readdirSync(dir)) {
+    if (!/^[0-9a-f:.]+$/.test(name) || !/[.:]/.test(name)) continue;
+    const [containerID, ifname] = readFileSync(join(dir, name), 'utf8').split('\r\n');
+    out[name] = { containerID, ifname };
+  }
+  return out;
+}
+
 function stateOf(network: string): Record<string, { containerID: string; ifname: string }> {
-  return JSON.parse(readFileSync(join(work, network, 'kube-dataplane-ipam.json'), 'utf8')).allocations;
+  return addressFiles(join(work, network));
+}
+
+/** The index by attachment: "containerID:ifname" → the addresses it lists. */
+function indexOf(network: string): Record<string, string[]> {
+  const dir = join(work, network, 'attachments');
+  return Object.fromEntries(readdirSync(dir).map((n) => [n, JSON.parse(readFileSync(join(dir, n), 'utf8')).addresses as string[]]));
 }
 
 function addresses(json: { ips: { address: string }[] }): string[] {
@@ -44,6 +61,7 @@ describe('kube-dataplane-ipam under concurrency and SIGKILL', () => {
     results.forEach((r, i) => {
       for (const a of addresses(r.json)) expect(st[a].containerID).toBe(`c${i}`);
     });
+    expect(Object.keys(indexOf(net))).toHaveLength(50);
     expect(readdirSync(join(work, net, 'kube-dataplane-ipam.lock'))).toEqual([]);
   });
 
@@ -67,7 +85,7 @@ describe('kube-dataplane-ipam under concurrency and SIGKILL', () => {
     const next = await callPlugin({ command: 'ADD', config: config(net), containerID: 'after' });
     expect(next.exitCode, next.stdout).toBe(0);
     expect(next.stderr).toContain(`took over lock left by dead pid ${pid}`);
-    expect(Object.values(stateOf(net)).map((o) => o.containerID)).toEqual(['before', 'before', 'after', 'after']);
+    expect(Object.values(stateOf(net)).map((o) => o.containerID).sort()).toEqual(['after', 'after', 'before', 'before']);
     expect(readdirSync(lockDir)).toEqual([]);
   });
 
@@ -146,8 +164,11 @@ describe('kube-dataplane-ipam under concurrency and SIGKILL', () => {
     const expected = new Map<string, string>();
     for (const [key, addrs] of live) for (const a of addrs) expected.set(a, key);
     expect(new Map(Object.entries(after).map(([a, o]) => [a, o.containerID]))).toEqual(expected);
+    // The index lists exactly what each live key holds, and nothing for the others.
+    expect(indexOf(net)).toEqual(Object.fromEntries([...live].map(([k, addrs]) => [`${k}:eth0`, addrs])));
     // Nothing left behind by the killed calls: no lock holder, no staging dirs, no temp files.
-    expect(readdirSync(join(work, net)).sort()).toEqual(['kube-dataplane-ipam.json', 'kube-dataplane-ipam.lock']);
+    const others = readdirSync(join(work, net)).filter((n) => !(n in after)).sort();
+    expect(others).toEqual(['README', 'attachments', 'kube-dataplane-ipam.lock', 'last_reserved_ip.0', 'last_reserved_ip.1']);
     expect(readdirSync(join(work, net, 'kube-dataplane-ipam.lock'))).toEqual([]);
     // Reported for the log: how often a killed holder's lock was taken over.
     console.log(`chaos: ${ops} calls, ${killed} killed, ${stolen.length} locks taken over from dead holders, ${Object.keys(before).length - Object.keys(after).length} orphaned addresses reclaimed by GC`);
