@@ -17,8 +17,10 @@
 // never one address for two attachments.
 import {
   closeSync,
+  constants,
   existsSync,
   fsyncSync,
+  ftruncateSync,
   lstatSync,
   mkdirSync,
   openSync,
@@ -134,7 +136,7 @@ export class NetworkStore {
         }
         claimed.push(text);
       }
-      for (const d of fresh) this.writeFile(join(this.dir, `${LAST_RESERVED_PREFIX}${d.set.index}`), ipString(d.ip));
+      for (const d of fresh) this.writeLastReserved(d.set.index, ipString(d.ip));
       return decided.map(({ set, range, ip }) => ({ set, range, ip }));
     });
   }
@@ -437,6 +439,27 @@ export class NetworkStore {
     }
   }
 
+  /**
+   * Overwritten in place (write at 0, truncate to length), not replaced: replacing a file costs
+   * ~1.5 ms here (ext4 flushes on rename-over and on truncate-to-zero), this ~0.03 ms. It is only
+   * where the next search starts: a torn or lost write makes the search start elsewhere, and an
+   * address is only ever taken by creating its own file, so no outcome can hand one out twice.
+   */
+  private writeLastReserved(setIndex: number, address: string): void {
+    const path = join(this.dir, `${LAST_RESERVED_PREFIX}${setIndex}`);
+    try {
+      const fd = openSync(path, constants.O_RDWR | constants.O_CREAT, 0o644);
+      try {
+        const n = writeSync(fd, address, 0);
+        ftruncateSync(fd, n);
+      } finally {
+        closeSync(fd);
+      }
+    } catch (err) {
+      throw cniError(ErrorCode.ioFailure, `cannot write ${path}: ${(err as Error).message}`);
+    }
+  }
+
   private unlinkQuiet(path: string): void {
     try {
       unlinkSync(path);
@@ -480,7 +503,7 @@ export class NetworkStore {
           }
         }
       }
-      for (const [i, a] of legacy.lastReserved) this.writeFile(join(this.dir, `${LAST_RESERVED_PREFIX}${i}`), a);
+      for (const [i, a] of legacy.lastReserved) this.writeLastReserved(i, a);
     }
     const groups = new Map<string, IndexEntry>();
     for (const name of readdirSync(this.dir)) {
