@@ -1,4 +1,4 @@
-import { execFileSync, spawn } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -69,10 +69,9 @@ describe('NetworkStore layout (host-local\'s files plus an index by attachment)'
     const net = join(d, 'net');
     const store = new NetworkStore(d, 'net');
     add(store, 'first');
-    // 300 addresses held by others, as FIFOs: opening one would block this test forever. Only a
-    // scan opens every file; the calls below must look at their own files and stat candidates.
-    const fifos = Array.from({ length: 250 }, (_, i) => `10.0.0.${i + 3}`);
-    execFileSync('mkfifo', fifos.map((f) => join(net, f)));
+    // 250 addresses held by others, as directories: reading one fails (EISDIR). Only a scan
+    // reads every file; the calls below must read their own files and only stat candidates.
+    for (let i = 3; i <= 252; i++) mkdirSync(join(net, `10.0.0.${i}`));
     mkdirSync(join(net, 'fd00::3'));
     expect(add(store, 'x')).toEqual(['10.0.0.253', 'fd00::4']);
     expect(add(store, 'x')).toEqual(['10.0.0.253', 'fd00::4']);
