@@ -115,7 +115,7 @@ describe('kube-dataplane-ipam error paths (real binary)', () => {
     expect(r.json.msg).toMatch(new RegExp(`^network "locked": lock ${net}/kube-dataplane-ipam.lock is held by pid ${process.pid}; gave up after \\d+ ms$`));
   });
 
-  it('a damaged state file → code 5, and the plugin refuses to allocate from it', async () => {
+  it('a damaged JSON state of an earlier version → code 5, and the plugin refuses to allocate from it', async () => {
     const net = join(dataDir, 'damaged');
     mkdirSync(net, { recursive: true });
     writeFileSync(join(net, 'kube-dataplane-ipam.json'), '{"allocations": ');
