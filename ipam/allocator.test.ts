@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { allocate, MemoryLedger, release, releaseAllExcept } from './allocator.js';
-import { CniError } from './errors.js';
+import { cniErrorOf as code } from './test-helpers.js';
 import { ipString, parseIP } from './ip.js';
 import { buildRangeSets } from './range.js';
 
@@ -10,15 +10,6 @@ const who = (id: string) => ({ containerID: id, ifname: 'eth0' });
 const addrs = (a: ReturnType<typeof allocate>) => a.map((x) => ipString(x.ip));
 const ip = (s: string) => parseIP(s)!;
 
-function code(fn: () => unknown): [number, string] {
-  try {
-    fn();
-  } catch (e) {
-    if (e instanceof CniError) return [e.code, e.message];
-    throw e;
-  }
-  throw new Error('no error');
-}
 
 describe('allocate', () => {
   it('gives one address per range set, skipping the gateway, round-robin', () => {

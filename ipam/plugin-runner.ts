@@ -1,7 +1,7 @@
 // Runs a CNI plugin binary the way a runtime does (CNI_* environment, config on stdin, result on
 // stdout), for the namespace tests and the benchmark. Not used by the plugin itself.
 import { spawn } from 'node:child_process';
-import { cpSync, existsSync, mkdirSync, mkdtempSync } from 'node:fs';
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -111,4 +111,16 @@ export function callPlugin(call: PluginCall): Promise<PluginOutcome> {
     });
     child.stdin.end(typeof call.config === 'string' ? call.config : JSON.stringify(call.config));
   });
+}
+
+/** The address files of a network directory (host-local's layout): address → the attachment
+ *  its file names. For tests that check what the plugin holds on disk. */
+export function readAddressFiles(dir: string): Record<string, { containerID: string; ifname: string }> {
+  const out: Record<string, { containerID: string; ifname: string }> = {};
+  for (const name of readdirSync(dir)) {
+    if (!/^[0-9a-f:.]+$/.test(name) || !/[.:]/.test(name)) continue;
+    const [containerID, ifname] = readFileSync(join(dir, name), 'utf8').split('\r\n');
+    out[name] = { containerID, ifname };
+  }
+  return out;
 }

@@ -3,7 +3,7 @@ import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, 
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { CniError } from './errors.js';
+import { cniErrorOf as code } from './test-helpers.js';
 import { ipString, parseIP } from './ip.js';
 import { DirLock, holderName, selfHolder } from './lock.js';
 import { buildRangeSets } from './range.js';
@@ -25,15 +25,6 @@ const add = (s: NetworkStore, id: string, requested: string[] = []) =>
   s.add(sets, who(id), requested.map((r) => parseIP(r)!), 't-' + id).map((a) => ipString(a.ip));
 const read = (...p: string[]) => readFileSync(join(...p), 'utf8');
 
-function code(fn: () => unknown): [number, string] {
-  try {
-    fn();
-  } catch (e) {
-    if (e instanceof CniError) return [e.code, e.message];
-    throw e;
-  }
-  throw new Error('no error');
-}
 
 describe('NetworkStore layout (host-local\'s files plus an index by attachment)', () => {
   it('ADD writes one host-local address file per address, last_reserved_ip.N, an index entry and a README', () => {

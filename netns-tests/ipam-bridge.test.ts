@@ -5,11 +5,11 @@
 // The bridge plugin runs inside the node namespace (`ip netns exec NODE bridge`), so the bridge
 // and the host-side veths live there; CNI_NETNS points at each pod's namespace. The root
 // namespace's links are compared before and after.
-import { mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync } from 'node:fs';
+import { mkdtempSync, rmSync, symlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { BRIDGE_BIN, callPlugin as callAny, cniEnv, snapshotPlugin, type PluginCall } from '../ipam/plugin-runner.js';
+import { BRIDGE_BIN, callPlugin as callAny, cniEnv, readAddressFiles, snapshotPlugin, type PluginCall } from '../ipam/plugin-runner.js';
 import { Topology, run, type Namespace } from './harness/netns.js';
 
 const PODS = 50;
@@ -22,16 +22,6 @@ interface Pod {
   v6?: string;
 }
 
-/** The address files (host-local's layout): address → the attachment its file names. */
-function addressFiles(dir: string): Record<string, { containerID: string; ifname: string }> {
-  const out: Record<string, { containerID: string; ifname: string }> = {};
-  for (const name of readdirSync(dir)) {
-    if (!/^[0-9a-f:.]+$/.test(name) || !/[.:]/.test(name)) continue;
-    const [containerID, ifname] = readFileSync(join(dir, name), 'utf8').split('\r\n');
-    out[name] = { containerID, ifname };
-  }
-  return out;
-}
 
 describe('kube-dataplane-ipam under the bridge plugin', () => {
   let topo: Topology;
@@ -84,7 +74,7 @@ describe('kube-dataplane-ipam under the bridge plugin', () => {
   }
 
   function state(): Record<string, { containerID: string; ifname: string }> {
-    return addressFiles(join(dataDir, NETWORK));
+    return readAddressFiles(join(dataDir, NETWORK));
   }
 
   async function inParallel<T>(items: T[], width: number, fn: (t: T) => Promise<void>): Promise<void> {

@@ -5,7 +5,7 @@ import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { callPlugin as callAny, snapshotPlugin, type PluginCall } from '../ipam/plugin-runner.js';
+import { callPlugin as callAny, readAddressFiles, snapshotPlugin, type PluginCall } from '../ipam/plugin-runner.js';
 
 const work = mkdtempSync(join(tmpdir(), 'kdp-ipam-chaos-'));
 afterAll(() => rmSync(work, { recursive: true, force: true }));
@@ -21,19 +21,9 @@ function config(network: string, extra: Record<string, unknown> = {}) {
   };
 }
 
-/** The address files (host-local's layout): address → the attachment its file names. */
-function addressFiles(dir: string): Record<string, { containerID: string; ifname: string }> {
-  const out: Record<string, { containerID: string; ifname: string }> = {};
-  for (const name of readdirSync(dir)) {
-    if (!/^[0-9a-f:.]+$/.test(name) || !/[.:]/.test(name)) continue;
-    const [containerID, ifname] = readFileSync(join(dir, name), 'utf8').split('\r\n');
-    out[name] = { containerID, ifname };
-  }
-  return out;
-}
 
 function stateOf(network: string): Record<string, { containerID: string; ifname: string }> {
-  return addressFiles(join(work, network));
+  return readAddressFiles(join(work, network));
 }
 
 /** The index by attachment: "containerID:ifname" → the addresses it lists. */
