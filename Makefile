@@ -13,6 +13,7 @@ RESULTS := .test-results
 
 help:
 	@echo "make demo        install what is missing, build, run the agent on the embedded example"
+	@echo "                 (ARGS=--api: the agent reads the test API server through --kubeconfig)"
 	@echo "make test        install what is missing, build, run every unit and namespace test"
 	@echo "make unit-test   unit tests only (no root needed)"
 	@echo "make netns-test  namespace tests only (root)"
@@ -65,7 +66,7 @@ bench: build
 	@for b in dist/bench/*/main.js; do [ -f "$$b" ] || continue; echo "== $$b"; node "$$b" || exit 1; done
 
 demo: build
-	@node dist/demo/main.js
+	@node dist/demo/main.js $(ARGS)
 
 run: build
 	node dist/cmd/kube-dataplane.js $(or $(ARGS),agent --manifests manifests/example)

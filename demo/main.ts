@@ -30,7 +30,9 @@ async function show(ns: Namespace, cmd: string, args: string[], expect: RegExp, 
 }
 
 async function main(): Promise<number> {
-  const ex = await startExampleNode(step);
+  // `make demo ARGS=--api`: the agent reads a Kubernetes API (the repo's test API server) through
+  // --kubeconfig, as the DaemonSet does, instead of the manifest directory.
+  const ex = await startExampleNode({ say: step, source: process.argv.includes('--api') ? 'api' : 'manifests' });
   try {
     const agentLog = (ex.agent.stdout + ex.agent.stderr).trim().split('\n').slice(0, 14);
     step('what the agent logged at start', agentLog.map((l) => `| ${l}`));

@@ -19,6 +19,7 @@ const ROOT = repoRoot();
 export const BIN = join(ROOT, 'dist/cmd/kube-dataplane.js');
 export const IPAM_BIN = join(ROOT, 'dist/cmd/kube-dataplane-ipam.cjs');
 export const EXAMPLE = join(ROOT, 'manifests/example');
+const TEST_APISERVER = join(ROOT, 'dist/test-apiserver/main.js');
 
 /** An HTTP server that answers with its own name. */
 const BACKEND = `
@@ -59,14 +60,26 @@ export interface ExampleNode {
   readonly agent: Process;
   readonly agentArgs: readonly string[];
   readonly network: string;
-  /** The agent's --manifests directory: a private copy of manifests/example, free to edit. */
+  /** A private copy of manifests/example: the agent's --manifests directory (free to edit), or
+   *  what the test API server serves. */
   readonly manifests: string;
+  /** With `source: 'api'`: the test API server's URL (in the node namespace, on loopback). */
+  readonly apiURL?: string;
   /** Fetches `url` n times from the client pod; {backend name or error: count}. */
   fetchCounts(url: string, n: number): Promise<Record<string, number>>;
   destroy(): Promise<void>;
 }
 
-export async function startExampleNode(say: (title: string, lines?: string[]) => void = () => {}): Promise<ExampleNode> {
+export interface ExampleOptions {
+  /** Where the agent reads the cluster: the manifest directory (default), or a Kubernetes API
+   *  (the repo's test API server serving the same objects) through --kubeconfig, as the
+   *  DaemonSet does. */
+  source?: 'manifests' | 'api';
+  say?: (title: string, lines?: string[]) => void;
+}
+
+export async function startExampleNode(opts: ExampleOptions = {}): Promise<ExampleNode> {
+  const say = opts.say ?? (() => {});
   const topo = await Topology.create();
   const work = mkdtempSync(join(tmpdir(), 'kdp-example-'));
   const destroy = async () => {
@@ -87,14 +100,24 @@ export async function startExampleNode(say: (title: string, lines?: string[]) =>
     const podCIDRsFile = join(work, 'node-pod-cidrs.json');
     const manifests = join(work, 'manifests');
     cpSync(EXAMPLE, manifests, { recursive: true });
-    const agentArgs = ['agent', '--manifests', manifests, '--node-name', 'node-a', '--cluster-cidr', '10.244.0.0/16,fd00:244::/48',
+    let source = ['--manifests', manifests];
+    let apiURL: string | undefined;
+    if (opts.source === 'api') {
+      const kubeconfig = join(work, 'kubeconfig');
+      const api = node.spawn(process.execPath, [TEST_APISERVER, '--dir', manifests, '--kubeconfig-out', kubeconfig, '--bookmark-interval-ms', '5000'], { label: 'test-apiserver' });
+      await api.waitForOutput(/^http:\/\/\S+$/m, 10_000);
+      apiURL = /^(http:\/\/\S+)$/m.exec(api.stdout)![1];
+      source = ['--kubeconfig', kubeconfig];
+      say('a Kubernetes API (the repo\'s test API server) serving manifests/example, in the node namespace', [apiURL]);
+    }
+    const agentArgs = ['agent', ...source, '--node-name', 'node-a', '--cluster-cidr', '10.244.0.0/16,fd00:244::/48',
       '--listen', '10.244.0.1:53', '--listen', '[fd00:244::1]:53', '--upstream', '127.0.0.1:5353',
       '--healthz-bind-address', '127.0.0.1:10256', '--metrics-bind-address', '127.0.0.1:10249',
       '--health-listen', '127.0.0.1:8080', '--ready-listen', '127.0.0.1:8181', '--metrics-listen', '127.0.0.1:9153',
       '--node-pod-cidrs-file', podCIDRsFile];
     const agent = node.spawn(process.execPath, [BIN, ...agentArgs], { label: 'agent' });
     await agent.waitForOutput(/node pod CIDRs written/, 15_000);
-    say('kube-dataplane agent on (a copy of) manifests/example, in the node namespace', [`$ kube-dataplane ${agentArgs.join(' ')}`]);
+    say('kube-dataplane agent, in the node namespace', [`$ kube-dataplane ${agentArgs.join(' ')}`]);
 
     // What a runtime on node-a does: bridge runs in the node namespace, our IPAM plugin first in
     // CNI_PATH. The example's EndpointSlices name web-0/web-1 by address, so those two ask for
@@ -128,7 +151,7 @@ export async function startExampleNode(say: (title: string, lines?: string[]) =>
     pods.client.writeResolvConf('nameserver 10.244.0.1\nsearch demo.svc.cluster.local svc.cluster.local cluster.local\noptions ndots:5\n');
 
     return {
-      topo, node, pods, addresses, agent, agentArgs, network, manifests, destroy,
+      topo, node, pods, addresses, agent, agentArgs, network, manifests, apiURL, destroy,
       async fetchCounts(url, n) {
         const r = await pods.client.exec(process.execPath, clientArgs(url, n), { timeoutMs: 60_000 });
         return JSON.parse(r.stdout) as Record<string, number>;

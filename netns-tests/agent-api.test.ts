@@ -1,0 +1,57 @@
+// The agent as the DaemonSet runs it: reading a Kubernetes API through --kubeconfig (the repo's
+// test API server, real @kubernetes/client-node) instead of a manifest directory. Same node,
+// pods and checks as agent-e2e, plus a change made through the API reaching DNS and the rules.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startExampleNode, type ExampleNode } from './harness/example-node.js';
+
+describe('kube-dataplane agent --kubeconfig on one node', () => {
+  let ex: ExampleNode;
+
+  beforeAll(async () => {
+    ex = await startExampleNode({ source: 'api' });
+  });
+
+  afterAll(async () => {
+    await ex?.destroy();
+  });
+
+  const dig = async (...args: string[]) => (await ex.pods.client.exec('dig', ['+short', ...args])).stdout.trim();
+
+  /** Writes an object through the API, from the node namespace (the server listens there). */
+  async function create(path: string, obj: unknown): Promise<void> {
+    const script = `fetch(${JSON.stringify(ex.apiURL + path)}, { method: 'POST', headers: { 'content-type': 'application/json' }, body: ${JSON.stringify(JSON.stringify(obj))} }).then(async (r) => { if (!r.ok) { console.error(r.status, await r.text()); process.exit(1); } })`;
+    await ex.node.exec(process.execPath, ['-e', script]);
+  }
+
+  it('listed the API: names resolve and the ClusterIP reaches both backends', async () => {
+    expect(await dig('web.demo.svc.cluster.local')).toBe('10.96.0.80');
+    expect(await dig('AAAA', 'web.demo.svc.cluster.local')).toBe('fd00:96::80');
+    const counts = await ex.fetchCounts('http://10.96.0.80/', 30);
+    expect(Object.keys(counts).sort()).toEqual(['web-0', 'web-1']);
+  });
+
+  it('published the Node spec.podCIDRs it watched for the IPAM plugin', () => {
+    expect(ex.addresses.client[0]).toMatch(/^10\.244\.0\.\d+\/24$/);
+  });
+
+  it('follows a service and its slice created through the API', async () => {
+    await create('/api/v1/namespaces/demo/services', {
+      apiVersion: 'v1', kind: 'Service', metadata: { name: 'api', namespace: 'demo' },
+      spec: { clusterIP: '10.96.0.82', ports: [{ name: 'http', port: 80, targetPort: 8080 }] },
+    });
+    await create('/apis/discovery.k8s.io/v1/namespaces/demo/endpointslices', {
+      apiVersion: 'discovery.k8s.io/v1', kind: 'EndpointSlice', addressType: 'IPv4',
+      metadata: { name: 'api-1', namespace: 'demo', labels: { 'kubernetes.io/service-name': 'api' } },
+      ports: [{ name: 'http', port: 8080, protocol: 'TCP' }], endpoints: [{ addresses: ['10.244.0.11'] }],
+    });
+    let answer = '';
+    let counts: Record<string, number> = {};
+    for (let i = 0; i < 20 && !(answer === '10.96.0.82' && counts['web-0'] === 3); i++) {
+      await new Promise((r) => setTimeout(r, 250));
+      answer = await dig('api.demo.svc.cluster.local');
+      if (answer === '10.96.0.82') counts = await ex.fetchCounts('http://10.96.0.82/', 3);
+    }
+    expect(answer).toBe('10.96.0.82');
+    expect(counts).toEqual({ 'web-0': 3 });
+  });
+});
