@@ -18,7 +18,7 @@ help:
 	@echo "make unit-test   unit tests only (no root needed)"
 	@echo "make netns-test  namespace tests only (root)"
 	@echo "make bench       benchmarks: table on stdout, JSON in bench/results/"
-	@echo "make run ARGS=…  run kube-dataplane with ARGS (default: agent on manifests/example)"
+	@echo "make run ARGS=…  run kube-dataplane with ARGS (default: print the example's catalog)"
 	@echo "make clean       remove build output and test results"
 
 deps: node_modules/.package-lock.json
@@ -69,7 +69,7 @@ demo: build
 	@node dist/demo/main.js $(ARGS)
 
 run: build
-	node dist/cmd/kube-dataplane.js $(or $(ARGS),agent --manifests manifests/example)
+	node dist/cmd/kube-dataplane.js $(or $(ARGS),catalog --manifests manifests/example)
 
 clean:
 	rm -rf dist $(RESULTS)
