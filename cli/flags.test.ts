@@ -1,6 +1,8 @@
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import yaml from 'js-yaml';
+import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { parseDuration, parseFlags, UsageError } from './flags.js';
 
@@ -66,6 +68,16 @@ describe('parseFlags', () => {
     writeFileSync(file, 'no-such-flag: 1\n');
     expect(() => parseFlags('agent', ['--config', file])).toThrow(/unknown key "no-such-flag"/);
     expect(() => parseFlags('agent', ['--config', join(dir, 'missing.yaml')])).toThrow(/--config .*missing.yaml/);
+  });
+});
+
+describe('the shipped deploy manifests', () => {
+  it('hold a ConfigMap whose config.yaml the agent accepts', () => {
+    const cm = yaml.load(readFileSync(new URL('../manifests/deploy/configmap.yaml', import.meta.url), 'utf8')) as { data: Record<string, string> };
+    const dir = mkdtempSync(join(tmpdir(), 'kdp-cm-'));
+    writeFileSync(join(dir, 'config.yaml'), cm.data['config.yaml']);
+    const o = parseFlags('agent', ['--config', join(dir, 'config.yaml'), '--kubeconfig', '/k']);
+    expect(o).toMatchObject({ proxyMode: 'iptables', clusterCIDR: ['10.244.0.0/16', 'fd00:244::/48'], logFormat: 'json' });
   });
 });
 
