@@ -1,10 +1,18 @@
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import yaml from 'js-yaml';
 import { readFileSync } from 'node:fs';
-import { describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import { parseDuration, parseFlags, UsageError } from './flags.js';
+
+const tempDirs: string[] = [];
+const tempDir = (prefix: string) => {
+  const d = mkdtempSync(join(tmpdir(), prefix));
+  tempDirs.push(d);
+  return d;
+};
+afterAll(() => tempDirs.forEach((d) => rmSync(d, { recursive: true, force: true })));
 
 describe('parseFlags', () => {
   it('applies the defaults of DESIGN.md', () => {
@@ -60,7 +68,7 @@ describe('parseFlags', () => {
   });
 
   it('fills unset flags from --config, and flags win', () => {
-    const dir = mkdtempSync(join(tmpdir(), 'kdp-config-'));
+    const dir = tempDir('kdp-config-');
     const file = join(dir, 'c.yaml');
     writeFileSync(file, 'manifests: /from-file\nmin-sync-period: 250ms\nmasquerade-all: true\nlisten: [127.0.0.1:53]\n');
     const o = parseFlags('agent', ['--config', file, '--min-sync-period', '2s']);
@@ -74,7 +82,7 @@ describe('parseFlags', () => {
 describe('the shipped deploy manifests', () => {
   it('hold a ConfigMap whose config.yaml the agent accepts', () => {
     const cm = yaml.load(readFileSync(new URL('../manifests/deploy/configmap.yaml', import.meta.url), 'utf8')) as { data: Record<string, string> };
-    const dir = mkdtempSync(join(tmpdir(), 'kdp-cm-'));
+    const dir = tempDir('kdp-cm-');
     writeFileSync(join(dir, 'config.yaml'), cm.data['config.yaml']);
     const o = parseFlags('agent', ['--config', join(dir, 'config.yaml'), '--kubeconfig', '/k']);
     expect(o).toMatchObject({ proxyMode: 'iptables', clusterCIDR: ['10.244.0.0/16', 'fd00:244::/48'], logFormat: 'json' });

@@ -1,6 +1,6 @@
 // The command line as a user meets it: the compiled binary, its exit codes and one-line reasons.
 import { execFile, execFileSync, spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -52,6 +52,7 @@ describe('kube-dataplane command line', () => {
 
   it('prints the catalog of an API server through --kubeconfig, rejecting the bad object alone', async () => {
     const server = await TestApiServer.start();
+    let dir = '';
     try {
       server.apply({ apiVersion: 'v1', kind: 'Service', metadata: { name: 'web', namespace: 'prod' }, spec: { clusterIP: '10.96.0.5', ports: [{ port: 80 }] } });
       server.apply({ apiVersion: 'v1', kind: 'Service', metadata: { name: 'broken', namespace: 'prod' }, spec: { clusterIP: '10.96.0.6', ports: [{ port: 70000 }] } });
@@ -60,7 +61,8 @@ describe('kube-dataplane command line', () => {
         metadata: { name: 'web-1', namespace: 'prod', labels: { 'kubernetes.io/service-name': 'web' } },
         ports: [{ port: 8080 }], endpoints: [{ addresses: ['10.244.0.7'] }],
       });
-      const kubeconfig = join(mkdtempSync(join(tmpdir(), 'kdp-kc-')), 'kubeconfig');
+      dir = mkdtempSync(join(tmpdir(), 'kdp-kc-'));
+      const kubeconfig = join(dir, 'kubeconfig');
       await server.writeKubeconfig(kubeconfig);
       const r = await promisify(execFile)(process.execPath, [BIN, 'catalog', '--kubeconfig', kubeconfig], { encoding: 'utf8' });
       const cat = JSON.parse(r.stdout);
@@ -69,6 +71,7 @@ describe('kube-dataplane command line', () => {
       expect(r.stderr).toMatch(/rejected object .*object=prod\/broken .*spec\.ports\[0\]\.port/);
     } finally {
       await server.stop();
+      if (dir) rmSync(dir, { recursive: true, force: true });
     }
   });
 });
