@@ -116,20 +116,6 @@ export async function startDns(opts: Options, catalog: CatalogView): Promise<Run
 }
 
 export async function main(opts: Options): Promise<number> {
-  const { openCatalog } = await import('../cluster/index.js');
-  const { untilSignalled } = await import('../cli/main.js');
-  const catalog = await openCatalog(opts, { pods: opts.pods === 'verified' });
-  catalog.synced.catch((err: Error) => log.error('catalog never synced', { error: err.message }));
-  let dns: RunningDns;
-  try {
-    dns = await startDns(opts, catalog.view);
-  } catch (err) {
-    await catalog.stop();
-    throw err;
-  }
-  const sig = await untilSignalled();
-  log.info('stopping', { signal: sig });
-  await dns.stop();
-  await catalog.stop();
-  return 0;
+  const { serveUntilSignalled } = await import('../cli/serve.js');
+  return serveUntilSignalled(opts, { pods: opts.pods === 'verified' }, log, [(view) => startDns(opts, view)]);
 }

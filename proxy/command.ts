@@ -159,19 +159,6 @@ export async function main(opts: Options): Promise<number> {
     return 0;
   }
   checkOptions(opts);
-  const { openCatalog } = await import('../cluster/index.js');
-  const { untilSignalled } = await import('../cli/main.js');
-  const catalog = await openCatalog(opts);
-  let proxy: Running;
-  try {
-    proxy = await startProxy(opts, catalog.view);
-  } catch (err) {
-    await catalog.stop();
-    throw err;
-  }
-  const sig = await untilSignalled();
-  log.info('stopping', { signal: sig });
-  await proxy.stop();
-  await catalog.stop();
-  return 0;
+  const { serveUntilSignalled } = await import('../cli/serve.js');
+  return serveUntilSignalled(opts, {}, log, [(view) => startProxy(opts, view)]);
 }
