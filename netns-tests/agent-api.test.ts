@@ -44,13 +44,7 @@ describe('kube-dataplane agent --kubeconfig on one node', () => {
       metadata: { name: 'api-1', namespace: 'demo', labels: { 'kubernetes.io/service-name': 'api' } },
       ports: [{ name: 'http', port: 8080, protocol: 'TCP' }], endpoints: [{ addresses: ['10.244.0.11'] }],
     });
-    let answer = '';
-    let counts: Record<string, number> = {};
-    for (let i = 0; i < 20 && !(answer === '10.96.0.82' && counts['web-0'] === 3); i++) {
-      await new Promise((r) => setTimeout(r, 250));
-      answer = await dig('api.demo.svc.cluster.local');
-      if (answer === '10.96.0.82') counts = await ex.fetchCounts('http://10.96.0.82/', 3);
-    }
+    const { answer, counts } = await ex.waitUntilServed('api.demo.svc.cluster.local', '10.96.0.82', 'http://10.96.0.82/', 'web-0');
     expect(answer).toBe('10.96.0.82');
     expect(counts).toEqual({ 'web-0': 3 });
   });

@@ -73,13 +73,7 @@ ports: [{ name: http, port: 8080, protocol: TCP }]
 endpoints: [{ addresses: [10.244.0.12] }]
 `,
     );
-    let answer = '';
-    let counts: Record<string, number> = {};
-    for (let i = 0; i < 20 && !(answer === '10.96.0.81' && counts['web-1'] === 3); i++) {
-      await new Promise((r) => setTimeout(r, 250));
-      answer = await dig('api.demo.svc.cluster.local');
-      if (answer === '10.96.0.81') counts = await ex.fetchCounts('http://api.demo.svc.cluster.local/', 3);
-    }
+    const { answer, counts } = await ex.waitUntilServed('api.demo.svc.cluster.local', '10.96.0.81', 'http://api.demo.svc.cluster.local/', 'web-1');
     expect(answer).toBe('10.96.0.81');
     expect(counts).toEqual({ 'web-1': 3 });
   });

@@ -67,6 +67,9 @@ export interface ExampleNode {
   readonly apiURL?: string;
   /** Fetches `url` n times from the client pod; {backend name or error: count}. */
   fetchCounts(url: string, n: number): Promise<Record<string, number>>;
+  /** Polls (up to ~5 s) until `name` resolves to `ip` from the client pod and 3 requests to
+   *  `url` all reach `backend`; returns the last answer and counts for the test to assert on. */
+  waitUntilServed(name: string, ip: string, url: string, backend: string): Promise<{ answer: string; counts: Record<string, number> }>;
   destroy(): Promise<void>;
 }
 
@@ -148,13 +151,24 @@ export async function startExampleNode(opts: ExampleOptions = {}): Promise<Examp
     ]);
     const servers = (['web-0', 'web-1'] as const).map((name) => pods[name].spawn(process.execPath, ['-e', BACKEND, name, '8080'], { label: name }));
     await Promise.all(servers.map((s) => s.waitForOutput('listening')));
+    const fetchCounts = async (url: string, n: number) => {
+      const r = await pods.client.exec(process.execPath, clientArgs(url, n), { timeoutMs: 60_000 });
+      return JSON.parse(r.stdout) as Record<string, number>;
+    };
     pods.client.writeResolvConf('nameserver 10.244.0.1\nsearch demo.svc.cluster.local svc.cluster.local cluster.local\noptions ndots:5\n');
 
     return {
       topo, node, pods, addresses, agent, agentArgs, network, manifests, apiURL, destroy,
-      async fetchCounts(url, n) {
-        const r = await pods.client.exec(process.execPath, clientArgs(url, n), { timeoutMs: 60_000 });
-        return JSON.parse(r.stdout) as Record<string, number>;
+      fetchCounts,
+      async waitUntilServed(name, ip, url, backend) {
+        let answer = '';
+        let counts: Record<string, number> = {};
+        for (let i = 0; i < 20 && !(answer === ip && counts[backend] === 3); i++) {
+          await new Promise((r) => setTimeout(r, 250));
+          answer = (await pods.client.exec('dig', ['+short', name])).stdout.trim();
+          if (answer === ip) counts = await fetchCounts(url, 3);
+        }
+        return { answer, counts };
       },
     };
   } catch (err) {
