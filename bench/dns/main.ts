@@ -8,6 +8,13 @@
 // Reports QPS, CPU time per query (QPS on a busy shared machine varies with the neighbours; CPU
 // per query much less), latency percentiles at a fixed moderate rate, peak RSS, and the ratio
 // to dnsmasq. Prints a table and writes bench/results/dns.json.
+//
+// A third server, "node floor" (node-floor.ts), is measured the same way: a bare Node UDP
+// responder with our socket options that sends every query back with QR set and does no DNS
+// work at all. Its CPU per query is what node:dgram itself costs (one libuv receive, one send,
+// a JS callback, the kernel's loopback path), so its ratio to dnsmasq is the ceiling of any
+// Node server built on dgram: where the floor's ratio is below 1.0, our server's cannot reach
+// 1.0 either, and the gap between our row and the floor's is what our own code costs.
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
@@ -21,6 +28,8 @@ const BIN = join(ROOT, 'dist/cmd/kube-dataplane.js');
 const OURS = 5300;
 const REF = 5301;
 const UPSTREAM = 5302;
+const FLOOR = 5303;
+const FLOOR_BIN = join(HERE, 'node-floor.js');
 const ZONE = 'cluster.local';
 
 function arg(name: string, def: number): number {
@@ -152,14 +161,18 @@ async function main(): Promise<void> {
     const loadSeconds = (Date.now() - t0) / 1000;
     const ref = ns.spawn('taskset', ['-c', '0', 'dnsmasq', ...common, `--port=${REF}`, `--addn-hosts=${hosts}`, `--local=/${ZONE}/`, `--server=127.0.0.1#${UPSTREAM}`, '--local-ttl=5', '--cache-size=10000', `--pid-file=${join(dir, 'ref.pid')}`], { label: 'dnsmasq' });
     await waitFor(ref, /read .*hosts/, 60_000);
+    const floor = ns.spawn('taskset', ['-c', '0', 'node', FLOOR_BIN, String(FLOOR), '127.0.0.1'], { label: 'node floor' });
+    await waitFor(floor, /listening/, 30_000);
 
     const runs: Run[] = [];
     for (const m of mixes) {
       runs.push(await measure(ns, 'kube-dataplane', ours.child.pid!, OURS, m.name, m.file, seconds));
       runs.push(await measure(ns, 'dnsmasq', ref.child.pid!, REF, m.name, m.file, seconds));
+      runs.push(await measure(ns, 'node floor', floor.child.pid!, FLOOR, m.name, m.file, seconds));
     }
-    const rss = { 'kube-dataplane': rssMB(ours.child.pid!, 'VmHWM'), dnsmasq: rssMB(ref.child.pid!, 'VmHWM') };
-    const steadyRss = { 'kube-dataplane': rssMB(ours.child.pid!, 'VmRSS'), dnsmasq: rssMB(ref.child.pid!, 'VmRSS') };
+    const pids = { 'kube-dataplane': ours.child.pid!, dnsmasq: ref.child.pid!, 'node floor': floor.child.pid! };
+    const rss = Object.fromEntries(Object.entries(pids).map(([k, pid]) => [k, rssMB(pid, 'VmHWM')])) as Record<keyof typeof pids, number>;
+    const steadyRss = Object.fromEntries(Object.entries(pids).map(([k, pid]) => [k, rssMB(pid, 'VmRSS')])) as Record<keyof typeof pids, number>;
 
     const rows = runs.map((r) => {
       const refRun = runs.find((x) => x.server === 'dnsmasq' && x.mix === r.mix)!;
