@@ -16,7 +16,7 @@ import {
   type Normalized,
   type SliceRecord,
 } from './normalize.js';
-import { IPIndex } from './ip-index.js';
+import { MultiMap } from './multimap.js';
 import type { Kind, ObjectSink } from './sink.js';
 import type {
   CatalogChange,
@@ -75,10 +75,31 @@ export function mergeSlices(serviceKey: ObjectKey, slices: readonly SliceRecord[
     }
   }
   const sorted = (m: Map<string, Endpoint>) => [...m.values()].sort((a, b) => (a.ip < b.ip ? -1 : a.ip > b.ip ? 1 : 0));
+  // Most services have one slice whose endpoints all serve every port: then the merged lists
+  // equal the slice's own, and share its array instead of holding three copies (100k endpoints
+  // make that megabytes).
+  const sameList = (a: readonly Endpoint[], b: readonly Endpoint[]) => a.length === b.length && a.every((e, i) => e === b[i]);
+  let endpoints: readonly Endpoint[] = sorted(all);
+  if (ordered.length === 1 && sameList(endpoints, ordered[0].endpoints)) endpoints = ordered[0].endpoints;
   const ports: EndpointPort[] = [...groups.values()]
-    .map(({ eps, ...p }) => ({ ...p, endpoints: sorted(eps) }))
+    .map(({ eps, ...p }) => {
+      const list = sorted(eps);
+      return { ...p, endpoints: sameList(list, endpoints) ? endpoints : list };
+    })
     .sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : a.port - b.port));
-  return { serviceKey, endpoints: sorted(all), ports, ...(trigger !== undefined ? { lastChangeTriggerTime: trigger } : {}) };
+  return { serviceKey, endpoints, ports, ...(trigger !== undefined ? { lastChangeTriggerTime: trigger } : {}) };
+}
+
+interface ServiceState {
+  readonly svc?: Service;
+  readonly eps?: ServiceEndpoints;
+}
+
+/** The addresses a service's state puts into the IP index. Endpoints count only while their
+ *  service exists: a slice without a service is inert. */
+function addressesOf(state: ServiceState): string[] {
+  if (!state.svc) return [];
+  return [...state.svc.clusterIPs, ...(state.eps?.endpoints ?? []).map((e) => e.ip)];
 }
 
 function same(a: unknown, b: unknown): boolean {
@@ -94,14 +115,13 @@ export class Catalog implements ObjectSink, CatalogView {
 
   private readonly servicesByKey = new Map<ObjectKey, Service>();
   private readonly slices = new Map<ObjectKey, SliceRecord>();
-  private readonly slicesByService = new Map<ObjectKey, Set<ObjectKey>>();
+  private readonly slicesByService = new MultiMap<ObjectKey, ObjectKey>();
   private readonly endpointsByService = new Map<ObjectKey, ServiceEndpoints>();
   private readonly nodesByName = new Map<string, Node>();
   private readonly podsByKey = new Map<ObjectKey, Pod>();
-  private readonly podIndex = new Map<string, Pod[]>();
-  private readonly ipOwners = new IPIndex();
-  /** The IPs each service put into ipOwners, so its entries can be taken out again. */
-  private readonly ipsByService = new Map<ObjectKey, string[]>();
+  private readonly podIndex = new MultiMap<string, Pod>();
+  /** Who owns an address (service cluster IP, endpoint, pod), for PTR answers. */
+  private readonly ipOwners = new MultiMap<string, IPOwner>();
 
   private readonly listeners = new Set<(c: CatalogChange) => void>();
   private depth = 0;
@@ -138,7 +158,7 @@ export class Catalog implements ObjectSink, CatalogView {
     return this.podsByKey.get(key);
   }
   podsByIP(ip: string): readonly Pod[] {
-    return this.podIndex.get(ip) ?? [];
+    return this.podIndex.get(ip);
   }
   ownersOfIP(ip: string): readonly IPOwner[] {
     return this.ipOwners.get(ip);
@@ -178,9 +198,11 @@ export class Catalog implements ObjectSink, CatalogView {
     this.batch(() => {
       const key = kind === 'Node' ? name : objectKey(namespace, name);
       switch (kind) {
-        case 'Service':
-          if (this.servicesByKey.delete(key)) this.serviceChanged(key);
+        case 'Service': {
+          const before = this.stateOf(key);
+          if (this.servicesByKey.delete(key)) this.serviceChanged(key, before);
           return;
+        }
         case 'EndpointSlice':
           return this.removeSlice(key);
         case 'Node':
@@ -258,14 +280,15 @@ export class Catalog implements ObjectSink, CatalogView {
     const key = this.keyOf('Service', obj);
     const svc = this.accept('Service', obj, normalizeService(obj), key !== undefined && this.servicesByKey.has(key));
     if (!svc) return;
-    const old = this.servicesByKey.get(svc.key);
+    const before = this.stateOf(svc.key);
+    const old = before.svc;
     // resourceVersion changes on every write, including status-only ones; compare without it.
     if (old && same({ ...old, resourceVersion: '' }, { ...svc, resourceVersion: '' })) {
       this.servicesByKey.set(svc.key, svc);
       return;
     }
     this.servicesByKey.set(svc.key, svc);
-    this.serviceChanged(svc.key);
+    this.serviceChanged(svc.key, before);
   }
 
   private applySlice(obj: unknown): void {
@@ -277,9 +300,7 @@ export class Catalog implements ObjectSink, CatalogView {
     if (old?.serviceKey && old.serviceKey !== slice.serviceKey) this.unlinkSlice(old);
     this.slices.set(slice.key, slice);
     if (slice.serviceKey) {
-      let set = this.slicesByService.get(slice.serviceKey);
-      if (!set) this.slicesByService.set(slice.serviceKey, (set = new Set()));
-      set.add(slice.key);
+      if (!this.slicesByService.has(slice.serviceKey, slice.key)) this.slicesByService.add(slice.serviceKey, slice.key);
       this.recomputeEndpoints(slice.serviceKey);
     }
   }
@@ -293,48 +314,45 @@ export class Catalog implements ObjectSink, CatalogView {
 
   private unlinkSlice(slice: SliceRecord): void {
     if (!slice.serviceKey) return;
-    const set = this.slicesByService.get(slice.serviceKey);
-    set?.delete(slice.key);
-    if (set && set.size === 0) this.slicesByService.delete(slice.serviceKey);
+    this.slicesByService.remove(slice.serviceKey, (k) => k === slice.key);
     this.recomputeEndpoints(slice.serviceKey);
   }
 
   private recomputeEndpoints(serviceKey: ObjectKey): void {
     const keys = this.slicesByService.get(serviceKey);
-    const old = this.endpointsByService.get(serviceKey);
-    if (!keys || keys.size === 0) {
+    const before = this.stateOf(serviceKey);
+    const old = before.eps;
+    if (keys.length === 0) {
       if (!old) return;
       this.endpointsByService.delete(serviceKey);
     } else {
-      const merged = mergeSlices(serviceKey, [...keys].map((k) => this.slices.get(k)!));
+      const merged = mergeSlices(serviceKey, keys.map((k) => this.slices.get(k)!));
       if (old && same(old, merged)) return;
       this.endpointsByService.set(serviceKey, merged);
     }
-    this.serviceChanged(serviceKey);
+    this.serviceChanged(serviceKey, before);
   }
 
-  /** Marks a service changed and re-indexes its addresses. */
-  private serviceChanged(key: ObjectKey): void {
+  /** A service's records as they are now; taken before a change to know what to un-index. */
+  private stateOf(key: ObjectKey): ServiceState {
+    return { svc: this.servicesByKey.get(key), eps: this.endpointsByService.get(key) };
+  }
+
+  /** Marks a service changed and re-indexes its addresses: those of its state `before` the
+   *  change go, those of its state now come (no list of them is kept per service). */
+  private serviceChanged(key: ObjectKey, before: ServiceState): void {
     this.pending.services.add(key);
-    for (const ip of this.ipsByService.get(key) ?? []) this.ipOwners.remove(ip, (o) => o.kind !== 'pod' && o.serviceKey === key);
-    const ips: string[] = [];
-    const add = (ip: string, owner: IPOwner) => {
-      ips.push(ip);
-      this.ipOwners.add(ip, owner);
-    };
-    const svc = this.servicesByKey.get(key);
-    if (svc) {
-      const asService: IPOwner = { kind: 'service', serviceKey: key };
-      for (const ip of svc.clusterIPs) add(ip, asService);
-      // Endpoints count only while their service exists: a slice without a service is inert.
-      // One shared owner record for the endpoints without a hostname: 100k endpoints, 1 object.
-      const asEndpoint: IPOwner = { kind: 'endpoint', serviceKey: key };
-      for (const ep of this.endpointsByService.get(key)?.endpoints ?? []) {
-        add(ep.ip, ep.hostname ? { kind: 'endpoint', serviceKey: key, hostname: ep.hostname } : asEndpoint);
-      }
+    const mine = (o: IPOwner) => o.kind !== 'pod' && o.serviceKey === key;
+    for (const ip of addressesOf(before)) this.ipOwners.remove(ip, mine);
+    const now = this.stateOf(key);
+    if (!now.svc) return;
+    const asService: IPOwner = { kind: 'service', serviceKey: key };
+    for (const ip of now.svc.clusterIPs) this.ipOwners.add(ip, asService);
+    // One shared owner record for the endpoints without a hostname: 100k endpoints, 1 object.
+    const asEndpoint: IPOwner = { kind: 'endpoint', serviceKey: key };
+    for (const ep of now.eps?.endpoints ?? []) {
+      this.ipOwners.add(ep.ip, ep.hostname ? { kind: 'endpoint', serviceKey: key, hostname: ep.hostname } : asEndpoint);
     }
-    if (ips.length) this.ipsByService.set(key, ips);
-    else this.ipsByService.delete(key);
   }
 
   private applyNode(obj: unknown): void {
@@ -355,7 +373,7 @@ export class Catalog implements ObjectSink, CatalogView {
     if (old) this.unindexPod(old);
     this.podsByKey.set(pod.key, pod);
     for (const ip of pod.podIPs) {
-      this.podIndex.set(ip, [...(this.podIndex.get(ip) ?? []), pod]);
+      this.podIndex.add(ip, pod);
       this.ipOwners.add(ip, { kind: 'pod', podKey: pod.key });
     }
     this.pending.pods.add(pod.key);
@@ -371,9 +389,7 @@ export class Catalog implements ObjectSink, CatalogView {
 
   private unindexPod(pod: Pod): void {
     for (const ip of pod.podIPs) {
-      const pods = this.podIndex.get(ip)?.filter((p) => p.key !== pod.key);
-      if (pods?.length) this.podIndex.set(ip, pods);
-      else this.podIndex.delete(ip);
+      this.podIndex.remove(ip, (p) => p.key === pod.key);
       this.ipOwners.remove(ip, (o) => o.kind === 'pod' && o.podKey === pod.key);
     }
   }

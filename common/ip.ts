@@ -2,6 +2,7 @@
 // ways ("FD00:0::1", "fd00::1") is one key everywhere: catalog indexes, rules, DNS answers.
 import { isIPv4, isIPv6 } from 'node:net';
 import type { IPFamily } from '../cluster/types.js';
+import { own } from './strings.js';
 
 export interface ParsedIP {
   readonly ip: string;
@@ -12,8 +13,10 @@ export interface ParsedIP {
  *  leading zeros ("010.0.0.1") is refused, as the API server refuses it: it is ambiguous. */
 export function parseIP(s: unknown): ParsedIP | undefined {
   if (typeof s !== 'string') return undefined;
-  if (isIPv4(s)) return { ip: s, family: 'IPv4' };
-  if (isIPv6(s) && !s.includes('%')) return { ip: canonicalIPv6(s), family: 'IPv6' };
+  // Addresses are kept by the catalog for as long as their objects live: an own copy, so that
+  // one parsed out of a manifest does not keep the manifest's text alive (see strings.ts).
+  if (isIPv4(s)) return { ip: own(s), family: 'IPv4' };
+  if (isIPv6(s) && !s.includes('%')) return { ip: own(canonicalIPv6(s)), family: 'IPv6' };
   return undefined;
 }
 
