@@ -13,6 +13,32 @@ export function reverseName(ip: string): string {
   return `${nibbles.join('.')}.ip6.arpa`;
 }
 
+/**
+ * The address a reverse name spells, in canonical form (what the catalog indexes), or undefined
+ * when it spells none: every label of the address present, decimal octets without leading zeros,
+ * single lower-case hex nibbles. Partial names (`96.10.in-addr.arpa`) spell no address.
+ */
+export function ipFromReverse(name: string): string | undefined {
+  if (name.endsWith('.in-addr.arpa')) {
+    const labels = name.slice(0, -'.in-addr.arpa'.length).split('.');
+    if (labels.length !== 4) return undefined;
+    for (const l of labels) if (!/^(0|[1-9]\d{0,2})$/.test(l) || Number(l) > 255) return undefined;
+    return `${labels[3]}.${labels[2]}.${labels[1]}.${labels[0]}`;
+  }
+  if (name.endsWith('.ip6.arpa')) {
+    const nibbles = name.slice(0, -'.ip6.arpa'.length);
+    // 32 nibbles and 31 dots, least significant first.
+    if (nibbles.length !== 63 || !/^([0-9a-f]\.){31}[0-9a-f]$/.test(nibbles)) return undefined;
+    const b = Buffer.alloc(16);
+    for (let i = 0; i < 32; i++) {
+      const v = parseInt(nibbles[62 - 2 * i], 16);
+      b[i >> 1] |= i % 2 === 0 ? v << 4 : v;
+    }
+    return canonicalIPv6(b);
+  }
+  return undefined;
+}
+
 /** `10.0.0.1` → `10-0-0-1`, `fd00::1` → `fd00--1` (CoreDNS's endpoint and pod spelling). */
 export function dashedIP(ip: string): string {
   return ip.replace(/[.:]/g, '-');
