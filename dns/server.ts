@@ -41,6 +41,8 @@ function sendLate(udp: dgram.Socket, reply: Buffer, to: dgram.RemoteInfo): void 
 export class DnsListener {
   /** UDP sockets by local address ('' for a specific --listen address). */
   private readonly udp = new Map<string, dgram.Socket>();
+  /** Local addresses a wildcard listener failed to bind, so each failure is logged once. */
+  private readonly unbindable = new Set<string>();
   private tcp?: net.Server;
   private rescanTimer?: NodeJS.Timeout;
   private stopped = false;
@@ -120,11 +122,13 @@ export class DnsListener {
   private async rescan(): Promise<void> {
     if (this.stopped || !this.bound) return;
     const now = new Set<string>();
-    for (const list of Object.values(networkInterfaces())) {
+    for (const [ifname, list] of Object.entries(networkInterfaces())) {
       for (const a of list ?? []) {
-        // Link-local IPv6 addresses need a scope on every send; nobody runs DNS on them.
-        if ((a.family === 'IPv6') !== this.v6 || (a as { scopeid?: number }).scopeid) continue;
-        now.add(a.address);
+        if ((a.family === 'IPv6') !== this.v6) continue;
+        // A link-local address exists once per link, so it is bound with its scope
+        // (fe80::1%eth0); replies then leave on that link. Node gives a link-local sender's
+        // address with its scope too (rinfo.address 'fe80::2%eth0'), which is what send needs.
+        now.add(a.family === 'IPv6' && a.scopeid ? `${a.address}%${ifname}` : a.address);
       }
     }
     for (const [host, sock] of this.udp) {
@@ -132,12 +136,18 @@ export class DnsListener {
       this.udp.delete(host);
       sock.close();
     }
+    for (const host of this.unbindable) if (!now.has(host)) this.unbindable.delete(host);
     for (const host of now) {
       if (this.udp.has(host)) continue;
       try {
         await this.bindUdp(host, this.bound.port, host);
+        this.unbindable.delete(host);
       } catch (err) {
-        this.log.warn('cannot listen on a local address', { listen: serverLabel({ host, port: this.bound.port }), error: err as Error });
+        // Retried on every scan (an IPv6 address is unbindable until duplicate address
+        // detection ends, about a second after its link comes up), but said once.
+        if (this.unbindable.has(host)) continue;
+        this.unbindable.add(host);
+        this.log.warn('cannot listen on a local address (retrying)', { listen: serverLabel({ host, port: this.bound.port }), error: err as Error });
       }
     }
   }
