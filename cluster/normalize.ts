@@ -233,7 +233,8 @@ export function normalizeService(obj: unknown): Normalized<Service> {
   return {
     ok: true,
     value: {
-      key: own(objectKey(namespace, name)),
+      // Shared: the service's slices name the same key, and the catalog's maps hold it once.
+      key: shared(objectKey(namespace, name)),
       namespace,
       name,
       resourceVersion: rv,
@@ -339,7 +340,7 @@ export function normalizeEndpointSlice(obj: unknown): Normalized<SliceRecord> {
       key: own(objectKey(namespace, name)),
       namespace,
       name,
-      ...(typeof svcName === 'string' && svcName ? { serviceKey: own(objectKey(namespace, svcName)) } : {}),
+      ...(typeof svcName === 'string' && svcName ? { serviceKey: shared(objectKey(namespace, svcName)) } : {}),
       addressType: shared(addressType) as SliceRecord['addressType'], // checked above: one of three literals
       ports: ports.slice(),
       endpoints: endpoints.slice(),

@@ -26,6 +26,7 @@ import { Counter } from 'prom-client';
 import { logger, type Logger } from '../../common/log.js';
 import { metricOnce, registry } from '../../common/metrics.js';
 import { KINDS, type Kind, type ObjectSink, type Source } from '../sink.js';
+import { own } from '../../common/strings.js';
 
 const manifestErrors = metricOnce(
   'kubedataplane_manifest_errors_total',
@@ -46,11 +47,9 @@ export interface Found {
   obj: Record<string, unknown>;
 }
 
-/** What is remembered of an object between scans. */
+/** What is remembered of an object between scans (kept small: 100k objects make 100k of
+ *  these; the kind, namespace and name are in its id). */
 interface Seen {
-  kind: Kind;
-  namespace: string;
-  name: string;
   digest: string;
   /** Which document of its file declares it. */
   doc: number;
@@ -62,14 +61,14 @@ interface FileState {
 }
 
 function remember(f: Found, doc: number): Seen {
-  const m = (f.obj.metadata ?? {}) as { name?: unknown; namespace?: unknown };
-  return {
-    kind: f.kind,
-    namespace: f.kind === 'Node' ? '' : String(m.namespace || 'default'),
-    name: String(m.name),
-    digest: createHash('sha1').update(JSON.stringify(f.obj)).digest('base64'),
-    doc,
-  };
+  return { digest: createHash('sha1').update(JSON.stringify(f.obj)).digest('base64'), doc };
+}
+
+/** `kind/namespace/name` back into its parts (names hold no slash). */
+function parseId(id: string): { kind: Kind; namespace: string; name: string } {
+  const a = id.indexOf('/');
+  const b = id.indexOf('/', a + 1);
+  return { kind: id.slice(0, a) as Kind, namespace: id.slice(a + 1, b), name: id.slice(b + 1) };
 }
 
 /** One YAML document of a file and the line (0-based) it starts on. */
@@ -225,7 +224,7 @@ export class ManifestSource implements Source {
       const objects = new Map<string, Seen>();
       try {
         docs.forEach((d, i) => {
-          for (const o of parseDocument(d, path)) objects.set(o.id, remember(o, i));
+          for (const o of parseDocument(d, path)) objects.set(own(o.id), remember(o, i));
         });
       } catch (err) {
         const e = err as Error & { line?: number };
@@ -284,7 +283,10 @@ export class ManifestSource implements Source {
           let g = byDoc.get(k);
           if (!g) byDoc.set(k, (g = { path: now.path, doc: now.seen.doc, ids: new Set() }));
           g.ids.add(id);
-        } else if (before) sink.delete(before.kind, before.namespace, before.name);
+        } else if (before) {
+          const { kind, namespace, name } = parseId(id);
+          sink.delete(kind, namespace, name);
+        }
       }
       for (const g of byDoc.values()) {
         // A document of an unchanged file: a duplicate definition there became the winner.
