@@ -69,7 +69,7 @@ demo: build
 	@node dist/demo/main.js $(ARGS)
 
 run: build
-	node dist/cmd/kube-dataplane.js $(or $(ARGS),catalog --manifests manifests/example)
+	dist/cmd/kube-dataplane.js $(or $(ARGS),catalog --manifests manifests/example)
 
 clean:
 	rm -rf dist $(RESULTS)
