@@ -118,7 +118,7 @@ async function measure(ns: Namespace, server: string, pid: number, port: number,
   const rcodes: Record<string, number> = {};
   for (const m of r.stdout.matchAll(/^\s+(\w+) (\d+) \([\d.]+%\)$/gm)) rcodes[m[1]] = Number(m[2]);
   // Latency at a fixed rate well below saturation, from dnsperf's per-query lines.
-  const v = await dnsperf(ns, port, file, ['-l', '3', '-Q', '5000', '-v'], 60_000);
+  const v = await dnsperf(ns, port, file, ['-l', '2', '-Q', '5000', '-v'], 60_000);
   const lat = [...v.stdout.matchAll(/^> \S+ .* ([\d.]+)$/gm)].map((m) => Number(m[1]) * 1000).sort((a, b) => a - b);
   const pct = (p: number) => (lat.length ? lat[Math.min(lat.length - 1, Math.floor((p / 100) * lat.length))] : NaN);
   const cpuUsPerQuery = (cpu / Math.max(1, completed)) * 1e6;
