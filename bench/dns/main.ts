@@ -155,7 +155,8 @@ async function main(): Promise<void> {
     await waitFor(upstream, /started/, 10_000);
 
     const t0 = Date.now();
-    const ours = ns.spawn('taskset', ['-c', '0', 'node', BIN, 'dns', '--manifests', manifests, '--listen', `127.0.0.1:${OURS}`, '--upstream', `127.0.0.1:${UPSTREAM}`, '--health-listen', '', '--ready-listen', '', '--metrics-listen', '127.0.0.1:9153'], { label: 'kube-dataplane dns' });
+    // Executed as the DaemonSet executes it: the file's first line carries the agent's V8 flags.
+    const ours = ns.spawn('taskset', ['-c', '0', BIN, 'dns', '--manifests', manifests, '--listen', `127.0.0.1:${OURS}`, '--upstream', `127.0.0.1:${UPSTREAM}`, '--health-listen', '', '--ready-listen', '', '--metrics-listen', '127.0.0.1:9153'], { label: 'kube-dataplane dns' });
     await waitFor(ours, /catalog synced/, 300_000);
     await waitFor(ours, /dns serving/, 300_000);
     const loadSeconds = (Date.now() - t0) / 1000;
