@@ -3,12 +3,15 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import dnsPacket from 'dns-packet';
 import { Catalog } from '../cluster/catalog.js';
-import { fixtureServices, serviceObjects } from '../bench/dns/fixtures.js';
+import { networkInterfaces } from 'node:os';
+import { fixtureServices, serviceObjects, type ServiceSpec } from '../bench/dns/fixtures.js';
 import { logger } from '../common/log.js';
 import { AnswerCache } from './cache.js';
 import { Forwarder } from './forwarder.js';
 import { DnsHandler, type Transport } from './handler.js';
-import { ClusterZone, type PodsMode } from './zone.js';
+import { reverseName } from './names.js';
+import { parseQuery } from './wire.js';
+import { ClusterZone, serverAddresses, type PodsMode } from './zone.js';
 
 const UDP: Transport = { proto: 'udp', family: '1', server: 'dns://test:53' };
 const TCP: Transport = { ...UDP, proto: 'tcp' };
@@ -206,5 +209,217 @@ describe('protocol', () => {
     expect(opt).toBeDefined();
     const plain = await ask(handler, { name: 'web.prod.svc.cluster.local', type: 'A' });
     expect((plain.msg.additionals ?? []).length).toBe(0);
+  });
+});
+
+/** A catalog with the given services only, synced. */
+function catalogOf(specs: ServiceSpec[]): Catalog {
+  const c = new Catalog({ kinds: ['Service', 'EndpointSlice'] });
+  c.batch(() => {
+    for (const s of specs) putService(c, s);
+    for (const k of ['Service', 'EndpointSlice'] as const) c.markSynced(k);
+  });
+  return c;
+}
+
+/** Applies a service and its slices, deleting the slice of a family it no longer has. */
+function putService(c: Catalog, s: ServiceSpec): void {
+  c.batch(() => {
+    const objs = serviceObjects(s) as Array<{ kind: 'Service' | 'EndpointSlice'; metadata: { name: string } }>;
+    for (const o of objs) c.apply(o.kind, o);
+    for (const family of ['ipv4', 'ipv6']) {
+      const slice = `${s.name}-${family}`;
+      if (!objs.some((o) => o.metadata.name === slice)) c.delete('EndpointSlice', s.namespace, slice);
+    }
+  });
+}
+
+function dropService(c: Catalog, namespace: string, name: string): void {
+  c.batch(() => {
+    c.delete('Service', namespace, name);
+    for (const family of ['ipv4', 'ipv6']) c.delete('EndpointSlice', namespace, `${name}-${family}`);
+  });
+}
+
+/** What the zone decides for a question, without a handler (a forward stays visible). */
+function decide(zone: ClusterZone, name: string, type: string) {
+  const buf = dnsPacket.encode({ type: 'query', id: 1, flags: 0, questions: [{ name, type: type as 'A', class: 'IN' }] });
+  return zone.lookup(buf, parseQuery(buf));
+}
+
+/** A reply reduced to what must not depend on how the index got there (no SOA serial). */
+async function summary(handler: DnsHandler, name: string, type: string): Promise<string> {
+  const { msg } = await ask(handler, { name, type, tcp: true });
+  const rr = (a: dnsPacket.Answer) => `${a.name} ${a.type} ${a.type === 'SOA' ? '' : JSON.stringify(a.data)}`;
+  return [msg.rcode, ...(msg.answers ?? []).map(rr).sort(), '|', ...(msg.authorities ?? []).map(rr), '|', ...(msg.additionals ?? []).map(rr).sort()].join('\n');
+}
+
+describe('reverse names from the catalog', () => {
+  const specs: ServiceSpec[] = [
+    { namespace: 'a', name: 'web', clusterIPs: ['10.96.5.1', 'fd00:96::5:1'], ports: [{ name: 'http', port: 80 }], endpoints: [{ ip: '10.244.5.1' }] },
+    {
+      namespace: 'a', name: 'db', headless: true, ports: [{ name: 'sql', port: 5432 }],
+      endpoints: [{ ip: '10.244.6.1', hostname: 'db-0' }, { ip: '10.244.6.2', ready: false }, { ip: 'fd00:244::6:3' }],
+    },
+    { namespace: 'b', name: 'db2', headless: true, ports: [{ name: 'sql', port: 5432 }], endpoints: [{ ip: '10.244.6.1', hostname: 'zz' }] },
+    { namespace: 'a', name: 'pub', headless: true, publishNotReadyAddresses: true, endpoints: [{ ip: '10.244.7.1', ready: false }] },
+  ];
+
+  it('answers cluster IPs and published headless endpoints; everything else is forwarded', async () => {
+    const c = catalogOf(specs);
+    const { zone, handler } = makeHandler(c);
+    const ptr = async (ip: string) => data((await ask(handler, { name: reverseName(ip), type: 'PTR' })).msg);
+    expect(await ptr('10.96.5.1')).toEqual(['web.a.svc.cluster.local']);
+    expect(await ptr('fd00:96::5:1')).toEqual(['web.a.svc.cluster.local']);
+    // An address in two headless services points at both names, sorted.
+    expect(await ptr('10.244.6.1')).toEqual(['db-0.db.a.svc.cluster.local', 'zz.db2.b.svc.cluster.local']);
+    expect(await ptr('fd00:244::6:3')).toEqual(['fd00-244--6-3.db.a.svc.cluster.local']);
+    expect(await ptr('10.244.7.1')).toEqual(['10-244-7-1.pub.a.svc.cluster.local']);
+    // Not ready, an endpoint of a ClusterIP service, an unknown address, a partial name.
+    for (const name of [reverseName('10.244.6.2'), reverseName('10.244.5.1'), reverseName('10.244.99.1'), '96.10.in-addr.arpa']) {
+      expect(decide(zone, name, 'PTR').kind, name).toBe('forward');
+    }
+    // Ours, another type: NODATA with the reverse zone's SOA.
+    const { msg } = await ask(handler, { name: reverseName('10.96.5.1'), type: 'A' });
+    expect([msg.rcode, msg.answers?.length, msg.authorities?.[0]?.name]).toEqual(['NOERROR', 0, 'in-addr.arpa']);
+  });
+
+  it('a cached PTR answer follows its service: hostname change, headless → ClusterIP, removal', async () => {
+    const c = catalogOf(specs);
+    const { zone, handler } = makeHandler(c);
+    const ptr = async (ip: string) => data((await ask(handler, { name: reverseName(ip), type: 'PTR' })).msg);
+    expect(await ptr('10.244.6.1')).toEqual(['db-0.db.a.svc.cluster.local', 'zz.db2.b.svc.cluster.local']);
+    putService(c, { ...specs[2], endpoints: [{ ip: '10.244.6.1', hostname: 'yy' }] });
+    expect(await ptr('10.244.6.1')).toEqual(['db-0.db.a.svc.cluster.local', 'yy.db2.b.svc.cluster.local']);
+    putService(c, { ...specs[2], headless: false, clusterIPs: ['10.96.5.2'], endpoints: [{ ip: '10.244.6.1', hostname: 'yy' }] });
+    expect(await ptr('10.244.6.1')).toEqual(['db-0.db.a.svc.cluster.local']);
+    expect(await ptr('10.96.5.2')).toEqual(['db2.b.svc.cluster.local']);
+    dropService(c, 'a', 'db');
+    expect(decide(zone, reverseName('10.244.6.1'), 'PTR').kind).toBe('forward');
+    // Endpoints whose service is gone point nowhere.
+    c.delete('Service', 'a', 'pub');
+    expect(decide(zone, reverseName('10.244.7.1'), 'PTR').kind).toBe('forward');
+  });
+});
+
+describe('index exactness', () => {
+  /** A small seeded generator, so a failure replays. */
+  function rng(seed: number) {
+    let s = seed >>> 0;
+    return (n: number) => {
+      s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
+      return s % n;
+    };
+  }
+
+  function randomService(r: (n: number) => number, namespace: string, name: string, i: number): ServiceSpec {
+    const kind = r(4);
+    // One port, maybe unnamed, or two named ones (the API requires names then).
+    const first = { name: ['http', 'grpc', ''][r(3)], port: 80 + r(3), protocol: ['TCP', 'UDP'][r(2)] };
+    const ports = first.name && r(2) ? [first, { name: 'm', port: 9090 }] : [first];
+    const endpoints = Array.from({ length: r(4) }, (_, k) => ({
+      ip: r(4) === 0 ? `fd00:244::${i}:${r(3)}` : `10.244.${i}.${r(5)}`,
+      ready: r(3) !== 0,
+      ...(r(2) ? { hostname: `h${k}` } : {}),
+    })).filter((e, k, all) => all.findIndex((x) => x.ip === e.ip) === k);
+    if (kind === 0) return { namespace, name, externalName: r(2) ? 'web.a.svc.cluster.local' : 'x.example.test' };
+    if (kind === 1) return { namespace, name, headless: true, publishNotReadyAddresses: r(2) === 0, ports, endpoints };
+    return { namespace, name, clusterIPs: r(2) ? [`10.96.${i}.${r(3)}`] : [`10.96.${i}.${r(3)}`, `fd00:96::${i}:${r(3)}`], ports, endpoints };
+  }
+
+  it('after many adds, updates and removals the index holds what a fresh index of the final catalog holds', async () => {
+    const r = rng(7);
+    const c = catalogOf([]);
+    const { zone, handler } = makeHandler(c);
+    const seen = { names: new Set<string>(), ips: new Set<string>() };
+    const note = (s: ServiceSpec) => {
+      const base = `${s.name}.${s.namespace}.svc.cluster.local`;
+      seen.names.add(base).add(`_tcp.${base}`).add(`_udp.${base}`).add(`${s.namespace}.svc.cluster.local`);
+      for (const p of s.ports ?? []) if (p.name) seen.names.add(`_${p.name}._${(p.protocol ?? 'TCP').toLowerCase()}.${base}`);
+      for (const e of s.endpoints ?? []) {
+        seen.ips.add(e.ip);
+        seen.names.add(`${e.hostname ?? e.ip.replace(/[.:]/g, '-')}.${base}`);
+      }
+      for (const ip of s.clusterIPs ?? []) seen.ips.add(ip);
+    };
+    for (let step = 0; step < 400; step++) {
+      const i = r(12);
+      const namespace = `ns${i % 3}`;
+      const name = `s${i}`;
+      if (r(6) === 0) dropService(c, namespace, name);
+      else {
+        const s = randomService(r, namespace, name, i);
+        note(s);
+        putService(c, s);
+      }
+      // Fill the caches with answers that later steps must replace.
+      for (const n of [...seen.names].slice(-12)) await ask(handler, { name: n, type: ['A', 'SRV', 'AAAA'][r(3)] });
+      for (const ip of [...seen.ips].slice(-6)) await ask(handler, { name: reverseName(ip), type: 'PTR' });
+    }
+    const fresh = makeHandler(c);
+    expect(zone.contents()).toEqual(fresh.zone.contents());
+    expect(zone.contents().names.length).toBeGreaterThan(10);
+    for (const n of seen.names) {
+      for (const type of ['A', 'AAAA', 'SRV', 'CNAME']) expect(await summary(handler, n, type), `${n} ${type}`).toBe(await summary(fresh.handler, n, type));
+    }
+    for (const ip of seen.ips) {
+      const name = reverseName(ip);
+      expect(decide(zone, name, 'PTR'), name).toEqual(decide(fresh.zone, name, 'PTR').kind === 'forward' ? { kind: 'forward' } : expect.objectContaining({ kind: 'reply' }));
+      if (decide(zone, name, 'PTR').kind === 'reply') expect(await summary(handler, name, 'PTR')).toBe(await summary(fresh.handler, name, 'PTR'));
+    }
+  });
+});
+
+describe('ns.dns.<zone>', () => {
+  const dnsService: ServiceSpec = {
+    namespace: 'kube-system', name: 'kube-dns', clusterIPs: ['10.96.0.53', 'fd00:96::53'], ports: [{ name: 'dns', port: 53, protocol: 'UDP' }],
+    endpoints: [{ ip: '10.244.0.2' }, { ip: '10.244.0.3' }],
+  };
+
+  function nsZone(c: Catalog, own: string[]) {
+    const zone = new ClusterZone({ domain: 'cluster.local', ttl: 5, pods: 'insecure', ownAddresses: () => own }, c);
+    zone.attach();
+    return { zone, handler: new DnsHandler(zone, new Forwarder([]), new AnswerCache(), undefined, logger('test')) };
+  }
+  const ns = async (handler: DnsHandler, type: string) => {
+    const { msg } = await ask(handler, { name: 'ns.dns.cluster.local', type });
+    return { rcode: msg.rcode, answers: data(msg), owners: [...new Set((msg.answers ?? []).map((a) => a.name))], soa: (msg.authorities ?? []).map((a) => a.type) };
+  };
+
+  it('answers the cluster IPs of the service this server is an endpoint of', async () => {
+    const { handler } = nsZone(catalogOf([dnsService, fixtureServices()[0]]), ['192.168.1.5', '10.244.0.3']);
+    expect(await ns(handler, 'A')).toEqual({ rcode: 'NOERROR', answers: ['10.96.0.53'], owners: ['ns.dns.cluster.local'], soa: [] });
+    expect((await ns(handler, 'AAAA')).answers).toEqual(['fd00:96::53']);
+    expect(await ns(handler, 'TXT')).toEqual({ rcode: 'NOERROR', answers: [], owners: [], soa: ['SOA'] });
+    // dns.<zone> stays an empty non-terminal.
+    const { msg } = await ask(handler, { name: 'dns.cluster.local', type: 'A' });
+    expect([msg.rcode, msg.answers?.length]).toEqual(['NOERROR', 0]);
+  });
+
+  it('a headless DNS service gives its published endpoints', async () => {
+    const headless = { ...dnsService, clusterIPs: undefined, headless: true, endpoints: [...dnsService.endpoints!, { ip: '10.244.0.4', ready: false }] };
+    const { handler } = nsZone(catalogOf([headless]), ['10.244.0.2']);
+    expect((await ns(handler, 'A')).answers).toEqual(['10.244.0.2', '10.244.0.3']);
+  });
+
+  it('falls back to the own addresses, and follows the catalog', async () => {
+    const c = catalogOf([{ ...dnsService, endpoints: [{ ip: '10.244.0.9' }] }]);
+    const { handler } = nsZone(c, ['10.244.0.3', '0:0:0:0:0:0:0:fd01', 'not-an-address']);
+    expect((await ns(handler, 'A')).answers).toEqual(['10.244.0.3']);
+    expect((await ns(handler, 'AAAA')).answers).toEqual(['::fd01']);
+    putService(c, dnsService); // now 10.244.0.3 is one of kube-dns's endpoints
+    expect((await ns(handler, 'A')).answers).toEqual(['10.96.0.53']);
+  });
+
+  it('without own addresses the name exists with no addresses', async () => {
+    const { handler } = nsZone(catalogOf([]), []);
+    expect(await ns(handler, 'A')).toEqual({ rcode: 'NOERROR', answers: [], owners: [], soa: ['SOA'] });
+  });
+
+  it('the server addresses: specific --listen hosts and the interfaces, never loopback or wildcards', () => {
+    const got = serverAddresses(['10.1.2.3', '0.0.0.0', '::', 'fd00::53'])();
+    expect(got).toEqual(expect.arrayContaining(['10.1.2.3', 'fd00::53']));
+    const internal = Object.values(networkInterfaces()).flatMap((l) => (l ?? []).filter((a) => a.internal).map((a) => a.address));
+    for (const a of ['0.0.0.0', '::', ...internal]) expect(got).not.toContain(a);
   });
 });

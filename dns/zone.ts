@@ -2,12 +2,18 @@
 // names built from the catalog one service at a time: a change to one service replaces only the
 // names that service owns, so 10k services cost nothing when one of them changes.
 //
-// Every name holds its records and, filled lazily, one encoded reply per question type; a query
-// whose name and type were answered before costs a copy and a few patched bytes.
-import type { CatalogView, ObjectKey, Service, ServiceEndpoints } from '../cluster/types.js';
-import { dashedIP, ipFromDashed, reverseName } from './names.js';
+// The index is small on purpose (10k services make some 30k names): a name maps to the catalog
+// records of its service (immutable, shared with the catalog), and which kind of name it is
+// (the service, a port's SRV name, an endpoint) follows from its spelling. Records are derived
+// only when a reply is first encoded; the encoded reply is what is kept, so a query whose name
+// and type were answered before costs two map lookups, a copy and a few patched bytes.
+// Reverse names are not indexed at all: the catalog already indexes addresses (`ownersOfIP`).
+import { networkInterfaces } from 'node:os';
+import { isIP } from 'node:net';
+import type { CatalogView, Endpoint, ObjectKey, Service, ServiceEndpoints } from '../cluster/types.js';
+import { canonicalIPv6, dashedIP, ipFromDashed, ipFromReverse, reverseName } from './names.js';
 import { addressRec, buildTemplate, type OwnedRec, type Rec, type Template } from './records.js';
-import { QCLASS_ANY, QCLASS_IN, QTYPE, RCODE, type Query } from './wire.js';
+import { QCLASS_ANY, QCLASS_IN, QTYPE, RCODE, ipBytes, type Query } from './wire.js';
 
 export type PodsMode = 'insecure' | 'verified' | 'disabled';
 
@@ -16,6 +22,8 @@ export interface ZoneOptions {
   readonly domain: string;
   readonly ttl: number;
   readonly pods: PodsMode;
+  /** This server's own addresses, for `ns.dns.<zone>` (read when that name is answered). */
+  readonly ownAddresses?: () => readonly string[];
 }
 
 export const SCHEMA_VERSION = '1.1.0';
@@ -29,46 +37,63 @@ export type ZoneAnswer =
   /** An ExternalName: the CNAME reply, to be completed with the target's records. */
   | { readonly kind: 'external'; readonly cname: OwnedRec; readonly target: string };
 
-/** A name and its records (owned by the name, TTL --ttl). Kept small: 10k services make
- *  some 50k of these. */
-interface NameNode {
-  readonly name: string;
-  readonly records: readonly Rec[];
-  /** Encoded replies by question type, made on first use; dropped with the node when its
-   *  service changes. */
-  templates?: Map<number, Template>;
+const FORWARD: ZoneAnswer = Object.freeze({ kind: 'forward' });
+const SERVFAIL: ZoneAnswer = Object.freeze({ kind: 'servfail' });
+const REFUSED: ZoneAnswer = Object.freeze({ kind: 'refused' });
+
+/** One service as it was indexed: the catalog's records (kept to recompute, on removal, exactly
+ *  the names they produced) and its name. Every name of the service maps to this one object. */
+class Indexed {
+  constructor(
+    readonly svc: Service,
+    readonly eps: ServiceEndpoints | undefined,
+    /** `<svc>.<ns>.svc.<zone>`, a flat string (it is also the index's key). */
+    readonly base: string,
+  ) {}
 }
 
-/** What one service put into the index, so that removing it is exact. `ptrs` holds pairs
- *  (reverse name, target) flattened. */
-interface Contribution {
-  readonly names: readonly string[];
-  readonly ents: readonly string[];
-  readonly ptrs: readonly string[];
-}
+/** Answers by question type, kept per name until its service changes. */
+type Answers = Map<number, ZoneAnswer>;
 
 const NEGATIVE_CACHE_MAX = 10_000;
+const PTR_CACHE_MAX = 10_000;
+/** How long an `ns.dns.<zone>` answer is kept: it also follows the interfaces' addresses. */
+const NS_CACHE_MS = 1000;
 
 export class ClusterZone {
-  private readonly names = new Map<string, NameNode>();
-  private readonly ents = new Map<string, number>();
-  /** Reverse name → its targets (nearly always one; an address in several headless services
-   *  has several), sorted. */
-  private readonly ptrs = new Map<string, readonly string[]>();
-  private readonly ptrTemplates = new Map<string, Map<number, Template>>();
-  private readonly byService = new Map<ObjectKey, Contribution>();
-  /** NXDOMAIN and NODATA replies for names with no node; any catalog change clears it. */
-  private readonly negative = new Map<string, Template>();
+  /** Every name a service owns (its own name, SRV names of named ports, endpoint names of a
+   *  headless service) → the service. A service's own name is there even when it answers
+   *  NXDOMAIN (a headless service with nothing published), so removal finds it by key. */
+  private readonly names = new Map<string, Indexed>();
+  /** `<ns>.svc.<zone>` → how many services the namespace has (it exists while any). */
+  private readonly namespaces = new Map<string, number>();
+  /** Answers of names in the index and of the fixed names, by name then type. */
+  private readonly answers = new Map<string, Answers>();
+  /** Answers for reverse names we own, built from the catalog's address index. */
+  private readonly ptrAnswers = new Map<string, Answers>();
+  /** NXDOMAIN and NODATA replies for names that own no records, by name then type; any catalog
+   *  change clears it. */
+  private readonly negative = new Map<string, Answers>();
+  private nsAnswers: Answers = new Map();
+  private nsAnswersAt = 0;
   private readonly suffix: string;
+  private readonly svcSuffix: string;
   private readonly podSuffix: string;
+  private readonly nsName: string;
+  private readonly versionName: string;
+  private readonly ents: ReadonlySet<string>;
   private serial: number;
   private unsubscribe?: () => void;
 
   constructor(private readonly opts: ZoneOptions, private readonly catalog: CatalogView) {
-    this.suffix = `.${opts.domain}`;
-    this.podSuffix = `.pod.${opts.domain}`;
+    const d = opts.domain;
+    this.suffix = `.${d}`;
+    this.svcSuffix = `.svc.${d}`;
+    this.podSuffix = `.pod.${d}`;
+    this.nsName = `ns.dns.${d}`;
+    this.versionName = `dns-version.${d}`;
+    this.ents = new Set([`svc.${d}`, `dns.${d}`]);
     this.serial = Math.floor(Date.now() / 1000) >>> 0;
-    this.addStatic();
   }
 
   get synced(): boolean {
@@ -91,69 +116,95 @@ export class ClusterZone {
   /** Re-indexes the named services from the catalog; work proportional to them. */
   update(keys: Iterable<ObjectKey>): void {
     for (const key of keys) {
-      this.remove(key);
+      const old = this.names.get(this.baseOfKey(key));
       const svc = this.catalog.service(key);
-      if (svc) this.add(svc, this.catalog.endpoints(key));
+      const eps = svc ? this.catalog.endpoints(key) : undefined;
+      if (old) this.remove(old);
+      const now = svc ? new Indexed(svc, eps, old?.base ?? this.baseOf(svc)) : undefined;
+      if (now) this.add(now);
+      if (this.ptrAnswers.size > 0) {
+        if (old) this.forgetPtrs(old);
+        if (now) this.forgetPtrs(now);
+      }
     }
     this.negative.clear();
+    this.nsAnswers = new Map();
+    this.answers.delete(this.opts.domain); // the apex SOA carries the serial
     this.serial = Math.max((this.serial + 1) >>> 0, Math.floor(Date.now() / 1000) >>> 0);
   }
 
-  get size(): { names: number; ptrs: number; services: number } {
-    return { names: this.names.size, ptrs: this.ptrs.size, services: this.byService.size };
+  get size(): { names: number; services: number; namespaces: number } {
+    let services = 0;
+    for (const [name, s] of this.names) if (name === s.base) services++;
+    return { names: this.names.size, services, namespaces: this.namespaces.size };
   }
 
   /** Decides what to answer; `query` and `q` are the client's message and its question. */
   lookup(query: Buffer, q: Query): ZoneAnswer {
-    const name = q.name;
-    const inZone = name === this.opts.domain || name.endsWith(this.suffix);
-    if (!inZone) {
-      if (!name.endsWith('.in-addr.arpa') && !name.endsWith('.ip6.arpa')) return { kind: 'forward' };
-      const targets = this.ptrs.get(name);
-      // Reverse names of addresses we do not own fall through to the upstreams, as CoreDNS's
-      // default `fallthrough in-addr.arpa ip6.arpa` does.
-      if (!targets) return { kind: 'forward' };
-      if (q.qclass !== QCLASS_IN && q.qclass !== QCLASS_ANY) return { kind: 'refused' };
-      return { kind: 'reply', tpl: this.ptrReply(query, q, targets) };
+    // Only names in the zone (once synced) are ever in `answers`.
+    if (q.qclass === QCLASS_IN || q.qclass === QCLASS_ANY) {
+      const hit = this.answers.get(q.name)?.get(q.qtype) ?? this.negative.get(q.name)?.get(q.qtype);
+      if (hit !== undefined) return hit;
     }
-    if (q.qclass !== QCLASS_IN && q.qclass !== QCLASS_ANY) return { kind: 'refused' };
-    if (!this.catalog.synced) return { kind: 'servfail' };
-
-    const node = this.names.get(name);
-    if (node) {
-      const first = node.records[0];
-      if (first?.type === QTYPE.CNAME && q.qtype !== QTYPE.CNAME) {
-        return { kind: 'external', cname: { owner: node.name, ttl: this.opts.ttl, rec: first }, target: first.target };
-      }
-      let tpl = node.templates?.get(q.qtype);
-      if (!tpl) (node.templates ??= new Map()).set(q.qtype, (tpl = this.nodeReply(query, q, node)));
-      return { kind: 'reply', tpl };
-    }
-
-    const key = `${q.qtype}|${name}`;
-    let tpl = this.negative.get(key);
-    if (tpl) return { kind: 'reply', tpl };
-    const pod = this.podAnswer(query, q);
-    if (pod) return { kind: 'reply', tpl: pod }; // pod answers follow the pods; never cached here
-    const exists = this.ents.has(name) || this.podNamespaceExists(name);
-    tpl = buildTemplate(query, q, {
-      rcode: exists ? RCODE.NOERROR : RCODE.NXDOMAIN,
-      authoritative: true,
-      answer: [],
-      authority: [this.soa(this.opts.domain)],
-    });
-    if (this.negative.size >= NEGATIVE_CACHE_MAX) this.negative.clear();
-    this.negative.set(key, tpl);
-    return { kind: 'reply', tpl };
+    return this.decide(query, q);
   }
 
   /** Records of a name in the zone (for chasing a CNAME whose target is in the cluster). */
   addresses(name: string, qtype: number): OwnedRec[] {
-    return (this.names.get(name)?.records ?? []).filter((r) => r.type === qtype).map((rec) => ({ owner: name, ttl: this.opts.ttl, rec }));
+    return (this.recordsOf(name) ?? []).filter((r) => r.type === qtype).map((rec) => ({ owner: name, ttl: this.opts.ttl, rec }));
   }
 
   isClusterName(name: string): boolean {
     return name === this.opts.domain || name.endsWith(this.suffix);
+  }
+
+  /** The names in the index and the namespaces with services, sorted (for tests). */
+  contents(): { names: string[]; namespaces: Array<[string, number]> } {
+    return { names: [...this.names.keys()].sort(), namespaces: [...this.namespaces].sort((a, b) => (a[0] < b[0] ? -1 : 1)) };
+  }
+
+  private decide(query: Buffer, q: Query): ZoneAnswer {
+    const name = q.name;
+    if (!this.isClusterName(name)) {
+      if (!name.endsWith('.in-addr.arpa') && !name.endsWith('.ip6.arpa')) return FORWARD;
+      return this.ptrAnswer(query, q);
+    }
+    if (q.qclass !== QCLASS_IN && q.qclass !== QCLASS_ANY) return REFUSED;
+    if (!this.catalog.synced) return SERVFAIL;
+
+    if (name === this.nsName) return this.nsAnswer(query, q);
+    const indexed = this.names.get(name);
+    if (indexed || name === this.opts.domain || name === this.versionName) {
+      let byType = this.answers.get(name);
+      if (!byType) this.answers.set(name, (byType = new Map()));
+      const answer = this.nameAnswer(query, q, this.recordsOf(name));
+      byType.set(q.qtype, answer);
+      return answer;
+    }
+
+    const pod = this.podAnswer(query, q);
+    if (pod) return { kind: 'reply', tpl: pod }; // pod answers follow the pods; never cached here
+    const answer = this.negativeAnswer(query, q, this.exists(name));
+    let byType = this.negative.get(name);
+    if (!byType) {
+      if (this.negative.size >= NEGATIVE_CACHE_MAX) this.negative.clear();
+      this.negative.set(name, (byType = new Map()));
+    }
+    byType.set(q.qtype, answer);
+    return answer;
+  }
+
+  /** Whether a name without records exists: an empty non-terminal. */
+  private exists(name: string): boolean {
+    if (this.ents.has(name) || this.namespaces.has(name)) return true;
+    // `_tcp.<svc>…`: exists when one of the service's names is below it.
+    const dot = name.indexOf('.');
+    const parent = dot < 0 ? undefined : this.names.get(name.slice(dot + 1));
+    if (parent && parent.base === name.slice(dot + 1)) {
+      const below = `.${name}`;
+      if (this.namesOf(parent).some((n) => n.endsWith(below))) return true;
+    }
+    return this.podNamespaceExists(name);
   }
 
   private soa(zone: string): OwnedRec {
@@ -161,40 +212,190 @@ export class ClusterZone {
     return {
       owner: zone,
       ttl: this.opts.ttl,
-      rec: { type: QTYPE.SOA, mname: `ns.dns.${d}`, rname: `hostmaster.${d}`, serial: this.serial, minimum: this.opts.ttl },
+      rec: { type: QTYPE.SOA, mname: this.nsName, rname: `hostmaster.${d}`, serial: this.serial, minimum: this.opts.ttl },
     };
   }
 
-  private nodeReply(query: Buffer, q: Query, node: NameNode): Template {
+  private negativeAnswer(query: Buffer, q: Query, exists: boolean, zone = this.opts.domain): ZoneAnswer {
+    return {
+      kind: 'reply',
+      tpl: buildTemplate(query, q, { rcode: exists ? RCODE.NOERROR : RCODE.NXDOMAIN, authoritative: true, answer: [], authority: [this.soa(zone)] }),
+    };
+  }
+
+  /** The answer for a name from its records (undefined: the name does not exist). */
+  private nameAnswer(query: Buffer, q: Query, records: readonly Rec[] | undefined): ZoneAnswer {
+    if (!records) return this.negativeAnswer(query, q, false);
+    const owner = q.name;
     const ttl = this.opts.ttl;
-    const answer = node.records.filter((r) => q.qtype === QTYPE.ANY || r.type === q.qtype).map((rec): OwnedRec => ({ owner: node.name, ttl, rec }));
-    if (answer.length === 0) {
-      return buildTemplate(query, q, { rcode: RCODE.NOERROR, authoritative: true, answer: [], authority: [this.soa(this.opts.domain)] });
+    const first = records[0];
+    if (first?.type === QTYPE.CNAME && q.qtype !== QTYPE.CNAME) {
+      return { kind: 'external', cname: { owner, ttl, rec: first }, target: first.target };
     }
+    const answer = records.filter((r) => q.qtype === QTYPE.ANY || r.type === q.qtype).map((rec): OwnedRec => ({ owner, ttl, rec }));
+    if (answer.length === 0) return this.negativeAnswer(query, q, true);
     // SRV targets are names of the same service: their addresses go in the additional section.
     const additional: OwnedRec[] = [];
     for (const r of answer) {
       if (r.rec.type !== QTYPE.SRV) continue;
       const target = r.rec.target;
-      for (const rec of this.names.get(target)?.records ?? []) if (rec.type === QTYPE.A || rec.type === QTYPE.AAAA) additional.push({ owner: target, ttl, rec });
+      for (const rec of this.recordsOf(target) ?? []) if (rec.type === QTYPE.A || rec.type === QTYPE.AAAA) additional.push({ owner: target, ttl, rec });
     }
-    return buildTemplate(query, q, { rcode: RCODE.NOERROR, authoritative: true, answer, additional });
+    return { kind: 'reply', tpl: buildTemplate(query, q, { rcode: RCODE.NOERROR, authoritative: true, answer, additional }) };
   }
 
-  private ptrReply(query: Buffer, q: Query, targets: readonly string[]): Template {
-    let byType = this.ptrTemplates.get(q.name);
-    let tpl = byType?.get(q.qtype);
-    if (tpl) return tpl;
-    const zone = q.name.endsWith('.ip6.arpa') ? 'ip6.arpa' : 'in-addr.arpa';
-    if (q.qtype === QTYPE.PTR || q.qtype === QTYPE.ANY) {
-      const answer = targets.map((target): OwnedRec => ({ owner: q.name, ttl: this.opts.ttl, rec: { type: QTYPE.PTR, target } }));
-      tpl = buildTemplate(query, q, { rcode: RCODE.NOERROR, authoritative: true, answer });
-    } else {
-      tpl = buildTemplate(query, q, { rcode: RCODE.NOERROR, authoritative: true, answer: [], authority: [this.soa(zone)] });
+  /** The records a name owns, derived from its service; undefined when the name does not exist. */
+  private recordsOf(name: string): readonly Rec[] | undefined {
+    const d = this.opts.domain;
+    if (name === d) return [this.soa(d).rec, { type: QTYPE.NS, target: this.nsName }];
+    if (name === this.versionName) return [{ type: QTYPE.TXT, text: SCHEMA_VERSION }];
+    if (name === this.nsName) return this.nsAddresses().map(addressRec);
+    const s = this.names.get(name);
+    if (!s) return undefined;
+    const { svc, eps, base } = s;
+    if (name === base) return serviceRecords(svc, eps, base);
+    const sub = name.slice(0, name.length - base.length - 1);
+    if (sub.startsWith('_')) {
+      // `_<port>._<proto>`
+      const dot = sub.indexOf('.');
+      const port = sub.slice(1, dot);
+      const proto = sub.slice(dot + 2);
+      const recs = srvRecords(svc, eps, base, port, proto);
+      return recs.length > 0 ? recs : undefined;
     }
-    if (!byType) this.ptrTemplates.set(q.name, (byType = new Map()));
-    byType.set(q.qtype, tpl);
-    return tpl;
+    const recs = svc.headless ? published(svc, eps).filter((e) => endpointLabel(e) === sub).map((e) => addressRec(e.ip)) : [];
+    return recs.length > 0 ? recs : undefined;
+  }
+
+  /** The names a service puts into the index; the same records always give the same names. */
+  private namesOf(s: Indexed): string[] {
+    const { svc, eps, base } = s;
+    const out = [base];
+    if (svc.type === 'ExternalName') return out;
+    if (!svc.headless) {
+      for (const p of svc.ports) if (p.name) out.push(srvName(p.name, p.protocol, base));
+      return out;
+    }
+    const endpoints = published(svc, eps);
+    if (endpoints.length === 0) return out; // the service does not exist in DNS
+    for (const e of endpoints) out.push(flat([endpointLabel(e), '.', base]));
+    for (const p of eps?.ports ?? []) if (p.name && p.endpoints.some((e) => e.ready || svc.publishNotReadyAddresses)) out.push(srvName(p.name, p.protocol, base));
+    return out;
+  }
+
+  private add(s: Indexed): void {
+    for (const n of this.namesOf(s)) this.names.set(n, s);
+    const ns = this.namespaceOf(s);
+    this.namespaces.set(ns, (this.namespaces.get(ns) ?? 0) + 1);
+  }
+
+  private remove(s: Indexed): void {
+    for (const n of this.namesOf(s)) {
+      if (this.names.get(n) === s) this.names.delete(n);
+      this.answers.delete(n);
+    }
+    const ns = this.namespaceOf(s);
+    const left = (this.namespaces.get(ns) ?? 1) - 1;
+    if (left <= 0) this.namespaces.delete(ns);
+    else this.namespaces.set(ns, left);
+  }
+
+  /** Reverse names of a service's addresses leave the PTR cache when the service changes. */
+  private forgetPtrs(s: Indexed): void {
+    for (const ip of s.svc.clusterIPs) this.ptrAnswers.delete(reverseName(ip));
+    for (const e of s.eps?.endpoints ?? []) this.ptrAnswers.delete(reverseName(e.ip));
+  }
+
+  private namespaceOf(s: Indexed): string {
+    // The base is `<svc>.<ns>.svc.<zone>`; the namespace's name is the rest after the first label.
+    return s.base.slice(s.base.indexOf('.') + 1);
+  }
+
+  private baseOf(svc: Service): string {
+    return flat([svc.name, '.', svc.namespace, this.svcSuffix]).toLowerCase();
+  }
+
+  private baseOfKey(key: ObjectKey): string {
+    const slash = key.indexOf('/');
+    return flat([key.slice(slash + 1), '.', key.slice(0, slash), this.svcSuffix]).toLowerCase();
+  }
+
+  /**
+   * A reverse name of a cluster IP or a published headless endpoint: PTR to the service's or
+   * endpoint's name. Other reverse names go to the upstreams, as CoreDNS's default
+   * `fallthrough in-addr.arpa ip6.arpa` does.
+   */
+  private ptrAnswer(query: Buffer, q: Query): ZoneAnswer {
+    const name = q.name;
+    const cached = this.ptrAnswers.get(name)?.get(q.qtype);
+    if (cached) return q.qclass === QCLASS_IN || q.qclass === QCLASS_ANY ? cached : REFUSED;
+    const targets = this.ptrTargets(name);
+    if (!targets) return FORWARD;
+    if (q.qclass !== QCLASS_IN && q.qclass !== QCLASS_ANY) return REFUSED;
+    let answer: ZoneAnswer;
+    if (q.qtype === QTYPE.PTR || q.qtype === QTYPE.ANY) {
+      const recs = targets.map((target): OwnedRec => ({ owner: name, ttl: this.opts.ttl, rec: { type: QTYPE.PTR, target } }));
+      answer = { kind: 'reply', tpl: buildTemplate(query, q, { rcode: RCODE.NOERROR, authoritative: true, answer: recs }) };
+    } else {
+      answer = this.negativeAnswer(query, q, true, name.endsWith('.ip6.arpa') ? 'ip6.arpa' : 'in-addr.arpa');
+    }
+    let byType = this.ptrAnswers.get(name);
+    if (!byType) {
+      if (this.ptrAnswers.size >= PTR_CACHE_MAX) this.ptrAnswers.clear();
+      this.ptrAnswers.set(name, (byType = new Map()));
+    }
+    byType.set(q.qtype, answer);
+    return answer;
+  }
+
+  /** The names an address points back to, sorted; undefined when it is none of ours. */
+  private ptrTargets(reverse: string): string[] | undefined {
+    const ip = ipFromReverse(reverse);
+    if (!ip) return undefined;
+    const targets = new Set<string>();
+    for (const o of this.catalog.ownersOfIP(ip)) {
+      if (o.kind === 'pod') continue;
+      const s = this.names.get(this.baseOfKey(o.serviceKey));
+      if (!s || s.svc.type === 'ExternalName') continue;
+      if (o.kind === 'service') {
+        if (!s.svc.headless && s.svc.clusterIPs.includes(ip)) targets.add(s.base);
+      } else if (s.svc.headless) {
+        const e = published(s.svc, s.eps).find((x) => x.ip === ip);
+        if (e) targets.add(`${endpointLabel(e)}.${s.base}`);
+      }
+    }
+    return targets.size > 0 ? [...targets].sort() : undefined;
+  }
+
+  /**
+   * `ns.dns.<zone>` (the NS of the zone) answers as CoreDNS's does: the addresses of the services
+   * this server is an endpoint of (the cluster IPs, or for a headless service its published
+   * endpoints), else this server's own addresses.
+   */
+  private nsAnswer(query: Buffer, q: Query): ZoneAnswer {
+    const now = Date.now();
+    if (now - this.nsAnswersAt > NS_CACHE_MS) {
+      this.nsAnswers = new Map();
+      this.nsAnswersAt = now;
+    }
+    let answer = this.nsAnswers.get(q.qtype);
+    if (!answer) this.nsAnswers.set(q.qtype, (answer = this.nameAnswer(query, q, this.recordsOf(this.nsName))));
+    return answer;
+  }
+
+  private nsAddresses(): string[] {
+    const own = [...new Set((this.opts.ownAddresses?.() ?? []).map(canonicalIP).filter((ip): ip is string => ip !== undefined))];
+    const out = new Set<string>();
+    for (const ip of own) {
+      for (const o of this.catalog.ownersOfIP(ip)) {
+        if (o.kind !== 'endpoint') continue;
+        const s = this.names.get(this.baseOfKey(o.serviceKey));
+        if (!s || s.svc.type === 'ExternalName') continue;
+        if (s.svc.headless) for (const e of published(s.svc, s.eps)) out.add(e.ip);
+        else for (const c of s.svc.clusterIPs) out.add(c);
+      }
+    }
+    return out.size > 0 ? [...out].sort() : own.sort();
   }
 
   /** `a-b-c-d.<ns>.pod.<zone>` per `--pods`; undefined when the name is no pod's. */
@@ -223,104 +424,81 @@ export class ClusterZone {
     if (this.opts.pods === 'verified') return false; // a namespace with no pod: nothing below it
     return name.endsWith(this.podSuffix) && !name.slice(0, -this.podSuffix.length).includes('.');
   }
-
-  private addStatic(): void {
-    const d = this.opts.domain;
-    this.names.set(d, node(d, [this.soa(d).rec, { type: QTYPE.NS, target: `ns.dns.${d}` }]));
-    this.names.set(`dns-version.${d}`, node(`dns-version.${d}`, [{ type: QTYPE.TXT, text: SCHEMA_VERSION }]));
-    for (const ent of [`svc.${d}`, `dns.${d}`, `ns.dns.${d}`]) this.ents.set(ent, 1);
-  }
-
-  private remove(key: ObjectKey): void {
-    const c = this.byService.get(key);
-    if (!c) return;
-    this.byService.delete(key);
-    for (const n of c.names) this.names.delete(n);
-    for (const e of c.ents) {
-      const left = (this.ents.get(e) ?? 1) - 1;
-      if (left <= 0) this.ents.delete(e);
-      else this.ents.set(e, left);
-    }
-    for (let i = 0; i < c.ptrs.length; i += 2) {
-      const [rev, target] = [c.ptrs[i], c.ptrs[i + 1]];
-      const left = (this.ptrs.get(rev) ?? []).filter((t) => t !== target);
-      this.ptrTemplates.delete(rev);
-      if (left.length === 0) this.ptrs.delete(rev);
-      else this.ptrs.set(rev, left);
-    }
-  }
-
-  private add(svc: Service, eps: ServiceEndpoints | undefined): void {
-    const d = this.opts.domain;
-    const base = `${svc.name}.${svc.namespace}.svc.${d}`.toLowerCase();
-    const names: string[] = [];
-    const ents = [`${svc.namespace}.svc.${d}`.toLowerCase()];
-    const ptrs: string[] = [];
-    const put = (n: NameNode) => {
-      this.names.set(n.name, n);
-      names.push(n.name);
-    };
-
-    if (svc.type === 'ExternalName') {
-      if (svc.externalName) put(node(base, [{ type: QTYPE.CNAME, target: svc.externalName.toLowerCase() }]));
-    } else if (!svc.headless) {
-      // An SRV question for the service name itself gets every port (CoreDNS does this; the
-      // specification only defines the per-port names).
-      const weight = Math.max(1, Math.floor(100 / Math.max(1, svc.ports.length)));
-      const allPorts = svc.ports.map((p): Rec => ({ type: QTYPE.SRV, priority: 0, weight, port: p.port, target: base }));
-      put(node(base, [...svc.clusterIPs.map(addressRec), ...allPorts]));
-      for (const ip of svc.clusterIPs) ptrs.push(reverseName(ip), base);
-      for (const p of svc.ports) {
-        if (!p.name) continue;
-        const proto = `_${p.protocol.toLowerCase()}.${base}`;
-        const srv = `_${p.name.toLowerCase()}.${proto}`;
-        put(node(srv, [{ type: QTYPE.SRV, priority: 0, weight: 100, port: p.port, target: base }]));
-        ents.push(proto);
-      }
-    } else {
-      const published = (e: { ready: boolean }) => e.ready || svc.publishNotReadyAddresses;
-      const endpoints = (eps?.endpoints ?? []).filter(published);
-      // A headless service with nothing to publish does not exist in DNS (NXDOMAIN).
-      if (endpoints.length > 0) {
-        const label = (e: { ip: string; hostname?: string }) => (e.hostname ? e.hostname.toLowerCase() : dashedIP(e.ip));
-        const allPorts: Rec[] = [];
-        for (const p of eps?.ports ?? []) for (const e of p.endpoints) if (published(e)) allPorts.push({ type: QTYPE.SRV, priority: 0, weight: 0, port: p.port, target: `${label(e)}.${base}` });
-        const weight = Math.max(1, Math.floor(100 / Math.max(1, allPorts.length)));
-        put(node(base, [...endpoints.map((e) => addressRec(e.ip)), ...allPorts.map((r) => ({ ...r, weight }))]));
-        const byHost = new Map<string, Rec[]>();
-        for (const e of endpoints) {
-          const host = `${label(e)}.${base}`;
-          let list = byHost.get(host);
-          if (!list) byHost.set(host, (list = []));
-          list.push(addressRec(e.ip));
-          ptrs.push(reverseName(e.ip), host);
-        }
-        for (const [host, recs] of byHost) put(node(host, recs));
-        for (const p of eps?.ports ?? []) {
-          if (!p.name) continue;
-          const targets = p.endpoints.filter(published);
-          if (targets.length === 0) continue;
-          const proto = `_${p.protocol.toLowerCase()}.${base}`;
-          const srv = `_${p.name.toLowerCase()}.${proto}`;
-          const hosts = [...new Set(targets.map((e) => `${label(e)}.${base}`))];
-          const weight = Math.max(1, Math.floor(100 / hosts.length));
-          put(node(srv, hosts.map((h): Rec => ({ type: QTYPE.SRV, priority: 0, weight, port: p.port, target: h }))));
-          ents.push(proto);
-        }
-      }
-    }
-
-    for (const e of ents) this.ents.set(e, (this.ents.get(e) ?? 0) + 1);
-    for (let i = 0; i < ptrs.length; i += 2) {
-      const [rev, target] = [ptrs[i], ptrs[i + 1]];
-      const had = this.ptrs.get(rev);
-      this.ptrs.set(rev, had ? (had.includes(target) ? had : [...had, target].sort()) : [target]);
-      this.ptrTemplates.delete(rev);
-    }
-    this.byService.set(svc.key, { names, ents, ptrs });
-  }
 }
 
-function node(name: string, records: Rec[]): NameNode {
-  return { name, records };
+/**
+ * This server's addresses for `ns.dns.<zone>`: the interfaces' addresses (not loopback, not
+ * IPv6 link-local, which we do not serve on) and the specific `--listen` hosts.
+ */
+export function serverAddresses(listenHosts: readonly string[]): () => string[] {
+  const specific = listenHosts.filter((h) => isIP(h) !== 0 && h !== '0.0.0.0' && h !== '::');
+  return () => {
+    const out = [...specific];
+    for (const list of Object.values(networkInterfaces())) {
+      for (const a of list ?? []) if (!a.internal && !a.address.toLowerCase().startsWith('fe80:')) out.push(a.address);
+    }
+    return out;
+  };
+}
+
+function canonicalIP(ip: string): string | undefined {
+  const kind = isIP(ip);
+  if (kind === 4) return ip;
+  if (kind === 6) return canonicalIPv6(ipBytes(ip));
+  return undefined;
+}
+
+/** A string built in one piece: template literals make V8 cons strings (a tree of pieces,
+ *  32 bytes a node) that stay trees while only used as map keys; `join` makes a flat one. */
+function flat(parts: readonly string[]): string {
+  return parts.join('');
+}
+
+function srvName(port: string, protocol: string, base: string): string {
+  return flat(['_', port, '._', protocol, '.', base]).toLowerCase();
+}
+
+function published(svc: Service, eps: ServiceEndpoints | undefined): readonly Endpoint[] {
+  const all = eps?.endpoints ?? [];
+  return svc.publishNotReadyAddresses ? all : all.filter((e) => e.ready);
+}
+
+/** An endpoint's label under its headless service: its hostname, else its dashed address. */
+function endpointLabel(e: Endpoint): string {
+  return e.hostname ? e.hostname.toLowerCase() : dashedIP(e.ip);
+}
+
+/** The records of a service's own name; undefined when the service does not exist in DNS. */
+function serviceRecords(svc: Service, eps: ServiceEndpoints | undefined, base: string): Rec[] | undefined {
+  if (svc.type === 'ExternalName') return svc.externalName ? [{ type: QTYPE.CNAME, target: svc.externalName.toLowerCase() }] : undefined;
+  if (!svc.headless) {
+    // An SRV question for the service name itself gets every port (CoreDNS does this; the
+    // specification only defines the per-port names).
+    const weight = Math.max(1, Math.floor(100 / Math.max(1, svc.ports.length)));
+    return [...svc.clusterIPs.map(addressRec), ...svc.ports.map((p): Rec => ({ type: QTYPE.SRV, priority: 0, weight, port: p.port, target: base }))];
+  }
+  const endpoints = published(svc, eps);
+  // A headless service with nothing to publish does not exist in DNS (NXDOMAIN).
+  if (endpoints.length === 0) return undefined;
+  const targets: Array<{ port: number; target: string }> = [];
+  for (const p of eps?.ports ?? []) {
+    for (const e of p.endpoints) if (e.ready || svc.publishNotReadyAddresses) targets.push({ port: p.port, target: `${endpointLabel(e)}.${base}` });
+  }
+  const weight = Math.max(1, Math.floor(100 / Math.max(1, targets.length)));
+  return [...endpoints.map((e) => addressRec(e.ip)), ...targets.map((t): Rec => ({ type: QTYPE.SRV, priority: 0, weight, port: t.port, target: t.target }))];
+}
+
+/** SRV records of `_<port>._<proto>.<base>`. */
+function srvRecords(svc: Service, eps: ServiceEndpoints | undefined, base: string, port: string, proto: string): Rec[] {
+  const matches = (p: { name: string; protocol: string }) => p.name !== '' && p.name.toLowerCase() === port && p.protocol.toLowerCase() === proto;
+  if (!svc.headless) {
+    return svc.ports.filter(matches).map((p): Rec => ({ type: QTYPE.SRV, priority: 0, weight: 100, port: p.port, target: base }));
+  }
+  const out: Rec[] = [];
+  for (const p of (eps?.ports ?? []).filter(matches)) {
+    const hosts = [...new Set(p.endpoints.filter((e) => e.ready || svc.publishNotReadyAddresses).map((e) => `${endpointLabel(e)}.${base}`))];
+    const weight = Math.max(1, Math.floor(100 / Math.max(1, hosts.length)));
+    for (const h of hosts) out.push({ type: QTYPE.SRV, priority: 0, weight, port: p.port, target: h });
+  }
+  return out;
 }
