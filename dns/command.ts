@@ -9,7 +9,7 @@ import { Forwarder, type Upstream, parseUpstream, readResolvConf, upstreamLabel,
 import { DnsHandler } from './handler.js';
 import { DnsMetrics, rcodeName } from './metrics.js';
 import { DnsListener, serverLabel } from './server.js';
-import { ClusterZone } from './zone.js';
+import { ClusterZone, serverAddresses } from './zone.js';
 
 export interface Running {
   stop(): Promise<void>;
@@ -39,7 +39,7 @@ export async function startDns(opts: Options, catalog: CatalogView): Promise<Run
   }
   if (upstreams.length === 0) log.warn('no upstream resolver: names outside the cluster zone get SERVFAIL', { hint: 'give --upstream or a nameserver in /etc/resolv.conf' });
 
-  const zone = new ClusterZone({ domain: opts.clusterDomain, ttl: opts.ttl, pods: opts.pods }, catalog);
+  const zone = new ClusterZone({ domain: opts.clusterDomain, ttl: opts.ttl, pods: opts.pods, ownAddresses: serverAddresses(listens.map((l) => l.host)) }, catalog);
   zone.attach();
   let wasSynced = catalog.synced;
   const unwatch = catalog.onChange((change) => {
