@@ -52,8 +52,27 @@ class Indexed {
   ) {}
 }
 
-/** Answers by question type, kept per name until its service changes. */
-type Answers = Map<number, ZoneAnswer>;
+/** Answers of one name by question type, kept until its service changes. The common types
+ *  have a slot each: a Map per name would cost three times as much and a little more time. */
+class Answers {
+  a: ZoneAnswer | undefined = undefined;
+  aaaa: ZoneAnswer | undefined = undefined;
+  srv: ZoneAnswer | undefined = undefined;
+  ptr: ZoneAnswer | undefined = undefined;
+  other: Map<number, ZoneAnswer> | undefined = undefined;
+
+  get(qtype: number): ZoneAnswer | undefined {
+    return qtype === QTYPE.A ? this.a : qtype === QTYPE.AAAA ? this.aaaa : qtype === QTYPE.SRV ? this.srv : qtype === QTYPE.PTR ? this.ptr : this.other?.get(qtype);
+  }
+
+  set(qtype: number, answer: ZoneAnswer): void {
+    if (qtype === QTYPE.A) this.a = answer;
+    else if (qtype === QTYPE.AAAA) this.aaaa = answer;
+    else if (qtype === QTYPE.SRV) this.srv = answer;
+    else if (qtype === QTYPE.PTR) this.ptr = answer;
+    else (this.other ??= new Map()).set(qtype, answer);
+  }
+}
 
 const NEGATIVE_CACHE_MAX = 10_000;
 const PTR_CACHE_MAX = 10_000;
@@ -74,7 +93,7 @@ export class ClusterZone {
   /** NXDOMAIN and NODATA replies for names that own no records, by name then type; any catalog
    *  change clears it. */
   private readonly negative = new Map<string, Answers>();
-  private nsAnswers: Answers = new Map();
+  private nsAnswers = new Answers();
   private nsAnswersAt = 0;
   private readonly suffix: string;
   private readonly svcSuffix: string;
@@ -128,7 +147,7 @@ export class ClusterZone {
       }
     }
     this.negative.clear();
-    this.nsAnswers = new Map();
+    this.nsAnswers = new Answers();
     this.answers.delete(this.opts.domain); // the apex SOA carries the serial
     this.serial = Math.max((this.serial + 1) >>> 0, Math.floor(Date.now() / 1000) >>> 0);
   }
@@ -176,7 +195,7 @@ export class ClusterZone {
     const indexed = this.names.get(name);
     if (indexed || name === this.opts.domain || name === this.versionName) {
       let byType = this.answers.get(name);
-      if (!byType) this.answers.set(name, (byType = new Map()));
+      if (!byType) this.answers.set(name, (byType = new Answers()));
       const answer = this.nameAnswer(query, q, this.recordsOf(name));
       byType.set(q.qtype, answer);
       return answer;
@@ -188,7 +207,7 @@ export class ClusterZone {
     let byType = this.negative.get(name);
     if (!byType) {
       if (this.negative.size >= NEGATIVE_CACHE_MAX) this.negative.clear();
-      this.negative.set(name, (byType = new Map()));
+      this.negative.set(name, (byType = new Answers()));
     }
     byType.set(q.qtype, answer);
     return answer;
@@ -342,7 +361,7 @@ export class ClusterZone {
     let byType = this.ptrAnswers.get(name);
     if (!byType) {
       if (this.ptrAnswers.size >= PTR_CACHE_MAX) this.ptrAnswers.clear();
-      this.ptrAnswers.set(name, (byType = new Map()));
+      this.ptrAnswers.set(name, (byType = new Answers()));
     }
     byType.set(q.qtype, answer);
     return answer;
@@ -375,7 +394,7 @@ export class ClusterZone {
   private nsAnswer(query: Buffer, q: Query): ZoneAnswer {
     const now = Date.now();
     if (now - this.nsAnswersAt > NS_CACHE_MS) {
-      this.nsAnswers = new Map();
+      this.nsAnswers = new Answers();
       this.nsAnswersAt = now;
     }
     let answer = this.nsAnswers.get(q.qtype);
