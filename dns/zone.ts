@@ -2,12 +2,13 @@
 // names built from the catalog one service at a time: a change to one service replaces only the
 // names that service owns, so 10k services cost nothing when one of them changes.
 //
-// The index is small on purpose (10k services make some 30k names): a name maps to the catalog
-// records of its service (immutable, shared with the catalog), and which kind of name it is
-// (the service, a port's SRV name, an endpoint) follows from its spelling. Records are derived
-// only when a reply is first encoded; the encoded reply is what is kept, so a query whose name
-// and type were answered before costs two map lookups, a copy and a few patched bytes.
-// Reverse names are not indexed at all: the catalog already indexes addresses (`ownersOfIP`).
+// The index is small on purpose (10k services make some 30k names): it holds one entry per
+// service, its name → the catalog's records of it (immutable, shared with the catalog). The
+// names below a service (a port's SRV name, an endpoint's name) are found by their spelling:
+// one or two labels more. Records are derived only when a reply is first encoded; the encoded
+// reply is what is kept, per name, so a query whose name and type were answered before costs
+// two map lookups, a copy and a few patched bytes. Reverse names are not indexed at all: the
+// catalog already indexes addresses (`ownersOfIP`).
 import { networkInterfaces } from 'node:os';
 import { isIP } from 'node:net';
 import type { CatalogView, Endpoint, ObjectKey, Service, ServiceEndpoints } from '../cluster/types.js';
@@ -42,7 +43,7 @@ const SERVFAIL: ZoneAnswer = Object.freeze({ kind: 'servfail' });
 const REFUSED: ZoneAnswer = Object.freeze({ kind: 'refused' });
 
 /** One service as it was indexed: the catalog's records (kept to recompute, on removal, exactly
- *  the names they produced) and its name. Every name of the service maps to this one object. */
+ *  the names they produced, whose answers go with them) and its name. */
 class Indexed {
   constructor(
     readonly svc: Service,
@@ -80,10 +81,9 @@ const PTR_CACHE_MAX = 10_000;
 const NS_CACHE_MS = 1000;
 
 export class ClusterZone {
-  /** Every name a service owns (its own name, SRV names of named ports, endpoint names of a
-   *  headless service) → the service. A service's own name is there even when it answers
-   *  NXDOMAIN (a headless service with nothing published), so removal finds it by key. */
-  private readonly names = new Map<string, Indexed>();
+  /** `<svc>.<ns>.svc.<zone>` → the service, also when the name answers NXDOMAIN (a headless
+   *  service with nothing published), so that removal finds it by key. */
+  private readonly services = new Map<string, Indexed>();
   /** `<ns>.svc.<zone>` → how many services the namespace has (it exists while any). */
   private readonly namespaces = new Map<string, number>();
   /** Answers of names in the index and of the fixed names, by name then type. */
@@ -135,7 +135,7 @@ export class ClusterZone {
   /** Re-indexes the named services from the catalog; work proportional to them. */
   update(keys: Iterable<ObjectKey>): void {
     for (const key of keys) {
-      const old = this.names.get(this.baseOfKey(key));
+      const old = this.services.get(this.baseOfKey(key));
       const svc = this.catalog.service(key);
       const eps = svc ? this.catalog.endpoints(key) : undefined;
       if (old) this.remove(old);
@@ -152,10 +152,8 @@ export class ClusterZone {
     this.serial = Math.max((this.serial + 1) >>> 0, Math.floor(Date.now() / 1000) >>> 0);
   }
 
-  get size(): { names: number; services: number; namespaces: number } {
-    let services = 0;
-    for (const [name, s] of this.names) if (name === s.base) services++;
-    return { names: this.names.size, services, namespaces: this.namespaces.size };
+  get size(): { services: number; namespaces: number } {
+    return { services: this.services.size, namespaces: this.namespaces.size };
   }
 
   /** Decides what to answer; `query` and `q` are the client's message and its question. */
@@ -177,9 +175,9 @@ export class ClusterZone {
     return name === this.opts.domain || name.endsWith(this.suffix);
   }
 
-  /** The names in the index and the namespaces with services, sorted (for tests). */
-  contents(): { names: string[]; namespaces: Array<[string, number]> } {
-    return { names: [...this.names.keys()].sort(), namespaces: [...this.namespaces].sort((a, b) => (a[0] < b[0] ? -1 : 1)) };
+  /** The services' names and the namespaces with services, sorted (for tests). */
+  contents(): { services: string[]; namespaces: Array<[string, number]> } {
+    return { services: [...this.services.keys()].sort(), namespaces: [...this.namespaces].sort((a, b) => (a[0] < b[0] ? -1 : 1)) };
   }
 
   private decide(query: Buffer, q: Query): ZoneAnswer {
@@ -192,11 +190,11 @@ export class ClusterZone {
     if (!this.catalog.synced) return SERVFAIL;
 
     if (name === this.nsName) return this.nsAnswer(query, q);
-    const indexed = this.names.get(name);
-    if (indexed || name === this.opts.domain || name === this.versionName) {
+    const records = this.recordsOf(name);
+    if (records) {
       let byType = this.answers.get(name);
       if (!byType) this.answers.set(name, (byType = new Answers()));
-      const answer = this.nameAnswer(query, q, this.recordsOf(name));
+      const answer = this.nameAnswer(query, q, records);
       byType.set(q.qtype, answer);
       return answer;
     }
@@ -218,7 +216,7 @@ export class ClusterZone {
     if (this.ents.has(name) || this.namespaces.has(name)) return true;
     // `_tcp.<svc>…`: exists when one of the service's names is below it.
     const dot = name.indexOf('.');
-    const parent = dot < 0 ? undefined : this.names.get(name.slice(dot + 1));
+    const parent = dot < 0 ? undefined : this.services.get(name.slice(dot + 1));
     if (parent && parent.base === name.slice(dot + 1)) {
       const below = `.${name}`;
       if (this.namesOf(parent).some((n) => n.endsWith(below))) return true;
@@ -242,9 +240,8 @@ export class ClusterZone {
     };
   }
 
-  /** The answer for a name from its records (undefined: the name does not exist). */
-  private nameAnswer(query: Buffer, q: Query, records: readonly Rec[] | undefined): ZoneAnswer {
-    if (!records) return this.negativeAnswer(query, q, false);
+  /** The answer for a name from its records. */
+  private nameAnswer(query: Buffer, q: Query, records: readonly Rec[]): ZoneAnswer {
     const owner = q.name;
     const ttl = this.opts.ttl;
     const first = records[0];
@@ -269,24 +266,28 @@ export class ClusterZone {
     if (name === d) return [this.soa(d).rec, { type: QTYPE.NS, target: this.nsName }];
     if (name === this.versionName) return [{ type: QTYPE.TXT, text: SCHEMA_VERSION }];
     if (name === this.nsName) return this.nsAddresses().map(addressRec);
-    const s = this.names.get(name);
-    if (!s) return undefined;
-    const { svc, eps, base } = s;
-    if (name === base) return serviceRecords(svc, eps, base);
-    const sub = name.slice(0, name.length - base.length - 1);
-    if (sub.startsWith('_')) {
-      // `_<port>._<proto>`
-      const dot = sub.indexOf('.');
-      const port = sub.slice(1, dot);
-      const proto = sub.slice(dot + 2);
-      const recs = srvRecords(svc, eps, base, port, proto);
+    const own = this.services.get(name);
+    if (own) return serviceRecords(own.svc, own.eps, own.base);
+    // `<endpoint>.<svc>…` of a headless service, or `_<port>._<proto>.<svc>…`.
+    const dot = name.indexOf('.');
+    if (dot <= 0) return undefined;
+    const label = name.slice(0, dot);
+    if (label[0] !== '_') {
+      const s = this.services.get(name.slice(dot + 1));
+      if (!s?.svc.headless) return undefined;
+      const recs = endpointsLabelled(s.svc, s.eps, label).map((e) => addressRec(e.ip));
       return recs.length > 0 ? recs : undefined;
     }
-    const recs = svc.headless ? published(svc, eps).filter((e) => endpointLabel(e) === sub).map((e) => addressRec(e.ip)) : [];
+    const dot2 = name.indexOf('.', dot + 1);
+    if (dot2 < 0 || name[dot + 1] !== '_') return undefined;
+    const s = this.services.get(name.slice(dot2 + 1));
+    if (!s || s.svc.type === 'ExternalName') return undefined;
+    const recs = srvRecords(s.svc, s.eps, s.base, label.slice(1), name.slice(dot + 2, dot2));
     return recs.length > 0 ? recs : undefined;
   }
 
-  /** The names a service puts into the index; the same records always give the same names. */
+  /** The names a service's records give (its own, SRV and endpoint names); the same records
+   *  always give the same names. */
   private namesOf(s: Indexed): string[] {
     const { svc, eps, base } = s;
     const out = [base];
@@ -303,16 +304,14 @@ export class ClusterZone {
   }
 
   private add(s: Indexed): void {
-    for (const n of this.namesOf(s)) this.names.set(n, s);
+    this.services.set(s.base, s);
     const ns = this.namespaceOf(s);
     this.namespaces.set(ns, (this.namespaces.get(ns) ?? 0) + 1);
   }
 
   private remove(s: Indexed): void {
-    for (const n of this.namesOf(s)) {
-      if (this.names.get(n) === s) this.names.delete(n);
-      this.answers.delete(n);
-    }
+    this.services.delete(s.base);
+    for (const n of this.namesOf(s)) this.answers.delete(n);
     const ns = this.namespaceOf(s);
     const left = (this.namespaces.get(ns) ?? 1) - 1;
     if (left <= 0) this.namespaces.delete(ns);
@@ -374,7 +373,7 @@ export class ClusterZone {
     const targets = new Set<string>();
     for (const o of this.catalog.ownersOfIP(ip)) {
       if (o.kind === 'pod') continue;
-      const s = this.names.get(this.baseOfKey(o.serviceKey));
+      const s = this.services.get(this.baseOfKey(o.serviceKey));
       if (!s || s.svc.type === 'ExternalName') continue;
       if (o.kind === 'service') {
         if (!s.svc.headless && s.svc.clusterIPs.includes(ip)) targets.add(s.base);
@@ -398,7 +397,7 @@ export class ClusterZone {
       this.nsAnswersAt = now;
     }
     let answer = this.nsAnswers.get(q.qtype);
-    if (!answer) this.nsAnswers.set(q.qtype, (answer = this.nameAnswer(query, q, this.recordsOf(this.nsName))));
+    if (!answer) this.nsAnswers.set(q.qtype, (answer = this.nameAnswer(query, q, this.nsAddresses().map(addressRec))));
     return answer;
   }
 
@@ -408,7 +407,7 @@ export class ClusterZone {
     for (const ip of own) {
       for (const o of this.catalog.ownersOfIP(ip)) {
         if (o.kind !== 'endpoint') continue;
-        const s = this.names.get(this.baseOfKey(o.serviceKey));
+        const s = this.services.get(this.baseOfKey(o.serviceKey));
         if (!s || s.svc.type === 'ExternalName') continue;
         if (s.svc.headless) for (const e of published(s.svc, s.eps)) out.add(e.ip);
         else for (const c of s.svc.clusterIPs) out.add(c);
@@ -480,6 +479,13 @@ function srvName(port: string, protocol: string, base: string): string {
 function published(svc: Service, eps: ServiceEndpoints | undefined): readonly Endpoint[] {
   const all = eps?.endpoints ?? [];
   return svc.publishNotReadyAddresses ? all : all.filter((e) => e.ready);
+}
+
+/** The published endpoints whose label under their headless service is `label`. */
+function endpointsLabelled(svc: Service, eps: ServiceEndpoints | undefined, label: string): Endpoint[] {
+  // One spelled address is compared as an address: a service may have thousands of endpoints.
+  const ip = ipFromDashed(label)?.ip;
+  return published(svc, eps).filter((e) => (e.hostname ? e.hostname.toLowerCase() === label : e.ip === ip && dashedIP(e.ip) === label));
 }
 
 /** An endpoint's label under its headless service: its hostname, else its dashed address. */
