@@ -411,6 +411,18 @@ describe('ns.dns.<zone>', () => {
     expect((await ns(handler, 'A')).answers).toEqual(['10.96.0.53']);
   });
 
+  it('the apex NS answer carries the NS name\'s addresses as glue, and follows the catalog', async () => {
+    const c = catalogOf([{ ...dnsService, endpoints: [{ ip: '10.244.0.9' }] }]);
+    const { handler } = nsZone(c, ['10.244.0.3']);
+    const apex = async () => {
+      const { msg } = await ask(handler, { name: 'cluster.local', type: 'NS' });
+      return { answers: data(msg), glue: (msg.additionals ?? []).filter((r) => r.type === 'A' || r.type === 'AAAA').map((r) => `${r.name} ${r.type} ${r.data}`) };
+    };
+    expect(await apex()).toEqual({ answers: ['ns.dns.cluster.local'], glue: ['ns.dns.cluster.local A 10.244.0.3'] });
+    putService(c, dnsService);
+    expect((await apex()).glue.sort()).toEqual(['ns.dns.cluster.local A 10.96.0.53', 'ns.dns.cluster.local AAAA fd00:96::53']);
+  });
+
   it('without own addresses the name exists with no addresses', async () => {
     const { handler } = nsZone(catalogOf([]), []);
     expect(await ns(handler, 'A')).toEqual({ rcode: 'NOERROR', answers: [], owners: [], soa: ['SOA'] });

@@ -94,6 +94,8 @@ export class ClusterZone {
    *  change clears it. */
   private readonly negative = new Map<string, Answers>();
   private nsAnswers = new Answers();
+  /** The apex NS (and ANY) answers, which carry the NS name's addresses as glue. */
+  private apexNsAnswers = new Answers();
   private nsAnswersAt = 0;
   private readonly suffix: string;
   private readonly svcSuffix: string;
@@ -148,6 +150,7 @@ export class ClusterZone {
     }
     this.negative.clear();
     this.nsAnswers = new Answers();
+    this.apexNsAnswers = new Answers();
     this.answers.delete(this.opts.domain); // the apex SOA carries the serial
     this.serial = Math.max((this.serial + 1) >>> 0, Math.floor(Date.now() / 1000) >>> 0);
   }
@@ -189,7 +192,9 @@ export class ClusterZone {
     if (q.qclass !== QCLASS_IN && q.qclass !== QCLASS_ANY) return REFUSED;
     if (!this.catalog.synced) return SERVFAIL;
 
-    if (name === this.nsName) return this.nsAnswer(query, q);
+    // The NS name's addresses, and the apex NS answer that carries them as glue, follow this
+    // server's addresses: cached briefly, not with the other names.
+    if (name === this.nsName || (name === this.opts.domain && (q.qtype === QTYPE.NS || q.qtype === QTYPE.ANY))) return this.nsAnswer(query, q);
     const records = this.recordsOf(name);
     if (records) {
       let byType = this.answers.get(name);
@@ -250,10 +255,11 @@ export class ClusterZone {
     }
     const answer = records.filter((r) => q.qtype === QTYPE.ANY || r.type === q.qtype).map((rec): OwnedRec => ({ owner, ttl, rec }));
     if (answer.length === 0) return this.negativeAnswer(query, q, true);
-    // SRV targets are names of the same service: their addresses go in the additional section.
+    // SRV targets (names of the same service) and the zone's NS name: their addresses go in the
+    // additional section, as CoreDNS sends them.
     const additional: OwnedRec[] = [];
     for (const r of answer) {
-      if (r.rec.type !== QTYPE.SRV) continue;
+      if (r.rec.type !== QTYPE.SRV && r.rec.type !== QTYPE.NS) continue;
       const target = r.rec.target;
       for (const rec of this.recordsOf(target) ?? []) if (rec.type === QTYPE.A || rec.type === QTYPE.AAAA) additional.push({ owner: target, ttl, rec });
     }
@@ -394,10 +400,13 @@ export class ClusterZone {
     const now = Date.now();
     if (now - this.nsAnswersAt > NS_CACHE_MS) {
       this.nsAnswers = new Answers();
+      this.apexNsAnswers = new Answers();
       this.nsAnswersAt = now;
     }
-    let answer = this.nsAnswers.get(q.qtype);
-    if (!answer) this.nsAnswers.set(q.qtype, (answer = this.nameAnswer(query, q, this.nsAddresses().map(addressRec))));
+    const apex = q.name === this.opts.domain;
+    const cache = apex ? this.apexNsAnswers : this.nsAnswers;
+    let answer = cache.get(q.qtype);
+    if (!answer) cache.set(q.qtype, (answer = this.nameAnswer(query, q, this.recordsOf(q.name) ?? [])));
     return answer;
   }
 
