@@ -18,6 +18,16 @@ export function own(s: string): string {
   return NON_LATIN1.test(s) ? Buffer.from(s, 'utf16le').toString('utf16le') : Buffer.from(s, 'latin1').toString('latin1');
 }
 
+/**
+ * `s` made flat in place, for a concatenation (cons) that is kept. Cheaper than `own`: reading
+ * its last character makes V8 flatten the tree into one string, and the collector then drops
+ * the tree's nodes (400k rule lines: 155 MB as trees, 57 MB flat, and built faster).
+ */
+export function flat(s: string): string {
+  s.charCodeAt(s.length - 1);
+  return s;
+}
+
 /** One flat copy per distinct value, for strings that repeat across objects. */
 export function shared<T extends string>(s: T): T {
   let v = table.get(s);

@@ -13,7 +13,7 @@
 // The parent (root namespace) only creates namespaces and replays files; each measured run is a
 // child process started inside its own fresh namespace with `ip netns exec`.
 import { execFileSync, spawn } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { closeSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync, writeSync } from 'node:fs';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -28,6 +28,7 @@ import { Proxier } from '../../proxy/core/proxier.js';
 import { IptablesBackend } from '../../proxy/iptables/backend.js';
 import { toolName, type Flavour } from '../../proxy/iptables/tools.js';
 import { Topology } from '../../netns-tests/harness/netns.js';
+import { agentNodeFlags } from '../agent-node-flags.js';
 
 const { values } = parseArgs({
   options: {
@@ -131,10 +132,16 @@ async function child(): Promise<void> {
       families: ['IPv4', 'IPv6'],
       clusterCIDRs: ['10.0.0.0/9'],
       masqueradeAll: false,
-      onRestore: (family: IPFamily, text: string, full: boolean) => {
+      onRestore: (family: IPFamily, text: string | readonly string[], full: boolean) => {
         if (!full || !captureFull) return;
         const f = join(dir, `full-${family}.rules`);
-        writeFileSync(f, text);
+        // Written in slices: one string of the whole ruleset would show in the RSS we measure.
+        if (typeof text === 'string') writeFileSync(f, text);
+        else {
+          const fd = openSync(f, 'w');
+          for (let i = 0; i < text.length; i += 20_000) writeSync(fd, text.slice(i, i + 20_000).join('\n') + '\n');
+          closeSync(fd);
+        }
         restoreFiles.push(f);
       },
     }, logger('bench'));
@@ -229,7 +236,7 @@ async function child(): Promise<void> {
 
 function runChild(ns: string, args: string[]): Promise<ChildResult> {
   return new Promise((resolve, reject) => {
-    const p = spawn('ip', ['netns', 'exec', ns, process.execPath, '--max-old-space-size=8192', fileURLToPath(import.meta.url), '--child', ...args], { stdio: ['ignore', 'pipe', 'inherit'] });
+    const p = spawn('ip', ['netns', 'exec', ns, process.execPath, '--max-old-space-size=8192', ...agentNodeFlags(), fileURLToPath(import.meta.url), '--child', ...args], { stdio: ['ignore', 'pipe', 'inherit'] });
     let out = '';
     p.stdout.setEncoding('utf8').on('data', (d: string) => (out += d));
     p.on('exit', (code) => {

@@ -8,6 +8,7 @@ import type { IPFamily, ObjectKey } from '../../cluster/types.js';
 import type { Logger } from '../../common/log.js';
 import type { Backend, NodeFacts, SyncRequest, SyncResult } from '../core/backend.js';
 import type { ProxyMetrics } from '../core/metrics.js';
+import type { ServicePlan } from '../core/model.js';
 import {
   JUMPS,
   SERVICE_CHAIN,
@@ -30,14 +31,25 @@ export interface IptablesOptions {
   clusterCIDRs: readonly string[];
   masqueradeAll: boolean;
   /** Sees every restore input before it is applied (benchmarks replay them). */
-  onRestore?: (family: IPFamily, text: string, full: boolean) => void;
+  onRestore?: (family: IPFamily, text: string | readonly string[], full: boolean) => void;
 }
 
 export class RestoreError extends Error {}
 
+interface Applied {
+  readonly plan: ServicePlan;
+  readonly cfg: FamilyConfig;
+}
+
 export class IptablesBackend implements Backend {
   readonly name = 'iptables';
-  private readonly applied = new Map<IPFamily, Map<ObjectKey, ServiceRules>>();
+  /**
+   * What the kernel holds per service: the plan and family config it was rendered from, not the
+   * rendered lines. A partial sync renders the old plan again to diff against the new one; the
+   * plans are immutable records the proxier makes anyway, so this costs a reference where the
+   * lines cost ~4 KB a service (40+ MB at 10k services, per family).
+   */
+  private readonly applied = new Map<IPFamily, Map<ObjectKey, Applied>>();
   private readonly counts = new Map<IPFamily, Record<Table, number>>();
   /** Time spent in our own code (planning excluded) during the last sync, ms. */
   lastOwnMs = 0;
@@ -87,7 +99,9 @@ export class IptablesBackend implements Backend {
     const count = countRules(rendered.values());
     this.lastOwnMs += performance.now() - t0;
     await this.restore(family, text, true);
-    this.applied.set(family, rendered);
+    const applied = new Map<ObjectKey, Applied>();
+    for (const key of rendered.keys()) applied.set(key, { plan: req.plans.get(key)!, cfg });
+    this.applied.set(family, applied);
     this.counts.set(family, count);
     written.nat += count.nat;
     written.filter += count.filter;
@@ -97,19 +111,20 @@ export class IptablesBackend implements Backend {
     const t0 = performance.now();
     const applied = this.applied.get(family);
     if (!applied) throw new Error(`partial sync of ${family} before any full sync`);
-    const changes: (ServiceChange & { key: ObjectKey })[] = [];
+    const changes: (ServiceChange & { key: ObjectKey; plan?: ServicePlan })[] = [];
     for (const key of req.changed) {
       const plan = req.plans.get(key);
       const after = plan ? renderService(plan, cfg) : undefined;
-      const before = applied.get(key);
-      if (before || after) changes.push({ key, before, after });
+      const was = applied.get(key);
+      const before = was ? renderService(was.plan, was.cfg) : undefined;
+      if (before || after) changes.push({ key, plan, before, after });
     }
     const text = renderPartial(changes);
     this.lastOwnMs += performance.now() - t0;
     if (text) await this.restore(family, text, false);
     const t1 = performance.now();
     const count = this.counts.get(family)!;
-    for (const { key, before, after } of changes) {
+    for (const { key, plan, before, after } of changes) {
       if (before) {
         const c = countRules([before]);
         count.nat -= c.nat - STATIC_RULE_COUNT.nat;
@@ -121,7 +136,7 @@ export class IptablesBackend implements Backend {
         count.filter += c.filter - STATIC_RULE_COUNT.filter;
         written.nat += c.nat - STATIC_RULE_COUNT.nat;
         written.filter += c.filter - STATIC_RULE_COUNT.filter;
-        applied.set(key, after);
+        applied.set(key, { plan: plan!, cfg });
       } else applied.delete(key);
     }
     this.lastOwnMs += performance.now() - t1;
@@ -137,7 +152,8 @@ export class IptablesBackend implements Backend {
   }
 
   private async restore(family: IPFamily, text: string | readonly string[], full: boolean): Promise<void> {
-    if (this.opts.onRestore) this.opts.onRestore(family, typeof text === 'string' ? text : text.join('\n') + '\n', full);
+    // The lines as they are: joining a full ruleset into one string would cost its size again.
+    this.opts.onRestore?.(family, text, full);
     try {
       await this.tool(family, 'restore', ['--noflush', '--wait=5'], text);
     } catch (err) {

@@ -16,6 +16,7 @@
 //     endpoints), KUBE-NODEPORTS accepts health-check ports, KUBE-FORWARD, KUBE-PROXY-FIREWALL.
 import type { IPFamily } from '../../cluster/types.js';
 import { cidrContains, familyOf } from '../../common/ip.js';
+import { flat } from '../../common/strings.js';
 import { targetKey, type ServicePlan, type ServicePortPlan, type Target } from '../core/model.js';
 import { usesClusterEndpoints, usesLocalEndpoints } from '../core/topology.js';
 
@@ -178,12 +179,14 @@ function renderPort(p: ServicePortPlan, cfg: FamilyConfig, chains: Map<string, s
   const internalFilter = !hasEndpoints ? { target: 'REJECT', text: noEndpoints } : { target: 'DROP', text: noLocal };
   const externalFilter = internalFilter;
 
-  const nat = (chain: string, spec: string) => dispatch.push({ table: 'nat', chain, spec });
-  const filter = (chain: string, spec: string) => dispatch.push({ table: 'filter', chain, spec });
+  // Rules are kept flat (common/strings.ts): as template-literal trees, a full ruleset of 10k
+  // services costs nearly three times its text.
+  const nat = (chain: string, spec: string) => dispatch.push({ table: 'nat', chain, spec: flat(spec) });
+  const filter = (chain: string, spec: string) => dispatch.push({ table: 'filter', chain, spec: flat(spec) });
   const add = (chain: string, spec: string) => {
     let rules = chains.get(chain);
     if (!rules) chains.set(chain, (rules = []));
-    rules.push(`-A ${chain} ${spec}`);
+    rules.push(flat(`-A ${chain} ${spec}`));
   };
 
   // Cluster IP.
@@ -368,7 +371,7 @@ export function renderFullLines(services: Iterable<ServiceRules>, cfg: FamilyCon
     const missing = JUMPS.filter((j) => j.table === t && !existing.jumps.has(`${t} ${j.chain} ${j.target}`));
     for (let i = missing.length - 1; i >= 0; i--) lines.push(`-I ${missing[i].chain} 1 ${missing[i].spec}`);
     for (const r of STATIC_RULES[t]) lines.push(`-A ${r.chain} ${r.spec}`);
-    for (const s of list) for (const r of s.dispatch) if (r.table === t) lines.push(`-A ${r.chain} ${r.spec}`);
+    for (const s of list) for (const r of s.dispatch) if (r.table === t) lines.push(flat(`-A ${r.chain} ${r.spec}`));
     if (t === 'nat') {
       for (const r of nodePortJumps(cfg)) lines.push(`-A ${CHAIN.services} ${r}`);
       for (const s of list) for (const rules of s.chains.values()) for (const r of rules) lines.push(r);
