@@ -206,14 +206,7 @@ export class ClusterZone {
 
     const pod = this.podAnswer(query, q);
     if (pod) return { kind: 'reply', tpl: pod }; // pod answers follow the pods; never cached here
-    const answer = this.negativeAnswer(query, q, this.exists(name));
-    let byType = this.negative.get(name);
-    if (!byType) {
-      if (this.negative.size >= NEGATIVE_CACHE_MAX) this.negative.clear();
-      this.negative.set(name, (byType = new Answers()));
-    }
-    byType.set(q.qtype, answer);
-    return answer;
+    return cacheAnswer(this.negative, NEGATIVE_CACHE_MAX, q, this.negativeAnswer(query, q, this.exists(name)));
   }
 
   /** Whether a name without records exists: an empty non-terminal. */
@@ -363,13 +356,7 @@ export class ClusterZone {
     } else {
       answer = this.negativeAnswer(query, q, true, name.endsWith('.ip6.arpa') ? 'ip6.arpa' : 'in-addr.arpa');
     }
-    let byType = this.ptrAnswers.get(name);
-    if (!byType) {
-      if (this.ptrAnswers.size >= PTR_CACHE_MAX) this.ptrAnswers.clear();
-      this.ptrAnswers.set(name, (byType = new Answers()));
-    }
-    byType.set(q.qtype, answer);
-    return answer;
+    return cacheAnswer(this.ptrAnswers, PTR_CACHE_MAX, q, answer);
   }
 
   /** The names an address points back to, sorted; undefined when it is none of ours. */
@@ -535,4 +522,16 @@ function srvRecords(svc: Service, eps: ServiceEndpoints | undefined, base: strin
     for (const h of hosts) out.push({ type: QTYPE.SRV, priority: 0, weight, port: p.port, target: h });
   }
   return out;
+}
+
+/** Keeps `answer` for the question's name and type in a map bounded to `max` names (emptied
+ *  when full: these are answers for names without an entry of their own), and returns it. */
+function cacheAnswer(cache: Map<string, Answers>, max: number, q: Query, answer: ZoneAnswer): ZoneAnswer {
+  let byType = cache.get(q.name);
+  if (!byType) {
+    if (cache.size >= max) cache.clear();
+    cache.set(q.name, (byType = new Answers()));
+  }
+  byType.set(q.qtype, answer);
+  return answer;
 }
