@@ -5,9 +5,10 @@ import { main } from './command.js';
 describe('kube-dataplane proxy options', () => {
   const opts = (...args: string[]) => parseFlags('proxy', ['--manifests', '/nonexistent', ...args]);
 
-  it('--proxy-mode userspace is refused as not implemented yet (exit 2 through the CLI)', async () => {
-    await expect(main(opts('--proxy-mode', 'userspace'))).rejects.toThrow(/userspace is not implemented yet/);
-    await expect(main(opts('--proxy-mode', 'userspace'))).rejects.toBeInstanceOf(UsageError);
+  it('--proxy-mode userspace is accepted: main gets past the options to the catalog', async () => {
+    // The manifest directory is the next thing checked; reaching it means the mode passed.
+    await expect(main(opts('--proxy-mode', 'userspace'))).rejects.toThrow(/--manifests \/nonexistent: not a directory/);
+    await expect(main(opts('--proxy-mode', 'userspace', '--cluster-cidr', '10.0.0.0/33'))).rejects.toBeInstanceOf(UsageError);
   });
 
   it('bad CIDRs, node-port addresses and periods are usage errors naming the flag', async () => {

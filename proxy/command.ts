@@ -15,6 +15,8 @@ import { checkNodePortAddresses, localAddresses, nodeFacts } from './core/node.j
 import { Proxier } from './core/proxier.js';
 import { IptablesBackend } from './iptables/backend.js';
 import { chooseFlavour, runTool, toolName, type Flavour } from './iptables/tools.js';
+import { UserspaceBackend } from './userspace/backend.js';
+import { VipInterface } from './userspace/vips.js';
 
 export interface Running {
   stop(): Promise<void>;
@@ -23,7 +25,7 @@ export interface Running {
 /** A running proxy with its parts exposed, for tests and benchmarks. */
 export interface RunningProxy extends Running {
   readonly proxier: Proxier;
-  readonly backend: IptablesBackend;
+  readonly backend: IptablesBackend | UserspaceBackend;
   readonly metrics: ProxyMetrics;
 }
 
@@ -34,8 +36,7 @@ interface Checked {
 }
 
 function checkOptions(opts: Options): Checked {
-  if (opts.proxyMode === 'userspace') throw new UsageError('--proxy-mode userspace is not implemented yet; use --proxy-mode iptables');
-  if (opts.proxyMode !== 'iptables') throw new UsageError(`--proxy-mode ${opts.proxyMode} is not supported; use iptables`);
+  if (opts.proxyMode !== 'iptables' && opts.proxyMode !== 'userspace') throw new UsageError(`--proxy-mode ${opts.proxyMode} is not supported; use iptables or userspace`);
   const clusterCIDRs: string[] = [];
   for (const c of opts.clusterCIDR) {
     const parsed = parseCIDR(c);
@@ -87,9 +88,8 @@ async function clearFlows(filters: readonly FlowFilter[], metrics: ProxyMetrics)
   return failed;
 }
 
-/** Starts the proxy on an open catalog (the agent shares one catalog with DNS). */
-export async function startProxy(opts: Options, catalog: CatalogView): Promise<RunningProxy> {
-  const checked = checkOptions(opts);
+/** The iptables mode's backend, after choosing the flavour and the families its tools can do. */
+async function iptablesBackend(opts: Options, checked: Checked, metrics: ProxyMetrics): Promise<{ backend: IptablesBackend; families: IPFamily[] }> {
   const log = logger('proxy');
   const choice = await chooseFlavour(opts.iptablesBackend);
   log.info('iptables backend chosen', { backend: choice.flavour, reason: choice.reason });
@@ -97,11 +97,41 @@ export async function startProxy(opts: Options, catalog: CatalogView): Promise<R
   if (checked.clusterCIDRs.length === 0 && !opts.masqueradeAll) {
     log.warn('no --cluster-cidr: traffic from outside the cluster to cluster IPs is not masqueraded');
   }
+  // Service addresses left local by the userspace mode would make this node answer for them.
+  try {
+    if (await new VipInterface(log).remove()) log.info('removed the userspace mode\'s VIP interface');
+  } catch (err) {
+    log.warn('cannot remove the userspace mode\'s VIP interface', { error: (err as Error).message });
+  }
+  return { backend: new IptablesBackend({ flavour: choice.flavour, families, clusterCIDRs: checked.clusterCIDRs, masqueradeAll: opts.masqueradeAll }, log, metrics), families };
+}
 
+/** The userspace mode's backend, with its VIP interface made (this fails without CAP_NET_ADMIN). */
+async function userspaceBackend(opts: Options): Promise<UserspaceBackend> {
+  const log = logger('proxy');
+  // Rules left by the iptables mode would DNAT service traffic before it reaches the listeners.
+  try {
+    await new IptablesBackend({ flavour: 'nft', families: [], clusterCIDRs: [], masqueradeAll: false }, log).cleanup();
+  } catch (err) {
+    log.warn('cannot remove iptables rules left by the iptables mode; they may capture service traffic', { error: (err as Error).message });
+  }
+  if (opts.clusterCIDR.length || opts.masqueradeAll) log.info('--cluster-cidr and --masquerade-all do not apply in userspace mode: endpoints always see the node as the source');
+  const backend = new UserspaceBackend({}, log);
+  await backend.prepare();
+  return backend;
+}
+
+/** Starts the proxy on an open catalog (the agent shares one catalog with DNS). */
+export async function startProxy(opts: Options, catalog: CatalogView): Promise<RunningProxy> {
+  const checked = checkOptions(opts);
+  const log = logger('proxy');
   const metrics = new ProxyMetrics({ processMetrics: true });
+  const userspace = opts.proxyMode === 'userspace';
+  const { backend, families } = userspace
+    ? { backend: await userspaceBackend(opts), families: ['IPv4', 'IPv6'] }
+    : await iptablesBackend(opts, checked, metrics);
   const health = new ProxierHealth(2 * opts.syncPeriodMs);
   const hcServers = new ServiceHealthServers(log, () => health.healthy());
-  const backend = new IptablesBackend({ flavour: choice.flavour, families, clusterCIDRs: checked.clusterCIDRs, masqueradeAll: opts.masqueradeAll }, log, metrics);
   const proxier = new Proxier(
     catalog,
     backend,
@@ -109,8 +139,13 @@ export async function startProxy(opts: Options, catalog: CatalogView): Promise<R
       nodeName: opts.nodeName,
       minSyncPeriodMs: opts.minSyncPeriodMs,
       syncPeriodMs: opts.syncPeriodMs,
-      nodeFacts: async () => nodeFacts(catalog.node(opts.nodeName), await localAddresses(), opts.nodePortAddresses),
-      clearFlows: (f) => clearFlows(f, metrics),
+      nodeFacts: async () => nodeFacts(
+        catalog.node(opts.nodeName),
+        backend instanceof UserspaceBackend ? await backend.vips.hostAddresses() : await localAddresses(),
+        opts.nodePortAddresses,
+      ),
+      // The userspace mode has no NAT flows; its UDP sessions are pruned by the backend.
+      ...(userspace ? {} : { clearFlows: (f: readonly FlowFilter[]) => clearFlows(f, metrics) }),
     },
     log,
     metrics,
@@ -134,17 +169,20 @@ export async function startProxy(opts: Options, catalog: CatalogView): Promise<R
     }
   } catch (err) {
     await Promise.all(servers.map((s) => s.close()));
+    if (backend instanceof UserspaceBackend) backend.close();
     throw err;
   }
 
   proxier.start();
-  log.info('proxy started', { mode: 'iptables', node: opts.nodeName, families: families.join(',') });
+  log.info('proxy started', { mode: opts.proxyMode, node: opts.nodeName, families: families.join(',') });
   return {
     proxier,
     backend,
     metrics,
     async stop() {
       await proxier.stop();
+      // Listeners and connections end with the proxy; the VIPs stay, so a restart reconciles them.
+      if (backend instanceof UserspaceBackend) backend.close();
       await Promise.all(servers.map((s) => s.close()));
     },
   };
@@ -153,8 +191,15 @@ export async function startProxy(opts: Options, catalog: CatalogView): Promise<R
 export async function main(opts: Options): Promise<number> {
   const log = logger('proxy');
   if (opts.cleanup) {
-    const backend = new IptablesBackend({ flavour: 'nft', families: [], clusterCIDRs: [], masqueradeAll: false }, log);
-    await backend.cleanup();
+    // Whatever mode ran before: both modes' leftovers go, as kube-proxy's --cleanup does.
+    let failed: unknown;
+    try {
+      await new IptablesBackend({ flavour: 'nft', families: [], clusterCIDRs: [], masqueradeAll: false }, log).cleanup();
+    } catch (err) {
+      failed = err;
+    }
+    await new UserspaceBackend({}, log).cleanup();
+    if (failed) throw failed;
     log.info('cleanup done');
     return 0;
   }

@@ -2,6 +2,7 @@
 // or an ifb where the kernel has no dummy driver: both carry addresses and send nothing), kept
 // up, addresses as /32 or /128 (IPv6 without duplicate address detection, so they can be bound
 // at once). `ip` runs as a child process with argument arrays; batches go through `ip -batch -`.
+import { parseIP } from '../../common/ip.js';
 import type { Logger } from '../../common/log.js';
 import { runTool } from '../iptables/tools.js';
 
@@ -69,6 +70,25 @@ export class VipInterface {
     }
     if (failed.length === 0) failed.push(...ops.map((o) => ({ ...o, error: r.stderr.trim() })));
     return failed;
+  }
+
+  /**
+   * This node's own addresses (as core/node.ts localAddresses) without the VIPs: they are local
+   * too, but counting them as node addresses would make the next sync treat them as the node's.
+   */
+  async hostAddresses(): Promise<string[]> {
+    const r = await this.run(['-j', 'addr', 'show']);
+    if (r.code !== 0) throw new Error(`ip -j addr show exited ${r.code}: ${r.stderr.trim()}`);
+    const links = JSON.parse(r.stdout || '[]') as { ifname?: string; addr_info?: { local?: string; scope?: string }[] }[];
+    const out: string[] = [];
+    for (const l of links) {
+      if (l.ifname === this.name) continue;
+      for (const a of l.addr_info ?? []) {
+        const ip = parseIP(a.local);
+        if (ip && a.scope !== 'host' && a.scope !== 'link') out.push(ip.ip);
+      }
+    }
+    return out;
   }
 
   /** Deletes the interface (and so every address on it); true if it existed. */
