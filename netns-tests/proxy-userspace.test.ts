@@ -40,6 +40,7 @@ describe('proxy: userspace mode', () => {
       name: 'mixed', clusterIPs: ['10.96.0.16'], endpoints: all(),
       ports: [{ name: 'tcp', port: 80, targetPort: 8080, protocol: 'TCP' }, { name: 'sctp', port: 90, targetPort: 9090, protocol: 'SCTP' }],
     }));
+    env.write('drain.yaml', serviceYaml({ name: 'drain', clusterIPs: ['10.96.0.18'], endpoints: all(), ports: [{ name: 'echo', port: 9090, targetPort: 9090, protocol: 'TCP' }] }));
     // Port 30090 is taken on the node before the proxy starts: that listener must wait, alone.
     blocker = env.node.spawn('node', ['-e', 'require("net").createServer().listen(30090, "0.0.0.0", () => console.log("blocking"))'], { label: 'blocker' });
     await blocker.waitForOutput('blocking');
@@ -131,9 +132,25 @@ describe('proxy: userspace mode', () => {
     expect(await vipAddresses()).toContain('10.96.0.10');
   });
 
+  it('a removed service\'s established connection goes on; its address leaves once it ends', async () => {
+    const stream = env.client.spawn('node', [CLIENT, 'tcp-stream', '10.96.0.18', '9090', '100'], { label: 'tcp stream' });
+    try {
+      await stream.waitForOutput(/pod-\w \d+/);
+      rmSync(join(env.dir, 'drain.yaml'));
+      await env.eventually('drain listener closed', () => env.connect(env.client, 'tcp', '10.96.0.18', 9090, 1), (l) => l[0] === 'ERR ECONNREFUSED');
+      const mark = stream.stdout.length;
+      await env.eventually('stream still answered', async () => stream.stdout.slice(mark), (out) => /pod-\w \d+\n.*pod-\w \d+\n/s.test(out));
+      expect(stream.stdout).not.toMatch(/ERR/);
+      expect(await vipAddresses()).toContain('10.96.0.18');
+    } finally {
+      await stream.stop();
+    }
+    await env.eventually('drain address removed after the connection ended', vipAddresses, (a) => !!a && !a.includes('10.96.0.18'));
+  });
+
   it('full syncs leave the addresses in use alone', async () => {
     expect(monitor.stdout).toMatch(/fd00:96::13/); // the monitor sees the interface's changes
-    const deleted = monitor.stdout.split('\n').filter((l) => l.startsWith('Deleted') && !/10\.96\.0\.13\/|fd00:96::13\//.test(l));
+    const deleted = monitor.stdout.split('\n').filter((l) => l.startsWith('Deleted') && !/10\.96\.0\.1[38]\/|fd00:96::13\//.test(l));
     expect(deleted).toEqual([]);
     expect(env.proxy!.stderr.match(/rules synced sync=full/g)!.length).toBeGreaterThanOrEqual(3); // the start and two more
   });

@@ -34,6 +34,10 @@ export class UserspaceBackend implements Backend, Router {
   private readonly unsupportedLogged = new Set<string>();
   /** Spliced TCP sockets, so cleanup can end them. */
   private readonly live = new Set<net.Socket>();
+  /** Closed TCP listeners whose connections go on: their address stays until they end. */
+  private readonly draining = new Set<TcpListener>();
+  /** Addresses no longer wanted, kept for draining connections. */
+  private readonly lingering = new Set<string>();
   readonly vips: VipInterface;
   private prepared = false;
 
@@ -105,6 +109,20 @@ export class UserspaceBackend implements Backend, Router {
       }
     }
 
+    // An address still carrying connections of a closed listener stays until they end, so they
+    // can finish; it is removed at the first sync after that.
+    const held = new Set<string>();
+    for (const l of this.draining) {
+      if (l.active > 0) held.add(l.spec.host);
+      else this.draining.delete(l);
+    }
+    for (const a of this.lingering) if (!held.has(a) && !this.set.wantsAddress(a) && !remove.includes(a)) remove.push(a);
+    this.lingering.clear();
+    remove = remove.filter((a) => {
+      if (!held.has(a)) return true;
+      this.lingering.add(a);
+      return false;
+    });
     for (const f of await this.vips.change([], remove)) {
       this.log.warn('cannot remove a service address from the VIP interface', { address: f.address, interface: this.vips.name, error: f.error });
     }
@@ -155,6 +173,7 @@ export class UserspaceBackend implements Backend, Router {
     if (!l) return;
     l.close();
     this.bound.delete(key);
+    if (l instanceof TcpListener && l.spec.vip && l.active > 0) this.draining.add(l);
   }
 
   /** The listeners now bound, by key (tests). */
@@ -167,6 +186,8 @@ export class UserspaceBackend implements Backend, Router {
     for (const key of [...this.bound.keys()]) this.closeListener(key);
     for (const s of this.live) s.destroy();
     this.live.clear();
+    this.draining.clear();
+    this.lingering.clear();
   }
 
   /** Closes everything and deletes the VIP interface with its addresses. */

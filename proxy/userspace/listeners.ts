@@ -110,6 +110,10 @@ export class ListenerSet {
     return this.addressRefs.keys();
   }
 
+  wantsAddress(addr: string): boolean {
+    return this.addressRefs.has(addr);
+  }
+
   /**
    * Re-derives the listeners of the `changed` services (of every service when `full`) from their
    * plans. Ties go to the service that already held the socket, then to the first by key.

@@ -48,6 +48,8 @@ export function splice(a: net.Socket, b: net.Socket, live: Set<net.Socket>): voi
 
 export class TcpListener {
   private readonly server: net.Server;
+  /** Accepted connections not yet closed (they outlive a closed listener). */
+  active = 0;
 
   constructor(
     public spec: ListenerSpec,
@@ -83,6 +85,8 @@ export class TcpListener {
 
   private accept(client: net.Socket): void {
     const spec = this.spec;
+    this.active++;
+    client.once('close', () => this.active--);
     const clientIP = plainAddress(client.remoteAddress);
     const tried = new Set<string>();
     let up: net.Socket | undefined;
