@@ -32,7 +32,10 @@ async function show(ns: Namespace, cmd: string, args: string[], expect: RegExp, 
 async function main(): Promise<number> {
   // `make demo ARGS=--api`: the agent reads a Kubernetes API (the repo's test API server) through
   // --kubeconfig, as the DaemonSet does, instead of the manifest directory.
-  const ex = await startExampleNode({ say: step, source: process.argv.includes('--api') ? 'api' : 'manifests' });
+  // `make demo ARGS=--userspace`: the proxy half forwards through Node listeners on the VIPs
+  // instead of iptables rules.
+  const userspace = process.argv.includes('--userspace');
+  const ex = await startExampleNode({ say: step, source: process.argv.includes('--api') ? 'api' : 'manifests', proxyMode: userspace ? 'userspace' : 'iptables' });
   try {
     const agentLog = (ex.agent.stdout + ex.agent.stderr).trim().split('\n').slice(0, 14);
     step('what the agent logged at start', agentLog.map((l) => `| ${l}`));
@@ -58,10 +61,16 @@ async function main(): Promise<number> {
       await show(client, process.execPath, clientArgs(url, n), expect, what, `fetch ${url} ×${n} (node client, a connection each)`);
     }
 
-    step('rules the agent programmed for demo/web (iptables-save -t nat in the node namespace)');
-    const rules = await ex.node.exec('iptables-save', ['-t', 'nat'], { allowFailure: true });
-    const interesting = rules.stdout.split('\n').filter((l) => /^-A KUBE-(SERVICES|SVC-|SEP-).*(demo\/web|DNAT|KUBE-SVC)/.test(l));
-    process.stdout.write(interesting.slice(0, 12).map((l) => `  ${l}`).join('\n') + '\n');
+    if (userspace) {
+      step('what the agent set up for the services (userspace mode, in the node namespace)');
+      await show(ex.node, 'ip', ['-br', 'address', 'show', 'dev', 'kdp-vips0'], /10\.96\.0\.80\/32.*fd00:96::80\/128|fd00:96::80\/128.*10\.96\.0\.80\/32/, 'the service IPs are local addresses of the VIP interface');
+      await show(ex.node, 'ss', ['-Hltn', 'sport', '= :80'], /10\.96\.0\.80:80/, 'a TCP listener on the cluster IP');
+    } else {
+      step('rules the agent programmed for demo/web (iptables-save -t nat in the node namespace)');
+      const rules = await ex.node.exec('iptables-save', ['-t', 'nat'], { allowFailure: true });
+      const interesting = rules.stdout.split('\n').filter((l) => /^-A KUBE-(SERVICES|SVC-|SEP-).*(demo\/web|DNAT|KUBE-SVC)/.test(l));
+      process.stdout.write(interesting.slice(0, 12).map((l) => `  ${l}`).join('\n') + '\n');
+    }
 
     step(failures === 0 ? 'everything shown works' : `${failures} step(s) not working yet (see above)`);
     return 0;

@@ -78,6 +78,8 @@ export interface ExampleOptions {
    *  (the repo's test API server serving the same objects) through --kubeconfig, as the
    *  DaemonSet does. */
   source?: 'manifests' | 'api';
+  /** The agent's `--proxy-mode` (default: iptables). */
+  proxyMode?: 'iptables' | 'userspace';
   say?: (title: string, lines?: string[]) => void;
 }
 
@@ -117,7 +119,7 @@ export async function startExampleNode(opts: ExampleOptions = {}): Promise<Examp
       '--listen', '10.244.0.1:53', '--listen', '[fd00:244::1]:53', '--upstream', '127.0.0.1:5353',
       '--healthz-bind-address', '127.0.0.1:10256', '--metrics-bind-address', '127.0.0.1:10249',
       '--health-listen', '127.0.0.1:8080', '--ready-listen', '127.0.0.1:8181', '--metrics-listen', '127.0.0.1:9153',
-      '--node-pod-cidrs-file', podCIDRsFile];
+      '--node-pod-cidrs-file', podCIDRsFile, ...(opts.proxyMode ? ['--proxy-mode', opts.proxyMode] : [])];
     const agent = node.spawn(process.execPath, [BIN, ...agentArgs], { label: 'agent' });
     await agent.waitForOutput(/node pod CIDRs written/, 15_000);
     say('kube-dataplane agent, in the node namespace', [`$ kube-dataplane ${agentArgs.join(' ')}`]);
