@@ -3,7 +3,7 @@
 // IPv4 and IPv6; affinity, masquerade, hairpin, no endpoints, and endpoints going away.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Process } from './harness/netns.js';
-import { CLIENT, ProxyEnv, serviceYaml, tally } from './proxy-env.js';
+import { CLIENT, ProxyEnv, serviceYaml, tally, writeClusterIPServices } from './proxy-env.js';
 
 const PODS = ['pod-a', 'pod-b', 'pod-c'];
 
@@ -13,14 +13,7 @@ describe('proxy: ClusterIP', () => {
 
   beforeAll(async () => {
     env = await ProxyEnv.create({ pods: PODS });
-    env.write('web.yaml', serviceYaml({ name: 'web', clusterIPs: ['10.96.0.10', 'fd00:96::10'], endpoints: all() }));
-    env.write('sticky.yaml', serviceYaml({
-      name: 'sticky', clusterIPs: ['10.96.0.11', 'fd00:96::11'], endpoints: all(),
-      spec: { sessionAffinity: 'ClientIP', sessionAffinityConfig: { clientIP: { timeoutSeconds: 300 } } },
-    }));
-    env.write('empty.yaml', serviceYaml({ name: 'empty', clusterIPs: ['10.96.0.12', 'fd00:96::12'], endpoints: [] }));
-    env.write('shrink.yaml', serviceYaml({ name: 'shrink', clusterIPs: ['10.96.0.13', 'fd00:96::13'], endpoints: all() }));
-    env.write('stream.yaml', serviceYaml({ name: 'stream', clusterIPs: ['10.96.0.14', 'fd00:96::14'], endpoints: all() }));
+    writeClusterIPServices(env);
     await env.startProxy({ pods: PODS });
   });
 

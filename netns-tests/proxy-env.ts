@@ -156,6 +156,23 @@ export function tally(lines: readonly string[]): Record<string, number> {
   return out;
 }
 
+/**
+ * The ClusterIP services both proxy modes are proven against, every pod an endpoint of each:
+ * `web` (10.96.0.10), `sticky` (ClientIP affinity, .11), `empty` (no endpoints, .12), `shrink`
+ * (.13) and `stream` (.14), dual-stack.
+ */
+export function writeClusterIPServices(env: ProxyEnv): void {
+  const all = () => env.pods.flatMap((p) => [{ ip: p.ip4 }, { ip: p.ip6 }]);
+  env.write('web.yaml', serviceYaml({ name: 'web', clusterIPs: ['10.96.0.10', 'fd00:96::10'], endpoints: all() }));
+  env.write('sticky.yaml', serviceYaml({
+    name: 'sticky', clusterIPs: ['10.96.0.11', 'fd00:96::11'], endpoints: all(),
+    spec: { sessionAffinity: 'ClientIP', sessionAffinityConfig: { clientIP: { timeoutSeconds: 300 } } },
+  }));
+  env.write('empty.yaml', serviceYaml({ name: 'empty', clusterIPs: ['10.96.0.12', 'fd00:96::12'], endpoints: [] }));
+  env.write('shrink.yaml', serviceYaml({ name: 'shrink', clusterIPs: ['10.96.0.13', 'fd00:96::13'], endpoints: all() }));
+  env.write('stream.yaml', serviceYaml({ name: 'stream', clusterIPs: ['10.96.0.14', 'fd00:96::14'], endpoints: all() }));
+}
+
 /** YAML of a Service and one EndpointSlice per family, all endpoints on `node` unless given. */
 export function serviceYaml(o: {
   name: string;

@@ -5,7 +5,7 @@ import { rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Process } from './harness/netns.js';
-import { BIN, CLIENT, NODE_IP4, NODE_IP6, ProxyEnv, serviceYaml, tally } from './proxy-env.js';
+import { BIN, CLIENT, NODE_IP4, NODE_IP6, ProxyEnv, serviceYaml, tally, writeClusterIPServices } from './proxy-env.js';
 
 const PODS = ['pod-a', 'pod-b', 'pod-c'];
 const VIPS = 'kdp-vips0';
@@ -24,14 +24,7 @@ describe('proxy: userspace mode', () => {
 
   beforeAll(async () => {
     env = await ProxyEnv.create({ pods: PODS });
-    env.write('web.yaml', serviceYaml({ name: 'web', clusterIPs: ['10.96.0.10', 'fd00:96::10'], endpoints: all() }));
-    env.write('sticky.yaml', serviceYaml({
-      name: 'sticky', clusterIPs: ['10.96.0.11', 'fd00:96::11'], endpoints: all(),
-      spec: { sessionAffinity: 'ClientIP', sessionAffinityConfig: { clientIP: { timeoutSeconds: 300 } } },
-    }));
-    env.write('empty.yaml', serviceYaml({ name: 'empty', clusterIPs: ['10.96.0.12', 'fd00:96::12'], endpoints: [] }));
-    env.write('shrink.yaml', serviceYaml({ name: 'shrink', clusterIPs: ['10.96.0.13', 'fd00:96::13'], endpoints: all() }));
-    env.write('stream.yaml', serviceYaml({ name: 'stream', clusterIPs: ['10.96.0.14', 'fd00:96::14'], endpoints: all() }));
+    writeClusterIPServices(env);
     env.write('np.yaml', serviceYaml({
       name: 'np', clusterIPs: ['10.96.0.15', 'fd00:96::15'], endpoints: all(), spec: { type: 'NodePort' },
       ports: [{ name: 'tcp', port: 80, targetPort: 8080, protocol: 'TCP', nodePort: 30080 }, { name: 'udp', port: 53, targetPort: 5353, protocol: 'UDP', nodePort: 30080 }],
