@@ -32,7 +32,7 @@ export const FLAGS: Record<string, FlagSpec> = {
   'log-level': { kind: 'string', default: 'info', choices: ['debug', 'info', 'warn', 'error'], help: 'least severe level logged' },
   'log-format': { kind: 'string', default: 'text', choices: ['text', 'json'], help: 'log line format' },
   // proxy
-  'proxy-mode': { kind: 'string', default: 'iptables', choices: ['iptables', 'userspace'], for: PROXY, help: 'how service VIPs are implemented' },
+  'proxy-mode': { kind: 'string', default: 'iptables', choices: ['iptables', 'userspace', 'nftables'], for: PROXY, help: 'how service VIPs are implemented' },
   'iptables-backend': { kind: 'string', default: 'auto', choices: ['auto', 'legacy', 'nft'], for: PROXY, help: 'iptables flavour; auto picks the one the host already uses' },
   'cluster-cidr': { kind: 'list', default: [], for: PROXY, help: 'pod CIDRs of the cluster, both families (comma list)' },
   'masquerade-all': { kind: 'bool', default: false, for: PROXY, help: 'SNAT all traffic sent to service VIPs' },

@@ -31,7 +31,7 @@ describe('kube-dataplane command line', () => {
 
   it.each([
     [['dns', '--manifests', '/m', '--bogus'], 'kube-dataplane dns: unknown flag --bogus for dns\n'],
-    [['proxy', '--manifests', '/m', '--proxy-mode', 'ipvs'], 'kube-dataplane proxy: --proxy-mode must be one of iptables|userspace, not "ipvs"\n'],
+    [['proxy', '--manifests', '/m', '--proxy-mode', 'ipvs'], 'kube-dataplane proxy: --proxy-mode must be one of iptables|userspace|nftables, not "ipvs"\n'],
     [['agent'], 'kube-dataplane agent: no source: give --kubeconfig FILE or --manifests DIR (or run in a pod)\n'],
     [['frobnicate'], 'kube-dataplane: unknown command "frobnicate" (try --help)\n'],
   ])('exits 2 with one line on %j', (args, line) => {

@@ -11,6 +11,11 @@ describe('kube-dataplane proxy options', () => {
     await expect(main(opts('--proxy-mode', 'userspace', '--cluster-cidr', '10.0.0.0/33'))).rejects.toBeInstanceOf(UsageError);
   });
 
+  it('--proxy-mode nftables is accepted and checks the same options', async () => {
+    await expect(main(opts('--proxy-mode', 'nftables'))).rejects.toThrow(/--manifests \/nonexistent: not a directory/);
+    await expect(main(opts('--proxy-mode', 'nftables', '--cluster-cidr', '10.0.0.0/33'))).rejects.toBeInstanceOf(UsageError);
+  });
+
   it('bad CIDRs, node-port addresses and periods are usage errors naming the flag', async () => {
     await expect(main(opts('--cluster-cidr', '10.0.0.0/33'))).rejects.toThrow(/--cluster-cidr: "10.0.0.0\/33"/);
     await expect(main(opts('--nodeport-addresses', 'lan'))).rejects.toThrow(/--nodeport-addresses: "lan"/);

@@ -15,6 +15,7 @@ import { checkNodePortAddresses, localAddresses, nodeFacts } from './core/node.j
 import { Proxier } from './core/proxier.js';
 import { IptablesBackend } from './iptables/backend.js';
 import { chooseFlavour, runTool, toolName, type Flavour } from './iptables/tools.js';
+import { NftablesBackend, usableFamilies as nftFamilies } from './nftables/backend.js';
 import { UserspaceBackend } from './userspace/backend.js';
 import { VipInterface } from './userspace/vips.js';
 
@@ -25,7 +26,7 @@ export interface Running {
 /** A running proxy with its parts exposed, for tests and benchmarks. */
 export interface RunningProxy extends Running {
   readonly proxier: Proxier;
-  readonly backend: IptablesBackend | UserspaceBackend;
+  readonly backend: IptablesBackend | UserspaceBackend | NftablesBackend;
   readonly metrics: ProxyMetrics;
 }
 
@@ -36,7 +37,7 @@ interface Checked {
 }
 
 function checkOptions(opts: Options): Checked {
-  if (opts.proxyMode !== 'iptables' && opts.proxyMode !== 'userspace') throw new UsageError(`--proxy-mode ${opts.proxyMode} is not supported; use iptables or userspace`);
+  if (!['iptables', 'userspace', 'nftables'].includes(opts.proxyMode)) throw new UsageError(`--proxy-mode ${opts.proxyMode} is not supported; use iptables, nftables or userspace`);
   const clusterCIDRs: string[] = [];
   for (const c of opts.clusterCIDR) {
     const parsed = parseCIDR(c);
@@ -103,6 +104,7 @@ async function iptablesBackend(opts: Options, checked: Checked, metrics: ProxyMe
   } catch (err) {
     log.warn('cannot remove the userspace mode\'s VIP interface', { error: (err as Error).message });
   }
+  await removeNftablesTables(log);
   return { backend: new IptablesBackend({ flavour: choice.flavour, families, clusterCIDRs: checked.clusterCIDRs, masqueradeAll: opts.masqueradeAll }, log, metrics), families };
 }
 
@@ -115,10 +117,42 @@ async function userspaceBackend(opts: Options): Promise<UserspaceBackend> {
   } catch (err) {
     log.warn('cannot remove iptables rules left by the iptables mode; they may capture service traffic', { error: (err as Error).message });
   }
+  await removeNftablesTables(log);
   if (opts.clusterCIDR.length || opts.masqueradeAll) log.info('--cluster-cidr and --masquerade-all do not apply in userspace mode: endpoints always see the node as the source');
   const backend = new UserspaceBackend({}, log);
   await backend.prepare();
   return backend;
+}
+
+/** The nftables mode's tables would DNAT service traffic alongside another mode's rules. */
+async function removeNftablesTables(log: ReturnType<typeof logger>): Promise<void> {
+  try {
+    await new NftablesBackend({ families: [], clusterCIDRs: [], masqueradeAll: false }, log).cleanup();
+  } catch (err) {
+    log.warn('cannot remove the nftables mode\'s tables; they may capture service traffic', { error: (err as Error).message });
+  }
+}
+
+/** The nftables mode's backend, after removing what the other modes left. */
+async function nftablesBackend(opts: Options, checked: Checked, metrics: ProxyMetrics): Promise<{ backend: NftablesBackend; families: IPFamily[] }> {
+  const log = logger('proxy');
+  const families = await nftFamilies(log);
+  if (checked.clusterCIDRs.length === 0 && !opts.masqueradeAll) {
+    log.warn('no --cluster-cidr: traffic from outside the cluster to cluster IPs is not masqueraded');
+  }
+  // iptables-mode rules would DNAT first (nat hooks at the same priority); userspace VIPs would
+  // make this node answer for the service addresses itself.
+  try {
+    await new IptablesBackend({ flavour: 'nft', families: [], clusterCIDRs: [], masqueradeAll: false }, log).cleanup();
+  } catch (err) {
+    log.warn('cannot remove iptables rules left by the iptables mode; they may capture service traffic', { error: (err as Error).message });
+  }
+  try {
+    if (await new VipInterface(log).remove()) log.info('removed the userspace mode\'s VIP interface');
+  } catch (err) {
+    log.warn('cannot remove the userspace mode\'s VIP interface', { error: (err as Error).message });
+  }
+  return { backend: new NftablesBackend({ families, clusterCIDRs: checked.clusterCIDRs, masqueradeAll: opts.masqueradeAll }, log, metrics), families };
 }
 
 /** Starts the proxy on an open catalog (the agent shares one catalog with DNS). */
@@ -129,7 +163,9 @@ export async function startProxy(opts: Options, catalog: CatalogView): Promise<R
   const userspace = opts.proxyMode === 'userspace';
   const { backend, families } = userspace
     ? { backend: await userspaceBackend(opts), families: ['IPv4', 'IPv6'] }
-    : await iptablesBackend(opts, checked, metrics);
+    : opts.proxyMode === 'nftables'
+      ? await nftablesBackend(opts, checked, metrics)
+      : await iptablesBackend(opts, checked, metrics);
   const health = new ProxierHealth(2 * opts.syncPeriodMs);
   const hcServers = new ServiceHealthServers(log, () => health.healthy());
   const proxier = new Proxier(
@@ -191,7 +227,7 @@ export async function startProxy(opts: Options, catalog: CatalogView): Promise<R
 export async function main(opts: Options): Promise<number> {
   const log = logger('proxy');
   if (opts.cleanup) {
-    // Whatever mode ran before: both modes' leftovers go, as kube-proxy's --cleanup does.
+    // Whatever mode ran before: every mode's leftovers go, as kube-proxy's --cleanup does.
     let failed: unknown;
     try {
       await new IptablesBackend({ flavour: 'nft', families: [], clusterCIDRs: [], masqueradeAll: false }, log).cleanup();
@@ -199,6 +235,11 @@ export async function main(opts: Options): Promise<number> {
       failed = err;
     }
     await new UserspaceBackend({}, log).cleanup();
+    try {
+      await new NftablesBackend({ families: [], clusterCIDRs: [], masqueradeAll: false }, log).cleanup();
+    } catch (err) {
+      failed ??= err;
+    }
     if (failed) throw failed;
     log.info('cleanup done');
     return 0;

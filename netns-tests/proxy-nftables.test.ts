@@ -1,0 +1,177 @@
+// The nftables proxy mode with real packets: the node namespace first runs the iptables mode (so
+// the switch is proven to leave no iptables rules behind), then `--proxy-mode nftables`. ClusterIP
+// TCP/UDP both families, masquerade, hairpin, affinity, no endpoints, endpoint removal, partial
+// syncs (watched with `nft monitor`), NodePort both families, eTP Local, source ranges, external
+// IPs, and --cleanup.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Process } from './harness/netns.js';
+import { BIN, CLIENT, CLIENT_IP4, CLIENT_IP6, NODE, NODE_IP4, NODE_IP6, ProxyEnv, serviceYaml, tally, writeClusterIPServices } from './proxy-env.js';
+
+const PODS = ['pod-a', 'pod-b', 'pod-c'];
+const ports = (np: number) => [
+  { name: 'tcp', port: 80, targetPort: 8080, protocol: 'TCP', nodePort: np },
+  { name: 'udp', port: 53, targetPort: 5353, protocol: 'UDP', nodePort: np },
+];
+
+describe('proxy: nftables mode', () => {
+  let env: ProxyEnv;
+  let iptablesBefore = '';
+  const all = () => env.pods.flatMap((p) => [{ ip: p.ip4 }, { ip: p.ip6 }]);
+  // pod-c is "on another node" for the Local-policy services.
+  const eps = () => env.pods.flatMap((p) => [{ ip: p.ip4, node: p.name === 'pod-c' ? 'node-b' : NODE }, { ip: p.ip6, node: p.name === 'pod-c' ? 'node-b' : NODE }]);
+  const iptablesSave = async () => {
+    let out = '';
+    for (const tool of ['iptables-nft-save', 'ip6tables-nft-save']) out += (await env.node.exec(tool, [])).stdout;
+    return out;
+  };
+  const tables = async () => (await env.node.exec('nft', ['list', 'tables'])).stdout;
+
+  beforeAll(async () => {
+    env = await ProxyEnv.create({ pods: PODS });
+    writeClusterIPServices(env);
+    env.write('node.yaml', JSON.stringify({ apiVersion: 'v1', kind: 'Node', metadata: { name: NODE }, status: { addresses: [{ type: 'InternalIP', address: NODE_IP4 }, { type: 'InternalIP', address: NODE_IP6 }] } }));
+    env.write('np.yaml', serviceYaml({ name: 'np', clusterIPs: ['10.96.1.1', 'fd00:96::1:1'], ports: ports(30080), endpoints: all(), spec: { type: 'NodePort' } }));
+    const withStatus = (yaml: string, ip: string) => yaml.replace(/^(\{"apiVersion":"v1","kind":"Service".*)$/m, (line) => JSON.stringify({ ...JSON.parse(line), status: { loadBalancer: { ingress: [{ ip }] } } }));
+    env.write('local.yaml', withStatus(serviceYaml({
+      name: 'local', clusterIPs: ['10.96.1.2', 'fd00:96::1:2'], ports: ports(30081), endpoints: eps(),
+      spec: { type: 'LoadBalancer', externalTrafficPolicy: 'Local', healthCheckNodePort: 32100 },
+    }), '198.51.100.9'));
+    env.write('remote.yaml', serviceYaml({
+      name: 'remote', clusterIPs: ['10.96.1.3', 'fd00:96::1:3'], ports: ports(30082), endpoints: eps().filter((e) => e.node === 'node-b'),
+      spec: { type: 'LoadBalancer', externalTrafficPolicy: 'Local', healthCheckNodePort: 32101 },
+    }));
+    env.write('fw.yaml', withStatus(serviceYaml({
+      name: 'fw', clusterIPs: ['10.96.1.4'], ports: ports(30083), endpoints: all(),
+      spec: { type: 'LoadBalancer', loadBalancerSourceRanges: ['192.168.50.0/24'] },
+    }), '198.51.100.10'));
+    env.write('fw-deny.yaml', withStatus(serviceYaml({
+      name: 'fw-deny', clusterIPs: ['10.96.1.5'], ports: ports(30084), endpoints: all(),
+      spec: { type: 'LoadBalancer', loadBalancerSourceRanges: ['203.0.113.0/24'] },
+    }), '198.51.100.11'));
+    env.write('ext.yaml', serviceYaml({ name: 'ext', clusterIPs: ['10.96.1.6'], endpoints: all(), spec: { externalIPs: ['198.51.100.20'] } }));
+    env.write('drain.yaml', serviceYaml({ name: 'drain', clusterIPs: ['10.96.0.18'], endpoints: all(), ports: [{ name: 'echo', port: 9090, targetPort: 9090, protocol: 'TCP' }] }));
+    // The iptables mode first, stopped as a crashed or replaced proxy would be: its rules stay.
+    const first = await env.startProxy({ pods: PODS });
+    iptablesBefore = await iptablesSave();
+    await first.stop();
+    await env.startProxy({ pods: PODS, flags: ['--proxy-mode', 'nftables'] });
+  });
+
+  afterAll(async () => {
+    await env?.destroy();
+  });
+
+  it('replaces the iptables mode: its rules are gone, our tables are there', async () => {
+    expect(iptablesBefore).toMatch(/KUBE-SERVICES/);
+    expect(await iptablesSave()).not.toMatch(/KUBE-/);
+    const t = await tables();
+    expect(t).toContain('table ip kube-dataplane');
+    expect(t).toContain('table ip6 kube-dataplane');
+    expect(env.proxy!.stderr).toMatch(/proxy started mode=nftables/);
+  });
+
+  for (const [proto, vip, port] of [['tcp', '10.96.0.10', 80], ['udp', '10.96.0.10', 53], ['tcp', 'fd00:96::10', 80], ['udp', 'fd00:96::10', 53]] as const) {
+    it(`${proto.toUpperCase()} to ${vip} reaches every backend`, async () => {
+      const t = tally(await env.connect(env.client, proto, vip, port, 45));
+      expect(Object.keys(t).sort()).toEqual(PODS);
+      for (const p of PODS) expect(t[p]).toBeGreaterThan(3);
+    });
+  }
+
+  it('traffic from outside the cluster CIDR is masqueraded; a pod keeps its own source; hairpin is masqueraded', async () => {
+    for (const line of await env.connect(env.client, 'tcp', '10.96.0.10', 80, 6)) expect(line.split(' ')[1]).toBe('10.244.0.1');
+    for (const line of await env.connect(env.client, 'tcp', 'fd00:96::10', 80, 6)) expect(line.split(' ')[1]).toBe('fd00:244::1');
+    const podA = env.pods[0];
+    for (const [vip, own, gw] of [['10.96.0.10', podA.ip4, '10.244.0.1'], ['fd00:96::10', podA.ip6, 'fd00:244::1']]) {
+      const lines = await env.connect(podA.ns, 'tcp', vip, 80, 40);
+      const others = lines.filter((l) => !l.startsWith('pod-a'));
+      const self = lines.filter((l) => l.startsWith('pod-a'));
+      expect(others.length).toBeGreaterThan(0);
+      expect(self.length).toBeGreaterThan(0);
+      for (const line of others) expect(line.split(' ')[1]).toBe(own);
+      for (const line of self) expect(line.split(' ')[1]).toBe(gw);
+    }
+  });
+
+  it('session affinity ClientIP: every connection of a client sticks to one backend', async () => {
+    for (const [vip, proto, port] of [['10.96.0.11', 'tcp', 80], ['10.96.0.11', 'udp', 53], ['fd00:96::11', 'tcp', 80], ['fd00:96::11', 'udp', 53]] as const) {
+      const t = tally(await env.connect(env.client, proto, vip, port, 20));
+      expect(Object.keys(t)).toHaveLength(1);
+      expect(PODS).toContain(Object.keys(t)[0]);
+    }
+  });
+
+  it('a service without endpoints refuses at once', async () => {
+    for (const vip of ['10.96.0.12', 'fd00:96::12']) {
+      expect(await env.connect(env.client, 'tcp', vip, 80, 3, 20_000)).toEqual(['ERR ECONNREFUSED', 'ERR ECONNREFUSED', 'ERR ECONNREFUSED']);
+    }
+  });
+
+  it('an endpoint removal is a partial sync touching only that service; other flows go on', async () => {
+    const echo: Process = env.client.spawn('node', [CLIENT, 'tcp-stream', '10.96.0.18', '9090', '100'], { label: 'echo stream' });
+    await echo.waitForOutput(/pod-\w \d+\n/);
+    const monitor = env.node.spawn('nft', ['monitor', 'ruleset'], { label: 'nft monitor' });
+    await new Promise((r) => setTimeout(r, 300));
+    env.write('shrink.yaml', serviceYaml({ name: 'shrink', clusterIPs: ['10.96.0.13', 'fd00:96::13'], endpoints: all().filter((e) => e.ip !== env.pods[2].ip4 && e.ip !== env.pods[2].ip6) }));
+    for (const vip of ['10.96.0.13', 'fd00:96::13']) {
+      const t = await env.eventually(`pod-c gone from ${vip}`, async () => tally(await env.connect(env.client, 'tcp', vip, 80, 30)), (t) => !t['pod-c']);
+      expect(Object.keys(t).sort()).toEqual(['pod-a', 'pod-b']);
+    }
+    await monitor.stop();
+    expect(monitor.stdout).toMatch(/test\/shrink\//);
+    expect(monitor.stdout).not.toMatch(/test\/(web|sticky|drain)\//);
+    expect(monitor.stdout).not.toMatch(/delete table|flush table/);
+    expect(env.proxy!.stderr).toMatch(/rules synced sync=partial/);
+    // The echo connection to another service kept going through the change.
+    const mark = echo.stdout.length;
+    await env.eventually('echo stream still flowing', async () => echo.stdout.slice(mark), (s) => (s.match(/^pod-\w \d+$/gm) ?? []).length >= 2, 5000);
+    expect(echo.stdout).not.toMatch(/ERR/);
+    await echo.stop();
+    env.write('shrink.yaml', serviceYaml({ name: 'shrink', clusterIPs: ['10.96.0.13', 'fd00:96::13'], endpoints: [] }));
+    await env.eventually('shrink refuses', () => env.connect(env.client, 'tcp', '10.96.0.13', 80, 1), (l) => l[0] === 'ERR ECONNREFUSED');
+  });
+
+  for (const [proto, nodeIP] of [['tcp', NODE_IP4], ['udp', NODE_IP4], ['tcp', NODE_IP6], ['udp', NODE_IP6]] as const) {
+    it(`NodePort ${proto.toUpperCase()} on ${nodeIP} reaches every endpoint, masqueraded`, async () => {
+      const lines = await env.connect(env.client, proto, nodeIP, 30080, 40);
+      expect(Object.keys(tally(lines)).sort()).toEqual(PODS);
+      const gw = nodeIP.includes(':') ? 'fd00:244::1' : '10.244.0.1';
+      for (const l of lines) expect(l.split(' ')[1]).toBe(gw);
+    });
+  }
+
+  it('externalTrafficPolicy Local: only local endpoints, with the client\'s own source address', async () => {
+    for (const [dst, client] of [[NODE_IP4, CLIENT_IP4], [NODE_IP6, CLIENT_IP6]]) {
+      for (const proto of ['tcp', 'udp'] as const) {
+        const lines = await env.connect(env.client, proto, dst, 30081, 30);
+        expect(Object.keys(tally(lines)).sort()).toEqual(['pod-a', 'pod-b']);
+        for (const l of lines) expect(l.split(' ')[1]).toBe(client);
+      }
+    }
+    const viaLB = await env.connect(env.client, 'tcp', '198.51.100.9', 80, 20);
+    expect(Object.keys(tally(viaLB)).sort()).toEqual(['pod-a', 'pod-b']);
+    for (const l of viaLB) expect(l.split(' ')[1]).toBe(CLIENT_IP4);
+  });
+
+  it('Local policy without local endpoints drops traffic from outside; pods still reach the remote endpoint', async () => {
+    expect(await env.connect(env.client, 'tcp', NODE_IP4, 30082, 2, 1500)).toEqual(['ERR ETIMEDOUT', 'ERR ETIMEDOUT']);
+    expect(await env.connect(env.client, 'tcp', NODE_IP6, 30082, 1, 1500)).toEqual(['ERR ETIMEDOUT']);
+    expect(Object.keys(tally(await env.connect(env.pods[0].ns, 'tcp', '10.96.1.3', 80, 10)))).toEqual(['pod-c']);
+  });
+
+  it('loadBalancerSourceRanges: an allowed client gets through, another is dropped; external IPs work', async () => {
+    expect(Object.keys(tally(await env.connect(env.client, 'tcp', '198.51.100.10', 80, 20))).sort()).toEqual(PODS);
+    expect(await env.connect(env.client, 'tcp', '198.51.100.11', 80, 2, 1500)).toEqual(['ERR ETIMEDOUT', 'ERR ETIMEDOUT']);
+    expect(Object.keys(tally(await env.connect(env.client, 'tcp', '198.51.100.20', 80, 30))).sort()).toEqual(PODS);
+  });
+
+  it('a restart over the existing table keeps serving; --cleanup removes the tables', async () => {
+    await env.proxy!.stop();
+    await env.startProxy({ pods: PODS, flags: ['--proxy-mode', 'nftables'] });
+    expect(Object.keys(tally(await env.connect(env.client, 'tcp', '10.96.0.10', 80, 30))).sort()).toEqual(PODS);
+    await env.proxy!.stop();
+    const r = await env.node.exec('node', [BIN, 'proxy', '--cleanup', '--manifests', env.dir]);
+    expect(r.code).toBe(0);
+    expect(await tables()).not.toContain('kube-dataplane');
+  });
+});
