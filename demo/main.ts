@@ -32,10 +32,10 @@ async function show(ns: Namespace, cmd: string, args: string[], expect: RegExp, 
 async function main(): Promise<number> {
   // `make demo ARGS=--api`: the agent reads a Kubernetes API (the repo's test API server) through
   // --kubeconfig, as the DaemonSet does, instead of the manifest directory.
-  // `make demo ARGS=--userspace`: the proxy half forwards through Node listeners on the VIPs
-  // instead of iptables rules.
-  const userspace = process.argv.includes('--userspace');
-  const ex = await startExampleNode({ say: step, source: process.argv.includes('--api') ? 'api' : 'manifests', proxyMode: userspace ? 'userspace' : 'iptables' });
+  // `make demo ARGS=--userspace` / `ARGS=--nftables`: the proxy half in its other modes (Node
+  // listeners on the VIPs; an nftables table of maps) instead of iptables rules.
+  const mode = process.argv.includes('--userspace') ? 'userspace' : process.argv.includes('--nftables') ? 'nftables' : 'iptables';
+  const ex = await startExampleNode({ say: step, source: process.argv.includes('--api') ? 'api' : 'manifests', proxyMode: mode });
   try {
     const agentLog = (ex.agent.stdout + ex.agent.stderr).trim().split('\n').slice(0, 14);
     step('what the agent logged at start', agentLog.map((l) => `| ${l}`));
@@ -61,7 +61,10 @@ async function main(): Promise<number> {
       await show(client, process.execPath, clientArgs(url, n), expect, what, `fetch ${url} ×${n} (node client, a connection each)`);
     }
 
-    if (userspace) {
+    if (mode === 'nftables') {
+      step('what the agent programmed for the services (nftables mode, in the node namespace)');
+      await show(ex.node, 'nft', ['list', 'map', 'ip', 'kube-dataplane', 'service-ips'], /10\.96\.0\.80 \. tcp \. 80 : goto/, 'the cluster IP in the service map (one lookup per packet)', 'nft list map ip kube-dataplane service-ips');
+    } else if (mode === 'userspace') {
       step('what the agent set up for the services (userspace mode, in the node namespace)');
       await show(ex.node, 'ip', ['-br', 'address', 'show', 'dev', 'kdp-vips0'], /10\.96\.0\.80\/32.*fd00:96::80\/128|fd00:96::80\/128.*10\.96\.0\.80\/32/, 'the service IPs are local addresses of the VIP interface');
       await show(ex.node, 'ss', ['-Hltn', 'sport', '= :80'], /10\.96\.0\.80:80/, 'a TCP listener on the cluster IP');

@@ -79,7 +79,7 @@ export interface ExampleOptions {
    *  DaemonSet does. */
   source?: 'manifests' | 'api';
   /** The agent's `--proxy-mode` (default: iptables). */
-  proxyMode?: 'iptables' | 'userspace';
+  proxyMode?: 'iptables' | 'userspace' | 'nftables';
   say?: (title: string, lines?: string[]) => void;
 }
 
