@@ -165,6 +165,18 @@ describe('proxy: nftables mode', () => {
     expect(Object.keys(tally(await env.connect(env.client, 'tcp', '198.51.100.20', 80, 30))).sort()).toEqual(PODS);
   });
 
+  it('the iptables mode started over it removes our tables and serves through its rules', async () => {
+    await env.proxy!.stop(); // stopped as a replaced proxy would be: its tables stay
+    expect(await tables()).toContain('table ip kube-dataplane');
+    await env.startProxy({ pods: PODS });
+    expect(await tables()).not.toContain('kube-dataplane');
+    expect(await iptablesSave()).toMatch(/KUBE-SERVICES/);
+    expect(Object.keys(tally(await env.connect(env.client, 'tcp', '10.96.0.10', 80, 30))).sort()).toEqual(PODS);
+    await env.proxy!.stop();
+    await env.startProxy({ pods: PODS, flags: ['--proxy-mode', 'nftables'] });
+    expect(await iptablesSave()).not.toMatch(/KUBE-/);
+  });
+
   it('a restart over the existing table keeps serving; --cleanup removes the tables', async () => {
     await env.proxy!.stop();
     await env.startProxy({ pods: PODS, flags: ['--proxy-mode', 'nftables'] });
