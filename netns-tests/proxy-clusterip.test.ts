@@ -3,7 +3,7 @@
 // IPv4 and IPv6; affinity, masquerade, hairpin, no endpoints, and endpoints going away.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Process } from './harness/netns.js';
-import { CLIENT, ProxyEnv, serviceYaml, tally, writeClusterIPServices } from './proxy-env.js';
+import { CLIENT, ProxyEnv, expectClientIPAffinity, serviceYaml, tally, writeClusterIPServices } from './proxy-env.js';
 
 const PODS = ['pod-a', 'pod-b', 'pod-c'];
 
@@ -55,11 +55,7 @@ describe('proxy: ClusterIP', () => {
   });
 
   it('session affinity ClientIP: every connection of a client sticks to one backend', async () => {
-    for (const [vip, proto, port] of [['10.96.0.11', 'tcp', 80], ['10.96.0.11', 'udp', 53], ['fd00:96::11', 'tcp', 80], ['fd00:96::11', 'udp', 53]] as const) {
-      const t = tally(await env.connect(env.client, proto, vip, port, 20));
-      expect(Object.keys(t)).toHaveLength(1);
-      expect(PODS).toContain(Object.keys(t)[0]);
-    }
+    await expectClientIPAffinity(env, PODS);
   });
 
   it('a service without endpoints refuses at once (REJECT, not a timeout)', async () => {

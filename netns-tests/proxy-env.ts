@@ -2,6 +2,7 @@
 // directory, pods behind its bridge running proxy-backend.mjs, and a client namespace outside
 // the node (a stand-in for the rest of the network). Everything lives in namespaces of one
 // Topology and dies with it.
+import { expect } from 'vitest';
 import { mkdtempSync, rmSync, writeFileSync, renameSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -171,6 +172,56 @@ export function writeClusterIPServices(env: ProxyEnv): void {
   env.write('empty.yaml', serviceYaml({ name: 'empty', clusterIPs: ['10.96.0.12', 'fd00:96::12'], endpoints: [] }));
   env.write('shrink.yaml', serviceYaml({ name: 'shrink', clusterIPs: ['10.96.0.13', 'fd00:96::13'], endpoints: all() }));
   env.write('stream.yaml', serviceYaml({ name: 'stream', clusterIPs: ['10.96.0.14', 'fd00:96::14'], endpoints: all() }));
+}
+
+/** A TCP and a UDP port sharing node port `np` (tcp 80→8080, udp 53→5353). */
+export function nodePorts(np: number) {
+  return [
+    { name: 'tcp', port: 80, targetPort: 8080, protocol: 'TCP', nodePort: np },
+    { name: 'udp', port: 53, targetPort: 5353, protocol: 'UDP', nodePort: np },
+  ];
+}
+
+/**
+ * The node and the externally reached services both rule-based modes are proven against, with
+ * `pod-c` "on another node" (node-b) as far as the catalog knows (the packets still reach it):
+ * `np` NodePort 30080; `local` LoadBalancer 198.51.100.9, eTP Local, health-check port 32100;
+ * `remote` eTP Local with only pod-c (32101); `fw` (198.51.100.10) allowing 192.168.50.0/24 and
+ * `fw-deny` (198.51.100.11) allowing only 203.0.113.0/24; `ext` with external IP 198.51.100.20.
+ */
+export function writeExternalServices(env: ProxyEnv): void {
+  const onNode = (name: string) => (name === 'pod-c' ? 'node-b' : NODE);
+  const eps = env.pods.flatMap((p) => [{ ip: p.ip4, node: onNode(p.name) }, { ip: p.ip6, node: onNode(p.name) }]);
+  const withStatus = (yaml: string, ip: string) => yaml.replace(/^(\{"apiVersion":"v1","kind":"Service".*)$/m, (line) => JSON.stringify({ ...JSON.parse(line), status: { loadBalancer: { ingress: [{ ip }] } } }));
+  env.write('node.yaml', JSON.stringify({ apiVersion: 'v1', kind: 'Node', metadata: { name: NODE }, status: { addresses: [{ type: 'InternalIP', address: NODE_IP4 }, { type: 'InternalIP', address: NODE_IP6 }] } }));
+  env.write('np.yaml', serviceYaml({ name: 'np', clusterIPs: ['10.96.1.1', 'fd00:96::1:1'], ports: nodePorts(30080), endpoints: eps, spec: { type: 'NodePort' } }));
+  env.write('local.yaml', withStatus(serviceYaml({
+    name: 'local', clusterIPs: ['10.96.1.2', 'fd00:96::1:2'], ports: nodePorts(30081), endpoints: eps,
+    spec: { type: 'LoadBalancer', externalTrafficPolicy: 'Local', healthCheckNodePort: 32100 },
+  }), '198.51.100.9'));
+  env.write('remote.yaml', serviceYaml({
+    name: 'remote', clusterIPs: ['10.96.1.3', 'fd00:96::1:3'], ports: nodePorts(30082), endpoints: eps.filter((e) => e.node === 'node-b'),
+    spec: { type: 'LoadBalancer', externalTrafficPolicy: 'Local', healthCheckNodePort: 32101 },
+  }));
+  env.write('fw.yaml', withStatus(serviceYaml({
+    name: 'fw', clusterIPs: ['10.96.1.4'], ports: nodePorts(30083), endpoints: eps,
+    spec: { type: 'LoadBalancer', loadBalancerSourceRanges: ['192.168.50.0/24'] },
+  }), '198.51.100.10'));
+  env.write('fw-deny.yaml', withStatus(serviceYaml({
+    name: 'fw-deny', clusterIPs: ['10.96.1.5'], ports: nodePorts(30084), endpoints: eps,
+    spec: { type: 'LoadBalancer', loadBalancerSourceRanges: ['203.0.113.0/24'] },
+  }), '198.51.100.11'));
+  env.write('ext.yaml', serviceYaml({ name: 'ext', clusterIPs: ['10.96.1.6'], endpoints: eps, spec: { externalIPs: ['198.51.100.20'] } }));
+}
+
+/** ClientIP affinity on `sticky` (10.96.0.11, fd00:96::11): each client's connections and UDP
+ *  exchanges, 20 of each, all reach one backend. */
+export async function expectClientIPAffinity(env: ProxyEnv, pods: readonly string[]): Promise<void> {
+  for (const [vip, proto, port] of [['10.96.0.11', 'tcp', 80], ['10.96.0.11', 'udp', 53], ['fd00:96::11', 'tcp', 80], ['fd00:96::11', 'udp', 53]] as const) {
+    const t = tally(await env.connect(env.client, proto, vip, port, 20));
+    expect(Object.keys(t), `${proto} ${vip}`).toHaveLength(1);
+    expect(pods).toContain(Object.keys(t)[0]);
+  }
 }
 
 /** YAML of a Service and one EndpointSlice per family, all endpoints on `node` unless given. */

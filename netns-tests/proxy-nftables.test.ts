@@ -5,20 +5,14 @@
 // IPs, and --cleanup.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Process } from './harness/netns.js';
-import { BIN, CLIENT, CLIENT_IP4, CLIENT_IP6, NODE, NODE_IP4, NODE_IP6, ProxyEnv, serviceYaml, tally, writeClusterIPServices } from './proxy-env.js';
+import { BIN, CLIENT, CLIENT_IP4, CLIENT_IP6, NODE_IP4, NODE_IP6, ProxyEnv, expectClientIPAffinity, serviceYaml, tally, writeClusterIPServices, writeExternalServices } from './proxy-env.js';
 
 const PODS = ['pod-a', 'pod-b', 'pod-c'];
-const ports = (np: number) => [
-  { name: 'tcp', port: 80, targetPort: 8080, protocol: 'TCP', nodePort: np },
-  { name: 'udp', port: 53, targetPort: 5353, protocol: 'UDP', nodePort: np },
-];
 
 describe('proxy: nftables mode', () => {
   let env: ProxyEnv;
   let iptablesBefore = '';
   const all = () => env.pods.flatMap((p) => [{ ip: p.ip4 }, { ip: p.ip6 }]);
-  // pod-c is "on another node" for the Local-policy services.
-  const eps = () => env.pods.flatMap((p) => [{ ip: p.ip4, node: p.name === 'pod-c' ? 'node-b' : NODE }, { ip: p.ip6, node: p.name === 'pod-c' ? 'node-b' : NODE }]);
   const iptablesSave = async () => {
     let out = '';
     for (const tool of ['iptables-nft-save', 'ip6tables-nft-save']) out += (await env.node.exec(tool, [])).stdout;
@@ -29,26 +23,7 @@ describe('proxy: nftables mode', () => {
   beforeAll(async () => {
     env = await ProxyEnv.create({ pods: PODS });
     writeClusterIPServices(env);
-    env.write('node.yaml', JSON.stringify({ apiVersion: 'v1', kind: 'Node', metadata: { name: NODE }, status: { addresses: [{ type: 'InternalIP', address: NODE_IP4 }, { type: 'InternalIP', address: NODE_IP6 }] } }));
-    env.write('np.yaml', serviceYaml({ name: 'np', clusterIPs: ['10.96.1.1', 'fd00:96::1:1'], ports: ports(30080), endpoints: all(), spec: { type: 'NodePort' } }));
-    const withStatus = (yaml: string, ip: string) => yaml.replace(/^(\{"apiVersion":"v1","kind":"Service".*)$/m, (line) => JSON.stringify({ ...JSON.parse(line), status: { loadBalancer: { ingress: [{ ip }] } } }));
-    env.write('local.yaml', withStatus(serviceYaml({
-      name: 'local', clusterIPs: ['10.96.1.2', 'fd00:96::1:2'], ports: ports(30081), endpoints: eps(),
-      spec: { type: 'LoadBalancer', externalTrafficPolicy: 'Local', healthCheckNodePort: 32100 },
-    }), '198.51.100.9'));
-    env.write('remote.yaml', serviceYaml({
-      name: 'remote', clusterIPs: ['10.96.1.3', 'fd00:96::1:3'], ports: ports(30082), endpoints: eps().filter((e) => e.node === 'node-b'),
-      spec: { type: 'LoadBalancer', externalTrafficPolicy: 'Local', healthCheckNodePort: 32101 },
-    }));
-    env.write('fw.yaml', withStatus(serviceYaml({
-      name: 'fw', clusterIPs: ['10.96.1.4'], ports: ports(30083), endpoints: all(),
-      spec: { type: 'LoadBalancer', loadBalancerSourceRanges: ['192.168.50.0/24'] },
-    }), '198.51.100.10'));
-    env.write('fw-deny.yaml', withStatus(serviceYaml({
-      name: 'fw-deny', clusterIPs: ['10.96.1.5'], ports: ports(30084), endpoints: all(),
-      spec: { type: 'LoadBalancer', loadBalancerSourceRanges: ['203.0.113.0/24'] },
-    }), '198.51.100.11'));
-    env.write('ext.yaml', serviceYaml({ name: 'ext', clusterIPs: ['10.96.1.6'], endpoints: all(), spec: { externalIPs: ['198.51.100.20'] } }));
+    writeExternalServices(env);
     env.write('drain.yaml', serviceYaml({ name: 'drain', clusterIPs: ['10.96.0.18'], endpoints: all(), ports: [{ name: 'echo', port: 9090, targetPort: 9090, protocol: 'TCP' }] }));
     // The iptables mode first, stopped as a crashed or replaced proxy would be: its rules stay.
     const first = await env.startProxy({ pods: PODS });
@@ -94,11 +69,7 @@ describe('proxy: nftables mode', () => {
   });
 
   it('session affinity ClientIP: every connection of a client sticks to one backend', async () => {
-    for (const [vip, proto, port] of [['10.96.0.11', 'tcp', 80], ['10.96.0.11', 'udp', 53], ['fd00:96::11', 'tcp', 80], ['fd00:96::11', 'udp', 53]] as const) {
-      const t = tally(await env.connect(env.client, proto, vip, port, 20));
-      expect(Object.keys(t)).toHaveLength(1);
-      expect(PODS).toContain(Object.keys(t)[0]);
-    }
+    await expectClientIPAffinity(env, PODS);
   });
 
   it('a service without endpoints refuses at once', async () => {

@@ -1,41 +1,16 @@
 // NodePort, externalTrafficPolicy Local with its health-check node port, load-balancer IPs with
 // source ranges and external IPs, reached from a client namespace outside the node.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { CLIENT_IP4, CLIENT_IP6, NODE, NODE_IP4, NODE_IP6, ProxyEnv, serviceYaml, tally } from './proxy-env.js';
+import { CLIENT_IP4, CLIENT_IP6, NODE_IP4, NODE_IP6, ProxyEnv, tally, writeExternalServices } from './proxy-env.js';
 
 const PODS = ['pod-a', 'pod-b', 'pod-c'];
-const ports = (np: number) => [
-  { name: 'tcp', port: 80, targetPort: 8080, protocol: 'TCP', nodePort: np },
-  { name: 'udp', port: 53, targetPort: 5353, protocol: 'UDP', nodePort: np },
-];
 
 describe('proxy: NodePort, Local policy, load balancers', () => {
   let env: ProxyEnv;
-  // pod-c is "on another node" as far as the catalog knows; the packets still reach it here.
-  const eps = () => env.pods.flatMap((p) => [{ ip: p.ip4, node: p.name === 'pod-c' ? 'node-b' : NODE }, { ip: p.ip6, node: p.name === 'pod-c' ? 'node-b' : NODE }]);
 
   beforeAll(async () => {
     env = await ProxyEnv.create({ pods: PODS });
-    env.write('node.yaml', JSON.stringify({ apiVersion: 'v1', kind: 'Node', metadata: { name: NODE }, status: { addresses: [{ type: 'InternalIP', address: NODE_IP4 }, { type: 'InternalIP', address: NODE_IP6 }] } }));
-    env.write('np.yaml', serviceYaml({ name: 'np', clusterIPs: ['10.96.1.1', 'fd00:96::1:1'], ports: ports(30080), endpoints: eps(), spec: { type: 'NodePort' } }));
-    const withStatus = (yaml: string, ip: string) => yaml.replace(/^(\{"apiVersion":"v1","kind":"Service".*)$/m, (line) => JSON.stringify({ ...JSON.parse(line), status: { loadBalancer: { ingress: [{ ip }] } } }));
-    env.write('local.yaml', withStatus(serviceYaml({
-      name: 'local', clusterIPs: ['10.96.1.2', 'fd00:96::1:2'], ports: ports(30081), endpoints: eps(),
-      spec: { type: 'LoadBalancer', externalTrafficPolicy: 'Local', healthCheckNodePort: 32100 },
-    }), '198.51.100.9'));
-    env.write('remote.yaml', serviceYaml({
-      name: 'remote', clusterIPs: ['10.96.1.3', 'fd00:96::1:3'], ports: ports(30082), endpoints: eps().filter((e) => e.node === 'node-b'),
-      spec: { type: 'LoadBalancer', externalTrafficPolicy: 'Local', healthCheckNodePort: 32101 },
-    }));
-    env.write('fw.yaml', withStatus(serviceYaml({
-      name: 'fw', clusterIPs: ['10.96.1.4'], ports: ports(30083), endpoints: eps(),
-      spec: { type: 'LoadBalancer', loadBalancerSourceRanges: ['192.168.50.0/24'] },
-    }), '198.51.100.10'));
-    env.write('fw-deny.yaml', withStatus(serviceYaml({
-      name: 'fw-deny', clusterIPs: ['10.96.1.5'], ports: ports(30084), endpoints: eps(),
-      spec: { type: 'LoadBalancer', loadBalancerSourceRanges: ['203.0.113.0/24'] },
-    }), '198.51.100.11'));
-    env.write('ext.yaml', serviceYaml({ name: 'ext', clusterIPs: ['10.96.1.6'], endpoints: eps(), spec: { externalIPs: ['198.51.100.20'] } }));
+    writeExternalServices(env);
     await env.startProxy({ pods: PODS });
   });
 
