@@ -15,10 +15,13 @@
 //   filter: KUBE-SERVICES / KUBE-EXTERNAL-SERVICES REJECT (no endpoints) or DROP (no local
 //     endpoints), KUBE-NODEPORTS accepts health-check ports, KUBE-FORWARD, KUBE-PROXY-FIREWALL.
 import type { IPFamily } from '../../cluster/types.js';
-import { cidrContains, familyOf } from '../../common/ip.js';
+import { familyOf } from '../../common/ip.js';
 import { flat } from '../../common/strings.js';
+import type { FamilyConfig } from '../core/family-config.js';
 import { targetKey, type ServicePlan, type ServicePortPlan, type Target } from '../core/model.js';
-import { usesClusterEndpoints, usesLocalEndpoints } from '../core/topology.js';
+import { firewallAdmitsNode, portDecisions, type Policy } from '../core/port-decisions.js';
+
+export type { FamilyConfig };
 
 export type Table = 'nat' | 'filter';
 
@@ -36,17 +39,6 @@ export interface ServiceRules {
   /** Chain name → its rules as restore lines (`-A CHAIN …`), in order. */
   readonly chains: ReadonlyMap<string, readonly string[]>;
   readonly dispatch: readonly DispatchRule[];
-}
-
-export interface FamilyConfig {
-  readonly family: IPFamily;
-  /** Cluster (pod) CIDRs of this family; traffic from elsewhere to a cluster IP is masqueraded. */
-  readonly clusterCIDRs: readonly string[];
-  readonly masqueradeAll: boolean;
-  /** Where node ports are accepted: every local address, or these addresses. */
-  readonly nodePortAddresses: 'all' | readonly string[];
-  /** This node's addresses of this family (a source range that holds one lets the node in). */
-  readonly nodeIPs: readonly string[];
 }
 
 export const MASQ_MARK = '0x4000';
@@ -162,21 +154,14 @@ function renderPort(p: ServicePortPlan, cfg: FamilyConfig, chains: Map<string, s
   const proto = p.protocol.toLowerCase();
   const match = `-p ${proto} -m ${proto}`;
   const c = portChains(p);
-  const hasEndpoints = p.hasAnyEndpoints;
-  const usesCluster = p.clusterEndpoints.length > 0 && usesClusterEndpoints(p);
-  const usesLocal = p.localEndpoints.length > 0 && usesLocalEndpoints(p);
+  const d = portDecisions(p);
+  const { hasEndpoints, usesCluster, usesLocal, hasInternal, hasExternal } = d;
+  const policyChain = (policy: Policy) => (policy === 'local' ? c.svl : c.svc);
+  const internalChain = policyChain(d.internalPolicy);
+  const externalPolicyChain = policyChain(d.externalPolicy);
+  const lbChain = d.loadBalancerChain === 'firewall' ? c.fw : c.ext;
 
-  const internalChain = p.internalLocal ? c.svl : c.svc;
-  const hasInternal = hasEndpoints && (p.internalLocal ? usesLocal : usesCluster);
-  const externalPolicyChain = p.externalLocal ? c.svl : c.svc;
-  const hasExternal = hasEndpoints && (p.externalLocal ? usesLocal : usesCluster);
-  const usesExt = hasEndpoints && p.externallyAccessible;
-  const usesFW = hasEndpoints && p.firewall && p.loadBalancerIPs.length > 0;
-  const lbChain = usesFW ? c.fw : c.ext;
-
-  const noEndpoints = `${p.name} has no endpoints`;
-  const noLocal = `${p.name} has no local endpoints`;
-  const internalFilter = !hasEndpoints ? { target: 'REJECT', text: noEndpoints } : { target: 'DROP', text: noLocal };
+  const internalFilter = d.blocked === 'reject' ? { target: 'REJECT', text: `${p.name} has no endpoints` } : { target: 'DROP', text: `${p.name} has no local endpoints` };
   const externalFilter = internalFilter;
 
   // Rules are kept flat (common/strings.ts): as template-literal trees, a full ruleset of 10k
@@ -216,7 +201,7 @@ function renderPort(p: ServicePortPlan, cfg: FamilyConfig, chains: Map<string, s
   for (const ip of p.loadBalancerIPs) {
     const dst = `-d ${hostCIDR(ip)} ${match} --dport ${p.port}`;
     if (hasEndpoints) nat(CHAIN.services, `${comment(`${p.name} loadbalancer IP`)} ${dst} -j ${lbChain}`);
-    if (usesFW) filter(CHAIN.firewall, `${comment(`${p.name} traffic not accepted by ${c.fw}`)} ${dst} -j DROP`);
+    if (d.usesFirewall) filter(CHAIN.firewall, `${comment(`${p.name} traffic not accepted by ${c.fw}`)} ${dst} -j DROP`);
     if (!hasExternal) filter(CHAIN.externalServices, `${comment(externalFilter.text)} ${dst} -j ${externalFilter.target}`);
   }
 
@@ -227,13 +212,11 @@ function renderPort(p: ServicePortPlan, cfg: FamilyConfig, chains: Map<string, s
   }
 
   // The external chain: every external destination comes through here.
-  if (usesExt) {
-    if (!p.externalLocal) {
+  if (d.usesExternalChain) {
+    if (d.masqueradeExternal) {
       add(c.ext, `${comment(`masquerade traffic for ${p.name} external destinations`)} -j ${CHAIN.markMasq}`);
-    } else if (usesCluster) {
-      // Pods and the node itself reach external destinations as if from outside and back in:
-      // neither is subject to the Local policy. The node's own traffic needs masquerade (its
-      // source would be the VIP or node IP).
+    } else if (d.externalShortcuts) {
+      // The node's own traffic needs masquerade: its source would be the VIP or node IP.
       for (const cidr of cfg.clusterCIDRs) add(c.ext, `${comment(`pod traffic for ${p.name} external destinations`)} -s ${cidr} -j ${c.svc}`);
       add(c.ext, `${comment(`masquerade LOCAL traffic for ${p.name} external destinations`)} -m addrtype --src-type LOCAL -j ${CHAIN.markMasq}`);
       add(c.ext, `${comment(`route LOCAL traffic for ${p.name} external destinations`)} -m addrtype --src-type LOCAL -j ${c.svc}`);
@@ -243,16 +226,10 @@ function renderPort(p: ServicePortPlan, cfg: FamilyConfig, chains: Map<string, s
   }
 
   // The firewall chain: allowed sources go on, the rest are dropped by KUBE-PROXY-FIREWALL.
-  if (usesFW) {
+  if (d.usesFirewall) {
     const text = comment(`${p.name} loadbalancer IP`);
-    let allowNode = false;
-    for (const cidr of p.sourceRanges) {
-      add(c.fw, `${text} -s ${cidr} -j ${c.ext}`);
-      if (cfg.nodeIPs.some((ip) => cidrContains(cidr, ip))) allowNode = true;
-    }
-    // A node reaching a VIP-style load balancer IP that is local loops back with the VIP as its
-    // source; let it in when the node itself is allowed.
-    if (allowNode) for (const ip of p.loadBalancerIPs) add(c.fw, `${text} -s ${hostCIDR(ip)} -j ${c.ext}`);
+    for (const cidr of p.sourceRanges) add(c.fw, `${text} -s ${cidr} -j ${c.ext}`);
+    if (firewallAdmitsNode(p, cfg.nodeIPs)) for (const ip of p.loadBalancerIPs) add(c.fw, `${text} -s ${hostCIDR(ip)} -j ${c.ext}`);
     add(c.fw, comment(`other traffic to ${p.name} will be dropped by KUBE-PROXY-FIREWALL`));
   }
 

@@ -19,9 +19,9 @@
 //     DNAT (no endpoints, no local endpoints, firewall) meet @service-filter / @nodeport-filter:
 //     `goto reject-service` (TCP reset, else ICMP port unreachable) or `drop`.
 import type { IPFamily, ObjectKey } from '../../cluster/types.js';
-import { cidrContains } from '../../common/ip.js';
+import type { FamilyConfig } from '../core/family-config.js';
 import { targetKey, type ServicePlan, type ServicePortPlan, type Target } from '../core/model.js';
-import { usesClusterEndpoints, usesLocalEndpoints } from '../core/topology.js';
+import { firewallAdmitsNode, portDecisions, type Policy } from '../core/port-decisions.js';
 import { chainHash } from '../iptables/render.js';
 
 export const TABLE_NAME = 'kube-dataplane';
@@ -30,16 +30,7 @@ export const MASQ_MARK = '0x4000';
 export type MapName = 'service-ips' | 'service-nodeports' | 'service-filter' | 'nodeport-filter';
 export const MAPS: readonly MapName[] = ['service-ips', 'service-nodeports', 'service-filter', 'nodeport-filter'];
 
-export interface FamilyConfig {
-  readonly family: IPFamily;
-  /** Cluster (pod) CIDRs of this family; traffic from elsewhere to a cluster IP is masqueraded. */
-  readonly clusterCIDRs: readonly string[];
-  readonly masqueradeAll: boolean;
-  /** Where node ports are accepted: every local address but loopback, or these addresses. */
-  readonly nodePortAddresses: 'all' | readonly string[];
-  /** This node's addresses of this family (a source range that holds one lets the node in). */
-  readonly nodeIPs: readonly string[];
-}
+export type { FamilyConfig };
 
 /** One element of one of the shared verdict maps. */
 export interface MapElement {
@@ -108,18 +99,13 @@ function renderPort(p: ServicePortPlan, cfg: FamilyConfig, out: { chains: Map<st
   const w = words(cfg.family);
   const proto = p.protocol.toLowerCase();
   const c = portChains(p);
-  const hasEndpoints = p.hasAnyEndpoints;
-  const usesCluster = p.clusterEndpoints.length > 0 && usesClusterEndpoints(p);
-  const usesLocal = p.localEndpoints.length > 0 && usesLocalEndpoints(p);
-  const internalChain = p.internalLocal ? c.svl : c.svc;
-  const hasInternal = hasEndpoints && (p.internalLocal ? usesLocal : usesCluster);
-  const externalPolicyChain = p.externalLocal ? c.svl : c.svc;
-  const hasExternal = hasEndpoints && (p.externalLocal ? usesLocal : usesCluster);
-  const usesExt = hasEndpoints && p.externallyAccessible;
-  const usesFW = hasEndpoints && p.firewall && p.loadBalancerIPs.length > 0;
-  const lbChain = usesFW ? c.fw : c.ext;
-  // No endpoints anywhere: refuse at once. Endpoints, but none for this policy: drop, as kube-proxy.
-  const blocked = !hasEndpoints ? 'goto reject-service' : 'drop';
+  const d = portDecisions(p);
+  const { hasEndpoints, usesCluster, usesLocal, hasInternal, hasExternal } = d;
+  const policyChain = (policy: Policy) => (policy === 'local' ? c.svl : c.svc);
+  const internalChain = policyChain(d.internalPolicy);
+  const externalPolicyChain = policyChain(d.externalPolicy);
+  const lbChain = d.loadBalancerChain === 'firewall' ? c.fw : c.ext;
+  const blocked = d.blocked === 'reject' ? 'goto reject-service' : 'drop';
 
   const add = (chain: string, rule: string) => {
     let rules = out.chains.get(chain);
@@ -147,7 +133,7 @@ function renderPort(p: ServicePortPlan, cfg: FamilyConfig, out: { chains: Map<st
   for (const ip of p.loadBalancerIPs) {
     if (hasEndpoints) element('service-ips', ipKey(ip), `goto ${lbChain}`);
     // Sources the fw chain did not let through stay addressed to the LB IP: dropped here.
-    if (usesFW) element('service-filter', ipKey(ip), 'drop');
+    if (d.usesFirewall) element('service-filter', ipKey(ip), 'drop');
     else if (!hasExternal) element('service-filter', ipKey(ip), blocked);
   }
 
@@ -156,12 +142,10 @@ function renderPort(p: ServicePortPlan, cfg: FamilyConfig, out: { chains: Map<st
     if (!hasExternal) element('nodeport-filter', `${proto} . ${p.nodePort}`, blocked);
   }
 
-  if (usesExt) {
+  if (d.usesExternalChain) {
     if (!out.chains.has(c.ext)) out.chains.set(c.ext, []);
-    if (!p.externalLocal) add(c.ext, 'jump mark-for-masquerade');
-    else if (usesCluster) {
-      // Pods and the node itself reach external destinations as if from outside and back in:
-      // neither is subject to the Local policy. The node's own traffic needs masquerade.
+    if (d.masqueradeExternal) add(c.ext, 'jump mark-for-masquerade');
+    else if (d.externalShortcuts) {
       if (cfg.clusterCIDRs.length) add(c.ext, `${w.addr} saddr @cluster-cidrs goto ${c.svc}`);
       add(c.ext, 'fib saddr type local jump mark-for-masquerade');
       add(c.ext, `fib saddr type local goto ${c.svc}`);
@@ -169,16 +153,10 @@ function renderPort(p: ServicePortPlan, cfg: FamilyConfig, out: { chains: Map<st
     if (hasExternal) add(c.ext, `goto ${externalPolicyChain}`);
   }
 
-  if (usesFW) {
+  if (d.usesFirewall) {
     out.chains.set(c.fw, []);
-    let allowNode = false;
-    for (const cidr of p.sourceRanges) {
-      add(c.fw, `${w.addr} saddr ${cidr} goto ${c.ext}`);
-      if (cfg.nodeIPs.some((ip) => cidrContains(cidr, ip))) allowNode = true;
-    }
-    // A node reaching a VIP-style load-balancer IP that is local loops back with the VIP as its
-    // source; let it in when the node itself is allowed.
-    if (allowNode) for (const ip of p.loadBalancerIPs) add(c.fw, `${w.addr} saddr ${ip} goto ${c.ext}`);
+    for (const cidr of p.sourceRanges) add(c.fw, `${w.addr} saddr ${cidr} goto ${c.ext}`);
+    if (firewallAdmitsNode(p, cfg.nodeIPs)) for (const ip of p.loadBalancerIPs) add(c.fw, `${w.addr} saddr ${ip} goto ${c.ext}`);
   }
 
   const writePolicy = (chain: string, targets: readonly Target[]) => {
