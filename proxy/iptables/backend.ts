@@ -6,7 +6,8 @@
 // a full one.
 import type { IPFamily, ObjectKey } from '../../cluster/types.js';
 import type { Logger } from '../../common/log.js';
-import type { Backend, NodeFacts, SyncRequest, SyncResult } from '../core/backend.js';
+import type { Backend, SyncRequest, SyncResult } from '../core/backend.js';
+import { familyConfig, type FamilyConfig } from '../core/family-config.js';
 import type { ProxyMetrics } from '../core/metrics.js';
 import type { ServicePlan } from '../core/model.js';
 import {
@@ -18,7 +19,6 @@ import {
   renderFullLines,
   renderPartial,
   renderService,
-  type FamilyConfig,
   type ServiceChange,
   type ServiceRules,
   type Table,
@@ -58,22 +58,12 @@ export class IptablesBackend implements Backend {
 
   constructor(private readonly opts: IptablesOptions, private readonly log: Logger, private readonly metrics?: ProxyMetrics) {}
 
-  familyConfig(family: IPFamily, node: NodeFacts): FamilyConfig {
-    return {
-      family,
-      clusterCIDRs: this.opts.clusterCIDRs.filter((c) => (family === 'IPv6') === c.includes(':')),
-      masqueradeAll: this.opts.masqueradeAll,
-      nodePortAddresses: node.nodePortAddresses[family],
-      nodeIPs: node.nodeIPs[family],
-    };
-  }
-
   async sync(req: SyncRequest): Promise<SyncResult> {
     const written: Record<Table, number> = { nat: 0, filter: 0 };
     this.lastOwnMs = 0;
     this.lastToolMs = 0;
     for (const family of this.opts.families) {
-      const cfg = this.familyConfig(family, req.node);
+      const cfg = familyConfig(family, req.node, this.opts);
       if (req.full) await this.fullSync(family, cfg, req, written);
       else await this.partialSync(family, cfg, req, written);
     }

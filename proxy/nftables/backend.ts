@@ -5,7 +5,8 @@
 // state kept between syncs is what the kernel was last told successfully.
 import type { IPFamily, ObjectKey } from '../../cluster/types.js';
 import type { Logger } from '../../common/log.js';
-import type { Backend, NodeFacts, SyncRequest, SyncResult } from '../core/backend.js';
+import type { Backend, SyncRequest, SyncResult } from '../core/backend.js';
+import { familyConfig, type FamilyConfig } from '../core/family-config.js';
 import type { ProxyMetrics } from '../core/metrics.js';
 import type { ServicePlan } from '../core/model.js';
 import { runTool } from '../iptables/tools.js';
@@ -18,7 +19,6 @@ import {
   renderPartial,
   renderService,
   words,
-  type FamilyConfig,
   type Owners,
   type ServiceChange,
   type ServiceNft,
@@ -63,22 +63,12 @@ export class NftablesBackend implements Backend {
 
   constructor(private readonly opts: NftablesOptions, private readonly log: Logger, private readonly metrics?: ProxyMetrics) {}
 
-  familyConfig(family: IPFamily, node: NodeFacts): FamilyConfig {
-    return {
-      family,
-      clusterCIDRs: this.opts.clusterCIDRs.filter((c) => (family === 'IPv6') === c.includes(':')),
-      masqueradeAll: this.opts.masqueradeAll,
-      nodePortAddresses: node.nodePortAddresses[family],
-      nodeIPs: node.nodeIPs[family],
-    };
-  }
-
   async sync(req: SyncRequest): Promise<SyncResult> {
     this.lastOwnMs = 0;
     this.lastToolMs = 0;
     const written = { rules: 0, elements: 0 };
     for (const family of this.opts.families) {
-      const cfg = this.familyConfig(family, req.node);
+      const cfg = familyConfig(family, req.node, this.opts);
       try {
         if (req.full || !this.state.has(family)) await this.fullSync(family, cfg, req, written);
         else await this.partialSync(family, cfg, req, written);
