@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import type { ServicePortPlan, Target } from './model.js';
-import { firewallAdmitsNode, portDecisions } from './port-decisions.js';
+import { firewallAdmitsNode, policyTargets, portDecisions } from './port-decisions.js';
 
 const local: Target = { ip: '10.244.0.11', port: 8080, local: true, ready: true };
 const remote: Target = { ip: '10.244.1.12', port: 8080, local: false, ready: true };
@@ -57,5 +57,15 @@ describe('firewallAdmitsNode', () => {
     expect(firewallAdmitsNode({ sourceRanges: ['172.16.0.0/12'] }, ['192.168.50.1'])).toBe(false);
     expect(firewallAdmitsNode({ sourceRanges: [] }, ['192.168.50.1'])).toBe(false);
     expect(firewallAdmitsNode({ sourceRanges: ['fd00:1::/64'] }, ['fd00:1::10'])).toBe(true);
+  });
+});
+
+describe('policyTargets', () => {
+  const c = { svc: 'SVC', svl: 'SVL', ext: 'EXT', fw: 'FW' };
+  it('sends each kind of traffic to the chain of its policy; load balancers through the firewall chain when it is used', () => {
+    expect(policyTargets(portDecisions(port()), c)).toEqual({ internal: 'SVC', external: 'SVC', loadBalancer: 'EXT' });
+    const lb = port({ internalLocal: true, externalLocal: true, localEndpoints: [local], loadBalancerIPs: ['203.0.113.7'], externallyAccessible: true, firewall: true, sourceRanges: ['10.0.0.0/8'] });
+    expect(policyTargets(portDecisions(lb), c)).toEqual({ internal: 'SVL', external: 'SVL', loadBalancer: 'FW' });
+    expect(policyTargets(portDecisions(port({ externalLocal: true, nodePort: 30080, externallyAccessible: true })), c)).toEqual({ internal: 'SVC', external: 'SVL', loadBalancer: 'EXT' });
   });
 });

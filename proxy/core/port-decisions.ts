@@ -70,3 +70,22 @@ export function portDecisions(p: ServicePortPlan): PortDecisions {
 export function firewallAdmitsNode(p: Pick<ServicePortPlan, 'sourceRanges'>, nodeIPs: readonly string[]): boolean {
   return p.sourceRanges.some((cidr) => nodeIPs.some((ip) => cidrContains(cidr, ip)));
 }
+
+/** A backend's names for the chains of one service port. */
+export interface PortChains {
+  /** Cluster policy: every chosen endpoint. */
+  readonly svc: string;
+  /** Local policy: this node's endpoints. */
+  readonly svl: string;
+  /** External destinations: masquerade or short-cuts, then the external policy. */
+  readonly ext: string;
+  /** loadBalancerSourceRanges. */
+  readonly fw: string;
+}
+
+/** Which of a port's chains cluster-IP, external (after the external chain) and load-balancer
+ *  traffic go to. */
+export function policyTargets(d: PortDecisions, c: PortChains): { internal: string; external: string; loadBalancer: string } {
+  const chainOf = (policy: Policy) => (policy === 'local' ? c.svl : c.svc);
+  return { internal: chainOf(d.internalPolicy), external: chainOf(d.externalPolicy), loadBalancer: d.loadBalancerChain === 'firewall' ? c.fw : c.ext };
+}

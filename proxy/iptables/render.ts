@@ -19,9 +19,9 @@ import { familyOf } from '../../common/ip.js';
 import { flat } from '../../common/strings.js';
 import type { FamilyConfig } from '../core/family-config.js';
 import { targetKey, type ServicePlan, type ServicePortPlan, type Target } from '../core/model.js';
-import { firewallAdmitsNode, portDecisions, type Policy } from '../core/port-decisions.js';
+import { firewallAdmitsNode, policyTargets, portDecisions, type PortChains } from '../core/port-decisions.js';
 
-export type { FamilyConfig };
+export type { FamilyConfig, PortChains };
 
 export type Table = 'nat' | 'filter';
 
@@ -123,13 +123,6 @@ export function chainHash(text: string): string {
   return out;
 }
 
-export interface PortChains {
-  svc: string;
-  svl: string;
-  ext: string;
-  fw: string;
-}
-
 export function portChains(p: Pick<ServicePortPlan, 'name' | 'protocol'>): PortChains {
   const h = chainHash(`${p.name}/${p.protocol}`);
   return { svc: `KUBE-SVC-${h}`, svl: `KUBE-SVL-${h}`, ext: `KUBE-EXT-${h}`, fw: `KUBE-FW-${h}` };
@@ -156,10 +149,7 @@ function renderPort(p: ServicePortPlan, cfg: FamilyConfig, chains: Map<string, s
   const c = portChains(p);
   const d = portDecisions(p);
   const { hasEndpoints, usesCluster, usesLocal, hasInternal, hasExternal } = d;
-  const policyChain = (policy: Policy) => (policy === 'local' ? c.svl : c.svc);
-  const internalChain = policyChain(d.internalPolicy);
-  const externalPolicyChain = policyChain(d.externalPolicy);
-  const lbChain = d.loadBalancerChain === 'firewall' ? c.fw : c.ext;
+  const { internal: internalChain, external: externalPolicyChain, loadBalancer: lbChain } = policyTargets(d, c);
 
   const internalFilter = d.blocked === 'reject' ? { target: 'REJECT', text: `${p.name} has no endpoints` } : { target: 'DROP', text: `${p.name} has no local endpoints` };
   const externalFilter = internalFilter;
