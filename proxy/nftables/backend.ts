@@ -10,6 +10,7 @@ import { familyConfig, type FamilyConfig } from '../core/family-config.js';
 import type { ProxyMetrics } from '../core/metrics.js';
 import type { ServicePlan } from '../core/model.js';
 import { runTool } from '../iptables/tools.js';
+import { MapUndo } from './map-undo.js';
 import {
   TABLE_NAME,
   baseRuleCount,
@@ -39,8 +40,8 @@ export class NftError extends Error {}
 interface FamilyState {
   /** Plan and config each service's rules were rendered from (re-rendered to diff). */
   readonly applied: Map<ObjectKey, { plan: ServicePlan; cfg: FamilyConfig }>;
-  owners: Owners;
-  hairpin: Map<string, number>;
+  readonly owners: Owners;
+  readonly hairpin: Map<string, number>;
   chains: Set<string>;
   sets: Set<string>;
   rules: number;
@@ -132,15 +133,17 @@ export class NftablesBackend implements Backend {
       const before = was ? renderService(was.plan, was.cfg) : undefined;
       if (before || after) changes.push({ key, plan, before, after });
     }
-    // renderPartial updates these as if nft succeeds; work on copies so a failure leaves the
-    // remembered state untouched (it is dropped anyway, but stays coherent for the logs).
-    const owners = new Map(st.owners);
-    const hairpin = new Map(st.hairpin);
-    const lines = renderPartial(changes, family, owners, hairpin);
-    this.lastOwnMs += performance.now() - t0;
-    if (lines) await this.apply(family, lines, false);
-    st.owners = owners;
-    st.hairpin = hairpin;
+    // renderPartial updates these as if nft succeeds; on a failure its recorded changes are undone
+    // so the remembered state is what the kernel was last told (dropped anyway, but coherent).
+    const undo = new MapUndo();
+    try {
+      const lines = renderPartial(changes, family, st.owners, st.hairpin, undo);
+      this.lastOwnMs += performance.now() - t0;
+      if (lines) await this.apply(family, lines, false);
+    } catch (err) {
+      undo.rollback();
+      throw err;
+    }
     for (const { key, plan, before, after } of changes) {
       if (before) {
         st.rules -= countService(before).rules;

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import type { ServicePlan, ServicePortPlan, Target } from '../core/model.js';
+import { MapUndo } from './map-undo.js';
 import { hairpinCounts, portChains, renderFull, renderPartial, renderService, type FamilyConfig, type ServiceNft } from './render.js';
 
 const cfg4: FamilyConfig = { family: 'IPv4', clusterCIDRs: ['10.244.0.0/16'], masqueradeAll: false, nodePortAddresses: 'all', nodeIPs: ['192.168.50.1'] };
@@ -110,6 +111,22 @@ describe('nftables render', () => {
     ]);
     expect(full.owners.has('service-ips 10.96.0.10 . tcp . 80')).toBe(false);
     expect(renderPartial([{ key: 'test/other', before: other, after: other }], 'IPv4', full.owners, hairpin)).toBeUndefined();
+  });
+
+  it('a partial render records its changes to the owners and hairpin maps; rolled back, both are as before', () => {
+    const before = renderService(web([ep('10.244.0.11'), ep('10.244.0.12')]), cfg4)!;
+    const other = renderService(plan('test/other', [port({ serviceKey: 'test/other', clusterIP: '10.96.0.20', clusterEndpoints: [ep('10.244.0.12')], hasAnyEndpoints: true })]), cfg4)!;
+    const owners = renderFull([before, other], cfg4).owners;
+    const hairpin = hairpinCounts([before, other]);
+    const [ownersWas, hairpinWas] = [new Map(owners), new Map(hairpin)];
+    const after = renderService(web([ep('10.244.0.13')]), cfg4)!;
+    const undo = new MapUndo();
+    renderPartial([{ key: 'test/web', before, after }, { key: 'test/other', before: other }], 'IPv4', owners, hairpin, undo);
+    expect(owners).not.toEqual(ownersWas);
+    expect(hairpin).toEqual(new Map([['10.244.0.13', 1]]));
+    undo.rollback();
+    expect(owners).toEqual(ownersWas);
+    expect(hairpin).toEqual(hairpinWas);
   });
 
   it('a service losing its endpoints swaps the map element for a reject in one transaction', () => {

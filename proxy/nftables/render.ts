@@ -21,8 +21,9 @@
 import type { IPFamily, ObjectKey } from '../../cluster/types.js';
 import type { FamilyConfig } from '../core/family-config.js';
 import { targetKey, type ServicePlan, type ServicePortPlan, type Target } from '../core/model.js';
-import { firewallAdmitsNode, portDecisions, type Policy } from '../core/port-decisions.js';
+import { firewallAdmitsNode, policyTargets, portDecisions, type PortChains } from '../core/port-decisions.js';
 import { chainHash } from '../iptables/render.js';
+import { MapUndo } from './map-undo.js';
 
 export const TABLE_NAME = 'kube-dataplane';
 export const MASQ_MARK = '0x4000';
@@ -30,7 +31,7 @@ export const MASQ_MARK = '0x4000';
 export type MapName = 'service-ips' | 'service-nodeports' | 'service-filter' | 'nodeport-filter';
 export const MAPS: readonly MapName[] = ['service-ips', 'service-nodeports', 'service-filter', 'nodeport-filter'];
 
-export type { FamilyConfig };
+export type { FamilyConfig, PortChains };
 
 /** One element of one of the shared verdict maps. */
 export interface MapElement {
@@ -71,13 +72,6 @@ function readable(p: Pick<ServicePortPlan, 'name' | 'protocol'>): string {
   return `${p.name.replace(':', '/')}/${p.protocol.toLowerCase()}`.replace(/[^a-zA-Z0-9/_.-]/g, '_');
 }
 
-export interface PortChains {
-  svc: string;
-  svl: string;
-  ext: string;
-  fw: string;
-}
-
 export function portChains(p: Pick<ServicePortPlan, 'name' | 'protocol'>): PortChains {
   const h = chainHash(`${p.name}/${p.protocol}`);
   const tail = readable(p);
@@ -101,10 +95,7 @@ function renderPort(p: ServicePortPlan, cfg: FamilyConfig, out: { chains: Map<st
   const c = portChains(p);
   const d = portDecisions(p);
   const { hasEndpoints, usesCluster, usesLocal, hasInternal, hasExternal } = d;
-  const policyChain = (policy: Policy) => (policy === 'local' ? c.svl : c.svc);
-  const internalChain = policyChain(d.internalPolicy);
-  const externalPolicyChain = policyChain(d.externalPolicy);
-  const lbChain = d.loadBalancerChain === 'firewall' ? c.fw : c.ext;
+  const { internal: internalChain, external: externalPolicyChain, loadBalancer: lbChain } = policyTargets(d, c);
   const blocked = d.blocked === 'reject' ? 'goto reject-service' : 'drop';
 
   const add = (chain: string, rule: string) => {
@@ -353,10 +344,10 @@ function sameRules(a: readonly string[] | undefined, b: readonly string[]): bool
  * One transaction changing only the given services: their map elements, their chains whose rules
  * differ, their affinity sets, and the hairpin entries whose count drops to zero or rises from
  * it. `owners` and `hairpin` (endpoint IP → number of services using it) are updated as if the
- * transaction succeeded; the caller keeps copies if it must roll back. Undefined when nothing
- * differs.
+ * transaction succeeded; every change is recorded in `undo`, for the caller to roll back if nft
+ * refuses it. Undefined when nothing differs.
  */
-export function renderPartial(changes: Iterable<ServiceChange>, family: IPFamily, owners: Owners, hairpin: Map<string, number>): string[] | undefined {
+export function renderPartial(changes: Iterable<ServiceChange>, family: IPFamily, owners: Owners, hairpin: Map<string, number>, undo = new MapUndo()): string[] | undefined {
   const t = words(family).table;
   const addSets: string[] = [];
   const declareChains: string[] = [];
@@ -395,29 +386,29 @@ export function renderPartial(changes: Iterable<ServiceChange>, family: IPFamily
       const n = newEls.get(k);
       if (n && n.value === e.value) continue;
       delElements.push(`delete element ${t} ${e.map} { ${e.key} }`);
-      owners.delete(k);
+      undo.delete(owners, k);
     }
     for (const e of after?.elements ?? []) {
       const k = id(e);
       if (owners.has(k)) continue; // unchanged, or held by another service until it lets go
       addElements.push(`add element ${t} ${e.map} { ${e.key} : ${e.value} }`);
-      owners.set(k, key);
+      undo.set(owners, k, key);
     }
     const oldIPs = new Set(before?.endpointIPs ?? []);
     const newIPs = new Set(after?.endpointIPs ?? []);
     for (const ip of oldIPs) {
       if (newIPs.has(ip)) continue;
       const n = (hairpin.get(ip) ?? 1) - 1;
-      if (n > 0) hairpin.set(ip, n);
+      if (n > 0) undo.set(hairpin, ip, n);
       else {
-        hairpin.delete(ip);
+        undo.delete(hairpin, ip);
         hairpinDel.push(`delete element ${t} hairpin { ${ip} . ${ip} }`);
       }
     }
     for (const ip of newIPs) {
       if (oldIPs.has(ip)) continue;
       const n = hairpin.get(ip) ?? 0;
-      hairpin.set(ip, n + 1);
+      undo.set(hairpin, ip, n + 1);
       if (n === 0) hairpinAdd.push(`add element ${t} hairpin { ${ip} . ${ip} }`);
     }
   }
