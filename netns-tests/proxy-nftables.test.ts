@@ -6,6 +6,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Process } from './harness/netns.js';
 import { BIN, CLIENT, CLIENT_IP4, CLIENT_IP6, NODE_IP4, NODE_IP6, ProxyEnv, expectClientIPAffinity, serviceYaml, tally, writeClusterIPServices, writeExternalServices } from './proxy-env.js';
+import { externalTrafficCases } from './proxy-cases.js';
 
 const PODS = ['pod-a', 'pod-b', 'pod-c'];
 
@@ -102,27 +103,7 @@ describe('proxy: nftables mode', () => {
     await env.eventually('shrink refuses', () => env.connect(env.client, 'tcp', '10.96.0.13', 80, 1), (l) => l[0] === 'ERR ECONNREFUSED');
   });
 
-  for (const [proto, nodeIP] of [['tcp', NODE_IP4], ['udp', NODE_IP4], ['tcp', NODE_IP6], ['udp', NODE_IP6]] as const) {
-    it(`NodePort ${proto.toUpperCase()} on ${nodeIP} reaches every endpoint, masqueraded`, async () => {
-      const lines = await env.connect(env.client, proto, nodeIP, 30080, 40);
-      expect(Object.keys(tally(lines)).sort()).toEqual(PODS);
-      const gw = nodeIP.includes(':') ? 'fd00:244::1' : '10.244.0.1';
-      for (const l of lines) expect(l.split(' ')[1]).toBe(gw);
-    });
-  }
-
-  it('externalTrafficPolicy Local: only local endpoints, with the client\'s own source address', async () => {
-    for (const [dst, client] of [[NODE_IP4, CLIENT_IP4], [NODE_IP6, CLIENT_IP6]]) {
-      for (const proto of ['tcp', 'udp'] as const) {
-        const lines = await env.connect(env.client, proto, dst, 30081, 30);
-        expect(Object.keys(tally(lines)).sort()).toEqual(['pod-a', 'pod-b']);
-        for (const l of lines) expect(l.split(' ')[1]).toBe(client);
-      }
-    }
-    const viaLB = await env.connect(env.client, 'tcp', '198.51.100.9', 80, 20);
-    expect(Object.keys(tally(viaLB)).sort()).toEqual(['pod-a', 'pod-b']);
-    for (const l of viaLB) expect(l.split(' ')[1]).toBe(CLIENT_IP4);
-  });
+  externalTrafficCases(() => env, PODS);
 
   it('Local policy without local endpoints drops traffic from outside; pods still reach the remote endpoint', async () => {
     expect(await env.connect(env.client, 'tcp', NODE_IP4, 30082, 2, 1500)).toEqual(['ERR ETIMEDOUT', 'ERR ETIMEDOUT']);

@@ -2,6 +2,7 @@
 // source ranges and external IPs, reached from a client namespace outside the node.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CLIENT_IP4, CLIENT_IP6, NODE_IP4, NODE_IP6, ProxyEnv, tally, writeExternalServices } from './proxy-env.js';
+import { externalTrafficCases } from './proxy-cases.js';
 
 const PODS = ['pod-a', 'pod-b', 'pod-c'];
 
@@ -18,29 +19,7 @@ describe('proxy: NodePort, Local policy, load balancers', () => {
     await env?.destroy();
   });
 
-  for (const [proto, nodeIP] of [['tcp', NODE_IP4], ['udp', NODE_IP4], ['tcp', NODE_IP6], ['udp', NODE_IP6]] as const) {
-    it(`NodePort ${proto.toUpperCase()} on ${nodeIP} reaches every endpoint, masqueraded`, async () => {
-      const lines = await env.connect(env.client, proto, nodeIP, 30080, 40);
-      const t = tally(lines);
-      expect(Object.keys(t).sort()).toEqual(PODS);
-      const gw = nodeIP.includes(':') ? 'fd00:244::1' : '10.244.0.1';
-      for (const l of lines) expect(l.split(' ')[1]).toBe(gw);
-    });
-  }
-
-  it('externalTrafficPolicy Local: only local endpoints, with the client\'s own source address', async () => {
-    for (const [dst, client] of [[NODE_IP4, CLIENT_IP4], [NODE_IP6, CLIENT_IP6]]) {
-      for (const proto of ['tcp', 'udp'] as const) {
-        const lines = await env.connect(env.client, proto, dst, 30081, 30);
-        expect(Object.keys(tally(lines)).sort()).toEqual(['pod-a', 'pod-b']);
-        for (const l of lines) expect(l.split(' ')[1]).toBe(client);
-      }
-    }
-    // The load-balancer IP follows the same policy.
-    const viaLB = await env.connect(env.client, 'tcp', '198.51.100.9', 80, 20);
-    expect(Object.keys(tally(viaLB)).sort()).toEqual(['pod-a', 'pod-b']);
-    for (const l of viaLB) expect(l.split(' ')[1]).toBe(CLIENT_IP4);
-  });
+  externalTrafficCases(() => env, PODS);
 
   it('the health-check node port says how many local endpoints there are', async () => {
     const ok = await env.http(`http://${NODE_IP4}:32100/`, env.client);
