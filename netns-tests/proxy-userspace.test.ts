@@ -5,7 +5,7 @@ import { rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Process } from './harness/netns.js';
-import { BIN, CLIENT, NODE_IP4, NODE_IP6, ProxyEnv, serviceYaml, tally, writeClusterIPServices } from './proxy-env.js';
+import { BIN, CLIENT, NODE_IP4, NODE_IP6, nodePorts, ProxyEnv, serviceYaml, tally, writeClusterIPServices } from './proxy-env.js';
 
 const PODS = ['pod-a', 'pod-b', 'pod-c'];
 const VIPS = 'kdp-vips0';
@@ -33,6 +33,17 @@ describe('proxy: userspace mode', () => {
       name: 'mixed', clusterIPs: ['10.96.0.16'], endpoints: all(),
       ports: [{ name: 'tcp', port: 80, targetPort: 8080, protocol: 'TCP' }, { name: 'sctp', port: 90, targetPort: 9090, protocol: 'SCTP' }],
     }));
+    // loadBalancerSourceRanges: `fw` admits the client's link (and so the node), `fw-deny` a
+    // range nobody here is in.
+    const withIngress = (yaml: string, ips: string[]) => yaml.replace(/^(\{"apiVersion":"v1","kind":"Service".*)$/m, (line) => JSON.stringify({ ...JSON.parse(line), status: { loadBalancer: { ingress: ips.map((ip) => ({ ip })) } } }));
+    env.write('fw.yaml', withIngress(serviceYaml({
+      name: 'fw', clusterIPs: ['10.96.0.19', 'fd00:96::19'], endpoints: all(), ports: nodePorts(30093),
+      spec: { type: 'LoadBalancer', loadBalancerSourceRanges: ['192.168.50.0/24', 'fd00:50::/64'] },
+    }), ['198.51.100.10', 'fd00:51::10']));
+    env.write('fw-deny.yaml', withIngress(serviceYaml({
+      name: 'fw-deny', clusterIPs: ['10.96.0.20'], endpoints: all(), ports: nodePorts(30094),
+      spec: { type: 'LoadBalancer', loadBalancerSourceRanges: ['203.0.113.0/24'] },
+    }), ['198.51.100.11']));
     env.write('drain.yaml', serviceYaml({ name: 'drain', clusterIPs: ['10.96.0.18'], endpoints: all(), ports: [{ name: 'echo', port: 9090, targetPort: 9090, protocol: 'TCP' }] }));
     // Port 30090 is taken on the node before the proxy starts: that listener must wait, alone.
     blocker = env.node.spawn('node', ['-e', 'require("net").createServer().listen(30090, "0.0.0.0", () => console.log("blocking"))'], { label: 'blocker' });
@@ -97,6 +108,24 @@ describe('proxy: userspace mode', () => {
       expect(Object.keys(tally(await env.connect(env.client, proto, nodeIP, 30080, 9))).sort()).toEqual(PODS);
     });
   }
+
+  it('loadBalancerSourceRanges: an allowed client reaches the LB IPs over TCP and UDP; another source is reset (TCP) or dropped (UDP)', async () => {
+    for (const lb of ['198.51.100.10', 'fd00:51::10']) {
+      for (const [proto, port] of [['tcp', 80], ['udp', 53]] as const) {
+        expect(Object.keys(tally(await env.connect(env.client, proto, lb, port, 9))).sort(), `${proto} ${lb}`).toEqual(PODS);
+      }
+    }
+    expect(await env.connect(env.client, 'tcp', '198.51.100.11', 80, 2, 5_000)).toEqual(['ERR ECONNRESET', 'ERR ECONNRESET']);
+    expect(await env.connect(env.client, 'udp', '198.51.100.11', 53, 2, 1_000)).toEqual(['ERR ETIMEDOUT', 'ERR ETIMEDOUT']);
+    // Only the LB IP is filtered: the same service's cluster IP and node port serve that client.
+    expect(Object.keys(tally(await env.connect(env.client, 'tcp', '10.96.0.20', 80, 6))).sort()).toEqual(PODS);
+    expect(Object.keys(tally(await env.connect(env.client, 'udp', NODE_IP4, 30094, 9))).sort()).toEqual(PODS);
+    // The node reaches its local LB IP with that IP as source: admitted where a range holds a
+    // node address (fw), not elsewhere (fw-deny).
+    expect(Object.keys(tally(await env.connect(env.node, 'tcp', '198.51.100.10', 80, 6))).sort()).toEqual(PODS);
+    expect(await env.connect(env.node, 'tcp', '198.51.100.11', 80, 1, 5_000)).toEqual(['ERR ECONNRESET']);
+    expect(env.proxy!.stderr).toMatch(/outside loadBalancerSourceRanges reset.*service=test\/fw-deny:tcp/);
+  });
 
   it('an SCTP port is logged once and not served; the TCP port of the same service is', async () => {
     expect(env.proxy!.stderr.match(/SCTP is not supported.*test\/mixed:sctp/g)).toHaveLength(1);

@@ -17,8 +17,8 @@ afterEach(() => {
   for (const c of cleanups.splice(0)) c();
 });
 
-function spec(protocol: 'TCP' | 'UDP'): ListenerSpec {
-  return { key: listenerKey(protocol, '127.0.0.1', 0), service: 't/s', portName: 't/s:p', route: 'r', protocol, family: 'IPv4', host: '127.0.0.1', port: 0, path: 'internal', vip: false };
+function spec(protocol: 'TCP' | 'UDP', sourceRanges?: readonly string[]): ListenerSpec {
+  return { key: listenerKey(protocol, '127.0.0.1', 0), service: 't/s', portName: 't/s:p', route: 'r', protocol, family: 'IPv4', host: '127.0.0.1', port: 0, path: 'internal', vip: false, ...(sourceRanges ? { sourceRanges } : {}) };
 }
 
 function router(targets: Target[]): Router & { b: Balancer } {
@@ -42,8 +42,8 @@ async function tcpBackend(name: string): Promise<number> {
   return (srv.address() as net.AddressInfo).port;
 }
 
-async function tcpListener(r: Router): Promise<number> {
-  const l = new TcpListener(spec('TCP'), r, new Set(), log);
+async function tcpListener(r: Router, sourceRanges?: readonly string[]): Promise<number> {
+  const l = new TcpListener(spec('TCP', sourceRanges), r, new Set(), log);
   await l.listen();
   cleanups.push(() => l.close());
   return l.boundPort();
@@ -70,6 +70,16 @@ describe('TCP forwarding', () => {
   it('no endpoint: the connection is reset at once', async () => {
     const port = await tcpListener(router([]));
     expect(await exchange(port, 'hi')).toBe('ERR ECONNRESET');
+  });
+
+  it('a source outside the listener\'s source ranges is reset without reaching an endpoint', async () => {
+    let picked = 0;
+    const r = router([target(await tcpBackend('a'))]);
+    const counting: Router = { pick: (s, c, avoid) => (picked++, r.pick(s, c, avoid)), has: r.has };
+    expect(await exchange(await tcpListener(counting, ['10.0.0.0/8']), 'hi')).toBe('ERR ECONNRESET');
+    expect(picked).toBe(0);
+    expect(await exchange(await tcpListener(counting, ['10.0.0.0/8', '127.0.0.0/8']), 'hi')).toBe('a:HI<eof>');
+    expect(picked).toBe(1);
   });
 
   it('an endpoint refusing the connection is replaced by another; all refusing resets the client', async () => {
@@ -138,6 +148,20 @@ describe('UDP forwarding', () => {
     expect(l.sessionCount).toBe(2);
     await new Promise((res) => setTimeout(res, 350)); // past the idle timeout
     expect(l.sessionCount).toBe(0);
+  });
+
+  it('a source outside the listener\'s source ranges is dropped: no session, no reply', async () => {
+    const r = router([target(await udpBackend('a'))]);
+    const denied = new UdpListener(spec('UDP', ['10.0.0.0/8']), r, log);
+    const allowed = new UdpListener(spec('UDP', ['127.0.0.1/32']), r, log);
+    for (const l of [denied, allowed]) {
+      await l.listen();
+      cleanups.push(() => l.close());
+    }
+    const c = await udpClient();
+    expect(await c.ask(denied.boundPort(), 'x')).toBe('timeout');
+    expect(denied.sessionCount).toBe(0);
+    expect(await c.ask(allowed.boundPort(), 'y')).toBe('a:y');
   });
 
   it('no endpoint: datagrams are dropped; a removed endpoint\'s session is closed and the next datagram moves on', async () => {

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import type { NodeFacts } from '../core/backend.js';
 import type { ServicePlan, ServicePortPlan, Target } from '../core/model.js';
-import { ListenerSet, listenersOf } from './listeners.js';
+import { admits, ListenerSet, listenersOf } from './listeners.js';
 
 const ep = (ip: string): Target => ({ ip, port: 8080, local: true, ready: true });
 
@@ -60,6 +60,38 @@ describe('listenersOf', () => {
     const { specs, unsupported } = listenersOf(p, { ...node, nodePortAddresses: { IPv4: ['192.168.50.1', '10.0.0.5'], IPv6: [] } });
     expect(keys(specs)).toEqual(['TCP 10.0.0.5:30081', 'TCP 10.96.0.11:80', 'TCP 192.168.50.1:30081']);
     expect(unsupported.map((u) => u.name)).toEqual(['ns/np:s']);
+  });
+});
+
+describe('loadBalancerSourceRanges', () => {
+  const fw = (o: Partial<ServicePortPlan>) => plan('ns/fw', [port({ name: 'ns/fw:http', clusterIP: '10.96.0.50', externalIPs: ['198.51.100.20'], loadBalancerIPs: ['198.51.100.10', '198.51.100.20'], nodePort: 30083, firewall: true, ...o })]);
+  const byKey = (p: ServicePlan, n: NodeFacts = node) => new Map(listenersOf(p, n).specs.map((s) => [s.key, s]));
+
+  it('only the LB IP listener is filtered: not the cluster IP, the node port, nor an LB IP that is also an external IP', () => {
+    const specs = byKey(fw({ sourceRanges: ['203.0.113.0/24'] }));
+    expect(specs.get('TCP 198.51.100.10:80')!.sourceRanges).toEqual(['203.0.113.0/24']);
+    for (const k of ['TCP 10.96.0.50:80', 'TCP 0.0.0.0:30083', 'TCP 198.51.100.20:80']) expect(specs.get(k)!.sourceRanges, k).toBeUndefined();
+  });
+
+  it('a range holding a node address admits the LB IPs themselves (the node\'s own source); no range of the family admits nobody', () => {
+    const lb = byKey(fw({ sourceRanges: ['192.168.50.0/24'] })).get('TCP 198.51.100.10:80')!;
+    expect(lb.sourceRanges).toEqual(['192.168.50.0/24', '198.51.100.10/32', '198.51.100.20/32']);
+    expect([admits(lb, '192.168.50.2'), admits(lb, '198.51.100.10'), admits(lb, '203.0.113.5'), admits(lb, 'fd00:50::2')]).toEqual([true, true, false, false]);
+    const none = byKey(fw({ sourceRanges: [] })).get('TCP 198.51.100.10:80')!;
+    expect(admits(none, '192.168.50.2')).toBe(false);
+    const v6 = byKey(plan('ns/fw6', [port({ name: 'ns/fw6:http', family: 'IPv6', loadBalancerIPs: ['2001:db8::10'], firewall: true, sourceRanges: ['fd00:50::/64'] })])).get('TCP [2001:db8::10]:80')!;
+    expect(v6.sourceRanges).toEqual(['fd00:50::/64', '2001:db8::10/128']);
+    expect([admits(v6, 'fd00:50::2'), admits(v6, 'fd00:51::2')]).toEqual([true, false]);
+    const open = byKey(fw({ firewall: false })).get('TCP 198.51.100.10:80')!;
+    expect(admits(open, '203.0.113.5')).toBe(true);
+  });
+
+  it('a change of the ranges retargets the listener in place', () => {
+    const set = new ListenerSet();
+    set.apply(new Map([['ns/fw', fw({ sourceRanges: ['203.0.113.0/24'] })]]), new Set(), true, node);
+    const d = set.apply(new Map([['ns/fw', fw({ sourceRanges: ['203.0.114.0/24'] })]]), new Set(['ns/fw']), false, node);
+    expect([keys(d.added), keys(d.removed), keys(d.updated)]).toEqual([[], [], ['TCP 198.51.100.10:80']]);
+    expect(d.updated[0].sourceRanges).toEqual(['203.0.114.0/24']);
   });
 });
 

@@ -4,8 +4,10 @@
 // the services it names (all of them when full); the result says what to open, close and
 // retarget, so the sockets are touched in proportion to the change.
 import type { IPFamily, ObjectKey } from '../../cluster/types.js';
+import { cidrContains } from '../../common/ip.js';
 import type { NodeFacts } from '../core/backend.js';
 import type { ServicePlan, ServicePortPlan } from '../core/model.js';
+import { firewallAdmitsNode } from '../core/port-decisions.js';
 
 /** Cluster-IP traffic follows internalTrafficPolicy; the rest externalTrafficPolicy. */
 export type TrafficPath = 'internal' | 'external';
@@ -25,6 +27,11 @@ export interface ListenerSpec {
   readonly path: TrafficPath;
   /** The host is a service address that must be put on the VIP interface to bind. */
   readonly vip: boolean;
+  /**
+   * Set on a load-balancer IP listener of a service with loadBalancerSourceRanges: the only
+   * sources served (none: every source is refused). Absent: every source is served.
+   */
+  readonly sourceRanges?: readonly string[];
 }
 
 export interface ListenerDelta {
@@ -48,6 +55,22 @@ export function listenerKey(protocol: string, host: string, port: number): strin
   return host.includes(':') ? `${protocol} [${host}]:${port}` : `${protocol} ${host}:${port}`;
 }
 
+/** Whether a listener serves a client: its source ranges hold the client's address. */
+export function admits(spec: Pick<ListenerSpec, 'sourceRanges'>, clientIP: string): boolean {
+  return !spec.sourceRanges || spec.sourceRanges.some((cidr) => cidrContains(cidr, clientIP));
+}
+
+/**
+ * The sources a load-balancer IP of `p` serves, as the rule-based modes' firewall chain: the
+ * plan's ranges of this family, and the LB IPs themselves when a range holds one of the node's
+ * addresses — the node's own connection to a local LB IP has that IP as its source.
+ */
+export function loadBalancerSources(p: ServicePortPlan, node: NodeFacts): readonly string[] | undefined {
+  if (!p.firewall) return undefined;
+  const self = firewallAdmitsNode(p, node.nodeIPs[p.family]) ? p.loadBalancerIPs.map((ip) => `${ip}/${p.family === 'IPv4' ? 32 : 128}`) : [];
+  return [...p.sourceRanges, ...self];
+}
+
 export const WILDCARD: Readonly<Record<IPFamily, string>> = { IPv4: '0.0.0.0', IPv6: '::' };
 
 /** The listeners one service wants on this node, and its ports that cannot be served. */
@@ -62,15 +85,19 @@ export function listenersOf(plan: ServicePlan, node: NodeFacts): { specs: Listen
     }
     const protocol = p.protocol;
     const local = new Set(node.nodeIPs[p.family]);
-    const add = (host: string, port: number, path: TrafficPath, service: boolean) => {
+    const add = (host: string, port: number, path: TrafficPath, service: boolean, sourceRanges?: readonly string[]) => {
       const key = listenerKey(protocol, host, port);
-      if (seen.has(key)) return; // an external IP that is also the LB IP: one socket
+      // An external IP that is also the LB IP: one socket, unfiltered, as in the rule-based
+      // modes, where the external IP's DNAT comes before the LB IP's firewall.
+      if (seen.has(key)) return;
       seen.add(key);
-      specs.push({ key, service: plan.key, portName: p.name, route: routeKey(p), protocol, family: p.family, host, port, path, vip: service && !local.has(host) });
+      const spec: ListenerSpec = { key, service: plan.key, portName: p.name, route: routeKey(p), protocol, family: p.family, host, port, path, vip: service && !local.has(host) };
+      specs.push(sourceRanges ? { ...spec, sourceRanges } : spec);
     };
     if (p.clusterIP) add(p.clusterIP, p.port, 'internal', true);
     for (const ip of p.externalIPs) add(ip, p.port, 'external', true);
-    for (const ip of p.loadBalancerIPs) add(ip, p.port, 'external', true);
+    const lbSources = loadBalancerSources(p, node);
+    for (const ip of p.loadBalancerIPs) add(ip, p.port, 'external', true, lbSources);
     if (p.nodePort > 0) {
       const at = node.nodePortAddresses[p.family];
       for (const host of at === 'all' ? [WILDCARD[p.family]] : at) add(host, p.nodePort, 'external', false);
@@ -79,8 +106,13 @@ export function listenersOf(plan: ServicePlan, node: NodeFacts): { specs: Listen
   return { specs, unsupported };
 }
 
+function sameRanges(a: readonly string[] | undefined, b: readonly string[] | undefined): boolean {
+  if (!a || !b) return a === b;
+  return a.length === b.length && a.every((c, i) => c === b[i]);
+}
+
 function sameSpec(a: ListenerSpec, b: ListenerSpec): boolean {
-  return a.service === b.service && a.route === b.route && a.path === b.path && a.vip === b.vip && a.portName === b.portName;
+  return a.service === b.service && a.route === b.route && a.path === b.path && a.vip === b.vip && a.portName === b.portName && sameRanges(a.sourceRanges, b.sourceRanges);
 }
 
 /** The wanted listeners and VIPs of every service, changed one sync at a time. */

@@ -7,7 +7,7 @@
 import net from 'node:net';
 import type { Logger } from '../../common/log.js';
 import { targetKey } from '../core/model.js';
-import type { ListenerSpec } from './listeners.js';
+import { admits, type ListenerSpec } from './listeners.js';
 import { plainAddress, type Router } from './router.js';
 
 export const CONNECT_TRIES = 3;
@@ -85,9 +85,15 @@ export class TcpListener {
 
   private accept(client: net.Socket): void {
     const spec = this.spec;
+    const clientIP = plainAddress(client.remoteAddress);
+    if (!admits(spec, clientIP)) {
+      // Outside loadBalancerSourceRanges: refused before any endpoint is asked.
+      this.log.debug('connection from a source outside loadBalancerSourceRanges reset', { service: spec.portName, listener: spec.key, client: clientIP });
+      reset(client);
+      return;
+    }
     this.active++;
     client.once('close', () => this.active--);
-    const clientIP = plainAddress(client.remoteAddress);
     const tried = new Set<string>();
     let up: net.Socket | undefined;
     const gone = () => up?.destroy();

@@ -7,7 +7,7 @@
 import dgram from 'node:dgram';
 import type { Logger } from '../../common/log.js';
 import type { Target } from '../core/model.js';
-import type { ListenerSpec } from './listeners.js';
+import { admits, type ListenerSpec } from './listeners.js';
 import { plainAddress, type Router } from './router.js';
 
 export const IDLE_MS = 30_000;
@@ -125,6 +125,8 @@ export class UdpListener {
     const key = `${r.address} ${r.port}`;
     let s = this.sessions.get(key);
     if (!s) {
+      // Outside loadBalancerSourceRanges: dropped, as the rule-based modes' firewall does.
+      if (!admits(this.spec, plainAddress(r.address))) return;
       const t = this.router.pick(this.spec, plainAddress(r.address));
       if (!t) return;
       const session: UdpSession = new UdpSession(t, this.socket, { address: r.address, port: r.port }, this.spec.family === 'IPv6' ? 'udp6' : 'udp4', this.idleMs, () => {
