@@ -5,7 +5,7 @@ import { UsageError } from '../cli/flags.js';
 import type { CatalogView, IPFamily } from '../cluster/types.js';
 import { HttpEndpoint, parseHostPort, type ListenAddress } from '../common/http-server.js';
 import { parseCIDR } from '../common/ip.js';
-import { logger } from '../common/log.js';
+import { logger, type Logger } from '../common/log.js';
 import { exposition } from '../common/metrics.js';
 import { conntrackArgs, type FlowFilter } from './core/conntrack.js';
 import { ProxierHealth } from './core/healthcheck/proxier.js';
@@ -17,7 +17,6 @@ import { IptablesBackend } from './iptables/backend.js';
 import { chooseFlavour, runTool, toolName, type Flavour } from './iptables/tools.js';
 import { NftablesBackend, usableFamilies as nftFamilies } from './nftables/backend.js';
 import { UserspaceBackend } from './userspace/backend.js';
-import { VipInterface } from './userspace/vips.js';
 
 export interface Running {
   stop(): Promise<void>;
@@ -36,8 +35,11 @@ interface Checked {
   metrics?: ListenAddress;
 }
 
+type Mode = 'iptables' | 'nftables' | 'userspace';
+const MODES: readonly Mode[] = ['iptables', 'nftables', 'userspace'];
+
 function checkOptions(opts: Options): Checked {
-  if (!['iptables', 'userspace', 'nftables'].includes(opts.proxyMode)) throw new UsageError(`--proxy-mode ${opts.proxyMode} is not supported; use iptables, nftables or userspace`);
+  if (!(MODES as readonly string[]).includes(opts.proxyMode)) throw new UsageError(`--proxy-mode ${opts.proxyMode} is not supported; use iptables, nftables or userspace`);
   const clusterCIDRs: string[] = [];
   for (const c of opts.clusterCIDR) {
     const parsed = parseCIDR(c);
@@ -98,38 +100,46 @@ async function iptablesBackend(opts: Options, checked: Checked, metrics: ProxyMe
   if (checked.clusterCIDRs.length === 0 && !opts.masqueradeAll) {
     log.warn('no --cluster-cidr: traffic from outside the cluster to cluster IPs is not masqueraded');
   }
-  // Service addresses left local by the userspace mode would make this node answer for them.
-  try {
-    if (await new VipInterface(log).remove()) log.info('removed the userspace mode\'s VIP interface');
-  } catch (err) {
-    log.warn('cannot remove the userspace mode\'s VIP interface', { error: (err as Error).message });
-  }
-  await removeNftablesTables(log);
+  await removeOtherModes('iptables', log);
   return { backend: new IptablesBackend({ flavour: choice.flavour, families, clusterCIDRs: checked.clusterCIDRs, masqueradeAll: opts.masqueradeAll }, log, metrics), families };
 }
 
 /** The userspace mode's backend, with its VIP interface made (this fails without CAP_NET_ADMIN). */
 async function userspaceBackend(opts: Options): Promise<UserspaceBackend> {
   const log = logger('proxy');
-  // Rules left by the iptables mode would DNAT service traffic before it reaches the listeners.
-  try {
-    await new IptablesBackend({ flavour: 'nft', families: [], clusterCIDRs: [], masqueradeAll: false }, log).cleanup();
-  } catch (err) {
-    log.warn('cannot remove iptables rules left by the iptables mode; they may capture service traffic', { error: (err as Error).message });
-  }
-  await removeNftablesTables(log);
+  await removeOtherModes('userspace', log);
   if (opts.clusterCIDR.length || opts.masqueradeAll) log.info('--cluster-cidr and --masquerade-all do not apply in userspace mode: endpoints always see the node as the source');
   const backend = new UserspaceBackend({}, log);
   await backend.prepare();
   return backend;
 }
 
-/** The nftables mode's tables would DNAT service traffic alongside another mode's rules. */
-async function removeNftablesTables(log: ReturnType<typeof logger>): Promise<void> {
-  try {
-    await new NftablesBackend({ families: [], clusterCIDRs: [], masqueradeAll: false }, log).cleanup();
-  } catch (err) {
-    log.warn('cannot remove the nftables mode\'s tables; they may capture service traffic', { error: (err as Error).message });
+/** Removes what a mode leaves in the kernel: its iptables rules, its nftables tables, or its
+ *  VIP interface. */
+function removeLeftovers(mode: Mode, log: Logger): Promise<void> {
+  switch (mode) {
+    case 'iptables':
+      return new IptablesBackend({ flavour: 'nft', families: [], clusterCIDRs: [], masqueradeAll: false }, log).cleanup();
+    case 'nftables':
+      return new NftablesBackend({ families: [], clusterCIDRs: [], masqueradeAll: false }, log).cleanup();
+    case 'userspace':
+      return new UserspaceBackend({}, log).cleanup();
+  }
+}
+
+/**
+ * At start, what the other modes left goes: their iptables rules or nftables tables would DNAT
+ * service traffic beside (or before) ours, and their VIP interface would make this node answer
+ * for the service addresses itself. A failure is logged and the mode starts anyway.
+ */
+async function removeOtherModes(mode: Mode, log: Logger): Promise<void> {
+  for (const other of MODES) {
+    if (other === mode) continue;
+    try {
+      await removeLeftovers(other, log);
+    } catch (err) {
+      log.warn(`cannot remove what the ${other} mode left; it may capture service traffic`, { error: (err as Error).message });
+    }
   }
 }
 
@@ -140,18 +150,7 @@ async function nftablesBackend(opts: Options, checked: Checked, metrics: ProxyMe
   if (checked.clusterCIDRs.length === 0 && !opts.masqueradeAll) {
     log.warn('no --cluster-cidr: traffic from outside the cluster to cluster IPs is not masqueraded');
   }
-  // iptables-mode rules would DNAT first (nat hooks at the same priority); userspace VIPs would
-  // make this node answer for the service addresses itself.
-  try {
-    await new IptablesBackend({ flavour: 'nft', families: [], clusterCIDRs: [], masqueradeAll: false }, log).cleanup();
-  } catch (err) {
-    log.warn('cannot remove iptables rules left by the iptables mode; they may capture service traffic', { error: (err as Error).message });
-  }
-  try {
-    if (await new VipInterface(log).remove()) log.info('removed the userspace mode\'s VIP interface');
-  } catch (err) {
-    log.warn('cannot remove the userspace mode\'s VIP interface', { error: (err as Error).message });
-  }
+  await removeOtherModes('nftables', log);
   return { backend: new NftablesBackend({ families, clusterCIDRs: checked.clusterCIDRs, masqueradeAll: opts.masqueradeAll }, log, metrics), families };
 }
 
@@ -227,18 +226,15 @@ export async function startProxy(opts: Options, catalog: CatalogView): Promise<R
 export async function main(opts: Options): Promise<number> {
   const log = logger('proxy');
   if (opts.cleanup) {
-    // Whatever mode ran before: every mode's leftovers go, as kube-proxy's --cleanup does.
+    // Whatever mode ran before: every mode's leftovers go, as kube-proxy's --cleanup does; the
+    // first failure is the exit's reason, after every mode was tried.
     let failed: unknown;
-    try {
-      await new IptablesBackend({ flavour: 'nft', families: [], clusterCIDRs: [], masqueradeAll: false }, log).cleanup();
-    } catch (err) {
-      failed = err;
-    }
-    await new UserspaceBackend({}, log).cleanup();
-    try {
-      await new NftablesBackend({ families: [], clusterCIDRs: [], masqueradeAll: false }, log).cleanup();
-    } catch (err) {
-      failed ??= err;
+    for (const mode of MODES) {
+      try {
+        await removeLeftovers(mode, log);
+      } catch (err) {
+        failed ??= err;
+      }
     }
     if (failed) throw failed;
     log.info('cleanup done');
