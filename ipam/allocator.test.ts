@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { allocate, MemoryLedger, release, releaseAllExcept } from './allocator.js';
 import { cniErrorOf as code } from './test-helpers.js';
-import { ipString, parseIP } from './ip.js';
+import { ipString, parseIP } from '../common/ip-bigint.js';
 import { buildRangeSets } from './range.js';
 
 const T = '2026-01-01T00:00:00.000Z';

@@ -4,7 +4,7 @@
 // host-local does), so a freed address is not reused while others are free: a restarted pod's
 // old conntrack entries and neighbours' ARP caches have time to expire.
 import { cniError, ErrorCode } from './errors.js';
-import { formatIP, ipString, parseIP, type IP } from './ip.js';
+import { formatIP, ipString, parseIP, type IP } from '../common/ip-bigint.js';
 import { capacity, rangeFor, rangeSetText, type Range, type RangeSet } from './range.js';
 
 export interface Attachment {

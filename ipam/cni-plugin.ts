@@ -15,7 +15,7 @@ import {
   type IpamConfig,
 } from './config.js';
 import { cniError, CniError, ErrorCode } from './errors.js';
-import { formatIP, ipString, parseCIDR, parseIP } from './ip.js';
+import { formatIP, ipString, parseCIDR, parseIP } from '../common/ip-bigint.js';
 import { readNodePodCIDRsFile } from './node-pod-cidrs.js';
 import { buildRangeSets, rangeSetText, type RangeSet } from './range.js';
 import { NetworkStore } from './store.js';

@@ -4,7 +4,7 @@ import { hostname } from 'node:os';
 import { attachmentText, type Attachment } from './allocator.js';
 import { DEFAULT_MASK_SIZES, nodeCIDR, parseClusterCIDRs } from './node-cidrs.js';
 import { DEFAULT_NODE_POD_CIDRS_FILE, writeNodePodCIDRsFile } from './node-pod-cidrs.js';
-import { ipString, parseIP } from './ip.js';
+import { ipString, parseIP } from '../common/ip-bigint.js';
 import { DEFAULT_DATA_DIR, NetworkStore } from './store.js';
 
 const USAGE = `Usage: kube-dataplane ipam COMMAND [flags]

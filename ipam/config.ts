@@ -2,7 +2,7 @@
 // (ranges, routes, dataDir, resolvConf, the old single-range form), the `ips` conventions, and
 // `podCIDRsFrom: "node"`.
 import { cniError, CniError, ErrorCode } from './errors.js';
-import { parseCIDR, parseIP, ipString, type IP } from './ip.js';
+import { parseCIDR, parseIP, ipString, type IP } from '../common/ip-bigint.js';
 import { DEFAULT_NODE_POD_CIDRS_FILE } from './node-pod-cidrs.js';
 import type { Attachment } from './allocator.js';
 import { DEFAULT_DATA_DIR } from './store.js';

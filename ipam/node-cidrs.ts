@@ -1,6 +1,6 @@
 // Carving per-node pod CIDRs out of cluster CIDRs, as the node IPAM controller's range allocator
 // does: node i gets the i-th subnet of the chosen mask size, in each family.
-import { bits, formatIP, parseCIDR, prefixString, type Family, type Prefix } from './ip.js';
+import { bits, formatIP, parseCIDR, prefixString, type Family, type Prefix } from '../common/ip-bigint.js';
 
 export interface MaskSizes {
   ipv4: number;

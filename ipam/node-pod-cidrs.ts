@@ -2,7 +2,7 @@
 // that the IPAM plugin (a short-lived process per pod) needs no API client to find its ranges.
 import { closeSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, writeSync } from 'node:fs';
 import { dirname } from 'node:path';
-import { parseCIDR, prefixString } from './ip.js';
+import { parseCIDR, prefixString } from '../common/ip-bigint.js';
 
 export const DEFAULT_NODE_POD_CIDRS_FILE = '/run/kube-dataplane/node-pod-cidrs.json';
 

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { CniError } from './errors.js';
-import { formatIP } from './ip.js';
+import { formatIP } from '../common/ip-bigint.js';
 import { buildRangeSets, capacity } from './range.js';
 
 function err(fn: () => unknown): { code: number; msg: string } {

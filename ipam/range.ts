@@ -11,7 +11,7 @@ import {
   type Family,
   type IP,
   type Prefix,
-} from './ip.js';
+} from '../common/ip-bigint.js';
 
 export interface RangeSpec {
   subnet?: unknown;

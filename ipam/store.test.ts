@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { cniErrorOf as code } from './test-helpers.js';
-import { ipString, parseIP } from './ip.js';
+import { ipString, parseIP } from '../common/ip-bigint.js';
 import { DirLock, holderName, selfHolder } from './lock.js';
 import { buildRangeSets } from './range.js';
 import { ATTACHMENTS_DIR, decodeLegacyState, LEGACY_IMPORTED, LEGACY_STATE_FILE, LOCK_DIR, NetworkStore, README_FILE } from './store.js';

@@ -35,7 +35,7 @@ import {
 import { join } from 'node:path';
 import { attachmentKey, candidates, decide, sameAttachment, type Allocated, type Attachment, type LedgerView, type Owner } from './allocator.js';
 import { cniError, ErrorCode } from './errors.js';
-import { formatIP, ipString, parseIP, type IP } from './ip.js';
+import { formatIP, ipString, parseIP, type IP } from '../common/ip-bigint.js';
 import { DirLock, LockTimeout, sweepStaging, type Holder } from './lock.js';
 import type { RangeSet } from './range.js';
 

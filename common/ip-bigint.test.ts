@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { formatIP, parseCIDR, parseIP, prefixesOverlap, prefixString } from './ip.js';
+import { formatIP, parseCIDR, parseIP, prefixesOverlap, prefixString } from './ip-bigint.js';
 
 describe('parseIP / formatIP', () => {
   it.each([

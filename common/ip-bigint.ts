@@ -1,6 +1,6 @@
 // IP addresses and prefixes as bigints: small, exact for both families, and cheap to load (the
-// plugin's start time is paid by every pod, so no address library on this path).
-import { formatIPv6Groups } from '../common/ip.js';
+// IPAM plugin's start time is paid by every pod, so no address library on this path). The
+// canonical text forms of common/ip.ts are computed here too.
 
 export type Family = 4 | 6;
 
@@ -14,6 +14,29 @@ export interface Prefix {
   /** The network address (host bits cleared). */
   network: bigint;
   length: number;
+}
+
+/** RFC 5952 text of eight 16-bit groups: the longest run of two or more zero groups (the first,
+ *  on a tie) becomes `::`. Shared by everything that prints IPv6: catalog, DNS, IPAM. */
+export function formatIPv6Groups(groups: readonly number[]): string {
+  let bestStart = -1;
+  let bestLen = 1; // a single zero group is not shortened
+  for (let i = 0; i < 8; ) {
+    if (groups[i] !== 0) {
+      i++;
+      continue;
+    }
+    let j = i;
+    while (j < 8 && groups[j] === 0) j++;
+    if (j - i > bestLen) {
+      bestStart = i;
+      bestLen = j - i;
+    }
+    i = j;
+  }
+  const hex = groups.map((g) => g.toString(16));
+  if (bestStart < 0) return hex.join(':');
+  return `${hex.slice(0, bestStart).join(':')}::${hex.slice(bestStart + bestLen).join(':')}`;
 }
 
 export function bits(family: Family): number {
