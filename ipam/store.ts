@@ -285,13 +285,8 @@ export class NetworkStore {
 
   /** The holder an address file names; undefined when there is no file, null when it names none. */
   private addressOwner(address: string): Attachment | null | undefined {
-    let text: string;
-    try {
-      text = readFileSync(join(this.dir, address), 'utf8');
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-      throw cniError(ErrorCode.ioFailure, `cannot read ${join(this.dir, address)}: ${(err as Error).message}`);
-    }
+    const text = readStateFile(join(this.dir, address));
+    if (text === undefined) return undefined;
     return parseAddressFile(text) ?? null;
   }
 
@@ -304,13 +299,8 @@ export class NetworkStore {
    * out by their own files, so this can leak (GC reclaims), never hand out twice.
    */
   private readIndexFile(name: string): IndexEntry | undefined {
-    let text: string;
-    try {
-      text = readFileSync(join(this.indexDir, name), 'utf8');
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-      throw cniError(ErrorCode.ioFailure, `cannot read ${join(this.indexDir, name)}: ${(err as Error).message}`);
-    }
+    const text = readStateFile(join(this.indexDir, name));
+    if (text === undefined) return undefined;
     try {
       const doc = JSON.parse(text) as Partial<IndexEntry>;
       if (typeof doc.containerID === 'string' && typeof doc.ifname === 'string' && Array.isArray(doc.addresses) && doc.addresses.every((a) => typeof a === 'string')) {
@@ -535,6 +525,16 @@ export class NetworkStore {
       throw cniError(ErrorCode.ioFailure, `cannot read ${path}: ${(err as Error).message}`);
     }
     return decodeLegacyState(text, path);
+  }
+}
+
+/** A state file's text; undefined when it does not exist, an I/O failure for anything else. */
+function readStateFile(path: string): string | undefined {
+  try {
+    return readFileSync(path, 'utf8');
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    throw cniError(ErrorCode.ioFailure, `cannot read ${path}: ${(err as Error).message}`);
   }
 }
 
