@@ -176,7 +176,7 @@ export async function startProxy(opts: Options, catalog: CatalogView): Promise<R
       syncPeriodMs: opts.syncPeriodMs,
       nodeFacts: async () => nodeFacts(
         catalog.node(opts.nodeName),
-        backend instanceof UserspaceBackend ? await backend.vips.hostAddresses() : await localAddresses(),
+        await localAddresses(backend instanceof UserspaceBackend ? backend.vips.name : undefined),
         opts.nodePortAddresses,
       ),
       // The userspace mode has no NAT flows; its UDP sessions are pruned by the backend.

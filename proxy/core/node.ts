@@ -5,13 +5,16 @@ import { cidrContains, familyOf, parseCIDR, parseIP } from '../../common/ip.js';
 import type { NodeFacts } from './backend.js';
 import { runTool } from '../iptables/tools.js';
 
-/** Addresses on this network namespace's interfaces (`ip -j addr`), loopback excluded. */
-export async function localAddresses(): Promise<string[]> {
+/** Addresses on this network namespace's interfaces (`ip -j addr`), loopback excluded, and the
+ *  interface `exceptInterface` left out (the userspace mode's VIPs are local but not the node's:
+ *  counted as node addresses, the next sync would treat them as such). */
+export async function localAddresses(exceptInterface?: string): Promise<string[]> {
   const r = await runTool('ip', ['-j', 'addr', 'show'], undefined, 10_000);
   if (r.code !== 0) throw new Error(`ip -j addr show exited ${r.code}: ${r.stderr.trim()}`);
-  const links = JSON.parse(r.stdout) as { addr_info?: { local?: string; scope?: string }[] }[];
+  const links = JSON.parse(r.stdout) as { ifname?: string; addr_info?: { local?: string; scope?: string }[] }[];
   const out: string[] = [];
   for (const l of links) {
+    if (exceptInterface !== undefined && l.ifname === exceptInterface) continue;
     for (const a of l.addr_info ?? []) {
       const ip = parseIP(a.local);
       if (ip && a.scope !== 'host' && a.scope !== 'link') out.push(ip.ip);

@@ -72,25 +72,6 @@ export class VipInterface {
     return failed;
   }
 
-  /**
-   * This node's own addresses (as core/node.ts localAddresses) without the VIPs: they are local
-   * too, but counting them as node addresses would make the next sync treat them as the node's.
-   */
-  async hostAddresses(): Promise<string[]> {
-    const r = await this.run(['-j', 'addr', 'show']);
-    if (r.code !== 0) throw new Error(`ip -j addr show exited ${r.code}: ${r.stderr.trim()}`);
-    const links = JSON.parse(r.stdout || '[]') as { ifname?: string; addr_info?: { local?: string; scope?: string }[] }[];
-    const out: string[] = [];
-    for (const l of links) {
-      if (l.ifname === this.name) continue;
-      for (const a of l.addr_info ?? []) {
-        const ip = parseIP(a.local);
-        if (ip && a.scope !== 'host' && a.scope !== 'link') out.push(ip.ip);
-      }
-    }
-    return out;
-  }
-
   /** Deletes the interface (and so every address on it); true if it existed. */
   async remove(): Promise<boolean> {
     const r = await this.run(['link', 'del', this.name]);
