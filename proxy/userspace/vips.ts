@@ -2,7 +2,6 @@
 // or an ifb where the kernel has no dummy driver: both carry addresses and send nothing), kept
 // up, addresses as /32 or /128 (IPv6 without duplicate address detection, so they can be bound
 // at once). `ip` runs as a child process with argument arrays; batches go through `ip -batch -`.
-import { parseIP } from '../../common/ip.js';
 import type { Logger } from '../../common/log.js';
 import { runTool } from '../iptables/tools.js';
 
