@@ -12,9 +12,11 @@
 import { networkInterfaces } from 'node:os';
 import { isIP } from 'node:net';
 import type { CatalogView, Endpoint, ObjectKey, Service, ServiceEndpoints } from '../cluster/types.js';
-import { canonicalIPv6, dashedIP, ipFromDashed, ipFromReverse, reverseName } from './names.js';
+import { dashedIP, ipFromDashed, ipFromReverse, reverseName } from './names.js';
 import { addressRec, buildTemplate, type OwnedRec, type Rec, type Template } from './records.js';
-import { QCLASS_ANY, QCLASS_IN, QTYPE, RCODE, ipBytes, type Query } from './wire.js';
+import { QCLASS_ANY, QCLASS_IN, QTYPE, RCODE, type Query } from './wire.js';
+import { parseIP } from '../common/ip.js';
+import { flat } from '../common/strings.js';
 
 export type PodsMode = 'insecure' | 'verified' | 'disabled';
 
@@ -297,7 +299,7 @@ export class ClusterZone {
     }
     const endpoints = published(svc, eps);
     if (endpoints.length === 0) return out; // the service does not exist in DNS
-    for (const e of endpoints) out.push(flat([endpointLabel(e), '.', base]));
+    for (const e of endpoints) out.push(flat(`${endpointLabel(e)}.${base}`));
     for (const p of eps?.ports ?? []) if (p.name && p.endpoints.some((e) => e.ready || svc.publishNotReadyAddresses)) out.push(srvName(p.name, p.protocol, base));
     return out;
   }
@@ -329,12 +331,12 @@ export class ClusterZone {
   }
 
   private baseOf(svc: Service): string {
-    return flat([svc.name, '.', svc.namespace, this.svcSuffix]).toLowerCase();
+    return flat(`${svc.name}.${svc.namespace}${this.svcSuffix}`).toLowerCase();
   }
 
   private baseOfKey(key: ObjectKey): string {
     const slash = key.indexOf('/');
-    return flat([key.slice(slash + 1), '.', key.slice(0, slash), this.svcSuffix]).toLowerCase();
+    return flat(`${key.slice(slash + 1)}.${key.slice(0, slash)}${this.svcSuffix}`).toLowerCase();
   }
 
   /**
@@ -398,7 +400,7 @@ export class ClusterZone {
   }
 
   private nsAddresses(): string[] {
-    const own = [...new Set((this.opts.ownAddresses?.() ?? []).map(canonicalIP).filter((ip): ip is string => ip !== undefined))];
+    const own = [...new Set((this.opts.ownAddresses?.() ?? []).map((ip) => parseIP(ip)?.ip).filter((ip): ip is string => ip !== undefined))];
     const out = new Set<string>();
     for (const ip of own) {
       for (const o of this.catalog.ownersOfIP(ip)) {
@@ -455,21 +457,9 @@ export function serverAddresses(listenHosts: readonly string[]): () => string[] 
   };
 }
 
-function canonicalIP(ip: string): string | undefined {
-  const kind = isIP(ip);
-  if (kind === 4) return ip;
-  if (kind === 6) return canonicalIPv6(ipBytes(ip));
-  return undefined;
-}
-
-/** A string built in one piece: template literals make V8 cons strings (a tree of pieces,
- *  32 bytes a node) that stay trees while only used as map keys; `join` makes a flat one. */
-function flat(parts: readonly string[]): string {
-  return parts.join('');
-}
 
 function srvName(port: string, protocol: string, base: string): string {
-  return flat(['_', port, '._', protocol, '.', base]).toLowerCase();
+  return flat(`_${port}._${protocol}.${base}`).toLowerCase();
 }
 
 function published(svc: Service, eps: ServiceEndpoints | undefined): readonly Endpoint[] {
