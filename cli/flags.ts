@@ -37,7 +37,7 @@ export const FLAGS: Record<string, FlagSpec> = {
   'cluster-cidr': { kind: 'list', default: [], for: PROXY, help: 'pod CIDRs of the cluster, both families (comma list)' },
   'masquerade-all': { kind: 'bool', default: false, for: PROXY, help: 'SNAT all traffic sent to service VIPs' },
   'min-sync-period': { kind: 'duration', default: '1s', for: PROXY, help: 'at most one rule sync per this period' },
-  'sync-period': { kind: 'duration', default: '30s', for: PROXY, help: 'at least one full rule sync per this period' },
+  'sync-period': { kind: 'duration', default: '30s', for: PROXY, help: 'the periodic tick: at least once per this period the rules are read back from the kernel and what differs is repaired (full rewrites only at start, after a failure, when the node changes, and hourly)' },
   'healthz-bind-address': { kind: 'string', default: '0.0.0.0:10256', for: PROXY, help: '/healthz and /livez address' },
   'metrics-bind-address': { kind: 'string', default: '127.0.0.1:10249', for: PROXY, help: 'proxy /metrics address' },
   'nodeport-addresses': { kind: 'list', default: [], for: PROXY, help: 'CIDRs whose node addresses accept node ports (default: all)' },

@@ -13,8 +13,10 @@ import { ServiceHealthServers } from './core/healthcheck/services.js';
 import { ProxyMetrics } from './core/metrics.js';
 import { checkNodePortAddresses, localAddresses, nodeFacts } from './core/node.js';
 import { Proxier } from './core/proxier.js';
+import type { Backend } from './core/backend.js';
+import { runTool } from '../common/process.js';
 import { IptablesBackend } from './iptables/backend.js';
-import { chooseFlavour, runTool, toolName, type Flavour } from './iptables/tools.js';
+import { chooseFlavour, toolName, type Flavour } from './iptables/tools.js';
 import { NftablesBackend, usableFamilies as nftFamilies } from './nftables/backend.js';
 import { UserspaceBackend } from './userspace/backend.js';
 
@@ -25,7 +27,7 @@ export interface Running {
 /** A running proxy with its parts exposed, for tests and benchmarks. */
 export interface RunningProxy extends Running {
   readonly proxier: Proxier;
-  readonly backend: IptablesBackend | UserspaceBackend | NftablesBackend;
+  readonly backend: Backend;
   readonly metrics: ProxyMetrics;
 }
 
@@ -100,19 +102,22 @@ async function iptablesBackend(opts: Options, checked: Checked, metrics: ProxyMe
   if (checked.clusterCIDRs.length === 0 && !opts.masqueradeAll) {
     log.warn('no --cluster-cidr: traffic from outside the cluster to cluster IPs is not masqueraded');
   }
-  await removeOtherModes('iptables', log);
   return { backend: new IptablesBackend({ flavour: choice.flavour, families, clusterCIDRs: checked.clusterCIDRs, masqueradeAll: opts.masqueradeAll }, log, metrics), families };
 }
 
-/** The userspace mode's backend, with its VIP interface made (this fails without CAP_NET_ADMIN). */
-async function userspaceBackend(opts: Options): Promise<UserspaceBackend> {
+/** The userspace mode's backend (its VIP interface is made by `prepare`, which fails without CAP_NET_ADMIN). */
+async function userspaceBackend(opts: Options): Promise<{ backend: UserspaceBackend; families: IPFamily[] }> {
   const log = logger('proxy');
-  await removeOtherModes('userspace', log);
   if (opts.clusterCIDR.length || opts.masqueradeAll) log.info('--cluster-cidr and --masquerade-all do not apply in userspace mode: endpoints always see the node as the source');
-  const backend = new UserspaceBackend({}, log);
-  await backend.prepare();
-  return backend;
+  return { backend: new UserspaceBackend({}, log), families: ['IPv4', 'IPv6'] };
 }
+
+type Built = { backend: Backend; families: IPFamily[] };
+const BUILD: Record<Mode, (opts: Options, checked: Checked, metrics: ProxyMetrics) => Promise<Built>> = {
+  iptables: iptablesBackend,
+  nftables: nftablesBackend,
+  userspace: (opts) => userspaceBackend(opts),
+};
 
 /** Removes what a mode leaves in the kernel: its iptables rules, its nftables tables, or its
  *  VIP interface. */
@@ -143,14 +148,13 @@ async function removeOtherModes(mode: Mode, log: Logger): Promise<void> {
   }
 }
 
-/** The nftables mode's backend, after removing what the other modes left. */
+/** The nftables mode's backend, for the families its `nft` can program. */
 async function nftablesBackend(opts: Options, checked: Checked, metrics: ProxyMetrics): Promise<{ backend: NftablesBackend; families: IPFamily[] }> {
   const log = logger('proxy');
   const families = await nftFamilies(log);
   if (checked.clusterCIDRs.length === 0 && !opts.masqueradeAll) {
     log.warn('no --cluster-cidr: traffic from outside the cluster to cluster IPs is not masqueraded');
   }
-  await removeOtherModes('nftables', log);
   return { backend: new NftablesBackend({ families, clusterCIDRs: checked.clusterCIDRs, masqueradeAll: opts.masqueradeAll }, log, metrics), families };
 }
 
@@ -159,12 +163,10 @@ export async function startProxy(opts: Options, catalog: CatalogView): Promise<R
   const checked = checkOptions(opts);
   const log = logger('proxy');
   const metrics = new ProxyMetrics({ processMetrics: true });
-  const userspace = opts.proxyMode === 'userspace';
-  const { backend, families } = userspace
-    ? { backend: await userspaceBackend(opts), families: ['IPv4', 'IPv6'] }
-    : opts.proxyMode === 'nftables'
-      ? await nftablesBackend(opts, checked, metrics)
-      : await iptablesBackend(opts, checked, metrics);
+  const mode = opts.proxyMode as Mode;
+  const { backend, families } = await BUILD[mode](opts, checked, metrics);
+  await removeOtherModes(mode, log);
+  await backend.prepare();
   const health = new ProxierHealth(2 * opts.syncPeriodMs);
   const hcServers = new ServiceHealthServers(log, () => health.healthy());
   const proxier = new Proxier(
@@ -176,11 +178,11 @@ export async function startProxy(opts: Options, catalog: CatalogView): Promise<R
       syncPeriodMs: opts.syncPeriodMs,
       nodeFacts: async () => nodeFacts(
         catalog.node(opts.nodeName),
-        await localAddresses(backend instanceof UserspaceBackend ? backend.vips.name : undefined),
+        await localAddresses(backend.ownedInterface),
         opts.nodePortAddresses,
       ),
-      // The userspace mode has no NAT flows; its UDP sessions are pruned by the backend.
-      ...(userspace ? {} : { clearFlows: (f: readonly FlowFilter[]) => clearFlows(f, metrics) }),
+      // Without NAT flows (userspace) there is nothing to clear; its UDP sessions are pruned by the backend.
+      ...(backend.natFlows ? { clearFlows: (f: readonly FlowFilter[]) => clearFlows(f, metrics) } : {}),
     },
     log,
     metrics,
@@ -204,7 +206,7 @@ export async function startProxy(opts: Options, catalog: CatalogView): Promise<R
     }
   } catch (err) {
     await Promise.all(servers.map((s) => s.close()));
-    if (backend instanceof UserspaceBackend) backend.close();
+    backend.close();
     throw err;
   }
 
@@ -216,8 +218,9 @@ export async function startProxy(opts: Options, catalog: CatalogView): Promise<R
     metrics,
     async stop() {
       await proxier.stop();
-      // Listeners and connections end with the proxy; the VIPs stay, so a restart reconciles them.
-      if (backend instanceof UserspaceBackend) backend.close();
+      // What runs in process ends with the proxy (userspace listeners); kernel state stays, so a
+      // restart reconciles it.
+      backend.close();
       await Promise.all(servers.map((s) => s.close()));
     },
   };

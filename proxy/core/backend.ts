@@ -15,8 +15,14 @@ export interface SyncRequest {
   readonly plans: ReadonlyMap<ObjectKey, ServicePlan>;
   /** Services whose plan changed since the last successful sync (added, updated or removed). */
   readonly changed: ReadonlySet<ObjectKey>;
-  /** Rewrite everything and reconcile with the kernel's state. */
+  /** Rewrite everything (start, after a failure, node facts changed, hourly). */
   readonly full: boolean;
+  /**
+   * Read back what the kernel holds of ours and repair only what differs from what the backend
+   * last applied (someone flushed a table, deleted an element, edited a chain). Asked once per
+   * --sync-period, on a partial sync; a full sync rewrites everything anyway.
+   */
+  readonly reconcile: boolean;
   readonly node: NodeFacts;
 }
 
@@ -25,12 +31,27 @@ export interface SyncResult {
   readonly rules: Readonly<Record<string, number>>;
   /** Rules written by this sync, by table. */
   readonly written: Readonly<Record<string, number>>;
+  /** What a reconcile found changed behind our back and put back, by kind of object. */
+  readonly repaired?: Readonly<Record<string, number>>;
 }
 
+/**
+ * A proxy mode. The command builds it with its own options and drives its lifecycle:
+ * `prepare` once (after the other modes' leftovers went, see `cleanup`), then `sync` from the
+ * core's runner, `close` when the process stops.
+ */
 export interface Backend {
   readonly name: string;
+  /** An interface this mode owns whose addresses are not the node's (the userspace VIPs). */
+  readonly ownedInterface?: string;
+  /** Whether service traffic is NATed by the kernel, so stale UDP conntrack flows must go. */
+  readonly natFlows: boolean;
+  /** Makes what the first sync needs (interfaces); throws when the mode cannot run here. */
+  prepare(): Promise<void>;
   /** Throws on failure; the core then retries with a full sync. */
   sync(req: SyncRequest): Promise<SyncResult>;
-  /** Removes everything this backend ever creates. */
+  /** Ends what runs in this process (listeners, sockets); kernel state stays for the next start. */
+  close(): void;
+  /** Removes everything this mode ever creates in the kernel (used for the other modes at start, and by --cleanup). */
   cleanup(): Promise<void>;
 }

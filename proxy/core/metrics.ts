@@ -26,6 +26,8 @@ export class ProxyMetrics {
   readonly serviceChangesPending: Gauge;
   readonly noLocalEndpoints: Gauge<'traffic_policy'>;
   readonly conntrackDeletions: Counter<'result'>;
+  readonly reconciles: Counter;
+  readonly reconcileRepairs: Counter<'kind'>;
 
   constructor(opts: { processMetrics?: boolean } = {}) {
     const registers = [this.registry];
@@ -54,6 +56,13 @@ export class ProxyMetrics {
       name: 'kubedataplane_proxy_conntrack_deletions_total',
       help: 'conntrack -D calls made to clear stale UDP flows, by result',
       labelNames: ['result'],
+      registers,
+    });
+    this.reconciles = new Counter({ name: 'kubedataplane_proxy_reconciles_total', help: 'Periodic reconciles: the kernel state read back and compared with what was applied', registers });
+    this.reconcileRepairs = new Counter({
+      name: 'kubedataplane_proxy_reconcile_repairs_total',
+      help: 'Objects found changed or missing in the kernel by a reconcile and put back, by kind',
+      labelNames: ['kind'],
       registers,
     });
   }

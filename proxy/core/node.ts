@@ -3,7 +3,7 @@
 import type { IPFamily, Node } from '../../cluster/types.js';
 import { cidrContains, familyOf, parseCIDR, parseIP } from '../../common/ip.js';
 import type { NodeFacts } from './backend.js';
-import { runTool } from '../iptables/tools.js';
+import { runTool } from '../../common/process.js';
 
 /** Addresses on this network namespace's interfaces (`ip -j addr`), loopback excluded, and the
  *  interface `exceptInterface` left out (the userspace mode's VIPs are local but not the node's:

@@ -1,4 +1,4 @@
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { Catalog } from '../../cluster/catalog.js';
 import { configureLogging, logger } from '../../common/log.js';
 import type { Backend, SyncRequest } from './backend.js';
@@ -16,15 +16,24 @@ const slice = (svcName: string, ips: string[]) => ({
 
 class FakeBackend implements Backend {
   readonly name = 'fake';
+  readonly natFlows = true;
   calls: { full: boolean; changed: string[]; services: string[] }[] = [];
+  reconciles: number[] = [];
   failNext = 0;
+  /** What the next reconcile reports as repaired. */
+  repairNext: Record<string, number> = {};
+  async prepare() {}
+  close() {}
   async sync(req: SyncRequest) {
     this.calls.push({ full: req.full, changed: [...req.changed].sort(), services: [...req.plans.keys()].sort() });
+    if (req.reconcile) this.reconciles.push(Date.now());
     if (this.failNext > 0) {
       this.failNext--;
       throw new Error('injected');
     }
-    return { rules: {}, written: {} };
+    const repaired = req.reconcile ? this.repairNext : {};
+    this.repairNext = {};
+    return { rules: {}, written: {}, repaired };
   }
   async cleanup() {}
 }
@@ -94,6 +103,88 @@ describe('Proxier', () => {
   });
 });
 
+describe('Proxier sync policy', () => {
+  afterEach(() => {
+    vi.useRealTimers();
+  });
+
+  async function start(syncPeriodMs: number, fullSyncPeriodMs?: number) {
+    vi.useFakeTimers({ now: 1_000_000 });
+    const catalog = new Catalog({ kinds: ['Service', 'EndpointSlice'] });
+    catalog.batch(() => {
+      catalog.apply('Service', svc('a', '10.96.0.1'));
+      catalog.apply('EndpointSlice', slice('a', ['10.244.0.1']));
+      catalog.markSynced('Service');
+      catalog.markSynced('EndpointSlice');
+    });
+    const backend = new FakeBackend();
+    const metrics = new ProxyMetrics();
+    let facts = 0;
+    const p = new Proxier(catalog, backend, {
+      nodeName: 'n', minSyncPeriodMs: 1_000, syncPeriodMs, fullSyncPeriodMs,
+      nodeFacts: async () => {
+        facts++;
+        return { nodeIPs: { IPv4: [], IPv6: [] }, nodePortAddresses: { IPv4: 'all', IPv6: 'all' } };
+      },
+    }, logger('test'), metrics);
+    p.start();
+    await vi.advanceTimersByTimeAsync(0);
+    return { catalog, backend, metrics, proxier: p, facts: () => facts };
+  }
+
+  it('the --sync-period tick reconciles instead of rewriting; a full sync comes only hourly', async () => {
+    const { backend, proxier } = await start(30_000);
+    expect(backend.calls).toEqual([{ full: true, changed: ['ns/a'], services: ['ns/a'] }]);
+    // Ten minutes of quiet: one reconcile per tick, no full sync, nothing changed.
+    await vi.advanceTimersByTimeAsync(600_000);
+    expect(backend.calls.length).toBe(21);
+    expect(backend.calls.slice(1).every((c) => !c.full && c.changed.length === 0)).toBe(true);
+    expect(backend.reconciles.length).toBe(20);
+    // The hour's full sync.
+    await vi.advanceTimersByTimeAsync(3_000_000);
+    const fulls = backend.calls.filter((c) => c.full);
+    expect(fulls.length).toBe(2);
+    await proxier.stop();
+  });
+
+  it('a change between ticks is a partial sync at once, not a full one', async () => {
+    const { catalog, backend, proxier } = await start(30_000);
+    await vi.advanceTimersByTimeAsync(31_000);
+    catalog.apply('EndpointSlice', slice('a', ['10.244.0.1', '10.244.0.2']));
+    await vi.advanceTimersByTimeAsync(1_000);
+    expect(backend.calls.at(-1)).toEqual({ full: false, changed: ['ns/a'], services: ['ns/a'] });
+    expect(backend.reconciles.length).toBe(1);
+    await proxier.stop();
+  });
+
+  it('node facts are read at every tick, and a change of them makes a full sync', async () => {
+    const { backend, proxier, facts } = await start(30_000);
+    const before = facts();
+    await vi.advanceTimersByTimeAsync(90_000);
+    expect(facts() - before).toBe(3);
+    expect(backend.calls.filter((c) => c.full).length).toBe(1);
+    await proxier.stop();
+  });
+
+  it('repairs found by a reconcile are counted by kind', async () => {
+    const { backend, metrics, proxier } = await start(30_000);
+    backend.repairNext = { elements: 3, chains: 1 };
+    await vi.advanceTimersByTimeAsync(30_000);
+    const text = await metrics.registry.metrics();
+    expect(text).toContain('kubedataplane_proxy_reconcile_repairs_total{kind="elements"} 3');
+    expect(text).toContain('kubedataplane_proxy_reconcile_repairs_total{kind="chains"} 1');
+    expect(text).toContain('kubedataplane_proxy_reconciles_total 1');
+    await proxier.stop();
+  });
+
+  it('the full-sync period can be shortened (tests, benchmarks)', async () => {
+    const { backend, proxier } = await start(30_000, 60_000);
+    await vi.advanceTimersByTimeAsync(120_000);
+    expect(backend.calls.filter((c) => c.full).length).toBe(3);
+    await proxier.stop();
+  });
+});
+
 describe('Proxier metrics', () => {
   it('records network programming latency from the slice trigger time, once per change', async () => {
     const catalog = new Catalog({ kinds: ['Service', 'EndpointSlice'] });
@@ -116,8 +207,9 @@ describe('Proxier metrics', () => {
     p.requestFull();
     await p.nextSync();
     const h = (await metrics.registry.getSingleMetric('kubeproxy_network_programming_duration_seconds')!.get()).values;
-    expect(h.find((v) => v.metricName?.endsWith('_count'))?.value).toBe(1);
-    const sum = h.find((v) => v.metricName?.endsWith('_sum'))!.value;
+    const named = (suffix: string) => h.find((v) => (v as { metricName?: string }).metricName?.endsWith(suffix));
+    expect(named('_count')?.value).toBe(1);
+    const sum = named('_sum')!.value;
     expect(sum).toBeGreaterThanOrEqual(3);
     expect(sum).toBeLessThan(60);
     const text = await metrics.registry.metrics();

@@ -1,8 +1,13 @@
 // The shared core of every proxy mode: follows the catalog, keeps the plans of the services
 // that changed, and hands them to the backend through the bounded-frequency runner. After a
 // successful sync it clears stale UDP flows, updates health-check ports and health, and records
-// metrics. Work per sync is proportional to the changed services, except for full syncs (at
-// start, after a failure, every --sync-period, or when this node's facts change).
+// metrics.
+//
+// The sync policy is kube-proxy's, made cheaper: work per sync is proportional to the changed
+// services. Full rewrites happen only at start, after a failure, when this node's facts change,
+// and at most once per full-sync period (an hour, kube-proxy's fixed value). The periodic
+// --sync-period tick runs a reconcile instead: the backend reads back what the kernel holds of
+// ours and repairs only what differs, so a quiet tick costs a read, not a rewrite.
 import type { CatalogChange, CatalogView, ObjectKey, Service, ServiceEndpoints } from '../../cluster/types.js';
 import type { Logger } from '../../common/log.js';
 import type { Backend, NodeFacts } from './backend.js';
@@ -17,15 +22,25 @@ import { BoundedFrequencyRunner } from './runner.js';
 export interface ProxierOptions {
   nodeName: string;
   minSyncPeriodMs: number;
+  /** The periodic tick: a reconcile at least this often. */
   syncPeriodMs: number;
+  /** A full rewrite at least this often (default: an hour, as kube-proxy). */
+  fullSyncPeriodMs?: number;
   /** Learns this node's addresses (catalog Node object, local interfaces). */
   nodeFacts: () => Promise<NodeFacts>;
   /** Deletes conntrack flows; resolves to how many filters failed. */
   clearFlows?: (filters: readonly FlowFilter[]) => Promise<number>;
 }
 
+/** kube-proxy's fullSyncPeriod. */
+export const FULL_SYNC_PERIOD_MS = 3_600_000;
+
 export interface SyncReport {
   full: boolean;
+  /** Whether the kernel's state was read back and repaired. */
+  reconcile: boolean;
+  /** What the reconcile repaired, by kind (empty when nothing differed). */
+  repaired: Readonly<Record<string, number>>;
   changed: number;
   /** Wall time of the whole sync, ms. */
   totalMs: number;
@@ -44,6 +59,7 @@ export class Proxier {
   private needFull = true;
   private replanAll = true;
   private lastFull = 0;
+  private lastReconcile = 0;
   private nodeFactsKey = '';
   private node?: NodeFacts;
   private unsubscribe?: () => void;
@@ -153,8 +169,11 @@ export class Proxier {
 
   private async sync(t0: number): Promise<void> {
     const now = Date.now();
-    let full = this.needFull || now - this.lastFull >= this.opts.syncPeriodMs;
-    if (full || this.replanAll || !this.node) {
+    let full = this.needFull || now - this.lastFull >= (this.opts.fullSyncPeriodMs ?? FULL_SYNC_PERIOD_MS);
+    const reconcile = !full && now - this.lastReconcile >= this.opts.syncPeriodMs;
+    // Node facts are read at every tick too: a new local address must reach the node-port rules
+    // within one --sync-period, not at the hourly full sync.
+    if (full || reconcile || this.replanAll || !this.node) {
       const node = await this.opts.nodeFacts();
       const k = JSON.stringify(node);
       if (k !== this.nodeFactsKey) full = true;
@@ -188,10 +207,12 @@ export class Proxier {
       if (p) this.plans.set(key, p);
       else this.plans.delete(key);
     }
+    let repaired: Readonly<Record<string, number>> = {};
     try {
-      const result = await this.backend.sync({ plans: this.plans, changed, full, node: this.node! });
+      const result = await this.backend.sync({ plans: this.plans, changed, full, reconcile, node: this.node! });
       for (const [table, n] of Object.entries(result.rules)) this.metrics?.rulesTotal.set({ table }, n);
       for (const [table, n] of Object.entries(result.written)) this.metrics?.rulesLastSync.set({ table }, n);
+      repaired = result.repaired ?? {};
     } catch (err) {
       // Put the old plans back so the retry (a full sync) diffs against what the kernel had.
       for (const [key, p] of before) {
@@ -205,6 +226,13 @@ export class Proxier {
     if (full) {
       this.needFull = false;
       this.lastFull = Date.now();
+    }
+    if (full || reconcile) this.lastReconcile = Date.now();
+    if (reconcile) this.metrics?.reconciles.inc();
+    const repairs = Object.entries(repaired).filter(([, n]) => n > 0);
+    if (repairs.length) {
+      for (const [kind, n] of repairs) this.metrics?.reconcileRepairs.inc({ kind }, n);
+      this.log.warn('rules changed outside the proxy were repaired', Object.fromEntries(repairs));
     }
 
     // After the rules: flows cleared now can only be re-created towards live endpoints.
@@ -236,8 +264,8 @@ export class Proxier {
     this.metrics?.serviceChangesPending.set(0);
     this.metrics?.endpointChangesPending.set(0);
     this.health?.updated();
-    this.lastReport = { full, changed: changed.size, totalMs, planMs };
-    this.log[full ? 'info' : 'debug']('rules synced', { sync: full ? 'full' : 'partial', services: this.plans.size, changed: changed.size, ms: Math.round(totalMs) });
+    this.lastReport = { full, reconcile, repaired, changed: changed.size, totalMs, planMs };
+    this.log[full ? 'info' : 'debug']('rules synced', { sync: full ? 'full' : reconcile ? 'reconcile' : 'partial', services: this.plans.size, changed: changed.size, ms: Math.round(totalMs) });
   }
 
   private trackNoLocal(key: ObjectKey, p: ServicePlan | undefined): void {

@@ -23,7 +23,8 @@ import {
   type ServiceRules,
   type Table,
 } from './render.js';
-import { runTool, toolName, type Flavour } from './tools.js';
+import { runTool } from '../../common/process.js';
+import { toolName, type Flavour } from './tools.js';
 
 export interface IptablesOptions {
   flavour: Flavour;
@@ -43,6 +44,7 @@ interface Applied {
 
 export class IptablesBackend implements Backend {
   readonly name = 'iptables';
+  readonly natFlows = true;
   /**
    * What the kernel holds per service: the plan and family config it was rendered from, not the
    * rendered lines. A partial sync renders the old plan again to diff against the new one; the
@@ -161,6 +163,11 @@ export class IptablesBackend implements Backend {
       throw err;
     }
   }
+
+  /** Nothing to make: the tables and chains come with the first (full) sync. */
+  async prepare(): Promise<void> {}
+
+  close(): void {}
 
   /** Removes every rule and chain of ours, in both flavours and families. */
   async cleanup(): Promise<void> {

@@ -9,7 +9,7 @@ import type { Backend, SyncRequest, SyncResult } from '../core/backend.js';
 import { familyConfig, type FamilyConfig } from '../core/family-config.js';
 import type { ProxyMetrics } from '../core/metrics.js';
 import type { ServicePlan } from '../core/model.js';
-import { runTool } from '../iptables/tools.js';
+import { runTool } from '../../common/process.js';
 import { MapUndo } from './map-undo.js';
 import {
   TABLE_NAME,
@@ -56,6 +56,7 @@ export async function nftApply(lines: readonly string[], nft = 'nft'): Promise<v
 
 export class NftablesBackend implements Backend {
   readonly name = 'nftables';
+  readonly natFlows = true;
   private readonly state = new Map<IPFamily, FamilyState>();
   /** Time spent in our own code during the last sync, ms. */
   lastOwnMs = 0;
@@ -162,6 +163,11 @@ export class NftablesBackend implements Backend {
     }
     st.elements = st.owners.size;
   }
+
+  /** Nothing to make: the tables come with the first (full) sync. */
+  async prepare(): Promise<void> {}
+
+  close(): void {}
 
   /** Deletes our tables, both families (`add` first so a missing table is no error). */
   async cleanup(): Promise<void> {

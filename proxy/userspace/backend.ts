@@ -27,6 +27,8 @@ export interface UserspaceOptions {
 
 export class UserspaceBackend implements Backend, Router {
   readonly name = 'userspace';
+  /** Endpoints see the node as the client: no NAT flows to clear. */
+  readonly natFlows = false;
   private readonly set = new ListenerSet();
   private readonly bound = new Map<string, Listener>();
   private readonly routes = new Map<string, PortRoute>();
@@ -43,6 +45,11 @@ export class UserspaceBackend implements Backend, Router {
 
   constructor(private readonly opts: UserspaceOptions, private readonly log: Logger) {
     this.vips = new VipInterface(log, opts.interfaceName);
+  }
+
+  /** The VIPs are local addresses but not the node's: counted as such, a sync would serve node ports on them. */
+  get ownedInterface(): string {
+    return this.vips.name;
   }
 
   /** Creates the VIP interface now, so a start without the rights to do so fails clearly. */

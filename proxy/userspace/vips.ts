@@ -3,7 +3,7 @@
 // up, addresses as /32 or /128 (IPv6 without duplicate address detection, so they can be bound
 // at once). `ip` runs as a child process with argument arrays; batches go through `ip -batch -`.
 import type { Logger } from '../../common/log.js';
-import { runTool } from '../iptables/tools.js';
+import { runTool } from '../../common/process.js';
 
 export const VIP_INTERFACE = 'kdp-vips0';
 
