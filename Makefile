@@ -14,8 +14,8 @@ RESULTS := .test-results
 help:
 	@echo "make demo        install what is missing, build, run the agent on the embedded example"
 	@echo "                 (ARGS=--api: the agent reads the test API server through --kubeconfig)"
-	@echo "make test        install what is missing, build, run every unit and namespace test"
-	@echo "make unit-test   unit tests only (no root needed)"
+	@echo "make test        install what is missing, build, type-check the tests, run every unit and namespace test"
+	@echo "make unit-test   type-check the tests, unit tests only (no root needed)"
 	@echo "make netns-test  namespace tests only (root)"
 	@echo "make bench       benchmarks: table on stdout, JSON in bench/results/"
 	@echo "make run ARGS=…  run kube-dataplane with ARGS (default: print the example's catalog)"
@@ -45,9 +45,12 @@ dist/.built: $(TS_SOURCES) tsconfig.json package-lock.json
 	@chmod +x dist/cmd/*.js dist/cmd/*.cjs
 	@touch $@
 
-# Both runners always run, so the totals cover everything; the exit code says whether all passed.
+# Test files are type-checked like the rest (tsconfig.test.json; tsconfig.json leaves them out).
+# The type-check and both runners always run, so the totals cover everything; the exit code says
+# whether all passed.
 test: build
 	@rm -rf $(RESULTS); mkdir -p $(RESULTS); status=0; \
+	npx tsc -p tsconfig.test.json || { echo "type-check of test files failed"; status=1; }; \
 	npx vitest run --config vitest.config.ts --reporter=default --reporter=json \
 	    --outputFile.json=$(RESULTS)/unit.json || status=1; \
 	npx vitest run --config vitest.netns.config.ts --reporter=default --reporter=json \
@@ -56,7 +59,10 @@ test: build
 	exit $$status
 
 unit-test: build
-	@mkdir -p $(RESULTS); npx vitest run --config vitest.config.ts
+	@mkdir -p $(RESULTS); status=0; \
+	npx tsc -p tsconfig.test.json || { echo "type-check of test files failed"; status=1; }; \
+	npx vitest run --config vitest.config.ts || status=1; \
+	exit $$status
 
 netns-test: build
 	@mkdir -p $(RESULTS); npx vitest run --config vitest.netns.config.ts

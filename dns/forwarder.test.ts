@@ -1,3 +1,4 @@
+import type { Answer, Packet } from 'dns-packet';
 import { describe, expect, it } from 'vitest';
 import { parseUpstream, upstreamsFromResolvConf } from './forwarder.js';
 
@@ -34,8 +35,8 @@ describe('the query sent upstream', () => {
       type: 'query', id: 77, flags: dnsPacket.RECURSION_DESIRED | dnsPacket.CHECKING_DISABLED,
       questions: [{ name: 'WWW.example.test', type: 'AAAA' }],
       answers: [{ name: 'junk.test', type: 'A', ttl: 1, data: '192.0.2.9' }],
-      additionals: [{ type: 'OPT', name: '.', udpPayloadSize: 4096, flags: dnsPacket.DNSSEC_OK } as dnsPacket.Answer],
-    } as dnsPacket.Packet);
+      additionals: [{ type: 'OPT', name: '.', udpPayloadSize: 4096, flags: dnsPacket.DNSSEC_OK } as Answer],
+    } as Packet);
     const out = dnsPacket.decode(upstreamQuery(client, parseQuery(client)));
     expect(out.questions).toEqual([{ name: 'WWW.example.test', type: 'AAAA', class: 'IN' }]);
     expect(out.answers).toEqual([]);

@@ -45,14 +45,26 @@ async function ask(handler: DnsHandler, q: Q) {
   } as dnsPacket.Packet);
   const reply = await handler.handle(buf, q.tcp ? TCP : UDP);
   if (!reply) throw new Error('no reply');
-  return { raw: reply, msg: dnsPacket.decode(reply) };
+  return { raw: reply, msg: decodeReply(reply) };
 }
 
-const rcodeOf = (m: dnsPacket.DecodedPacket) => m.rcode;
+/** A decoded reply: dns-packet's decode also names the header's rcode ('NOERROR', …), which @types/dns-packet leaves out. */
+type Reply = dnsPacket.DecodedPacket & { rcode: string };
+function decodeReply(buf: Buffer): Reply {
+  const msg = dnsPacket.decode(buf);
+  if (!('rcode' in msg) || typeof msg.rcode !== 'string') throw new Error('dns-packet decoded no rcode');
+  return Object.assign(msg, { rcode: msg.rcode });
+}
+
+/** A record's data; an OPT record has none. */
+const rdata = (a: dnsPacket.Answer) => ('data' in a ? a.data : undefined);
+
+const rcodeOf = (m: Reply) => m.rcode;
 const data = (m: dnsPacket.DecodedPacket, type?: string) =>
   (m.answers ?? [])
     .filter((a) => !type || a.type === type)
-    .map((a) => (Array.isArray(a.data) ? JSON.stringify(a.data.map(String)) : typeof a.data === 'object' ? JSON.stringify(a.data) : String(a.data)))
+    .map(rdata)
+    .map((d) => (Array.isArray(d) ? JSON.stringify(d.map(String)) : typeof d === 'object' ? JSON.stringify(d) : String(d)))
     .sort();
 
 describe('cluster zone', () => {
@@ -125,7 +137,7 @@ describe('cluster zone', () => {
   it('an ExternalName whose target is in the cluster is chased in the zone', async () => {
     const { msg } = await ask(handler, { name: 'alias.prod.svc.cluster.local', type: 'A' });
     expect(msg.rcode).toBe('NOERROR');
-    expect((msg.answers ?? []).map((a) => `${a.name} ${a.type} ${a.data}`)).toEqual([
+    expect((msg.answers ?? []).map((a) => `${a.name} ${a.type} ${rdata(a)}`)).toEqual([
       'alias.prod.svc.cluster.local CNAME web.prod.svc.cluster.local',
       'web.prod.svc.cluster.local A 10.96.0.10',
     ]);
@@ -193,11 +205,11 @@ describe('protocol', () => {
   it('AXFR is refused, other opcodes are not implemented, garbage gets FORMERR or silence', async () => {
     expect((await ask(handler, { name: 'cluster.local', type: 'AXFR' })).msg.rcode).toBe('REFUSED');
     const q = dnsPacket.encode({ type: 'query', id: 7, flags: 2 << 11, questions: [{ name: 'cluster.local', type: 'SOA' }] });
-    expect(dnsPacket.decode((await handler.handle(q, UDP))!).rcode).toBe('NOTIMP');
+    expect(decodeReply((await handler.handle(q, UDP))!).rcode).toBe('NOTIMP');
     expect(await handler.handle(Buffer.from([1, 2, 3]), UDP)).toBeUndefined();
     const bad = Buffer.from(q);
     bad.writeUInt16BE(3, 4); // three questions announced, one present
-    expect(dnsPacket.decode((await handler.handle(bad, UDP))!).rcode).toBe('FORMERR');
+    expect(decodeReply((await handler.handle(bad, UDP))!).rcode).toBe('FORMERR');
     const resp = Buffer.from(q);
     resp.writeUInt16BE(0x8000, 2); // a response: never answered
     expect(await handler.handle(resp, UDP)).toBeUndefined();
@@ -250,7 +262,7 @@ function decide(zone: ClusterZone, name: string, type: string) {
 /** A reply reduced to what must not depend on how the index got there (no SOA serial). */
 async function summary(handler: DnsHandler, name: string, type: string): Promise<string> {
   const { msg } = await ask(handler, { name, type, tcp: true });
-  const rr = (a: dnsPacket.Answer) => `${a.name} ${a.type} ${a.type === 'SOA' ? '' : JSON.stringify(a.data)}`;
+  const rr = (a: dnsPacket.Answer) => `${a.name} ${a.type} ${a.type === 'SOA' ? '' : JSON.stringify(rdata(a))}`;
   return [msg.rcode, ...(msg.answers ?? []).map(rr).sort(), '|', ...(msg.authorities ?? []).map(rr), '|', ...(msg.additionals ?? []).map(rr).sort()].join('\n');
 }
 
@@ -416,7 +428,7 @@ describe('ns.dns.<zone>', () => {
     const { handler } = nsZone(c, ['10.244.0.3']);
     const apex = async () => {
       const { msg } = await ask(handler, { name: 'cluster.local', type: 'NS' });
-      return { answers: data(msg), glue: (msg.additionals ?? []).filter((r) => r.type === 'A' || r.type === 'AAAA').map((r) => `${r.name} ${r.type} ${r.data}`) };
+      return { answers: data(msg), glue: (msg.additionals ?? []).filter((r): r is dnsPacket.StringAnswer => r.type === 'A' || r.type === 'AAAA').map((r) => `${r.name} ${r.type} ${r.data}`) };
     };
     expect(await apex()).toEqual({ answers: ['ns.dns.cluster.local'], glue: ['ns.dns.cluster.local A 10.244.0.3'] });
     putService(c, dnsService);

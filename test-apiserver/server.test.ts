@@ -12,6 +12,12 @@ import { endpointSlice, node, service } from './population.js';
 
 interface WatchEvent { type: string; object: Record<string, any> }
 
+/** The parts of a kubeconfig file the tests read. */
+interface Kubeconfig {
+  clusters: Array<{ name: string; cluster: { server: string } }>;
+  users: Array<{ name: string; user: { token: string } }>;
+}
+
 /** An open watch stream: events as they arrive, and whether the server ended it. */
 class Stream {
   readonly events: WatchEvent[] = [];
@@ -293,7 +299,7 @@ describe('test API server', () => {
       const ok = await getJson(`${secured.url}/api/v1/nodes`, { headers: { Authorization: 'Bearer t0ken' } });
       expect(ok.status).toBe(200);
       await secured.writeKubeconfig(join(dir, 'kc'));
-      const kc = yaml.load(readFileSync(join(dir, 'kc'), 'utf8'));
+      const kc = yaml.load(readFileSync(join(dir, 'kc'), 'utf8')) as Kubeconfig;
       expect(kc.clusters[0].cluster.server).toBe(secured.url);
       expect(kc.users[0].user.token).toBe('t0ken');
     } finally {
