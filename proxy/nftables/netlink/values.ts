@@ -1,0 +1,99 @@
+// Key and data bytes of set elements, field by field, laid out as nft lays them out (checked with
+// `nft --debug=mnl`): addresses and ports in network order, a protocol as one byte, numgen's
+// value in host order (the kernel's numgen writes a host u32 into the register), and every field
+// of a concatenation padded with zeros to a multiple of 4 bytes (one 32-bit register each).
+import { formatIP, parseIP } from '../../../common/ip-bigint.js';
+
+function addressBytes(s: string, family: 4 | 6): Uint8Array {
+  const ip = parseIP(s);
+  if (!ip || ip.family !== family) throw new Error(`not an IPv${family} address: ${JSON.stringify(s)}`);
+  const n = family === 4 ? 4 : 16;
+  const out = new Uint8Array(n);
+  let v = ip.value;
+  for (let i = n - 1; i >= 0; i--) {
+    out[i] = Number(v & 0xffn);
+    v >>= 8n;
+  }
+  return out;
+}
+
+export function ipv4(s: string): Uint8Array {
+  return addressBytes(s, 4);
+}
+
+export function ipv6(s: string): Uint8Array {
+  return addressBytes(s, 6);
+}
+
+const PROTOCOLS: Record<string, number> = { tcp: 6, udp: 17, sctp: 132, icmp: 1, icmpv6: 58 };
+
+export function l4proto(p: 'tcp' | 'udp' | 'sctp' | number): Uint8Array {
+  const n = typeof p === 'number' ? p : PROTOCOLS[p];
+  if (n === undefined || !Number.isInteger(n) || n < 0 || n > 255) throw new Error(`not an IP protocol: ${JSON.stringify(p)}`);
+  return Uint8Array.of(n);
+}
+
+export function port(n: number): Uint8Array {
+  if (!Number.isInteger(n) || n < 0 || n > 0xffff) throw new Error(`not a port: ${n}`);
+  return Uint8Array.of(n >> 8, n & 0xff);
+}
+
+/** A u32 in host order: what `numgen` and `meta mark` put in a register. */
+export function u32host(n: number): Uint8Array {
+  const b = new Uint8Array(4);
+  new DataView(b.buffer).setUint32(0, n >>> 0, new Uint8Array(new Uint16Array([1]).buffer)[0] === 1);
+  return b;
+}
+
+/** A u32 in network order. */
+export function u32be(n: number): Uint8Array {
+  const b = new Uint8Array(4);
+  new DataView(b.buffer).setUint32(0, n >>> 0, false);
+  return b;
+}
+
+function padded(n: number): number {
+  return (n + 3) & ~3;
+}
+
+/** The concatenation `a . b . c`: each field padded to a 32-bit register, as the kernel expects
+ *  of a set whose key length is the padded sum. A set of one field (`type inet_proto`) takes the
+ *  field itself, unpadded: the kernel wants exactly the set's key length. */
+export function concat(...fields: readonly Uint8Array[]): Uint8Array {
+  const out = new Uint8Array(fields.reduce((n, f) => n + padded(f.length), 0));
+  let off = 0;
+  for (const f of fields) {
+    out.set(f, off);
+    off += padded(f.length);
+  }
+  return out;
+}
+
+/** Splits a concatenation back into its fields, given each field's unpadded width. */
+export function decodeConcat(bytes: Uint8Array, widths: readonly number[]): Uint8Array[] {
+  const want = widths.reduce((n, w) => n + padded(w), 0);
+  if (bytes.length !== want) throw new Error(`concatenation of ${widths.join('+')} bytes needs ${want} bytes, got ${bytes.length}`);
+  const out: Uint8Array[] = [];
+  let off = 0;
+  for (const w of widths) {
+    out.push(bytes.slice(off, off + w));
+    off += padded(w);
+  }
+  return out;
+}
+
+/** Text of a 4- or 16-byte address field. */
+export function formatAddress(b: Uint8Array): string {
+  if (b.length !== 4 && b.length !== 16) throw new Error(`an address is 4 or 16 bytes, got ${b.length}`);
+  let v = 0n;
+  for (const x of b) v = (v << 8n) | BigInt(x);
+  return formatIP(b.length === 4 ? 4 : 6, v);
+}
+
+export function readPort(b: Uint8Array): number {
+  return (b[0]! << 8) | b[1]!;
+}
+
+export function readU32host(b: Uint8Array): number {
+  return new DataView(b.buffer, b.byteOffset, 4).getUint32(0, new Uint8Array(new Uint16Array([1]).buffer)[0] === 1);
+}
