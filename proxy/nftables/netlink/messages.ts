@@ -44,6 +44,7 @@ import {
   nftType,
   parseAttrList,
   parseAttrs,
+  putAttrHeader,
   readStr,
   readU32,
   readU64,
@@ -125,23 +126,97 @@ function verdictText(v: Verdict): string {
   return v.code === 'jump' || v.code === 'goto' ? `${v.code} ${v.chain}` : v.code;
 }
 
-/** One NFTA_LIST_ELEM of NFTA_SET_ELEM_LIST_ELEMENTS. nft numbers the list entries 1, 2, … in
- *  the attribute type (the kernel ignores it); `index` keeps that, so bytes match nft's. */
-function elementAttr(index: number, e: SetElement, keyOnly: boolean): Buffer {
-  const parts: Buffer[] = [];
-  if (e.flags) parts.push(attrU32(NFTA_SET_ELEM.FLAGS, e.flags));
-  if (!keyOnly && e.timeoutMs !== undefined) parts.push(attrU64(NFTA_SET_ELEM.TIMEOUT, BigInt(e.timeoutMs)));
-  parts.push(attrNest(NFTA_SET_ELEM.KEY, [attr(NFTA_DATA.VALUE, e.key)]));
+// Element lists are the bulk of what the proxy sends (100k+ elements), so an element is sized
+// arithmetically and written in place instead of being built from attribute buffers.
+
+const pad4 = (n: number) => (n + 3) & ~3;
+
+function verdictChainBytes(v: Verdict | undefined): number {
+  return v && (v.code === 'jump' || v.code === 'goto') ? Buffer.byteLength(v.chain) + 1 : 0;
+}
+
+/** Bytes of one NFTA_LIST_ELEM of NFTA_SET_ELEM_LIST_ELEMENTS, header included. */
+function elementSize(e: SetElement, keyOnly: boolean): number {
+  let n = NLA_HDRLEN;
+  if (e.flags) n += 8;
+  if (!keyOnly && e.timeoutMs !== undefined) n += 12;
+  n += 2 * NLA_HDRLEN + pad4(e.key.length);
   if (!keyOnly) {
     if (e.data && e.verdict) throw new Error('a set element has data or a verdict, not both');
-    if (e.data) parts.push(attrNest(NFTA_SET_ELEM.DATA, [attr(NFTA_DATA.VALUE, e.data)]));
-    if (e.verdict) parts.push(verdictAttr(NFTA_SET_ELEM.DATA, e.verdict));
+    if (e.data) n += 2 * NLA_HDRLEN + pad4(e.data.length);
+    if (e.verdict) {
+      const chain = verdictChainBytes(e.verdict);
+      n += 2 * NLA_HDRLEN + 8 + (chain ? NLA_HDRLEN + pad4(chain) : 0);
+    }
   }
-  return attrNest(index, parts);
+  return n;
+}
+
+/** Writes one element at `off` of a zero-filled buffer; returns the offset after it. nft numbers
+ *  the list entries 1, 2, … in the attribute type (the kernel ignores it); `index` keeps that,
+ *  so the bytes match nft's. Order as nft: flags, timeout, key, data. */
+function writeElement(b: Buffer, off: number, index: number, e: SetElement, keyOnly: boolean, size: number): number {
+  const start = off;
+  off = putAttrHeader(b, off, size, index | NLA_F_NESTED);
+  if (e.flags) {
+    off = putAttrHeader(b, off, 8, NFTA_SET_ELEM.FLAGS);
+    off = b.writeUInt32BE(e.flags >>> 0, off);
+  }
+  if (!keyOnly && e.timeoutMs !== undefined) {
+    off = putAttrHeader(b, off, 12, NFTA_SET_ELEM.TIMEOUT);
+    off = b.writeBigUInt64BE(BigInt(Math.max(0, Math.round(e.timeoutMs))), off);
+  }
+  const value = (type: number, v: Uint8Array) => {
+    off = putAttrHeader(b, off, 2 * NLA_HDRLEN + pad4(v.length), type | NLA_F_NESTED); // a nest's length counts its padding
+    off = putAttrHeader(b, off, NLA_HDRLEN + v.length, NFTA_DATA.VALUE);
+    b.set(v, off);
+    off += pad4(v.length);
+  };
+  value(NFTA_SET_ELEM.KEY, e.key);
+  if (!keyOnly && e.data) value(NFTA_SET_ELEM.DATA, e.data);
+  if (!keyOnly && e.verdict) {
+    const chain = verdictChainBytes(e.verdict);
+    const verdictLen = NLA_HDRLEN + 8 + (chain ? NLA_HDRLEN + pad4(chain) : 0);
+    off = putAttrHeader(b, off, NLA_HDRLEN + verdictLen, NFTA_SET_ELEM.DATA | NLA_F_NESTED);
+    off = putAttrHeader(b, off, verdictLen, NFTA_DATA.VERDICT | NLA_F_NESTED);
+    off = putAttrHeader(b, off, 8, NFTA_VERDICT.CODE);
+    off = b.writeInt32BE(VERDICT_CODES[e.verdict.code], off);
+    if (chain) {
+      off = putAttrHeader(b, off, NLA_HDRLEN + chain, NFTA_VERDICT.CHAIN);
+      b.write((e.verdict as { chain: string }).chain, off, 'utf8');
+      off += pad4(chain);
+    }
+  }
+  if (off - start !== size) throw new Error(`internal: set element encoded as ${off - start} bytes, sized ${size}`);
+  return off;
 }
 
 /** Largest payload of NFTA_SET_ELEM_LIST_ELEMENTS: nla_len is a u16. */
 const MAX_ELEMENTS_PAYLOAD = NLA_MAX_LEN - NLA_HDRLEN;
+
+/** How an element op is cut into messages: [first, end) element indexes and the list's bytes. */
+function elementChunks(op: Extract<Op, { elements: readonly SetElement[] }>): { sizes: number[]; chunks: { start: number; end: number; bytes: number }[] } {
+  const keyOnly = op.op === 'delsetelem';
+  const sizes = op.elements.map((e) => elementSize(e, keyOnly));
+  const chunks: { start: number; end: number; bytes: number }[] = [];
+  let start = 0;
+  let bytes = 0;
+  sizes.forEach((n, i) => {
+    if (n > MAX_ELEMENTS_PAYLOAD) throw new Error(`${describeOp(op)}: one element is ${n} bytes, too long for a netlink attribute`);
+    if (bytes + n > MAX_ELEMENTS_PAYLOAD) {
+      chunks.push({ start, end: i, bytes });
+      start = i;
+      bytes = 0;
+    }
+    bytes += n;
+  });
+  chunks.push({ start, end: sizes.length, bytes });
+  return { sizes, chunks };
+}
+
+function elementHead(op: Extract<Op, { elements: readonly SetElement[] }>): Buffer[] {
+  return [attrStr(NFTA_SET_ELEM_LIST.TABLE, op.table), attrStr(NFTA_SET_ELEM_LIST.SET, op.set)];
+}
 
 interface MessageSpec {
   type: number;
@@ -160,32 +235,19 @@ function opMessages(op: Op): MessageSpec[] {
     case 'delsetelem': {
       if (op.elements.length === 0) throw new Error(`${describeOp(op)}: no elements (flushset empties a set)`);
       const keyOnly = op.op === 'delsetelem';
-      const head = [attrStr(NFTA_SET_ELEM_LIST.TABLE, op.table), attrStr(NFTA_SET_ELEM_LIST.SET, op.set)];
-      const msgs: MessageSpec[] = [];
-      let chunk: Buffer[] = [];
-      let size = 0;
-      const flush = () => {
-        msgs.push({
+      const head = elementHead(op);
+      const { sizes, chunks } = elementChunks(op);
+      return chunks.map(({ start, end, bytes }) => {
+        const list = Buffer.alloc(NLA_HDRLEN + bytes);
+        let off = putAttrHeader(list, 0, list.length, NFTA_SET_ELEM_LIST.ELEMENTS | NLA_F_NESTED);
+        for (let i = start; i < end; i++) off = writeElement(list, off, i - start + 1, op.elements[i]!, keyOnly, sizes[i]!);
+        return {
           type: T(op.op === 'newsetelem' ? NFT_MSG.NEWSETELEM : NFT_MSG.DELSETELEM),
           flags: op.op === 'newsetelem' ? NLM_F_CREATE : 0,
           family,
-          attrs: [...head, attrNest(NFTA_SET_ELEM_LIST.ELEMENTS, chunk)],
-        });
-        chunk = [];
-        size = 0;
-      };
-      for (const e of op.elements) {
-        let a = elementAttr(chunk.length + 1, e, keyOnly);
-        if (size + a.length > MAX_ELEMENTS_PAYLOAD) {
-          if (chunk.length === 0) throw new Error(`${describeOp(op)}: one element is ${a.length} bytes, too long for a netlink attribute`);
-          flush();
-          a = elementAttr(1, e, keyOnly);
-        }
-        chunk.push(a);
-        size += a.length;
-      }
-      flush();
-      return msgs;
+          attrs: [...head, list],
+        };
+      });
     }
     case 'flushset':
       // nft puts the set name before the table here.
@@ -244,12 +306,17 @@ export function encodeBatch(ops: readonly Op[], firstSeq: number): EncodedBatch 
 
 /** Bytes `op` adds to a batch. */
 export function encodedSize(op: Op): number {
+  if (op.op === 'newsetelem' || op.op === 'delsetelem') {
+    const headBytes = NLMSG_HDRLEN + NFGENMSG_LEN + elementHead(op).reduce((k, a) => k + a.length, 0) + NLA_HDRLEN;
+    if (op.elements.length === 0) return headBytes;
+    return elementChunks(op).chunks.reduce((n, c) => n + headBytes + c.bytes, 0);
+  }
   return opMessages(op).reduce((n, m) => n + NLMSG_HDRLEN + NFGENMSG_LEN + m.attrs.reduce((k, a) => k + a.length, 0), 0);
 }
 
 /** Number of netlink messages (sequence numbers) `op` takes. */
 export function messageCount(op: Op): number {
-  return op.op === 'newsetelem' || op.op === 'delsetelem' ? opMessages(op).length : 1;
+  return op.op === 'newsetelem' || op.op === 'delsetelem' ? elementChunks(op).chunks.length : 1;
 }
 
 /**
@@ -277,7 +344,7 @@ export function splitOps(ops: readonly Op[], maxBytes: number): Op[][] {
     }
     // Element by element, counting the header of every message the element list is cut into.
     const keyOnly = op.op === 'delsetelem';
-    const msgOverhead = NLMSG_HDRLEN + NFGENMSG_LEN + attrStr(1, op.table).length + attrStr(2, op.set).length + NLA_HDRLEN;
+    const msgOverhead = NLMSG_HDRLEN + NFGENMSG_LEN + elementHead(op).reduce((k, a) => k + a.length, 0) + NLA_HDRLEN;
     let slice: SetElement[] = [];
     let payload = 0; // of the current message's element list; 0: no message open
     const closeSlice = () => {
@@ -286,7 +353,7 @@ export function splitOps(ops: readonly Op[], maxBytes: number): Op[][] {
       payload = 0;
     };
     for (const e of op.elements) {
-      const n = elementAttr(1, e, keyOnly).length;
+      const n = elementSize(e, keyOnly);
       if (BATCH_OVERHEAD + msgOverhead + n > maxBytes || n > MAX_ELEMENTS_PAYLOAD) throw new Error(`${describeOp(op)}: one element does not fit in a ${maxBytes}-byte batch`);
       let cost = payload > 0 && payload + n <= MAX_ELEMENTS_PAYLOAD ? n : msgOverhead + n;
       if (size + cost > maxBytes) {

@@ -4,7 +4,12 @@
 // of a concatenation padded with zeros to a multiple of 4 bytes (one 32-bit register each).
 import { formatIP, parseIP } from '../../../common/ip-bigint.js';
 
+const V4 = /^(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)\.(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)\.(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)\.(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)$/;
+
 function addressBytes(s: string, family: 4 | 6): Uint8Array {
+  // IPv4 without bigints: element lists of 100k+ addresses are built on the sync path.
+  const m = family === 4 && typeof s === 'string' ? V4.exec(s) : null;
+  if (m) return Uint8Array.of(Number(m[1]), Number(m[2]), Number(m[3]), Number(m[4]));
   const ip = parseIP(s);
   if (!ip || ip.family !== family) throw new Error(`not an IPv${family} address: ${JSON.stringify(s)}`);
   const n = family === 4 ? 4 : 16;

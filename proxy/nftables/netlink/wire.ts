@@ -137,6 +137,19 @@ function align4(n: number): number {
   return (n + 3) & ~3;
 }
 
+/** Writes an attribute header at `off`; returns the offset of its payload. */
+export function putAttrHeader(b: Buffer, off: number, len: number, type: number): number {
+  if (len > NLA_MAX_LEN) throw new RangeError(`netlink attribute type ${type & NLA_TYPE_MASK} is ${len} bytes, more than ${NLA_MAX_LEN}`);
+  if (LITTLE_ENDIAN) {
+    b.writeUInt16LE(len, off);
+    b.writeUInt16LE(type, off + 2);
+  } else {
+    b.writeUInt16BE(len, off);
+    b.writeUInt16BE(type, off + 2);
+  }
+  return off + NLA_HDRLEN;
+}
+
 /** One attribute: header, payload, zero padding to 4 bytes. */
 export function attr(type: number, payload: Uint8Array): Buffer {
   const len = NLA_HDRLEN + payload.length;
