@@ -59,6 +59,9 @@ export class NftNetlinkError extends Error {
   }
 }
 
+/** What this client uses of the `netlink` package's raw socket (a test can pass a fake). */
+export type NetlinkSocketLike = Pick<RawNetlinkSocket, 'on' | 'ref' | 'unref' | 'send' | 'getSendBufferSize' | 'close'>;
+
 interface Pending {
   /** Called for each message answering this request; returns true when the request is done. */
   onMessage(msg: NlMessage): boolean;
@@ -83,7 +86,7 @@ export class NftNetlink {
   private readonly timeoutMs: number;
 
   private constructor(
-    private readonly socket: RawNetlinkSocket,
+    private readonly socket: NetlinkSocketLike,
     opts: NftNetlinkOptions,
   ) {
     this.timeoutMs = opts.timeoutMs ?? DEFAULT_TIMEOUT_MS;
@@ -106,6 +109,11 @@ export class NftNetlink {
       sendBufferSize: opts.sendBufferBytes ?? DEFAULT_BUFFER,
       recvBufferSize: opts.recvBufferBytes ?? DEFAULT_BUFFER,
     });
+    return new NftNetlink(socket, opts);
+  }
+
+  /** A client on a socket made elsewhere (tests: a fake kernel). */
+  static withSocket(socket: NetlinkSocketLike, opts: NftNetlinkOptions = {}): NftNetlink {
     return new NftNetlink(socket, opts);
   }
 
