@@ -1,16 +1,24 @@
 // Benchmark: the nftables proxy (`--proxy-mode nftables`), in network namespaces, per size
 // (N services × 10 endpoints, from the test API server through the real watch client). Both
 // families are programmed as the proxy does (the IPv6 table holds only the fixed objects: the
-// population is IPv4).
-//   1. Full sync: our end-to-end time (plan, render, `nft -f` per family) against `nft -f` alone
-//      replaying the same inputs in a fresh namespace. The ratio is the figure.
-//   2. One endpoint change: partial sync wall time, nft's part, ours (the rest), input lines.
-//   3. Event → rule live: from the write to the API server until the sync carrying it is done.
-//   4. First-packet TCP connect time through a ClusterIP and directly to the pod (a verdict-map
-//      lookup: no position in a rule list to be worst at).
-//   5. Peak RSS of the proxy process (catalog + proxier; the API server runs apart).
+// population is IPv4). Everything runs with the shipped defaults (cli/flags.ts's parse:
+// --min-sync-period 1s, --sync-period 30s, a full rewrite hourly) unless a row says otherwise.
+//   1. First full load: our first sync end to end (plan, render, `nft -f` per family); `nft -f`
+//      alone replaying the same inputs in a fresh namespace; and `nft -f` on kube-proxy's
+//      nftables layout for the same population (kube-proxy-layout.ts) in another fresh
+//      namespace, the anchor. Plus a restart: a second process's first sync over our table.
+//   2. Steady phase (--steady-s, default 180 s): one endpoint write a second through the API
+//      server and a burst of --burst (100) writes in the middle: event → rule p50/p99/max, the
+//      longest sync and its kind, the syncs by kind, CPU seconds per minute of the proxy process
+//      (its nft children included), peak RSS.
+//   3. One endpoint change with --min-sync-period 0 (the row says so): wall, nft's part, ours.
+//   4. First-packet TCP connect time through a ClusterIP and directly to the pod.
+//   5. Quiet reconciles (the --sync-period tick's request with nothing changed): wall, ours, nft,
+//      and their CPU as a share of a core at the shipped --sync-period.
 // A size whose full sync is predicted (quadratic from the previous size) to take longer than
-// --budget-s is not run, and the table says so. Table on stdout, JSON in bench/results/.
+// --budget-s is not run, nor is the kube-proxy anchor of a size whose anchor is predicted beyond
+// it; the tables say so. Sizes 1k, 10k, 30k (--with-100k adds 100k; --sizes replaces them);
+// --quick: 1k and a 30 s steady phase. Tables on stdout, JSON in bench/results/.
 //
 // How a run is measured is shared with bench/proxy-iptables (bench/proxy-common.ts).
 import { execFileSync } from 'node:child_process';
@@ -24,17 +32,21 @@ import type { IPFamily } from '../../cluster/types.js';
 import { logger } from '../../common/log.js';
 import { NftablesBackend } from '../../proxy/nftables/backend.js';
 import { Topology } from '../../netns-tests/harness/netns.js';
+import { endpointIP, serviceIP } from '../../test-apiserver/population.js';
 import {
-  PROXY_BENCH_OPTIONS, connectSummary, eventToRuleSummary, failedFullSyncReason, fullSyncCells, fullSyncSummary,
-  latencyAndMemoryCells, measureProxyRun, median, nodeWithOnePod, partialSyncCells, partialSyncSummary, predictedFullSyncMs,
-  printTable, progress, proxyChildArgs, reportToParent, roundTenths, runBenchmark, runChildInNamespace, writeLinesInSlices,
-  writeResults, type FullSyncSummary, type PartialSyncSummary, type ProxyRunFigures, type RunSummary,
+  COMMON_NOTES, PROXY_BENCH_OPTIONS, STEADY_HEADER, connectCells, describeSettings, failedFullSyncReason, fullSyncCells, median,
+  measureProxyRun, nodeWithOnePod, oneChangeCells, predictedFullSyncMs, predictedRunS, printTable, progress, proxyChildArgs,
+  proxyRunNumbers, reportToParent, restartCells, roundTenths, roundThousandths, runBenchmark, runChildInNamespace, runSummary,
+  shippedProxyFlags, steadyCells, steadySeconds, syncSettings, writeLinesInSlices, writeResults, type FullSyncSummary,
+  type PartialSyncSummary, type ProxyRunFigures, type RunSummary,
 } from '../proxy-common.js';
+import { writeKubeProxyRuleset } from './kube-proxy-layout.js';
 
 const { values } = parseArgs({
   options: {
     ...PROXY_BENCH_OPTIONS,
-    sizes: { type: 'string', default: '10,1000,10000' },
+    sizes: { type: 'string' },
+    'with-100k': { type: 'boolean', default: false },
     out: { type: 'string', default: 'bench/results/proxy-nftables.json' },
   },
 });
@@ -42,12 +54,14 @@ const { values } = parseArgs({
 const BENCH = 'bench/proxy-nftables';
 const M = Number(values.endpoints);
 const FAMILIES: IPFamily[] = ['IPv4', 'IPv6'];
+/** The population's pod range (the cluster CIDR a deployment would give). */
+const CLUSTER_CIDR = '10.0.0.0/9';
 const say = progress(BENCH);
 
 interface ChildResult extends ProxyRunFigures {
   fullLines: number;
   inputFiles: string[];
-  /** nft -f input lines of each partial sync, in the order of `partial`. */
+  /** nft -f input lines of each --min-sync-period 0 partial sync, in the order of `partial`. */
   partialLines: number[];
 }
 
@@ -61,15 +75,12 @@ async function child(): Promise<void> {
   let updateLines = 0;
   let captureFull = true;
   const figures = await measureProxyRun({
-    services: Number(values.services),
-    endpointsPerService: M,
-    updates: Number(values.updates),
-    connects: Number(values.connects),
+    ...proxyRunNumbers(values),
     dir,
-    makeBackend: () => new NftablesBackend({
+    makeBackend: (flags, metrics) => new NftablesBackend({
       families: FAMILIES,
-      clusterCIDRs: ['10.0.0.0/9'],
-      masqueradeAll: false,
+      clusterCIDRs: [CLUSTER_CIDR],
+      masqueradeAll: flags.masqueradeAll,
       onApply: (family, lines, full) => {
         if (!full) {
           updateLines += lines.length;
@@ -81,7 +92,7 @@ async function child(): Promise<void> {
         inputFiles.push(f);
         fullLines += lines.length;
       },
-    }, logger('bench')),
+    }, logger('bench'), metrics),
     afterFirstSync: () => {
       captureFull = false;
     },
@@ -98,38 +109,93 @@ async function child(): Promise<void> {
 
 // ---------------------------------------------------------------- parent: namespaces and tables
 
-/** nft alone: replays the captured full-sync inputs (each makes its table anew) in a fresh namespace. */
-function toolAlone(ns: string, files: string[]): number {
+/** nft alone: `nft -f` of each file (each makes its table anew) in namespace `ns`, ms in all; a failure throws with nft's first lines. */
+function nftFiles(ns: string, files: string[]): number {
   let ms = 0;
   for (const f of files) {
     const t0 = performance.now();
-    execFileSync('ip', ['netns', 'exec', ns, 'nft', '-f', f], { stdio: ['ignore', 'ignore', 'inherit'] });
+    try {
+      execFileSync('ip', ['netns', 'exec', ns, 'nft', '-f', f], { stdio: ['ignore', 'ignore', 'pipe'], maxBuffer: 1 << 26 });
+    } catch (err) {
+      const stderr = String((err as { stderr?: Buffer }).stderr ?? '').split('\n').slice(0, 2).join(' | ');
+      throw new Error(`nft -f ${f}: ${stderr || (err as Error).message}`);
+    }
     ms += performance.now() - t0;
   }
   return ms;
 }
 
-type Run = RunSummary & { full: FullSyncSummary & { inputLines: number }; partial?: PartialSyncSummary & { inputLines: number } };
+/** kube-proxy's layout for the bench's population of `n` services (and the target), written to `file`. */
+function kubeProxyInput(file: string, n: number): { lines: number; chains: number } {
+  const services = [];
+  for (let i = 0; i < n; i++) {
+    services.push({
+      namespace: `ns-${i % 10}`, name: `svc-${i}`, port: 80, portName: 'http', vip: serviceIP(i), targetPort: 8080,
+      endpoints: Array.from({ length: M }, (_, j) => endpointIP(i, j, M)),
+    });
+  }
+  services.push({ namespace: 'zz-bench', name: 'target', port: 80, portName: 'http', vip: '10.95.0.1', targetPort: 8080, endpoints: ['10.250.0.2'] });
+  return writeKubeProxyRuleset(file, { services, clusterCIDR: CLUSTER_CIDR, serviceCIDR: '10.96.0.0/12' });
+}
 
-async function measure(n: number, dir: string): Promise<{ run?: Run; failure?: string; fullMs: number }> {
+type KubeProxyAnchor = { nftMs: number; lines: number; chains: number } | { skipped: string };
+
+type Run = RunSummary & {
+  full: FullSyncSummary & { inputLines: number };
+  kubeProxyLayout: KubeProxyAnchor;
+  oneChange: RunSummary['oneChange'] & { partial?: PartialSyncSummary & { inputLines: number } };
+};
+
+/** Kube-proxy anchor times so far, for the budget's prediction. */
+let prevAnchor: { n: number; ms: number } | undefined;
+
+/** `nft -f` on kube-proxy's layout for `n` services in a fresh namespace of `topo`, within the budget. */
+async function kubeProxyAnchor(topo: Topology, n: number, dir: string, budgetMs: number): Promise<KubeProxyAnchor> {
+  const time = async (size: number, name: string) => {
+    const ns = await topo.namespace(name);
+    const file = join(dir, `kube-proxy-${size}.nft`);
+    const shape = kubeProxyInput(file, size);
+    say(`${n}: nft -f on kube-proxy's layout, ${size} services (${shape.chains} chains, ${shape.lines} lines) …`);
+    const nftMs = nftFiles(ns.name, [file]);
+    rmSync(file, { force: true });
+    return { nftMs: Math.round(nftMs), ...shape };
+  };
+  // With nothing to predict from, 1k first (about a second) calibrates the prediction.
+  if (!prevAnchor && n > 1000) {
+    const cal = await time(1000, 'kp-calibrate');
+    prevAnchor = { n: 1000, ms: cal.nftMs };
+  }
+  const predicted = predictedFullSyncMs(prevAnchor, n);
+  if (predicted > budgetMs) {
+    return { skipped: `predicted ${Math.round(predicted / 1000)} s > budget ${budgetMs / 1000} s (quadratic from ${roundTenths(prevAnchor!.ms / 1000)} s at ${prevAnchor!.n})` };
+  }
+  try {
+    const r = await time(n, 'kp');
+    prevAnchor = { n, ms: r.nftMs };
+    return r;
+  } catch (err) {
+    return { skipped: `nft -f failed: ${(err as Error).message.slice(0, 300)}` };
+  }
+}
+
+async function measure(n: number, dir: string, budgetMs: number): Promise<{ run?: Run; failure?: string; fullMs: number }> {
   const topo = await Topology.create();
   try {
     const node = await nodeWithOnePod(topo);
     const res = await runChildInNamespace<ChildResult>(node.name, fileURLToPath(import.meta.url), proxyChildArgs(n, dir, values));
     const fresh = await topo.namespace('fresh');
-    if (res.error) return { failure: failedFullSyncReason(res.error, 'nft', () => toolAlone(fresh.name, res.inputFiles)), fullMs: 0 };
-    const toolMs = toolAlone(fresh.name, res.inputFiles);
-    const partial = partialSyncSummary(res.partial);
+    if (res.error) return { failure: failedFullSyncReason(res.error, 'nft', () => nftFiles(fresh.name, res.inputFiles)), fullMs: 0 };
+    say(`${n}: nft -f alone on our first sync's input …`);
+    const toolMs = nftFiles(fresh.name, res.inputFiles);
+    const anchor = await kubeProxyAnchor(topo, n, dir, budgetMs);
+    const base = runSummary(n, M, res, toolMs);
     return {
       fullMs: res.fullSyncMs,
       run: {
-        services: n,
-        endpoints: n * M,
-        full: { ...fullSyncSummary(res, toolMs), inputLines: res.fullLines },
-        partial: partial && { ...partial, inputLines: median(res.partialLines) },
-        eventToRule: eventToRuleSummary(res.eventToRuleMs),
-        connect: connectSummary(res),
-        peakRssMB: res.peakRssMB,
+        ...base,
+        full: { ...base.full, inputLines: res.fullLines },
+        kubeProxyLayout: anchor,
+        oneChange: { ...base.oneChange, partial: base.oneChange.partial && { ...base.oneChange.partial, inputLines: median(res.partialLines) } },
       },
     };
   } finally {
@@ -137,9 +203,17 @@ async function measure(n: number, dir: string): Promise<{ run?: Run; failure?: s
   }
 }
 
+function anchorCells(r: Run): string[] {
+  const a = r.kubeProxyLayout;
+  if ('skipped' in a) return ['not run', '-'];
+  return [a.nftMs >= 10_000 ? `${roundTenths(a.nftMs / 1000)} s` : `${a.nftMs} ms`, `${roundThousandths(r.full.oursMs / a.nftMs)}×`];
+}
+
 async function parent(): Promise<void> {
-  const sizes = values.sizes!.split(',').map(Number);
+  const sizes = (values.sizes ?? (values.quick ? '1000' : '1000,10000,30000')).split(',').map(Number);
+  if (values['with-100k'] && !sizes.includes(100_000)) sizes.push(100_000);
   const budgetMs = Number(values['budget-s']) * 1000;
+  const steadyS = steadySeconds(values);
   const runs: Run[] = [];
   const skipped: { services: number; reason: string }[] = [];
   let prev: { n: number; ms: number } | undefined;
@@ -150,10 +224,10 @@ async function parent(): Promise<void> {
       say(`${n}: skipped (${skipped[skipped.length - 1].reason})`);
       continue;
     }
-    say(`${n} services × ${M} endpoints …`);
+    say(`${n} services × ${M} endpoints … (steady phase ${steadyS} s${predicted ? `, about ${predictedRunS(predicted, steadyS)} s in all` : ''})`);
     const dir = mkdtempSync(join(tmpdir(), 'bench-proxy-nft-'));
     try {
-      const r = await measure(n, dir);
+      const r = await measure(n, dir, budgetMs);
       if (r.failure) {
         skipped.push({ services: n, reason: r.failure });
         say(`${n}: ${r.failure}`);
@@ -166,20 +240,32 @@ async function parent(): Promise<void> {
     }
   }
 
+  const shipped = syncSettings(shippedProxyFlags());
+  const notRun = skipped.map((s) => ({ what: String(s.services), reason: s.reason }));
   printTable(
-    `${BENCH} (${M} endpoints per service, IPv4 and IPv6 tables; min-sync-period 0 for the latencies)`,
-    ['services', 'full ours', 'nft alone', 'ratio', 'partial wall', 'nft', 'ours', 'lines', 'event→rule p50/p99', 'connect VIP / pod p50', 'RSS'],
-    runs.map((r) => [String(r.services), ...fullSyncCells(r), ...partialSyncCells(r), r.partial ? String(r.partial.inputLines) : '-', ...latencyAndMemoryCells(r)]),
-    skipped.map((s) => ({ what: String(s.services), reason: s.reason })),
+    `${BENCH}: first full load, restart, one change, connect (${M} endpoints per service, IPv4 and IPv6 tables; shipped defaults: ${describeSettings(shipped)}, except the one-change columns)`,
+    ['services', 'first sync ours', 'nft -f ours alone', 'ours/alone', 'nft -f kube-proxy layout', 'ours/kube-proxy', 'restart full sync', 'one change wall / nft / ours (--min-sync-period 0)', 'lines', 'event→rule p50 (--min-sync-period 0)', 'connect VIP / pod p50'],
+    runs.map((r) => [String(r.services), ...fullSyncCells(r), ...anchorCells(r), ...restartCells(r), oneChangeCells(r)[0], r.oneChange.partial ? String(r.oneChange.partial.inputLines) : '-', oneChangeCells(r)[1], ...connectCells(r)]),
+    [...notRun, ...runs.flatMap((r) => ('skipped' in r.kubeProxyLayout ? [{ what: `${r.services} kube-proxy layout`, reason: r.kubeProxyLayout.skipped }] : []))],
+  );
+  process.stdout.write('\n');
+  printTable(
+    `${BENCH}: steady phase (${steadyS} s, one endpoint write a second + a burst in the middle) and quiet reconciles, shipped defaults: ${describeSettings(shipped)}`,
+    STEADY_HEADER,
+    runs.map(steadyCells),
+    notRun,
   );
   writeResults(values.out!, {
     benchmark: 'proxy-nftables',
     endpointsPerService: M,
+    settings: shipped,
     runs,
     skipped,
     notes: [
+      ...COMMON_NOTES,
       'full.oursMs: first sync end to end (plan, render, nft -f of both families); toolAloneMs: the same nft -f inputs replayed in a fresh namespace; inputLines: both families',
-      'partial: one endpoint replaced in one service, through the test API server; oursMs = wall − nft (diffing, rendering, planning, process spawn); inputLines: the nft -f input',
+      'kubeProxyLayout: nft -f in a fresh namespace on a ruleset shaped like kube-proxy\'s nftables mode for the same population (bench/proxy-nftables/kube-proxy-layout.ts: service-ips verdict map, a chain per service port with numgen random vmap, a chain per endpoint; its fixed chains, sets and maps; knftables\' add/flush statement form); skipped when predicted (quadratic from the previous size, or from a 1k calibration) beyond --budget-s',
+      'oneChange.partial.inputLines: the nft -f input of the one-endpoint change',
       'connect: TCP handshakes from the node namespace; the ClusterIP is found through the service-ips verdict map',
     ],
   });
