@@ -1,9 +1,10 @@
 // The iptables mode: renders each family's rules and applies them with `iptables-restore
 // --noflush` (one atomic transaction per table and family). Full syncs rewrite every chain of
 // ours and reconcile with what `iptables-save` shows; partial syncs touch only the chains and
-// dispatch rules of the services that changed. The state kept between syncs is what the kernel
-// was last told successfully; a failed restore leaves it as it was and the core's next sync is
-// a full one.
+// dispatch rules of the services that changed; a reconcile (the --sync-period tick) reads
+// `iptables-save -t nat` and `-t filter` back and rewrites only the chains and jumps that differ
+// from what was applied (reconcile.ts). The state kept between syncs is what the kernel was last
+// told successfully; a failed restore leaves it as it was and the core's next sync is a full one.
 import type { IPFamily, ObjectKey } from '../../cluster/types.js';
 import type { Logger } from '../../common/log.js';
 import type { Backend, SyncRequest, SyncResult } from '../core/backend.js';
@@ -23,6 +24,7 @@ import {
   type ServiceRules,
   type Table,
 } from './render.js';
+import { Reconciler, repairLines } from './reconcile.js';
 import { runTool } from '../../common/process.js';
 import { toolName, type Flavour } from './tools.js';
 
@@ -53,6 +55,8 @@ export class IptablesBackend implements Backend {
    */
   private readonly applied = new Map<IPFamily, Map<ObjectKey, Applied>>();
   private readonly counts = new Map<IPFamily, Record<Table, number>>();
+  /** Per family: each chain's rule count and digests as last applied, for reconciles. */
+  private readonly recon = new Map<IPFamily, Reconciler>();
   /** Time spent in our own code (planning excluded) during the last sync, ms. */
   lastOwnMs = 0;
   /** Time spent waiting for the tools during the last sync, ms. */
@@ -64,17 +68,69 @@ export class IptablesBackend implements Backend {
     const written: Record<Table, number> = { nat: 0, filter: 0 };
     this.lastOwnMs = 0;
     this.lastToolMs = 0;
+    const repaired = { chains: 0, jumps: 0 };
     for (const family of this.opts.families) {
       const cfg = familyConfig(family, req.node, this.opts);
       if (req.full) await this.fullSync(family, cfg, req, written);
-      else await this.partialSync(family, cfg, req, written);
+      else {
+        await this.partialSync(family, cfg, req, written);
+        if (req.reconcile) await this.reconcile(family, cfg, repaired);
+      }
     }
     const rules: Record<Table, number> = { nat: 0, filter: 0 };
     for (const c of this.counts.values()) {
       rules.nat += c.nat;
       rules.filter += c.filter;
     }
-    return { rules, written };
+    return req.reconcile && !req.full ? { rules, written, repaired } : { rules, written };
+  }
+
+  /**
+   * Reads back this family's nat and filter tables and repairs, in one restore, what differs
+   * from what was applied: our chains missing or edited, jumps from the built-in chains missing
+   * or doubled, chains named like ours that nothing wants. Nothing differing costs the two
+   * saves and a pass over their text; no restore.
+   */
+  private async reconcile(family: IPFamily, cfg: FamilyConfig, repaired: { chains: number; jumps: number }): Promise<void> {
+    const rec = this.recon.get(family);
+    const applied = this.applied.get(family);
+    if (!rec || !applied) throw new Error(`reconcile of ${family} before any full sync`);
+    const nat = await this.tool(family, 'save', ['-t', 'nat']);
+    const filter = await this.tool(family, 'save', ['-t', 'filter']);
+    const t0 = performance.now();
+    rec.begin();
+    const diffs = [rec.diff('filter', filter), rec.diff('nat', nat)];
+    const accepted = diffs.flatMap((d) => d.accepted);
+    if (accepted.length) {
+      this.log.warn('chains printed differently from our rules twice in a row after a rewrite; taken as the kernel\'s spelling of them', { family, chains: accepted.slice(0, 10).join(','), count: accepted.length });
+    }
+    // Only the services owning a differing chain are rendered again (all of them only when a
+    // shared chain such as KUBE-SERVICES must be rewritten whole).
+    const render = (a: Applied | undefined) => (a ? renderService(a.plan, a.cfg) : undefined);
+    const lines = repairLines(diffs, {
+      cfg,
+      service: (key) => render(applied.get(key)),
+      *all() {
+        for (const a of applied.values()) {
+          const r = render(a);
+          if (r) yield r;
+        }
+      },
+    });
+    this.lastOwnMs += performance.now() - t0;
+    if (!lines) return;
+    const chains = diffs.flatMap((d) => [...d.rewrite.map((c) => `${d.table}/${c.chain}`), ...d.stray.map((c) => `${d.table}/${c} (stray)`)]);
+    const jumps = diffs.flatMap((d) => [...d.missingJumps.map((j) => `${d.table}/${j.chain}->${j.target}`), ...d.extraJumps.map((j) => `${d.table}/${j.chain} extra -${j.spec}`)]);
+    this.log.info('repairing iptables rules that differ from what was applied', {
+      family,
+      chains: chains.length,
+      jumps: jumps.length,
+      what: [...chains, ...jumps].slice(0, 10).join(', '),
+    });
+    rec.written();
+    await this.restore(family, lines, 'reconcile');
+    repaired.chains += chains.length;
+    repaired.jumps += jumps.length;
   }
 
   private async fullSync(family: IPFamily, cfg: FamilyConfig, req: SyncRequest, written: Record<Table, number>): Promise<void> {
@@ -90,11 +146,16 @@ export class IptablesBackend implements Backend {
     const text = renderFullLines(rendered.values(), cfg, parseSave(saved));
     const count = countRules(rendered.values());
     this.lastOwnMs += performance.now() - t0;
-    await this.restore(family, text, true);
+    await this.restore(family, text, 'full');
+    t0 = performance.now();
     const applied = new Map<ObjectKey, Applied>();
     for (const key of rendered.keys()) applied.set(key, { plan: req.plans.get(key)!, cfg });
     this.applied.set(family, applied);
     this.counts.set(family, count);
+    const rec = this.recon.get(family) ?? new Reconciler();
+    rec.resetFull(rendered.values(), cfg);
+    this.recon.set(family, rec);
+    this.lastOwnMs += performance.now() - t0;
     written.nat += count.nat;
     written.filter += count.filter;
   }
@@ -113,8 +174,9 @@ export class IptablesBackend implements Backend {
     }
     const text = renderPartial(changes);
     this.lastOwnMs += performance.now() - t0;
-    if (text) await this.restore(family, text, false);
+    if (text) await this.restore(family, text, 'partial');
     const t1 = performance.now();
+    this.recon.get(family)?.applyPartial(changes);
     const count = this.counts.get(family)!;
     for (const { key, plan, before, after } of changes) {
       if (before) {
@@ -143,7 +205,8 @@ export class IptablesBackend implements Backend {
     return r.stdout;
   }
 
-  private async restore(family: IPFamily, text: string | readonly string[], full: boolean): Promise<void> {
+  private async restore(family: IPFamily, text: string | readonly string[], sync: 'full' | 'partial' | 'reconcile'): Promise<void> {
+    const full = sync === 'full';
     // The lines as they are: joining a full ruleset into one string would cost its size again.
     this.opts.onRestore?.(family, text, full);
     try {
@@ -156,7 +219,7 @@ export class IptablesBackend implements Backend {
       const line = m ? (typeof text === 'string' ? text.split('\n') : text)[Number(m[1]) - 1] : undefined;
       this.log.error('iptables-restore failed; the next sync is a full one', {
         family,
-        sync: full ? 'full' : 'partial',
+        sync,
         error: (err as Error).message,
         ...(line ? { failedLine: line } : {}),
       });

@@ -77,7 +77,8 @@ export const JUMPS: readonly { table: Table; chain: string; spec: string; target
   { table: 'nat', chain: 'POSTROUTING', target: CHAIN.postrouting, spec: '-m comment --comment "kubernetes postrouting rules" -j KUBE-POSTROUTING' },
 ];
 
-const STATIC_RULES: Record<Table, readonly DispatchRule[]> = {
+/** The rules of our static chains that no service owns, per table (nodePortJumps aside). */
+export const STATIC_RULES: Record<Table, readonly DispatchRule[]> = {
   filter: [
     { table: 'filter', chain: CHAIN.forward, spec: '-m conntrack --ctstate INVALID -j DROP' },
     { table: 'filter', chain: CHAIN.forward, spec: `-m comment --comment "kubernetes forwarding rules" -m mark --mark ${MASQ_MARK}/${MASQ_MARK} -j ACCEPT` },
@@ -354,7 +355,7 @@ export interface ServiceChange {
   readonly after?: ServiceRules;
 }
 
-function sameRules(a: readonly string[] | undefined, b: readonly string[] | undefined): boolean {
+export function sameRules(a: readonly string[] | undefined, b: readonly string[] | undefined): boolean {
   if (!a || !b || a.length !== b.length) return false;
   for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
   return true;
