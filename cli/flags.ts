@@ -35,6 +35,7 @@ export const FLAGS: Record<string, FlagSpec> = {
   'proxy-mode': { kind: 'string', default: 'iptables', choices: ['iptables', 'userspace', 'nftables'], for: PROXY, help: 'how service VIPs are implemented' },
   'iptables-backend': { kind: 'string', default: 'auto', choices: ['auto', 'legacy', 'nft'], for: PROXY, help: 'iptables flavour; auto picks the one the host already uses' },
   'cluster-cidr': { kind: 'list', default: [], for: PROXY, help: 'pod CIDRs of the cluster, both families (comma list)' },
+  'service-cidr': { kind: 'list', default: [], for: PROXY, help: 'service CIDRs, both families (comma list; kube-apiserver\'s --service-cluster-ip-range): nftables mode drops traffic to their addresses no service has' },
   'masquerade-all': { kind: 'bool', default: false, for: PROXY, help: 'SNAT all traffic sent to service VIPs' },
   'min-sync-period': { kind: 'duration', default: '1s', for: PROXY, help: 'at most one rule sync per this period' },
   'sync-period': { kind: 'duration', default: '30s', for: PROXY, help: 'the periodic tick: at least once per this period the rules are read back from the kernel and what differs is repaired (full rewrites only at start, after a failure, when the node changes, and hourly)' },
@@ -66,6 +67,7 @@ export interface Options {
   proxyMode: string;
   iptablesBackend: string;
   clusterCIDR: string[];
+  serviceCIDR: string[];
   masqueradeAll: boolean;
   minSyncPeriodMs: number;
   syncPeriodMs: number;
@@ -183,6 +185,7 @@ export function parseFlags(command: Command, argv: readonly string[]): Options {
     proxyMode: value('proxy-mode'),
     iptablesBackend: value('iptables-backend'),
     clusterCIDR: value('cluster-cidr'),
+    serviceCIDR: value('service-cidr'),
     masqueradeAll: value('masquerade-all'),
     minSyncPeriodMs: value('min-sync-period'),
     syncPeriodMs: value('sync-period'),

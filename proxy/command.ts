@@ -18,6 +18,8 @@ import { runTool } from '../common/process.js';
 import { IptablesBackend } from './iptables/backend.js';
 import { chooseFlavour, toolName, type Flavour } from './iptables/tools.js';
 import { NftablesBackend, usableFamilies as nftFamilies } from './nftables/backend.js';
+import { NetlinkTableWriter } from './nftables/netlink-writer.js';
+import type { TableWriter } from './nftables/writer.js';
 import { UserspaceBackend } from './userspace/backend.js';
 
 export interface Running {
@@ -33,6 +35,7 @@ export interface RunningProxy extends Running {
 
 interface Checked {
   clusterCIDRs: string[];
+  serviceCIDRs: string[];
   healthz?: ListenAddress;
   metrics?: ListenAddress;
 }
@@ -42,12 +45,13 @@ const MODES: readonly Mode[] = ['iptables', 'nftables', 'userspace'];
 
 function checkOptions(opts: Options): Checked {
   if (!(MODES as readonly string[]).includes(opts.proxyMode)) throw new UsageError(`--proxy-mode ${opts.proxyMode} is not supported; use iptables, nftables or userspace`);
-  const clusterCIDRs: string[] = [];
-  for (const c of opts.clusterCIDR) {
+  const cidrs = (flag: string, list: readonly string[]) => list.map((c) => {
     const parsed = parseCIDR(c);
-    if (!parsed) throw new UsageError(`--cluster-cidr: ${JSON.stringify(c)} is not a CIDR`);
-    clusterCIDRs.push(parsed.cidr);
-  }
+    if (!parsed) throw new UsageError(`${flag}: ${JSON.stringify(c)} is not a CIDR`);
+    return parsed.cidr;
+  });
+  const clusterCIDRs = cidrs('--cluster-cidr', opts.clusterCIDR);
+  const serviceCIDRs = cidrs('--service-cidr', opts.serviceCIDR ?? []);
   const bad = checkNodePortAddresses(opts.nodePortAddresses);
   if (bad) throw new UsageError(bad);
   if (opts.minSyncPeriodMs > opts.syncPeriodMs) throw new UsageError('--min-sync-period must not exceed --sync-period');
@@ -59,7 +63,7 @@ function checkOptions(opts: Options): Checked {
       throw new UsageError((err as Error).message);
     }
   };
-  return { clusterCIDRs, healthz: addr('--healthz-bind-address', opts.healthzBindAddress), metrics: addr('--metrics-bind-address', opts.metricsBindAddress) };
+  return { clusterCIDRs, serviceCIDRs, healthz: addr('--healthz-bind-address', opts.healthzBindAddress), metrics: addr('--metrics-bind-address', opts.metricsBindAddress) };
 }
 
 /** The families this host's tools can program. */
@@ -148,6 +152,12 @@ async function removeOtherModes(mode: Mode, log: Logger): Promise<void> {
   }
 }
 
+/** The nfnetlink writer for partial syncs and reconciles; undefined (partial syncs through `nft`,
+ *  no reconcile) when no netlink socket can be opened here. */
+function openNetlinkWriter(log: Logger): Promise<TableWriter | undefined> {
+  return NetlinkTableWriter.open(log);
+}
+
 /** The nftables mode's backend, for the families its `nft` can program. */
 async function nftablesBackend(opts: Options, checked: Checked, metrics: ProxyMetrics): Promise<{ backend: NftablesBackend; families: IPFamily[] }> {
   const log = logger('proxy');
@@ -155,7 +165,8 @@ async function nftablesBackend(opts: Options, checked: Checked, metrics: ProxyMe
   if (checked.clusterCIDRs.length === 0 && !opts.masqueradeAll) {
     log.warn('no --cluster-cidr: traffic from outside the cluster to cluster IPs is not masqueraded');
   }
-  return { backend: new NftablesBackend({ families, clusterCIDRs: checked.clusterCIDRs, masqueradeAll: opts.masqueradeAll }, log, metrics), families };
+  const writer = await openNetlinkWriter(log);
+  return { backend: new NftablesBackend({ families, clusterCIDRs: checked.clusterCIDRs, serviceCIDRs: checked.serviceCIDRs, masqueradeAll: opts.masqueradeAll, writer }, log, metrics), families };
 }
 
 /** Starts the proxy on an open catalog (the agent shares one catalog with DNS). */

@@ -12,12 +12,16 @@ export interface FamilyConfig {
   readonly nodePortAddresses: 'all' | readonly string[];
   /** This node's addresses of this family (a source range that holds one lets the node in). */
   readonly nodeIPs: readonly string[];
+  /** Service CIDRs of this family (--service-cidr): an address in them that no service has is dropped (nftables mode). */
+  readonly serviceCIDRs?: readonly string[];
 }
 
 export interface FamilyOptions {
   /** Cluster CIDRs of both families (--cluster-cidr). */
   readonly clusterCIDRs: readonly string[];
   readonly masqueradeAll: boolean;
+  /** Service CIDRs of both families (--service-cidr). */
+  readonly serviceCIDRs?: readonly string[];
 }
 
 export function familyConfig(family: IPFamily, node: NodeFacts, opts: FamilyOptions): FamilyConfig {
@@ -27,5 +31,6 @@ export function familyConfig(family: IPFamily, node: NodeFacts, opts: FamilyOpti
     masqueradeAll: opts.masqueradeAll,
     nodePortAddresses: node.nodePortAddresses[family],
     nodeIPs: node.nodeIPs[family],
+    serviceCIDRs: (opts.serviceCIDRs ?? []).filter((c) => (family === 'IPv6') === c.includes(':')),
   };
 }

@@ -50,7 +50,7 @@ describe('NftablesBackend', () => {
     const lines = lastInput();
     expect(lines.slice(0, 3)).toEqual(['add table ip kube-dataplane', 'delete table ip kube-dataplane', 'add table ip kube-dataplane']);
     expect(lines).toContain('add element ip kube-dataplane hairpin { 10.244.0.12 . 10.244.0.12, 10.244.0.11 . 10.244.0.11 }');
-    expect(r.rules.elements).toBe(2);
+    expect(r.rules.elements).toBe(6); // per service: its cluster IP, its verdict, one endpoint slot
 
     // And from there partial syncs carry on: test/b moves off 10.244.0.11, which nobody uses now.
     plans.set('test/b', web('test/b', '10.96.0.20', [ep('10.244.0.12')]));

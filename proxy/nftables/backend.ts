@@ -1,49 +1,63 @@
-// The nftables mode: each family's table rendered by render.ts and applied with `nft -f -` (a
-// child process, input on stdin), one atomic transaction per family and sync. Full syncs rewrite
-// the table (deleted and made again when we do not know what it holds: at start and after a
-// failure); partial syncs touch only the changed services' chains, sets and map elements. The
-// state kept between syncs is what the kernel was last told successfully.
+// The nftables mode: each family's table rendered by render.ts (layout.ts says its shape). A full
+// sync writes the whole table with `nft -f` in one transaction; a partial sync sends only the
+// changed services' elements (and a new per-count chain now and then) through the kernel writer
+// (`TableWriter`: nfnetlink when it can, else `nft -f`); a reconcile reads our tables back and
+// puts back what differs. The state kept between syncs is what the kernel was last told
+// successfully.
 import type { IPFamily, ObjectKey } from '../../cluster/types.js';
 import type { Logger } from '../../common/log.js';
+import { runTool } from '../../common/process.js';
 import type { Backend, SyncRequest, SyncResult } from '../core/backend.js';
 import { familyConfig, type FamilyConfig } from '../core/family-config.js';
 import type { ProxyMetrics } from '../core/metrics.js';
 import type { ServicePlan } from '../core/model.js';
-import { runTool } from '../../common/process.js';
 import { MapUndo } from './map-undo.js';
 import {
   TABLE_NAME,
   baseRuleCount,
   countService,
+  diffServices,
   hairpinCounts,
+  partialLines,
   renderFull,
-  renderPartial,
   renderService,
   words,
   type Owners,
+  type PartialChange,
   type ServiceChange,
   type ServiceNft,
 } from './render.js';
+import type { TableWriter } from './writer.js';
 
 export interface NftablesOptions {
   families: readonly IPFamily[];
   clusterCIDRs: readonly string[];
   masqueradeAll: boolean;
+  /** Service CIDRs (--service-cidr): unallocated addresses in them are dropped. */
+  serviceCIDRs?: readonly string[];
   /** The nft program (tests may point it elsewhere). */
   nft?: string;
-  /** Sees every input before it is applied (benchmarks replay them). */
+  /** Writes partial changes and reads the table back; without one, partial syncs use `nft -f` and
+   *  reconciles are skipped. */
+  writer?: TableWriter;
+  /** Sees every `nft -f` input before it is applied (benchmarks replay them). */
   onApply?: (family: IPFamily, lines: readonly string[], full: boolean) => void;
 }
 
 export class NftError extends Error {}
 
+/** A partial change this backend cannot apply piecemeal; the family's table is rewritten. */
+class NeedsFullSync extends Error {}
+
 interface FamilyState {
-  /** Plan and config each service's rules were rendered from (re-rendered to diff). */
+  /** Plan and config each service's elements were rendered from (re-rendered to diff). */
   readonly applied: Map<ObjectKey, { plan: ServicePlan; cfg: FamilyConfig }>;
   readonly owners: Owners;
   readonly hairpin: Map<string, number>;
+  readonly cfg: FamilyConfig;
   chains: Set<string>;
   sets: Set<string>;
+  countChains: Set<string>;
   rules: number;
   elements: number;
 }
@@ -60,7 +74,7 @@ export class NftablesBackend implements Backend {
   private readonly state = new Map<IPFamily, FamilyState>();
   /** Time spent in our own code during the last sync, ms. */
   lastOwnMs = 0;
-  /** Time spent waiting for nft during the last sync, ms. */
+  /** Time spent waiting for the kernel (nft or netlink) during the last sync, ms. */
   lastToolMs = 0;
 
   constructor(private readonly opts: NftablesOptions, private readonly log: Logger, private readonly metrics?: ProxyMetrics) {}
@@ -69,17 +83,28 @@ export class NftablesBackend implements Backend {
     this.lastOwnMs = 0;
     this.lastToolMs = 0;
     const written = { rules: 0, elements: 0 };
+    const repaired: Record<string, number> = {};
     for (const family of this.opts.families) {
       const cfg = familyConfig(family, req.node, this.opts);
+      const full = req.full || !this.state.has(family);
       try {
-        if (req.full || !this.state.has(family)) await this.fullSync(family, cfg, req, written);
-        else await this.partialSync(family, cfg, req, written);
+        if (full) await this.fullSync(family, cfg, req, written);
+        else {
+          try {
+            await this.partialSync(family, cfg, req, written);
+          } catch (err) {
+            if (!(err instanceof NeedsFullSync)) throw err;
+            this.log.info('rewriting the table', { family, reason: err.message });
+            await this.fullSync(family, cfg, req, written);
+          }
+          if (req.reconcile) await this.reconcile(family, req, repaired);
+        }
       } catch (err) {
         // What the kernel holds is unknown now: the next (full) sync makes the table anew.
         this.state.delete(family);
         this.metrics?.restoreFailures.inc();
-        if (!req.full) this.metrics?.partialRestoreFailures.inc();
-        this.log.error('nft -f failed; the next sync is a full one', { family, sync: req.full ? 'full' : 'partial', error: (err as Error).message });
+        if (!full) this.metrics?.partialRestoreFailures.inc();
+        this.log.error('nftables update failed; the next sync is a full one', { family, sync: full ? 'full' : req.reconcile ? 'reconcile' : 'partial', error: (err as Error).message });
         throw err;
       }
     }
@@ -88,17 +113,21 @@ export class NftablesBackend implements Backend {
       rules.rules += s.rules;
       rules.elements += s.elements;
     }
-    return { rules, written };
+    return { rules, written, repaired };
   }
 
-  private async apply(family: IPFamily, lines: readonly string[], full: boolean): Promise<void> {
-    this.opts.onApply?.(family, lines, full);
+  private async timed<T>(fn: () => Promise<T>): Promise<T> {
     const t0 = performance.now();
     try {
-      await nftApply(lines, this.opts.nft);
+      return await fn();
     } finally {
       this.lastToolMs += performance.now() - t0;
     }
+  }
+
+  private async applyLines(family: IPFamily, lines: readonly string[], full: boolean): Promise<void> {
+    this.opts.onApply?.(family, lines, full);
+    await this.timed(() => nftApply(lines, this.opts.nft));
   }
 
   private async fullSync(family: IPFamily, cfg: FamilyConfig, req: SyncRequest, written: { rules: number; elements: number }): Promise<void> {
@@ -112,15 +141,18 @@ export class NftablesBackend implements Backend {
       rendered.push(r);
       applied.set(plan.key, { plan, cfg });
     }
-    const full = renderFull(rendered, cfg, prev ? { chains: prev.chains, sets: prev.sets } : undefined);
-    let rules = baseRuleCount(cfg);
+    const full = renderFull(rendered, cfg, prev);
+    let rules = baseRuleCount(cfg) + full.countChains.size;
     for (const s of rendered) rules += countService(s).rules;
-    const elements = full.owners.size;
     this.lastOwnMs += performance.now() - t0;
-    await this.apply(family, full.lines, true);
-    this.state.set(family, { applied, owners: full.owners, hairpin: hairpinCounts(rendered), chains: full.chains, sets: full.sets, rules, elements });
+    await this.applyLines(family, full.lines, true);
+    if (this.opts.writer) await this.timed(() => this.opts.writer!.loaded(family));
+    this.state.set(family, {
+      applied, owners: full.owners, hairpin: hairpinCounts(rendered), cfg,
+      chains: full.chains, sets: full.sets, countChains: full.countChains, rules, elements: full.elements,
+    });
     written.rules += rules;
-    written.elements += elements;
+    written.elements += full.elements;
   }
 
   private async partialSync(family: IPFamily, cfg: FamilyConfig, req: SyncRequest, written: { rules: number; elements: number }): Promise<void> {
@@ -134,26 +166,34 @@ export class NftablesBackend implements Backend {
       const before = was ? renderService(was.plan, was.cfg) : undefined;
       if (before || after) changes.push({ key, plan, before, after });
     }
-    // renderPartial updates these as if nft succeeds; on a failure its recorded changes are undone
-    // so the remembered state is what the kernel was last told (dropped anyway, but coherent).
+    // diffServices updates these as if the change is applied; on a failure its recorded changes
+    // are undone so the remembered state is what the kernel was last told (dropped anyway, but
+    // coherent).
     const undo = new MapUndo();
+    let change: PartialChange | undefined;
     try {
-      const lines = renderPartial(changes, family, st.owners, st.hairpin, undo);
+      change = diffServices(changes, st.owners, st.hairpin, st.countChains, undo);
       this.lastOwnMs += performance.now() - t0;
-      if (lines) await this.apply(family, lines, false);
+      if (change) await this.applyPartial(family, cfg, change);
     } catch (err) {
       undo.rollback();
       throw err;
     }
+    const t1 = performance.now();
+    for (const name of change?.newCountChains ?? []) st.countChains.add(name);
+    st.rules += change?.newCountChains.length ?? 0;
     for (const { key, plan, before, after } of changes) {
       if (before) {
-        st.rules -= countService(before).rules;
+        const n = countService(before);
+        st.rules -= n.rules;
+        st.elements -= n.elements;
         for (const c of before.chains.keys()) st.chains.delete(c);
         for (const s of before.sets.keys()) st.sets.delete(s);
       }
       if (after) {
         const n = countService(after);
         st.rules += n.rules;
+        st.elements += n.elements;
         written.rules += n.rules;
         written.elements += n.elements;
         for (const c of after.chains.keys()) st.chains.add(c);
@@ -161,13 +201,51 @@ export class NftablesBackend implements Backend {
         st.applied.set(key, { plan: plan!, cfg });
       } else st.applied.delete(key);
     }
-    st.elements = st.owners.size;
+    this.lastOwnMs += performance.now() - t1;
+  }
+
+  private async applyPartial(family: IPFamily, cfg: FamilyConfig, change: PartialChange): Promise<void> {
+    const writer = this.opts.writer;
+    const affinity = change.writeChains.length + change.addSets.length + change.goneChains.length + change.goneSets.length > 0;
+    if (writer && !affinity) return this.timed(() => writer.applyPartial(family, cfg, change));
+    // Affinity chains carry anonymous verdict maps, which only nft writes here. The shared chains
+    // of a new endpoint count go first, through netlink (nft cannot write them, layout.ts).
+    if (change.newCountChains.length) {
+      if (!writer) throw new NeedsFullSync(`a new endpoint count (${change.newCountChains.join(', ')}) needs netlink`);
+      await this.timed(() => writer.addCountChains(family, cfg, change.newCountChains));
+    }
+    await this.applyLines(family, partialLines({ ...change, newCountChains: [] }, cfg), false);
+    if (writer) await this.timed(() => writer.loaded(family));
+  }
+
+  /**
+   * Reads our table back and repairs what differs from what was applied: the table or a fixed
+   * chain gone or edited (a full rewrite of this family, which keeps established flows: only
+   * rules and elements change), service elements missing, changed or extra (put back one by
+   * one in one transaction).
+   */
+  private async reconcile(family: IPFamily, req: SyncRequest, repaired: Record<string, number>): Promise<void> {
+    const writer = this.opts.writer;
+    if (!writer) return;
+    const st = this.state.get(family)!;
+    const t0 = performance.now();
+    const expected = expectedElements(st);
+    this.lastOwnMs += performance.now() - t0;
+    const found = await this.timed(() => writer.reconcile(family, st.cfg, expected, { chains: st.chains, sets: st.sets, countChains: st.countChains }));
+    for (const [kind, n] of Object.entries(found.repaired)) repaired[kind] = (repaired[kind] ?? 0) + n;
+    if (found.needsFull) {
+      this.log.warn('our nftables table was changed outside the proxy; rewriting it', { family, reason: found.needsFull });
+      repaired.tables = (repaired.tables ?? 0) + 1;
+      await this.fullSync(family, st.cfg, { ...req, full: true }, { rules: 0, elements: 0 });
+    }
   }
 
   /** Nothing to make: the tables come with the first (full) sync. */
   async prepare(): Promise<void> {}
 
-  close(): void {}
+  close(): void {
+    this.opts.writer?.close();
+  }
 
   /** Deletes our tables, both families (`add` first so a missing table is no error). */
   async cleanup(): Promise<void> {
@@ -178,6 +256,24 @@ export class NftablesBackend implements Backend {
     }
     this.log.info('removed nftables tables', { table: TABLE_NAME });
   }
+}
+
+/** What the service maps and the hairpin set must hold, per map, in nft's spelling (`key` or
+ *  `key : value`), re-rendered from the applied plans. */
+function expectedElements(st: FamilyState): Map<string, Set<string>> {
+  const out = new Map<string, Set<string>>();
+  const add = (map: string, text: string) => {
+    let s = out.get(map);
+    if (!s) out.set(map, (s = new Set()));
+    s.add(text);
+  };
+  for (const { plan, cfg } of st.applied.values()) {
+    const r = renderService(plan, cfg);
+    if (!r) continue;
+    for (const e of r.elements) if (st.owners.get(e.path) === plan.key) add(e.map, e.value === undefined ? e.key : `${e.key} : ${e.value}`);
+  }
+  for (const ip of st.hairpin.keys()) add('hairpin', `${ip} . ${ip}`);
+  return out;
 }
 
 /** The families whose `nft` works here (a table can be made and deleted in one transaction). */

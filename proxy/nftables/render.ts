@@ -1,79 +1,65 @@
-// Renders the core's service plans as `nft -f` input for one table per family (`ip
-// kube-dataplane`, `ip6 kube-dataplane`). Pure: no I/O, no policy — the core decided which
-// endpoints serve what (proxy/core/topology.ts); this only writes it down.
+// Renders the core's service plans into the nftables mode's table (layout.ts): per service, the
+// map elements of its paths and the shared per-count chains they need; a ClientIP-affinity
+// service port keeps chains of its own (see `renderAffinityPort`). Pure: no I/O, no policy — the
+// core decided which endpoints serve what (proxy/core/topology.ts); this only writes it down.
 //
-// Layout (DESIGN.md measured the number of chains as the cost driver, so chains are per service
-// port, not per endpoint, except for session affinity which needs one per endpoint):
-//   nat-prerouting / nat-output → services: one verdict-map lookup on daddr . l4proto . dport
-//     (@service-ips: cluster, external and load-balancer IPs), then node ports on local (or the
-//     chosen) addresses (@service-nodeports: l4proto . dport).
-//   svc-* (Cluster policy) / svl-* (Local policy): masquerade off-cluster clients of the cluster
-//     IP, then one `dnat … numgen random mod n map {…}` (or per-endpoint ep-* chains with an
-//     affinity set when ClientIP affinity is on).
-//   ext-*: masquerade (Cluster) or the pod/node short-cuts (Local), then the policy chain.
-//   fw-*: loadBalancerSourceRanges; anything else falls through un-NATed and is dropped by the
-//     filter map below.
-//   masquerading (postrouting): hairpin (a DNATed packet whose source is its destination, from
-//     @hairpin) and what was marked 0x4000.
-//   filter-input / -forward / -output: new flows still addressed to a service address after
-//     DNAT (no endpoints, no local endpoints, firewall) meet @service-filter / @nodeport-filter:
-//     `goto reject-service` (TCP reset, else ICMP port unreachable) or `drop`.
+// What a service owns is recorded per *path*: one destination key (`address . protocol . port`,
+// or `protocol . port` for a node port) with every element derived from it (its verdict, its
+// endpoint slots, its short-cuts, its filter verdict). Two services claiming the same path (one
+// external IP and port in two manifests) cannot mix their elements: the first keeps the path.
+import { createHash } from 'node:crypto';
 import type { IPFamily, ObjectKey } from '../../cluster/types.js';
 import type { FamilyConfig } from '../core/family-config.js';
 import { targetKey, type ServicePlan, type ServicePortPlan, type Target } from '../core/model.js';
 import { firewallAdmitsNode, policyTargets, portDecisions, type PortChains } from '../core/port-decisions.js';
-import { chainHash } from '../iptables/render.js';
+import {
+  BASE_CHAINS, CLUSTER_CIDRS_SET, HAIRPIN_SET, MAPS, MAP_NAMES, baseRules, countChain, countChainRules, isEndpointMap, parseCountChain, words,
+  type MapName, type MapSchema, type PathKind,
+} from './layout.js';
 import { MapUndo } from './map-undo.js';
 
-export const TABLE_NAME = 'kube-dataplane';
-export const MASQ_MARK = '0x4000';
-
-export type MapName = 'service-ips' | 'service-nodeports' | 'service-filter' | 'nodeport-filter';
-export const MAPS: readonly MapName[] = ['service-ips', 'service-nodeports', 'service-filter', 'nodeport-filter'];
-
+export { MASQ_MARK, TABLE_NAME, words } from './layout.js';
 export type { FamilyConfig, PortChains };
 
-/** One element of one of the shared verdict maps. */
+/** One element of one of the maps services own, in nft's spelling. */
 export interface MapElement {
   readonly map: MapName;
-  /** The key as nft writes it (`10.96.0.10 . tcp . 80`). */
+  /** The key as nft writes it (`10.96.0.10 . tcp . 80 . 0`). */
   readonly key: string;
-  /** The verdict (`goto svc-…`, `drop`). */
-  readonly value: string;
+  /** The value (`goto cluster-3`, `10.244.0.5 . 8080`); undefined in a set. */
+  readonly value?: string;
+  /** The destination this element serves: ownership is per path. */
+  readonly path: string;
 }
 
 /** What one service owns in one family's table. */
 export interface ServiceNft {
   readonly key: ObjectKey;
-  /** Chain name → rule bodies (what follows `add rule <table> <chain> `), in order. */
+  readonly elements: readonly MapElement[];
+  /** Shared per-count chains its paths go to (they must exist before its elements). */
+  readonly countChains: ReadonlySet<string>;
+  /** Chains of its own (ClientIP affinity only): name → rule bodies, in order. */
   readonly chains: ReadonlyMap<string, readonly string[]>;
   /** Affinity set name → its declaration (`{ type …; flags dynamic,timeout; timeout Ns; }`). */
   readonly sets: ReadonlyMap<string, string>;
-  readonly elements: readonly MapElement[];
   /** Endpoint addresses, for the hairpin set (shared between services, so counted). */
   readonly endpointIPs: readonly string[];
 }
 
-interface Words {
-  /** nft family of the table. */
-  readonly table: string;
-  /** Payload keyword for addresses (`ip saddr`). */
-  readonly addr: string;
-  readonly type: string;
+/** A 16-character base32 digest: chain names that are stable across restarts. */
+function nameHash(text: string): string {
+  return createHash('sha256').update(text).digest('base64url').slice(0, 16).replace(/[-_]/g, 'z');
 }
 
-export function words(family: IPFamily): Words {
-  return family === 'IPv4' ? { table: `ip ${TABLE_NAME}`, addr: 'ip', type: 'ipv4_addr' } : { table: `ip6 ${TABLE_NAME}`, addr: 'ip6', type: 'ipv6_addr' };
-}
-
-/** A readable tail for chain names: `ns/name/port/proto` with anything nft would not take as an
+/** A readable tail for chain names: `ns/name/port/proto`, anything nft would not take as an
  *  identifier character replaced. The hash in front keeps names unique. */
 function readable(p: Pick<ServicePortPlan, 'name' | 'protocol'>): string {
   return `${p.name.replace(':', '/')}/${p.protocol.toLowerCase()}`.replace(/[^a-zA-Z0-9/_.-]/g, '_');
 }
 
+/** The chains of an affinity service port. */
 export function portChains(p: Pick<ServicePortPlan, 'name' | 'protocol'>): PortChains {
-  const h = chainHash(`${p.name}/${p.protocol}`);
+  const h = nameHash(`${p.name}/${p.protocol}`);
   const tail = readable(p);
   return { svc: `svc-${h}-${tail}`, svl: `svl-${h}-${tail}`, ext: `ext-${h}-${tail}`, fw: `fw-${h}-${tail}` };
 }
@@ -81,15 +67,107 @@ export function portChains(p: Pick<ServicePortPlan, 'name' | 'protocol'>): PortC
 /** The endpoint chain and affinity set of one endpoint of an affinity service; the timeout is part
  *  of the name so a changed timeout makes a new set instead of redefining a referenced one. */
 export function affinityNames(p: Pick<ServicePortPlan, 'name' | 'protocol' | 'affinitySeconds'>, t: Target): { chain: string; set: string } {
-  const h = chainHash(`${p.name}/${p.protocol}/${targetKey(t)}/${p.affinitySeconds}`);
+  const h = nameHash(`${p.name}/${p.protocol}/${targetKey(t)}/${p.affinitySeconds}`);
   return { chain: `ep-${h}`, set: `aff-${h}` };
 }
 
-function dnatTarget(t: Target): string {
-  return targetKey(t); // `ip:port` / `[ip6]:port`, as nft's dnat takes it
+interface Out {
+  elements: MapElement[];
+  countChains: Set<string>;
+  chains: Map<string, string[]>;
+  sets: Map<string, string>;
 }
 
-function renderPort(p: ServicePortPlan, cfg: FamilyConfig, out: { chains: Map<string, string[]>; sets: Map<string, string>; elements: MapElement[] }): void {
+/** A service port without affinity: elements only. */
+function renderMapPort(p: ServicePortPlan, cfg: FamilyConfig, out: Out): void {
+  const proto = p.protocol.toLowerCase();
+  const d = portDecisions(p);
+  const blocked = d.blocked === 'reject' ? 'goto reject-service' : 'drop';
+  const addrKey = (ip: string) => `${ip} . ${proto} . ${p.port}`;
+  const portKey = `${proto} . ${p.nodePort}`;
+  const el = (map: MapName, path: string, key: string, value?: string) => out.elements.push({ map, key, value, path });
+  const via = (kind: PathKind, n: number) => {
+    const name = countChain(kind, n);
+    out.countChains.add(name);
+    return `goto ${name}`;
+  };
+  const slots = (map: MapName, path: string, base: string, targets: readonly Target[]) => {
+    targets.forEach((t, i) => el(map, path, `${base} . ${i}`, `${t.ip} . ${t.port}`));
+  };
+  const local = d.externalPolicy === 'local';
+  const external = local ? p.localEndpoints : p.clusterEndpoints;
+
+  /** The verdict of an external path (external IP, LB IP, node port), with its elements; undefined
+   *  when it has nowhere to go (the filter map blocks it). */
+  const externalPath = (byPort: boolean, path: string, base: string): string | undefined => {
+    if (!d.usesExternalChain) return undefined;
+    const endpointsMap: MapName = byPort ? 'nodeport-endpoints' : 'endpoints';
+    if (!local) {
+      if (!d.hasExternal) return undefined;
+      slots(endpointsMap, path, base, external);
+      return via(byPort ? 'nodeport' : 'external', external.length);
+    }
+    if (d.externalShortcuts) {
+      el(byPort ? 'nodeport-shortcuts' : 'shortcut-ips', path, base, via(byPort ? 'nodeport-shortcut' : 'shortcut', p.clusterEndpoints.length));
+      slots(byPort ? 'nodeport-shortcut-endpoints' : 'shortcut-endpoints', path, base, p.clusterEndpoints);
+    }
+    const n = d.hasExternal ? external.length : 0;
+    slots(endpointsMap, path, base, d.hasExternal ? external : []);
+    return via(byPort ? 'nodeport-local' : 'external-local', n);
+  };
+
+  if (p.clusterIP) {
+    const path = `a ${addrKey(p.clusterIP)}`;
+    el('cluster-ips', `c ${p.clusterIP}`, p.clusterIP);
+    if (d.hasInternal) {
+      const targets = d.internalPolicy === 'local' ? p.localEndpoints : p.clusterEndpoints;
+      el('service-ips', path, addrKey(p.clusterIP), via('cluster', targets.length));
+      slots('endpoints', path, addrKey(p.clusterIP), targets);
+    } else el('service-filter', path, addrKey(p.clusterIP), blocked);
+  }
+
+  for (const ip of p.externalIPs) {
+    const path = `a ${addrKey(ip)}`;
+    const verdict = externalPath(false, path, addrKey(ip));
+    if (verdict) el('service-ips', path, addrKey(ip), verdict);
+    if (!d.hasExternal) el('service-filter', path, addrKey(ip), blocked);
+  }
+
+  for (const ip of p.loadBalancerIPs) {
+    const path = `a ${addrKey(ip)}`;
+    const verdict = externalPath(false, path, addrKey(ip));
+    if (d.usesFirewall) {
+      el('service-ips', path, addrKey(ip), 'goto firewall');
+      if (verdict) el('firewall-ips', path, addrKey(ip), verdict);
+      for (const cidr of p.sourceRanges) el('firewall-allow', path, `${addrKey(ip)} . ${cidr}`);
+      // A VIP-style load balancer loops back with the LB IP as the source.
+      if (firewallAdmitsNode(p, cfg.nodeIPs)) el('firewall-allow', path, `${addrKey(ip)} . ${ip}`);
+      // Sources the firewall did not admit stay addressed to the LB IP: dropped here.
+      el('service-filter', path, addrKey(ip), 'drop');
+    } else {
+      if (verdict) el('service-ips', path, addrKey(ip), verdict);
+      if (!d.hasExternal) el('service-filter', path, addrKey(ip), blocked);
+    }
+  }
+
+  if (p.nodePort > 0) {
+    const path = `p ${portKey}`;
+    const verdict = externalPath(true, path, portKey);
+    if (verdict) el('service-nodeports', path, portKey, verdict);
+    if (!d.hasExternal) el('nodeport-filter', path, portKey, blocked);
+  }
+}
+
+/**
+ * A service port with ClientIP affinity keeps per-endpoint chains, as kube-proxy's nftables mode
+ * does: each endpoint chain records the client in its own timeout set (`update @aff-… { saddr }`)
+ * and the policy chain sends a client found in one of them back there. A map form would have to
+ * record the endpoint chosen by `numgen` after DNAT, in another hook, keyed by the original
+ * destination, and find and delete the records of a removed endpoint by dumping the whole
+ * affinity map; the per-endpoint sets go with their endpoint. Affinity services are few, so the
+ * chain count still does not grow with the cluster.
+ */
+function renderAffinityPort(p: ServicePortPlan, cfg: FamilyConfig, out: Out): void {
   const w = words(cfg.family);
   const proto = p.protocol.toLowerCase();
   const c = portChains(p);
@@ -97,42 +175,39 @@ function renderPort(p: ServicePortPlan, cfg: FamilyConfig, out: { chains: Map<st
   const { hasEndpoints, usesCluster, usesLocal, hasInternal, hasExternal } = d;
   const { internal: internalChain, external: externalPolicyChain, loadBalancer: lbChain } = policyTargets(d, c);
   const blocked = d.blocked === 'reject' ? 'goto reject-service' : 'drop';
-
   const add = (chain: string, rule: string) => {
     let rules = out.chains.get(chain);
     if (!rules) out.chains.set(chain, (rules = []));
     rules.push(rule);
   };
-  const element = (map: MapName, key: string, value: string) => out.elements.push({ map, key, value });
-  const ipKey = (ip: string) => `${ip} . ${proto} . ${p.port}`;
+  const addrKey = (ip: string) => `${ip} . ${proto} . ${p.port}`;
+  const el = (map: MapName, path: string, key: string, value?: string) => out.elements.push({ map, key, value, path });
 
   if (p.clusterIP) {
+    const path = `a ${addrKey(p.clusterIP)}`;
+    el('cluster-ips', `c ${p.clusterIP}`, p.clusterIP);
     if (hasInternal) {
-      element('service-ips', ipKey(p.clusterIP), `goto ${internalChain}`);
-      // Off-cluster clients reaching a cluster IP (a route to the service range via this node)
-      // may be answered by a pod on another node: masquerade so replies come back through here.
+      el('service-ips', path, addrKey(p.clusterIP), `goto ${internalChain}`);
       if (cfg.masqueradeAll) add(internalChain, `${w.addr} daddr ${p.clusterIP} jump mark-for-masquerade`);
       else if (cfg.clusterCIDRs.length) add(internalChain, `${w.addr} daddr ${p.clusterIP} ${w.addr} saddr != @cluster-cidrs jump mark-for-masquerade`);
-    } else element('service-filter', ipKey(p.clusterIP), blocked);
+    } else el('service-filter', path, addrKey(p.clusterIP), blocked);
   }
-
   for (const ip of p.externalIPs) {
-    if (hasEndpoints) element('service-ips', ipKey(ip), `goto ${c.ext}`);
-    if (!hasExternal) element('service-filter', ipKey(ip), blocked);
+    const path = `a ${addrKey(ip)}`;
+    if (hasEndpoints) el('service-ips', path, addrKey(ip), `goto ${c.ext}`);
+    if (!hasExternal) el('service-filter', path, addrKey(ip), blocked);
   }
-
   for (const ip of p.loadBalancerIPs) {
-    if (hasEndpoints) element('service-ips', ipKey(ip), `goto ${lbChain}`);
-    // Sources the fw chain did not let through stay addressed to the LB IP: dropped here.
-    if (d.usesFirewall) element('service-filter', ipKey(ip), 'drop');
-    else if (!hasExternal) element('service-filter', ipKey(ip), blocked);
+    const path = `a ${addrKey(ip)}`;
+    if (hasEndpoints) el('service-ips', path, addrKey(ip), `goto ${lbChain}`);
+    if (d.usesFirewall) el('service-filter', path, addrKey(ip), 'drop');
+    else if (!hasExternal) el('service-filter', path, addrKey(ip), blocked);
   }
-
   if (p.nodePort > 0) {
-    if (hasEndpoints) element('service-nodeports', `${proto} . ${p.nodePort}`, `goto ${c.ext}`);
-    if (!hasExternal) element('nodeport-filter', `${proto} . ${p.nodePort}`, blocked);
+    const path = `p ${proto} . ${p.nodePort}`;
+    if (hasEndpoints) el('service-nodeports', path, `${proto} . ${p.nodePort}`, `goto ${c.ext}`);
+    if (!hasExternal) el('nodeport-filter', path, `${proto} . ${p.nodePort}`, blocked);
   }
-
   if (d.usesExternalChain) {
     if (!out.chains.has(c.ext)) out.chains.set(c.ext, []);
     if (d.masqueradeExternal) add(c.ext, 'jump mark-for-masquerade');
@@ -143,31 +218,22 @@ function renderPort(p: ServicePortPlan, cfg: FamilyConfig, out: { chains: Map<st
     }
     if (hasExternal) add(c.ext, `goto ${externalPolicyChain}`);
   }
-
   if (d.usesFirewall) {
     out.chains.set(c.fw, []);
     for (const cidr of p.sourceRanges) add(c.fw, `${w.addr} saddr ${cidr} goto ${c.ext}`);
     if (firewallAdmitsNode(p, cfg.nodeIPs)) for (const ip of p.loadBalancerIPs) add(c.fw, `${w.addr} saddr ${ip} goto ${c.ext}`);
   }
-
   const writePolicy = (chain: string, targets: readonly Target[]) => {
     if (!out.chains.has(chain)) out.chains.set(chain, []);
-    if (p.affinitySeconds > 0) {
-      const names = targets.map((t) => affinityNames(p, t));
-      names.forEach((n) => add(chain, `${w.addr} saddr @${n.set} goto ${n.chain}`));
-      add(chain, `numgen random mod ${targets.length} vmap { ${names.map((n, i) => `${i} : goto ${n.chain}`).join(', ')} }`);
-      targets.forEach((t, i) => {
-        const n = names[i];
-        if (out.sets.has(n.set)) return;
-        out.sets.set(n.set, `{ type ${w.type} ; flags dynamic,timeout ; timeout ${p.affinitySeconds}s ; }`);
-        out.chains.set(n.chain, [`update @${n.set} { ${w.addr} saddr }`, `meta l4proto ${proto} dnat to ${dnatTarget(t)}`]);
-      });
-    } else if (targets.length === 1) {
-      add(chain, `meta l4proto ${proto} dnat to ${dnatTarget(targets[0])}`);
-    } else {
-      const slots = targets.map((t, i) => `${i} : ${t.ip} . ${t.port}`).join(', ');
-      add(chain, `meta l4proto ${proto} dnat ${w.addr} addr . port to numgen random mod ${targets.length} map { ${slots} }`);
-    }
+    const names = targets.map((t) => affinityNames(p, t));
+    names.forEach((n) => add(chain, `${w.addr} saddr @${n.set} goto ${n.chain}`));
+    add(chain, `numgen random mod ${targets.length} vmap { ${names.map((n, i) => `${i} : goto ${n.chain}`).join(', ')} }`);
+    targets.forEach((t, i) => {
+      const n = names[i];
+      if (out.sets.has(n.set)) return;
+      out.sets.set(n.set, `{ type ${w.type} ; flags dynamic,timeout ; timeout ${p.affinitySeconds}s ; }`);
+      out.chains.set(n.chain, [`update @${n.set} { ${w.addr} saddr }`, `meta l4proto ${proto} dnat to ${targetKey(t)}`]);
+    });
   };
   if (usesCluster) writePolicy(c.svc, p.clusterEndpoints);
   if (usesLocal) writePolicy(c.svl, p.localEndpoints);
@@ -177,110 +243,100 @@ function renderPort(p: ServicePortPlan, cfg: FamilyConfig, out: { chains: Map<st
 export function renderService(plan: ServicePlan, cfg: FamilyConfig): ServiceNft | undefined {
   const ports = plan.ports.filter((p) => p.family === cfg.family);
   if (ports.length === 0) return undefined;
-  const out = { chains: new Map<string, string[]>(), sets: new Map<string, string>(), elements: [] as MapElement[] };
-  for (const p of ports) renderPort(p, cfg, out);
+  const out: Out = { elements: [], countChains: new Set(), chains: new Map(), sets: new Map() };
+  for (const p of ports) (p.affinitySeconds > 0 ? renderAffinityPort : renderMapPort)(p, cfg, out);
   // One element per key: a manifest listing an external IP twice must not make nft refuse the
   // transaction. The first wins.
   const seen = new Set<string>();
   const elements = out.elements.filter((e) => {
-    const k = `${e.map} ${e.key}`;
+    const k = elementId(e);
     if (seen.has(k)) return false;
     seen.add(k);
     return true;
   });
   const ips = new Set<string>();
   for (const p of ports) for (const t of [...p.clusterEndpoints, ...p.localEndpoints]) ips.add(t.ip);
-  return { key: plan.key, chains: out.chains, sets: out.sets, elements, endpointIPs: [...ips] };
+  return { key: plan.key, elements, countChains: out.countChains, chains: out.chains, sets: out.sets, endpointIPs: [...ips] };
 }
 
-/** The chains every table has, with their hooks. */
-const BASE_CHAINS: readonly { name: string; hook?: string }[] = [
-  { name: 'mark-for-masquerade' },
-  { name: 'reject-service' },
-  { name: 'services' },
-  { name: 'masquerading', hook: 'type nat hook postrouting priority srcnat ; policy accept ;' },
-  { name: 'nat-prerouting', hook: 'type nat hook prerouting priority dstnat ; policy accept ;' },
-  { name: 'nat-output', hook: 'type nat hook output priority -100 ; policy accept ;' },
-  { name: 'filter-input', hook: 'type filter hook input priority filter ; policy accept ;' },
-  { name: 'filter-forward', hook: 'type filter hook forward priority filter ; policy accept ;' },
-  { name: 'filter-output', hook: 'type filter hook output priority filter ; policy accept ;' },
-];
+export function elementId(e: Pick<MapElement, 'map' | 'key'>): string {
+  return `${e.map} ${e.key}`;
+}
 
-/** Declarations and rules of the table's fixed part. */
+/** Declarations and rules of the table's fixed part, as nft lines. */
 function baseLines(cfg: FamilyConfig, fresh: boolean): string[] {
   const w = words(cfg.family);
   const t = w.table;
   const lines: string[] = [];
-  const decl = (what: 'set' | 'map', name: string, spec: string) => {
-    lines.push(`add ${what} ${t} ${name} ${spec}`);
-    if (!fresh) lines.push(`flush ${what} ${t} ${name}`);
+  const decl = (schema: MapSchema) => {
+    const what = schema.value ? 'map' : 'set';
+    const declaration = `add ${what} ${t} ${schema.name} ${schema.declare(w)}`;
+    lines.push(declaration);
+    if (fresh) return;
+    // Endpoint maps are made anew (see layout.ts); the rest keep their identity and are refilled.
+    if (isEndpointMap(schema)) lines.push(`delete ${what} ${t} ${schema.name}`, declaration);
+    else lines.push(`flush ${what} ${t} ${schema.name}`);
   };
-  decl('set', 'cluster-cidrs', `{ type ${w.type} ; flags interval ; }`);
+  decl(CLUSTER_CIDRS_SET);
   if (cfg.clusterCIDRs.length) lines.push(`add element ${t} cluster-cidrs { ${cfg.clusterCIDRs.join(', ')} }`);
-  decl('set', 'hairpin', `{ type ${w.type} . ${w.type} ; }`);
-  decl('map', 'service-ips', `{ type ${w.type} . inet_proto . inet_service : verdict ; }`);
-  decl('map', 'service-nodeports', '{ type inet_proto . inet_service : verdict ; }');
-  decl('map', 'service-filter', `{ type ${w.type} . inet_proto . inet_service : verdict ; }`);
-  decl('map', 'nodeport-filter', '{ type inet_proto . inet_service : verdict ; }');
+  decl(HAIRPIN_SET);
+  for (const m of MAP_NAMES) decl(MAPS[m]);
   for (const c of BASE_CHAINS) lines.push(c.hook ? `add chain ${t} ${c.name} { ${c.hook} }` : `add chain ${t} ${c.name}`);
-  const rule = (chain: string, body: string) => lines.push(`add rule ${t} ${chain} ${body}`);
-  rule('mark-for-masquerade', `meta mark set meta mark | ${MASQ_MARK}`);
-  rule('reject-service', 'meta l4proto tcp reject with tcp reset');
-  rule('reject-service', 'reject');
-  // Hairpin: a pod reaching itself through a service must see a source other than its own.
-  rule('masquerading', `ct status dnat ${w.addr} saddr . ${w.addr} daddr @hairpin masquerade fully-random`);
-  rule('masquerading', `meta mark & ${MASQ_MARK} == 0 return`);
-  // Clear the mark so a packet re-entering the stack is not masqueraded twice.
-  rule('masquerading', `meta mark set meta mark ^ ${MASQ_MARK}`);
-  rule('masquerading', 'masquerade fully-random');
-  rule('services', `${w.addr} daddr . meta l4proto . th dport vmap @service-ips`);
-  if (cfg.nodePortAddresses === 'all') {
-    // Loopback is left out: DNAT from 127.0.0.1 to a pod needs route_localnet, which we do not set.
-    rule('services', `fib daddr type local ${w.addr} daddr != ${cfg.family === 'IPv4' ? '127.0.0.0/8' : '::1'} meta l4proto . th dport vmap @service-nodeports`);
-  } else if (cfg.nodePortAddresses.length) {
-    rule('services', `${w.addr} daddr { ${cfg.nodePortAddresses.join(', ')} } meta l4proto . th dport vmap @service-nodeports`);
-  }
-  rule('nat-prerouting', 'jump services');
-  rule('nat-output', 'jump services');
-  rule('filter-forward', 'ct state invalid drop');
-  for (const chain of ['filter-input', 'filter-forward', 'filter-output']) {
-    rule(chain, `ct state new ${w.addr} daddr . meta l4proto . th dport vmap @service-filter`);
-  }
-  rule('filter-input', 'ct state new fib daddr type local meta l4proto . th dport vmap @nodeport-filter');
+  for (const [chain, body] of baseRules(cfg)) lines.push(`add rule ${t} ${chain} ${body}`);
   return lines;
 }
 
 /** Number of rules in the fixed part (for the rule counts). */
 export function baseRuleCount(cfg: FamilyConfig): number {
-  return baseLines(cfg, true).filter((l) => l.startsWith('add rule ')).length;
+  return baseRules(cfg).length;
+}
+
+/** The nft lines making a per-count chain with its rules. */
+export function countChainLines(t: string, name: string, cfg: FamilyConfig): string[] {
+  const c = parseCountChain(name);
+  if (!c) throw new Error(`not a per-count chain: ${name}`);
+  return [`add chain ${t} ${name}`, ...countChainRules(c.kind, c.n, cfg).map((r) => `add rule ${t} ${name} ${r}`)];
 }
 
 /** What the table holds of the services, as the backend remembers it between syncs. */
 export interface TableState {
+  /** Chains of affinity services. */
   readonly chains: ReadonlySet<string>;
   readonly sets: ReadonlySet<string>;
+  readonly countChains: ReadonlySet<string>;
 }
 
 function elementLines(t: string, map: string, items: readonly string[]): string[] {
   // Batches keep each command short; one giant `{ … }` line is slower for nft to parse.
   const out: string[] = [];
-  for (let i = 0; i < items.length; i += 500) out.push(`add element ${t} ${map} { ${items.slice(i, i + 500).join(', ')} }`);
+  for (let i = 0; i < items.length; i += 1000) out.push(`add element ${t} ${map} { ${items.slice(i, i + 1000).join(', ')} }`);
   return out;
 }
 
+export function elementText(e: Pick<MapElement, 'key' | 'value'>): string {
+  return e.value === undefined ? e.key : `${e.key} : ${e.value}`;
+}
+
+/** Who holds a path now (another service may have claimed the same external IP and port). */
+export type Owners = Map<string, ObjectKey>;
+
 export interface FullRender {
   readonly lines: string[];
-  /** The elements that went in (first of a key wins), per service. */
-  readonly owners: Map<string, ObjectKey>;
+  /** Path → the service whose elements went in (first claimant wins). */
+  readonly owners: Owners;
+  /** Every element that went in, per map (what a reconcile compares the kernel with). */
+  readonly elements: number;
   readonly chains: Set<string>;
   readonly sets: Set<string>;
+  readonly countChains: Set<string>;
 }
 
 /**
  * The whole table in one transaction. `previous` is what the last successful sync left (the
  * backend's memory); without it the table is deleted and made again, which also recovers from
  * any state we cannot trust. With it, the table is flushed (rules go, maps and sets stay, so
- * affinity entries survive) and rewritten, and what is no longer wanted is deleted.
+ * affinity entries survive), the service maps are flushed and refilled, every chain is
+ * rewritten, and chains and sets no longer wanted are deleted.
  */
 export function renderFull(services: Iterable<ServiceNft>, cfg: FamilyConfig, previous?: TableState): FullRender {
   const t = words(cfg.family).table;
@@ -291,27 +347,37 @@ export function renderFull(services: Iterable<ServiceNft>, cfg: FamilyConfig, pr
   lines.push(...baseLines(cfg, fresh));
   const chains = new Set<string>();
   const sets = new Set<string>();
-  const owners = new Map<string, ObjectKey>();
-  const byMap = new Map<MapName, string[]>(MAPS.map((m) => [m, []]));
+  const countChains = new Set<string>();
+  const owners: Owners = new Map();
+  const byMap = new Map<MapName, string[]>(MAP_NAMES.map((m) => [m, []]));
   const hairpin = new Set<string>();
   const rules: string[] = [];
+  let elements = 0;
   for (const s of services) {
     for (const [name, spec] of s.sets) {
       if (sets.has(name)) continue;
       sets.add(name);
       lines.push(`add set ${t} ${name} ${spec}`);
     }
+    for (const name of s.countChains) {
+      if (countChains.has(name)) continue;
+      countChains.add(name);
+      lines.push(...countChainLines(t, name, cfg));
+    }
     for (const [chain, body] of s.chains) {
       if (!chains.has(chain)) lines.push(`add chain ${t} ${chain}`);
       chains.add(chain);
       for (const r of body) rules.push(`add rule ${t} ${chain} ${r}`);
     }
+    const claimed = new Set<string>();
     for (const e of s.elements) {
-      const k = `${e.map} ${e.key}`;
-      if (owners.has(k)) continue;
-      owners.set(k, s.key);
-      byMap.get(e.map)!.push(`${e.key} : ${e.value}`);
+      const holder = owners.get(e.path);
+      if (holder !== undefined && holder !== s.key) continue;
+      if (holder === undefined) claimed.add(e.path);
+      byMap.get(e.map)!.push(elementText(e));
+      elements++;
     }
+    for (const path of claimed) owners.set(path, s.key);
     for (const ip of s.endpointIPs) hairpin.add(ip);
   }
   for (const r of rules) lines.push(r);
@@ -320,9 +386,10 @@ export function renderFull(services: Iterable<ServiceNft>, cfg: FamilyConfig, pr
   if (previous) {
     // Already empty after `flush table`, and no map element points at them any more.
     for (const c of previous.chains) if (!chains.has(c)) lines.push(`delete chain ${t} ${c}`);
+    for (const c of previous.countChains) if (!countChains.has(c)) lines.push(`delete chain ${t} ${c}`);
     for (const s of previous.sets) if (!sets.has(s)) lines.push(`delete set ${t} ${s}`);
   }
-  return { lines, owners, chains, sets };
+  return { lines, owners, elements, chains, sets, countChains };
 }
 
 export interface ServiceChange {
@@ -331,8 +398,21 @@ export interface ServiceChange {
   readonly after?: ServiceNft;
 }
 
-/** Who holds a map key now (another service may have claimed the same external IP and port). */
-export type Owners = Map<string, ObjectKey>;
+/** One partial sync of one family, before it is spelled for nft or netlink. Order of application:
+ *  new count chains, affinity sets, affinity chains (rules), element deletions, element additions,
+ *  chains and sets no longer used (flushed, then deleted). */
+export interface PartialChange {
+  readonly newCountChains: string[];
+  readonly addSets: [string, string][];
+  /** Affinity chains whose rules are (re)written: name → rules; `existed` says flush first. */
+  readonly writeChains: { name: string; rules: readonly string[]; existed: boolean }[];
+  readonly delElements: MapElement[];
+  readonly addElements: MapElement[];
+  readonly hairpinDel: string[];
+  readonly hairpinAdd: string[];
+  readonly goneChains: string[];
+  readonly goneSets: string[];
+}
 
 function sameRules(a: readonly string[] | undefined, b: readonly string[]): boolean {
   if (!a || a.length !== b.length) return false;
@@ -341,59 +421,56 @@ function sameRules(a: readonly string[] | undefined, b: readonly string[]): bool
 }
 
 /**
- * One transaction changing only the given services: their map elements, their chains whose rules
- * differ, their affinity sets, and the hairpin entries whose count drops to zero or rises from
- * it. `owners` and `hairpin` (endpoint IP → number of services using it) are updated as if the
- * transaction succeeded; every change is recorded in `undo`, for the caller to roll back if nft
- * refuses it. Undefined when nothing differs.
+ * The change that makes the table go from the services' `before` to their `after`: only their
+ * elements that differ, count chains not yet in the table (`countChains`: those it has; the
+ * caller adds the new ones once applied), their affinity chains whose rules differ, and hairpin
+ * entries whose count drops to zero or rises from it. `owners` and `hairpin` are updated as if it
+ * is applied; every change is recorded in `undo`, for the
+ * caller to roll back if the kernel refuses it. Undefined when nothing differs.
  */
-export function renderPartial(changes: Iterable<ServiceChange>, family: IPFamily, owners: Owners, hairpin: Map<string, number>, undo = new MapUndo()): string[] | undefined {
-  const t = words(family).table;
-  const addSets: string[] = [];
-  const declareChains: string[] = [];
-  const delElements: string[] = [];
-  const rules: string[] = [];
-  const flushGone: string[] = [];
-  const delChains: string[] = [];
-  const delSets: string[] = [];
-  const addElements: string[] = [];
-  const hairpinDel: string[] = [];
-  const hairpinAdd: string[] = [];
+export function diffServices(changes: Iterable<ServiceChange>, owners: Owners, hairpin: Map<string, number>, countChains: ReadonlySet<string>, undo = new MapUndo()): PartialChange | undefined {
+  const c: PartialChange = { newCountChains: [], addSets: [], writeChains: [], delElements: [], addElements: [], hairpinDel: [], hairpinAdd: [], goneChains: [], goneSets: [] };
   for (const { key, before, after } of changes) {
     const oldChains = before?.chains ?? new Map<string, readonly string[]>();
     const newChains = after?.chains ?? new Map<string, readonly string[]>();
     const oldSets = before?.sets ?? new Map<string, string>();
     const newSets = after?.sets ?? new Map<string, string>();
-    for (const [name, spec] of newSets) if (!oldSets.has(name)) addSets.push(`add set ${t} ${name} ${spec}`);
-    for (const name of oldSets.keys()) if (!newSets.has(name)) delSets.push(`delete set ${t} ${name}`);
-    for (const [chain, body] of newChains) {
-      const old = oldChains.get(chain);
-      if (sameRules(old, body)) continue;
-      declareChains.push(`add chain ${t} ${chain}`);
-      if (old) declareChains.push(`flush chain ${t} ${chain}`);
-      for (const r of body) rules.push(`add rule ${t} ${chain} ${r}`);
+    for (const [name, spec] of newSets) if (!oldSets.has(name)) c.addSets.push([name, spec]);
+    for (const name of oldSets.keys()) if (!newSets.has(name)) c.goneSets.push(name);
+    for (const [name, rules] of newChains) {
+      const old = oldChains.get(name);
+      if (!sameRules(old, rules)) c.writeChains.push({ name, rules, existed: !!old });
     }
-    for (const chain of oldChains.keys()) {
-      if (newChains.has(chain)) continue;
-      flushGone.push(`flush chain ${t} ${chain}`);
-      delChains.push(`delete chain ${t} ${chain}`);
+    for (const name of oldChains.keys()) if (!newChains.has(name)) c.goneChains.push(name);
+    for (const name of after?.countChains ?? []) {
+      if (countChains.has(name) || c.newCountChains.includes(name)) continue;
+      c.newCountChains.push(name);
     }
-    const id = (e: MapElement) => `${e.map} ${e.key}`;
-    const newEls = new Map((after?.elements ?? []).map((e) => [id(e), e]));
-    for (const e of before?.elements ?? []) {
-      const k = id(e);
-      if (owners.get(k) !== key) continue; // another service's claim: not ours to remove
-      const n = newEls.get(k);
+
+    // Paths this service may write: its own, or nobody's.
+    const mine = (path: string) => {
+      const h = owners.get(path);
+      return h === undefined || h === key;
+    };
+    const oldEls = new Map<string, MapElement>();
+    for (const e of before?.elements ?? []) if (owners.get(e.path) === key) oldEls.set(elementId(e), e);
+    const newEls = new Map<string, MapElement>();
+    for (const e of after?.elements ?? []) if (mine(e.path)) newEls.set(elementId(e), e);
+    for (const [id, e] of oldEls) {
+      const n = newEls.get(id);
       if (n && n.value === e.value) continue;
-      delElements.push(`delete element ${t} ${e.map} { ${e.key} }`);
-      undo.delete(owners, k);
+      c.delElements.push(e);
     }
-    for (const e of after?.elements ?? []) {
-      const k = id(e);
-      if (owners.has(k)) continue; // unchanged, or held by another service until it lets go
-      addElements.push(`add element ${t} ${e.map} { ${e.key} : ${e.value} }`);
-      undo.set(owners, k, key);
+    for (const [id, e] of newEls) {
+      const o = oldEls.get(id);
+      if (o && o.value === e.value) continue;
+      c.addElements.push(e);
     }
+    const newPaths = new Set<string>();
+    for (const e of newEls.values()) newPaths.add(e.path);
+    for (const e of oldEls.values()) if (!newPaths.has(e.path)) undo.delete(owners, e.path);
+    for (const path of newPaths) if (owners.get(path) !== key) undo.set(owners, path, key);
+
     const oldIPs = new Set(before?.endpointIPs ?? []);
     const newIPs = new Set(after?.endpointIPs ?? []);
     for (const ip of oldIPs) {
@@ -402,21 +479,38 @@ export function renderPartial(changes: Iterable<ServiceChange>, family: IPFamily
       if (n > 0) undo.set(hairpin, ip, n);
       else {
         undo.delete(hairpin, ip);
-        hairpinDel.push(`delete element ${t} hairpin { ${ip} . ${ip} }`);
+        c.hairpinDel.push(ip);
       }
     }
     for (const ip of newIPs) {
       if (oldIPs.has(ip)) continue;
       const n = hairpin.get(ip) ?? 0;
       undo.set(hairpin, ip, n + 1);
-      if (n === 0) hairpinAdd.push(`add element ${t} hairpin { ${ip} . ${ip} }`);
+      if (n === 0) c.hairpinAdd.push(ip);
     }
   }
-  // Order inside the one transaction: what rules will reference exists first; elements that
-  // point at chains go before the chains; flushed chains before deleted ones (a gone svc chain
-  // may jump to a gone ep chain); sets after the rules using them.
-  const lines = [...addSets, ...declareChains, ...delElements, ...hairpinDel, ...rules, ...flushGone, ...delChains, ...delSets, ...addElements, ...hairpinAdd];
-  return lines.length ? lines : undefined;
+  const empty = Object.values(c).every((v) => (v as unknown[]).length === 0);
+  return empty ? undefined : c;
+}
+
+/** A partial change as one `nft -f` transaction. A new per-count chain cannot be written by nft
+ *  (layout.ts): that is the netlink writer's, and without one the caller makes a full sync. */
+export function partialLines(c: PartialChange, cfg: FamilyConfig): string[] {
+  const t = words(cfg.family).table;
+  const lines: string[] = [];
+  for (const name of c.newCountChains) lines.push(...countChainLines(t, name, cfg));
+  for (const [name, spec] of c.addSets) lines.push(`add set ${t} ${name} ${spec}`);
+  for (const { name, existed } of c.writeChains) lines.push(`add chain ${t} ${name}`, ...(existed ? [`flush chain ${t} ${name}`] : []));
+  for (const { name, rules } of c.writeChains) for (const r of rules) lines.push(`add rule ${t} ${name} ${r}`);
+  for (const e of c.delElements) lines.push(`delete element ${t} ${e.map} { ${e.key} }`);
+  for (const ip of c.hairpinDel) lines.push(`delete element ${t} hairpin { ${ip} . ${ip} }`);
+  for (const e of c.addElements) lines.push(`add element ${t} ${e.map} { ${elementText(e)} }`);
+  for (const ip of c.hairpinAdd) lines.push(`add element ${t} hairpin { ${ip} . ${ip} }`);
+  // A gone svc chain may jump to a gone ep chain: flush all before deleting any.
+  for (const name of c.goneChains) lines.push(`flush chain ${t} ${name}`);
+  for (const name of c.goneChains) lines.push(`delete chain ${t} ${name}`);
+  for (const name of c.goneSets) lines.push(`delete set ${t} ${name}`);
+  return lines;
 }
 
 /** Rules and map elements one service contributes (for the counts returned by a sync). */
@@ -432,3 +526,5 @@ export function hairpinCounts(services: Iterable<ServiceNft>): Map<string, numbe
   for (const s of services) for (const ip of s.endpointIPs) m.set(ip, (m.get(ip) ?? 0) + 1);
   return m;
 }
+
+export type { IPFamily };

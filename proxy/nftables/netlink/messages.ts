@@ -64,6 +64,9 @@ export interface SetElement {
   timeoutMs?: number;
   /** NFTA_SET_ELEM_FLAGS, e.g. NFT_SET_ELEM_INTERVAL_END for the closing element of an interval. */
   flags?: number;
+  /** The last key of a range, in a set of concatenated intervals (`flags interval` on a
+   *  concatenation: the kernel's pipapo set takes key and key end in one element). */
+  keyEnd?: Uint8Array;
 }
 
 export type Op =
@@ -141,6 +144,7 @@ function elementSize(e: SetElement, keyOnly: boolean): number {
   if (e.flags) n += 8;
   if (!keyOnly && e.timeoutMs !== undefined) n += 12;
   n += 2 * NLA_HDRLEN + pad4(e.key.length);
+  if (e.keyEnd) n += 2 * NLA_HDRLEN + pad4(e.keyEnd.length);
   if (!keyOnly) {
     if (e.data && e.verdict) throw new Error('a set element has data or a verdict, not both');
     if (e.data) n += 2 * NLA_HDRLEN + pad4(e.data.length);
@@ -173,6 +177,7 @@ function writeElement(b: Buffer, off: number, index: number, e: SetElement, keyO
     off += pad4(v.length);
   };
   value(NFTA_SET_ELEM.KEY, e.key);
+  if (e.keyEnd) value(NFTA_SET_ELEM.KEY_END, e.keyEnd);
   if (!keyOnly && e.data) value(NFTA_SET_ELEM.DATA, e.data);
   if (!keyOnly && e.verdict) {
     const chain = verdictChainBytes(e.verdict);
@@ -541,6 +546,8 @@ export function decodeSetElems(msg: NlMessage): SetElementsReply {
     const key = dataValue(a.get(NFTA_SET_ELEM.KEY));
     if (!key) throw new Error('set element without a key');
     const e: DumpedSetElement = { key: Uint8Array.from(key) };
+    const keyEnd = dataValue(a.get(NFTA_SET_ELEM.KEY_END));
+    if (keyEnd) e.keyEnd = Uint8Array.from(keyEnd);
     const data = a.get(NFTA_SET_ELEM.DATA);
     if (data) {
       const d = parseAttrs(data);

@@ -1,0 +1,31 @@
+// How the nftables backend reaches the kernel for everything but a full load: a partial change
+// applied as one transaction, and a reconcile that reads the table back and repairs it. The
+// nfnetlink writer (netlink-writer.ts) does both without the `nft` tool, whose every call first
+// downloads the whole ruleset.
+import type { IPFamily } from '../../cluster/types.js';
+import type { FamilyConfig } from '../core/family-config.js';
+import type { PartialChange, TableState } from './render.js';
+
+export interface ReconcileResult {
+  /** What was put back, by kind (`elements`, `rules`, …). */
+  readonly repaired: Record<string, number>;
+  /** Set when the damage cannot be repaired piecemeal (the table, a set or a base chain gone):
+   *  the reason; the backend then rewrites the family's table. */
+  readonly needsFull?: string;
+}
+
+export interface TableWriter {
+  /** One atomic transaction; throws (applying nothing) when the kernel refuses any part. A change
+   *  writing affinity chains is not given here (their anonymous verdict maps are `nft -f`'s). */
+  applyPartial(family: IPFamily, cfg: FamilyConfig, change: PartialChange): Promise<void>;
+  /** Makes per-count chains (unused ones are harmless), for a change `nft -f` applies after. */
+  addCountChains(family: IPFamily, cfg: FamilyConfig, names: readonly string[]): Promise<void>;
+  /** Called after every successful full load: learn what the kernel holds now. */
+  loaded(family: IPFamily): Promise<void>;
+  /**
+   * Compares the kernel's table with `expected` (per map, elements in nft's spelling) and with
+   * the chains and rules learned at the last load, and repairs what differs.
+   */
+  reconcile(family: IPFamily, cfg: FamilyConfig, expected: ReadonlyMap<string, ReadonlySet<string>>, state: TableState): Promise<ReconcileResult>;
+  close(): void;
+}
