@@ -50,7 +50,7 @@ dist/.built: $(TS_SOURCES) tsconfig.json package-lock.json
 # whether all passed.
 test: build
 	@rm -rf $(RESULTS); mkdir -p $(RESULTS); status=0; \
-	npx tsc -p tsconfig.test.json || { echo "type-check of test files failed"; status=1; }; \
+	npx tsc -p tsconfig.test.json || { echo "type-check of test files failed"; touch $(RESULTS)/typecheck.failed; status=1; }; \
 	npx vitest run --config vitest.config.ts --reporter=default --reporter=json \
 	    --outputFile.json=$(RESULTS)/unit.json || status=1; \
 	npx vitest run --config vitest.netns.config.ts --reporter=default --reporter=json \
