@@ -1,0 +1,59 @@
+import { describe, expect, it } from 'vitest';
+import type { FamilyConfig } from '../core/family-config.js';
+import { MAPS, type PathKind } from './layout.js';
+import { countChainExpressions, encodeElement } from './netlink-writer.js';
+import { encodeExpressions, reg32, type Expr } from './netlink/expressions.js';
+
+const cfg4: FamilyConfig = { family: 'IPv4', clusterCIDRs: ['10.244.0.0/16'], masqueradeAll: false, nodePortAddresses: 'all', nodeIPs: [], serviceCIDRs: [] };
+const cfg6: FamilyConfig = { ...cfg4, family: 'IPv6', clusterCIDRs: ['fd00:244::/48'] };
+const hex = (b: Uint8Array | undefined) => (b ? Buffer.from(b).toString('hex') : undefined);
+
+describe('netlink writer: elements from their nft spelling', () => {
+  it('an endpoint slot: address . protocol . port . slot → address . port, each field in a 4-byte register', () => {
+    const e = encodeElement('IPv4', MAPS.endpoints, '10.96.0.1 . udp . 53 . 2', '10.244.0.5 . 5353');
+    const slot = hex(new Uint8Array(new Uint32Array([2]).buffer)); // host order, as numgen writes it
+    expect(hex(e.key)).toBe(`0a600001` + `11000000` + `00350000` + slot);
+    expect(hex(e.data)).toBe('0af40005' + '14e90000');
+  });
+
+  it('a verdict element, an IPv6 key, and a delete carries the key only', () => {
+    const e = encodeElement('IPv6', MAPS['service-ips'], 'fd00:96::10 . tcp . 80', 'goto cluster-3');
+    expect(hex(e.key)).toBe('fd000096000000000000000000000010' + '06000000' + '00500000');
+    expect(e.verdict).toEqual({ code: 'goto', chain: 'cluster-3' });
+    expect(encodeElement('IPv4', MAPS['service-filter'], '10.96.0.1 . tcp . 81', 'drop', true)).toEqual({ key: encodeElement('IPv4', MAPS['service-filter'], '10.96.0.1 . tcp . 81', 'drop').key });
+  });
+
+  it('a source range is a key and a key end (a concatenation of intervals), a single address a range of one', () => {
+    const r = encodeElement('IPv4', MAPS['firewall-allow'], '203.0.113.7 . tcp . 80 . 198.51.100.0/24');
+    expect(hex(r.key)).toBe('cb007107' + '06000000' + '00500000' + 'c6336400');
+    expect(hex(r.keyEnd)).toBe('cb007107' + '06000000' + '00500000' + 'c63364ff');
+    const one = encodeElement('IPv4', MAPS['firewall-allow'], '203.0.113.7 . tcp . 80 . 203.0.113.7');
+    expect(hex(one.keyEnd)).toBe(hex(one.key));
+  });
+
+  it('refuses a key with the wrong number of fields, naming the map', () => {
+    expect(() => encodeElement('IPv4', MAPS.endpoints, '10.96.0.1 . tcp . 80', '10.244.0.5 . 80')).toThrow(/endpoints: key .* has 3 fields, the map 4/);
+  });
+});
+
+describe('netlink writer: the shared per-count chains', () => {
+  it('the dnat rule is the one nft builds (registers as nft picks them, checked against its bytes in netlink/expressions.test.ts)', () => {
+    const load = (offset: number, len: number, r: number, base: 'network' | 'transport' = 'network'): Expr => ({ kind: 'payload', base, offset, len, dreg: reg32(r) });
+    const proto = (r: number): Expr => ({ kind: 'meta', key: 'l4proto', dreg: reg32(r) });
+    const v4: Expr[] = [load(16, 4, 0), proto(1), load(2, 2, 2, 'transport'), { kind: 'numgen', type: 'random', modulus: 3, dreg: reg32(3) }, { kind: 'lookup', set: 'endpoints', sreg: 1, dreg: 1 }, { kind: 'nat', type: 'dnat', family: 'ip', regAddrMin: 1, regProtoMin: reg32(1) }];
+    expect(countChainExpressions('cluster-3', cfg4)[1].equals(encodeExpressions(v4))).toBe(true);
+    const v6: Expr[] = [proto(0), load(2, 2, 1, 'transport'), { kind: 'numgen', type: 'random', modulus: 7, dreg: reg32(2) }, { kind: 'lookup', set: 'nodeport-endpoints', sreg: 1, dreg: 1 }, { kind: 'nat', type: 'dnat', family: 'ip6', regAddrMin: 1, regProtoMin: reg32(4) }];
+    expect(countChainExpressions('nodeport-7', cfg6)[1].equals(encodeExpressions(v6))).toBe(true);
+  });
+
+  it('every kind, both families and the config variants give as many rules as layout.ts spells', () => {
+    const kinds: PathKind[] = ['cluster', 'external', 'external-local', 'shortcut', 'nodeport', 'nodeport-local', 'nodeport-shortcut'];
+    for (const cfg of [cfg4, cfg6, { ...cfg4, clusterCIDRs: [] }, { ...cfg4, masqueradeAll: true }]) {
+      for (const k of kinds) for (const n of [0, 1, 5]) {
+        if (n === 0 && !k.endsWith('-local')) continue;
+        expect(countChainExpressions(`${k}-${n}`, cfg).length).toBeGreaterThan(0);
+      }
+    }
+    expect(() => countChainExpressions('svc-ABC', cfg4)).toThrow(/not a per-count chain/);
+  });
+});
