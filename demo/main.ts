@@ -63,7 +63,8 @@ async function main(): Promise<number> {
 
     if (mode === 'nftables') {
       step('what the agent programmed for the services (nftables mode, in the node namespace)');
-      await show(ex.node, 'nft', ['list', 'map', 'ip', 'kube-dataplane', 'service-ips'], /10\.96\.0\.80 \. tcp \. 80 : goto/, 'the cluster IP in the service map (one lookup per packet)', 'nft list map ip kube-dataplane service-ips');
+      await show(ex.node, 'nft', ['list', 'map', 'ip', 'kube-dataplane', 'service-ips'], /10\.96\.0\.80 \. tcp \. 80 : goto/, 'the cluster IP in the service map: its verdict goes to the chain shared by every path with that many endpoints', 'nft list map ip kube-dataplane service-ips');
+      await show(ex.node, 'nft', ['list', 'map', 'ip', 'kube-dataplane', 'endpoints'], /10\.96\.0\.80 \. tcp \. 80 \. 1 : /, 'its endpoints by slot: numgen random mod n picks one, 1/n each', 'nft list map ip kube-dataplane endpoints');
     } else if (mode === 'userspace') {
       step('what the agent set up for the services (userspace mode, in the node namespace)');
       await show(ex.node, 'ip', ['-br', 'address', 'show', 'dev', 'kdp-vips0'], /10\.96\.0\.80\/32.*fd00:96::80\/128|fd00:96::80\/128.*10\.96\.0\.80\/32/, 'the service IPs are local addresses of the VIP interface');
