@@ -31,6 +31,8 @@ import { parseArgs } from 'node:util';
 import type { IPFamily } from '../../cluster/types.js';
 import { logger } from '../../common/log.js';
 import { NftablesBackend } from '../../proxy/nftables/backend.js';
+import { NftNetlink } from '../../proxy/nftables/netlink/client.js';
+import { NetlinkTableWriter } from '../../proxy/nftables/netlink-writer.js';
 import { Topology } from '../../netns-tests/harness/netns.js';
 import { endpointIP, serviceIP } from '../../test-apiserver/population.js';
 import {
@@ -81,6 +83,8 @@ async function child(): Promise<void> {
       families: FAMILIES,
       clusterCIDRs: [CLUSTER_CIDR],
       masqueradeAll: flags.masqueradeAll,
+      // As the product runs it (proxy/command.ts): partial syncs and reconciles over nfnetlink.
+      writer: new NetlinkTableWriter(NftNetlink.open(), logger('bench')),
       onApply: (family, lines, full) => {
         if (!full) {
           updateLines += lines.length;

@@ -9,6 +9,8 @@ export interface Target {
   readonly port: number;
   /** On this node (its nodeName is ours). */
   readonly local: boolean;
+  /** The endpoint names no node (a hand-made slice): it may be on this one. */
+  readonly nodeUnknown?: boolean;
   readonly ready: boolean;
 }
 

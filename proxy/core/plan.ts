@@ -66,7 +66,7 @@ export function planService(svc: Service, eps: ServiceEndpoints | undefined, nod
         externallyAccessible,
         trafficDistribution: svc.trafficDistribution,
       });
-      const toTarget = (ep: Endpoint): Target => ({ ip: ep.ip, port: portOf.get(ep)!, local: ep.nodeName === node.nodeName, ready: ep.ready });
+      const toTarget = (ep: Endpoint): Target => ({ ip: ep.ip, port: portOf.get(ep)!, local: ep.nodeName === node.nodeName, ready: ep.ready, ...(ep.nodeName ? {} : { nodeUnknown: true }) });
       ports.push({
         serviceKey: svc.key,
         name: portName(svc, port),

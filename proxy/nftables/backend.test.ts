@@ -18,7 +18,7 @@ afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 const quiet: Logger = { debug() {}, info() {}, warn() {}, error() {} } as unknown as Logger;
 const node: NodeFacts = { nodeIPs: { IPv4: ['192.168.50.1'], IPv6: [] }, nodePortAddresses: { IPv4: 'all', IPv6: 'all' } };
-const ep = (ip: string): Target => ({ ip, port: 8080, local: false, ready: true });
+const ep = (ip: string): Target => ({ ip, port: 8080, local: true, ready: true });
 function web(key: string, clusterIP: string, eps: Target[]): ServicePlan {
   const [namespace, name] = key.split('/');
   return {

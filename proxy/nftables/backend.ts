@@ -228,9 +228,17 @@ export class NftablesBackend implements Backend {
     const writer = this.opts.writer;
     if (!writer) return;
     const st = this.state.get(family)!;
-    const t0 = performance.now();
-    const expected = expectedElements(st);
-    this.lastOwnMs += performance.now() - t0;
+    const expected = () => {
+      const t0 = performance.now();
+      try {
+        return expectedElements(st);
+      } finally {
+        // Ours, though it runs inside the writer's (timed) call.
+        const ms = performance.now() - t0;
+        this.lastOwnMs += ms;
+        this.lastToolMs -= ms;
+      }
+    };
     const found = await this.timed(() => writer.reconcile(family, st.cfg, expected, { chains: st.chains, sets: st.sets, countChains: st.countChains }));
     for (const [kind, n] of Object.entries(found.repaired)) repaired[kind] = (repaired[kind] ?? 0) + n;
     if (found.needsFull) {

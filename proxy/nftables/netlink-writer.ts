@@ -263,7 +263,7 @@ export class NetlinkTableWriter implements TableWriter {
     l.gen = await this.nl.getGeneration();
   }
 
-  async reconcile(family: IPFamily, cfg: FamilyConfig, expected: ReadonlyMap<string, ReadonlySet<string>>, state: TableState): Promise<ReconcileResult> {
+  async reconcile(family: IPFamily, cfg: FamilyConfig, expectedElements: () => ReadonlyMap<string, ReadonlySet<string>>, state: TableState): Promise<ReconcileResult> {
     const l = this.learned.get(family);
     if (!l) return { repaired: {}, needsFull: 'nothing learned since the last load' };
     if ((await this.nl.getGeneration()) === l.gen) return { repaired: {} };
@@ -299,6 +299,7 @@ export class NetlinkTableWriter implements TableWriter {
     const chainOps = countChainOps(family, cfg, missingCount);
 
     // Elements: compared as bytes, so spelling (IPv6 forms, /32 ranges) cannot differ.
+    const expected = expectedElements();
     const adds: { map: string; key: string; value?: string }[] = [];
     let elementsRepaired = 0;
     for (const name of [...MAP_NAMES, HAIRPIN_SET.name]) {

@@ -35,6 +35,11 @@ describe('nftables render: services as elements', () => {
     expect(s.endpointIPs).toEqual(['10.244.0.11', '10.244.0.12']);
   });
 
+  it('hairpin entries only for this node\'s endpoints and those naming no node: only they can reach themselves here', () => {
+    const s = renderService(web([ep('10.244.0.11'), ep('10.244.1.12', false), { ...ep('10.244.2.13', false), nodeUnknown: true }]), cfg4)!;
+    expect(s.endpointIPs).toEqual(['10.244.0.11', '10.244.2.13']);
+  });
+
   it('the shared chain of n endpoints masquerades off-cluster clients and picks numgen mod n', () => {
     expect(countChainRules('cluster', 7, cfg4)).toEqual([
       'ip saddr != @cluster-cidrs jump mark-for-masquerade',

@@ -42,7 +42,7 @@ export interface ServiceNft {
   readonly chains: ReadonlyMap<string, readonly string[]>;
   /** Affinity set name → its declaration (`{ type …; flags dynamic,timeout; timeout Ns; }`). */
   readonly sets: ReadonlyMap<string, string>;
-  /** Endpoint addresses, for the hairpin set (shared between services, so counted). */
+  /** This node's endpoint addresses, for the hairpin set (shared between services, so counted). */
   readonly endpointIPs: readonly string[];
 }
 
@@ -254,8 +254,11 @@ export function renderService(plan: ServicePlan, cfg: FamilyConfig): ServiceNft 
     seen.add(k);
     return true;
   });
+  // Hairpin (a pod reaching itself through its service) can only happen on the endpoint's own
+  // node, so only this node's endpoints (and those naming no node) need a hairpin entry: ~100
+  // pods instead of every endpoint of the cluster.
   const ips = new Set<string>();
-  for (const p of ports) for (const t of [...p.clusterEndpoints, ...p.localEndpoints]) ips.add(t.ip);
+  for (const p of ports) for (const t of [...p.clusterEndpoints, ...p.localEndpoints]) if (t.local || t.nodeUnknown) ips.add(t.ip);
   return { key: plan.key, elements, countChains: out.countChains, chains: out.chains, sets: out.sets, endpointIPs: [...ips] };
 }
 

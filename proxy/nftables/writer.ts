@@ -23,9 +23,10 @@ export interface TableWriter {
   /** Called after every successful full load: learn what the kernel holds now. */
   loaded(family: IPFamily): Promise<void>;
   /**
-   * Compares the kernel's table with `expected` (per map, elements in nft's spelling) and with
-   * the chains and rules learned at the last load, and repairs what differs.
+   * Compares the kernel's table with `expected()` (per map, elements in nft's spelling; called
+   * only when something may differ, it re-renders every service) and with the chains and rules
+   * learned at the last load, and repairs what differs.
    */
-  reconcile(family: IPFamily, cfg: FamilyConfig, expected: ReadonlyMap<string, ReadonlySet<string>>, state: TableState): Promise<ReconcileResult>;
+  reconcile(family: IPFamily, cfg: FamilyConfig, expected: () => ReadonlyMap<string, ReadonlySet<string>>, state: TableState): Promise<ReconcileResult>;
   close(): void;
 }
