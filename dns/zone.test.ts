@@ -12,6 +12,7 @@ import { DnsHandler, type Transport } from './handler.js';
 import { reverseName } from './names.js';
 import { parseQuery } from './wire.js';
 import { ClusterZone, serverAddresses, type PodsMode } from './zone.js';
+import { decodeReply, rdata, type Reply } from '../bench/dns/reply.js';
 
 const UDP: Transport = { proto: 'udp', family: '1', server: 'dns://test:53' };
 const TCP: Transport = { ...UDP, proto: 'tcp' };
@@ -47,17 +48,6 @@ async function ask(handler: DnsHandler, q: Q) {
   if (!reply) throw new Error('no reply');
   return { raw: reply, msg: decodeReply(reply) };
 }
-
-/** A decoded reply: dns-packet's decode also names the header's rcode ('NOERROR', …), which @types/dns-packet leaves out. */
-type Reply = dnsPacket.DecodedPacket & { rcode: string };
-function decodeReply(buf: Buffer): Reply {
-  const msg = dnsPacket.decode(buf);
-  if (!('rcode' in msg) || typeof msg.rcode !== 'string') throw new Error('dns-packet decoded no rcode');
-  return Object.assign(msg, { rcode: msg.rcode });
-}
-
-/** A record's data; an OPT record has none. */
-const rdata = (a: dnsPacket.Answer) => ('data' in a ? a.data : undefined);
 
 const rcodeOf = (m: Reply) => m.rcode;
 const data = (m: dnsPacket.DecodedPacket, type?: string) =>

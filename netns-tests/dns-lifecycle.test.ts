@@ -9,17 +9,7 @@ import { Catalog } from '../cluster/catalog.js';
 import { startDns, type RunningDns } from '../dns/command.js';
 import { fixtureServices, serviceObjects } from '../bench/dns/fixtures.js';
 import { encodeQuery } from '../bench/dns/fuzz.js';
-
-/** A decoded reply: dns-packet's decode also names the header's rcode ('NOERROR', …), which @types/dns-packet leaves out. */
-type Reply = dnsPacket.DecodedPacket & { rcode: string };
-function decodeReply(buf: Buffer): Reply {
-  const msg = dnsPacket.decode(buf);
-  if (!('rcode' in msg) || typeof msg.rcode !== 'string') throw new Error('dns-packet decoded no rcode');
-  return Object.assign(msg, { rcode: msg.rcode });
-}
-
-/** A record's data; an OPT record has none. */
-const rdata = (a: dnsPacket.Answer | undefined) => (a && 'data' in a ? a.data : undefined);
+import { decodeReply, rdata, type Reply } from '../bench/dns/reply.js';
 
 describe('DNS server lifecycle', () => {
   let dns: RunningDns | undefined;

@@ -12,20 +12,10 @@ import { join, resolve } from 'node:path';
 import dnsPacket from 'dns-packet';
 import { fixtureServices, serviceObjects, toYaml } from '../bench/dns/fixtures.js';
 import { encodeQuery, fuzz } from '../bench/dns/fuzz.js';
+import { decodeReply, rdata, type Reply } from '../bench/dns/reply.js';
 
 const BIN = resolve('dist/cmd/kube-dataplane.js');
 const NAME = 'web.prod.svc.cluster.local';
-
-/** A decoded reply: dns-packet's decode also names the header's rcode ('NOERROR', …), which @types/dns-packet leaves out. */
-type Reply = dnsPacket.DecodedPacket & { rcode: string };
-function decodeReply(buf: Buffer): Reply {
-  const msg = dnsPacket.decode(buf);
-  if (!('rcode' in msg) || typeof msg.rcode !== 'string') throw new Error('dns-packet decoded no rcode');
-  return Object.assign(msg, { rcode: msg.rcode });
-}
-
-/** A record's data; an OPT record has none. */
-const rdata = (a: dnsPacket.Answer | undefined) => (a && 'data' in a ? a.data : undefined);
 
 function frame(msg: Buffer): Buffer {
   const len = Buffer.alloc(2);
