@@ -33,6 +33,9 @@ export interface SyncResult {
   readonly written: Readonly<Record<string, number>>;
   /** What a reconcile found changed behind our back and put back, by kind of object. */
   readonly repaired?: Readonly<Record<string, number>>;
+  /** The backend rewrote everything although the sync was not a full one (a reconcile found
+   *  damage it could not repair piecemeal): counted as a full sync. */
+  readonly rewrote?: boolean;
 }
 
 /**

@@ -20,6 +20,8 @@ class FakeBackend implements Backend {
   calls: { full: boolean; changed: string[]; services: string[] }[] = [];
   reconciles: number[] = [];
   failNext = 0;
+  /** Each sync takes this long (fake timers). */
+  delayMs = 0;
   /** What the next reconcile reports as repaired. */
   repairNext: Record<string, number> = {};
   async prepare() {}
@@ -27,6 +29,7 @@ class FakeBackend implements Backend {
   async sync(req: SyncRequest) {
     this.calls.push({ full: req.full, changed: [...req.changed].sort(), services: [...req.plans.keys()].sort() });
     if (req.reconcile) this.reconciles.push(Date.now());
+    if (this.delayMs) await new Promise((r) => setTimeout(r, this.delayMs));
     if (this.failNext > 0) {
       this.failNext--;
       throw new Error('injected');
@@ -145,6 +148,16 @@ describe('Proxier sync policy', () => {
     const fulls = backend.calls.filter((c) => c.full);
     expect(fulls.length).toBe(2);
     await proxier.stop();
+  });
+
+  it('a reconcile every tick even when syncs take time (the period counts from a sync\'s start, as the runner\'s)', async () => {
+    const { backend, proxier } = await start(2_000);
+    backend.delayMs = 300;
+    await vi.advanceTimersByTimeAsync(20_000);
+    expect(backend.reconciles.length).toBeGreaterThanOrEqual(9);
+    const stopped = proxier.stop();
+    await vi.advanceTimersByTimeAsync(1_000); // the sync in progress ends
+    await stopped;
   });
 
   it('a change between ticks is a partial sync at once, not a full one', async () => {

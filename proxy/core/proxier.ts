@@ -170,7 +170,9 @@ export class Proxier {
   private async sync(t0: number): Promise<void> {
     const now = Date.now();
     let full = this.needFull || now - this.lastFull >= (this.opts.fullSyncPeriodMs ?? FULL_SYNC_PERIOD_MS);
-    const reconcile = !full && now - this.lastReconcile >= this.opts.syncPeriodMs;
+    // Measured from the start of the last reconcile, as the runner's ticks are; a timer may fire a
+    // little early, so the tick that is due is never taken for an extra one.
+    const reconcile = !full && now - this.lastReconcile >= this.opts.syncPeriodMs - Math.min(100, this.opts.syncPeriodMs / 10);
     // Node facts are read at every tick too: a new local address must reach the node-port rules
     // within one --sync-period, not at the hourly full sync.
     if (full || reconcile || this.replanAll || !this.node) {
@@ -208,11 +210,13 @@ export class Proxier {
       else this.plans.delete(key);
     }
     let repaired: Readonly<Record<string, number>> = {};
+    let rewrote = false;
     try {
       const result = await this.backend.sync({ plans: this.plans, changed, full, reconcile, node: this.node! });
       for (const [table, n] of Object.entries(result.rules)) this.metrics?.rulesTotal.set({ table }, n);
       for (const [table, n] of Object.entries(result.written)) this.metrics?.rulesLastSync.set({ table }, n);
       repaired = result.repaired ?? {};
+      rewrote = !!result.rewrote;
     } catch (err) {
       // Put the old plans back so the retry (a full sync) diffs against what the kernel had.
       for (const [key, p] of before) {
@@ -227,7 +231,7 @@ export class Proxier {
       this.needFull = false;
       this.lastFull = Date.now();
     }
-    if (full || reconcile) this.lastReconcile = Date.now();
+    if (full || reconcile) this.lastReconcile = now;
     if (reconcile) this.metrics?.reconciles.inc();
     const repairs = Object.entries(repaired).filter(([, n]) => n > 0);
     if (repairs.length) {
@@ -255,7 +259,7 @@ export class Proxier {
 
     const totalMs = performance.now() - t0;
     this.metrics?.syncDuration.observe(totalMs / 1000);
-    (full ? this.metrics?.syncFullDuration : this.metrics?.syncPartialDuration)?.observe(totalMs / 1000);
+    (full || rewrote ? this.metrics?.syncFullDuration : this.metrics?.syncPartialDuration)?.observe(totalMs / 1000);
     this.metrics?.lastSync.set(Date.now() / 1000);
     this.metrics?.noLocalEndpoints.set({ traffic_policy: 'internal' }, this.noLocal.internal.size);
     this.metrics?.noLocalEndpoints.set({ traffic_policy: 'external' }, this.noLocal.external.size);

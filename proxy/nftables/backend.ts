@@ -84,6 +84,7 @@ export class NftablesBackend implements Backend {
     this.lastToolMs = 0;
     const written = { rules: 0, elements: 0 };
     const repaired: Record<string, number> = {};
+    let rewrote = false;
     for (const family of this.opts.families) {
       const cfg = familyConfig(family, req.node, this.opts);
       const full = req.full || !this.state.has(family);
@@ -96,8 +97,9 @@ export class NftablesBackend implements Backend {
             if (!(err instanceof NeedsFullSync)) throw err;
             this.log.info('rewriting the table', { family, reason: err.message });
             await this.fullSync(family, cfg, req, written);
+            rewrote = true;
           }
-          if (req.reconcile) await this.reconcile(family, req, repaired);
+          if (req.reconcile && (await this.reconcile(family, req, repaired))) rewrote = true;
         }
       } catch (err) {
         // What the kernel holds is unknown now: the next (full) sync makes the table anew.
@@ -113,7 +115,7 @@ export class NftablesBackend implements Backend {
       rules.rules += s.rules;
       rules.elements += s.elements;
     }
-    return { rules, written, repaired };
+    return { rules, written, repaired, rewrote };
   }
 
   private async timed<T>(fn: () => Promise<T>): Promise<T> {
@@ -224,9 +226,10 @@ export class NftablesBackend implements Backend {
    * rules and elements change), service elements missing, changed or extra (put back one by
    * one in one transaction).
    */
-  private async reconcile(family: IPFamily, req: SyncRequest, repaired: Record<string, number>): Promise<void> {
+  /** Resolves true when it had to rewrite the family's table. */
+  private async reconcile(family: IPFamily, req: SyncRequest, repaired: Record<string, number>): Promise<boolean> {
     const writer = this.opts.writer;
-    if (!writer) return;
+    if (!writer) return false;
     const st = this.state.get(family)!;
     const expected = () => {
       const t0 = performance.now();
@@ -245,7 +248,9 @@ export class NftablesBackend implements Backend {
       this.log.warn('our nftables table was changed outside the proxy; rewriting it', { family, reason: found.needsFull });
       repaired.tables = (repaired.tables ?? 0) + 1;
       await this.fullSync(family, st.cfg, { ...req, full: true }, { rules: 0, elements: 0 });
+      return true;
     }
+    return false;
   }
 
   /** Nothing to make: the tables come with the first (full) sync. */
