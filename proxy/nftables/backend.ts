@@ -146,11 +146,15 @@ export class NftablesBackend implements Backend {
     const full = renderFull(rendered, cfg, prev);
     let rules = baseRuleCount(cfg) + full.countChains.size;
     for (const s of rendered) rules += countService(s).rules;
+    const hairpin = hairpinCounts(rendered);
+    // The rendered elements (a million objects at 100k services) are in the lines now: let them go
+    // before nft reads the input, which is when the process is at its largest.
+    rendered.length = 0;
     this.lastOwnMs += performance.now() - t0;
     await this.applyLines(family, full.lines, true);
     if (this.opts.writer) await this.timed(() => this.opts.writer!.loaded(family));
     this.state.set(family, {
-      applied, owners: full.owners, hairpin: hairpinCounts(rendered), cfg,
+      applied, owners: full.owners, hairpin, cfg,
       chains: full.chains, sets: full.sets, countChains: full.countChains, rules, elements: full.elements,
     });
     written.rules += rules;
