@@ -3,7 +3,7 @@
 // endpoint. A partial sync touches only the changed services' listeners and addresses; a full
 // sync reconciles everything, including addresses left on the interface from before and
 // listeners that could not bind earlier. A listener that cannot bind is logged and retried at
-// the next full sync; it never fails the sync for the others.
+// the next reconcile tick (a full pass here); it never fails the sync for the others.
 import type net from 'node:net';
 import type { ObjectKey } from '../../cluster/types.js';
 import type { Logger } from '../../common/log.js';
@@ -67,11 +67,14 @@ export class UserspaceBackend implements Backend, Router {
   }
 
   async sync(req: SyncRequest): Promise<SyncResult> {
-    const present = req.full || !this.prepared ? await this.vips.ensure() : undefined;
+    // A reconcile tick is a full pass here: reading the interface's addresses and retrying the
+    // listeners that could not bind is what this mode's repair is, and it costs little.
+    const full = req.full || req.reconcile;
+    const present = full || !this.prepared ? await this.vips.ensure() : undefined;
     this.prepared = true;
-    const services = req.full ? new Set([...this.routesOf.keys(), ...req.plans.keys()]) : req.changed;
+    const services = full ? new Set([...this.routesOf.keys(), ...req.plans.keys()]) : req.changed;
     this.updateRoutes(req, services);
-    const delta = this.set.apply(req.plans, req.changed, req.full, req.node);
+    const delta = this.set.apply(req.plans, req.changed, full, req.node);
 
     for (const p of delta.unsupported) {
       const id = routeKey(p);
@@ -94,7 +97,7 @@ export class UserspaceBackend implements Backend, Router {
     const unusable = new Set<string>();
     for (const f of await this.vips.change(add, [])) {
       unusable.add(f.address);
-      this.log.warn('cannot add a service address to the VIP interface; its listeners wait for the next full sync', { address: f.address, interface: this.vips.name, error: f.error });
+      this.log.warn('cannot add a service address to the VIP interface; its listeners wait for the next reconcile tick', { address: f.address, interface: this.vips.name, error: f.error });
     }
 
     for (const spec of delta.removed) this.closeListener(spec.key);
@@ -102,7 +105,7 @@ export class UserspaceBackend implements Backend, Router {
       const l = this.bound.get(spec.key);
       if (l) l.spec = spec;
     }
-    const toOpen = req.full ? [...this.set.all()].filter((s) => !this.bound.has(s.key)) : delta.added.concat(delta.updated.filter((s) => !this.bound.has(s.key)));
+    const toOpen = full ? [...this.set.all()].filter((s) => !this.bound.has(s.key)) : delta.added.concat(delta.updated.filter((s) => !this.bound.has(s.key)));
     const opened = await Promise.all(toOpen.map((spec) => this.open(spec, unusable.has(spec.host))));
 
     // Sessions to endpoints that left: the next datagram picks a live one.
@@ -133,7 +136,7 @@ export class UserspaceBackend implements Backend, Router {
     for (const f of await this.vips.change([], remove)) {
       this.log.warn('cannot remove a service address from the VIP interface', { address: f.address, interface: this.vips.name, error: f.error });
     }
-    if (req.full) for (const r of this.routes.values()) r.expire();
+    if (full) for (const r of this.routes.values()) r.expire();
     return {
       rules: { listeners: this.bound.size, addresses: [...this.set.addresses()].length },
       written: { listeners: opened.filter(Boolean).length, addresses: add.length + remove.length },
@@ -168,7 +171,7 @@ export class UserspaceBackend implements Backend, Router {
       await l.listen();
     } catch (err) {
       l.close();
-      this.log.warn('cannot listen for a service; retried at the next full sync', { service: spec.portName, listener: spec.key, error: (err as NodeJS.ErrnoException).code ?? (err as Error).message });
+      this.log.warn('cannot listen for a service; retried at the next reconcile tick', { service: spec.portName, listener: spec.key, error: (err as NodeJS.ErrnoException).code ?? (err as Error).message });
       return false;
     }
     this.bound.set(spec.key, l);
