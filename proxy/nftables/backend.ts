@@ -129,7 +129,11 @@ export class NftablesBackend implements Backend {
 
   private async applyLines(family: IPFamily, lines: readonly string[], full: boolean): Promise<void> {
     this.opts.onApply?.(family, lines, full);
-    await this.timed(() => nftApply(lines, this.opts.nft));
+    const writer = this.opts.writer;
+    await this.timed(async () => {
+      await writer?.beforeWrite();
+      await nftApply(lines, this.opts.nft);
+    });
   }
 
   private async fullSync(family: IPFamily, cfg: FamilyConfig, req: SyncRequest, written: { rules: number; elements: number }): Promise<void> {

@@ -191,14 +191,18 @@ function countChainOps(family: IPFamily, cfg: FamilyConfig, names: readonly stri
 // ------------------------------------------------------------------ the writer
 
 interface Learned {
-  /** Generation after our last commit (or read-back). */
-  gen: number;
-  /** Chain → the kernel's dump of its rules' expressions, hex, in order. */
+  /** Chain → the kernel's dump of its rules' expressions, in order. */
   rules: Map<string, Buffer[]>;
+  /** Someone else committed since this family was last written or read back. */
+  dirty: boolean;
 }
 
 export class NetlinkTableWriter implements TableWriter {
   private readonly learned = new Map<IPFamily, Learned>();
+  /** The ruleset generation after our own last commit. It is one counter for the whole network
+   *  namespace (both families, every table): a commit of ours moves it too, so before each one
+   *  we check it is still where we left it, and if not, every family must be read back. */
+  private gen?: number;
 
   constructor(private readonly nl: NftNetlink, private readonly log: Logger) {}
 
@@ -214,11 +218,26 @@ export class NetlinkTableWriter implements TableWriter {
     }
   }
 
+  /** Notes a commit by someone else since our last one; call before writing (also with nft). */
+  async beforeWrite(): Promise<void> {
+    const g = await this.nl.getGeneration();
+    if (this.gen !== undefined && g !== this.gen) for (const l of this.learned.values()) l.dirty = true;
+  }
+
+  private async afterWrite(): Promise<void> {
+    this.gen = await this.nl.getGeneration();
+  }
+
   /** Commits `ops`, cut into several transactions only when one would not fit the socket. */
   private async commit(ops: Op[]): Promise<void> {
     if (ops.length === 0) return;
+    await this.beforeWrite();
     const batches = this.nl.batchBytes(ops) <= this.nl.maxTransactionBytes ? [ops] : this.nl.split(ops);
-    for (const b of batches) await this.nl.commit(b);
+    try {
+      for (const b of batches) await this.nl.commit(b);
+    } finally {
+      await this.afterWrite();
+    }
   }
 
   async addCountChains(family: IPFamily, cfg: FamilyConfig, names: readonly string[]): Promise<void> {
@@ -234,23 +253,19 @@ export class NetlinkTableWriter implements TableWriter {
     ops.push(...elementOps(family, 'newsetelem', [...change.addElements, ...hairpin(change.hairpinAdd)]));
     await this.commit(ops);
     if (change.newCountChains.length) await this.learnRules(family, change.newCountChains);
-    else await this.learnGeneration(family);
   }
 
+  /** After a write by `nft -f` (the backend called `beforeWrite` first): the family is as we
+   *  wrote it. */
   async loaded(family: IPFamily): Promise<void> {
-    const gen = await this.nl.getGeneration();
+    await this.afterWrite();
     const rules = new Map<string, Buffer[]>();
     for (const r of await this.nl.listRules(nftFamily(family), TABLE_NAME)) {
       let list = rules.get(r.chain);
       if (!list) rules.set(r.chain, (list = []));
       list.push(r.expressions);
     }
-    this.learned.set(family, { gen, rules });
-  }
-
-  private async learnGeneration(family: IPFamily): Promise<void> {
-    const l = this.learned.get(family);
-    if (l) l.gen = await this.nl.getGeneration();
+    this.learned.set(family, { rules, dirty: false });
   }
 
   /** The kernel's own dump of chains we just wrote, to compare later reads with. */
@@ -260,13 +275,13 @@ export class NetlinkTableWriter implements TableWriter {
     const wanted = new Set(chains);
     for (const c of chains) l.rules.set(c, []);
     for (const r of await this.nl.listRules(nftFamily(family), TABLE_NAME)) if (wanted.has(r.chain)) l.rules.get(r.chain)!.push(r.expressions);
-    l.gen = await this.nl.getGeneration();
   }
 
   async reconcile(family: IPFamily, cfg: FamilyConfig, expectedElements: () => ReadonlyMap<string, ReadonlySet<string>>, state: TableState): Promise<ReconcileResult> {
     const l = this.learned.get(family);
     if (!l) return { repaired: {}, needsFull: 'nothing learned since the last load' };
-    if ((await this.nl.getGeneration()) === l.gen) return { repaired: {} };
+    await this.beforeWrite();
+    if (!l.dirty) return { repaired: {} };
     const f = nftFamily(family);
     if (!(await this.nl.tableExists(f, TABLE_NAME))) return { repaired: {}, needsFull: 'the table is gone' };
 
@@ -322,7 +337,9 @@ export class NetlinkTableWriter implements TableWriter {
     const all = [...chainOps, ...ops, ...elementOps(family, 'newsetelem', adds)];
     await this.commit(all);
     if (missingCount.length || rulesRepaired) await this.loaded(family);
-    else await this.learnGeneration(family);
+    // This family is as we want it now; the others were marked at the start if anything moved.
+    l.dirty = false;
+    await this.afterWrite();
     const repaired: Record<string, number> = {};
     if (missingCount.length) repaired.chains = missingCount.length;
     if (rulesRepaired) repaired.rules = rulesRepaired;

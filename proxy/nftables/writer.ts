@@ -20,7 +20,9 @@ export interface TableWriter {
   applyPartial(family: IPFamily, cfg: FamilyConfig, change: PartialChange): Promise<void>;
   /** Makes per-count chains (unused ones are harmless), for a change `nft -f` applies after. */
   addCountChains(family: IPFamily, cfg: FamilyConfig, names: readonly string[]): Promise<void>;
-  /** Called after every successful full load: learn what the kernel holds now. */
+  /** Called before every `nft -f` write: notes whether someone else committed since our last write. */
+  beforeWrite(): Promise<void>;
+  /** Called after every successful `nft -f` write of a family: learn what the kernel holds now. */
   loaded(family: IPFamily): Promise<void>;
   /**
    * Compares the kernel's table with `expected()` (per map, elements in nft's spelling; called
