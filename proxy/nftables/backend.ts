@@ -17,6 +17,7 @@ import {
   baseRuleCount,
   countService,
   diffServices,
+  elementText,
   hairpinCounts,
   partialLines,
   renderFull,
@@ -291,7 +292,7 @@ function expectedElements(st: FamilyState): Map<string, Set<string>> {
   for (const { plan, cfg } of st.applied.values()) {
     const r = renderService(plan, cfg);
     if (!r) continue;
-    for (const e of r.elements) if (st.owners.get(e.path) === plan.key) add(e.map, e.value === undefined ? e.key : `${e.key} : ${e.value}`);
+    for (const e of r.elements) if (st.owners.get(e.path) === plan.key) add(e.map, elementText(e));
   }
   for (const ip of st.hairpin.keys()) add('hairpin', `${ip} . ${ip}`);
   return out;

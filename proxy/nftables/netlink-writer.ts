@@ -259,22 +259,26 @@ export class NetlinkTableWriter implements TableWriter {
    *  wrote it. */
   async loaded(family: IPFamily): Promise<void> {
     await this.afterWrite();
+    this.learned.set(family, { rules: await this.rulesByChain(family), dirty: false });
+  }
+
+  /** The kernel's dump of our table's rules: chain → each rule's expressions, in order. */
+  private async rulesByChain(family: IPFamily): Promise<Map<string, Buffer[]>> {
     const rules = new Map<string, Buffer[]>();
     for (const r of await this.nl.listRules(nftFamily(family), TABLE_NAME)) {
       let list = rules.get(r.chain);
       if (!list) rules.set(r.chain, (list = []));
       list.push(r.expressions);
     }
-    this.learned.set(family, { rules, dirty: false });
+    return rules;
   }
 
   /** The kernel's own dump of chains we just wrote, to compare later reads with. */
   private async learnRules(family: IPFamily, chains: readonly string[]): Promise<void> {
     const l = this.learned.get(family);
     if (!l) return;
-    const wanted = new Set(chains);
-    for (const c of chains) l.rules.set(c, []);
-    for (const r of await this.nl.listRules(nftFamily(family), TABLE_NAME)) if (wanted.has(r.chain)) l.rules.get(r.chain)!.push(r.expressions);
+    const now = await this.rulesByChain(family);
+    for (const c of chains) l.rules.set(c, now.get(c) ?? []);
   }
 
   async reconcile(family: IPFamily, cfg: FamilyConfig, expectedElements: () => ReadonlyMap<string, ReadonlySet<string>>, state: TableState): Promise<ReconcileResult> {
@@ -295,12 +299,7 @@ export class NetlinkTableWriter implements TableWriter {
     for (const name of state.countChains) if (!chains.has(name)) missingCount.push(name);
 
     // Rules: replay our own earlier dump into every chain whose rules differ from it.
-    const now = new Map<string, Buffer[]>();
-    for (const r of await this.nl.listRules(f, TABLE_NAME)) {
-      let list = now.get(r.chain);
-      if (!list) now.set(r.chain, (list = []));
-      list.push(r.expressions);
-    }
+    const now = await this.rulesByChain(family);
     const ops: Op[] = [];
     let rulesRepaired = 0;
     for (const [chain, want] of l.rules) {
