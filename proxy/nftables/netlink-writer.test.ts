@@ -50,8 +50,9 @@ describe('netlink writer: the shared per-count chains', () => {
 
 describe('netlink writer: a table made anew', () => {
   it("a one-field interval set gets nft's elements: an end at zero, then each range's start and the end after it", () => {
-    const els = intervalElements('IPv4', ['10.0.0.0/9', '10.128.0.0/9', '192.168.0.0/16']);
-    expect(els.map((e) => `${hex(e.key)}${e.flags ? ' end' : ''}`)).toEqual(['00000000 end', '0a000000', '0b000000 end', 'c0a80000', 'c0a90000 end']);
+    const els = intervalElements('IPv4', ['10.0.0.0/9', '10.128.0.0/9', '192.168.0.0/16', '192.168.1.0/24']);
+    // Adjacent ranges stay apart (nft lists them as written); an overlapping one is merged.
+    expect(els.map((e) => `${hex(e.key)}${e.flags ? ' end' : ''}`)).toEqual(['00000000 end', '0a000000', '0a800000 end', '0a800000', '0b000000 end', 'c0a80000', 'c0a90000 end']);
     // A range reaching the top of the space has no end element.
     expect(intervalElements('IPv6', ['::/0']).map((e) => `${hex(e.key)}${e.flags ? ' end' : ''}`)).toEqual(['00000000000000000000000000000000']);
   });

@@ -129,8 +129,9 @@ function countChainOps(family: IPFamily, cfg: FamilyConfig, names: readonly stri
 }
 
 /** The elements of a one-field interval set (`flags interval`, the kernel's rbtree), as nft sends
- *  them: each merged range as its first address and, flagged as an end, the address after its
- *  last; a range not starting at zero is preceded by an end at zero. */
+ *  them: each range as its first address and, flagged as an end, the address after its last; a
+ *  range not starting at zero is preceded by an end at zero. Adjacent ranges stay apart, as nft
+ *  keeps them; overlapping ones (which nft refuses) are merged. */
 export function intervalElements(family: IPFamily, cidrs: readonly string[]): SetElement[] {
   const width = family === 'IPv4' ? 32 : 128;
   const big = (b: Uint8Array) => BigInt(`0x${Buffer.from(b).toString('hex') || '0'}`);
@@ -139,7 +140,7 @@ export function intervalElements(family: IPFamily, cidrs: readonly string[]): Se
   const merged: [bigint, bigint][] = [];
   for (const r of ranges) {
     const last = merged[merged.length - 1];
-    if (last && r[0] <= last[1] + 1n) last[1] = r[1] > last[1] ? r[1] : last[1];
+    if (last && r[0] <= last[1]) last[1] = r[1] > last[1] ? r[1] : last[1];
     else merged.push([r[0], r[1]]);
   }
   const out: SetElement[] = [];
