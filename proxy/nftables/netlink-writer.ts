@@ -18,7 +18,7 @@ import {
 import { NftNetlink } from './netlink/client.js';
 import { encodeExpressions } from './netlink/expressions.js';
 import type { NftFamily, Op, SetElement, Verdict } from './netlink/messages.js';
-import { concat, ipv4, ipv6, l4proto, port, u32host } from './netlink/values.js';
+import { ipv4, ipv6, l4proto, port, putIPv4, putU32host, u32host } from './netlink/values.js';
 import { NFT_SET_ELEM_INTERVAL_END } from './netlink/wire.js';
 import { affinitySetSpec, anonymousSlotMapSpec, setSpec } from './netlink-sets.js';
 import type { MapElement, PartialChange, TableContent, TableState } from './render.js';
@@ -49,19 +49,60 @@ function range(family: IPFamily, cidr: string): [Uint8Array, Uint8Array] {
   return [first, last];
 }
 
-function field(family: IPFamily, kind: FieldKind, text: string): Uint8Array {
+function fieldWidth(family: IPFamily, kind: FieldKind): number {
+  return kind === 'addr' || kind === 'cidr' ? (family === 'IPv4' ? 4 : 16) : kind === 'proto' ? 1 : kind === 'port' ? 2 : 4;
+}
+
+const PROTOCOL_NUMBERS: Record<string, number> = { tcp: 6, udp: 17, sctp: 132 };
+
+/** Writes one field of a key or value in place (a full load encodes 100k+ elements: no
+ *  per-field arrays). `end`: a cidr field's last address instead of its first. */
+function putField(out: Uint8Array, off: number, family: IPFamily, kind: FieldKind, text: string, end = false): void {
   switch (kind) {
     case 'addr':
-      return addrBytes(family, text);
-    case 'proto':
-      return l4proto(text as 'tcp');
-    case 'port':
-      return port(Number(text));
+      if (family === 'IPv4' && putIPv4(out, off, text)) return;
+      out.set(addrBytes(family, text), off);
+      return;
+    case 'proto': {
+      const n = PROTOCOL_NUMBERS[text];
+      out.set(n === undefined ? l4proto(text as 'tcp') : [n], off);
+      return;
+    }
+    case 'port': {
+      const n = Number(text);
+      if (!Number.isInteger(n) || n < 0 || n > 0xffff) out.set(port(n), off); // throws, naming it
+      out[off] = n >> 8;
+      out[off + 1] = n & 0xff;
+      return;
+    }
     case 'slot':
-      return u32host(Number(text));
+      putU32host(out, off, Number(text));
+      return;
     case 'cidr':
-      return range(family, text)[0];
+      out.set(range(family, text)[end ? 1 : 0], off);
+      return;
   }
+}
+
+/** The fields of `text` (`a . b . c`) laid out as netlink takes them: one field unpadded, a
+ *  concatenation with every field in whole 4-byte registers. */
+function fields(family: IPFamily, kinds: readonly FieldKind[], text: string, what: string, end = false): Uint8Array {
+  const parts = text.split(' . ');
+  if (parts.length !== kinds.length) throw new Error(`${what} ${JSON.stringify(text)} has ${parts.length} fields, the map ${kinds.length}`);
+  if (kinds.length === 1) {
+    const out = new Uint8Array(fieldWidth(family, kinds[0]));
+    putField(out, 0, family, kinds[0], parts[0], end);
+    return out;
+  }
+  let len = 0;
+  for (const k of kinds) len += (fieldWidth(family, k) + 3) & ~3;
+  const out = new Uint8Array(len);
+  let off = 0;
+  for (let i = 0; i < kinds.length; i++) {
+    putField(out, off, family, kinds[i], parts[i], end);
+    off += (fieldWidth(family, kinds[i]) + 3) & ~3;
+  }
+  return out;
 }
 
 function parseVerdict(text: string): Verdict {
@@ -73,23 +114,12 @@ function parseVerdict(text: string): Verdict {
 
 /** One element of a map or set as netlink takes it, from its nft spelling. */
 export function encodeElement(family: IPFamily, schema: MapSchema, key: string, value?: string, keyOnly = false): SetElement {
-  const parts = key.split(' . ');
-  if (parts.length !== schema.key.length) throw new Error(`${schema.name}: key ${JSON.stringify(key)} has ${parts.length} fields, the map ${schema.key.length}`);
-  const fields = schema.key.map((k, i) => field(family, k, parts[i]));
-  const e: SetElement = { key: fields.length === 1 ? fields[0] : concat(...fields) };
-  const c = schema.key.indexOf('cidr');
-  if (c >= 0) {
-    const end = [...fields];
-    end[c] = range(family, parts[c])[1];
-    e.keyEnd = end.length === 1 ? end[0] : concat(...end);
-  }
+  const e: SetElement = { key: fields(family, schema.key, key, `${schema.name}: key`) };
+  if (schema.key.includes('cidr')) e.keyEnd = fields(family, schema.key, key, `${schema.name}: key`, true);
   if (keyOnly || schema.value === undefined) return e;
   if (value === undefined) throw new Error(`${schema.name}: element ${JSON.stringify(key)} has no value`);
   if (schema.value === 'verdict') e.verdict = parseVerdict(value);
-  else {
-    const vs = value.split(' . ');
-    e.data = concat(...schema.value.map((k, i) => field(family, k, vs[i])));
-  }
+  else e.data = fields(family, schema.value, value, `${schema.name}: value`);
   return e;
 }
 
@@ -190,14 +220,17 @@ export function freshTableOps(content: TableContent): { skeleton: Op[]; elements
   for (const [chain, r] of baseRules(cfg)) addRule(chain, r, hookedChains.has(chain) ? hooked : skeleton);
   skeleton.push(...countChainOps(family, cfg, [...content.countChains]).filter((op) => op.op === 'newrule'));
   for (const [chain, rules] of content.chains) for (const r of rules) addRule(chain, r, skeleton);
-  const items: { map: string; key: string; value?: string }[] = [];
-  for (const [map, texts] of content.byMap) {
-    for (const text of texts) {
+  // Map by map, straight to bytes (no intermediate records: 100k+ of them at 10k services).
+  const byMap = [...content.byMap].filter(([, texts]) => texts.length).sort(([a], [b]) => DATA_FIRST.indexOf(a) - DATA_FIRST.indexOf(b));
+  for (const [map, texts] of byMap) {
+    const schema = SCHEMAS.get(map);
+    if (!schema) throw new Error(`unknown map ${map}`);
+    const els = texts.map((text) => {
       const [key, value] = splitElement(text);
-      items.push({ map, key, value });
-    }
+      return encodeElement(family, schema, key, value);
+    });
+    elements.push({ op: 'newsetelem', family: f, table: t, set: map, elements: els });
   }
-  elements.push(...elementOps(family, 'newsetelem', items));
   return { skeleton, elements, hooked };
 }
 
