@@ -48,7 +48,9 @@ export const FLAGS: Record<string, FlagSpec> = {
   // dns
   listen: { kind: 'list', default: ['0.0.0.0:53', '[::]:53'], for: DNS, help: 'DNS HOST:PORT, UDP and TCP (repeatable)' },
   'cluster-domain': { kind: 'string', default: 'cluster.local', for: DNS, help: 'the cluster zone' },
-  upstream: { kind: 'list', default: [], for: DNS, help: 'upstream resolver HOST[:PORT] (repeatable; default: /etc/resolv.conf)' },
+  upstream: { kind: 'list', default: [], for: DNS, help: 'upstream resolver HOST[:PORT] (repeatable; default: the nameservers of --resolv-conf)' },
+  'resolv-conf': { kind: 'string', default: '/etc/resolv.conf', for: DNS, help: 'resolv.conf whose nameservers are the upstreams when --upstream is not given' },
+  'systemd-resolv-conf': { kind: 'string', default: '/run/systemd/resolve/resolv.conf', for: DNS, help: 'read instead when --resolv-conf names only systemd-resolved\'s stub 127.0.0.53 (as kubeadm sets kubelet up); "" turns it off' },
   pods: { kind: 'string', default: 'insecure', choices: ['insecure', 'verified', 'disabled'], for: DNS, help: 'pod A records mode' },
   ttl: { kind: 'int', default: 5, for: DNS, help: 'TTL of cluster-zone answers (seconds)' },
   'health-listen': { kind: 'string', default: ':8080', for: DNS, help: 'DNS /health address' },
@@ -79,6 +81,8 @@ export interface Options {
   listen: string[];
   clusterDomain: string;
   upstream: string[];
+  resolvConf: string;
+  systemdResolvConf: string;
   pods: 'insecure' | 'verified' | 'disabled';
   ttl: number;
   healthListen: string;
@@ -197,6 +201,8 @@ export function parseFlags(command: Command, argv: readonly string[]): Options {
     listen: value('listen'),
     clusterDomain: String(value('cluster-domain')).replace(/\.$/, '').toLowerCase(),
     upstream: value('upstream'),
+    resolvConf: value('resolv-conf'),
+    systemdResolvConf: value('systemd-resolv-conf'),
     pods: value('pods'),
     ttl: value('ttl'),
     healthListen: value('health-listen'),

@@ -5,7 +5,8 @@ import { HttpEndpoint, parseHostPort, type ListenAddress, type Route } from '../
 import { logger } from '../common/log.js';
 import { exposition } from '../common/metrics.js';
 import { AnswerCache, DEFAULT_CACHE } from './cache.js';
-import { Forwarder, type Upstream, parseUpstream, readResolvConf, upstreamLabel, upstreamsFromResolvConf } from './forwarder.js';
+import { Forwarder, type Upstream, parseUpstream, upstreamLabel } from './forwarder.js';
+import { chooseResolvConf, upstreamsFromResolvConf } from './resolvconf.js';
 import { DnsHandler } from './handler.js';
 import { DnsMetrics, rcodeName } from './metrics.js';
 import { DnsListener, serverLabel } from './server.js';
@@ -32,12 +33,17 @@ export async function startDns(opts: Options, catalog: CatalogView): Promise<Run
   let upstreams: Upstream[];
   try {
     listens = opts.listen.map((l) => parseHostPort(l, '--listen'));
-    upstreams = opts.upstream.length > 0 ? opts.upstream.map(parseUpstream) : upstreamsFromResolvConf(readResolvConf(), listens);
+    if (opts.upstream.length > 0) upstreams = opts.upstream.map(parseUpstream);
+    else {
+      const conf = chooseResolvConf({ path: opts.resolvConf, systemdPath: opts.systemdResolvConf });
+      upstreams = upstreamsFromResolvConf(conf.text, listens);
+      log.info('upstreams from resolv.conf', { path: conf.path, ...(conf.reason ? { reason: conf.reason } : {}), upstreams: upstreams.map(upstreamLabel).join(',') || 'none' });
+    }
     for (const a of [opts.healthListen, opts.readyListen, opts.metricsListen]) if (a) parseHostPort(a, 'HTTP address');
   } catch (err) {
     throw new UsageError((err as Error).message);
   }
-  if (upstreams.length === 0) log.warn('no upstream resolver: names outside the cluster zone get SERVFAIL', { hint: 'give --upstream or a nameserver in /etc/resolv.conf' });
+  if (upstreams.length === 0) log.warn('no upstream resolver: names outside the cluster zone get SERVFAIL', { hint: 'give --upstream or a nameserver in --resolv-conf' });
 
   const zone = new ClusterZone({ domain: opts.clusterDomain, ttl: opts.ttl, pods: opts.pods, ownAddresses: serverAddresses(listens.map((l) => l.host)) }, catalog);
   zone.attach();

@@ -4,8 +4,6 @@
 // answers SERVFAIL.
 import dgram from 'node:dgram';
 import net from 'node:net';
-import { readFileSync } from 'node:fs';
-import { networkInterfaces } from 'node:os';
 import { randomInt } from 'node:crypto';
 import type { Logger } from '../common/log.js';
 import { FLAG_RD, FLAG_TC, HEADER_LEN, QTYPE, skipName } from './wire.js';
@@ -33,48 +31,6 @@ function check(u: Upstream, s: string): Upstream {
   if (!net.isIP(u.host)) throw new Error(`--upstream ${JSON.stringify(s)}: ${JSON.stringify(u.host)} is not an IP address`);
   if (!(u.port > 0 && u.port < 65536)) throw new Error(`--upstream ${JSON.stringify(s)}: bad port`);
   return u;
-}
-
-/**
- * The nameservers of a resolv.conf, leaving out ourselves (no loops): a nameserver is us when
- * it is one of our listen addresses, or a local address (`local`) under a wildcard listener of
- * its family on its port.
- */
-export function upstreamsFromResolvConf(text: string, ours: readonly Upstream[], local: ReadonlySet<string> = localAddresses()): Upstream[] {
-  const out: Upstream[] = [];
-  for (const line of text.split('\n')) {
-    const m = /^\s*nameserver\s+(\S+)/.exec(line);
-    if (!m) continue;
-    const host = m[1].replace(/%.*$/, ''); // zone index of link-local addresses
-    if (!net.isIP(host)) continue;
-    const u = { host, port: 53 };
-    const v6 = net.isIPv6(host);
-    const isUs = ours.some(
-      (o) => o.port === u.port && (o.host === u.host || (isWildcard(o.host) && net.isIPv6(o.host) === v6 && (local.has(u.host) || isLoopback(u.host)))),
-    );
-    if (!isUs) out.push(u);
-  }
-  return out;
-}
-
-function isWildcard(h: string): boolean {
-  return h === '0.0.0.0' || h === '::';
-}
-
-function isLoopback(h: string): boolean {
-  return h.startsWith('127.') || h === '::1';
-}
-
-function localAddresses(): Set<string> {
-  return new Set(Object.values(networkInterfaces()).flatMap((l) => (l ?? []).map((a) => a.address)));
-}
-
-export function readResolvConf(path = '/etc/resolv.conf'): string {
-  try {
-    return readFileSync(path, 'utf8');
-  } catch {
-    return '';
-  }
 }
 
 interface Pending {
