@@ -32,3 +32,23 @@ describe('the query sent upstream', () => {
     expect([opt.type, opt.udpPayloadSize, opt.flags & dnsPacket.DNSSEC_OK]).toEqual(['OPT', 1232, dnsPacket.DNSSEC_OK]);
   });
 });
+
+describe('which reply counts', () => {
+  it('only ours: a response, our ID, one question equal byte for byte', async () => {
+    const { isReplyTo } = await import('./forwarder.js');
+    const dnsPacket = (await import('dns-packet')).default;
+    const question = { name: 'Www.Example.test', type: 'A', class: 'IN' } as const;
+    const query = dnsPacket.encode({ type: 'query', id: 7, questions: [question] } as Packet);
+    const q = query.subarray(12);
+    const reply = (p: Partial<Packet>) => dnsPacket.encode({ type: 'response', id: 7, questions: [question], ...p } as Packet);
+    expect(isReplyTo(reply({}), 7, q)).toBe(true);
+    expect(isReplyTo(reply({ id: 8 }), 7, q)).toBe(false);
+    expect(isReplyTo(query, 7, q)).toBe(false); // not a response
+    expect(isReplyTo(reply({ questions: [{ ...question, name: 'www.example.test' }] }), 7, q)).toBe(false);
+    expect(isReplyTo(reply({ questions: [{ ...question, type: 'AAAA' }] }), 7, q)).toBe(false);
+    expect(isReplyTo(reply({ questions: [{ ...question, class: 'CH' }] }), 7, q)).toBe(false);
+    expect(isReplyTo(reply({ questions: [], flags: 3 }), 7, q)).toBe(false); // NXDOMAIN, no question
+    expect(isReplyTo(reply({ questions: [question, question] }), 7, q)).toBe(false);
+    expect(isReplyTo(Buffer.alloc(5), 7, q)).toBe(false);
+  });
+});

@@ -77,13 +77,8 @@ export class DnsHandler {
     const hit = this.cache.get(key, now);
     if (hit) return this.done(t, t0, msg, q, serveAnswer(hit, msg, q, limit, now), PLUGIN.cache);
     return this.fetch(key, msg, q).then((a) =>
-      this.done(t, t0, msg, q, a ? this.fromUpstream(a, msg, q, limit) : emptyReply(msg, q, RCODE.SERVFAIL), PLUGIN.forward),
+      this.done(t, t0, msg, q, a ? serveAnswer(a, msg, q, limit, Date.now()) : emptyReply(msg, q, RCODE.SERVFAIL), PLUGIN.forward),
     );
-  }
-
-  /** An upstream error reply may come without the question; the client gets it with its own. */
-  private fromUpstream(a: Answer, msg: Buffer, q: Query, limit: number): Buffer {
-    return a.questionEnd === HEADER_LEN ? emptyReply(msg, q, a.rcode) : serveAnswer(a, msg, q, limit, Date.now());
   }
 
   /** One upstream exchange per distinct question in flight; the answer goes into the cache. */

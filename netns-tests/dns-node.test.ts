@@ -3,7 +3,10 @@
 // 192.0.2.53 so we can tell who answered); another namespace holds the real upstream, the one
 // systemd-resolved's own resolv.conf would name (192.0.2.1).
 //
-//   pod (10.0.0.2) ──veth── node (10.0.0.10, 10.0.1.1; stub 127.0.0.53) ──veth── upstream (10.0.1.53)
+// A third upstream (10.0.1.54, a plain UDP socket) is hostile: before its true answer it sends
+// forged ones, each wrong in one way, to see that none is taken or cached.
+//
+//   pod (10.0.0.2) ──veth── node (10.0.0.10, 10.0.1.1; stub 127.0.0.53) ──veth── upstream (10.0.1.53, 10.0.1.54)
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -15,7 +18,39 @@ const BIN = resolve('dist/cmd/kube-dataplane.js');
 const NODE = '10.0.0.10';
 const UPSTREAM = '10.0.1.53';
 const STUB = '127.0.0.53';
+const SPOOFER = '10.0.1.54';
 const NO_HTTP = ['--health-listen', '', '--ready-listen', '', '--metrics-listen', ''];
+
+// The hostile upstream. The first label of the question picks the forgery; the true answer
+// (192.0.2.1) follows 100 ms later from the right address, port, ID and question.
+const SPOOF_UPSTREAM = `
+const dgram = require('node:dgram');
+const pkt = require('dns-packet');
+const main = dgram.createSocket('udp4');
+const other = dgram.createSocket('udp4');
+const flip = (s) => s.replace(/[a-z]/gi, (c) => (c === c.toLowerCase() ? c.toUpperCase() : c.toLowerCase()));
+const reply = (q, { id = q.id, questions = q.questions, rcode = 0, ip = '192.0.2.1' } = {}) => pkt.encode({
+  type: 'response', id, flags: pkt.RECURSION_DESIRED | pkt.RECURSION_AVAILABLE | rcode, questions,
+  answers: ip ? [{ name: q.questions[0].name, type: 'A', ttl: 300, data: ip }] : [],
+});
+main.on('message', (m, r) => {
+  const q = pkt.decode(m);
+  const qq = q.questions[0];
+  console.log('query ' + qq.name + ' from ' + r.port);
+  const send = (b, sock = main) => sock.send(b, r.port, r.address);
+  switch (qq.name.split('.')[0].toLowerCase()) {
+    case 'port': send(reply(q, { ip: '6.6.6.1' }), other); break;
+    case 'id': send(reply(q, { id: q.id ^ 1, ip: '6.6.6.2' })); break;
+    case 'case': send(reply(q, { questions: [{ ...qq, name: flip(qq.name) }], ip: '6.6.6.3' })); break;
+    case 'type': send(reply(q, { questions: [{ ...qq, type: 'AAAA' }], ip: '6.6.6.4' })); break;
+    case 'class': send(reply(q, { questions: [{ ...qq, class: 'CH' }], ip: '6.6.6.5' })); break;
+    case 'noquestion': send(reply(q, { questions: [], rcode: 3, ip: '' })); break;
+  }
+  setTimeout(() => send(reply(q)), 100);
+});
+other.bind(5300, '${SPOOFER}');
+main.bind(53, '${SPOOFER}', () => console.log('spoofer ready'));
+`;
 
 async function dig(ns: Namespace, ...args: string[]): Promise<{ status: string; answers: string[] }> {
   const r = await ns.exec('dig', ['+time=2', '+tries=1', '+nocookie', '+noall', '+comments', '+answer', ...args], { allowFailure: true, timeoutMs: 20_000 });
@@ -85,6 +120,32 @@ describe('DNS on a node with systemd-resolved', () => {
       expect(await dig(pod, `@${NODE}`, 'www.example.test', 'A')).toEqual({ status: 'NOERROR', answers: ['192.0.2.1'] });
     } finally {
       await server.stop();
+    }
+  });
+
+  it('takes only the reply to the question asked, from the upstream asked, on a fresh source port per query; caches no forgery', async () => {
+    const up = topo.namespaces.find((n) => n.name.endsWith('-up'))!;
+    await up.ip('addr', 'add', `${SPOOFER}/24`, 'dev', 'eth0');
+    const spoofer = up.spawn('node', ['-e', SPOOF_UPSTREAM], { label: 'spoofer' });
+    await spoofer.waitForOutput(/spoofer ready/);
+    const server = node.spawn('node', [BIN, 'dns', '--manifests', dir, '--listen', `${NODE}:53`, '--upstream', `${SPOOFER}:53`, ...NO_HTTP], { label: 'dns-spoofed' });
+    try {
+      await server.waitForOutput(/dns serving/);
+      const kinds = ['port', 'id', 'Case', 'type', 'class', 'noquestion'];
+      for (const kind of kinds) {
+        const name = `${kind}.Example.test`;
+        expect(await dig(pod, `@${NODE}`, name, 'A'), `${kind}: first answer`).toEqual({ status: 'NOERROR', answers: ['192.0.2.1'] });
+        expect(await dig(pod, `@${NODE}`, name, 'A'), `${kind}: from the cache`).toEqual({ status: 'NOERROR', answers: ['192.0.2.1'] });
+      }
+      const asked = spoofer.stdout.split('\n').filter((l) => l.startsWith('query '));
+      // Each name reached the upstream once: the second answer came from the cache, and it was
+      // the true one.
+      expect(asked.map((l) => l.split(' ')[1])).toEqual(kinds.map((k) => `${k}.Example.test`));
+      // Each query left from a port of its own, so a forger must guess it as well as the ID.
+      expect(new Set(asked.map((l) => l.split(' ')[3])).size).toBe(kinds.length);
+    } finally {
+      await server.stop();
+      await spoofer.stop();
     }
   });
 });
