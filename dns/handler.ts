@@ -54,6 +54,23 @@ export class DnsHandler {
     }
   }
 
+  /**
+   * The reply to a source the ACL does not allow: REFUSED with the question, whatever it
+   * asks, as CoreDNS's acl `block` does. Responses and runts still get silence.
+   */
+  refuse(msg: Buffer, t: Transport): Buffer | undefined {
+    const t0 = performance.now();
+    if (msg.length < HEADER_LEN || (msg.readUInt16BE(2) & FLAG_QR) !== 0) return undefined;
+    let q: Query | undefined;
+    try {
+      q = parseQuery(msg);
+    } catch (err) {
+      if (!(err instanceof WireError)) throw err;
+    }
+    this.metrics?.aclBlocked.labels(t.server, '.', '').inc();
+    return this.done(t, t0, msg, q, emptyReply(msg, q, RCODE.REFUSED), PLUGIN.acl);
+  }
+
   private answer(msg: Buffer, q: Query, t: Transport, t0: number): HandlerResult {
     if (q.opcode !== 0) return this.done(t, t0, msg, q, emptyReply(msg, q, RCODE.NOTIMP), PLUGIN.none);
     if (q.edns && q.edns.version > 0) return this.done(t, t0, msg, q, emptyReply(msg, q, BADVERS), PLUGIN.none);

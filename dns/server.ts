@@ -15,6 +15,8 @@ export interface ServerOptions {
   readonly maxInflightPerConnection?: number;
   /** How often a wildcard listener looks for new local addresses. */
   readonly rescanMs?: number;
+  /** Whether a source address may ask; others get REFUSED (dns/acl.ts). Absent: everyone. */
+  readonly allows?: (address: string) => boolean;
 }
 
 export function serverLabel(a: ListenAddress): string {
@@ -52,6 +54,7 @@ export class DnsListener {
   private readonly maxInflight: number;
   private readonly v6: boolean;
   private readonly wildcard: boolean;
+  private readonly allows?: (address: string) => boolean;
   private udpTransport?: Transport;
   private tcpTransport?: Transport;
   /** The address actually bound (port 0 becomes a real port). */
@@ -67,6 +70,7 @@ export class DnsListener {
     this.maxInflight = opts.maxInflightPerConnection ?? 128;
     this.v6 = net.isIPv6(addr.host);
     this.wildcard = addr.host === '0.0.0.0' || addr.host === '::';
+    this.allows = opts.allows;
   }
 
   /**
@@ -214,7 +218,7 @@ export class DnsListener {
       if (!t) return;
       let r: HandlerResult;
       try {
-        r = this.handler.handle(msg, t);
+        r = this.allows && !this.allows(rinfo.address) ? this.handler.refuse(msg, t) : this.handler.handle(msg, t);
       } catch (err) {
         this.log.error('udp query failed', { error: (err as Error).stack ?? String(err) });
         return;
@@ -228,6 +232,7 @@ export class DnsListener {
 
   private session(sock: net.Socket, t: Transport): void {
     this.sessions.add(sock);
+    const refused = this.allows !== undefined && !this.allows(sock.remoteAddress ?? '');
     let buf: Buffer = Buffer.alloc(0);
     let inflight = 0;
     let ended = false;
@@ -271,7 +276,7 @@ export class DnsListener {
         inflight++;
         let r: HandlerResult;
         try {
-          r = this.handler.handle(msg, t);
+          r = refused ? this.handler.refuse(msg, t) : this.handler.handle(msg, t);
         } catch (err) {
           this.log.error('tcp query failed', { error: (err as Error).stack ?? String(err) });
           r = undefined;

@@ -19,6 +19,7 @@ const NODE = '10.0.0.10';
 const UPSTREAM = '10.0.1.53';
 const STUB = '127.0.0.53';
 const SPOOFER = '10.0.1.54';
+const PODS = ['--cluster-cidr', '10.0.0.0/24'];
 const NO_HTTP = ['--health-listen', '', '--ready-listen', '', '--metrics-listen', ''];
 
 // The hostile upstream. The first label of the question picks the forgery; the true answer
@@ -52,6 +53,12 @@ other.bind(5300, '${SPOOFER}');
 main.bind(53, '${SPOOFER}', () => console.log('spoofer ready'));
 `;
 
+/** An HTTP GET from inside `ns`: the status, or the error's code when nothing answers. */
+async function httpGet(ns: Namespace, url: string): Promise<string> {
+  const script = `fetch(${JSON.stringify(url)}, { signal: AbortSignal.timeout(3000) }).then((r) => console.log(r.status), (e) => console.log(e.cause?.code ?? e.name))`;
+  return (await ns.exec('node', ['-e', script])).stdout.trim();
+}
+
 async function dig(ns: Namespace, ...args: string[]): Promise<{ status: string; answers: string[] }> {
   const r = await ns.exec('dig', ['+time=2', '+tries=1', '+nocookie', '+noall', '+comments', '+answer', ...args], { allowFailure: true, timeoutMs: 20_000 });
   const status = /status: (\w+)/.exec(r.stdout)?.[1] ?? `no reply (${r.code})`;
@@ -74,6 +81,7 @@ describe('DNS on a node with systemd-resolved', () => {
     pod = await topo.namespace('pod');
     const upstream = await topo.namespace('up');
     await topo.veth({ ns: pod, ifname: 'eth0', addresses: ['10.0.0.2/24'] }, { ns: node, ifname: 'vpod', addresses: [`${NODE}/24`] });
+    await pod.addRoute('default', 'via', NODE);
     await topo.veth({ ns: node, ifname: 'vup', addresses: ['10.0.1.1/24'] }, { ns: upstream, ifname: 'eth0', addresses: [`${UPSTREAM}/24`] });
     const dnsmasq = (ns: Namespace, at: string, answer: string, label: string): Process =>
       ns.spawn('dnsmasq', [
@@ -88,6 +96,10 @@ describe('DNS on a node with systemd-resolved', () => {
     for (let i = 0; i < 100 && !/\bUP\b/.test((await node.ip('-br', 'link', 'show', 'vpod')).stdout); i++) await new Promise((r) => setTimeout(r, 50));
     // What an Ubuntu node's /etc/resolv.conf says (ip netns exec mounts it over /etc/resolv.conf).
     node.writeResolvConf(`nameserver ${STUB}\noptions edns0 trust-ad\nsearch .\n`);
+    // The same, and what systemd-resolved keeps in /run/systemd/resolve/resolv.conf, as files
+    // the server is pointed at (--resolv-conf, --systemd-resolv-conf).
+    writeFileSync(join(dir, 'resolv.conf'), `nameserver ${STUB}\noptions edns0 trust-ad\n`);
+    writeFileSync(join(dir, 'systemd-resolv.conf'), `# This is /run/systemd/resolve/resolv.conf managed by systemd-resolved\nnameserver ${UPSTREAM}\n`);
   });
 
   afterAll(async () => {
@@ -96,7 +108,7 @@ describe('DNS on a node with systemd-resolved', () => {
   });
 
   it('a wildcard listener starts beside the stub and forwards through it (127.0.0.53 is not us)', async () => {
-    const server = node.spawn('node', [BIN, 'dns', '--manifests', dir, '--listen', '0.0.0.0:53', ...NO_HTTP], { label: 'dns-wildcard' });
+    const server = node.spawn('node', [BIN, 'dns', '--manifests', dir, ...PODS, '--listen', '0.0.0.0:53', ...NO_HTTP], { label: 'dns-wildcard' });
     try {
       await server.waitForOutput(/dns serving/);
       const d = await dig(pod, `@${NODE}`, 'www.example.test', 'A');
@@ -108,10 +120,8 @@ describe('DNS on a node with systemd-resolved', () => {
   });
 
   it('reads systemd-resolved\'s own resolv.conf when resolv.conf names only the stub, and says so', async () => {
-    writeFileSync(join(dir, 'resolv.conf'), `nameserver ${STUB}\noptions edns0 trust-ad\n`);
-    writeFileSync(join(dir, 'systemd-resolv.conf'), `# This is /run/systemd/resolve/resolv.conf managed by systemd-resolved\nnameserver ${UPSTREAM}\n`);
     const server = node.spawn('node', [
-      BIN, 'dns', '--manifests', dir, '--listen', `${NODE}:53`, '--resolv-conf', join(dir, 'resolv.conf'),
+      BIN, 'dns', '--manifests', dir, ...PODS, '--listen', `${NODE}:53`, '--resolv-conf', join(dir, 'resolv.conf'),
       '--systemd-resolv-conf', join(dir, 'systemd-resolv.conf'), ...NO_HTTP,
     ], { label: 'dns-systemd' });
     try {
@@ -128,7 +138,7 @@ describe('DNS on a node with systemd-resolved', () => {
     await up.ip('addr', 'add', `${SPOOFER}/24`, 'dev', 'eth0');
     const spoofer = up.spawn('node', ['-e', SPOOF_UPSTREAM], { label: 'spoofer' });
     await spoofer.waitForOutput(/spoofer ready/);
-    const server = node.spawn('node', [BIN, 'dns', '--manifests', dir, '--listen', `${NODE}:53`, '--upstream', `${SPOOFER}:53`, ...NO_HTTP], { label: 'dns-spoofed' });
+    const server = node.spawn('node', [BIN, 'dns', '--manifests', dir, ...PODS, '--listen', `${NODE}:53`, '--upstream', `${SPOOFER}:53`, ...NO_HTTP], { label: 'dns-spoofed' });
     try {
       await server.waitForOutput(/dns serving/);
       const kinds = ['port', 'id', 'Case', 'type', 'class', 'noquestion'];
@@ -146,6 +156,56 @@ describe('DNS on a node with systemd-resolved', () => {
     } finally {
       await server.stop();
       await spoofer.stop();
+    }
+  });
+
+  it('with its default listen addresses, starts beside the stub and serves pods on 169.254.20.10, not on node addresses', async () => {
+    const server = node.spawn('node', [
+      BIN, 'dns', '--manifests', dir, ...PODS, '--resolv-conf', join(dir, 'resolv.conf'), '--systemd-resolv-conf', join(dir, 'systemd-resolv.conf'),
+    ], { label: 'dns-defaults' });
+    try {
+      await server.waitForOutput(/dns serving/);
+      expect(await dig(pod, '@169.254.20.10', 'web.prod.svc.cluster.local', 'A')).toEqual({ status: 'NOERROR', answers: ['10.96.0.10'] });
+      expect(await dig(pod, '@169.254.20.10', '+tcp', 'www.example.test', 'A')).toMatchObject({ status: 'NOERROR' });
+      // Nothing listens on the node's own addresses, for DNS or HTTP.
+      expect((await dig(pod, `@${NODE}`, 'web.prod.svc.cluster.local', 'A')).status).toMatch(/^no reply/);
+      for (const port of [8080, 8181, 9153]) expect(await httpGet(pod, `http://${NODE}:${port}/`)).toBe('ECONNREFUSED');
+      // Health, readiness and metrics are on the node's loopback, where kubelet probes them.
+      expect(await httpGet(node, 'http://127.0.0.1:8080/health')).toBe('200');
+      expect(await httpGet(node, 'http://127.0.0.1:8181/ready')).toBe('200');
+      expect(await httpGet(node, 'http://127.0.0.1:9153/metrics')).toBe('200');
+    } finally {
+      await server.stop();
+    }
+  });
+
+  it('answers REFUSED to sources outside --allow-from (default: cluster CIDRs, node addresses, loopback), over UDP and TCP', async () => {
+    const up = topo.namespaces.find((n) => n.name.endsWith('-up'))!;
+    const start = async (label: string, ...flags: string[]) => {
+      const p = node.spawn('node', [BIN, 'dns', '--manifests', dir, '--listen', `${NODE}:53`, '--listen', '10.0.1.1:53', '--listen', '127.0.0.1:53', '--upstream', `${UPSTREAM}:53`, ...NO_HTTP, ...flags], { label });
+      await p.waitForOutput(/dns serving/);
+      return p;
+    };
+    const status = async (ns: Namespace, at: string, ...args: string[]) => (await dig(ns, `@${at}`, ...args)).status;
+    let server = await start('dns-acl-default', '--cluster-cidr', '10.0.0.0/24');
+    try {
+      for (const transport of ['+notcp', '+tcp']) {
+        expect(await status(pod, NODE, transport, 'web.prod.svc.cluster.local', 'A')).toBe('NOERROR'); // a pod
+        expect(await status(node, '10.0.1.1', transport, 'www.example.test', 'A')).toBe('NOERROR'); // the node itself
+        expect(await status(node, '127.0.0.1', transport, 'www.example.test', 'A')).toBe('NOERROR'); // loopback
+        // 10.0.1.53 is none of those: no recursion, and no cluster names either.
+        expect(await status(up, '10.0.1.1', transport, 'www.example.test', 'A')).toBe('REFUSED');
+        expect(await status(up, '10.0.1.1', transport, 'web.prod.svc.cluster.local', 'A')).toBe('REFUSED');
+      }
+    } finally {
+      await server.stop();
+    }
+    server = await start('dns-acl-explicit', '--allow-from', '10.0.1.0/24');
+    try {
+      expect(await status(up, '10.0.1.1', 'www.example.test', 'A')).toBe('NOERROR');
+      expect(await status(pod, NODE, 'web.prod.svc.cluster.local', 'A')).toBe('REFUSED');
+    } finally {
+      await server.stop();
     }
   });
 });
