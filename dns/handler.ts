@@ -98,17 +98,28 @@ export class DnsHandler {
     );
   }
 
-  /** One upstream exchange per distinct question in flight; the answer goes into the cache. */
+  /**
+   * One upstream exchange per distinct question in flight; the answer goes into the cache.
+   * However the exchange ends, its entry goes, and a failure is no answer (SERVFAIL): an entry
+   * left behind by a rejected exchange handed the same rejection to every later asker of that
+   * question, for the life of the process.
+   */
   private fetch(key: string, msg: Buffer, q: Query): Promise<Answer | undefined> {
     let p = this.inflight.get(key);
     if (!p) {
-      p = this.forwarder.exchange(upstreamQuery(msg, q)).then((reply) => {
-        this.inflight.delete(key);
-        if (!reply) return undefined;
-        const a = toAnswer(reply, Date.now());
-        if (a) this.cache.put(key, a);
-        return a;
-      });
+      p = this.forwarder
+        .exchange(upstreamQuery(msg, q))
+        .then((reply) => {
+          if (!reply) return undefined;
+          const a = toAnswer(reply, Date.now());
+          if (a) this.cache.put(key, a);
+          return a;
+        })
+        .catch((err: unknown) => {
+          this.log.warn('upstream exchange failed', { name: q.name, qtype: q.qtype, error: err instanceof Error ? err.message : String(err) });
+          return undefined;
+        })
+        .finally(() => this.inflight.delete(key));
       this.inflight.set(key, p);
     }
     return p;
@@ -129,7 +140,7 @@ export class DnsHandler {
       const sq = parseQuery(sub);
       const key = cacheKey(sq);
       const a = this.cache.get(key, Date.now()) ?? (await this.fetch(key, sub, sq));
-      if (a) ({ records: chased, rcode } = recordsOf(a));
+      if (a) ({ records: chased, rcode } = recordsOf(a, Date.now()));
     }
     const tpl = buildTemplate(msg, q, { rcode: rcode === RCODE.NXDOMAIN ? RCODE.NXDOMAIN : RCODE.NOERROR, authoritative: true, answer: [cname, ...chased] });
     return serveTemplate(tpl, msg, q, limit);
@@ -180,14 +191,19 @@ export function targetQuery(name: string, qtype: number): Buffer {
   return Buffer.from(w.done());
 }
 
-/** The address and CNAME records of an upstream answer (what a CNAME chase may append). */
-function recordsOf(a: Answer): { records: OwnedRec[]; rcode: number } {
+/**
+ * The address and CNAME records of an upstream answer (what a CNAME chase may append), their
+ * TTLs counted down by the time the answer has spent in the cache, as `serveAnswer` does for a
+ * direct hit: the chased records are the same cached data, served later.
+ */
+function recordsOf(a: Answer, now: number): { records: OwnedRec[]; rcode: number } {
   const records: OwnedRec[] = [];
+  const elapsed = Math.max(0, Math.floor((now - a.received) / 1000));
   try {
     const p = dnsPacket.decode(a.buf);
     for (const r of p.answers ?? []) {
       const owner = r.name.toLowerCase();
-      const ttl = 'ttl' in r ? (r.ttl ?? 0) : 0;
+      const ttl = Math.max(0, ('ttl' in r ? (r.ttl ?? 0) : 0) - elapsed);
       if (r.type === 'A' || r.type === 'AAAA') records.push({ owner, ttl, rec: addressRec(r.data) });
       else if (r.type === 'CNAME') records.push({ owner, ttl, rec: { type: QTYPE.CNAME, target: r.data.toLowerCase() } });
     }

@@ -207,6 +207,16 @@ describe('cluster DNS from a pod namespace', () => {
     expect(values(ext, 'A')).toEqual(['192.0.2.1']);
   });
 
+  it('counts down the TTLs of an ExternalName\'s target chased from the cache', async () => {
+    const ttl = async () => Number((await dig(pod, `ext.prod.svc.${ZONE}`, 'A')).answers.find((a) => a[3] === 'A')?.[1]);
+    const first = await ttl();
+    expect(first).toBeGreaterThan(0);
+    // TTLs count in whole seconds: poll until one has passed in the cache, for at most 3 s.
+    let later = first;
+    for (const t0 = Date.now(); later === first && Date.now() - t0 < 3000; ) later = await ttl();
+    expect(later).toBeLessThan(first);
+  });
+
   it('retries over TCP when the upstream truncates, and gives the client the whole answer', async () => {
     const d = await dig(pod, '+tcp', 'big.example.test', 'TXT');
     expect(d.status).toBe('NOERROR');
