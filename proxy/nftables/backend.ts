@@ -87,6 +87,7 @@ export class NftablesBackend implements Backend {
     this.lastToolMs = 0;
     const written = { rules: 0, elements: 0 };
     const repaired: Record<string, number> = {};
+    const readBacks = { n: 0 };
     let rewrote = false;
     for (const family of this.opts.families) {
       const cfg = familyConfig(family, req.node, this.opts);
@@ -102,7 +103,7 @@ export class NftablesBackend implements Backend {
             await this.fullSync(family, cfg, req, written);
             rewrote = true;
           }
-          if (req.reconcile && (await this.reconcile(family, req, repaired))) rewrote = true;
+          if (req.reconcile && (await this.reconcile(family, req, repaired, readBacks))) rewrote = true;
         }
       } catch (err) {
         // What the kernel holds is unknown now: the next (full) sync makes the table anew.
@@ -118,7 +119,7 @@ export class NftablesBackend implements Backend {
       rules.rules += s.rules;
       rules.elements += s.elements;
     }
-    return { rules, written, repaired, rewrote };
+    return { rules, written, repaired, rewrote, readBacks: readBacks.n };
   }
 
   private async timed<T>(fn: () => Promise<T>): Promise<T> {
@@ -248,7 +249,7 @@ export class NftablesBackend implements Backend {
    * one in one transaction).
    */
   /** Resolves true when it had to rewrite the family's table. */
-  private async reconcile(family: IPFamily, req: SyncRequest, repaired: Record<string, number>): Promise<boolean> {
+  private async reconcile(family: IPFamily, req: SyncRequest, repaired: Record<string, number>, readBacks: { n: number }): Promise<boolean> {
     const writer = this.opts.writer;
     if (!writer) return false;
     const st = this.state.get(family)!;
@@ -265,6 +266,7 @@ export class NftablesBackend implements Backend {
     };
     const found = await this.timed(() => writer.reconcile(family, st.cfg, expected, { chains: st.chains, sets: st.sets, countChains: st.countChains }));
     for (const [kind, n] of Object.entries(found.repaired)) repaired[kind] = (repaired[kind] ?? 0) + n;
+    if (found.readBack) readBacks.n++;
     if (found.needsFull) {
       this.log.warn('our nftables table was changed outside the proxy; rewriting it', { family, reason: found.needsFull });
       repaired.tables = (repaired.tables ?? 0) + 1;

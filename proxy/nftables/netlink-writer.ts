@@ -16,6 +16,7 @@ import {
   type FieldKind, type MapName, type MapSchema,
 } from './layout.js';
 import { NftNetlink } from './netlink/client.js';
+import { NftMonitor } from './netlink/monitor.js';
 import { encodeExpressions } from './netlink/expressions.js';
 import type { NftFamily, Op, SetElement, Verdict } from './netlink/messages.js';
 import { ipv4, ipv6, l4proto, port, putIPv4, putU32host, u32host } from './netlink/values.js';
@@ -250,24 +251,43 @@ export class NetlinkTableWriter implements TableWriter {
    *  we check it is still where we left it, and if not, every family must be read back. */
   private gen?: number;
 
-  constructor(private readonly nl: NftNetlink, private readonly log: Logger) {}
+  /** `monitor`: notifications of the namespace's transactions, so that commits by others to
+   *  other tables (iptables-nft, every few seconds on a real node) cost no read-back. Without
+   *  one, any move of the generation reads every family back. */
+  constructor(private readonly nl: NftNetlink, private readonly log: Logger, private readonly monitor?: NftMonitor) {}
 
-  /** Opens the socket and checks that this kernel answers; undefined when it cannot be used. */
+  /** Opens the sockets and checks that this kernel answers; undefined when it cannot be used. */
   static async open(log: Logger): Promise<NetlinkTableWriter | undefined> {
     try {
       const nl = NftNetlink.open();
       await nl.getGeneration();
-      return new NetlinkTableWriter(nl, log);
+      return new NetlinkTableWriter(nl, log, NetlinkTableWriter.monitorFor(nl, log));
     } catch (err) {
       log.warn('nfnetlink is not usable here; partial syncs go through nft and reconciles are skipped', { error: (err as Error).message });
       return undefined;
     }
   }
 
-  /** Notes a commit by someone else since our last one; call before writing (also with nft). */
+  /** The monitor of our table for a client, or undefined (then reconciles read back whenever the generation moves). */
+  static monitorFor(nl: NftNetlink, log: Logger): NftMonitor | undefined {
+    try {
+      return new NftMonitor(NftNetlink.openEvents(), TABLE_NAME, () => nl.portId);
+    } catch (err) {
+      log.warn('cannot subscribe to nf_tables notifications; every commit in the namespace makes the next reconcile read our tables back', { error: (err as Error).message });
+      return undefined;
+    }
+  }
+
+  /** Notes a commit by someone else to our tables since our last look; call before writing
+   *  (also with nft). */
   async beforeWrite(): Promise<void> {
     const g = await this.nl.getGeneration();
-    if (this.gen !== undefined && g !== this.gen) for (const l of this.learned.values()) l.dirty = true;
+    if (this.monitor) {
+      // Every time, not only when the generation moved: someone may commit between our commit
+      // and our reading of the generation after it.
+      for (const [family, l] of this.learned) if ((await this.monitor.take(nftFamily(family), g)) !== 'untouched') l.dirty = true;
+      this.monitor.resetLoss();
+    } else if (this.gen !== undefined && g !== this.gen) for (const l of this.learned.values()) l.dirty = true;
   }
 
   private async afterWrite(): Promise<void> {
@@ -357,15 +377,15 @@ export class NetlinkTableWriter implements TableWriter {
     await this.beforeWrite();
     if (!l.dirty) return { repaired: {} };
     const f = nftFamily(family);
-    if (!(await this.nl.tableExists(f, TABLE_NAME))) return { repaired: {}, needsFull: 'the table is gone' };
+    if (!(await this.nl.tableExists(f, TABLE_NAME))) return { repaired: {}, needsFull: 'the table is gone', readBack: true };
 
     const sets = new Set((await this.nl.listSets(f, TABLE_NAME)).map((s) => s.name));
     for (const name of [...MAP_NAMES, HAIRPIN_SET.name, ...CONFIG_SETS.map((c) => c.name), ...state.sets]) {
-      if (!sets.has(name)) return { repaired: {}, needsFull: `set ${name} is gone` };
+      if (!sets.has(name)) return { repaired: {}, needsFull: `set ${name} is gone`, readBack: true };
     }
     const chains = new Set((await this.nl.listChains(f, TABLE_NAME)).map((c) => c.name));
     const missingCount: string[] = [];
-    for (const name of [...BASE_CHAINS.map((c) => c.name), ...state.chains]) if (!chains.has(name)) return { repaired: {}, needsFull: `chain ${name} is gone` };
+    for (const name of [...BASE_CHAINS.map((c) => c.name), ...state.chains]) if (!chains.has(name)) return { repaired: {}, needsFull: `chain ${name} is gone`, readBack: true };
     for (const name of state.countChains) if (!chains.has(name)) missingCount.push(name);
 
     // Rules: replay our own earlier dump into every chain whose rules differ from it.
@@ -414,11 +434,12 @@ export class NetlinkTableWriter implements TableWriter {
     if (rulesRepaired) repaired.rules = rulesRepaired;
     if (elementsRepaired) repaired.elements = elementsRepaired;
     if (all.length) this.log.info('reconcile repaired the nftables table', { family, ...repaired });
-    return { repaired };
+    return { repaired, readBack: true };
   }
 
   close(): void {
     this.nl.close();
+    this.monitor?.close();
   }
 }
 

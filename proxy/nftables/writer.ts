@@ -11,6 +11,8 @@ export interface ReconcileResult {
   /** Set when the damage cannot be repaired piecemeal (the table, a set or a base chain gone):
    *  the reason; the backend then rewrites the family's table. */
   readonly needsFull?: string;
+  /** The table was read back (someone else committed to it, or notifications were lost). */
+  readonly readBack?: boolean;
 }
 
 export interface TableWriter {
