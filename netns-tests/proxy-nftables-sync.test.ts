@@ -242,8 +242,13 @@ describe('proxy: nftables syncs through nfnetlink', () => {
       expectNoNft();
     });
 
-    it('commits by others to other tables (iptables-nft, every few seconds on a node) read nothing back; one to ours is read back', async () => {
+    it('commits by others cost what they touched: another table nothing, an element of ours that key, a rule of ours a read-back', async () => {
       const readBacks = (m: string) => metric(m, 'kubedataplane_proxy_reconcile_read_backs_total');
+      const afterNextReconcile = async (what: string) => {
+        const n = reconciles();
+        await env.eventually(`a reconcile after ${what}`, async () => reconciles(), (v) => v >= n + 1, 20_000);
+        return metrics();
+      };
       await afterReconcile();
       const before = await metrics();
       const n0 = reconciles();
@@ -257,13 +262,22 @@ describe('proxy: nftables syncs through nfnetlink', () => {
       expect(metric(quietAfter, 'kubedataplane_proxy_reconciles_total') - metric(before, 'kubedataplane_proxy_reconciles_total')).toBeGreaterThanOrEqual(3);
       expect(readBacks(quietAfter), 'read-backs for commits to another table').toBe(readBacks(before));
       await nft('delete', 'table', 'ip', 'other-agent');
-      // An element added to our table by hand: read back, and taken out again.
+
+      // An element added to our table by hand and one deleted: put back key by key, nothing read back.
       await nft('add', 'element', 'ip', 'kube-dataplane', 'cluster-ips', '{ 10.96.99.99 }');
-      const n1 = reconciles();
-      await env.eventually('a reconcile after the edit', async () => reconciles(), (v) => v >= n1 + 1, 20_000);
-      const edited = await metrics();
-      expect(readBacks(edited) - readBacks(quietAfter), 'read-backs after an edit of ours').toBeGreaterThanOrEqual(1);
-      expect((await nft('list', 'set', 'ip', 'kube-dataplane', 'cluster-ips')).stdout).not.toContain('10.96.99.99');
+      await nft('delete', 'element', 'ip', 'kube-dataplane', 'cluster-ips', '{ 10.96.5.3 }');
+      const edited = await afterNextReconcile('two element edits');
+      expect(readBacks(edited) - readBacks(quietAfter), 'read-backs after element edits').toBe(0);
+      expect(repairs(edited, 'elements') - repairs(quietAfter, 'elements'), 'elements put back').toBe(2);
+      const ips = (await nft('list', 'set', 'ip', 'kube-dataplane', 'cluster-ips')).stdout;
+      expect(ips).not.toContain('10.96.99.99');
+      expect(ips).toContain('10.96.5.3');
+
+      // A rule added to one of our chains: the table is read back and the chain put back.
+      await nft('add', 'rule', 'ip', 'kube-dataplane', 'services', 'counter');
+      const ruled = await afterNextReconcile('a rule edit');
+      expect(readBacks(ruled) - readBacks(edited), 'read-backs after a rule edit').toBe(1);
+      expect((await nft('list', 'chain', 'ip', 'kube-dataplane', 'services')).stdout).not.toMatch(/^\s*counter/m);
       expectNoNft();
     });
 

@@ -16,7 +16,7 @@ import {
   type FieldKind, type MapName, type MapSchema,
 } from './layout.js';
 import { NftNetlink } from './netlink/client.js';
-import { NftMonitor } from './netlink/monitor.js';
+import { NftMonitor, elementId as touchedId, type ElementState } from './netlink/monitor.js';
 import { encodeExpressions } from './netlink/expressions.js';
 import type { NftFamily, Op, SetElement, Verdict } from './netlink/messages.js';
 import { ipv4, ipv6, l4proto, port, putIPv4, putU32host, u32host } from './netlink/values.js';
@@ -242,6 +242,8 @@ interface Learned {
   rules: Map<string, Buffer[]>;
   /** Someone else committed since this family was last written or read back. */
   dirty: boolean;
+  /** Elements others changed (the monitor saw nothing else): set → element id → now. */
+  touched: Map<string, Map<string, { key: Uint8Array; keyEnd?: Uint8Array; now: ElementState }>>;
 }
 
 export class NetlinkTableWriter implements TableWriter {
@@ -285,7 +287,17 @@ export class NetlinkTableWriter implements TableWriter {
     if (this.monitor) {
       // Every time, not only when the generation moved: someone may commit between our commit
       // and our reading of the generation after it.
-      for (const [family, l] of this.learned) if ((await this.monitor.take(nftFamily(family), g)) !== 'untouched') l.dirty = true;
+      for (const [family, l] of this.learned) {
+        const t = await this.monitor.take(nftFamily(family), g);
+        if (t.kind === 'elements') {
+          // Only elements: the next reconcile puts back those keys, with no read-back.
+          for (const [set, els] of t.sets) {
+            let mine = l.touched.get(set);
+            if (!mine) l.touched.set(set, (mine = new Map()));
+            for (const [id, e] of els) mine.set(id, e);
+          }
+        } else if (t.kind !== 'untouched') l.dirty = true;
+      }
       this.monitor.resetLoss();
     } else if (this.gen !== undefined && g !== this.gen) for (const l of this.learned.values()) l.dirty = true;
   }
@@ -349,7 +361,7 @@ export class NetlinkTableWriter implements TableWriter {
    *  wrote it. */
   async loaded(family: IPFamily): Promise<void> {
     await this.afterWrite();
-    this.learned.set(family, { rules: await this.rulesByChain(family), dirty: false });
+    this.learned.set(family, { rules: await this.rulesByChain(family), dirty: false, touched: new Map() });
   }
 
   /** The kernel's dump of our table's rules: chain → each rule's expressions, in order. */
@@ -375,7 +387,7 @@ export class NetlinkTableWriter implements TableWriter {
     const l = this.learned.get(family);
     if (!l) return { repaired: {}, needsFull: 'nothing learned since the last load' };
     await this.beforeWrite();
-    if (!l.dirty) return { repaired: {} };
+    if (!l.dirty) return l.touched.size ? this.repairTouched(family, l, expectedElements) : { repaired: {} };
     const f = nftFamily(family);
     if (!(await this.nl.tableExists(f, TABLE_NAME))) return { repaired: {}, needsFull: 'the table is gone', readBack: true };
 
@@ -428,6 +440,7 @@ export class NetlinkTableWriter implements TableWriter {
     if (missingCount.length || rulesRepaired) await this.loaded(family);
     // This family is as we want it now; the others were marked at the start if anything moved.
     l.dirty = false;
+    l.touched.clear();
     await this.afterWrite();
     const repaired: Record<string, number> = {};
     if (missingCount.length) repaired.chains = missingCount.length;
@@ -435,6 +448,44 @@ export class NetlinkTableWriter implements TableWriter {
     if (elementsRepaired) repaired.elements = elementsRepaired;
     if (all.length) this.log.info('reconcile repaired the nftables table', { family, ...repaired });
     return { repaired, readBack: true };
+  }
+
+  /** Puts back the elements others changed, key by key, from what their notifications left:
+   *  what the kernel holds of them is known without reading the table back. */
+  private async repairTouched(family: IPFamily, l: Learned, expectedElements: () => ReadonlyMap<string, ReadonlySet<string>>): Promise<ReconcileResult> {
+    const f = nftFamily(family);
+    const expected = expectedElements();
+    const ops: Op[] = [];
+    let repaired = 0;
+    for (const [name, touched] of l.touched) {
+      const schema = SCHEMAS.get(name);
+      if (!schema) continue; // not a set whose elements we own
+      const want = new Map<string, SetElement>();
+      for (const text of expected.get(name) ?? []) {
+        const [key, value] = splitElement(text);
+        const e = encodeElement(family, schema, key, value);
+        const id = touchedId(e);
+        if (touched.has(id)) want.set(id, e);
+      }
+      const del: SetElement[] = [];
+      const add: SetElement[] = [];
+      for (const [id, t] of touched) {
+        const w = want.get(id);
+        if (w && t.now && elementBytes(w) === elementBytes(t.now)) continue;
+        if (t.now) del.push({ key: t.key, ...(t.keyEnd ? { keyEnd: t.keyEnd } : {}) });
+        if (w) add.push(w);
+        repaired += (t.now ? 1 : 0) + (w ? 1 : 0);
+      }
+      if (del.length) ops.push({ op: 'delsetelem', family: f, table: TABLE_NAME, set: name, elements: del });
+      if (add.length) ops.push({ op: 'newsetelem', family: f, table: TABLE_NAME, set: name, elements: add });
+    }
+    // Deletions first, then additions, whatever the set.
+    ops.sort((a, b) => (a.op === b.op ? 0 : a.op === 'delsetelem' ? -1 : 1));
+    await this.commit(ops);
+    l.touched.clear();
+    await this.afterWrite();
+    if (repaired) this.log.info('reconcile repaired the nftables table', { family, elements: repaired });
+    return { repaired: repaired ? { elements: repaired } : {} };
   }
 
   close(): void {

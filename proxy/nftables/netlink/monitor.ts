@@ -8,15 +8,34 @@
 // When notifications were lost (the receive buffer overflowed) nothing can be ruled out.
 import type { NetlinkEventSocket } from './client.js';
 import { NFT_MSG, nfAttrs, nftType, parseMessages, readStr, readU32, type NlMessage, NFTA_GEN } from './wire.js';
-import { familyName, type NftFamily } from './messages.js';
+import { decodeSetElems, familyName, type DumpedSetElement, type NftFamily } from './messages.js';
 
-export type Touched = 'untouched' | 'touched' | 'unknown';
+/** An element of our table as others left it: its last notification (undefined: deleted). */
+export type ElementState = DumpedSetElement | undefined;
+
+/** What others did to one family's table: nothing; only elements (set → element id → what the
+ *  last notification left); or more (rules, chains, sets, the table) or unknowable. */
+export type Touched = { kind: 'untouched' } | { kind: 'elements'; sets: Map<string, Map<string, { key: Uint8Array; keyEnd?: Uint8Array; now: ElementState }>> } | { kind: 'touched' } | { kind: 'unknown' };
+
+/** Beyond this many elements touched, a read-back is the cheaper repair. */
+const MAX_TRACKED_ELEMENTS = 10_000;
+
+/** An element's identity (key and key end) as a string. */
+export function elementId(e: { key: Uint8Array; keyEnd?: Uint8Array }): string {
+  const hex = (b?: Uint8Array) => (b ? Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString('hex') : '');
+  return `${hex(e.key)}-${hex(e.keyEnd)}`;
+}
+
+interface FamilyTouch {
+  structural: boolean;
+  count: number;
+  sets: Map<string, Map<string, { key: Uint8Array; keyEnd?: Uint8Array; now: ElementState }>>;
+}
 
 export class NftMonitor {
-  /** Families of our table named by the open (not yet closed by NEWGEN) transaction of others. */
-  private open = new Set<NftFamily>();
-  /** Families of our table someone else changed since `take`. */
-  private touched = new Set<NftFamily>();
+  /** What others changed in our table since `take`, per family (notifications arrive after the
+   *  transaction committed, so they count at once; NEWGEN only marks how far we have read). */
+  private touched = new Map<NftFamily, FamilyTouch>();
   private lost = false;
   /** The generation of the last NEWGEN seen. */
   private seenGen?: number;
@@ -40,8 +59,6 @@ export class NftMonitor {
 
   private onMessage(m: NlMessage): void {
     if (m.type === nftType(NFT_MSG.NEWGEN)) {
-      for (const f of this.open) this.touched.add(f);
-      this.open.clear();
       this.seenGen = readU32(nfAttrs(m).attrs.get(NFTA_GEN.ID));
       return;
     }
@@ -50,7 +67,27 @@ export class NftMonitor {
     const { family, attrs } = nfAttrs(m);
     const f = familyName(family);
     // Attribute 1 is the table's name in every kind of message (table, chain, rule, set, element).
-    if (f && readStr(attrs.get(1)) === this.table) this.open.add(f);
+    if (!f || readStr(attrs.get(1)) !== this.table) return;
+    let t = this.touched.get(f);
+    if (!t) this.touched.set(f, (t = { structural: false, count: 0, sets: new Map() }));
+    const type = m.type & 0xff;
+    if (t.structural || (type !== NFT_MSG.NEWSETELEM && type !== NFT_MSG.DELSETELEM)) {
+      t.structural = true;
+      return;
+    }
+    let reply;
+    try {
+      reply = decodeSetElems(m);
+    } catch {
+      t.structural = true;
+      return;
+    }
+    let set = t.sets.get(reply.set);
+    if (!set) t.sets.set(reply.set, (set = new Map()));
+    for (const e of reply.elements) {
+      set.set(elementId(e), { key: e.key, ...(e.keyEnd ? { keyEnd: e.keyEnd } : {}), now: type === NFT_MSG.NEWSETELEM ? e : undefined });
+      if (++t.count > MAX_TRACKED_ELEMENTS) t.structural = true;
+    }
   }
 
   /**
@@ -62,10 +99,11 @@ export class NftMonitor {
   async take(family: NftFamily, gen: number, waitMs = 200): Promise<Touched> {
     const deadline = Date.now() + waitMs;
     while (this.seenGen !== gen && Date.now() < deadline) await new Promise((r) => setTimeout(r, 5));
-    if (this.lost) return 'unknown';
-    if (this.seenGen !== gen) return 'unknown';
-    const t = this.touched.delete(family);
-    return t ? 'touched' : 'untouched';
+    if (this.lost || this.seenGen !== gen) return { kind: 'unknown' };
+    const t = this.touched.get(family);
+    this.touched.delete(family);
+    if (!t) return { kind: 'untouched' };
+    return t.structural ? { kind: 'touched' } : { kind: 'elements', sets: t.sets };
   }
 
   /** Forget a loss once every family was read back. */
