@@ -242,7 +242,7 @@ describe('proxy: nftables syncs through nfnetlink', () => {
       expectNoNft();
     });
 
-    it('commits by others cost what they touched: another table nothing, an element of ours that key, a rule of ours a read-back', async () => {
+    it('commits by others to other tables (iptables-nft, every few seconds on a node) read nothing back; edits of ours are read back and put back', async () => {
       const readBacks = (m: string) => metric(m, 'kubedataplane_proxy_reconcile_read_backs_total');
       const afterNextReconcile = async (what: string) => {
         const n = reconciles();
@@ -263,20 +263,23 @@ describe('proxy: nftables syncs through nfnetlink', () => {
       expect(readBacks(quietAfter), 'read-backs for commits to another table').toBe(readBacks(before));
       await nft('delete', 'table', 'ip', 'other-agent');
 
-      // An element added to our table by hand and one deleted: put back key by key, nothing read back.
+      // An element added to our table by hand, then one deleted: each read back and put right.
+      // (A deletion and an addition in one tick leave the counts alike: that waits for the
+      // hourly full sync, proxy/nftables/README.md says so.)
       await nft('add', 'element', 'ip', 'kube-dataplane', 'cluster-ips', '{ 10.96.99.99 }');
+      const added = await afterNextReconcile('an element added');
+      expect(readBacks(added) - readBacks(quietAfter), 'read-backs after an element added').toBeGreaterThanOrEqual(1);
+      expect((await nft('list', 'set', 'ip', 'kube-dataplane', 'cluster-ips')).stdout).not.toContain('10.96.99.99');
       await nft('delete', 'element', 'ip', 'kube-dataplane', 'cluster-ips', '{ 10.96.5.3 }');
-      const edited = await afterNextReconcile('two element edits');
-      expect(readBacks(edited) - readBacks(quietAfter), 'read-backs after element edits').toBe(0);
+      const edited = await afterNextReconcile('an element deleted');
+      expect(readBacks(edited) - readBacks(added), 'read-backs after an element deleted').toBeGreaterThanOrEqual(1);
       expect(repairs(edited, 'elements') - repairs(quietAfter, 'elements'), 'elements put back').toBe(2);
-      const ips = (await nft('list', 'set', 'ip', 'kube-dataplane', 'cluster-ips')).stdout;
-      expect(ips).not.toContain('10.96.99.99');
-      expect(ips).toContain('10.96.5.3');
+      expect((await nft('list', 'set', 'ip', 'kube-dataplane', 'cluster-ips')).stdout).toContain('10.96.5.3');
 
-      // A rule added to one of our chains: the table is read back and the chain put back.
+      // A rule added to one of our chains: read back, the chain put back.
       await nft('add', 'rule', 'ip', 'kube-dataplane', 'services', 'counter');
       const ruled = await afterNextReconcile('a rule edit');
-      expect(readBacks(ruled) - readBacks(edited), 'read-backs after a rule edit').toBe(1);
+      expect(readBacks(ruled) - readBacks(edited), 'read-backs after a rule edit').toBeGreaterThanOrEqual(1);
       expect((await nft('list', 'chain', 'ip', 'kube-dataplane', 'services')).stdout).not.toMatch(/^\s*counter/m);
       expectNoNft();
     });

@@ -69,10 +69,9 @@ interface ChildResult extends ProxyRunFigures {
 
 // ---------------------------------------------------------------- child: one measured run
 
-/** The writer as NetlinkTableWriter.open makes it for the agent, with its event monitor. */
+/** The writer as NetlinkTableWriter.open makes it for the agent. */
 function writerAsShipped(): NetlinkTableWriter {
-  const nl = NftNetlink.open();
-  return new NetlinkTableWriter(nl, logger('bench'), NetlinkTableWriter.monitorFor(nl, logger('bench')));
+  return new NetlinkTableWriter(NftNetlink.open(), logger('bench'));
 }
 
 async function child(): Promise<void> {

@@ -16,7 +16,6 @@ import {
   type FieldKind, type MapName, type MapSchema,
 } from './layout.js';
 import { NftNetlink } from './netlink/client.js';
-import { NftMonitor, elementId as touchedId, type ElementState } from './netlink/monitor.js';
 import { encodeExpressions } from './netlink/expressions.js';
 import type { NftFamily, Op, SetElement, Verdict } from './netlink/messages.js';
 import { ipv4, ipv6, l4proto, port, putIPv4, putU32host, u32host } from './netlink/values.js';
@@ -240,70 +239,93 @@ export function freshTableOps(content: TableContent): { skeleton: Op[]; elements
 interface Learned {
   /** Chain → the kernel's dump of its rules' expressions, in order. */
   rules: Map<string, Buffer[]>;
-  /** Someone else committed since this family was last written or read back. */
+  /** The table's sets (with the element counts of those we fill) and chains, right after our
+   *  last write: a commit by someone else that leaves this and the rules alike did not touch
+   *  our table. */
+  shape: string;
+  /** Someone else changed this family's table since we last wrote or read it back. */
   dirty: boolean;
-  /** Elements others changed (the monitor saw nothing else): set → element id → now. */
-  touched: Map<string, Map<string, { key: Uint8Array; keyEnd?: Uint8Array; now: ElementState }>>;
 }
+
+/** Sets whose element count only we change (affinity sets fill from the packet path). */
+const COUNTED_SETS = new Set<string>([...MAP_NAMES, HAIRPIN_SET.name, ...CONFIG_SETS.map((c) => c.name)]);
 
 export class NetlinkTableWriter implements TableWriter {
   private readonly learned = new Map<IPFamily, Learned>();
-  /** The ruleset generation after our own last commit. It is one counter for the whole network
-   *  namespace (both families, every table): a commit of ours moves it too, so before each one
-   *  we check it is still where we left it, and if not, every family must be read back. */
+  /** The ruleset generation after our own last commit, or as far as we have checked. It is one
+   *  counter for the whole network namespace (both families, every table) and moves with every
+   *  transaction anyone commits: iptables-nft under kubelet and CNI plugins does, every few
+   *  seconds on a real node. */
   private gen?: number;
+  /** The generation `beforeWrite` saw, for `afterWrite` to count the transactions since. */
+  private genBefore?: number;
+  /** Someone else committed during our last write. */
+  private raced = false;
 
-  /** `monitor`: notifications of the namespace's transactions, so that commits by others to
-   *  other tables (iptables-nft, every few seconds on a real node) cost no read-back. Without
-   *  one, any move of the generation reads every family back. */
-  constructor(private readonly nl: NftNetlink, private readonly log: Logger, private readonly monitor?: NftMonitor) {}
+  constructor(private readonly nl: NftNetlink, private readonly log: Logger) {}
 
-  /** Opens the sockets and checks that this kernel answers; undefined when it cannot be used. */
+  /** Opens the socket and checks that this kernel answers; undefined when it cannot be used. */
   static async open(log: Logger): Promise<NetlinkTableWriter | undefined> {
     try {
       const nl = NftNetlink.open();
       await nl.getGeneration();
-      return new NetlinkTableWriter(nl, log, NetlinkTableWriter.monitorFor(nl, log));
+      return new NetlinkTableWriter(nl, log);
     } catch (err) {
       log.warn('nfnetlink is not usable here; partial syncs go through nft and reconciles are skipped', { error: (err as Error).message });
       return undefined;
     }
   }
 
-  /** The monitor of our table for a client, or undefined (then reconciles read back whenever the generation moves). */
-  static monitorFor(nl: NftNetlink, log: Logger): NftMonitor | undefined {
-    try {
-      return new NftMonitor(NftNetlink.openEvents(), TABLE_NAME, () => nl.portId);
-    } catch (err) {
-      log.warn('cannot subscribe to nf_tables notifications; every commit in the namespace makes the next reconcile read our tables back', { error: (err as Error).message });
-      return undefined;
-    }
+  /** What `Learned.shape` holds, read from the kernel now (two small dumps, no elements). */
+  private async shape(family: IPFamily): Promise<string> {
+    const f = nftFamily(family);
+    if (!(await this.nl.tableExists(f, TABLE_NAME))) return 'no table';
+    const sets = (await this.nl.listSets(f, TABLE_NAME)).map((x) => (COUNTED_SETS.has(x.name) ? `${x.name}=${x.count ?? '?'}` : x.name)).sort();
+    const chains = (await this.nl.listChains(f, TABLE_NAME)).map((c) => c.name).sort();
+    return `${sets.join(',')}|${chains.join(',')}`;
   }
 
-  /** Notes a commit by someone else to our tables since our last look; call before writing
-   *  (also with nft). */
+  private async rulesUnchanged(family: IPFamily, l: Learned): Promise<boolean> {
+    const now = await this.rulesByChain(family);
+    if (now.size !== l.rules.size) return false;
+    for (const [chain, want] of l.rules) {
+      const have = now.get(chain);
+      if (!have || have.length !== want.length || !have.every((b, i) => b.equals(want[i]))) return false;
+    }
+    return true;
+  }
+
+  /** Notes whether someone else changed our tables since our last look; call before writing
+   *  (also with nft). When the generation moved, each family's sets, element counts, chains and
+   *  rules are compared with what our last write left: a commit to another table costs those
+   *  small dumps, not a read-back of our elements. (An element replaced by another with the
+   *  same count goes unseen until the hourly full sync.) */
   async beforeWrite(): Promise<void> {
     const g = await this.nl.getGeneration();
-    if (this.monitor) {
-      // Every time, not only when the generation moved: someone may commit between our commit
-      // and our reading of the generation after it.
-      for (const [family, l] of this.learned) {
-        const t = await this.monitor.take(nftFamily(family), g);
-        if (t.kind === 'elements') {
-          // Only elements: the next reconcile puts back those keys, with no read-back.
-          for (const [set, els] of t.sets) {
-            let mine = l.touched.get(set);
-            if (!mine) l.touched.set(set, (mine = new Map()));
-            for (const [id, e] of els) mine.set(id, e);
-          }
-        } else if (t.kind !== 'untouched') l.dirty = true;
-      }
-      this.monitor.resetLoss();
-    } else if (this.gen !== undefined && g !== this.gen) for (const l of this.learned.values()) l.dirty = true;
+    this.genBefore = g;
+    if (this.gen === undefined || g === this.gen) return;
+    for (const [family, l] of this.learned) {
+      if (l.dirty) continue;
+      const shape = await this.shape(family);
+      if (shape !== l.shape || shape === 'no table' || !(await this.rulesUnchanged(family, l))) l.dirty = true;
+    }
+    this.gen = g;
   }
 
-  private async afterWrite(): Promise<void> {
-    this.gen = await this.nl.getGeneration();
+  /** After `k` transactions of ours: if the generation moved by more, someone else committed in
+   *  between, to a table we cannot name, and what we would learn now may hold their change:
+   *  every family is read back at the next reconcile. */
+  private async afterWrite(k: number): Promise<void> {
+    const g = await this.nl.getGeneration();
+    this.raced = this.genBefore !== undefined && g !== ((this.genBefore + k) >>> 0);
+    if (this.raced) for (const l of this.learned.values()) l.dirty = true;
+    this.gen = g;
+  }
+
+  /** Learn what our last write left in `family`'s table (nothing else committed since). */
+  private async learnShape(family: IPFamily): Promise<void> {
+    const l = this.learned.get(family);
+    if (l && !l.dirty) l.shape = await this.shape(family);
   }
 
   /** Commits `ops`, cut into several transactions only when one would not fit the socket. */
@@ -311,11 +333,16 @@ export class NetlinkTableWriter implements TableWriter {
     if (ops.length === 0) return;
     await this.beforeWrite();
     const batches = this.nl.batchBytes(ops) <= this.nl.maxTransactionBytes ? [ops] : this.nl.split(ops);
+    let done = 0;
     try {
-      for (const b of batches) await this.nl.commit(b);
+      for (const b of batches) {
+        await this.nl.commit(b);
+        done++;
+      }
     } finally {
-      await this.afterWrite();
+      await this.afterWrite(done);
     }
+    await this.learnShape(ops[0].family === 'ip' ? 'IPv4' : 'IPv6');
   }
 
   /**
@@ -331,14 +358,24 @@ export class NetlinkTableWriter implements TableWriter {
     if (this.nl.batchBytes(all) > this.nl.maxTransactionBytes) {
       if (await this.nl.tableExists(nftFamily(family), TABLE_NAME)) return false;
       await this.beforeWrite();
+      let done = 0;
       try {
-        for (const b of this.nl.split([...skeleton, ...elements])) await this.nl.commit(b);
-        await this.nl.commit(hooked);
+        for (const b of [...this.nl.split([...skeleton, ...elements]), hooked]) {
+          await this.nl.commit(b);
+          done++;
+        }
       } finally {
-        await this.afterWrite();
+        await this.afterWrite(done);
       }
-    } else await this.commit(all);
-    await this.loaded(family);
+    } else {
+      await this.beforeWrite();
+      try {
+        await this.nl.commit(all);
+      } finally {
+        await this.afterWrite(1);
+      }
+    }
+    await this.learn(family);
     return true;
   }
 
@@ -357,11 +394,16 @@ export class NetlinkTableWriter implements TableWriter {
     if (change.newCountChains.length) await this.learnRules(family, change.newCountChains);
   }
 
-  /** After a write by `nft -f` (the backend called `beforeWrite` first): the family is as we
-   *  wrote it. */
+  /** After a write by `nft -f` (the backend called `beforeWrite` first; one transaction): the
+   *  family is as we wrote it. */
   async loaded(family: IPFamily): Promise<void> {
-    await this.afterWrite();
-    this.learned.set(family, { rules: await this.rulesByChain(family), dirty: false, touched: new Map() });
+    await this.afterWrite(1);
+    await this.learn(family);
+  }
+
+  /** Everything a later look compares with: the family's rules and shape as we left them. */
+  private async learn(family: IPFamily): Promise<void> {
+    this.learned.set(family, { rules: await this.rulesByChain(family), shape: await this.shape(family), dirty: this.raced });
   }
 
   /** The kernel's dump of our table's rules: chain → each rule's expressions, in order. */
@@ -387,7 +429,7 @@ export class NetlinkTableWriter implements TableWriter {
     const l = this.learned.get(family);
     if (!l) return { repaired: {}, needsFull: 'nothing learned since the last load' };
     await this.beforeWrite();
-    if (!l.dirty) return l.touched.size ? this.repairTouched(family, l, expectedElements) : { repaired: {} };
+    if (!l.dirty) return { repaired: {} };
     const f = nftFamily(family);
     if (!(await this.nl.tableExists(f, TABLE_NAME))) return { repaired: {}, needsFull: 'the table is gone', readBack: true };
 
@@ -437,11 +479,8 @@ export class NetlinkTableWriter implements TableWriter {
     }
     const all = [...chainOps, ...ops, ...elementOps(family, 'newsetelem', adds)];
     await this.commit(all);
-    if (missingCount.length || rulesRepaired) await this.loaded(family);
-    // This family is as we want it now; the others were marked at the start if anything moved.
-    l.dirty = false;
-    l.touched.clear();
-    await this.afterWrite();
+    // This family is as we want it now (the others were compared at the start).
+    await this.learn(family);
     const repaired: Record<string, number> = {};
     if (missingCount.length) repaired.chains = missingCount.length;
     if (rulesRepaired) repaired.rules = rulesRepaired;
@@ -450,47 +489,8 @@ export class NetlinkTableWriter implements TableWriter {
     return { repaired, readBack: true };
   }
 
-  /** Puts back the elements others changed, key by key, from what their notifications left:
-   *  what the kernel holds of them is known without reading the table back. */
-  private async repairTouched(family: IPFamily, l: Learned, expectedElements: () => ReadonlyMap<string, ReadonlySet<string>>): Promise<ReconcileResult> {
-    const f = nftFamily(family);
-    const expected = expectedElements();
-    const ops: Op[] = [];
-    let repaired = 0;
-    for (const [name, touched] of l.touched) {
-      const schema = SCHEMAS.get(name);
-      if (!schema) continue; // not a set whose elements we own
-      const want = new Map<string, SetElement>();
-      for (const text of expected.get(name) ?? []) {
-        const [key, value] = splitElement(text);
-        const e = encodeElement(family, schema, key, value);
-        const id = touchedId(e);
-        if (touched.has(id)) want.set(id, e);
-      }
-      const del: SetElement[] = [];
-      const add: SetElement[] = [];
-      for (const [id, t] of touched) {
-        const w = want.get(id);
-        if (w && t.now && elementBytes(w) === elementBytes(t.now)) continue;
-        if (t.now) del.push({ key: t.key, ...(t.keyEnd ? { keyEnd: t.keyEnd } : {}) });
-        if (w) add.push(w);
-        repaired += (t.now ? 1 : 0) + (w ? 1 : 0);
-      }
-      if (del.length) ops.push({ op: 'delsetelem', family: f, table: TABLE_NAME, set: name, elements: del });
-      if (add.length) ops.push({ op: 'newsetelem', family: f, table: TABLE_NAME, set: name, elements: add });
-    }
-    // Deletions first, then additions, whatever the set.
-    ops.sort((a, b) => (a.op === b.op ? 0 : a.op === 'delsetelem' ? -1 : 1));
-    await this.commit(ops);
-    l.touched.clear();
-    await this.afterWrite();
-    if (repaired) this.log.info('reconcile repaired the nftables table', { family, elements: repaired });
-    return { repaired: repaired ? { elements: repaired } : {} };
-  }
-
   close(): void {
     this.nl.close();
-    this.monitor?.close();
   }
 }
 

@@ -555,7 +555,11 @@ export interface SetInfo {
   dataType?: number;
   dataLen?: number;
   timeoutMs?: number;
+  /** Elements in the set (NFTA_SET_COUNT, kernels since 6.x report it). */
+  count?: number;
 }
+
+const NFTA_SET_COUNT = 20;
 
 export function decodeSet(msg: NlMessage): SetInfo {
   const { family, attrs } = nfAttrs(msg);
@@ -574,6 +578,8 @@ export function decodeSet(msg: NlMessage): SetInfo {
   if (dataLen !== undefined) info.dataLen = dataLen;
   const timeout = readU64(attrs.get(NFTA_SET.TIMEOUT));
   if (timeout !== undefined) info.timeoutMs = Number(timeout);
+  const count = readU32(attrs.get(NFTA_SET_COUNT));
+  if (count !== undefined) info.count = count;
   return info;
 }
 
