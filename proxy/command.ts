@@ -7,7 +7,7 @@ import { HttpEndpoint, parseHostPort, type ListenAddress } from '../common/http-
 import { parseCIDR } from '../common/ip.js';
 import { logger, type Logger } from '../common/log.js';
 import { exposition } from '../common/metrics.js';
-import { conntrackArgs, type FlowFilter } from './core/conntrack.js';
+import { conntrackTool, StaleFlowCleaner } from './core/conntrack-cleaner.js';
 import { ProxierHealth } from './core/healthcheck/proxier.js';
 import { ServiceHealthServers } from './core/healthcheck/services.js';
 import { ProxyMetrics } from './core/metrics.js';
@@ -79,30 +79,14 @@ async function usableFamilies(flavour: Flavour): Promise<IPFamily[]> {
   return out;
 }
 
-/** conntrack processes run at once: 300 new UDP services are 600 deletions, which one after the
- *  other held the sync loop for 12 s. */
-const CONNTRACK_PARALLEL = 8;
-
-async function clearFlows(filters: readonly FlowFilter[], metrics: ProxyMetrics): Promise<number> {
-  const log = logger('proxy');
-  let failed = 0;
-  let next = 0;
-  const worker = async () => {
-    while (next < filters.length) {
-      const args = conntrackArgs(filters[next++]);
-      const r = await runTool('conntrack', args, undefined, 10_000);
-      // conntrack exits 1 when nothing matched; that is success for us.
-      if (r.code === 0 || /0 flow entries/.test(r.stderr)) {
-        metrics.conntrackDeletions.inc({ result: 'ok' });
-        continue;
-      }
-      failed++;
-      metrics.conntrackDeletions.inc({ result: 'error' });
-      log.warn('conntrack -D failed', { args: args.join(' '), error: r.stderr.trim() });
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(CONNTRACK_PARALLEL, filters.length) }, worker));
-  return failed;
+function staleFlowCleaner(families: readonly IPFamily[], metrics: ProxyMetrics): StaleFlowCleaner['clean'] {
+  const cleaner = new StaleFlowCleaner(
+    conntrackTool((cmd, args) => runTool(cmd, args, undefined, 30_000)),
+    families,
+    logger('proxy'),
+    (result, n) => metrics.conntrackDeletions.inc({ result }, n),
+  );
+  return (plans, endpointsOf) => cleaner.clean(plans, endpointsOf);
 }
 
 /** The iptables mode's backend, after choosing the flavour and the families its tools can do. */
@@ -201,7 +185,7 @@ export async function startProxy(opts: Options, catalog: CatalogView): Promise<R
         opts.nodePortAddresses,
       ),
       // Without NAT flows (userspace) there is nothing to clear; its UDP sessions are pruned by the backend.
-      ...(backend.natFlows ? { clearFlows: (f: readonly FlowFilter[]) => clearFlows(f, metrics) } : {}),
+      ...(backend.natFlows ? { cleanStaleFlows: staleFlowCleaner(families, metrics) } : {}),
     },
     log,
     metrics,
