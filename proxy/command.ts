@@ -105,7 +105,7 @@ async function iptablesBackend(opts: Options, checked: Checked, metrics: ProxyMe
 async function userspaceBackend(opts: Options): Promise<{ backend: UserspaceBackend; families: IPFamily[] }> {
   const log = logger('proxy');
   if (opts.clusterCIDR.length || opts.masqueradeAll) log.info('--cluster-cidr and --masquerade-all do not apply in userspace mode: endpoints always see the node as the source');
-  return { backend: new UserspaceBackend({}, log), families: ['IPv4', 'IPv6'] };
+  return { backend: new UserspaceBackend({ maxUdpSessionsPerService: opts.userspaceUdpMaxSessions }, log), families: ['IPv4', 'IPv6'] };
 }
 
 type Built = { backend: Backend; families: IPFamily[] };
