@@ -171,6 +171,9 @@ export async function startProxy(opts: Options, catalog: CatalogView): Promise<R
   await removeOtherModes(mode, log);
   await backend.prepare();
   const health = new ProxierHealth(2 * opts.syncPeriodMs);
+  // /healthz follows this node's Node object (being deleted, autoscaler taint), as kube-proxy's.
+  health.syncNode(catalog.node(opts.nodeName));
+  const unfollowNode = catalog.onChange((c) => c.nodes.has(opts.nodeName) && health.syncNode(catalog.node(opts.nodeName)));
   const hcServers = new ServiceHealthServers(log, () => health.healthy());
   const proxier = new Proxier(
     catalog,
@@ -208,6 +211,7 @@ export async function startProxy(opts: Options, catalog: CatalogView): Promise<R
       log.info('metrics endpoint listening', { address: `${a.address}:${a.port}` });
     }
   } catch (err) {
+    unfollowNode();
     await Promise.all(servers.map((s) => s.close()));
     backend.close();
     throw err;
@@ -220,6 +224,7 @@ export async function startProxy(opts: Options, catalog: CatalogView): Promise<R
     backend,
     metrics,
     async stop() {
+      unfollowNode();
       await proxier.stop();
       // What runs in process ends with the proxy (userspace listeners); kernel state stays, so a
       // restart reconciles it.
