@@ -45,7 +45,7 @@ export const FLAGS: Record<string, FlagSpec> = {
   'userspace-udp-max-sessions': { kind: 'int', default: 1000, for: PROXY, help: 'userspace mode: UDP sessions (one socket each) a service may hold at once; new ones past it are dropped' },
   cleanup: { kind: 'bool', default: false, for: ['proxy'], help: 'remove every rule kube-dataplane created, then exit' },
   // ipam
-  'node-pod-cidrs-file': { kind: 'string', default: '/run/kube-dataplane/node-pod-cidrs.json', for: ['agent'], help: 'where the agent keeps this node\'s spec.podCIDRs for the IPAM plugin (podCIDRsFrom: node); "" turns it off' },
+  'node-pod-cidrs-file': { kind: 'string', default: '/run/kube-dataplane/node-pod-cidrs.json', for: ['agent', 'proxy'], help: 'where the agent (or the proxy, when DNS runs apart) keeps this node\'s spec.podCIDRs for the IPAM plugin (podCIDRsFrom: node); "" turns it off' },
   // dns
   listen: { kind: 'list', default: ['0.0.0.0:53', '[::]:53'], for: DNS, help: 'DNS HOST:PORT, UDP and TCP (repeatable)' },
   'cluster-domain': { kind: 'string', default: 'cluster.local', for: DNS, help: 'the cluster zone' },

@@ -253,5 +253,11 @@ export async function main(opts: Options): Promise<number> {
   }
   checkOptions(opts);
   const { serveUntilSignalled } = await import('../cli/serve.js');
-  return serveUntilSignalled(opts, {}, log, [(view) => startProxy(opts, view)]);
+  // Where DNS runs in a container of its own (the DaemonSet), the proxy keeps the IPAM plugin's
+  // node pod CIDRs file, as the agent does.
+  const { keepNodePodCIDRsFile } = await import('../cli/node-pod-cidrs-writer.js');
+  return serveUntilSignalled(opts, {}, log, [
+    (view) => ({ stop: opts.nodePodCIDRsFile ? keepNodePodCIDRsFile(view, opts.nodeName, opts.nodePodCIDRsFile, log) : () => {} }),
+    (view) => startProxy(opts, view),
+  ]);
 }
