@@ -238,7 +238,7 @@ export function usage(command?: Command): string {
     const def = spec.default !== undefined && !(Array.isArray(spec.default) && spec.default.length === 0) && spec.default !== false
       ? ` (default ${Array.isArray(spec.default) ? spec.default.join(',') : spec.default})`
       : '';
-    lines.push(`  --${name}${arg}`.padEnd(34) + spec.help + def);
+    lines.push(`  --${name}${arg}`.padEnd(33) + ' ' + spec.help + def);
   }
   return lines.join('\n');
 }
