@@ -14,6 +14,8 @@
 //
 // Node's net.Server binds synchronously inside listen(): `listening` is true on return if the
 // bind worked. That lets the plugin, which has nothing else to do, wait without an event loop.
+// Node (libuv) binds an abstract name padded with NULs to the whole sun_path, so /proc/net/unix
+// and ss show it followed by '@'s; every binder is Node, so the padded names still collide.
 import { createServer, type Server } from 'node:net';
 import { statSync } from 'node:fs';
 

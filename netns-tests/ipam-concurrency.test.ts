@@ -24,15 +24,25 @@ function config(network: string, extra: Record<string, unknown> = {}) {
 }
 
 
-/** Abstract socket names bound in this network namespace (the plugin runs here, like a runtime's). */
+/** The abstract sockets bound in this network namespace (the plugin runs here, like a runtime's):
+ *  name → socket inode. Node pads an abstract name with NULs to the full sun_path, which
+ *  /proc/net/unix shows as trailing '@'s. */
+function abstractSockets(): Map<string, string> {
+  const out = new Map<string, string>();
+  for (const line of readFileSync('/proc/net/unix', 'utf8').split('\n')) {
+    const f = line.trim().split(/\s+/);
+    if (f[7]?.startsWith('@')) out.set(f[7].slice(1).replace(/@+$/, ''), f[6]);
+  }
+  return out;
+}
+
 function boundLocks(): string[] {
-  return readFileSync('/proc/net/unix', 'utf8').split('\n').map((l) => l.trim().split(/\s+/)[7]).filter((p) => p?.startsWith('@')).map((p) => p.slice(1));
+  return [...abstractSockets().keys()];
 }
 
 /** The pid holding lock `name`: the plugin process whose fd is that socket. */
 function victimPid(name: string): number {
-  const line = readFileSync('/proc/net/unix', 'utf8').split('\n').find((l) => l.trim().endsWith(`@${name}`))!;
-  const inode = line.trim().split(/\s+/)[6];
+  const inode = abstractSockets().get(name);
   for (const pid of readdirSync('/proc').filter((p) => /^\d+$/.test(p))) {
     try {
       for (const fd of readdirSync(`/proc/${pid}/fd`)) {
