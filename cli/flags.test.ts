@@ -25,12 +25,16 @@ describe('parseFlags', () => {
       syncPeriodMs: 30_000,
       healthzBindAddress: '0.0.0.0:10256',
       metricsBindAddress: '127.0.0.1:10249',
-      listen: ['0.0.0.0:53', '[::]:53'],
+      listen: ['169.254.20.10:53'],
+      listenInterface: 'kdp-dns0',
+      allowFrom: [],
+      resolvConf: '/etc/resolv.conf',
+      systemdResolvConf: '/run/systemd/resolve/resolv.conf',
       clusterDomain: 'cluster.local',
       pods: 'insecure',
-      healthListen: ':8080',
-      readyListen: ':8181',
-      metricsListen: ':9153',
+      healthListen: '127.0.0.1:8080',
+      readyListen: '127.0.0.1:8181',
+      metricsListen: '127.0.0.1:9153',
     });
   });
 

@@ -34,7 +34,7 @@ export const FLAGS: Record<string, FlagSpec> = {
   // proxy
   'proxy-mode': { kind: 'string', default: 'iptables', choices: ['iptables', 'userspace', 'nftables'], for: PROXY, help: 'how service VIPs are implemented' },
   'iptables-backend': { kind: 'string', default: 'auto', choices: ['auto', 'legacy', 'nft'], for: PROXY, help: 'iptables flavour; auto picks the one the host already uses' },
-  'cluster-cidr': { kind: 'list', default: [], for: PROXY, help: 'pod CIDRs of the cluster, both families (comma list)' },
+  'cluster-cidr': { kind: 'list', default: [], for: [...PROXY, 'dns'], help: 'pod CIDRs of the cluster, both families (comma list); DNS allows them by default (--allow-from)' },
   'service-cidr': { kind: 'list', default: [], for: PROXY, help: 'service CIDRs, both families (comma list; kube-apiserver\'s --service-cluster-ip-range): nftables mode drops traffic to their addresses no service has' },
   'masquerade-all': { kind: 'bool', default: false, for: PROXY, help: 'SNAT all traffic sent to service VIPs' },
   'min-sync-period': { kind: 'duration', default: '1s', for: PROXY, help: 'at most one rule sync per this period' },
@@ -47,14 +47,18 @@ export const FLAGS: Record<string, FlagSpec> = {
   // ipam
   'node-pod-cidrs-file': { kind: 'string', default: '/run/kube-dataplane/node-pod-cidrs.json', for: ['agent', 'proxy'], help: 'where the agent (or the proxy, when DNS runs apart) keeps this node\'s spec.podCIDRs for the IPAM plugin (podCIDRsFrom: node); "" turns it off' },
   // dns
-  listen: { kind: 'list', default: ['0.0.0.0:53', '[::]:53'], for: DNS, help: 'DNS HOST:PORT, UDP and TCP (repeatable)' },
+  listen: { kind: 'list', default: ['169.254.20.10:53'], for: DNS, help: 'DNS HOST:PORT, UDP and TCP (repeatable); an IPv4 link-local host no interface has goes on --listen-interface' },
+  'listen-interface': { kind: 'string', default: 'kdp-dns0', for: DNS, help: 'interface (created if missing) that carries the link-local --listen addresses' },
+  'allow-from': { kind: 'list', default: [], for: DNS, help: 'networks whose queries are answered, others get REFUSED (default: --cluster-cidr, the node\'s addresses, loopback)' },
   'cluster-domain': { kind: 'string', default: 'cluster.local', for: DNS, help: 'the cluster zone' },
-  upstream: { kind: 'list', default: [], for: DNS, help: 'upstream resolver HOST[:PORT] (repeatable; default: /etc/resolv.conf)' },
+  upstream: { kind: 'list', default: [], for: DNS, help: 'upstream resolver HOST[:PORT] (repeatable; default: the nameservers of --resolv-conf)' },
+  'resolv-conf': { kind: 'string', default: '/etc/resolv.conf', for: DNS, help: 'resolv.conf whose nameservers are the upstreams when --upstream is not given' },
+  'systemd-resolv-conf': { kind: 'string', default: '/run/systemd/resolve/resolv.conf', for: DNS, help: 'read instead when --resolv-conf names only systemd-resolved\'s stub 127.0.0.53 (as kubeadm sets kubelet up); "" turns it off' },
   pods: { kind: 'string', default: 'insecure', choices: ['insecure', 'verified', 'disabled'], for: DNS, help: 'pod A records mode' },
   ttl: { kind: 'int', default: 5, for: DNS, help: 'TTL of cluster-zone answers (seconds)' },
-  'health-listen': { kind: 'string', default: ':8080', for: DNS, help: 'DNS /health address' },
-  'ready-listen': { kind: 'string', default: ':8181', for: DNS, help: 'DNS /ready address' },
-  'metrics-listen': { kind: 'string', default: ':9153', for: DNS, help: 'DNS /metrics address' },
+  'health-listen': { kind: 'string', default: '127.0.0.1:8080', for: DNS, help: 'DNS /health address' },
+  'ready-listen': { kind: 'string', default: '127.0.0.1:8181', for: DNS, help: 'DNS /ready address' },
+  'metrics-listen': { kind: 'string', default: '127.0.0.1:9153', for: DNS, help: 'DNS /metrics address' },
 };
 
 export interface Options {
@@ -79,8 +83,12 @@ export interface Options {
   cleanup: boolean;
   nodePodCIDRsFile: string;
   listen: string[];
+  listenInterface: string;
+  allowFrom: string[];
   clusterDomain: string;
   upstream: string[];
+  resolvConf: string;
+  systemdResolvConf: string;
   pods: 'insecure' | 'verified' | 'disabled';
   ttl: number;
   healthListen: string;
@@ -198,8 +206,12 @@ export function parseFlags(command: Command, argv: readonly string[]): Options {
     cleanup: value('cleanup'),
     nodePodCIDRsFile: value('node-pod-cidrs-file') ?? '',
     listen: value('listen'),
+    listenInterface: value('listen-interface'),
+    allowFrom: value('allow-from'),
     clusterDomain: String(value('cluster-domain')).replace(/\.$/, '').toLowerCase(),
     upstream: value('upstream'),
+    resolvConf: value('resolv-conf'),
+    systemdResolvConf: value('systemd-resolv-conf'),
     pods: value('pods'),
     ttl: value('ttl'),
     healthListen: value('health-listen'),

@@ -5,8 +5,11 @@ import { HttpEndpoint, parseHostPort, type ListenAddress, type Route } from '../
 import { logger } from '../common/log.js';
 import { exposition } from '../common/metrics.js';
 import { AnswerCache, DEFAULT_CACHE } from './cache.js';
-import { Forwarder, type Upstream, parseUpstream, readResolvConf, upstreamLabel, upstreamsFromResolvConf } from './forwarder.js';
+import { Forwarder, type Upstream, parseUpstream, upstreamLabel } from './forwarder.js';
+import { chooseResolvConf, upstreamsFromResolvConf } from './resolvconf.js';
 import { DnsHandler } from './handler.js';
+import { buildAcl, type SourceAcl } from './acl.js';
+import { ensureLinkLocal } from './linklocal.js';
 import { DnsMetrics, rcodeName } from './metrics.js';
 import { DnsListener, serverLabel } from './server.js';
 import { ClusterZone, serverAddresses } from './zone.js';
@@ -30,14 +33,22 @@ export async function startDns(opts: Options, catalog: CatalogView): Promise<Run
   const metrics = new DnsMetrics(`${opts.clusterDomain}.`);
   let listens: ListenAddress[];
   let upstreams: Upstream[];
+  let acl: SourceAcl;
   try {
+    acl = buildAcl({ allowFrom: opts.allowFrom, clusterCIDRs: opts.clusterCIDR });
     listens = opts.listen.map((l) => parseHostPort(l, '--listen'));
-    upstreams = opts.upstream.length > 0 ? opts.upstream.map(parseUpstream) : upstreamsFromResolvConf(readResolvConf(), listens);
+    if (opts.upstream.length > 0) upstreams = opts.upstream.map(parseUpstream);
+    else {
+      const conf = chooseResolvConf({ path: opts.resolvConf, systemdPath: opts.systemdResolvConf });
+      upstreams = upstreamsFromResolvConf(conf.text, listens);
+      log.info('upstreams from resolv.conf', { path: conf.path, ...(conf.reason ? { reason: conf.reason } : {}), upstreams: upstreams.map(upstreamLabel).join(',') || 'none' });
+    }
     for (const a of [opts.healthListen, opts.readyListen, opts.metricsListen]) if (a) parseHostPort(a, 'HTTP address');
   } catch (err) {
     throw new UsageError((err as Error).message);
   }
-  if (upstreams.length === 0) log.warn('no upstream resolver: names outside the cluster zone get SERVFAIL', { hint: 'give --upstream or a nameserver in /etc/resolv.conf' });
+  if (acl.clusterless) log.warn('no --cluster-cidr: only the node itself may ask, pods get REFUSED', { hint: 'give --cluster-cidr or --allow-from' });
+  if (upstreams.length === 0) log.warn('no upstream resolver: names outside the cluster zone get SERVFAIL', { hint: 'give --upstream or a nameserver in --resolv-conf' });
 
   const zone = new ClusterZone({ domain: opts.clusterDomain, ttl: opts.ttl, pods: opts.pods, ownAddresses: serverAddresses(listens.map((l) => l.host)) }, catalog);
   zone.attach();
@@ -72,9 +83,13 @@ export async function startDns(opts: Options, catalog: CatalogView): Promise<Run
   metrics.cacheSize = () => cache.size;
   const handler = new DnsHandler(zone, forwarder, cache, metrics, log);
 
-  const listeners = listens.map((a) => new DnsListener(a, handler, log));
+  const listeners = listens.map((a) => new DnsListener(a, handler, log, { allows: (addr) => acl.allows(addr) }));
   const http: HttpEndpoint[] = [];
+  // The node's own addresses are allowed sources; they change (DHCP, a new interface).
+  const aclTimer = setInterval(() => acl.refresh(), 2000);
+  aclTimer.unref();
   const stopAll = async () => {
+    clearInterval(aclTimer);
     unwatch();
     zone.detach();
     await Promise.all(listeners.map((l) => l.stop()));
@@ -82,6 +97,7 @@ export async function startDns(opts: Options, catalog: CatalogView): Promise<Run
     forwarder.close();
   };
   try {
+    await ensureLinkLocal(listens.map((l) => l.host), opts.listenInterface, log);
     const addresses: ListenAddress[] = [];
     for (const l of listeners) addresses.push(await l.start());
 
@@ -106,6 +122,7 @@ export async function startDns(opts: Options, catalog: CatalogView): Promise<Run
       listen: addresses.map((a) => serverLabel(a)).join(','),
       zone: opts.clusterDomain,
       upstreams: upstreams.map(upstreamLabel).join(',') || 'none',
+      allowFrom: acl.describe(),
       synced: catalog.synced,
     });
     return { addresses, metrics, http: bound, stop: stopAll };

@@ -1,6 +1,8 @@
 import type { Answer, Packet } from 'dns-packet';
-import { describe, expect, it } from 'vitest';
-import { parseUpstream, upstreamsFromResolvConf } from './forwarder.js';
+import dgram from 'node:dgram';
+import dnsPacket from 'dns-packet';
+import { afterEach, describe, expect, it, vi } from 'vitest';
+import { parseUpstream } from './forwarder.js';
 
 describe('upstreams', () => {
   it('parses HOST[:PORT] for both families and names what is wrong', () => {
@@ -10,19 +12,6 @@ describe('upstreams', () => {
     expect(parseUpstream('[fd00::53]:5353')).toEqual({ host: 'fd00::53', port: 5353 });
     expect(() => parseUpstream('dns.example')).toThrow(/--upstream "dns.example": "dns.example" is not an IP address/);
     expect(() => parseUpstream('192.0.2.1:0')).toThrow(/bad port/);
-  });
-
-  it('takes resolv.conf nameservers but never ourselves', () => {
-    const conf = '# comment\nsearch example\nnameserver 10.0.0.10\nnameserver 192.0.2.1\nnameserver 127.0.0.53\nnameserver fe80::1%eth0\nnameserver bogus\n';
-    const local = new Set(['10.0.0.10', '10.0.0.11']);
-    expect(upstreamsFromResolvConf(conf, [{ host: '10.0.0.10', port: 53 }], local)).toEqual([
-      { host: '192.0.2.1', port: 53 }, { host: '127.0.0.53', port: 53 }, { host: 'fe80::1', port: 53 },
-    ]);
-    // A wildcard listener on port 53 is every local and loopback address of its family.
-    expect(upstreamsFromResolvConf(conf, [{ host: '0.0.0.0', port: 53 }], local)).toEqual([{ host: '192.0.2.1', port: 53 }, { host: 'fe80::1', port: 53 }]);
-    expect(upstreamsFromResolvConf(conf, [{ host: '0.0.0.0', port: 53 }, { host: '::', port: 53 }], new Set([...local, 'fe80::1']))).toEqual([{ host: '192.0.2.1', port: 53 }]);
-    // Another port is not us.
-    expect(upstreamsFromResolvConf('nameserver 10.0.0.10\n', [{ host: '0.0.0.0', port: 5353 }], local)).toEqual([{ host: '10.0.0.10', port: 53 }]);
   });
 });
 
@@ -43,5 +32,97 @@ describe('the query sent upstream', () => {
     expect(out.flags! & (dnsPacket.RECURSION_DESIRED | dnsPacket.CHECKING_DISABLED)).toBe(dnsPacket.RECURSION_DESIRED | dnsPacket.CHECKING_DISABLED);
     const opt = out.additionals![0] as unknown as { type: string; udpPayloadSize: number; flags: number };
     expect([opt.type, opt.udpPayloadSize, opt.flags & dnsPacket.DNSSEC_OK]).toEqual(['OPT', 1232, dnsPacket.DNSSEC_OK]);
+  });
+});
+
+describe('which reply counts', () => {
+  it('only ours: a response, our ID, one question equal byte for byte', async () => {
+    const { isReplyTo } = await import('./forwarder.js');
+    const dnsPacket = (await import('dns-packet')).default;
+    const question = { name: 'Www.Example.test', type: 'A', class: 'IN' } as const;
+    const query = dnsPacket.encode({ type: 'query', id: 7, questions: [question] } as Packet);
+    const q = query.subarray(12);
+    const reply = (p: Partial<Packet>) => dnsPacket.encode({ type: 'response', id: 7, questions: [question], ...p } as Packet);
+    expect(isReplyTo(reply({}), 7, q)).toBe(true);
+    expect(isReplyTo(reply({ id: 8 }), 7, q)).toBe(false);
+    expect(isReplyTo(query, 7, q)).toBe(false); // not a response
+    expect(isReplyTo(reply({ questions: [{ ...question, name: 'www.example.test' }] }), 7, q)).toBe(false);
+    expect(isReplyTo(reply({ questions: [{ ...question, type: 'AAAA' }] }), 7, q)).toBe(false);
+    expect(isReplyTo(reply({ questions: [{ ...question, class: 'CH' }] }), 7, q)).toBe(false);
+    expect(isReplyTo(reply({ questions: [], flags: 3 }), 7, q)).toBe(false); // NXDOMAIN, no question
+    expect(isReplyTo(reply({ questions: [question, question] }), 7, q)).toBe(false);
+    expect(isReplyTo(Buffer.alloc(5), 7, q)).toBe(false);
+  });
+});
+
+// The forwarder's clock (1 s a try, 2 s a question, a down upstream probed every 0.5 s) on
+// vitest's fake clock. The upstream is a real UDP socket on loopback that answers only when
+// told; only setTimeout and Date are faked, so socket I/O runs as it does in production.
+describe('the forwarder\'s timing', () => {
+  afterEach(() => {
+    vi.useRealTimers();
+  });
+
+  /** A loopback upstream: records what it is asked; answers while `answering`. */
+  async function upstream() {
+    const sock = dgram.createSocket('udp4');
+    await new Promise<void>((resolve) => sock.bind(0, '127.0.0.1', resolve));
+    const asked: string[] = [];
+    const waiters: (() => void)[] = [];
+    const u = { sock, asked, answering: false, port: sock.address().port, nextQuery: () => new Promise<void>((resolve) => waiters.push(resolve)) };
+    sock.on('message', (m, r) => {
+      const q = dnsPacket.decode(m);
+      asked.push(q.questions![0].name);
+      if (u.answering) sock.send(dnsPacket.encode({ type: 'response', id: q.id, flags: dnsPacket.RECURSION_AVAILABLE, questions: q.questions } as Packet), r.port, r.address);
+      waiters.splice(0).forEach((w) => w());
+    });
+    return u;
+  }
+
+  const query = (name: string) => dnsPacket.encode({ type: 'query', id: 1, flags: dnsPacket.RECURSION_DESIRED, questions: [{ name, type: 'A' }] } as Packet);
+
+  it('gives up on a silent upstream after two 1 s tries (the 2 s deadline), marks it down, and probes it every 0.5 s until it answers', async () => {
+    const { Forwarder } = await import('./forwarder.js');
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'Date'] });
+    const up = await upstream();
+    const events: string[] = [];
+    const fwd = new Forwarder([{ host: '127.0.0.1', port: up.port }], {
+      onHealthcheckFailure: () => events.push('probe failed'),
+      log: { info: (m: string) => events.push(m), warn: (m: string) => events.push(m) } as never,
+    });
+    try {
+      let result: Buffer | undefined | 'pending' = 'pending';
+      const asked = up.nextQuery();
+      void fwd.exchange(query('a.example.test')).then((r) => (result = r));
+      await asked;
+      await vi.advanceTimersByTimeAsync(999);
+      expect([result, up.asked]).toEqual(['pending', ['a.example.test']]);
+      const retried = up.nextQuery();
+      await vi.advanceTimersByTimeAsync(1);
+      await retried; // the second try, to the same (only) upstream
+      await vi.advanceTimersByTimeAsync(999);
+      expect(result).toBe('pending');
+      await vi.advanceTimersByTimeAsync(1);
+      expect(result).toBeUndefined();
+      expect(events).toEqual(['upstream marked down after failures']);
+
+      // Down: the first probe goes 0.5 s later, and again 0.5 s after it fails (1 s for its try).
+      const probed = up.nextQuery();
+      await vi.advanceTimersByTimeAsync(500);
+      await probed;
+      expect(up.asked.at(-1)).toBe('.');
+      await vi.advanceTimersByTimeAsync(1000);
+      expect(events).toContain('probe failed');
+      up.answering = true;
+      const probedAgain = up.nextQuery();
+      await vi.advanceTimersByTimeAsync(500);
+      await probedAgain;
+      // Its answer is real I/O: let it arrive.
+      await vi.waitFor(() => expect(events).toContain('upstream answers again'), { interval: 1, timeout: 1000 });
+      expect(up.asked).toEqual(['a.example.test', 'a.example.test', '.', '.']);
+    } finally {
+      fwd.close();
+      up.sock.close();
+    }
   });
 });

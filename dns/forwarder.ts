@@ -4,11 +4,9 @@
 // answers SERVFAIL.
 import dgram from 'node:dgram';
 import net from 'node:net';
-import { readFileSync } from 'node:fs';
-import { networkInterfaces } from 'node:os';
 import { randomInt } from 'node:crypto';
 import type { Logger } from '../common/log.js';
-import { FLAG_RD, FLAG_TC, HEADER_LEN, QTYPE, skipName } from './wire.js';
+import { FLAG_QR, FLAG_RD, FLAG_TC, HEADER_LEN, QTYPE, skipName } from './wire.js';
 
 export interface Upstream {
   readonly host: string;
@@ -35,55 +33,6 @@ function check(u: Upstream, s: string): Upstream {
   return u;
 }
 
-/**
- * The nameservers of a resolv.conf, leaving out ourselves (no loops): a nameserver is us when
- * it is one of our listen addresses, or a local address (`local`) under a wildcard listener of
- * its family on its port.
- */
-export function upstreamsFromResolvConf(text: string, ours: readonly Upstream[], local: ReadonlySet<string> = localAddresses()): Upstream[] {
-  const out: Upstream[] = [];
-  for (const line of text.split('\n')) {
-    const m = /^\s*nameserver\s+(\S+)/.exec(line);
-    if (!m) continue;
-    const host = m[1].replace(/%.*$/, ''); // zone index of link-local addresses
-    if (!net.isIP(host)) continue;
-    const u = { host, port: 53 };
-    const v6 = net.isIPv6(host);
-    const isUs = ours.some(
-      (o) => o.port === u.port && (o.host === u.host || (isWildcard(o.host) && net.isIPv6(o.host) === v6 && (local.has(u.host) || isLoopback(u.host)))),
-    );
-    if (!isUs) out.push(u);
-  }
-  return out;
-}
-
-function isWildcard(h: string): boolean {
-  return h === '0.0.0.0' || h === '::';
-}
-
-function isLoopback(h: string): boolean {
-  return h.startsWith('127.') || h === '::1';
-}
-
-function localAddresses(): Set<string> {
-  return new Set(Object.values(networkInterfaces()).flatMap((l) => (l ?? []).map((a) => a.address)));
-}
-
-export function readResolvConf(path = '/etc/resolv.conf'): string {
-  try {
-    return readFileSync(path, 'utf8');
-  } catch {
-    return '';
-  }
-}
-
-interface Pending {
-  readonly upstream: Upstream;
-  readonly question: Buffer;
-  readonly resolve: (reply: Buffer | undefined) => void;
-  readonly timer: NodeJS.Timeout;
-}
-
 class UpstreamState {
   fails = 0;
   healthy = true;
@@ -97,6 +46,9 @@ export interface ForwarderOptions {
   /** Consecutive failures that mark an upstream down (CoreDNS's max_fails). */
   readonly maxFails?: number;
   readonly healthCheckMs?: number;
+  /** UDP exchanges in flight at once, each holding a socket (a file descriptor); the excess
+   *  gets no answer (SERVFAIL) rather than exhausting the process's descriptors. */
+  readonly maxInflight?: number;
   readonly log?: Logger;
   readonly onExchange?: (upstream: Upstream, seconds: number, rcode: number | undefined) => void;
   readonly onHealthcheckFailure?: (upstream: Upstream) => void;
@@ -105,12 +57,13 @@ export interface ForwarderOptions {
 
 export class Forwarder {
   private readonly states: UpstreamState[];
-  private readonly sockets = new Map<'udp4' | 'udp6', dgram.Socket>();
-  private readonly pending = new Map<number, Pending>();
+  /** The UDP exchanges in flight: each ends (with no reply) when called. */
+  private readonly inflight = new Set<() => void>();
   private readonly deadlineMs: number;
   private readonly attemptMs: number;
   private readonly maxFails: number;
   private readonly healthCheckMs: number;
+  private readonly maxInflight: number;
   private closed = false;
 
   constructor(upstreams: readonly Upstream[], private readonly opts: ForwarderOptions = {}) {
@@ -119,6 +72,7 @@ export class Forwarder {
     this.attemptMs = opts.attemptMs ?? 1000;
     this.maxFails = opts.maxFails ?? 2;
     this.healthCheckMs = opts.healthCheckMs ?? 500;
+    this.maxInflight = opts.maxInflight ?? 1000;
   }
 
   get upstreams(): readonly Upstream[] {
@@ -158,13 +112,7 @@ export class Forwarder {
   close(): void {
     this.closed = true;
     for (const s of this.states) clearTimeout(s.probing);
-    for (const p of this.pending.values()) {
-      clearTimeout(p.timer);
-      p.resolve(undefined);
-    }
-    this.pending.clear();
-    for (const s of this.sockets.values()) s.close();
-    this.sockets.clear();
+    for (const end of [...this.inflight]) end();
   }
 
   /** Healthy upstreams first, in a random order so the load spreads; then the rest. */
@@ -210,66 +158,42 @@ export class Forwarder {
     st.probing.unref();
   }
 
-  private socket(family: 'udp4' | 'udp6'): dgram.Socket {
-    let s = this.sockets.get(family);
-    if (s) return s;
-    s = dgram.createSocket(family);
-    s.on('message', (msg, rinfo) => this.onReply(msg, rinfo));
-    s.on('error', (err) => this.opts.log?.warn('upstream socket error', { error: err }));
-    s.unref();
-    this.sockets.set(family, s);
-    return s;
-  }
-
-  private onReply(msg: Buffer, rinfo: dgram.RemoteInfo): void {
-    if (msg.length < HEADER_LEN) return;
-    const id = msg.readUInt16BE(0);
-    const p = this.pending.get(id);
-    // Only the upstream we asked, about what we asked, may answer: anything else is spoofed
-    // or late and is dropped.
-    if (!p || rinfo.port !== p.upstream.port || !sameAddress(rinfo.address, p.upstream.host)) return;
-    if (!sameQuestion(msg, p.question)) return;
-    this.pending.delete(id);
-    clearTimeout(p.timer);
-    p.resolve(msg);
-  }
-
-  private freeId(): number | undefined {
-    if (this.pending.size > 60_000) return undefined;
-    for (;;) {
-      const id = randomInt(65536);
-      if (!this.pending.has(id)) return id;
-    }
-  }
-
+  /**
+   * One UDP exchange on a socket of its own. The kernel gives each new socket a random
+   * ephemeral port, so a forger must guess the port as well as the 16-bit ID (what RFC 5452
+   * asks of resolvers; one long-lived socket per family left the ID as the only secret). The
+   * socket is connected to the upstream, so the kernel drops datagrams from anyone else, and
+   * a reply must still pass `isReplyTo` before it counts; anything else is ignored and the
+   * exchange goes on waiting for the real answer until its time is up.
+   */
   private udp(u: Upstream, query: Buffer, timeoutMs: number): Promise<Buffer | undefined> {
-    const id = this.freeId();
-    if (id === undefined || this.closed) return Promise.resolve(undefined);
-    const out = Buffer.from(query);
+    if (this.closed || this.inflight.size >= this.maxInflight) return Promise.resolve(undefined);
+    const id = randomInt(65536);
     const clientId = query.readUInt16BE(0);
+    const out = Buffer.from(query);
     out.writeUInt16BE(id, 0);
+    const question = questionOf(query);
     return new Promise((resolve) => {
-      const timer = setTimeout(() => {
-        this.pending.delete(id);
-        resolve(undefined);
-      }, timeoutMs);
-      this.pending.set(id, {
-        upstream: u,
-        question: questionOf(query),
-        timer,
-        resolve: (reply) => {
-          if (reply) reply.writeUInt16BE(clientId, 0);
-          resolve(reply);
-        },
+      const sock = dgram.createSocket(net.isIPv6(u.host) ? 'udp6' : 'udp4');
+      let ended = false;
+      const end = (reply: Buffer | undefined) => {
+        if (ended) return;
+        ended = true;
+        clearTimeout(timer);
+        this.inflight.delete(stop);
+        sock.close();
+        if (reply) reply.writeUInt16BE(clientId, 0);
+        resolve(reply);
+      };
+      const stop = () => end(undefined);
+      const timer = setTimeout(stop, timeoutMs);
+      this.inflight.add(stop);
+      sock.unref();
+      sock.on('error', stop);
+      sock.on('message', (msg, rinfo) => {
+        if (rinfo.port === u.port && sameAddress(rinfo.address, u.host) && isReplyTo(msg, id, question)) end(Buffer.from(msg));
       });
-      this.socket(net.isIPv6(u.host) ? 'udp6' : 'udp4').send(out, u.port, u.host, (err) => {
-        if (!err) return;
-        const p = this.pending.get(id);
-        if (!p) return;
-        this.pending.delete(id);
-        clearTimeout(p.timer);
-        resolve(undefined);
-      });
+      sock.connect(u.port, u.host, () => sock.send(out, (err) => err && stop()));
     });
   }
 
@@ -294,7 +218,7 @@ export class Forwarder {
         buf = Buffer.concat([buf, d]);
         if (buf.length >= 2 && buf.length >= 2 + buf.readUInt16BE(0)) {
           const reply = buf.subarray(2, 2 + buf.readUInt16BE(0));
-          done(reply.length >= HEADER_LEN && reply.readUInt16BE(0) === query.readUInt16BE(0) && sameQuestion(reply, questionOf(query)) ? Buffer.from(reply) : undefined);
+          done(isReplyTo(reply, query.readUInt16BE(0), questionOf(query)) ? Buffer.from(reply) : undefined);
         }
       });
     });
@@ -315,23 +239,19 @@ function questionOf(msg: Buffer): Buffer {
   }
 }
 
-/** Upstreams may change the case of the name (0x20 randomization echoes it back exactly, but
- *  some do not): compare the question case-insensitively. */
-function sameQuestion(reply: Buffer, question: Buffer): boolean {
-  // An error reply may leave the question out (RFC 1035 does not require it); it still ends
-  // the exchange rather than passing for silence.
-  if (reply.readUInt16BE(4) === 0 && (reply.readUInt16BE(2) & 0xf) !== 0) return true;
-  if (reply.readUInt16BE(4) !== 1) return false;
-  const end = HEADER_LEN + question.length;
-  if (reply.length < end) return false;
-  for (let i = 0; i < question.length; i++) {
-    let a = reply[HEADER_LEN + i];
-    let b = question[i];
-    if (a >= 0x41 && a <= 0x5a) a |= 0x20;
-    if (b >= 0x41 && b <= 0x5a) b |= 0x20;
-    if (a !== b) return false;
-  }
-  return true;
+/**
+ * Whether `msg` is the reply to our query `id` about `question` (name bytes, type, class): a
+ * response with that ID and exactly one question, byte for byte ours. CoreDNS's forward plugin
+ * also drops replies whose question does not match (request.Match), but compares the name
+ * case-insensitively; we send the name as the client spelled it and a resolver copies the
+ * question, so any other spelling is a forgery's guess. A reply without the question, error
+ * or not, is dropped too: accepting one let a forger end an exchange with no question to
+ * match at all.
+ */
+export function isReplyTo(msg: Buffer, id: number, question: Buffer): boolean {
+  if (msg.length < HEADER_LEN + question.length) return false;
+  if (msg.readUInt16BE(0) !== id || (msg.readUInt16BE(2) & FLAG_QR) === 0 || msg.readUInt16BE(4) !== 1) return false;
+  return msg.subarray(HEADER_LEN, HEADER_LEN + question.length).equals(question);
 }
 
 function healthQuery(): Buffer {

@@ -54,6 +54,23 @@ export class DnsHandler {
     }
   }
 
+  /**
+   * The reply to a source the ACL does not allow: REFUSED with the question, whatever it
+   * asks, as CoreDNS's acl `block` does. Responses and runts still get silence.
+   */
+  refuse(msg: Buffer, t: Transport): Buffer | undefined {
+    const t0 = performance.now();
+    if (msg.length < HEADER_LEN || (msg.readUInt16BE(2) & FLAG_QR) !== 0) return undefined;
+    let q: Query | undefined;
+    try {
+      q = parseQuery(msg);
+    } catch (err) {
+      if (!(err instanceof WireError)) throw err;
+    }
+    this.metrics?.aclBlocked.labels(t.server, '.', '').inc();
+    return this.done(t, t0, msg, q, emptyReply(msg, q, RCODE.REFUSED), PLUGIN.acl);
+  }
+
   private answer(msg: Buffer, q: Query, t: Transport, t0: number): HandlerResult {
     if (q.opcode !== 0) return this.done(t, t0, msg, q, emptyReply(msg, q, RCODE.NOTIMP), PLUGIN.none);
     if (q.edns && q.edns.version > 0) return this.done(t, t0, msg, q, emptyReply(msg, q, BADVERS), PLUGIN.none);
@@ -77,26 +94,32 @@ export class DnsHandler {
     const hit = this.cache.get(key, now);
     if (hit) return this.done(t, t0, msg, q, serveAnswer(hit, msg, q, limit, now), PLUGIN.cache);
     return this.fetch(key, msg, q).then((a) =>
-      this.done(t, t0, msg, q, a ? this.fromUpstream(a, msg, q, limit) : emptyReply(msg, q, RCODE.SERVFAIL), PLUGIN.forward),
+      this.done(t, t0, msg, q, a ? serveAnswer(a, msg, q, limit, Date.now()) : emptyReply(msg, q, RCODE.SERVFAIL), PLUGIN.forward),
     );
   }
 
-  /** An upstream error reply may come without the question; the client gets it with its own. */
-  private fromUpstream(a: Answer, msg: Buffer, q: Query, limit: number): Buffer {
-    return a.questionEnd === HEADER_LEN ? emptyReply(msg, q, a.rcode) : serveAnswer(a, msg, q, limit, Date.now());
-  }
-
-  /** One upstream exchange per distinct question in flight; the answer goes into the cache. */
+  /**
+   * One upstream exchange per distinct question in flight; the answer goes into the cache.
+   * However the exchange ends, its entry goes, and a failure is no answer (SERVFAIL): an entry
+   * left behind by a rejected exchange handed the same rejection to every later asker of that
+   * question, for the life of the process.
+   */
   private fetch(key: string, msg: Buffer, q: Query): Promise<Answer | undefined> {
     let p = this.inflight.get(key);
     if (!p) {
-      p = this.forwarder.exchange(upstreamQuery(msg, q)).then((reply) => {
-        this.inflight.delete(key);
-        if (!reply) return undefined;
-        const a = toAnswer(reply, Date.now());
-        if (a) this.cache.put(key, a);
-        return a;
-      });
+      p = this.forwarder
+        .exchange(upstreamQuery(msg, q))
+        .then((reply) => {
+          if (!reply) return undefined;
+          const a = toAnswer(reply, Date.now());
+          if (a) this.cache.put(key, a);
+          return a;
+        })
+        .catch((err: unknown) => {
+          this.log.warn('upstream exchange failed', { name: q.name, qtype: q.qtype, error: err instanceof Error ? err.message : String(err) });
+          return undefined;
+        })
+        .finally(() => this.inflight.delete(key));
       this.inflight.set(key, p);
     }
     return p;
@@ -117,7 +140,7 @@ export class DnsHandler {
       const sq = parseQuery(sub);
       const key = cacheKey(sq);
       const a = this.cache.get(key, Date.now()) ?? (await this.fetch(key, sub, sq));
-      if (a) ({ records: chased, rcode } = recordsOf(a));
+      if (a) ({ records: chased, rcode } = recordsOf(a, Date.now()));
     }
     const tpl = buildTemplate(msg, q, { rcode: rcode === RCODE.NXDOMAIN ? RCODE.NXDOMAIN : RCODE.NOERROR, authoritative: true, answer: [cname, ...chased] });
     return serveTemplate(tpl, msg, q, limit);
@@ -168,14 +191,19 @@ export function targetQuery(name: string, qtype: number): Buffer {
   return Buffer.from(w.done());
 }
 
-/** The address and CNAME records of an upstream answer (what a CNAME chase may append). */
-function recordsOf(a: Answer): { records: OwnedRec[]; rcode: number } {
+/**
+ * The address and CNAME records of an upstream answer (what a CNAME chase may append), their
+ * TTLs counted down by the time the answer has spent in the cache, as `serveAnswer` does for a
+ * direct hit: the chased records are the same cached data, served later.
+ */
+function recordsOf(a: Answer, now: number): { records: OwnedRec[]; rcode: number } {
   const records: OwnedRec[] = [];
+  const elapsed = Math.max(0, Math.floor((now - a.received) / 1000));
   try {
     const p = dnsPacket.decode(a.buf);
     for (const r of p.answers ?? []) {
       const owner = r.name.toLowerCase();
-      const ttl = 'ttl' in r ? (r.ttl ?? 0) : 0;
+      const ttl = Math.max(0, ('ttl' in r ? (r.ttl ?? 0) : 0) - elapsed);
       if (r.type === 'A' || r.type === 'AAAA') records.push({ owner, ttl, rec: addressRec(r.data) });
       else if (r.type === 'CNAME') records.push({ owner, ttl, rec: { type: QTYPE.CNAME, target: r.data.toLowerCase() } });
     }

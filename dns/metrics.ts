@@ -110,8 +110,8 @@ export interface Listener {
 }
 
 /** The `plugin` label: which part answered (CoreDNS's plugin names). */
-export const PLUGINS = ['', 'kubernetes', 'cache', 'forward'] as const;
-export const PLUGIN = { none: 0, kubernetes: 1, cache: 2, forward: 3 } as const;
+export const PLUGINS = ['', 'kubernetes', 'cache', 'forward', 'acl'] as const;
+export const PLUGIN = { none: 0, kubernetes: 1, cache: 2, forward: 3, acl: 4 } as const;
 
 export class DnsMetrics {
   readonly registry = new Registry();
@@ -130,6 +130,8 @@ export class DnsMetrics {
   readonly healthcheckFailures: Counter<string>;
   readonly healthcheckBroken: Counter<string>;
   readonly panics: Counter<string>;
+  /** CoreDNS's acl plugin's counter of refused (blocked) requests. */
+  readonly aclBlocked: Counter<string>;
   readonly programming: Histogram<string>;
   /** Read when /metrics is scraped: the cache's current entries by kind. */
   cacheSize: () => Readonly<Record<CacheKind, number>> = () => ({ success: 0, denial: 0 });
@@ -158,6 +160,7 @@ export class DnsMetrics {
     this.proxyDuration = new Histogram({ name: 'coredns_proxy_request_duration_seconds', help: 'Histogram of the time each request took.', labelNames: ['proxy_name', 'to', 'rcode'], buckets: DURATION_BUCKETS, registers });
     this.healthcheckFailures = new Counter({ name: 'coredns_proxy_healthcheck_failures_total', help: 'Count of failed health checks per upstream.', labelNames: ['proxy_name', 'to'], registers });
     this.healthcheckBroken = new Counter({ name: 'coredns_forward_healthcheck_broken_total', help: 'Count of times all upstreams were unhealthy.', registers });
+    this.aclBlocked = new Counter({ name: 'coredns_acl_blocked_requests_total', help: 'Counter of DNS requests being blocked.', labelNames: ['server', 'zone', 'view'], registers });
     this.panics = new Counter({ name: 'coredns_panics_total', help: 'A metrics that counts the number of panics.', registers });
     this.programming = new Histogram({ name: 'coredns_kubernetes_dns_programming_duration_seconds', help: 'Histogram of the time (in seconds) it took to program a dns instance.', labelNames: ['service_kind'], buckets: [0.001, 0.01, 0.1, 0.5, 1, 2, 5, 10, 30, 60, 300], registers });
     new Gauge({ name: 'coredns_build_info', help: 'A metric with a constant \'1\' value labeled by version, revision, and goversion from which CoreDNS was built.', labelNames: ['version', 'revision', 'goversion'], registers }).set({ version: 'kube-dataplane', revision: '', goversion: process.version }, 1);
@@ -170,7 +173,7 @@ export class DnsMetrics {
   observe(l: Listener, zoneIsCluster: boolean, plugin: number, qtype: number, rcode: number, requestSize: number, responseSize: number, seconds: number): void {
     let byKind = this.sites.get(l);
     if (!byKind) this.sites.set(l, (byKind = new Map()));
-    const key = (((zoneIsCluster ? 1 : 0) * 4 + plugin) * 32 + (rcode & 31)) * 65536 + qtype;
+    const key = (((zoneIsCluster ? 1 : 0) * 8 + plugin) * 32 + (rcode & 31)) * 65536 + qtype;
     let site = byKind.get(key);
     if (!site) {
       const type = typeName(qtype);

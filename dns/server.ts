@@ -15,6 +15,8 @@ export interface ServerOptions {
   readonly maxInflightPerConnection?: number;
   /** How often a wildcard listener looks for new local addresses. */
   readonly rescanMs?: number;
+  /** Whether a source address may ask; others get REFUSED (dns/acl.ts). Absent: everyone. */
+  readonly allows?: (address: string) => boolean;
 }
 
 export function serverLabel(a: ListenAddress): string {
@@ -43,7 +45,8 @@ export class DnsListener {
   private readonly udp = new Map<string, dgram.Socket>();
   /** Local addresses a wildcard listener failed to bind, so each failure is logged once. */
   private readonly unbindable = new Set<string>();
-  private tcp?: net.Server;
+  /** TCP listeners, keyed as `udp`. */
+  private readonly tcp = new Map<string, net.Server>();
   private rescanTimer?: NodeJS.Timeout;
   private stopped = false;
   private readonly sessions = new Set<net.Socket>();
@@ -51,7 +54,9 @@ export class DnsListener {
   private readonly maxInflight: number;
   private readonly v6: boolean;
   private readonly wildcard: boolean;
+  private readonly allows?: (address: string) => boolean;
   private udpTransport?: Transport;
+  private tcpTransport?: Transport;
   /** The address actually bound (port 0 becomes a real port). */
   bound?: ListenAddress;
 
@@ -65,36 +70,33 @@ export class DnsListener {
     this.maxInflight = opts.maxInflightPerConnection ?? 128;
     this.v6 = net.isIPv6(addr.host);
     this.wildcard = addr.host === '0.0.0.0' || addr.host === '::';
+    this.allows = opts.allows;
   }
 
   /**
-   * Binds TCP, and UDP: on a specific address, one socket; on a wildcard address, one socket
+   * Binds UDP and TCP: on a specific address, one socket each; on a wildcard address, one pair
    * per local address of that family, rescanned every `rescanMs`. A reply from a wildcard UDP
    * socket leaves from whatever address the kernel picks for the route back, and a client that
    * asked a secondary address (a DNS VIP added to an interface) drops it as coming from a
-   * stranger; Node cannot set the source per reply (no IP_PKTINFO), so we bind each address.
+   * stranger; Node cannot set the source per reply (no IP_PKTINFO), so we bind each address, as
+   * dnsmasq's --bind-dynamic does. TCP is bound per address too: a wildcard TCP bind of :53
+   * fails outright on a node where systemd-resolved holds 127.0.0.53:53, and that address (not
+   * an interface address) is then simply not ours.
    */
   async start(): Promise<ListenAddress> {
     const v6 = this.v6;
-    let port = this.addr.port;
-    if (!this.wildcard) port = (await this.bindUdp(this.addr.host, port, '')).address().port;
-    const label = serverLabel({ host: this.addr.host, port: this.addr.port === 0 ? port : this.addr.port });
-    const tcpTransport: Transport = { proto: 'tcp', family: v6 ? '2' : '1', server: label };
-    const tcp = net.createServer({ allowHalfOpen: true }, (sock) => this.session(sock, tcpTransport));
-    tcp.maxConnections = this.opts.maxConnections ?? 1000;
-    this.tcp = tcp;
-    await new Promise<void>((resolve, reject) => {
-      tcp.once('error', reject);
-      tcp.listen({ host: this.addr.host, port, ipv6Only: v6 }, () => {
-        tcp.off('error', reject);
-        resolve();
-      });
-    });
-    tcp.on('error', (err) => this.log.warn('tcp listener error', { listen: label, error: err }));
-    port = (tcp.address() as net.AddressInfo).port;
-    this.bound = { host: this.addr.host, port };
-    this.udpTransport = { proto: 'udp', family: v6 ? '2' : '1', server: serverLabel(this.bound) };
-    if (this.wildcard) {
+    const family = v6 ? '2' : '1';
+    this.bound = { host: this.addr.host, port: this.addr.port };
+    if (!this.wildcard) {
+      try {
+        this.bound.port = await this.bindPair(this.addr.host, this.addr.port, '');
+      } catch (err) {
+        const e = err as NodeJS.ErrnoException;
+        const why = e.code === 'EADDRINUSE' ? 'the address is in use by another process'
+          : e.code === 'EADDRNOTAVAIL' ? 'no interface of this node has that address' : e.message;
+        throw new Error(`--listen ${serverLabel(this.addr)}: cannot listen: ${why} (${e.code ?? 'error'})`);
+      }
+    } else {
       await this.rescan();
       const every = this.opts.rescanMs ?? 2000;
       const tick = () => {
@@ -103,6 +105,9 @@ export class DnsListener {
       };
       tick();
     }
+    const label = serverLabel(this.bound);
+    this.tcpTransport = { proto: 'tcp', family, server: label };
+    this.udpTransport = { proto: 'udp', family, server: label };
     return this.bound;
   }
 
@@ -110,12 +115,12 @@ export class DnsListener {
     this.stopped = true;
     clearTimeout(this.rescanTimer);
     const socks = [...this.udp.values()];
+    const servers = [...this.tcp.values()];
     this.udp.clear();
+    this.tcp.clear();
     await Promise.all(socks.map((u) => new Promise<void>((resolve) => u.close(() => resolve()))));
     for (const s of this.sessions) s.destroy();
-    const tcp = this.tcp;
-    this.tcp = undefined;
-    if (tcp) await new Promise<void>((resolve) => tcp.close(() => resolve()));
+    await Promise.all(servers.map((t) => new Promise<void>((resolve) => t.close(() => resolve()))));
   }
 
   /** Binds the local addresses that appeared since the last scan, closes the vanished ones. */
@@ -131,16 +136,14 @@ export class DnsListener {
         now.add(a.family === 'IPv6' && a.scopeid ? `${a.address}%${ifname}` : a.address);
       }
     }
-    for (const [host, sock] of this.udp) {
-      if (now.has(host)) continue;
-      this.udp.delete(host);
-      sock.close();
-    }
+    for (const host of [...this.udp.keys()]) if (!now.has(host)) this.unbind(host);
     for (const host of this.unbindable) if (!now.has(host)) this.unbindable.delete(host);
     for (const host of now) {
       if (this.udp.has(host)) continue;
       try {
-        await this.bindUdp(host, this.bound.port, host);
+        const port = await this.bindPair(host, this.bound.port, host);
+        // Port 0: the first address picks the port, every other address shares it.
+        if (this.bound.port === 0) this.bound.port = port;
         this.unbindable.delete(host);
       } catch (err) {
         // Retried on every scan (an IPv6 address is unbindable until duplicate address
@@ -152,13 +155,54 @@ export class DnsListener {
     }
   }
 
+  private unbind(key: string): void {
+    this.udp.get(key)?.close();
+    this.udp.delete(key);
+    this.tcp.get(key)?.close();
+    this.tcp.delete(key);
+  }
+
+  /** UDP and TCP on one address and port, both or neither; returns the port bound. */
+  private async bindPair(host: string, port: number, key: string): Promise<number> {
+    const udp = await this.bindUdp(host, port, key);
+    const bound = udp.address().port;
+    try {
+      await this.bindTcp(host, bound, key);
+    } catch (err) {
+      this.unbind(key);
+      throw err;
+    }
+    return bound;
+  }
+
+  private async bindTcp(host: string, port: number, key: string): Promise<void> {
+    const tcp = net.createServer({ allowHalfOpen: true }, (sock) => {
+      const t = this.tcpTransport;
+      if (!t) return void sock.destroy();
+      this.session(sock, t);
+    });
+    tcp.maxConnections = this.opts.maxConnections ?? 1000;
+    await new Promise<void>((resolve, reject) => {
+      tcp.once('error', reject);
+      tcp.listen({ host, port, ipv6Only: this.v6 }, () => {
+        tcp.off('error', reject);
+        resolve();
+      });
+    });
+    tcp.on('error', (err) => this.log.warn('tcp listener error', { listen: serverLabel({ host, port }), error: err }));
+    this.tcp.set(key, tcp);
+  }
+
   private async bindUdp(host: string, port: number, key: string): Promise<dgram.Socket> {
     const v6 = this.v6;
     const udp = dgram.createSocket({ type: v6 ? 'udp6' : 'udp4', ipv6Only: v6, recvBufferSize: 4 << 20, sendBufferSize: 4 << 20, lookup: literalAddress });
     await new Promise<void>((resolve, reject) => {
-      udp.once('error', reject);
+      udp.once('error', (err) => {
+        udp.close();
+        reject(err);
+      });
       udp.bind(port, host, () => {
-        udp.off('error', reject);
+        udp.removeAllListeners('error');
         resolve();
       });
     });
@@ -174,7 +218,7 @@ export class DnsListener {
       if (!t) return;
       let r: HandlerResult;
       try {
-        r = this.handler.handle(msg, t);
+        r = this.allows && !this.allows(rinfo.address) ? this.handler.refuse(msg, t) : this.handler.handle(msg, t);
       } catch (err) {
         this.log.error('udp query failed', { error: (err as Error).stack ?? String(err) });
         return;
@@ -188,6 +232,7 @@ export class DnsListener {
 
   private session(sock: net.Socket, t: Transport): void {
     this.sessions.add(sock);
+    const refused = this.allows !== undefined && !this.allows(sock.remoteAddress ?? '');
     let buf: Buffer = Buffer.alloc(0);
     let inflight = 0;
     let ended = false;
@@ -231,7 +276,7 @@ export class DnsListener {
         inflight++;
         let r: HandlerResult;
         try {
-          r = this.handler.handle(msg, t);
+          r = refused ? this.handler.refuse(msg, t) : this.handler.handle(msg, t);
         } catch (err) {
           this.log.error('tcp query failed', { error: (err as Error).stack ?? String(err) });
           r = undefined;

@@ -57,7 +57,7 @@ describe('wildcard IPv6 listener on link-local addresses', () => {
     nodeLL = await linkLocal(node, 'vclient');
     await linkLocal(client, 'eth0');
     server = node.spawn('node', [
-      BIN, 'dns', '--manifests', dir, '--listen', `[::]:${PORT}`, '--upstream', '[::1]:5391',
+      BIN, 'dns', '--manifests', dir, '--listen', `[::]:${PORT}`, '--allow-from', 'fe80::/10,::1', '--upstream', '[::1]:5391',
       '--health-listen', '', '--ready-listen', '', '--metrics-listen', '',
     ], { label: 'dns' });
     await server.waitForOutput(/dns serving/);

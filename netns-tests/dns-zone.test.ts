@@ -16,6 +16,8 @@ const DNS2 = '10.0.0.11';
 const DNS6 = 'fd00::10';
 const UPSTREAM = '10.0.1.53';
 const ZONE = 'cluster.local';
+// The pod network: --allow-from's default lets these ask (and REFUSES everyone else).
+const PODS = ['--cluster-cidr', '10.0.0.0/24,fd00::/64'];
 
 interface Dig {
   status: string;
@@ -68,7 +70,7 @@ describe('cluster DNS from a pod namespace', () => {
     ], { label: 'dnsmasq' });
     await dnsmasq.waitForOutput(/started/);
     server = node.spawn('node', [
-      BIN, 'dns', '--manifests', dir, '--listen', `${DNS}:53`, '--listen', `[${DNS6}]:53`, '--upstream', `${UPSTREAM}:53`,
+      BIN, 'dns', '--manifests', dir, ...PODS, '--listen', `${DNS}:53`, '--listen', `[${DNS6}]:53`, '--upstream', `${UPSTREAM}:53`,
       '--health-listen', `${DNS}:8080`, '--ready-listen', `${DNS}:8181`, '--metrics-listen', `${DNS}:9153`,
     ], { label: 'dns' });
     await server.waitForOutput(/dns serving/);
@@ -99,7 +101,7 @@ describe('cluster DNS from a pod namespace', () => {
 
   it('answers from the address asked when listening on a wildcard, including addresses added later', async () => {
     const wild = node.spawn('node', [
-      BIN, 'dns', '--manifests', dir, '--listen', '0.0.0.0:5353', '--upstream', `${UPSTREAM}:53`,
+      BIN, 'dns', '--manifests', dir, ...PODS, '--listen', '0.0.0.0:5353', '--upstream', `${UPSTREAM}:53`,
       '--health-listen', '', '--ready-listen', '', '--metrics-listen', '',
     ], { label: 'dns-wildcard' });
     try {
@@ -120,7 +122,7 @@ describe('cluster DNS from a pod namespace', () => {
     const podDir = mkdtempSync(join(tmpdir(), 'kdp-dns-pods-'));
     writeFileSync(join(podDir, 'pod.yaml'), toYaml([{ apiVersion: 'v1', kind: 'Pod', metadata: { name: 'p1', namespace: 'prod' }, spec: {}, status: { podIP: '10.244.0.7', podIPs: [{ ip: '10.244.0.7' }] } }]));
     const verified = node.spawn('node', [
-      BIN, 'dns', '--manifests', podDir, '--listen', `${DNS2}:5354`, '--pods', 'verified', '--upstream', `${UPSTREAM}:53`,
+      BIN, 'dns', '--manifests', podDir, ...PODS, '--listen', `${DNS2}:5354`, '--pods', 'verified', '--upstream', `${UPSTREAM}:53`,
       '--health-listen', '', '--ready-listen', '', '--metrics-listen', '',
     ], { label: 'dns-verified' });
     try {
@@ -205,6 +207,16 @@ describe('cluster DNS from a pod namespace', () => {
     expect(values(ext, 'A')).toEqual(['192.0.2.1']);
   });
 
+  it('counts down the TTLs of an ExternalName\'s target chased from the cache', async () => {
+    const ttl = async () => Number((await dig(pod, `ext.prod.svc.${ZONE}`, 'A')).answers.find((a) => a[3] === 'A')?.[1]);
+    const first = await ttl();
+    expect(first).toBeGreaterThan(0);
+    // TTLs count in whole seconds: poll until one has passed in the cache, for at most 3 s.
+    let later = first;
+    for (const t0 = Date.now(); later === first && Date.now() - t0 < 3000; ) later = await ttl();
+    expect(later).toBeLessThan(first);
+  });
+
   it('retries over TCP when the upstream truncates, and gives the client the whole answer', async () => {
     const d = await dig(pod, '+tcp', 'big.example.test', 'TXT');
     expect(d.status).toBe('NOERROR');
@@ -279,7 +291,7 @@ describe('cluster DNS from a pod namespace', () => {
   it('fails over from a dead upstream, and answers SERVFAIL in about 2 s when none answers', async () => {
     // A second server whose first upstream does not exist.
     const second = node.spawn('node', [
-      BIN, 'dns', '--manifests', dir, '--listen', `${DNS2}:53`, '--upstream', '10.0.1.99:53', '--upstream', `${UPSTREAM}:53`,
+      BIN, 'dns', '--manifests', dir, ...PODS, '--listen', `${DNS2}:53`, '--upstream', '10.0.1.99:53', '--upstream', `${UPSTREAM}:53`,
       '--health-listen', '', '--ready-listen', '', '--metrics-listen', '',
     ], { label: 'dns2' });
     await second.waitForOutput(/dns serving/);

@@ -242,6 +242,31 @@ describe('proxy: nftables syncs through nfnetlink', () => {
       expectNoNft();
     });
 
+    it('commits by others to other tables (iptables-nft, every few seconds on a node) read nothing back; one to ours is read back', async () => {
+      const readBacks = (m: string) => metric(m, 'kubedataplane_proxy_reconcile_read_backs_total');
+      await afterReconcile();
+      const before = await metrics();
+      const n0 = reconciles();
+      await nft('add', 'table', 'ip', 'other-agent');
+      await nft('add', 'chain', 'ip', 'other-agent', 'c');
+      for (let i = 0; reconciles() < n0 + 3; i++) {
+        await nft('add', 'rule', 'ip', 'other-agent', 'c', 'meta', 'mark', String(i), 'counter');
+        await sleep(SYNC_PERIOD_MS / 4);
+      }
+      const quietAfter = await metrics();
+      expect(metric(quietAfter, 'kubedataplane_proxy_reconciles_total') - metric(before, 'kubedataplane_proxy_reconciles_total')).toBeGreaterThanOrEqual(3);
+      expect(readBacks(quietAfter), 'read-backs for commits to another table').toBe(readBacks(before));
+      await nft('delete', 'table', 'ip', 'other-agent');
+      // An element added to our table by hand: read back, and taken out again.
+      await nft('add', 'element', 'ip', 'kube-dataplane', 'cluster-ips', '{ 10.96.99.99 }');
+      const n1 = reconciles();
+      await env.eventually('a reconcile after the edit', async () => reconciles(), (v) => v >= n1 + 1, 20_000);
+      const edited = await metrics();
+      expect(readBacks(edited) - readBacks(quietAfter), 'read-backs after an edit of ours').toBeGreaterThanOrEqual(1);
+      expect((await nft('list', 'set', 'ip', 'kube-dataplane', 'cluster-ips')).stdout).not.toContain('10.96.99.99');
+      expectNoNft();
+    });
+
     it('the tick reconciles every --sync-period', () => {
       // Three reconciles after one: three periods, plus the log polling's slack.
       expect(quiet, 'the quiet test ran').toBeDefined();

@@ -69,6 +69,12 @@ interface ChildResult extends ProxyRunFigures {
 
 // ---------------------------------------------------------------- child: one measured run
 
+/** The writer as NetlinkTableWriter.open makes it for the agent, with its event monitor. */
+function writerAsShipped(): NetlinkTableWriter {
+  const nl = NftNetlink.open();
+  return new NetlinkTableWriter(nl, logger('bench'), NetlinkTableWriter.monitorFor(nl, logger('bench')));
+}
+
 async function child(): Promise<void> {
   const dir = values.dir!;
   const inputFiles: string[] = [];
@@ -84,7 +90,7 @@ async function child(): Promise<void> {
       clusterCIDRs: [CLUSTER_CIDR],
       masqueradeAll: flags.masqueradeAll,
       // As the product runs it (proxy/command.ts): partial syncs and reconciles over nfnetlink.
-      writer: new NetlinkTableWriter(NftNetlink.open(), logger('bench')),
+      writer: writerAsShipped(),
       onApply: (family, lines, full) => {
         if (!full) {
           updateLines += lines.length;

@@ -29,8 +29,8 @@ describe('DaemonSet: one container per half', () => {
     const [proxy] = byCommand('proxy');
     const [dns] = byCommand('dns');
     expect(proxy.livenessProbe.httpGet).toMatchObject({ path: '/livez', port: 10256 });
-    expect(dns.livenessProbe.httpGet).toMatchObject({ path: '/health', port: 8080 });
-    expect(dns.readinessProbe.httpGet).toMatchObject({ path: '/ready', port: 8181 });
+    expect(dns.livenessProbe.httpGet).toMatchObject({ host: '127.0.0.1', path: '/health', port: 8080 });
+    expect(dns.readinessProbe.httpGet).toMatchObject({ host: '127.0.0.1', path: '/ready', port: 8181 });
     for (const c of containers) {
       if (c === proxy) continue;
       for (const p of [c.livenessProbe, c.readinessProbe, c.startupProbe].filter(Boolean)) expect(p.httpGet.port).not.toBe(10256);
@@ -58,11 +58,11 @@ describe('DaemonSet: securityContext', () => {
     });
   }
 
-  it('the proxy has NET_ADMIN and NET_RAW (iptables, nft, conntrack); DNS NET_BIND_SERVICE for port 53', () => {
+  it('the proxy has NET_ADMIN and NET_RAW (iptables, nft, conntrack); DNS NET_BIND_SERVICE for port 53 and NET_ADMIN for its interface', () => {
     const [proxy] = byCommand('proxy');
     const [dns] = byCommand('dns');
     expect(proxy.securityContext.capabilities.add).toEqual(expect.arrayContaining(['NET_ADMIN', 'NET_RAW']));
-    expect(dns.securityContext.capabilities.add).toEqual(['NET_BIND_SERVICE']);
+    expect(dns.securityContext.capabilities.add).toEqual(['NET_ADMIN', 'NET_BIND_SERVICE']);
   });
 
   it('a writable /tmp (the conntrack batch file) on the read-only root; /lib/modules not mounted (nothing loads modules)', () => {

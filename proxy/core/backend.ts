@@ -36,6 +36,8 @@ export interface SyncResult {
   /** The backend rewrote everything although the sync was not a full one (a reconcile found
    *  damage it could not repair piecemeal): counted as a full sync. */
   readonly rewrote?: boolean;
+  /** Tables a reconcile read back whole (a quiet tick reads nothing). */
+  readonly readBacks?: number;
 }
 
 /**

@@ -28,6 +28,7 @@ export class ProxyMetrics {
   readonly conntrackDeletions: Counter<'result'>;
   readonly reconciles: Counter;
   readonly reconcileRepairs: Counter<'kind'>;
+  readonly reconcileReadBacks: Counter;
 
   constructor(opts: { processMetrics?: boolean } = {}) {
     const registers = [this.registry];
@@ -59,6 +60,11 @@ export class ProxyMetrics {
       registers,
     });
     this.reconciles = new Counter({ name: 'kubedataplane_proxy_reconciles_total', help: 'Periodic reconciles: the kernel state read back and compared with what was applied', registers });
+    this.reconcileReadBacks = new Counter({
+      name: 'kubedataplane_proxy_reconcile_read_backs_total',
+      help: 'Tables a reconcile read back whole, one per family (nftables: someone else committed to our table, or its change notifications were lost); a quiet tick reads nothing back',
+      registers,
+    });
     this.reconcileRepairs = new Counter({
       name: 'kubedataplane_proxy_reconcile_repairs_total',
       help: 'Objects found changed or missing in the kernel by a reconcile and put back, by kind',

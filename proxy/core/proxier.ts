@@ -216,6 +216,7 @@ export class Proxier {
       for (const [table, n] of Object.entries(result.written)) this.metrics?.rulesLastSync.set({ table }, n);
       repaired = result.repaired ?? {};
       rewrote = !!result.rewrote;
+      if (result.readBacks) this.metrics?.reconcileReadBacks.inc(result.readBacks);
     } catch (err) {
       // Put the old plans back so the retry (a full sync) diffs against what the kernel had.
       for (const [key, p] of before) {

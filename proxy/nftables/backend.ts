@@ -19,8 +19,9 @@ import {
   diffServices,
   elementText,
   hairpinCounts,
+  collectTable,
+  fullLines,
   partialLines,
-  renderFull,
   renderService,
   words,
   type Owners,
@@ -41,7 +42,8 @@ export interface NftablesOptions {
   /** Writes partial changes and reads the table back; without one, partial syncs use `nft -f` and
    *  reconciles are skipped. */
   writer?: TableWriter;
-  /** Sees every `nft -f` input before it is applied (benchmarks replay them). */
+  /** Sees every `nft -f` input before it is applied, and the `nft -f` spelling of a table loaded
+   *  through netlink after it was (benchmarks replay them). */
   onApply?: (family: IPFamily, lines: readonly string[], full: boolean) => void;
 }
 
@@ -85,6 +87,7 @@ export class NftablesBackend implements Backend {
     this.lastToolMs = 0;
     const written = { rules: 0, elements: 0 };
     const repaired: Record<string, number> = {};
+    const readBacks = { n: 0 };
     let rewrote = false;
     for (const family of this.opts.families) {
       const cfg = familyConfig(family, req.node, this.opts);
@@ -100,7 +103,7 @@ export class NftablesBackend implements Backend {
             await this.fullSync(family, cfg, req, written);
             rewrote = true;
           }
-          if (req.reconcile && (await this.reconcile(family, req, repaired))) rewrote = true;
+          if (req.reconcile && (await this.reconcile(family, req, repaired, readBacks))) rewrote = true;
         }
       } catch (err) {
         // What the kernel holds is unknown now: the next (full) sync makes the table anew.
@@ -116,7 +119,7 @@ export class NftablesBackend implements Backend {
       rules.rules += s.rules;
       rules.elements += s.elements;
     }
-    return { rules, written, repaired, rewrote };
+    return { rules, written, repaired, rewrote, readBacks: readBacks.n };
   }
 
   private async timed<T>(fn: () => Promise<T>): Promise<T> {
@@ -148,22 +151,32 @@ export class NftablesBackend implements Backend {
       rendered.push(r);
       applied.set(plan.key, { plan, cfg });
     }
-    const full = renderFull(rendered, cfg, prev);
-    let rules = baseRuleCount(cfg) + full.countChains.size;
+    const content = collectTable(rendered, cfg);
+    let rules = baseRuleCount(cfg) + content.countChains.size;
     for (const s of rendered) rules += countService(s).rules;
     const hairpin = hairpinCounts(rendered);
-    // The rendered elements (a million objects at 100k services) are in the lines now: let them go
-    // before nft reads the input, which is when the process is at its largest.
+    // The rendered elements (a million objects at 100k services) are in `content` now: let them
+    // go before the table is encoded, which is when the process is at its largest.
     rendered.length = 0;
     this.lastOwnMs += performance.now() - t0;
-    await this.applyLines(family, full.lines, true);
-    if (this.opts.writer) await this.timed(() => this.opts.writer!.loaded(family));
+    // A table made anew goes through netlink in one transaction (no `nft` parse of 100k+
+    // elements); refilling the table we have (hourly, after node facts changed) keeps its
+    // affinity sets, which only `nft -f` does here, as does a table too large for one batch.
+    const viaNetlink = !prev && this.opts.writer ? await this.timed(() => this.opts.writer!.loadFresh(content)) : false;
+    if (viaNetlink) this.opts.onApply?.(family, fullLines(content), true);
+    else {
+      const t1 = performance.now();
+      const lines = fullLines(content, prev);
+      this.lastOwnMs += performance.now() - t1;
+      await this.applyLines(family, lines, true);
+      if (this.opts.writer) await this.timed(() => this.opts.writer!.loaded(family));
+    }
     this.state.set(family, {
-      applied, owners: full.owners, hairpin, cfg,
-      chains: full.chains, sets: full.sets, countChains: full.countChains, rules, elements: full.elements,
+      applied, owners: content.owners, hairpin, cfg,
+      chains: new Set(content.chains.keys()), sets: new Set(content.sets.keys()), countChains: new Set(content.countChains), rules, elements: content.elements,
     });
     written.rules += rules;
-    written.elements += full.elements;
+    written.elements += content.elements;
   }
 
   private async partialSync(family: IPFamily, cfg: FamilyConfig, req: SyncRequest, written: { rules: number; elements: number }): Promise<void> {
@@ -236,7 +249,7 @@ export class NftablesBackend implements Backend {
    * one in one transaction).
    */
   /** Resolves true when it had to rewrite the family's table. */
-  private async reconcile(family: IPFamily, req: SyncRequest, repaired: Record<string, number>): Promise<boolean> {
+  private async reconcile(family: IPFamily, req: SyncRequest, repaired: Record<string, number>, readBacks: { n: number }): Promise<boolean> {
     const writer = this.opts.writer;
     if (!writer) return false;
     const st = this.state.get(family)!;
@@ -253,6 +266,7 @@ export class NftablesBackend implements Backend {
     };
     const found = await this.timed(() => writer.reconcile(family, st.cfg, expected, { chains: st.chains, sets: st.sets, countChains: st.countChains }));
     for (const [kind, n] of Object.entries(found.repaired)) repaired[kind] = (repaired[kind] ?? 0) + n;
+    if (found.readBack) readBacks.n++;
     if (found.needsFull) {
       this.log.warn('our nftables table was changed outside the proxy; rewriting it', { family, reason: found.needsFull });
       repaired.tables = (repaired.tables ?? 0) + 1;

@@ -12,9 +12,14 @@
 // Node ports use maps keyed by protocol . port alone (the destination is any local address).
 import type { IPFamily } from '../../cluster/types.js';
 import type { FamilyConfig } from '../core/family-config.js';
+import type { ChainHook } from './netlink/messages.js';
+import {
+  ctState, ctStatusDnat, dnatBySlot, drop, fam, fibLocal, goTo, inSet, jump, l4protoIs, markClear, markSetOr, markSetXor, masquerade,
+  notLoopback, reject, rejectTcpReset, ret, rule, vmap, type KeyField, type Rule, type RulePart,
+} from './rules.js';
 
 export const TABLE_NAME = 'kube-dataplane';
-export const MASQ_MARK = '0x4000';
+export const MASQ_MARK = 0x4000;
 
 /** One field of a map key or value, as nft writes it and netlink encodes it. */
 export type FieldKind = 'addr' | 'proto' | 'port' | 'slot' | 'cidr';
@@ -86,9 +91,20 @@ export const MAPS = {
 export type MapName = keyof typeof MAPS;
 export const MAP_NAMES = Object.keys(MAPS) as MapName[];
 
+/** An affinity set's declaration: the timeout is part of the set's name too (render.ts). */
+export function affinitySetDeclaration(w: Words, seconds: number): string {
+  return `{ type ${w.type} ; flags dynamic,timeout ; timeout ${seconds}s ; }`;
+}
+
 /** Sets the backend fills itself (not owned by one service). */
 export const HAIRPIN_SET: MapSchema = { name: 'hairpin', key: ['addr', 'addr'], declare: (w) => `{ type ${w.type} . ${w.type} ; }` };
 export const CLUSTER_CIDRS_SET: MapSchema = { name: 'cluster-cidrs', key: ['cidr'], declare: (w) => `{ type ${w.type} ; flags interval ; }` };
+/** --service-cidr: an address in them that no service has is dropped. */
+export const SERVICE_CIDRS_SET: MapSchema = { name: 'service-cidrs', key: ['cidr'], declare: (w) => `{ type ${w.type} ; flags interval ; }` };
+/** --nodeport-addresses, when it names addresses. */
+export const NODEPORT_IPS_SET: MapSchema = { name: 'nodeport-ips', key: ['addr'], declare: (w) => `{ type ${w.type} ; }` };
+/** The sets the backend fills from the config, declared in this order after the hairpin set. */
+export const CONFIG_SETS: readonly MapSchema[] = [CLUSTER_CIDRS_SET, SERVICE_CIDRS_SET, NODEPORT_IPS_SET];
 
 /** The kinds of shared per-count chains: which endpoint map they pick from and what comes first. */
 export type PathKind = 'cluster' | 'external' | 'external-local' | 'shortcut' | 'nodeport' | 'nodeport-local' | 'nodeport-shortcut';
@@ -105,99 +121,114 @@ export function parseCountChain(name: string): { kind: PathKind; n: number } | u
 
 /** The rules of one per-count chain. They depend on the family's config only, so a change of it
  *  (cluster CIDRs, --masquerade-all) is a full sync anyway. */
-export function countChainRules(kind: PathKind, n: number, cfg: FamilyConfig): string[] {
-  const w = words(cfg.family);
-  const byAddr = `${w.addr} daddr . meta l4proto . th dport`;
-  const byPort = 'meta l4proto . th dport';
-  const pick = (key: string, map: string) => `dnat ${w.addr} addr . port to ${key} . numgen random mod ${n} map @${map}`;
-  const shortcuts = (key: string, vmap: string) => [
-    ...(cfg.clusterCIDRs.length ? [`${w.addr} saddr @cluster-cidrs ${key} vmap @${vmap}`] : []),
-    'fib saddr type local jump mark-for-masquerade',
-    `fib saddr type local ${key} vmap @${vmap}`,
+export function countChainRules(kind: PathKind, n: number, cfg: FamilyConfig): Rule[] {
+  const f = fam(cfg.family);
+  const byAddr: KeyField[] = ['daddr', 'l4proto', 'dport'];
+  const byPort: KeyField[] = ['l4proto', 'dport'];
+  const masq = jump('mark-for-masquerade');
+  const shortcuts = (key: KeyField[], map: string) => [
+    ...(cfg.clusterCIDRs.length ? [rule(inSet(f, ['saddr'], CLUSTER_CIDRS_SET.name), vmap(f, key, map))] : []),
+    rule(fibLocal('saddr'), masq),
+    rule(fibLocal('saddr'), vmap(f, key, map)),
   ];
-  const rules: string[] = [];
+  const rules: Rule[] = [];
   switch (kind) {
     case 'cluster':
       // Off-cluster clients reaching a cluster IP (a route to the service range via this node)
       // may be answered by a pod on another node: masquerade so replies come back through here.
-      if (cfg.masqueradeAll) rules.push('jump mark-for-masquerade');
-      else if (cfg.clusterCIDRs.length) rules.push(`${w.addr} saddr != @cluster-cidrs jump mark-for-masquerade`);
-      rules.push(pick(byAddr, 'endpoints'));
+      if (cfg.masqueradeAll) rules.push(rule(masq));
+      else if (cfg.clusterCIDRs.length) rules.push(rule(inSet(f, ['saddr'], CLUSTER_CIDRS_SET.name, { invert: true }), masq));
+      rules.push(rule(dnatBySlot(f, byAddr, n, 'endpoints')));
       break;
     case 'external':
-      rules.push('jump mark-for-masquerade', pick(byAddr, 'endpoints'));
+      rules.push(rule(masq), rule(dnatBySlot(f, byAddr, n, 'endpoints')));
       break;
     case 'external-local':
       rules.push(...shortcuts(byAddr, 'shortcut-ips'));
-      if (n > 0) rules.push(pick(byAddr, 'endpoints'));
+      if (n > 0) rules.push(rule(dnatBySlot(f, byAddr, n, 'endpoints')));
       break;
     case 'shortcut':
-      rules.push(pick(byAddr, 'shortcut-endpoints'));
+      rules.push(rule(dnatBySlot(f, byAddr, n, 'shortcut-endpoints')));
       break;
     case 'nodeport':
-      rules.push('jump mark-for-masquerade', pick(byPort, 'nodeport-endpoints'));
+      rules.push(rule(masq), rule(dnatBySlot(f, byPort, n, 'nodeport-endpoints')));
       break;
     case 'nodeport-local':
       rules.push(...shortcuts(byPort, 'nodeport-shortcuts'));
-      if (n > 0) rules.push(pick(byPort, 'nodeport-endpoints'));
+      if (n > 0) rules.push(rule(dnatBySlot(f, byPort, n, 'nodeport-endpoints')));
       break;
     case 'nodeport-shortcut':
-      rules.push(pick(byPort, 'nodeport-shortcut-endpoints'));
+      rules.push(rule(dnatBySlot(f, byPort, n, 'nodeport-shortcut-endpoints')));
       break;
   }
   return rules;
 }
 
-/** The chains every table has, with their hooks. */
-export const BASE_CHAINS: readonly { name: string; hook?: string }[] = [
+/** The chains every table has, with their hooks (uapi hook numbers; priorities as numbers:
+ *  srcnat 100, dstnat -100, filter 0). */
+export const BASE_CHAINS: readonly { name: string; hook?: ChainHook }[] = [
   { name: 'mark-for-masquerade' },
   { name: 'reject-service' },
   { name: 'services' },
   { name: 'firewall' },
-  { name: 'masquerading', hook: 'type nat hook postrouting priority srcnat ; policy accept ;' },
-  { name: 'nat-prerouting', hook: 'type nat hook prerouting priority dstnat ; policy accept ;' },
-  { name: 'nat-output', hook: 'type nat hook output priority -100 ; policy accept ;' },
-  { name: 'filter-input', hook: 'type filter hook input priority filter ; policy accept ;' },
-  { name: 'filter-forward', hook: 'type filter hook forward priority filter ; policy accept ;' },
-  { name: 'filter-output', hook: 'type filter hook output priority filter ; policy accept ;' },
+  { name: 'masquerading', hook: { type: 'nat', hooknum: 4, priority: 100, policy: 'accept' } },
+  { name: 'nat-prerouting', hook: { type: 'nat', hooknum: 0, priority: -100, policy: 'accept' } },
+  { name: 'nat-output', hook: { type: 'nat', hooknum: 3, priority: -100, policy: 'accept' } },
+  { name: 'filter-input', hook: { type: 'filter', hooknum: 1, priority: 0, policy: 'accept' } },
+  { name: 'filter-forward', hook: { type: 'filter', hooknum: 2, priority: 0, policy: 'accept' } },
+  { name: 'filter-output', hook: { type: 'filter', hooknum: 3, priority: 0, policy: 'accept' } },
 ];
 
+const HOOK_NAMES = ['prerouting', 'input', 'forward', 'output', 'postrouting'];
+
+/** A base chain's hook as nft writes it in `add chain … { … }`. */
+export function hookText(h: ChainHook): string {
+  return `type ${h.type} hook ${HOOK_NAMES[h.hooknum]} priority ${h.priority} ; policy ${h.policy} ;`;
+}
+
 /** Rules of the fixed chains, in order, as `[chain, rule]`. */
-export function baseRules(cfg: FamilyConfig): [string, string][] {
-  const w = words(cfg.family);
-  const out: [string, string][] = [];
-  const rule = (chain: string, body: string) => out.push([chain, body]);
-  rule('mark-for-masquerade', `meta mark set meta mark | ${MASQ_MARK}`);
-  rule('reject-service', 'meta l4proto tcp reject with tcp reset');
-  rule('reject-service', 'reject');
+export function baseRules(cfg: FamilyConfig): [string, Rule][] {
+  const f = fam(cfg.family);
+  const out: [string, Rule][] = [];
+  const add = (chain: string, ...parts: RulePart[]) => out.push([chain, rule(...parts)]);
+  const destination: KeyField[] = ['daddr', 'l4proto', 'dport'];
+  const nodePort: KeyField[] = ['l4proto', 'dport'];
+  add('mark-for-masquerade', markSetOr(MASQ_MARK));
+  add('reject-service', l4protoIs('tcp'), rejectTcpReset());
+  add('reject-service', reject(f));
   // Hairpin: a pod reaching itself through a service must see a source other than its own.
-  rule('masquerading', `ct status dnat ${w.addr} saddr . ${w.addr} daddr @hairpin masquerade fully-random`);
-  rule('masquerading', `meta mark & ${MASQ_MARK} == 0 return`);
+  add('masquerading', ctStatusDnat(), inSet(f, ['saddr', 'daddr'], HAIRPIN_SET.name), masquerade());
+  add('masquerading', markClear(MASQ_MARK), ret());
   // Clear the mark so a packet re-entering the stack is not masqueraded twice.
-  rule('masquerading', `meta mark set meta mark ^ ${MASQ_MARK}`);
-  rule('masquerading', 'masquerade fully-random');
-  rule('services', `${w.addr} daddr . meta l4proto . th dport vmap @service-ips`);
+  add('masquerading', markSetXor(MASQ_MARK));
+  add('masquerading', masquerade());
+  add('services', vmap(f, destination, 'service-ips'));
   if (cfg.nodePortAddresses === 'all') {
     // Loopback is left out: DNAT from 127.0.0.1 to a pod needs route_localnet, which we do not set.
-    rule('services', `fib daddr type local ${w.addr} daddr != ${cfg.family === 'IPv4' ? '127.0.0.0/8' : '::1'} meta l4proto . th dport vmap @service-nodeports`);
+    add('services', fibLocal('daddr'), notLoopback(f), vmap(f, nodePort, 'service-nodeports'));
   } else if (cfg.nodePortAddresses.length) {
-    rule('services', `${w.addr} daddr { ${cfg.nodePortAddresses.join(', ')} } meta l4proto . th dport vmap @service-nodeports`);
+    add('services', inSet(f, ['daddr'], NODEPORT_IPS_SET.name), vmap(f, nodePort, 'service-nodeports'));
   }
   // Admitted sources go on to the path; the rest falls through un-NATed and meets `drop` in
   // @service-filter.
-  rule('firewall', `${w.addr} daddr . meta l4proto . th dport . ${w.addr} saddr @firewall-allow ${w.addr} daddr . meta l4proto . th dport vmap @firewall-ips`);
-  rule('nat-prerouting', 'jump services');
-  rule('nat-output', 'jump services');
-  rule('filter-forward', 'ct state invalid drop');
-  for (const chain of ['filter-input', 'filter-forward', 'filter-output']) {
-    rule(chain, `ct state new ${w.addr} daddr . meta l4proto . th dport vmap @service-filter`);
-  }
-  rule('filter-input', 'ct state new fib daddr type local meta l4proto . th dport vmap @nodeport-filter');
+  add('firewall', inSet(f, [...destination, 'saddr'], 'firewall-allow', { interval: true }), vmap(f, destination, 'firewall-ips'));
+  add('nat-prerouting', jump('services'));
+  add('nat-output', jump('services'));
+  add('filter-forward', ctState('invalid'), drop());
+  for (const chain of ['filter-input', 'filter-forward', 'filter-output']) add(chain, ctState('new'), vmap(f, destination, 'service-filter'));
+  add('filter-input', ctState('new'), fibLocal('daddr'), vmap(f, nodePort, 'nodeport-filter'));
   // After DNAT: still addressed to a cluster IP means a port the service does not have
   // (rejected), still inside the service CIDRs means no service has that address (dropped).
   for (const chain of ['filter-forward', 'filter-output']) {
-    rule(chain, `ct state new ${w.addr} daddr @cluster-ips goto reject-service`);
-    if (cfg.serviceCIDRs?.length) rule(chain, `ct state new ${w.addr} daddr { ${cfg.serviceCIDRs.join(', ')} } drop`);
+    add(chain, ctState('new'), inSet(f, ['daddr'], 'cluster-ips'), goTo('reject-service'));
+    if (cfg.serviceCIDRs?.length) add(chain, ctState('new'), inSet(f, ['daddr'], SERVICE_CIDRS_SET.name), drop());
   }
+  return out;
+}
+
+/** Elements of the sets the config fills (not services): name → nft spellings. */
+export function configElements(cfg: FamilyConfig): [MapSchema, string[]][] {
+  const out: [MapSchema, string[]][] = [[CLUSTER_CIDRS_SET, [...cfg.clusterCIDRs]], [SERVICE_CIDRS_SET, [...(cfg.serviceCIDRs ?? [])]]];
+  out.push([NODEPORT_IPS_SET, cfg.nodePortAddresses === 'all' ? [] : [...cfg.nodePortAddresses]]);
   return out;
 }

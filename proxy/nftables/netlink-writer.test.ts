@@ -1,7 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import type { FamilyConfig } from '../core/family-config.js';
-import { MAPS, type PathKind } from './layout.js';
-import { countChainExpressions, encodeElement } from './netlink-writer.js';
+import { MAPS, countChainRules } from './layout.js';
+import { encodeElement, freshTableOps, intervalElements } from './netlink-writer.js';
+import { collectTable } from './render.js';
 import { encodeExpressions, reg32, type Expr } from './netlink/expressions.js';
 
 const cfg4: FamilyConfig = { family: 'IPv4', clusterCIDRs: ['10.244.0.0/16'], masqueradeAll: false, nodePortAddresses: 'all', nodeIPs: [], serviceCIDRs: [] };
@@ -41,19 +42,32 @@ describe('netlink writer: the shared per-count chains', () => {
     const load = (offset: number, len: number, r: number, base: 'network' | 'transport' = 'network'): Expr => ({ kind: 'payload', base, offset, len, dreg: reg32(r) });
     const proto = (r: number): Expr => ({ kind: 'meta', key: 'l4proto', dreg: reg32(r) });
     const v4: Expr[] = [load(16, 4, 0), proto(1), load(2, 2, 2, 'transport'), { kind: 'numgen', type: 'random', modulus: 3, dreg: reg32(3) }, { kind: 'lookup', set: 'endpoints', sreg: 1, dreg: 1 }, { kind: 'nat', type: 'dnat', family: 'ip', regAddrMin: 1, regProtoMin: reg32(1) }];
-    expect(countChainExpressions('cluster-3', cfg4)[1].equals(encodeExpressions(v4))).toBe(true);
+    expect(encodeExpressions(countChainRules('cluster', 3, cfg4)[1].exprs).equals(encodeExpressions(v4))).toBe(true);
     const v6: Expr[] = [proto(0), load(2, 2, 1, 'transport'), { kind: 'numgen', type: 'random', modulus: 7, dreg: reg32(2) }, { kind: 'lookup', set: 'nodeport-endpoints', sreg: 1, dreg: 1 }, { kind: 'nat', type: 'dnat', family: 'ip6', regAddrMin: 1, regProtoMin: reg32(4) }];
-    expect(countChainExpressions('nodeport-7', cfg6)[1].equals(encodeExpressions(v6))).toBe(true);
+    expect(encodeExpressions(countChainRules('nodeport', 7, cfg6)[1].exprs).equals(encodeExpressions(v6))).toBe(true);
+  });
+});
+
+describe('netlink writer: a table made anew', () => {
+  it("a one-field interval set gets nft's elements: an end at zero, then each range's start and the end after it", () => {
+    const els = intervalElements('IPv4', ['10.0.0.0/9', '10.128.0.0/9', '192.168.0.0/16', '192.168.1.0/24']);
+    // Adjacent ranges stay apart (nft lists them as written); an overlapping one is merged.
+    expect(els.map((e) => `${hex(e.key)}${e.flags ? ' end' : ''}`)).toEqual(['00000000 end', '0a000000', '0a800000 end', '0a800000', '0b000000 end', 'c0a80000', 'c0a90000 end']);
+    // A range reaching the top of the space has no end element.
+    expect(intervalElements('IPv6', ['::/0']).map((e) => `${hex(e.key)}${e.flags ? ' end' : ''}`)).toEqual(['00000000000000000000000000000000']);
   });
 
-  it('every kind, both families and the config variants give as many rules as layout.ts spells', () => {
-    const kinds: PathKind[] = ['cluster', 'external', 'external-local', 'shortcut', 'nodeport', 'nodeport-local', 'nodeport-shortcut'];
-    for (const cfg of [cfg4, cfg6, { ...cfg4, clusterCIDRs: [] }, { ...cfg4, masqueradeAll: true }]) {
-      for (const k of kinds) for (const n of [0, 1, 5]) {
-        if (n === 0 && !k.endsWith('-local')) continue;
-        expect(countChainExpressions(`${k}-${n}`, cfg).length).toBeGreaterThan(0);
-      }
-    }
-    expect(() => countChainExpressions('svc-ABC', cfg4)).toThrow(/not a per-count chain/);
+  it('sets, chains and rules before elements; the hooked chains\' rules apart, so a staged load sees no packet until its last step', () => {
+    const content = collectTable([], { ...cfg4, serviceCIDRs: ['10.96.0.0/16'] });
+    const { skeleton, elements, hooked } = freshTableOps(content);
+    expect(skeleton.slice(0, 3).map((o) => o.op)).toEqual(['newtable', 'deltable', 'newtable']);
+    const firstRule = skeleton.findIndex((o) => o.op === 'newrule');
+    expect(skeleton.slice(firstRule).every((o) => o.op === 'newrule' || o.op === 'newset' || o.op === 'newsetelem')).toBe(true);
+    expect(skeleton.slice(0, firstRule).filter((o) => o.op === 'newchain').length).toBe(10);
+    const hookedChains = new Set(hooked.map((o) => (o.op === 'newrule' ? o.chain : '')));
+    expect([...hookedChains].sort()).toEqual(['filter-forward', 'filter-input', 'filter-output', 'masquerading', 'nat-output', 'nat-prerouting']);
+    expect(elements).toEqual([]); // no services
+    const cidrs = skeleton.find((o) => o.op === 'newsetelem' && o.set === 'service-cidrs');
+    expect(cidrs && cidrs.op === 'newsetelem' ? cidrs.elements.length : 0).toBe(3);
   });
 });

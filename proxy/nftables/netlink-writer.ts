@@ -11,12 +11,19 @@
 import type { IPFamily } from '../../cluster/types.js';
 import type { Logger } from '../../common/log.js';
 import type { FamilyConfig } from '../core/family-config.js';
-import { BASE_CHAINS, CLUSTER_CIDRS_SET, HAIRPIN_SET, MAPS, MAP_NAMES, TABLE_NAME, countChainRules, parseCountChain, type FieldKind, type MapName, type MapSchema } from './layout.js';
+import {
+  BASE_CHAINS, CONFIG_SETS, HAIRPIN_SET, MAPS, MAP_NAMES, TABLE_NAME, baseRules, configElements, countChainRules, parseCountChain,
+  type FieldKind, type MapName, type MapSchema,
+} from './layout.js';
 import { NftNetlink } from './netlink/client.js';
-import { encodeExpressions, reg32, type Expr } from './netlink/expressions.js';
+import { NftMonitor } from './netlink/monitor.js';
+import { encodeExpressions } from './netlink/expressions.js';
 import type { NftFamily, Op, SetElement, Verdict } from './netlink/messages.js';
-import { concat, ipv4, ipv6, l4proto, port, u32host } from './netlink/values.js';
-import type { MapElement, PartialChange, TableState } from './render.js';
+import { ipv4, ipv6, l4proto, port, putIPv4, putU32host, u32host } from './netlink/values.js';
+import { NFT_SET_ELEM_INTERVAL_END } from './netlink/wire.js';
+import { affinitySetSpec, anonymousSlotMapSpec, setSpec } from './netlink-sets.js';
+import type { MapElement, PartialChange, TableContent, TableState } from './render.js';
+import { withSlotMapId, type Rule } from './rules.js';
 import type { ReconcileResult, TableWriter } from './writer.js';
 
 const nftFamily = (f: IPFamily): NftFamily => (f === 'IPv4' ? 'ip' : 'ip6');
@@ -43,19 +50,60 @@ function range(family: IPFamily, cidr: string): [Uint8Array, Uint8Array] {
   return [first, last];
 }
 
-function field(family: IPFamily, kind: FieldKind, text: string): Uint8Array {
+function fieldWidth(family: IPFamily, kind: FieldKind): number {
+  return kind === 'addr' || kind === 'cidr' ? (family === 'IPv4' ? 4 : 16) : kind === 'proto' ? 1 : kind === 'port' ? 2 : 4;
+}
+
+const PROTOCOL_NUMBERS: Record<string, number> = { tcp: 6, udp: 17, sctp: 132 };
+
+/** Writes one field of a key or value in place (a full load encodes 100k+ elements: no
+ *  per-field arrays). `end`: a cidr field's last address instead of its first. */
+function putField(out: Uint8Array, off: number, family: IPFamily, kind: FieldKind, text: string, end = false): void {
   switch (kind) {
     case 'addr':
-      return addrBytes(family, text);
-    case 'proto':
-      return l4proto(text as 'tcp');
-    case 'port':
-      return port(Number(text));
+      if (family === 'IPv4' && putIPv4(out, off, text)) return;
+      out.set(addrBytes(family, text), off);
+      return;
+    case 'proto': {
+      const n = PROTOCOL_NUMBERS[text];
+      out.set(n === undefined ? l4proto(text as 'tcp') : [n], off);
+      return;
+    }
+    case 'port': {
+      const n = Number(text);
+      if (!Number.isInteger(n) || n < 0 || n > 0xffff) out.set(port(n), off); // throws, naming it
+      out[off] = n >> 8;
+      out[off + 1] = n & 0xff;
+      return;
+    }
     case 'slot':
-      return u32host(Number(text));
+      putU32host(out, off, Number(text));
+      return;
     case 'cidr':
-      return range(family, text)[0];
+      out.set(range(family, text)[end ? 1 : 0], off);
+      return;
   }
+}
+
+/** The fields of `text` (`a . b . c`) laid out as netlink takes them: one field unpadded, a
+ *  concatenation with every field in whole 4-byte registers. */
+function fields(family: IPFamily, kinds: readonly FieldKind[], text: string, what: string, end = false): Uint8Array {
+  const parts = text.split(' . ');
+  if (parts.length !== kinds.length) throw new Error(`${what} ${JSON.stringify(text)} has ${parts.length} fields, the map ${kinds.length}`);
+  if (kinds.length === 1) {
+    const out = new Uint8Array(fieldWidth(family, kinds[0]));
+    putField(out, 0, family, kinds[0], parts[0], end);
+    return out;
+  }
+  let len = 0;
+  for (const k of kinds) len += (fieldWidth(family, k) + 3) & ~3;
+  const out = new Uint8Array(len);
+  let off = 0;
+  for (let i = 0; i < kinds.length; i++) {
+    putField(out, off, family, kinds[i], parts[i], end);
+    off += (fieldWidth(family, kinds[i]) + 3) & ~3;
+  }
+  return out;
 }
 
 function parseVerdict(text: string): Verdict {
@@ -67,23 +115,12 @@ function parseVerdict(text: string): Verdict {
 
 /** One element of a map or set as netlink takes it, from its nft spelling. */
 export function encodeElement(family: IPFamily, schema: MapSchema, key: string, value?: string, keyOnly = false): SetElement {
-  const parts = key.split(' . ');
-  if (parts.length !== schema.key.length) throw new Error(`${schema.name}: key ${JSON.stringify(key)} has ${parts.length} fields, the map ${schema.key.length}`);
-  const fields = schema.key.map((k, i) => field(family, k, parts[i]));
-  const e: SetElement = { key: fields.length === 1 ? fields[0] : concat(...fields) };
-  const c = schema.key.indexOf('cidr');
-  if (c >= 0) {
-    const end = [...fields];
-    end[c] = range(family, parts[c])[1];
-    e.keyEnd = end.length === 1 ? end[0] : concat(...end);
-  }
+  const e: SetElement = { key: fields(family, schema.key, key, `${schema.name}: key`) };
+  if (schema.key.includes('cidr')) e.keyEnd = fields(family, schema.key, key, `${schema.name}: key`, true);
   if (keyOnly || schema.value === undefined) return e;
   if (value === undefined) throw new Error(`${schema.name}: element ${JSON.stringify(key)} has no value`);
   if (schema.value === 'verdict') e.verdict = parseVerdict(value);
-  else {
-    const vs = value.split(' . ');
-    e.data = concat(...schema.value.map((k, i) => field(family, k, vs[i])));
-  }
+  else e.data = fields(family, schema.value, value, `${schema.name}: value`);
   return e;
 }
 
@@ -108,84 +145,94 @@ function elementOps(family: IPFamily, op: 'newsetelem' | 'delsetelem', items: re
     .map(([set, elements]) => ({ op, family: nftFamily(family), table: TABLE_NAME, set, elements }));
 }
 
-// ------------------------------------------------------------------ per-count chains as expressions
-
-/** The expressions of `countChainRules(kind, n, cfg)`, rule by rule (layout.ts spells the same
- *  rules for nft; the netns test lists chains made both ways and compares them). */
-export function countChainExpressions(name: string, cfg: FamilyConfig): Buffer[] {
-  const c = parseCountChain(name);
-  if (!c) throw new Error(`not a per-count chain: ${name}`);
-  const v6 = cfg.family === 'IPv6';
-  const addrLen = v6 ? 16 : 4;
-  const fam: NftFamily = v6 ? 'ip6' : 'ip';
-  const saddr: Expr = { kind: 'payload', base: 'network', offset: v6 ? 8 : 12, len: addrLen, dreg: 1 };
-  const jumpMasq: Expr = { kind: 'immediate', verdict: { code: 'jump', chain: 'mark-for-masquerade' } };
-  const local: Expr[] = [{ kind: 'fib', flags: ['saddr'], result: 'addrtype', dreg: 1 }, { kind: 'cmp', op: 'eq', sreg: 1, data: u32host(2) /* RTN_LOCAL */ }];
-  /** `[ip daddr .] meta l4proto . th dport`, one 4-byte register per field from the first. */
-  const key = (byAddr: boolean): Expr[] => {
-    const out: Expr[] = [];
-    let r = 0;
-    if (byAddr) {
-      out.push({ kind: 'payload', base: 'network', offset: v6 ? 24 : 16, len: addrLen, dreg: reg32(0) });
-      r = addrLen / 4;
-    }
-    out.push({ kind: 'meta', key: 'l4proto', dreg: reg32(r) }, { kind: 'payload', base: 'transport', offset: 2, len: 2, dreg: reg32(r + 1) });
-    return out;
-  };
-  const keyRegs = (byAddr: boolean) => (byAddr ? addrLen / 4 : 0) + 2;
-  const pick = (byAddr: boolean, map: string): Expr[] => [
-    ...key(byAddr),
-    { kind: 'numgen', type: 'random', modulus: c.n, dreg: reg32(keyRegs(byAddr)) },
-    { kind: 'lookup', set: map, sreg: 1, dreg: 1 },
-    // The data `addr . port` lands in register 1: the address first, the port after it.
-    { kind: 'nat', type: 'dnat', family: fam, regAddrMin: 1, regProtoMin: reg32(addrLen / 4) },
-  ];
-  const vmap = (byAddr: boolean, map: string): Expr[] => [...key(byAddr), { kind: 'lookup', set: map, sreg: 1, dreg: 0 }];
-  const shortcuts = (byAddr: boolean, map: string): Expr[][] => [
-    ...(cfg.clusterCIDRs.length ? [[saddr, { kind: 'lookup', set: 'cluster-cidrs', sreg: 1 } as Expr, ...vmap(byAddr, map)]] : []),
-    [...local, jumpMasq],
-    [...local, ...vmap(byAddr, map)],
-  ];
-  const rules: Expr[][] = [];
-  switch (c.kind) {
-    case 'cluster':
-      if (cfg.masqueradeAll) rules.push([jumpMasq]);
-      else if (cfg.clusterCIDRs.length) rules.push([saddr, { kind: 'lookup', set: 'cluster-cidrs', sreg: 1, invert: true }, jumpMasq]);
-      rules.push(pick(true, 'endpoints'));
-      break;
-    case 'external':
-      rules.push([jumpMasq], pick(true, 'endpoints'));
-      break;
-    case 'external-local':
-      rules.push(...shortcuts(true, 'shortcut-ips'));
-      if (c.n > 0) rules.push(pick(true, 'endpoints'));
-      break;
-    case 'shortcut':
-      rules.push(pick(true, 'shortcut-endpoints'));
-      break;
-    case 'nodeport':
-      rules.push([jumpMasq], pick(false, 'nodeport-endpoints'));
-      break;
-    case 'nodeport-local':
-      rules.push(...shortcuts(false, 'nodeport-shortcuts'));
-      if (c.n > 0) rules.push(pick(false, 'nodeport-endpoints'));
-      break;
-    case 'nodeport-shortcut':
-      rules.push(pick(false, 'nodeport-shortcut-endpoints'));
-      break;
-  }
-  if (rules.length !== countChainRules(c.kind, c.n, cfg).length) throw new Error(`internal: ${name} has ${rules.length} rules here and ${countChainRules(c.kind, c.n, cfg).length} in layout.ts`);
-  return rules.map(encodeExpressions);
-}
+// ------------------------------------------------------------------ chains and whole tables as ops
 
 function countChainOps(family: IPFamily, cfg: FamilyConfig, names: readonly string[]): Op[] {
   const f = nftFamily(family);
   const ops: Op[] = [];
   for (const chain of names) {
+    const c = parseCountChain(chain);
+    if (!c) throw new Error(`not a per-count chain: ${chain}`);
     ops.push({ op: 'newchain', family: f, table: TABLE_NAME, chain });
-    for (const expressions of countChainExpressions(chain, cfg)) ops.push({ op: 'newrule', family: f, table: TABLE_NAME, chain, expressions });
+    for (const r of countChainRules(c.kind, c.n, cfg)) ops.push({ op: 'newrule', family: f, table: TABLE_NAME, chain, expressions: encodeExpressions(r.exprs) });
   }
   return ops;
+}
+
+/** The elements of a one-field interval set (`flags interval`, the kernel's rbtree), as nft sends
+ *  them: each range as its first address and, flagged as an end, the address after its last; a
+ *  range not starting at zero is preceded by an end at zero. Adjacent ranges stay apart, as nft
+ *  keeps them; overlapping ones (which nft refuses) are merged. */
+export function intervalElements(family: IPFamily, cidrs: readonly string[]): SetElement[] {
+  const width = family === 'IPv4' ? 32 : 128;
+  const big = (b: Uint8Array) => BigInt(`0x${Buffer.from(b).toString('hex') || '0'}`);
+  const bytes = (n: bigint) => Uint8Array.from(Buffer.from(n.toString(16).padStart(width / 4, '0'), 'hex'));
+  const ranges = cidrs.map((c) => range(family, c).map(big) as [bigint, bigint]).sort((x, y) => (x[0] < y[0] ? -1 : x[0] > y[0] ? 1 : 0));
+  const merged: [bigint, bigint][] = [];
+  for (const r of ranges) {
+    const last = merged[merged.length - 1];
+    if (last && r[0] <= last[1]) last[1] = r[1] > last[1] ? r[1] : last[1];
+    else merged.push([r[0], r[1]]);
+  }
+  const out: SetElement[] = [];
+  if (merged.length && merged[0][0] !== 0n) out.push({ key: bytes(0n), flags: NFT_SET_ELEM_INTERVAL_END });
+  const top = (1n << BigInt(width)) - 1n;
+  for (const [first, last] of merged) {
+    out.push({ key: bytes(first) });
+    if (last !== top) out.push({ key: bytes(last + 1n), flags: NFT_SET_ELEM_INTERVAL_END });
+  }
+  return out;
+}
+
+/** The ops that make one family's table anew (delete and make, as `nft -f` of `fullLines` with
+ *  no previous state), in an order the kernel takes: sets, chains, rules, elements. The rules of
+ *  the hooked chains come apart (`hooked`): until they are in, the table sees no packet. */
+export function freshTableOps(content: TableContent): { skeleton: Op[]; elements: Op[]; hooked: Op[] } {
+  const { cfg } = content;
+  const family = cfg.family;
+  const f = nftFamily(family);
+  const t = TABLE_NAME;
+  const skeleton: Op[] = [{ op: 'newtable', family: f, table: t }, { op: 'deltable', family: f, table: t }, { op: 'newtable', family: f, table: t }];
+  const elements: Op[] = [];
+  const hooked: Op[] = [];
+  // The kernel wants a transaction id on every new set, named or not.
+  let nextId = 1;
+  for (const schema of [...CONFIG_SETS, HAIRPIN_SET, ...MAP_NAMES.map((m) => MAPS[m])]) skeleton.push({ op: 'newset', family: f, table: t, set: { ...setSpec(family, schema), id: nextId++ } });
+  for (const [schema, items] of configElements(cfg)) {
+    if (!items.length) continue;
+    const els = schema.key[0] === 'cidr' ? intervalElements(family, items) : items.map((k) => encodeElement(family, schema, k));
+    skeleton.push({ op: 'newsetelem', family: f, table: t, set: schema.name, elements: els });
+  }
+  for (const [name, seconds] of content.sets) skeleton.push({ op: 'newset', family: f, table: t, set: { ...affinitySetSpec(family, name, seconds), id: nextId++ } });
+  for (const c of BASE_CHAINS) skeleton.push({ op: 'newchain', family: f, table: t, chain: c.name, ...(c.hook ? { hook: c.hook } : {}) });
+  for (const chain of content.countChains) skeleton.push({ op: 'newchain', family: f, table: t, chain });
+  for (const chain of content.chains.keys()) skeleton.push({ op: 'newchain', family: f, table: t, chain });
+  const hookedChains = new Set(BASE_CHAINS.filter((c) => c.hook).map((c) => c.name));
+  const addRule = (chain: string, r: Rule, into: Op[]) => {
+    let exprs = r.exprs;
+    if (r.slotMap) {
+      const id = nextId++;
+      into.push({ op: 'newset', family: f, table: t, set: anonymousSlotMapSpec(id, r.slotMap.length) });
+      into.push({ op: 'newsetelem', family: f, table: t, set: '__map%d', setId: id, elements: r.slotMap.map((verdict, i) => ({ key: u32host(i), verdict })) });
+      exprs = withSlotMapId(exprs, id);
+    }
+    into.push({ op: 'newrule', family: f, table: t, chain, expressions: encodeExpressions(exprs) });
+  };
+  for (const [chain, r] of baseRules(cfg)) addRule(chain, r, hookedChains.has(chain) ? hooked : skeleton);
+  skeleton.push(...countChainOps(family, cfg, [...content.countChains]).filter((op) => op.op === 'newrule'));
+  for (const [chain, rules] of content.chains) for (const r of rules) addRule(chain, r, skeleton);
+  // Map by map, straight to bytes (no intermediate records: 100k+ of them at 10k services).
+  const byMap = [...content.byMap].filter(([, texts]) => texts.length).sort(([a], [b]) => DATA_FIRST.indexOf(a) - DATA_FIRST.indexOf(b));
+  for (const [map, texts] of byMap) {
+    const schema = SCHEMAS.get(map);
+    if (!schema) throw new Error(`unknown map ${map}`);
+    const els = texts.map((text) => {
+      const [key, value] = splitElement(text);
+      return encodeElement(family, schema, key, value);
+    });
+    elements.push({ op: 'newsetelem', family: f, table: t, set: map, elements: els });
+  }
+  return { skeleton, elements, hooked };
 }
 
 // ------------------------------------------------------------------ the writer
@@ -204,24 +251,43 @@ export class NetlinkTableWriter implements TableWriter {
    *  we check it is still where we left it, and if not, every family must be read back. */
   private gen?: number;
 
-  constructor(private readonly nl: NftNetlink, private readonly log: Logger) {}
+  /** `monitor`: notifications of the namespace's transactions, so that commits by others to
+   *  other tables (iptables-nft, every few seconds on a real node) cost no read-back. Without
+   *  one, any move of the generation reads every family back. */
+  constructor(private readonly nl: NftNetlink, private readonly log: Logger, private readonly monitor?: NftMonitor) {}
 
-  /** Opens the socket and checks that this kernel answers; undefined when it cannot be used. */
+  /** Opens the sockets and checks that this kernel answers; undefined when it cannot be used. */
   static async open(log: Logger): Promise<NetlinkTableWriter | undefined> {
     try {
       const nl = NftNetlink.open();
       await nl.getGeneration();
-      return new NetlinkTableWriter(nl, log);
+      return new NetlinkTableWriter(nl, log, NetlinkTableWriter.monitorFor(nl, log));
     } catch (err) {
       log.warn('nfnetlink is not usable here; partial syncs go through nft and reconciles are skipped', { error: (err as Error).message });
       return undefined;
     }
   }
 
-  /** Notes a commit by someone else since our last one; call before writing (also with nft). */
+  /** The monitor of our table for a client, or undefined (then reconciles read back whenever the generation moves). */
+  static monitorFor(nl: NftNetlink, log: Logger): NftMonitor | undefined {
+    try {
+      return new NftMonitor(NftNetlink.openEvents(), TABLE_NAME, () => nl.portId);
+    } catch (err) {
+      log.warn('cannot subscribe to nf_tables notifications; every commit in the namespace makes the next reconcile read our tables back', { error: (err as Error).message });
+      return undefined;
+    }
+  }
+
+  /** Notes a commit by someone else to our tables since our last look; call before writing
+   *  (also with nft). */
   async beforeWrite(): Promise<void> {
     const g = await this.nl.getGeneration();
-    if (this.gen !== undefined && g !== this.gen) for (const l of this.learned.values()) l.dirty = true;
+    if (this.monitor) {
+      // Every time, not only when the generation moved: someone may commit between our commit
+      // and our reading of the generation after it.
+      for (const [family, l] of this.learned) if ((await this.monitor.take(nftFamily(family), g)) !== 'untouched') l.dirty = true;
+      this.monitor.resetLoss();
+    } else if (this.gen !== undefined && g !== this.gen) for (const l of this.learned.values()) l.dirty = true;
   }
 
   private async afterWrite(): Promise<void> {
@@ -238,6 +304,30 @@ export class NetlinkTableWriter implements TableWriter {
     } finally {
       await this.afterWrite();
     }
+  }
+
+  /**
+   * Makes the family's table anew with `content`, when that can be one transaction, or when no
+   * table is there yet (then in several: the table sees no packet until the last one, which
+   * adds the hooked chains' rules). Resolves false, having done nothing, when the table exists
+   * and the change does not fit one transaction: the caller uses `nft -f`, which can.
+   */
+  async loadFresh(content: TableContent): Promise<boolean> {
+    const family = content.cfg.family;
+    const { skeleton, elements, hooked } = freshTableOps(content);
+    const all = [...skeleton, ...elements, ...hooked];
+    if (this.nl.batchBytes(all) > this.nl.maxTransactionBytes) {
+      if (await this.nl.tableExists(nftFamily(family), TABLE_NAME)) return false;
+      await this.beforeWrite();
+      try {
+        for (const b of this.nl.split([...skeleton, ...elements])) await this.nl.commit(b);
+        await this.nl.commit(hooked);
+      } finally {
+        await this.afterWrite();
+      }
+    } else await this.commit(all);
+    await this.loaded(family);
+    return true;
   }
 
   async addCountChains(family: IPFamily, cfg: FamilyConfig, names: readonly string[]): Promise<void> {
@@ -287,15 +377,15 @@ export class NetlinkTableWriter implements TableWriter {
     await this.beforeWrite();
     if (!l.dirty) return { repaired: {} };
     const f = nftFamily(family);
-    if (!(await this.nl.tableExists(f, TABLE_NAME))) return { repaired: {}, needsFull: 'the table is gone' };
+    if (!(await this.nl.tableExists(f, TABLE_NAME))) return { repaired: {}, needsFull: 'the table is gone', readBack: true };
 
     const sets = new Set((await this.nl.listSets(f, TABLE_NAME)).map((s) => s.name));
-    for (const name of [...MAP_NAMES, HAIRPIN_SET.name, CLUSTER_CIDRS_SET.name, ...state.sets]) {
-      if (!sets.has(name)) return { repaired: {}, needsFull: `set ${name} is gone` };
+    for (const name of [...MAP_NAMES, HAIRPIN_SET.name, ...CONFIG_SETS.map((c) => c.name), ...state.sets]) {
+      if (!sets.has(name)) return { repaired: {}, needsFull: `set ${name} is gone`, readBack: true };
     }
     const chains = new Set((await this.nl.listChains(f, TABLE_NAME)).map((c) => c.name));
     const missingCount: string[] = [];
-    for (const name of [...BASE_CHAINS.map((c) => c.name), ...state.chains]) if (!chains.has(name)) return { repaired: {}, needsFull: `chain ${name} is gone` };
+    for (const name of [...BASE_CHAINS.map((c) => c.name), ...state.chains]) if (!chains.has(name)) return { repaired: {}, needsFull: `chain ${name} is gone`, readBack: true };
     for (const name of state.countChains) if (!chains.has(name)) missingCount.push(name);
 
     // Rules: replay our own earlier dump into every chain whose rules differ from it.
@@ -344,11 +434,12 @@ export class NetlinkTableWriter implements TableWriter {
     if (rulesRepaired) repaired.rules = rulesRepaired;
     if (elementsRepaired) repaired.elements = elementsRepaired;
     if (all.length) this.log.info('reconcile repaired the nftables table', { family, ...repaired });
-    return { repaired };
+    return { repaired, readBack: true };
   }
 
   close(): void {
     this.nl.close();
+    this.monitor?.close();
   }
 }
 

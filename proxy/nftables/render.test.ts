@@ -19,6 +19,7 @@ function plan(key: string, ports: ServicePortPlan[]): ServicePlan {
   return { key, namespace, name, ports, healthCheckNodePort: 0, localReadyEndpoints: 0 };
 }
 const web = (eps: Target[]) => plan('test/web', [port({ serviceKey: 'test/web', clusterIP: '10.96.0.10', clusterEndpoints: eps, localEndpoints: eps, hasAnyEndpoints: eps.length > 0 })]);
+const ruleTexts = (rules: readonly { text: string }[] | undefined) => rules?.map((r) => r.text);
 const texts = (els: readonly MapElement[], map?: string) => els.filter((e) => !map || e.map === map).map((e) => (e.value === undefined ? `${e.map} ${e.key}` : `${e.map} ${e.key} : ${e.value}`));
 
 describe('nftables render: services as elements', () => {
@@ -41,12 +42,12 @@ describe('nftables render: services as elements', () => {
   });
 
   it('the shared chain of n endpoints masquerades off-cluster clients and picks numgen mod n', () => {
-    expect(countChainRules('cluster', 7, cfg4)).toEqual([
+    expect(ruleTexts(countChainRules('cluster', 7, cfg4))).toEqual([
       'ip saddr != @cluster-cidrs jump mark-for-masquerade',
       'dnat ip addr . port to ip daddr . meta l4proto . th dport . numgen random mod 7 map @endpoints',
     ]);
-    expect(countChainRules('cluster', 3, { ...cfg4, masqueradeAll: true })[0]).toBe('jump mark-for-masquerade');
-    expect(countChainRules('nodeport', 2, { ...cfg4, family: 'IPv6', clusterCIDRs: [] })).toEqual([
+    expect(countChainRules('cluster', 3, { ...cfg4, masqueradeAll: true })[0].text).toBe('jump mark-for-masquerade');
+    expect(ruleTexts(countChainRules('nodeport', 2, { ...cfg4, family: 'IPv6', clusterCIDRs: [] }))).toEqual([
       'jump mark-for-masquerade',
       'dnat ip6 addr . port to meta l4proto . th dport . numgen random mod 2 map @nodeport-endpoints',
     ]);
@@ -68,7 +69,7 @@ describe('nftables render: services as elements', () => {
       'nodeport-shortcut-endpoints tcp . 30082 . 0 : 10.244.0.13 . 8080',
       'nodeport-filter tcp . 30082 : drop',
     ]));
-    expect(countChainRules('nodeport-local', 0, cfg4)).toEqual([
+    expect(ruleTexts(countChainRules('nodeport-local', 0, cfg4))).toEqual([
       'ip saddr @cluster-cidrs meta l4proto . th dport vmap @nodeport-shortcuts',
       'fib saddr type local jump mark-for-masquerade',
       'fib saddr type local meta l4proto . th dport vmap @nodeport-shortcuts',
@@ -96,11 +97,12 @@ describe('nftables render: services as elements', () => {
   it('ClientIP affinity keeps chains of its own: an ep chain and a timeout set per endpoint', () => {
     const p = port({ serviceKey: 'test/sticky', family: 'IPv6', clusterIP: 'fd00:96::11', affinitySeconds: 300, clusterEndpoints: [{ ...ep('fd00:244::b') }], hasAnyEndpoints: true });
     const s = renderService(plan('test/sticky', [p]), { ...cfg4, family: 'IPv6', clusterCIDRs: [] })!;
-    const [set, spec] = [...s.sets][0];
-    expect(spec).toBe('{ type ipv6_addr ; flags dynamic,timeout ; timeout 300s ; }');
+    const [set, seconds] = [...s.sets][0];
+    expect(seconds).toBe(300);
+    expect(renderFull([s], { ...cfg4, family: 'IPv6', clusterCIDRs: [] }).lines).toContain(`add set ip6 kube-dataplane ${set} { type ipv6_addr ; flags dynamic,timeout ; timeout 300s ; }`);
     const epChain = set.replace('aff-', 'ep-');
-    expect(s.chains.get(epChain)).toEqual([`update @${set} { ip6 saddr }`, 'meta l4proto tcp dnat to [fd00:244::b]:8080']);
-    expect(s.chains.get(portChains(p).svc)).toEqual([`ip6 saddr @${set} goto ${epChain}`, `numgen random mod 1 vmap { 0 : goto ${epChain} }`]);
+    expect(ruleTexts(s.chains.get(epChain))).toEqual([`update @${set} { ip6 saddr }`, 'meta l4proto tcp dnat to [fd00:244::b]:8080']);
+    expect(ruleTexts(s.chains.get(portChains(p).svc))).toEqual([`ip6 saddr @${set} goto ${epChain}`, `numgen random mod 1 vmap { 0 : goto ${epChain} }`]);
     expect(s.countChains.size).toBe(0);
   });
 
@@ -112,7 +114,8 @@ describe('nftables render: services as elements', () => {
     expect(fresh.lines.slice(0, 3)).toEqual(['add table ip kube-dataplane', 'delete table ip kube-dataplane', 'add table ip kube-dataplane']);
     expect(fresh.lines.filter((l) => l.startsWith('add chain ip kube-dataplane cluster-'))).toEqual(['add chain ip kube-dataplane cluster-2', 'add chain ip kube-dataplane cluster-3']);
     expect(fresh.lines).toContain('add rule ip kube-dataplane filter-forward ct state new ip daddr @cluster-ips goto reject-service');
-    expect(fresh.lines).toContain('add rule ip kube-dataplane filter-output ct state new ip daddr { 10.96.0.0/16 } drop');
+    expect(fresh.lines).toContain('add rule ip kube-dataplane filter-output ct state new ip daddr @service-cidrs drop');
+    expect(fresh.lines).toContain('add element ip kube-dataplane service-cidrs { 10.96.0.0/16 }');
     expect(fresh.elements).toBe(50 + 50 + 125);
     const again = renderFull(many.slice(0, 1), cfg4, { chains: new Set(['svc-OLD']), sets: new Set(['aff-OLD']), countChains: fresh.countChains });
     expect(again.lines.slice(0, 2)).toEqual(['add table ip kube-dataplane', 'flush table ip kube-dataplane']);
@@ -135,7 +138,8 @@ describe('nftables render: services as elements', () => {
 
   it('--nodeport-addresses: node ports only on those addresses', () => {
     const lines = renderFull([], { ...cfg4, nodePortAddresses: ['192.168.50.1'] }).lines;
-    expect(lines).toContain('add rule ip kube-dataplane services ip daddr { 192.168.50.1 } meta l4proto . th dport vmap @service-nodeports');
+    expect(lines).toContain('add rule ip kube-dataplane services ip daddr @nodeport-ips meta l4proto . th dport vmap @service-nodeports');
+    expect(lines).toContain('add element ip kube-dataplane nodeport-ips { 192.168.50.1 }');
     expect(lines.join('\n')).not.toMatch(/fib daddr type local ip daddr/);
   });
 });

@@ -13,10 +13,13 @@ import type { FamilyConfig } from '../core/family-config.js';
 import { targetKey, type ServicePlan, type ServicePortPlan, type Target } from '../core/model.js';
 import { firewallAdmitsNode, policyTargets, portDecisions, type PortChains } from '../core/port-decisions.js';
 import {
-  BASE_CHAINS, CLUSTER_CIDRS_SET, HAIRPIN_SET, MAPS, MAP_NAMES, baseRules, countChain, countChainRules, isEndpointMap, parseCountChain, words,
-  type MapName, type MapSchema, type PathKind,
+  BASE_CHAINS, CONFIG_SETS, HAIRPIN_SET, MAPS, MAP_NAMES, affinitySetDeclaration, baseRules, configElements, countChain, countChainRules, hookText,
+  isEndpointMap, parseCountChain, words, type MapName, type MapSchema, type PathKind,
 } from './layout.js';
 import { MapUndo } from './map-undo.js';
+import {
+  addrInPrefix, addrIs, dnatTo, fam, fibLocal, goTo, inSet, jump, l4protoIs, numgenVmap, rule, updateSaddr, type Rule,
+} from './rules.js';
 
 export { MASQ_MARK, TABLE_NAME, words } from './layout.js';
 export type { FamilyConfig, PortChains };
@@ -38,10 +41,10 @@ export interface ServiceNft {
   readonly elements: readonly MapElement[];
   /** Shared per-count chains its paths go to (they must exist before its elements). */
   readonly countChains: ReadonlySet<string>;
-  /** Chains of its own (ClientIP affinity only): name → rule bodies, in order. */
-  readonly chains: ReadonlyMap<string, readonly string[]>;
-  /** Affinity set name → its declaration (`{ type …; flags dynamic,timeout; timeout Ns; }`). */
-  readonly sets: ReadonlyMap<string, string>;
+  /** Chains of its own (ClientIP affinity only): name → rules, in order. */
+  readonly chains: ReadonlyMap<string, readonly Rule[]>;
+  /** Affinity set name → its timeout in seconds (`{ type …; flags dynamic,timeout; timeout Ns; }`). */
+  readonly sets: ReadonlyMap<string, number>;
   /** This node's endpoint addresses, for the hairpin set (shared between services, so counted). */
   readonly endpointIPs: readonly string[];
 }
@@ -74,8 +77,8 @@ export function affinityNames(p: Pick<ServicePortPlan, 'name' | 'protocol' | 'af
 interface Out {
   elements: MapElement[];
   countChains: Set<string>;
-  chains: Map<string, string[]>;
-  sets: Map<string, string>;
+  chains: Map<string, Rule[]>;
+  sets: Map<string, number>;
 }
 
 /** A service port without affinity: elements only. */
@@ -168,18 +171,19 @@ function renderMapPort(p: ServicePortPlan, cfg: FamilyConfig, out: Out): void {
  * chain count still does not grow with the cluster.
  */
 function renderAffinityPort(p: ServicePortPlan, cfg: FamilyConfig, out: Out): void {
-  const w = words(cfg.family);
-  const proto = p.protocol.toLowerCase();
+  const f = fam(cfg.family);
+  const proto = p.protocol.toLowerCase() as 'tcp' | 'udp' | 'sctp';
   const c = portChains(p);
   const d = portDecisions(p);
   const { hasEndpoints, usesCluster, usesLocal, hasInternal, hasExternal } = d;
   const { internal: internalChain, external: externalPolicyChain, loadBalancer: lbChain } = policyTargets(d, c);
   const blocked = d.blocked === 'reject' ? 'goto reject-service' : 'drop';
-  const add = (chain: string, rule: string) => {
+  const add = (chain: string, r: Rule) => {
     let rules = out.chains.get(chain);
     if (!rules) out.chains.set(chain, (rules = []));
-    rules.push(rule);
+    rules.push(r);
   };
+  const masq = jump('mark-for-masquerade');
   const addrKey = (ip: string) => `${ip} . ${proto} . ${p.port}`;
   const el = (map: MapName, path: string, key: string, value?: string) => out.elements.push({ map, key, value, path });
 
@@ -188,8 +192,8 @@ function renderAffinityPort(p: ServicePortPlan, cfg: FamilyConfig, out: Out): vo
     el('cluster-ips', `c ${p.clusterIP}`, p.clusterIP);
     if (hasInternal) {
       el('service-ips', path, addrKey(p.clusterIP), `goto ${internalChain}`);
-      if (cfg.masqueradeAll) add(internalChain, `${w.addr} daddr ${p.clusterIP} jump mark-for-masquerade`);
-      else if (cfg.clusterCIDRs.length) add(internalChain, `${w.addr} daddr ${p.clusterIP} ${w.addr} saddr != @cluster-cidrs jump mark-for-masquerade`);
+      if (cfg.masqueradeAll) add(internalChain, rule(addrIs(f, 'daddr', p.clusterIP), masq));
+      else if (cfg.clusterCIDRs.length) add(internalChain, rule(addrIs(f, 'daddr', p.clusterIP), inSet(f, ['saddr'], 'cluster-cidrs', { invert: true }), masq));
     } else el('service-filter', path, addrKey(p.clusterIP), blocked);
   }
   for (const ip of p.externalIPs) {
@@ -210,29 +214,29 @@ function renderAffinityPort(p: ServicePortPlan, cfg: FamilyConfig, out: Out): vo
   }
   if (d.usesExternalChain) {
     if (!out.chains.has(c.ext)) out.chains.set(c.ext, []);
-    if (d.masqueradeExternal) add(c.ext, 'jump mark-for-masquerade');
+    if (d.masqueradeExternal) add(c.ext, rule(masq));
     else if (d.externalShortcuts) {
-      if (cfg.clusterCIDRs.length) add(c.ext, `${w.addr} saddr @cluster-cidrs goto ${c.svc}`);
-      add(c.ext, 'fib saddr type local jump mark-for-masquerade');
-      add(c.ext, `fib saddr type local goto ${c.svc}`);
+      if (cfg.clusterCIDRs.length) add(c.ext, rule(inSet(f, ['saddr'], 'cluster-cidrs'), goTo(c.svc)));
+      add(c.ext, rule(fibLocal('saddr'), masq));
+      add(c.ext, rule(fibLocal('saddr'), goTo(c.svc)));
     }
-    if (hasExternal) add(c.ext, `goto ${externalPolicyChain}`);
+    if (hasExternal) add(c.ext, rule(goTo(externalPolicyChain)));
   }
   if (d.usesFirewall) {
     out.chains.set(c.fw, []);
-    for (const cidr of p.sourceRanges) add(c.fw, `${w.addr} saddr ${cidr} goto ${c.ext}`);
-    if (firewallAdmitsNode(p, cfg.nodeIPs)) for (const ip of p.loadBalancerIPs) add(c.fw, `${w.addr} saddr ${ip} goto ${c.ext}`);
+    for (const cidr of p.sourceRanges) add(c.fw, rule(addrInPrefix(f, 'saddr', cidr), goTo(c.ext)));
+    if (firewallAdmitsNode(p, cfg.nodeIPs)) for (const ip of p.loadBalancerIPs) add(c.fw, rule(addrIs(f, 'saddr', ip), goTo(c.ext)));
   }
   const writePolicy = (chain: string, targets: readonly Target[]) => {
     if (!out.chains.has(chain)) out.chains.set(chain, []);
     const names = targets.map((t) => affinityNames(p, t));
-    names.forEach((n) => add(chain, `${w.addr} saddr @${n.set} goto ${n.chain}`));
-    add(chain, `numgen random mod ${targets.length} vmap { ${names.map((n, i) => `${i} : goto ${n.chain}`).join(', ')} }`);
+    names.forEach((n) => add(chain, rule(inSet(f, ['saddr'], n.set), goTo(n.chain))));
+    add(chain, rule(numgenVmap(names.map((n) => ({ code: 'goto', chain: n.chain })))));
     targets.forEach((t, i) => {
       const n = names[i];
       if (out.sets.has(n.set)) return;
-      out.sets.set(n.set, `{ type ${w.type} ; flags dynamic,timeout ; timeout ${p.affinitySeconds}s ; }`);
-      out.chains.set(n.chain, [`update @${n.set} { ${w.addr} saddr }`, `meta l4proto ${proto} dnat to ${targetKey(t)}`]);
+      out.sets.set(n.set, p.affinitySeconds);
+      out.chains.set(n.chain, [rule(updateSaddr(f, n.set)), rule(l4protoIs(proto), dnatTo(f, t.ip, t.port))]);
     });
   };
   if (usesCluster) writePolicy(c.svc, p.clusterEndpoints);
@@ -280,12 +284,12 @@ function baseLines(cfg: FamilyConfig, fresh: boolean): string[] {
     if (isEndpointMap(schema)) lines.push(`delete ${what} ${t} ${schema.name}`, declaration);
     else lines.push(`flush ${what} ${t} ${schema.name}`);
   };
-  decl(CLUSTER_CIDRS_SET);
-  if (cfg.clusterCIDRs.length) lines.push(`add element ${t} cluster-cidrs { ${cfg.clusterCIDRs.join(', ')} }`);
+  for (const schema of CONFIG_SETS) decl(schema);
+  for (const [schema, items] of configElements(cfg)) if (items.length) lines.push(`add element ${t} ${schema.name} { ${items.join(', ')} }`);
   decl(HAIRPIN_SET);
   for (const m of MAP_NAMES) decl(MAPS[m]);
-  for (const c of BASE_CHAINS) lines.push(c.hook ? `add chain ${t} ${c.name} { ${c.hook} }` : `add chain ${t} ${c.name}`);
-  for (const [chain, body] of baseRules(cfg)) lines.push(`add rule ${t} ${chain} ${body}`);
+  for (const c of BASE_CHAINS) lines.push(c.hook ? `add chain ${t} ${c.name} { ${hookText(c.hook)} }` : `add chain ${t} ${c.name}`);
+  for (const [chain, r] of baseRules(cfg)) lines.push(`add rule ${t} ${chain} ${r.text}`);
   return lines;
 }
 
@@ -298,7 +302,7 @@ export function baseRuleCount(cfg: FamilyConfig): number {
 export function countChainLines(t: string, name: string, cfg: FamilyConfig): string[] {
   const c = parseCountChain(name);
   if (!c) throw new Error(`not a per-count chain: ${name}`);
-  return [`add chain ${t} ${name}`, ...countChainRules(c.kind, c.n, cfg).map((r) => `add rule ${t} ${name} ${r}`)];
+  return [`add chain ${t} ${name}`, ...countChainRules(c.kind, c.n, cfg).map((r) => `add rule ${t} ${name} ${r.text}`)];
 }
 
 /** What the table holds of the services, as the backend remembers it between syncs. */
@@ -323,54 +327,44 @@ export function elementText(e: Pick<MapElement, 'key' | 'value'>): string {
 /** Who holds a path now (another service may have claimed the same external IP and port). */
 export type Owners = Map<string, ObjectKey>;
 
-export interface FullRender {
-  readonly lines: string[];
+/** Everything a full sync writes into one family's table, before it is spelled for nft
+ *  (`fullLines`) or netlink (netlink-writer.ts `loadFresh`). */
+export interface TableContent {
+  readonly cfg: FamilyConfig;
   /** Path → the service whose elements went in (first claimant wins). */
   readonly owners: Owners;
-  /** Every element that went in, per map (what a reconcile compares the kernel with). */
+  /** Number of service elements that went in. */
   readonly elements: number;
-  readonly chains: Set<string>;
-  readonly sets: Set<string>;
-  readonly countChains: Set<string>;
+  /** Elements per map, in nft's spelling (`key` or `key : value`); `hairpin` included. */
+  readonly byMap: ReadonlyMap<string, readonly string[]>;
+  /** Affinity chains and their rules. */
+  readonly chains: ReadonlyMap<string, readonly Rule[]>;
+  /** Affinity sets and their timeouts (seconds). */
+  readonly sets: ReadonlyMap<string, number>;
+  /** Shared per-count chains, in the order the services needed them. */
+  readonly countChains: ReadonlySet<string>;
 }
 
-/**
- * The whole table in one transaction. `previous` is what the last successful sync left (the
- * backend's memory); without it the table is deleted and made again, which also recovers from
- * any state we cannot trust. With it, the table is flushed (rules go, maps and sets stay, so
- * affinity entries survive), the service maps are flushed and refilled, every chain is
- * rewritten, and chains and sets no longer wanted are deleted.
- */
-export function renderFull(services: Iterable<ServiceNft>, cfg: FamilyConfig, previous?: TableState): FullRender {
-  const t = words(cfg.family).table;
-  const fresh = !previous;
-  const lines: string[] = [`add table ${t}`];
-  if (fresh) lines.push(`delete table ${t}`, `add table ${t}`);
-  else lines.push(`flush table ${t}`);
-  lines.push(...baseLines(cfg, fresh));
-  const chains = new Set<string>();
-  const sets = new Set<string>();
+export interface FullRender extends TableContent {
+  readonly lines: string[];
+}
+
+/** What the services put in the table: first claimant of a path wins, chains and sets once. */
+export function collectTable(services: Iterable<ServiceNft>, cfg: FamilyConfig): TableContent {
+  const chains = new Map<string, Rule[]>();
+  const sets = new Map<string, number>();
   const countChains = new Set<string>();
   const owners: Owners = new Map();
-  const byMap = new Map<MapName, string[]>(MAP_NAMES.map((m) => [m, []]));
+  const byMap = new Map<string, string[]>(MAP_NAMES.map((m) => [m, []]));
   const hairpin = new Set<string>();
-  const rules: string[] = [];
   let elements = 0;
   for (const s of services) {
-    for (const [name, spec] of s.sets) {
-      if (sets.has(name)) continue;
-      sets.add(name);
-      lines.push(`add set ${t} ${name} ${spec}`);
-    }
-    for (const name of s.countChains) {
-      if (countChains.has(name)) continue;
-      countChains.add(name);
-      lines.push(...countChainLines(t, name, cfg));
-    }
+    for (const [name, seconds] of s.sets) if (!sets.has(name)) sets.set(name, seconds);
+    for (const name of s.countChains) countChains.add(name);
     for (const [chain, body] of s.chains) {
-      if (!chains.has(chain)) lines.push(`add chain ${t} ${chain}`);
-      chains.add(chain);
-      for (const r of body) rules.push(`add rule ${t} ${chain} ${r}`);
+      let rules = chains.get(chain);
+      if (!rules) chains.set(chain, (rules = []));
+      rules.push(...body);
     }
     const claimed = new Set<string>();
     for (const e of s.elements) {
@@ -383,16 +377,43 @@ export function renderFull(services: Iterable<ServiceNft>, cfg: FamilyConfig, pr
     for (const path of claimed) owners.set(path, s.key);
     for (const ip of s.endpointIPs) hairpin.add(ip);
   }
-  for (const r of rules) lines.push(r);
-  for (const [map, items] of byMap) lines.push(...elementLines(t, map, items));
-  lines.push(...elementLines(t, 'hairpin', [...hairpin].map((ip) => `${ip} . ${ip}`)));
+  byMap.set(HAIRPIN_SET.name, [...hairpin].map((ip) => `${ip} . ${ip}`));
+  return { cfg, owners, elements, byMap, chains, sets, countChains };
+}
+
+/**
+ * The whole table as one `nft -f` transaction. `previous` is what the last successful sync left
+ * (the backend's memory); without it the table is deleted and made again, which also recovers
+ * from any state we cannot trust. With it, the table is flushed (rules go, maps and sets stay,
+ * so affinity entries survive), the service maps are flushed and refilled, every chain is
+ * rewritten, and chains and sets no longer wanted are deleted.
+ */
+export function fullLines(c: TableContent, previous?: TableState): string[] {
+  const cfg = c.cfg;
+  const w = words(cfg.family);
+  const t = w.table;
+  const fresh = !previous;
+  const lines: string[] = [`add table ${t}`];
+  if (fresh) lines.push(`delete table ${t}`, `add table ${t}`);
+  else lines.push(`flush table ${t}`);
+  lines.push(...baseLines(cfg, fresh));
+  for (const [name, seconds] of c.sets) lines.push(`add set ${t} ${name} ${affinitySetDeclaration(w, seconds)}`);
+  for (const name of c.countChains) lines.push(...countChainLines(t, name, cfg));
+  for (const chain of c.chains.keys()) lines.push(`add chain ${t} ${chain}`);
+  for (const [chain, body] of c.chains) for (const r of body) lines.push(`add rule ${t} ${chain} ${r.text}`);
+  for (const [map, items] of c.byMap) lines.push(...elementLines(t, map, items));
   if (previous) {
     // Already empty after `flush table`, and no map element points at them any more.
-    for (const c of previous.chains) if (!chains.has(c)) lines.push(`delete chain ${t} ${c}`);
-    for (const c of previous.countChains) if (!countChains.has(c)) lines.push(`delete chain ${t} ${c}`);
-    for (const s of previous.sets) if (!sets.has(s)) lines.push(`delete set ${t} ${s}`);
+    for (const ch of previous.chains) if (!c.chains.has(ch)) lines.push(`delete chain ${t} ${ch}`);
+    for (const ch of previous.countChains) if (!c.countChains.has(ch)) lines.push(`delete chain ${t} ${ch}`);
+    for (const st of previous.sets) if (!c.sets.has(st)) lines.push(`delete set ${t} ${st}`);
   }
-  return { lines, owners, elements, chains, sets, countChains };
+  return lines;
+}
+
+export function renderFull(services: Iterable<ServiceNft>, cfg: FamilyConfig, previous?: TableState): FullRender {
+  const content = collectTable(services, cfg);
+  return { ...content, lines: fullLines(content, previous) };
 }
 
 export interface ServiceChange {
@@ -406,9 +427,10 @@ export interface ServiceChange {
  *  chains and sets no longer used (flushed, then deleted). */
 export interface PartialChange {
   readonly newCountChains: string[];
-  readonly addSets: [string, string][];
+  /** Affinity sets to make: name, timeout in seconds. */
+  readonly addSets: [string, number][];
   /** Affinity chains whose rules are (re)written: name → rules; `existed` says flush first. */
-  readonly writeChains: { name: string; rules: readonly string[]; existed: boolean }[];
+  readonly writeChains: { name: string; rules: readonly Rule[]; existed: boolean }[];
   readonly delElements: MapElement[];
   readonly addElements: MapElement[];
   readonly hairpinDel: string[];
@@ -417,9 +439,9 @@ export interface PartialChange {
   readonly goneSets: string[];
 }
 
-function sameRules(a: readonly string[] | undefined, b: readonly string[]): boolean {
+function sameRules(a: readonly Rule[] | undefined, b: readonly Rule[]): boolean {
   if (!a || a.length !== b.length) return false;
-  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  for (let i = 0; i < a.length; i++) if (a[i].text !== b[i].text) return false;
   return true;
 }
 
@@ -434,10 +456,10 @@ function sameRules(a: readonly string[] | undefined, b: readonly string[]): bool
 export function diffServices(changes: Iterable<ServiceChange>, owners: Owners, hairpin: Map<string, number>, countChains: ReadonlySet<string>, undo = new MapUndo()): PartialChange | undefined {
   const c: PartialChange = { newCountChains: [], addSets: [], writeChains: [], delElements: [], addElements: [], hairpinDel: [], hairpinAdd: [], goneChains: [], goneSets: [] };
   for (const { key, before, after } of changes) {
-    const oldChains = before?.chains ?? new Map<string, readonly string[]>();
-    const newChains = after?.chains ?? new Map<string, readonly string[]>();
-    const oldSets = before?.sets ?? new Map<string, string>();
-    const newSets = after?.sets ?? new Map<string, string>();
+    const oldChains = before?.chains ?? new Map<string, readonly Rule[]>();
+    const newChains = after?.chains ?? new Map<string, readonly Rule[]>();
+    const oldSets = before?.sets ?? new Map<string, number>();
+    const newSets = after?.sets ?? new Map<string, number>();
     for (const [name, spec] of newSets) if (!oldSets.has(name)) c.addSets.push([name, spec]);
     for (const name of oldSets.keys()) if (!newSets.has(name)) c.goneSets.push(name);
     for (const [name, rules] of newChains) {
@@ -499,12 +521,13 @@ export function diffServices(changes: Iterable<ServiceChange>, owners: Owners, h
 /** A partial change as one `nft -f` transaction. A new per-count chain cannot be written by nft
  *  (layout.ts): that is the netlink writer's, and without one the caller makes a full sync. */
 export function partialLines(c: PartialChange, cfg: FamilyConfig): string[] {
-  const t = words(cfg.family).table;
+  const w = words(cfg.family);
+  const t = w.table;
   const lines: string[] = [];
   for (const name of c.newCountChains) lines.push(...countChainLines(t, name, cfg));
-  for (const [name, spec] of c.addSets) lines.push(`add set ${t} ${name} ${spec}`);
+  for (const [name, seconds] of c.addSets) lines.push(`add set ${t} ${name} ${affinitySetDeclaration(w, seconds)}`);
   for (const { name, existed } of c.writeChains) lines.push(`add chain ${t} ${name}`, ...(existed ? [`flush chain ${t} ${name}`] : []));
-  for (const { name, rules } of c.writeChains) for (const r of rules) lines.push(`add rule ${t} ${name} ${r}`);
+  for (const { name, rules } of c.writeChains) for (const r of rules) lines.push(`add rule ${t} ${name} ${r.text}`);
   for (const e of c.delElements) lines.push(`delete element ${t} ${e.map} { ${e.key} }`);
   for (const ip of c.hairpinDel) lines.push(`delete element ${t} hairpin { ${ip} . ${ip} }`);
   for (const e of c.addElements) lines.push(`add element ${t} ${e.map} { ${elementText(e)} }`);

@@ -1,10 +1,9 @@
-// How the nftables backend reaches the kernel for everything but a full load: a partial change
-// applied as one transaction, and a reconcile that reads the table back and repairs it. The
-// nfnetlink writer (netlink-writer.ts) does both without the `nft` tool, whose every call first
-// downloads the whole ruleset.
+// How the nftables backend reaches the kernel without the `nft` tool, whose every call first
+// downloads the whole ruleset: a fresh table loaded in one transaction, a partial change applied
+// as one, and a reconcile that reads the table back and repairs it (netlink-writer.ts).
 import type { IPFamily } from '../../cluster/types.js';
 import type { FamilyConfig } from '../core/family-config.js';
-import type { PartialChange, TableState } from './render.js';
+import type { PartialChange, TableContent, TableState } from './render.js';
 
 export interface ReconcileResult {
   /** What was put back, by kind (`elements`, `rules`, …). */
@@ -12,9 +11,14 @@ export interface ReconcileResult {
   /** Set when the damage cannot be repaired piecemeal (the table, a set or a base chain gone):
    *  the reason; the backend then rewrites the family's table. */
   readonly needsFull?: string;
+  /** The table was read back (someone else committed to it, or notifications were lost). */
+  readonly readBack?: boolean;
 }
 
 export interface TableWriter {
+  /** Makes the family's table anew with `content`; false (nothing done) when it cannot do so
+   *  atomically over a table that is there, which `nft -f` then does. */
+  loadFresh(content: TableContent): Promise<boolean>;
   /** One atomic transaction; throws (applying nothing) when the kernel refuses any part. A change
    *  writing affinity chains is not given here (their anonymous verdict maps are `nft -f`'s). */
   applyPartial(family: IPFamily, cfg: FamilyConfig, change: PartialChange): Promise<void>;

@@ -59,6 +59,11 @@ export class NftNetlinkError extends Error {
   }
 }
 
+const NFNLGRP_NFTABLES = 7;
+
+/** What the event monitor uses of a raw socket. */
+export type NetlinkEventSocket = Pick<RawNetlinkSocket, 'on' | 'close'>;
+
 /** What this client uses of the `netlink` package's raw socket (a test can pass a fake). */
 export type NetlinkSocketLike = Pick<RawNetlinkSocket, 'on' | 'ref' | 'unref' | 'send' | 'getSendBufferSize' | 'close'>;
 
@@ -102,6 +107,13 @@ export class NftNetlink {
     socket.unref();
   }
 
+  /** This socket's netlink port id: the kernel stamps it on the notifications of our own
+   *  transactions (monitor.ts tells ours from others' by it). */
+  get portId(): number | undefined {
+    const s = this.socket as Partial<Pick<RawNetlinkSocket, 'address'>>;
+    return s.address?.().port;
+  }
+
   static open(opts: NftNetlinkOptions = {}): NftNetlink {
     const socket = new netlink.RawNetlinkSocket(NETLINK_NETFILTER, {
       messagePeeking: false,
@@ -110,6 +122,15 @@ export class NftNetlink {
       recvBufferSize: opts.recvBufferBytes ?? DEFAULT_BUFFER,
     });
     return new NftNetlink(socket, opts);
+  }
+
+  /** A socket that receives every nf_tables notification of this network namespace
+   *  (NFNLGRP_NFTABLES), for monitor.ts. */
+  static openEvents(recvBufferBytes = DEFAULT_BUFFER): NetlinkEventSocket {
+    const socket = new netlink.RawNetlinkSocket(NETLINK_NETFILTER, { messagePeeking: false, msgBufferSize: RECV_MESSAGE_BYTES, sendBufferSize: 4096, recvBufferSize: recvBufferBytes });
+    socket.addMembership(NFNLGRP_NFTABLES);
+    socket.unref();
+    return socket;
   }
 
   /** A client on a socket made elsewhere (tests: a fake kernel). */

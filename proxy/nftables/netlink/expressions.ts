@@ -63,7 +63,7 @@ export type Expr =
   /** A u32 (host order) in 0 … modulus-1, plus offset. */
   | { kind: 'numgen'; type?: 'random' | 'incremental'; modulus: number; offset?: number; dreg: number }
   /** Set membership (`invert`: not in the set), or a map lookup into `dreg` (0 for a verdict map). */
-  | { kind: 'lookup'; set: string; sreg: number; dreg?: number; invert?: boolean }
+  | { kind: 'lookup'; set: string; sreg: number; dreg?: number; invert?: boolean; setId?: number }
   | { kind: 'nat'; type: 'snat' | 'dnat'; family: NftFamily; regAddrMin?: number; regAddrMax?: number; regProtoMin?: number; regProtoMax?: number; flags?: number }
   | { kind: 'immediate'; verdict: Verdict }
   | { kind: 'immediate'; dreg: number; data: Uint8Array }
@@ -73,7 +73,15 @@ export type Expr =
   | { kind: 'bitwise'; sreg: number; dreg: number; len: number; mask: Uint8Array; xor: Uint8Array; op?: 'bool' }
   | { kind: 'fib'; flags: readonly (keyof typeof FIB_FLAGS)[]; result: keyof typeof FIB_RESULTS; dreg: number }
   | { kind: 'ct'; key: CtKey; dreg: number; direction?: 'original' | 'reply' }
-  | { kind: 'counter' };
+  | { kind: 'counter' }
+  /** `reject`: ICMP(v6) port unreachable (type 0, code 3 in ip, 4 in ip6), or a TCP reset (type 1). */
+  | { kind: 'reject'; type: 'icmp' | 'tcp-reset'; code: number }
+  /** `masquerade` (flags: NF_NAT_RANGE_* bits, 0x10 fully-random). */
+  | { kind: 'masq'; flags?: number }
+  /** `update @set { key }`: add or refresh the key from `sreg` in a dynamic set. */
+  | { kind: 'dynset'; set: string; op: 'add' | 'update'; sreg: number; setId?: number }
+  /** Converts `len` bytes of `size`-byte words between host and network order. */
+  | { kind: 'byteorder'; op: 'ntoh' | 'hton'; sreg: number; dreg: number; len: number; size: number };
 
 function reg(type: number, r: number): Buffer {
   return attrU32(type, canonicalRegister(r));
@@ -102,6 +110,7 @@ function body(e: Expr): [string, Buffer[]] {
       const a = [reg(2, e.sreg)];
       if (e.dreg !== undefined) a.push(reg(3, e.dreg));
       a.push(attrStr(1, e.set));
+      if (e.setId !== undefined) a.push(attrU32(4, e.setId)); // NFTA_LOOKUP_SET_ID: an anonymous set of this transaction
       if (e.invert) a.push(attrU32(5, 1)); // NFT_LOOKUP_F_INV
       return ['lookup', a];
     }
@@ -134,6 +143,18 @@ function body(e: Expr): [string, Buffer[]] {
     }
     case 'counter':
       return ['counter', []];
+    case 'reject':
+      return ['reject', [attrU32(1, e.type === 'icmp' ? 0 : 1), attr(2, Uint8Array.of(e.code))]];
+    case 'masq':
+      return ['masq', e.flags ? [attrU32(1, e.flags)] : []];
+    case 'dynset': {
+      const a = [attrStr(1, e.set)];
+      if (e.setId !== undefined) a.push(attrU32(2, e.setId));
+      a.push(attrU32(3, e.op === 'add' ? 0 : 1), reg(4, e.sreg));
+      return ['dynset', a];
+    }
+    case 'byteorder':
+      return ['byteorder', [reg(1, e.sreg), reg(2, e.dreg), attrU32(3, e.op === 'ntoh' ? 0 : 1), attrU32(4, e.len), attrU32(5, e.size)]];
   }
 }
 

@@ -14,7 +14,11 @@ import {
   NFTA_RULE,
   NFTA_SET,
   NFTA_SET_ELEM,
+  NFTA_HOOK,
+  NFTA_LIST_ELEM,
+  NFTA_SET_DESC,
   NFTA_SET_ELEM_LIST,
+  NFTA_SET_FIELD_LEN,
   NFTA_TABLE,
   NFTA_VERDICT,
   NFT_CONTINUE,
@@ -69,11 +73,41 @@ export interface SetElement {
   keyEnd?: Uint8Array;
 }
 
+/** What NFT_MSG_NEWSET declares. The kernel keeps `userdata` opaque: it is nft's own note of how
+ *  to print the set (key byte order, `typeof` expressions), see set-declarations.ts. */
+export interface SetSpec {
+  name: string;
+  /** NFTA_SET_ID: how messages of the same transaction name an anonymous set (`__map%d`). */
+  id?: number;
+  flags: number;
+  keyType: number;
+  keyLen: number;
+  dataType?: number;
+  dataLen?: number;
+  /** Lengths of the fields of a concatenated key (NFTA_SET_DESC_CONCAT; needed with `flags interval`). */
+  fieldLens?: readonly number[];
+  /** NFTA_SET_DESC_SIZE. */
+  size?: number;
+  timeoutMs?: number;
+  userdata?: Uint8Array;
+}
+
+/** A base chain's hook (`type nat hook prerouting priority dstnat ; policy accept ;`). */
+export interface ChainHook {
+  type: 'filter' | 'nat';
+  hooknum: number;
+  priority: number;
+  policy: 'accept' | 'drop';
+}
+
 export type Op =
-  | { op: 'newsetelem'; family: NftFamily; table: string; set: string; elements: readonly SetElement[] }
+  | { op: 'newtable'; family: NftFamily; table: string }
+  | { op: 'deltable'; family: NftFamily; table: string }
+  | { op: 'newset'; family: NftFamily; table: string; set: SetSpec }
+  | { op: 'newsetelem'; family: NftFamily; table: string; set: string; setId?: number; elements: readonly SetElement[] }
   | { op: 'delsetelem'; family: NftFamily; table: string; set: string; elements: readonly SetElement[] }
   | { op: 'flushset'; family: NftFamily; table: string; set: string }
-  | { op: 'newchain'; family: NftFamily; table: string; chain: string }
+  | { op: 'newchain'; family: NftFamily; table: string; chain: string; hook?: ChainHook }
   | { op: 'flushchain'; family: NftFamily; table: string; chain: string }
   | { op: 'delchain'; family: NftFamily; table: string; chain: string }
   | { op: 'newrule'; family: NftFamily; table: string; chain: string; expressions: Uint8Array }
@@ -220,8 +254,27 @@ function elementChunks(op: Extract<Op, { elements: readonly SetElement[] }>): { 
 }
 
 function elementHead(op: Extract<Op, { elements: readonly SetElement[] }>): Buffer[] {
-  return [attrStr(NFTA_SET_ELEM_LIST.TABLE, op.table), attrStr(NFTA_SET_ELEM_LIST.SET, op.set)];
+  const head = [attrStr(NFTA_SET_ELEM_LIST.TABLE, op.table), attrStr(NFTA_SET_ELEM_LIST.SET, op.set)];
+  if (op.op === 'newsetelem' && op.setId !== undefined) head.push(attrU32(NFTA_SET_ELEM_LIST.SET_ID, op.setId));
+  return head;
 }
+
+function setAttrs(table: string, s: SetSpec): Buffer[] {
+  const a = [attrStr(NFTA_SET.TABLE, table), attrStr(NFTA_SET.NAME, s.name)];
+  if (s.flags) a.push(attrU32(NFTA_SET.FLAGS, s.flags));
+  a.push(attrU32(NFTA_SET.KEY_TYPE, s.keyType), attrU32(NFTA_SET.KEY_LEN, s.keyLen));
+  if (s.dataType !== undefined) a.push(attrU32(NFTA_SET.DATA_TYPE, s.dataType), attrU32(NFTA_SET.DATA_LEN, s.dataLen ?? 0));
+  const desc: Buffer[] = [];
+  if (s.size !== undefined) desc.push(attrU32(NFTA_SET_DESC.SIZE, s.size));
+  if (s.fieldLens?.length) desc.push(attrNest(NFTA_SET_DESC.CONCAT, s.fieldLens.map((n) => attrNest(NFTA_LIST_ELEM, [attrU32(NFTA_SET_FIELD_LEN, n)]))));
+  if (desc.length) a.push(attrNest(NFTA_SET.DESC, desc));
+  if (s.id !== undefined) a.push(attrU32(NFTA_SET.ID, s.id));
+  if (s.timeoutMs !== undefined) a.push(attrU64(NFTA_SET.TIMEOUT, BigInt(s.timeoutMs)));
+  if (s.userdata) a.push(attr(NFTA_SET.USERDATA, s.userdata));
+  return a;
+}
+
+const NF_POLICY = { drop: NF_DROP, accept: NF_ACCEPT } as const;
 
 interface MessageSpec {
   type: number;
@@ -257,8 +310,26 @@ function opMessages(op: Op): MessageSpec[] {
     case 'flushset':
       // nft puts the set name before the table here.
       return [{ type: T(NFT_MSG.DELSETELEM), flags: 0, family, attrs: [attrStr(NFTA_SET_ELEM_LIST.SET, op.set), attrStr(NFTA_SET_ELEM_LIST.TABLE, op.table)] }];
-    case 'newchain':
-      return [{ type: T(NFT_MSG.NEWCHAIN), flags: NLM_F_CREATE, family, attrs: [attrStr(NFTA_CHAIN.TABLE, op.table), attrStr(NFTA_CHAIN.NAME, op.chain)] }];
+    case 'newtable':
+      return [{ type: T(NFT_MSG.NEWTABLE), flags: NLM_F_CREATE, family, attrs: [attrStr(NFTA_TABLE.NAME, op.table)] }];
+    case 'deltable':
+      return [{ type: T(NFT_MSG.DELTABLE), flags: 0, family, attrs: [attrStr(NFTA_TABLE.NAME, op.table)] }];
+    case 'newset':
+      return [{ type: T(NFT_MSG.NEWSET), flags: NLM_F_CREATE, family, attrs: setAttrs(op.table, op.set) }];
+    case 'newchain': {
+      const attrs = [attrStr(NFTA_CHAIN.TABLE, op.table), attrStr(NFTA_CHAIN.NAME, op.chain)];
+      if (op.hook) {
+        const h = op.hook;
+        const prio = Buffer.alloc(4);
+        prio.writeInt32BE(h.priority);
+        attrs.push(
+          attrNest(NFTA_CHAIN.HOOK, [attrU32(NFTA_HOOK.HOOKNUM, h.hooknum), attr(NFTA_HOOK.PRIORITY, prio)]),
+          attrU32(NFTA_CHAIN.POLICY, NF_POLICY[h.policy]),
+          attrStr(NFTA_CHAIN.TYPE, h.type),
+        );
+      }
+      return [{ type: T(NFT_MSG.NEWCHAIN), flags: NLM_F_CREATE, family, attrs }];
+    }
     case 'flushchain':
       return [{ type: T(NFT_MSG.DELRULE), flags: 0, family, attrs: [attrStr(NFTA_RULE.TABLE, op.table), attrStr(NFTA_RULE.CHAIN, op.chain)] }];
     case 'delchain':
@@ -380,6 +451,12 @@ export function splitOps(ops: readonly Op[], maxBytes: number): Op[][] {
 export function describeOp(op: Op): string {
   const n = (k: number) => `${k} element${k === 1 ? '' : 's'}`;
   switch (op.op) {
+    case 'newtable':
+      return `add table ${op.family} ${op.table}`;
+    case 'deltable':
+      return `delete table ${op.family} ${op.table}`;
+    case 'newset':
+      return `add set ${op.family} ${op.table} ${op.set.name}`;
     case 'newsetelem':
       return `add element ${op.family} ${op.table} ${op.set} (${n(op.elements.length)})`;
     case 'delsetelem':

@@ -6,8 +6,33 @@ import { formatIP, parseIP } from '../../../common/ip-bigint.js';
 
 const V4 = /^(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)\.(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)\.(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)\.(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)$/;
 
+/** Writes dotted-quad `s` at `off` of `out`; false (nothing trusted written) when it is not one.
+ *  By hand, not a regular expression: a full load encodes 100k+ addresses. */
+export function putIPv4(out: Uint8Array, off: number, s: string): boolean {
+  let part = 0;
+  let digits = 0;
+  let value = 0;
+  for (let i = 0; i <= s.length; i++) {
+    const c = i < s.length ? s.charCodeAt(i) : 46; // a final '.'
+    if (c === 46) {
+      if (digits === 0 || part > 3) return false;
+      out[off + part++] = value;
+      digits = 0;
+      value = 0;
+    } else if (c >= 48 && c <= 57) {
+      if (digits > 0 && value === 0) return false; // no leading zeros
+      value = value * 10 + (c - 48);
+      if (++digits > 3 || value > 255) return false;
+    } else return false;
+  }
+  return part === 4;
+}
+
 function addressBytes(s: string, family: 4 | 6): Uint8Array {
-  // IPv4 without bigints: element lists of 100k+ addresses are built on the sync path.
+  if (family === 4 && typeof s === 'string') {
+    const out = new Uint8Array(4);
+    if (putIPv4(out, 0, s)) return out;
+  }
   const m = family === 4 && typeof s === 'string' ? V4.exec(s) : null;
   if (m) return Uint8Array.of(Number(m[1]), Number(m[2]), Number(m[3]), Number(m[4]));
   const ip = parseIP(s);
@@ -46,8 +71,25 @@ export function port(n: number): Uint8Array {
 /** A u32 in host order: what `numgen` and `meta mark` put in a register. */
 export function u32host(n: number): Uint8Array {
   const b = new Uint8Array(4);
-  new DataView(b.buffer).setUint32(0, n >>> 0, new Uint8Array(new Uint16Array([1]).buffer)[0] === 1);
+  putU32host(b, 0, n);
   return b;
+}
+
+export const HOST_LITTLE_ENDIAN = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
+
+export function putU32host(b: Uint8Array, off: number, n: number): void {
+  n >>>= 0;
+  if (HOST_LITTLE_ENDIAN) {
+    b[off] = n & 0xff;
+    b[off + 1] = (n >>> 8) & 0xff;
+    b[off + 2] = (n >>> 16) & 0xff;
+    b[off + 3] = n >>> 24;
+  } else {
+    b[off] = n >>> 24;
+    b[off + 1] = (n >>> 16) & 0xff;
+    b[off + 2] = (n >>> 8) & 0xff;
+    b[off + 3] = n & 0xff;
+  }
 }
 
 /** A u32 in network order. */

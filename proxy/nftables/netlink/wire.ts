@@ -99,6 +99,9 @@ export const NFTA_SET = {
   USERDATA: 13,
   HANDLE: 16,
 } as const;
+export const NFTA_SET_DESC = { SIZE: 1, CONCAT: 2 } as const;
+export const NFTA_SET_FIELD_LEN = 1;
+export const NFTA_HOOK = { HOOKNUM: 1, PRIORITY: 2 } as const;
 export const NFTA_SET_ELEM = { KEY: 1, DATA: 2, FLAGS: 3, TIMEOUT: 4, EXPIRATION: 5, USERDATA: 6, EXPR: 7, KEY_END: 10 } as const;
 export const NFTA_SET_ELEM_LIST = { TABLE: 1, SET: 2, ELEMENTS: 3, SET_ID: 4 } as const;
 export const NFTA_DATA = { VALUE: 1, VERDICT: 2 } as const;

@@ -1,0 +1,85 @@
+// The handler's dealings with the forwarder and the cache, on the real zone, cache and handler;
+// the upstream is a Forwarder whose exchange is scripted per test, and time is vitest's fake clock.
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import dnsPacket, { type Packet } from 'dns-packet';
+import { Catalog } from '../cluster/catalog.js';
+import { fixtureServices, serviceObjects } from '../bench/dns/fixtures.js';
+import { logger } from '../common/log.js';
+import { AnswerCache } from './cache.js';
+import { Forwarder } from './forwarder.js';
+import { DnsHandler, type Transport } from './handler.js';
+import { ClusterZone } from './zone.js';
+
+const UDP: Transport = { proto: 'udp', family: '1', server: 'dns://test:53' };
+
+/** A Forwarder whose every exchange is the next step of a script. */
+class ScriptedForwarder extends Forwarder {
+  readonly asked: string[] = [];
+  constructor(private readonly steps: ((query: Buffer) => Promise<Buffer | undefined>)[]) {
+    super([]);
+  }
+  override exchange(query: Buffer): Promise<Buffer | undefined> {
+    this.asked.push(dnsPacket.decode(query).questions![0].name);
+    const step = this.steps.shift();
+    if (!step) throw new Error('the script has no more steps');
+    return step(query);
+  }
+}
+
+/** The upstream's answer to `query`: one A record with `ttl`. */
+function answer(query: Buffer, ttl: number): Buffer {
+  const q = dnsPacket.decode(query);
+  return dnsPacket.encode({
+    type: 'response', id: q.id, flags: dnsPacket.RECURSION_DESIRED | dnsPacket.RECURSION_AVAILABLE, questions: q.questions,
+    answers: [{ name: q.questions![0].name, type: 'A', ttl, data: '192.0.2.1' }],
+  } as Packet);
+}
+
+function setup(steps: ((query: Buffer) => Promise<Buffer | undefined>)[]) {
+  const catalog = new Catalog({ kinds: ['Service', 'EndpointSlice', 'Node'] });
+  catalog.batch(() => {
+    for (const s of fixtureServices()) for (const o of serviceObjects(s)) catalog.apply((o as { kind: 'Service' | 'EndpointSlice' }).kind, o);
+    for (const k of ['Service', 'EndpointSlice', 'Node'] as const) catalog.markSynced(k);
+  });
+  const zone = new ClusterZone({ domain: 'cluster.local', ttl: 5, pods: 'insecure' }, catalog);
+  zone.attach();
+  const forwarder = new ScriptedForwarder(steps);
+  return { forwarder, handler: new DnsHandler(zone, forwarder, new AnswerCache(), undefined, logger('test')) };
+}
+
+async function ask(handler: DnsHandler, name: string) {
+  const r = await handler.handle(dnsPacket.encode({ type: 'query', id: 9, flags: dnsPacket.RECURSION_DESIRED, questions: [{ name, type: 'A' }] } as Packet), UDP);
+  expect(r).toBeDefined();
+  const p = dnsPacket.decode(r!) as Packet & { rcode?: string };
+  return { rcode: p.rcode, answers: (p.answers ?? []).map((a) => `${a.name} ${'ttl' in a ? a.ttl : ''} ${a.type} ${'data' in a ? String(a.data) : ''}`) };
+}
+
+describe('forwarded questions', () => {
+  beforeEach(() => {
+    vi.useFakeTimers({ now: new Date('2026-12-01T00:00:00Z') });
+  });
+  afterEach(() => {
+    vi.useRealTimers();
+  });
+
+  it('a failed exchange leaves no in-flight entry behind: the next identical question goes upstream again', async () => {
+    const { handler, forwarder } = setup([
+      () => Promise.reject(new Error('upstream socket broke')),
+      async (q) => answer(q, 60),
+    ]);
+    expect(await ask(handler, 'www.example.test')).toEqual({ rcode: 'SERVFAIL', answers: [] });
+    expect(await ask(handler, 'www.example.test')).toEqual({ rcode: 'NOERROR', answers: ['www.example.test 60 A 192.0.2.1'] });
+    expect(forwarder.asked).toEqual(['www.example.test', 'www.example.test']);
+  });
+
+  it('an ExternalName chased through the cache counts the target\'s TTLs down', async () => {
+    const { handler, forwarder } = setup([async (q) => answer(q, 300)]);
+    const cname = 'ext.prod.svc.cluster.local 5 CNAME www.example.test';
+    expect(await ask(handler, 'ext.prod.svc.cluster.local')).toEqual({ rcode: 'NOERROR', answers: [cname, 'www.example.test 300 A 192.0.2.1'] });
+    vi.advanceTimersByTime(100_000);
+    expect(await ask(handler, 'ext.prod.svc.cluster.local')).toEqual({ rcode: 'NOERROR', answers: [cname, 'www.example.test 200 A 192.0.2.1'] });
+    // The same cached answer asked directly says the same.
+    expect(await ask(handler, 'www.example.test')).toEqual({ rcode: 'NOERROR', answers: ['www.example.test 200 A 192.0.2.1'] });
+    expect(forwarder.asked).toEqual(['www.example.test']);
+  });
+});

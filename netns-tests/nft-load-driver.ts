@@ -1,0 +1,69 @@
+// Runs inside a test's namespace (`ip netns exec NS node dist/netns-tests/nft-load-driver.js
+// nft|netlink IPv4|IPv6 all|list`): loads one table made anew, with services of every kind (ClientIP
+// affinity, node ports, load balancers with source ranges, eTP Local, UDP), either as
+// `nft -f` of render.ts's lines or as the netlink writer's one transaction; then prints the
+// kernel's view of it as JSON: chains, sets, each chain's rules as dumped expressions.
+// nft-load.test.ts compares the two.
+import type { IPFamily } from '../cluster/types.js';
+import { logger } from '../common/log.js';
+import type { FamilyConfig } from '../proxy/core/family-config.js';
+import type { ServicePlan, ServicePortPlan, Target } from '../proxy/core/model.js';
+import { nftApply } from '../proxy/nftables/backend.js';
+import { TABLE_NAME } from '../proxy/nftables/layout.js';
+import { NftNetlink } from '../proxy/nftables/netlink/client.js';
+import { NetlinkTableWriter } from '../proxy/nftables/netlink-writer.js';
+import { collectTable, fullLines, renderService } from '../proxy/nftables/render.js';
+
+const [mode, familyArg, nodePorts] = process.argv.slice(2);
+const family = familyArg as IPFamily;
+const v6 = family === 'IPv6';
+const cfg: FamilyConfig = {
+  family,
+  clusterCIDRs: v6 ? ['fd00::/64', 'fd10::/64'] : ['10.0.0.0/9', '10.200.0.0/16'],
+  masqueradeAll: false,
+  nodePortAddresses: nodePorts === 'list' ? (v6 ? ['fd01::1', 'fd01::2'] : ['192.168.1.1', '192.168.1.2']) : 'all',
+  nodeIPs: [v6 ? 'fd01::1' : '192.168.1.1'],
+  serviceCIDRs: v6 ? ['fd02::/112'] : ['172.30.0.0/16', '172.31.0.0/24'],
+};
+const ip = (n: number) => (v6 ? `fd00::${n.toString(16)}` : `10.0.0.${n}`);
+const vip = (n: number) => (v6 ? `fd02::${n.toString(16)}` : `172.30.0.${n}`);
+const ep = (n: number, local = true): Target => ({ ip: ip(n), port: 8080, local, ready: true });
+
+function port(serviceKey: string, over: Partial<ServicePortPlan>): ServicePortPlan {
+  return {
+    serviceKey, name: `${serviceKey}:p`, family, protocol: 'TCP', port: 80, nodePort: 0, externalIPs: [], loadBalancerIPs: [], firewall: false,
+    sourceRanges: [], affinitySeconds: 0, internalLocal: false, externalLocal: false, externallyAccessible: false, clusterEndpoints: [],
+    localEndpoints: [], hasAnyEndpoints: true, ...over,
+  };
+}
+function plan(key: string, p: Partial<ServicePortPlan>): ServicePlan {
+  const [namespace, name] = key.split('/');
+  return { key, namespace, name, ports: [port(key, p)], healthCheckNodePort: 0, localReadyEndpoints: 0 };
+}
+const two = [ep(11), ep(12)];
+const plans: ServicePlan[] = [
+  plan('t/web', { clusterIP: vip(10), clusterEndpoints: two, localEndpoints: two, nodePort: 30080, externallyAccessible: true, externalIPs: [v6 ? 'fd05::1' : '198.51.100.1'] }),
+  plan('t/sticky', {
+    clusterIP: vip(11), clusterEndpoints: two, localEndpoints: two, affinitySeconds: 10800, nodePort: 30081, externallyAccessible: true,
+    loadBalancerIPs: [v6 ? 'fd03::2' : '203.0.113.2'], firewall: true, sourceRanges: v6 ? ['fd04::/65', 'fd06::7'] : ['198.18.0.0/9', '198.19.1.1'],
+  }),
+  plan('t/lb', {
+    clusterIP: vip(12), protocol: 'UDP', clusterEndpoints: [ep(11), ep(13, false), ep(14, false)], localEndpoints: [ep(11)],
+    loadBalancerIPs: [v6 ? 'fd03::1' : '203.0.113.1'], firewall: true, sourceRanges: [v6 ? 'fd04::/64' : '198.18.0.0/16'], externallyAccessible: true, externalLocal: true,
+  }),
+  plan('t/none', { clusterIP: vip(13), hasAnyEndpoints: false }),
+];
+
+const content = collectTable(plans.map((p) => renderService(p, cfg)).filter((r) => r !== undefined), cfg);
+const nl = NftNetlink.open();
+if (mode === 'nft') await nftApply(fullLines(content));
+else if (!(await new NetlinkTableWriter(nl, logger('nft-load-driver')).loadFresh(content))) throw new Error('loadFresh declined');
+
+const f = v6 ? 'ip6' : 'ip';
+const rules: Record<string, string[]> = {};
+for (const r of await nl.listRules(f, TABLE_NAME)) (rules[r.chain] ??= []).push(r.expressions.toString('hex'));
+const chains = (await nl.listChains(f, TABLE_NAME)).map((c) => ({ name: c.name, hook: c.hook, type: c.type }));
+// Anonymous sets are named by the kernel in the order it made them; their contents are in the rules' text.
+const sets = (await nl.listSets(f, TABLE_NAME)).filter((s) => !s.name.startsWith('__')).map((s) => ({ ...s, handle: undefined }));
+nl.close();
+console.log(JSON.stringify({ rules, chains, sets }));
