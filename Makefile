@@ -41,8 +41,10 @@ build: deps dist/.built
 dist/.built: $(TS_SOURCES) tsconfig.json package-lock.json
 	npx tsc -p tsconfig.json
 	npx esbuild cmd/kube-dataplane-ipam.ts --bundle --platform=node --format=cjs --target=node20 \
-	    --outfile=dist/cmd/kube-dataplane-ipam.cjs --log-level=warning
-	@chmod +x dist/cmd/*.js dist/cmd/*.cjs
+	    --define:KDP_IPAM_TEST_HOOKS=false --minify-syntax --outfile=dist/cmd/kube-dataplane-ipam.cjs --log-level=warning
+	npx esbuild cmd/kube-dataplane-ipam.ts --bundle --platform=node --format=cjs --target=node20 \
+	    --define:KDP_IPAM_TEST_HOOKS=true --minify-syntax --outfile=dist/test/kube-dataplane-ipam-test-hooks.cjs --log-level=warning
+	@chmod +x dist/cmd/*.js dist/cmd/*.cjs dist/test/*.cjs
 	@touch $@
 
 # Test files are type-checked like the rest (tsconfig.test.json; tsconfig.json leaves them out).

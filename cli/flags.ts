@@ -42,9 +42,10 @@ export const FLAGS: Record<string, FlagSpec> = {
   'healthz-bind-address': { kind: 'string', default: '0.0.0.0:10256', for: PROXY, help: '/healthz and /livez address' },
   'metrics-bind-address': { kind: 'string', default: '127.0.0.1:10249', for: PROXY, help: 'proxy /metrics address' },
   'nodeport-addresses': { kind: 'list', default: [], for: PROXY, help: 'CIDRs whose node addresses accept node ports (default: all)' },
+  'userspace-udp-max-sessions': { kind: 'int', default: 1000, for: PROXY, help: 'userspace mode: UDP sessions (one socket each) a service may hold at once; new ones past it are dropped' },
   cleanup: { kind: 'bool', default: false, for: ['proxy'], help: 'remove every rule kube-dataplane created, then exit' },
   // ipam
-  'node-pod-cidrs-file': { kind: 'string', default: '/run/kube-dataplane/node-pod-cidrs.json', for: ['agent'], help: 'where the agent keeps this node\'s spec.podCIDRs for the IPAM plugin (podCIDRsFrom: node); "" turns it off' },
+  'node-pod-cidrs-file': { kind: 'string', default: '/run/kube-dataplane/node-pod-cidrs.json', for: ['agent', 'proxy'], help: 'where the agent (or the proxy, when DNS runs apart) keeps this node\'s spec.podCIDRs for the IPAM plugin (podCIDRsFrom: node); "" turns it off' },
   // dns
   listen: { kind: 'list', default: ['169.254.20.10:53'], for: DNS, help: 'DNS HOST:PORT, UDP and TCP (repeatable); an IPv4 link-local host no interface has goes on --listen-interface' },
   'listen-interface': { kind: 'string', default: 'kdp-dns0', for: DNS, help: 'interface (created if missing) that carries the link-local --listen addresses' },
@@ -78,6 +79,7 @@ export interface Options {
   healthzBindAddress: string;
   metricsBindAddress: string;
   nodePortAddresses: string[];
+  userspaceUdpMaxSessions: number;
   cleanup: boolean;
   nodePodCIDRsFile: string;
   listen: string[];
@@ -200,6 +202,7 @@ export function parseFlags(command: Command, argv: readonly string[]): Options {
     healthzBindAddress: value('healthz-bind-address'),
     metricsBindAddress: value('metrics-bind-address'),
     nodePortAddresses: value('nodeport-addresses'),
+    userspaceUdpMaxSessions: value('userspace-udp-max-sessions'),
     cleanup: value('cleanup'),
     nodePodCIDRsFile: value('node-pod-cidrs-file') ?? '',
     listen: value('listen'),
@@ -247,7 +250,7 @@ export function usage(command?: Command): string {
     const def = spec.default !== undefined && !(Array.isArray(spec.default) && spec.default.length === 0) && spec.default !== false
       ? ` (default ${Array.isArray(spec.default) ? spec.default.join(',') : spec.default})`
       : '';
-    lines.push(`  --${name}${arg}`.padEnd(34) + spec.help + def);
+    lines.push(`  --${name}${arg}`.padEnd(33) + ' ' + spec.help + def);
   }
   return lines.join('\n');
 }

@@ -372,7 +372,16 @@ export function normalizeNode(obj: unknown): Normalized<Node> {
   const labels: Record<string, string> = {};
   if (isObj(m.labels)) for (const [k, v] of Object.entries(m.labels)) if (typeof v === 'string') labels[k] = v;
   const zone = labels['topology.kubernetes.io/zone'];
-  return { ok: true, value: { key: name, name, podCIDRs, addresses, ...(zone ? { zone: shared(zone) } : {}), labels } };
+  // For the proxy's node eligibility (kube-proxy's KEP-3836): being deleted, and taint keys.
+  const taintKeys = (Array.isArray(spec.taints) ? spec.taints : []).flatMap((t: unknown) => (isObj(t) && typeof t.key === 'string' ? [t.key] : []));
+  return {
+    ok: true,
+    value: {
+      key: name, name, podCIDRs, addresses, ...(zone ? { zone: shared(zone) } : {}), labels,
+      ...(m.deletionTimestamp ? { deleting: true as const } : {}),
+      ...(taintKeys.length ? { taintKeys } : {}),
+    },
+  };
 }
 
 export function normalizePod(obj: unknown): Normalized<Pod> {

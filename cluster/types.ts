@@ -119,6 +119,10 @@ export interface Node {
   /** `topology.kubernetes.io/zone` label. */
   readonly zone?: string;
   readonly labels: Readonly<Record<string, string>>;
+  /** metadata.deletionTimestamp is set: the node is being deleted. */
+  readonly deleting?: true;
+  /** The keys of spec.taints. */
+  readonly taintKeys?: readonly string[];
 }
 
 export interface Pod {

@@ -19,6 +19,7 @@ import { formatIP, ipString, parseCIDR, parseIP } from '../common/ip-bigint.js';
 import { readNodePodCIDRsFile } from './node-pod-cidrs.js';
 import { buildRangeSets, rangeSetText, type RangeSet } from './range.js';
 import { NetworkStore } from './store.js';
+import { testHoldMs } from './test-hooks.js';
 
 const COMMANDS = ['ADD', 'DEL', 'CHECK', 'GC', 'STATUS', 'VERSION'] as const;
 type Command = (typeof COMMANDS)[number];
@@ -126,7 +127,7 @@ function addResult(cfg: IpamConfig, allocated: Allocated[]): Record<string, unkn
 function storeFor(cfg: IpamConfig, io: PluginIO): NetworkStore {
   return new NetworkStore(cfg.dataDir, cfg.network, {
     lockTimeoutMs: cfg.lockTimeoutMs,
-    testHoldMs: Number(io.env.KUBE_DATAPLANE_IPAM_TEST_HOLD_LOCK_MS) || undefined,
+    testHoldMs: testHoldMs(io.env),
     log: (msg) => io.stderr(`kube-dataplane-ipam: ${msg}\n`),
   });
 }

@@ -19,15 +19,21 @@ function repoRoot(): string {
 /** The plugin as installed: the single-file CommonJS bundle `make build` writes. */
 export const PLUGIN_BIN = join(repoRoot(), 'dist', 'cmd', 'kube-dataplane-ipam.cjs');
 /**
+ * The same bundle built with the fault-injection hooks on (KUBE_DATAPLANE_IPAM_TEST_HOLD_LOCK_MS),
+ * for the SIGKILL tests only. The shipped bundle has them compiled out (see the Makefile).
+ */
+export const TEST_HOOKS_PLUGIN_BIN = join(repoRoot(), 'dist', 'test', 'kube-dataplane-ipam-test-hooks.cjs');
+/**
  * A private copy of the built plugin, so that a test or benchmark run is not disturbed by someone
  * rebuilding dist/ meanwhile. The bundle is self-contained, so the copy is one file — which is
  * also how it is installed on a node (/opt/cni/bin/kube-dataplane-ipam).
  */
-export function snapshotPlugin(into = mkdtempSync(join(tmpdir(), 'kdp-ipam-bin-'))): string {
-  if (!existsSync(PLUGIN_BIN)) throw new Error(`${PLUGIN_BIN} is missing: run make build`);
+export function snapshotPlugin(into = mkdtempSync(join(tmpdir(), 'kdp-ipam-bin-')), opts: { testHooks?: boolean } = {}): string {
+  const from = opts.testHooks ? TEST_HOOKS_PLUGIN_BIN : PLUGIN_BIN;
+  if (!existsSync(from)) throw new Error(`${from} is missing: run make build`);
   mkdirSync(into, { recursive: true });
   const bin = join(into, 'kube-dataplane-ipam');
-  cpSync(PLUGIN_BIN, bin);
+  cpSync(from, bin);
   return bin;
 }
 

@@ -1,13 +1,13 @@
 import { spawn } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { cniErrorOf as code } from './test-helpers.js';
 import { ipString, parseIP } from '../common/ip-bigint.js';
-import { DirLock, holderName, selfHolder } from './lock.js';
+import { lockName, SocketLock } from './lock.js';
 import { buildRangeSets } from './range.js';
-import { ATTACHMENTS_DIR, decodeLegacyState, LEGACY_IMPORTED, LEGACY_STATE_FILE, LOCK_DIR, NetworkStore, README_FILE } from './store.js';
+import { ATTACHMENTS_DIR, decodeLegacyState, LEGACY_IMPORTED, LEGACY_LOCK_DIR, LEGACY_STATE_FILE, NetworkStore, README_FILE, TMP_FILE } from './store.js';
 
 const dirs: string[] = [];
 function tmp(): string {
@@ -32,12 +32,11 @@ describe('NetworkStore layout (host-local\'s files plus an index by attachment)'
     const store = new NetworkStore(d, 'net');
     expect(add(store, 'a')).toEqual(['10.0.0.2', 'fd00::2']);
     const net = join(d, 'net');
-    expect(readdirSync(net).sort()).toEqual(['10.0.0.2', README_FILE, ATTACHMENTS_DIR, 'fd00::2', LOCK_DIR, 'last_reserved_ip.0', 'last_reserved_ip.1'].sort());
+    expect(readdirSync(net).sort()).toEqual(['10.0.0.2', README_FILE, ATTACHMENTS_DIR, 'fd00::2', 'last_reserved_ip.0', 'last_reserved_ip.1'].sort());
     expect(read(net, '10.0.0.2')).toBe('a\r\neth0');
     expect(read(net, 'last_reserved_ip.1')).toBe('fd00::2');
     expect(JSON.parse(read(net, ATTACHMENTS_DIR, 'a:eth0'))).toEqual({ containerID: 'a', ifname: 'eth0', addresses: ['10.0.0.2', 'fd00::2'], time: 't-a' });
     expect(read(net, README_FILE)).toContain('attachments/<containerID>:<ifname>');
-    expect(readdirSync(join(net, LOCK_DIR))).toEqual([]);
   });
 
   it('repeated ADD returns the held addresses; DEL removes files and index entry; DEL again is a no-op', () => {
@@ -204,67 +203,75 @@ describe('first use of a directory', () => {
   });
 });
 
-describe('the lock', () => {
-  it('times out with code 11 naming the holder while a live process holds the lock', () => {
+// Timeouts of 0 make each wait a single try: no sleeping, no clock in these tests.
+describe('the lock (an abstract Unix socket named by the directory)', () => {
+  it('times out with code 11 naming the lock while another holder has it', () => {
     const d = tmp();
-    const lockPath = join(d, 'net', LOCK_DIR);
-    mkdirSync(lockPath, { recursive: true });
-    // A live holder: this test process itself, by its real identity.
-    writeFileSync(join(lockPath, holderName(selfHolder())), '');
-    const store = new NetworkStore(d, 'net', { lockTimeoutMs: 200 });
-    const [c, msg] = code(() => add(store, 'a'));
-    expect(c).toBe(11);
-    expect(msg).toMatch(new RegExp(`^network "net": lock .*${LOCK_DIR} is held by pid ${process.pid}; gave up after \\d+ ms$`));
+    mkdirSync(join(d, 'net'));
+    const other = new SocketLock(join(d, 'net'));
+    other.acquire({ timeoutMs: 0 });
+    try {
+      const [c, msg] = code(() => add(new NetworkStore(d, 'net', { lockTimeoutMs: 0 }), 'a'));
+      expect(c).toBe(11);
+      const name = lockName(join(d, 'net'));
+      expect(msg).toBe(`network "net": lock @${name} is held by another process (ss -xlp | grep '${name}' names it); gave up after 0 ms`);
+    } finally {
+      other.release();
+    }
+    // Released synchronously: the next call gets it at its first try.
+    expect(add(new NetworkStore(d, 'net', { lockTimeoutMs: 0 }), 'a')).toHaveLength(2);
   });
 
-  it('takes over a lock whose holder was killed (SIGKILL), and removes its temp file', async () => {
+  it('is free at once after its holder is killed with SIGKILL', async () => {
     const d = tmp();
     const net = join(d, 'net');
     mkdirSync(net);
-    // A real process takes the lock by the documented protocol (holder file named by its pid,
-    // start time and boot id, renamed into place), then dies by SIGKILL without releasing it.
-    const lockPath = join(net, LOCK_DIR);
+    const name = lockName(net);
+    // A real process binds the name, as the plugin does, and dies without releasing it.
     const child = spawn(process.execPath, ['-e', `
-      const fs = require('fs');
-      const stat = fs.readFileSync('/proc/self/stat', 'utf8');
-      const start = stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19];
-      const boot = fs.readFileSync('/proc/sys/kernel/random/boot_id', 'utf8').trim().slice(0, 8);
-      const staging = ${JSON.stringify(lockPath)} + '.' + process.pid;
-      fs.mkdirSync(staging);
-      fs.writeFileSync(staging + '/pid-' + process.pid + '.start-' + start + '.boot-' + boot, '');
-      fs.renameSync(staging, ${JSON.stringify(lockPath)});
-      fs.writeFileSync(${JSON.stringify(net)} + '/kube-dataplane-ipam.tmp-' + process.pid, 'half');
-      console.log('locked');
-      setInterval(() => {}, 1000);`], { stdio: ['ignore', 'pipe', 'inherit'] });
+      const s = require('net').createServer();
+      s.listen({ path: '\\0' + ${JSON.stringify(name)}, exclusive: true }, () => console.log('locked'));`], { stdio: ['ignore', 'pipe', 'inherit'] });
     await new Promise<void>((res, rej) => {
       child.stdout!.on('data', (b: Buffer) => b.toString().includes('locked') && res());
       child.on('exit', (c) => rej(new Error(`lock holder exited ${c}`)));
     });
-    // While it lives, the lock is really held.
-    expect(() => add(new NetworkStore(d, 'net', { lockTimeoutMs: 100 }), 'a')).toThrow(/is held by pid/);
+    expect(code(() => add(new NetworkStore(d, 'net', { lockTimeoutMs: 0 }), 'a'))[0]).toBe(11);
     child.kill('SIGKILL');
     await new Promise((r) => child.once('exit', r));
-    expect(readdirSync(join(net, LOCK_DIR))).toHaveLength(1);
-    const logs: string[] = [];
-    const store = new NetworkStore(d, 'net', { lockTimeoutMs: 2000, log: (m) => logs.push(m) });
-    add(store, 'a');
-    expect(logs).toEqual([`network "net": took over lock left by dead pid ${child.pid}`]);
-    expect(readdirSync(net).filter((n) => n.includes('.tmp-'))).toEqual([]);
-    expect(store.list()).toHaveLength(2);
+    expect(add(new NetworkStore(d, 'net', { lockTimeoutMs: 0 }), 'a')).toHaveLength(2);
   });
 
-  it('a second stealer cannot remove the new holder (identity is in the file name)', () => {
+  it('one directory has one lock whatever path reaches it; two directories have two', () => {
     const d = tmp();
-    const lockPath = join(d, LOCK_DIR);
-    const dead = 'pid-999999.start-1.boot-deadbeef';
-    mkdirSync(lockPath);
-    writeFileSync(join(lockPath, dead), '');
-    const a = new DirLock(lockPath);
-    a.acquire({ timeoutMs: 1000 });
-    // A slow contender that saw the dead holder now removes it by name: nothing happens to ours.
-    rmSync(join(lockPath, dead), { force: true });
-    expect(readdirSync(lockPath)).toEqual([holderName(selfHolder())]);
-    a.release();
-    expect(readdirSync(lockPath)).toEqual([]);
+    mkdirSync(join(d, 'one'));
+    mkdirSync(join(d, 'two'));
+    symlinkSync(join(d, 'one'), join(d, 'alias'));
+    expect(lockName(join(d, 'alias'))).toBe(lockName(join(d, 'one')));
+    expect(lockName(join(d, 'two'))).not.toBe(lockName(join(d, 'one')));
+    const a = new SocketLock(join(d, 'one'));
+    a.acquire({ timeoutMs: 0 });
+    try {
+      expect(() => new SocketLock(join(d, 'alias')).acquire({ timeoutMs: 0 })).toThrow(/is held by another process/);
+      const b = new SocketLock(join(d, 'two'));
+      b.acquire({ timeoutMs: 0 });
+      b.release();
+    } finally {
+      a.release();
+    }
+  });
+
+  it('GC removes what killed calls and earlier versions left: temp files, staging, the old lock directory', () => {
+    const d = tmp();
+    const store = new NetworkStore(d, 'net');
+    add(store, 'a');
+    const net = join(d, 'net');
+    const leftovers = [TMP_FILE, 'attachments.tmp', 'kube-dataplane-ipam.tmp-4242', 'attachments.tmp-4242', 'kube-dataplane-ipam.lock.4242'];
+    for (const f of leftovers) writeFileSync(join(net, f), 'half');
+    mkdirSync(join(net, LEGACY_LOCK_DIR));
+    writeFileSync(join(net, LEGACY_LOCK_DIR, 'pid-1.start-1.boot-deadbeef'), '');
+    const { freed, removed } = store.gc((all) => all);
+    expect(freed).toEqual([]);
+    expect(removed.sort()).toEqual([...leftovers, LEGACY_LOCK_DIR].sort());
+    expect(readdirSync(net).sort()).toEqual(['10.0.0.2', README_FILE, ATTACHMENTS_DIR, 'fd00::2', 'last_reserved_ip.0', 'last_reserved_ip.1'].sort());
   });
 });

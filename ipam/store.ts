@@ -5,7 +5,8 @@
 //                            (exactly what host-local writes); creating it with O_EXCL is the claim
 //   last_reserved_ip.<set>   where the round-robin search of range set <set> resumes (host-local's)
 //   attachments/<id>:<ifname>  JSON: the addresses that attachment holds, and since when
-//   kube-dataplane-ipam.lock/  the lock (lock.ts); README explains all this to a person
+//   (no file for the lock: it is an abstract Unix socket named by this directory's inode, lock.ts)
+//   README                   explains all this to a person
 //
 // No call scans the directory: ADD looks at candidates from the last reserved one (a stat each)
 // and reads one index file, DEL and CHECK read one index file and the address files it names.
@@ -36,10 +37,11 @@ import { join } from 'node:path';
 import { attachmentKey, candidates, decide, sameAttachment, type Allocated, type Attachment, type LedgerView, type Owner } from './allocator.js';
 import { cniError, ErrorCode } from './errors.js';
 import { formatIP, ipString, parseIP, type IP } from '../common/ip-bigint.js';
-import { DirLock, LockTimeout, sweepStaging, type Holder } from './lock.js';
+import { LockTimeout, SocketLock } from './lock.js';
 import type { RangeSet } from './range.js';
 
-export const LOCK_DIR = 'kube-dataplane-ipam.lock';
+/** The lock directory of earlier versions (a pid-named holder file inside); GC removes it. */
+export const LEGACY_LOCK_DIR = 'kube-dataplane-ipam.lock';
 export const ATTACHMENTS_DIR = 'attachments';
 export const README_FILE = 'README';
 export const LAST_RESERVED_PREFIX = 'last_reserved_ip.';
@@ -47,7 +49,11 @@ export const LAST_RESERVED_PREFIX = 'last_reserved_ip.';
 export const LEGACY_STATE_FILE = 'kube-dataplane-ipam.json';
 export const LEGACY_IMPORTED = 'kube-dataplane-ipam.json.imported';
 export const DEFAULT_DATA_DIR = '/var/lib/cni/networks';
-const TMP_PREFIX = 'kube-dataplane-ipam.tmp-';
+// Only the lock holder writes, so one fixed name serves every process; a holder killed mid-write
+// leaves it for the next writer to overwrite (or GC to remove). No pid in the name: a pid means
+// nothing to a caller in another pid namespace.
+export const TMP_FILE = 'kube-dataplane-ipam.tmp';
+const INDEX_STAGING = `${ATTACHMENTS_DIR}.tmp`;
 
 export interface StoreOptions {
   lockTimeoutMs?: number;
@@ -55,7 +61,8 @@ export interface StoreOptions {
   log?: (msg: string) => void;
   /**
    * Fault injection for the SIGKILL tests: stay this long inside the lock, between recording the
-   * decision and claiming the addresses, so that a kill lands on a holder. Never set in production.
+   * decision and claiming the addresses, so that a kill lands on a holder. Only the test build
+   * of the plugin can set it (test-hooks.ts).
    */
   testHoldMs?: number;
 }
@@ -132,7 +139,7 @@ export class NetworkStore {
         if (!this.claim(text, who)) {
           // Only a writer that ignores our lock (host-local run at the same time) gets here.
           for (const c of claimed) this.unlinkQuiet(join(this.dir, c));
-          throw cniError(ErrorCode.tryAgainLater, `network "${this.network}": address ${text} was taken by a writer outside the lock ${LOCK_DIR}; try again`);
+          throw cniError(ErrorCode.tryAgainLater, `network "${this.network}": address ${text} was taken by a writer outside our lock (host-local?); try again`);
         }
         claimed.push(text);
       }
@@ -186,7 +193,7 @@ export class NetworkStore {
   /**
    * Frees every address whose holder `keep` does not name (given every allocation), every address
    * file naming no holder, and every address an index-holding attachment does not list (a killed
-   * ADD's); indexes the rest (host-local's files); drops stale index entries; then sweeps what
+   * ADD's); indexes the rest (host-local's files); drops stale index entries; removes what
    * killed calls left. Under the lock, so no call is half-way meanwhile.
    */
   gc(keep: (all: Allocation[]) => Attachment[], opts: { dryRun?: boolean } = {}): { freed: Allocation[]; removed: string[] } {
@@ -206,7 +213,7 @@ export class NetworkStore {
         h.addresses.push(a.address);
         holds.set(key, h);
       }
-      if (opts.dryRun) return out;
+      if (opts.dryRun) return { out, removed: [] };
       for (const a of out) this.unlinkQuiet(join(this.dir, a.address));
       for (const name of empty) this.unlinkQuiet(join(this.dir, name));
       for (const [key, entry] of index) {
@@ -218,25 +225,28 @@ export class NetworkStore {
         const same = listed && listed.addresses.length === h.addresses.length && h.addresses.every((x) => listed.addresses.includes(x));
         if (!same) this.writeIndex({ ...h.who, addresses: listed ? listed.addresses.filter((x) => h.addresses.includes(x)) : h.addresses, time: h.time });
       }
-      return out;
+      return { out, removed: this.sweep() };
     });
-    return { freed, removed: opts.dryRun ? [] : this.sweep() };
+    return { freed: freed.out, removed: freed.removed };
   }
 
-  /** Removes what killed processes left: staging lock directories and temp files of dead pids. */
-  sweep(): string[] {
-    let removed: string[] = [];
-    try {
-      removed = sweepStaging(this.dir, LOCK_DIR);
-      for (const name of readdirSync(this.dir)) {
-        const m = /^(?:kube-dataplane-ipam\.tmp-|attachments\.tmp-)(\d+)$/.exec(name);
-        if (m && !pidExists(Number(m[1]))) {
-          rmSync(join(this.dir, name), { recursive: true, force: true });
-          removed.push(name);
-        }
+  /**
+   * Removes what killed calls left: the temp file and index staging directory (no live call can
+   * be writing them: we hold the lock), and what earlier versions left (pid-named temp files and
+   * the old lock directory with its staging directories). Call only under the lock.
+   */
+  private sweep(): string[] {
+    const removed: string[] = [];
+    for (const name of readdirSync(this.dir)) {
+      if (
+        name === TMP_FILE ||
+        name === INDEX_STAGING ||
+        name === LEGACY_LOCK_DIR ||
+        /^(?:kube-dataplane-ipam\.tmp-|attachments\.tmp-|kube-dataplane-ipam\.lock\.)\d+$/.test(name)
+      ) {
+        rmSync(join(this.dir, name), { recursive: true, force: true });
+        removed.push(name);
       }
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
     }
     return removed;
   }
@@ -364,17 +374,14 @@ export class NetworkStore {
   /** Runs `fn` under the network's lock, after converting an older layout once. */
   private locked<T>(fn: () => T): T {
     mkdirSync(this.dir, { recursive: true });
-    const lock = new DirLock(join(this.dir, LOCK_DIR));
+    const lock = new SocketLock(this.dir);
     try {
-      lock.acquire({
-        timeoutMs: this.opts.lockTimeoutMs ?? 30_000,
-        onStale: (h) => this.cleanAfterDeadHolder(h),
-      });
+      lock.acquire({ timeoutMs: this.opts.lockTimeoutMs ?? 30_000 });
     } catch (err) {
       if (err instanceof LockTimeout) {
         throw cniError(ErrorCode.tryAgainLater, `network "${this.network}": ${err.message}`);
       }
-      throw cniError(ErrorCode.ioFailure, `network "${this.network}": cannot take lock ${lock.path}: ${(err as Error).message}`);
+      throw cniError(ErrorCode.ioFailure, `network "${this.network}": cannot take the lock of ${this.dir}: ${(err as Error).message}`);
     }
     try {
       this.ensureMigrated(true);
@@ -408,13 +415,13 @@ export class NetworkStore {
   }
 
   /**
-   * Write, fsync, rename: a reader sees the old file or the new one, never a part. One temp name
-   * per process, so a holder that died leaves at most one, which the next holder removes. The
+   * Write, fsync, rename: a reader sees the old file or the new one, never a part. The one temp
+   * name is safe because only the lock holder writes; a holder that died leaves it behind. The
    * directory is not fsynced after the rename: only a power cut can lose a rename, and that kills
    * every pod of the node (the runtime re-adds them; GC frees what the older files still hold).
    */
   private writeFile(path: string, data: string): void {
-    const tmp = join(this.dir, `${TMP_PREFIX}${process.pid}`);
+    const tmp = join(this.dir, TMP_FILE);
     try {
       const fd = openSync(tmp, 'w', 0o644);
       try {
@@ -458,12 +465,6 @@ export class NetworkStore {
     }
   }
 
-  private cleanAfterDeadHolder(h: Holder): void {
-    this.opts.log?.(`network "${this.network}": took over lock left by dead pid ${h.pid}`);
-    rmSync(join(this.dir, `${TMP_PREFIX}${h.pid}`), { force: true });
-    rmSync(join(this.dir, `${ATTACHMENTS_DIR}.tmp-${h.pid}`), { recursive: true, force: true });
-  }
-
   // ---- first use: index host-local's files, convert our older JSON state ----
 
   /**
@@ -479,7 +480,7 @@ export class NetworkStore {
       return;
     }
     const legacy = existsSync(join(this.dir, LEGACY_STATE_FILE)) ? this.readLegacy() : undefined;
-    const staging = join(this.dir, `${ATTACHMENTS_DIR}.tmp-${process.pid}`);
+    const staging = join(this.dir, INDEX_STAGING);
     rmSync(staging, { recursive: true, force: true });
     mkdirSync(staging);
     const times = new Map<string, string>();
@@ -538,15 +539,6 @@ function readStateFile(path: string): string | undefined {
   }
 }
 
-function pidExists(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
-
 export function readmeText(network: string): string {
   return `Pod addresses of CNI network "${network}", handed out by kube-dataplane-ipam.
 
@@ -563,13 +555,12 @@ The layout is host-local's, plus an index by attachment:
       JSON: {"containerID", "ifname", "addresses", "time"}: what an attachment holds, so that
       DEL, CHECK and a repeated ADD read one file instead of every file here. It is a hint: an
       address counts as held only if its own file names the same attachment.
-  kube-dataplane-ipam.lock/
-      The lock every change takes: empty when free, else one file pid-<pid>.start-<t>.boot-<id>
-      naming the holder. A holder that died is detected and taken over.
-  kube-dataplane-ipam.tmp-<pid>
-      A file being written (write, fsync, rename); left only by a killed call, removed later.
+  kube-dataplane-ipam.tmp, attachments.tmp/
+      A file (an index) being written, then renamed into place; left only by a killed call.
 
-Every change (ADD, DEL, GC) holds the lock. A call killed midway can leave an address file that
+Every change (ADD, DEL, GC) holds the lock: an abstract Unix socket, not a file here, named
+kube-dataplane-ipam/dev-<device>/ino-<inode of this directory> ("ss -xlp | grep kube-dataplane-ipam"
+shows who holds it). The kernel frees it when its holder dies, in whatever pid namespace. A call killed midway can leave an address file that
 no index lists, or an index entry for an address never claimed; "kube-dataplane ipam gc" and CNI
 GC reclaim those. Do not run host-local on this directory at the same time as kube-dataplane-ipam
 (they lock differently). Switching between them needs no conversion: host-local reads and writes

@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { callPlugin as callAny, snapshotPlugin, type PluginCall } from '../ipam/plugin-runner.js';
+import { lockName, SocketLock } from '../ipam/lock.js';
 
 const work = mkdtempSync(join(tmpdir(), 'kdp-ipam-errors-'));
 const bin = snapshotPlugin(join(work, 'bin'));
@@ -101,18 +102,21 @@ describe('kube-dataplane-ipam error paths (real binary)', () => {
     expect(conflict.json).toEqual({ cniVersion: '1.0.0', code: 102, msg: 'container a ifname eth0 already holds 10.31.0.10 in range set 0; requested 10.31.0.11 (DEL it first)' });
   });
 
-  it('a lock held by a live process past lockTimeoutSeconds → code 11 naming the holder', async () => {
+  it('a lock held by a live process past lockTimeoutSeconds → code 11 naming the lock', async () => {
     const net = join(dataDir, 'locked');
-    mkdirSync(join(net, 'kube-dataplane-ipam.lock'), { recursive: true });
-    // This test process is alive: name it as the holder, as the plugin would.
-    const stat = (await import('node:fs')).readFileSync('/proc/self/stat', 'utf8');
-    const start = stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19];
-    const boot = (await import('node:fs')).readFileSync('/proc/sys/kernel/random/boot_id', 'utf8').trim().slice(0, 8);
-    writeFileSync(join(net, 'kube-dataplane-ipam.lock', `pid-${process.pid}.start-${start}.boot-${boot}`), '');
-    const r = await callPlugin({ command: 'ADD', config: conf({ name: 'locked' }, { lockTimeoutSeconds: 0.3 }) });
-    expect(r.exitCode).toBe(1);
-    expect(r.json.code).toBe(11);
-    expect(r.json.msg).toMatch(new RegExp(`^network "locked": lock ${net}/kube-dataplane-ipam.lock is held by pid ${process.pid}; gave up after \\d+ ms$`));
+    mkdirSync(net, { recursive: true });
+    // This test process holds the network's lock, as another plugin call would.
+    const held = new SocketLock(net);
+    held.acquire({ timeoutMs: 0 });
+    try {
+      const r = await callPlugin({ command: 'ADD', config: conf({ name: 'locked' }, { lockTimeoutSeconds: 0.3 }) });
+      expect(r.exitCode).toBe(1);
+      expect(r.json.code).toBe(11);
+      const name = lockName(net).replace(/[/]/g, '\\/');
+      expect(r.json.msg).toMatch(new RegExp(`^network "locked": lock @${name} is held by another process \\(ss -xlp \\| grep '${name}' names it\\); gave up after \\d+ ms$`));
+    } finally {
+      held.release();
+    }
   });
 
   it('a damaged JSON state of an earlier version → code 5, and the plugin refuses to allocate from it', async () => {

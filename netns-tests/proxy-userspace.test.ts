@@ -1,7 +1,7 @@
 // The userspace proxy mode with real packets: `kube-dataplane proxy --proxy-mode userspace` in a
 // node namespace puts the service addresses on its VIP interface and forwards with Node sockets
 // to pods behind its bridge; a client namespace outside routes the service range via the node.
-import { rmSync } from 'node:fs';
+import { readdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Process } from './harness/netns.js';
@@ -20,6 +20,18 @@ describe('proxy: userspace mode', () => {
     const r = await env.node.exec('ip', ['-j', 'addr', 'show', 'dev', VIPS], { allowFailure: true });
     if (r.code !== 0) return undefined;
     return (JSON.parse(r.stdout) as { addr_info: { local: string }[] }[])[0].addr_info.map((a) => a.local).sort();
+  };
+
+  /** One datagram from a connected socket, which (unlike an unconnected one) is told of an ICMP port unreachable. */
+  const udpConnected = async (host: string, port: number): Promise<string> => {
+    const code = `
+      const s = require('dgram').createSocket(${JSON.stringify(host.includes(':') ? 'udp6' : 'udp4')});
+      const done = (t) => { console.log(t); process.exit(0); };
+      setTimeout(() => done('ERR ETIMEDOUT'), 3000);
+      s.on('message', (m) => done(String(m).trim()));
+      s.on('error', (e) => done('ERR ' + e.code));
+      s.connect(${port}, ${JSON.stringify(host)}, () => { s.send('hello'); setTimeout(() => s.send('hello'), 500); });`;
+    return (await env.client.exec('node', ['-e', code])).stdout.trim();
   };
 
   beforeAll(async () => {
@@ -44,6 +56,7 @@ describe('proxy: userspace mode', () => {
       name: 'fw-deny', clusterIPs: ['10.96.0.20'], endpoints: all(), ports: nodePorts(30094),
       spec: { type: 'LoadBalancer', loadBalancerSourceRanges: ['203.0.113.0/24'] },
     }), ['198.51.100.11']));
+    env.write('flood.yaml', serviceYaml({ name: 'flood', clusterIPs: ['10.96.0.21'], endpoints: all() }));
     env.write('drain.yaml', serviceYaml({ name: 'drain', clusterIPs: ['10.96.0.18'], endpoints: all(), ports: [{ name: 'echo', port: 9090, targetPort: 9090, protocol: 'TCP' }] }));
     // Port 30090 is taken on the node before the proxy starts: that listener must wait, alone.
     blocker = env.node.spawn('node', ['-e', 'require("net").createServer().listen(30090, "0.0.0.0", () => console.log("blocking"))'], { label: 'blocker' });
@@ -52,7 +65,7 @@ describe('proxy: userspace mode', () => {
       name: 'late', clusterIPs: ['10.96.0.17'], endpoints: all(), spec: { type: 'NodePort' },
       ports: [{ name: 'tcp', port: 80, targetPort: 8080, protocol: 'TCP', nodePort: 30090 }],
     }));
-    await env.startProxy({ pods: PODS, flags: ['--proxy-mode', 'userspace', '--sync-period', '3s', '--log-level', 'debug'] });
+    await env.startProxy({ pods: PODS, flags: ['--proxy-mode', 'userspace', '--sync-period', '3s', '--log-level', 'debug', '--userspace-udp-max-sessions', '100'] });
     monitor = env.node.spawn('ip', ['monitor', 'address', 'dev', VIPS], { label: 'address monitor' });
   });
 
@@ -96,11 +109,41 @@ describe('proxy: userspace mode', () => {
     expect(fromPods.size).toBeGreaterThan(1);
   });
 
-  it('a service without endpoints resets TCP at once (no hang) and drops UDP', async () => {
+  it('a service without endpoints refuses at connect, as kube-proxy\'s REJECT does: TCP and UDP', async () => {
     for (const vip of ['10.96.0.12', 'fd00:96::12']) {
-      expect(await env.connect(env.client, 'tcp', vip, 80, 3, 5_000)).toEqual(['ERR ECONNRESET', 'ERR ECONNRESET', 'ERR ECONNRESET']);
-      expect(await env.connect(env.client, 'udp', vip, 53, 1, 1_000)).toEqual(['ERR ETIMEDOUT']);
+      // Refused, not accepted and then reset: no socket listens, the address stays local.
+      expect(await env.connect(env.client, 'tcp', vip, 80, 3, 5_000)).toEqual(['ERR ECONNREFUSED', 'ERR ECONNREFUSED', 'ERR ECONNREFUSED']);
+      expect(await udpConnected(vip, 53)).toBe('ERR ECONNREFUSED');
     }
+    expect(await vipAddresses()).toEqual(expect.arrayContaining(['10.96.0.12', 'fd00:96::12']));
+  });
+
+  it('a service that gains endpoints is served; one that loses them all refuses again', async () => {
+    env.write('empty.yaml', serviceYaml({ name: 'empty', clusterIPs: ['10.96.0.12', 'fd00:96::12'], endpoints: all() }));
+    await env.eventually('empty served', () => env.connect(env.client, 'tcp', '10.96.0.12', 80, 1), (l) => /^pod-\w/.test(l[0]));
+    expect(await udpConnected('fd00:96::12', 53)).toMatch(/^pod-\w/);
+    env.write('empty.yaml', serviceYaml({ name: 'empty', clusterIPs: ['10.96.0.12', 'fd00:96::12'], endpoints: [] }));
+    await env.eventually('empty refuses', () => env.connect(env.client, 'tcp', '10.96.0.12', 80, 1), (l) => l[0] === 'ERR ECONNREFUSED');
+    expect(await udpConnected('10.96.0.12', 53)).toBe('ERR ECONNREFUSED');
+  });
+
+  it('UDP sessions are capped per service: a flood of sources cannot exhaust file descriptors', async () => {
+    // --userspace-udp-max-sessions 100 (above): 300 sources at once get at most 100 sessions (one
+    // socket each), and a client that already has a session keeps being served.
+    const fds = () => readdirSync(`/proc/${env.proxy!.child.pid}/fd`).length;
+    const stream = env.client.spawn('node', [CLIENT, 'udp-stream', '10.96.0.21', '53', '100'], { label: 'udp stream' });
+    await stream.waitForOutput(/pod-\w/);
+    const before = fds();
+    const flood = `
+      const dgram = require('dgram');
+      for (let i = 0; i < 300; i++) dgram.createSocket('udp4').send('x', 53, '10.96.0.21');
+      setTimeout(() => process.exit(0), 1500);`;
+    await env.client.exec('node', ['-e', flood]);
+    expect(fds() - before).toBeLessThanOrEqual(100);
+    await env.proxy!.waitForOutput(/UDP session limit reached.*service=test\/flood/);
+    const mark = stream.stdout.length;
+    await stream.waitForOutput(new RegExp(`^[\\s\\S]{${mark}}[\\s\\S]*pod-\\w`));
+    await stream.stop();
   });
 
   for (const [proto, nodeIP] of [['tcp', NODE_IP4], ['udp', NODE_IP4], ['tcp', NODE_IP6], ['udp', NODE_IP6]] as const) {

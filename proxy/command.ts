@@ -7,7 +7,7 @@ import { HttpEndpoint, parseHostPort, type ListenAddress } from '../common/http-
 import { parseCIDR } from '../common/ip.js';
 import { logger, type Logger } from '../common/log.js';
 import { exposition } from '../common/metrics.js';
-import { conntrackArgs, type FlowFilter } from './core/conntrack.js';
+import { conntrackTool, StaleFlowCleaner } from './core/conntrack-cleaner.js';
 import { ProxierHealth } from './core/healthcheck/proxier.js';
 import { ServiceHealthServers } from './core/healthcheck/services.js';
 import { ProxyMetrics } from './core/metrics.js';
@@ -79,30 +79,14 @@ async function usableFamilies(flavour: Flavour): Promise<IPFamily[]> {
   return out;
 }
 
-/** conntrack processes run at once: 300 new UDP services are 600 deletions, which one after the
- *  other held the sync loop for 12 s. */
-const CONNTRACK_PARALLEL = 8;
-
-async function clearFlows(filters: readonly FlowFilter[], metrics: ProxyMetrics): Promise<number> {
-  const log = logger('proxy');
-  let failed = 0;
-  let next = 0;
-  const worker = async () => {
-    while (next < filters.length) {
-      const args = conntrackArgs(filters[next++]);
-      const r = await runTool('conntrack', args, undefined, 10_000);
-      // conntrack exits 1 when nothing matched; that is success for us.
-      if (r.code === 0 || /0 flow entries/.test(r.stderr)) {
-        metrics.conntrackDeletions.inc({ result: 'ok' });
-        continue;
-      }
-      failed++;
-      metrics.conntrackDeletions.inc({ result: 'error' });
-      log.warn('conntrack -D failed', { args: args.join(' '), error: r.stderr.trim() });
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(CONNTRACK_PARALLEL, filters.length) }, worker));
-  return failed;
+function staleFlowCleaner(families: readonly IPFamily[], metrics: ProxyMetrics): StaleFlowCleaner['clean'] {
+  const cleaner = new StaleFlowCleaner(
+    conntrackTool((cmd, args) => runTool(cmd, args, undefined, 30_000)),
+    families,
+    logger('proxy'),
+    (result, n) => metrics.conntrackDeletions.inc({ result }, n),
+  );
+  return (plans, endpointsOf) => cleaner.clean(plans, endpointsOf);
 }
 
 /** The iptables mode's backend, after choosing the flavour and the families its tools can do. */
@@ -121,7 +105,7 @@ async function iptablesBackend(opts: Options, checked: Checked, metrics: ProxyMe
 async function userspaceBackend(opts: Options): Promise<{ backend: UserspaceBackend; families: IPFamily[] }> {
   const log = logger('proxy');
   if (opts.clusterCIDR.length || opts.masqueradeAll) log.info('--cluster-cidr and --masquerade-all do not apply in userspace mode: endpoints always see the node as the source');
-  return { backend: new UserspaceBackend({}, log), families: ['IPv4', 'IPv6'] };
+  return { backend: new UserspaceBackend({ maxUdpSessionsPerService: opts.userspaceUdpMaxSessions }, log), families: ['IPv4', 'IPv6'] };
 }
 
 type Built = { backend: Backend; families: IPFamily[] };
@@ -187,6 +171,9 @@ export async function startProxy(opts: Options, catalog: CatalogView): Promise<R
   await removeOtherModes(mode, log);
   await backend.prepare();
   const health = new ProxierHealth(2 * opts.syncPeriodMs);
+  // /healthz follows this node's Node object (being deleted, autoscaler taint), as kube-proxy's.
+  health.syncNode(catalog.node(opts.nodeName));
+  const unfollowNode = catalog.onChange((c) => c.nodes.has(opts.nodeName) && health.syncNode(catalog.node(opts.nodeName)));
   const hcServers = new ServiceHealthServers(log, () => health.healthy());
   const proxier = new Proxier(
     catalog,
@@ -201,7 +188,7 @@ export async function startProxy(opts: Options, catalog: CatalogView): Promise<R
         opts.nodePortAddresses,
       ),
       // Without NAT flows (userspace) there is nothing to clear; its UDP sessions are pruned by the backend.
-      ...(backend.natFlows ? { clearFlows: (f: readonly FlowFilter[]) => clearFlows(f, metrics) } : {}),
+      ...(backend.natFlows ? { cleanStaleFlows: staleFlowCleaner(families, metrics) } : {}),
     },
     log,
     metrics,
@@ -224,6 +211,7 @@ export async function startProxy(opts: Options, catalog: CatalogView): Promise<R
       log.info('metrics endpoint listening', { address: `${a.address}:${a.port}` });
     }
   } catch (err) {
+    unfollowNode();
     await Promise.all(servers.map((s) => s.close()));
     backend.close();
     throw err;
@@ -236,6 +224,7 @@ export async function startProxy(opts: Options, catalog: CatalogView): Promise<R
     backend,
     metrics,
     async stop() {
+      unfollowNode();
       await proxier.stop();
       // What runs in process ends with the proxy (userspace listeners); kernel state stays, so a
       // restart reconciles it.
@@ -264,5 +253,11 @@ export async function main(opts: Options): Promise<number> {
   }
   checkOptions(opts);
   const { serveUntilSignalled } = await import('../cli/serve.js');
-  return serveUntilSignalled(opts, {}, log, [(view) => startProxy(opts, view)]);
+  // Where DNS runs in a container of its own (the DaemonSet), the proxy keeps the IPAM plugin's
+  // node pod CIDRs file, as the agent does.
+  const { keepNodePodCIDRsFile } = await import('../cli/node-pod-cidrs-writer.js');
+  return serveUntilSignalled(opts, {}, log, [
+    (view) => ({ stop: opts.nodePodCIDRsFile ? keepNodePodCIDRsFile(view, opts.nodeName, opts.nodePodCIDRsFile, log) : () => {} }),
+    (view) => startProxy(opts, view),
+  ]);
 }

@@ -1,11 +1,15 @@
 // The test API server's protocol, checked with plain HTTP: list pages, watch from a
 // resourceVersion, bookmarks, timeoutSeconds, 410 Gone, single GETs, writes, down/up.
+//
+// Timers are fake (the server's bookmark and timeoutSeconds timers, and Date): time moves only
+// when a test advances it, so nothing here sleeps or depends on the machine's speed. Waiting for
+// network I/O is by event-loop turns (setImmediate, left real), not by a clock.
 import http from 'node:http';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import yaml from 'js-yaml';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { configureLogging } from '../common/log.js';
 import { TestApiServer } from './server.js';
 import { endpointSlice, node, service } from './population.js';
@@ -44,8 +48,8 @@ class Stream {
     this.req.on('error', () => { this.ended = true; });
   }
 
-  async waitFor(n: number, timeoutMs = 5_000): Promise<WatchEvent[]> {
-    await until(`${n} events`, () => this.events.length >= n, timeoutMs);
+  async waitFor(n: number): Promise<WatchEvent[]> {
+    await until(`${n} events`, () => this.events.length >= n);
     return this.events;
   }
 
@@ -54,13 +58,18 @@ class Stream {
   }
 }
 
-async function until(what: string, cond: () => boolean, timeoutMs = 5_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!cond()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 10));
+/** Lets I/O run until `cond` holds: a bounded number of event-loop turns, not a clock. */
+async function until(what: string, cond: () => boolean, turns = 200_000): Promise<void> {
+  for (let i = 0; !cond(); i++) {
+    if (i >= turns) throw new Error(`${what}: not after ${turns} event-loop turns`);
+    await new Promise((r) => setImmediate(r));
   }
 }
+
+/** A few turns of I/O, so that what was going to arrive has arrived. */
+const drain = async () => {
+  for (let i = 0; i < 200; i++) await new Promise((r) => setImmediate(r));
+};
 
 async function getJson(url: string, init?: RequestInit): Promise<{ status: number; body: any }> {
   const res = await fetch(url, init);
@@ -78,6 +87,7 @@ describe('test API server', () => {
   }
 
   beforeEach(async () => {
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'setInterval', 'clearInterval', 'Date'] });
     configureLogging({ level: 'error' });
     server = await TestApiServer.start({ bookmarkIntervalMs: 100 });
     server.create(service({ name: 'a', clusterIP: '10.96.0.1' }));
@@ -90,6 +100,7 @@ describe('test API server', () => {
   afterEach(async () => {
     for (const s of streams.splice(0)) s.close();
     await server.stop();
+    vi.useRealTimers();
   });
 
   it('lists a kind with its list kind, apiVersion and the current resourceVersion', async () => {
@@ -180,8 +191,14 @@ describe('test API server', () => {
   it('sends bookmarks with the current resourceVersion when asked, and only then', async () => {
     const withBookmarks = watch(`/api/v1/nodes?watch=true&resourceVersion=${server.resourceVersion}&allowWatchBookmarks=true`);
     const without = watch(`/api/v1/pods?watch=true&resourceVersion=${server.resourceVersion}`);
+    await until('both watches open', () => server.watchCount === 2);
+    await vi.advanceTimersByTimeAsync(99);
+    await drain();
+    expect(withBookmarks.events).toEqual([]); // not before the interval (100 ms here)
+    await vi.advanceTimersByTimeAsync(101); // two intervals in all
     await withBookmarks.waitFor(2);
     server.create(service({ name: 'bump', clusterIP: '10.96.0.5' }));
+    await vi.advanceTimersByTimeAsync(100);
     await until('a bookmark after the write', () => withBookmarks.events.some((e) => e.object.metadata.resourceVersion === String(server.resourceVersion)));
     for (const e of withBookmarks.events) {
       expect(e.type).toBe('BOOKMARK');
@@ -192,7 +209,12 @@ describe('test API server', () => {
 
   it('ends a watch after timeoutSeconds', async () => {
     const s = watch(`/api/v1/services?watch=true&resourceVersion=${server.resourceVersion}&timeoutSeconds=1`);
-    await until('the server to end the watch', () => s.ended, 3_000);
+    await until('the watch to open', () => server.watchCount === 1);
+    await vi.advanceTimersByTimeAsync(999);
+    await drain();
+    expect(s.ended).toBe(false);
+    await vi.advanceTimersByTimeAsync(1);
+    await until('the server to end the watch', () => s.ended);
     expect(s.status).toBe(200);
   });
 
@@ -272,7 +294,8 @@ describe('test API server', () => {
     await until('the second watch', () => server.watchCount === 2);
     server.create(service({ name: 'f', clusterIP: '10.96.0.30' }));
     await fresh.waitFor(1);
-    await new Promise((r) => setTimeout(r, 300)); // three bookmark intervals
+    await vi.advanceTimersByTimeAsync(300); // three bookmark intervals
+    await drain();
     expect(frozen.events).toEqual([]);
     expect(frozen.ended).toBe(false);
   });

@@ -11,7 +11,6 @@
 import type { CatalogChange, CatalogView, ObjectKey, Service, ServiceEndpoints } from '../../cluster/types.js';
 import type { Logger } from '../../common/log.js';
 import type { Backend, NodeFacts } from './backend.js';
-import { staleFlows, type FlowFilter } from './conntrack.js';
 import type { ProxierHealth } from './healthcheck/proxier.js';
 import type { ServiceHealthServers } from './healthcheck/services.js';
 import type { ProxyMetrics } from './metrics.js';
@@ -28,8 +27,8 @@ export interface ProxierOptions {
   fullSyncPeriodMs?: number;
   /** Learns this node's addresses (catalog Node object, local interfaces). */
   nodeFacts: () => Promise<NodeFacts>;
-  /** Deletes conntrack flows; resolves to how many filters failed. */
-  clearFlows?: (filters: readonly FlowFilter[]) => Promise<number>;
+  /** Deletes the stale UDP conntrack entries given every plan (conntrack-cleaner.ts). */
+  cleanStaleFlows?: (plans: Iterable<ServicePlan>, endpointsOf: (key: ObjectKey) => ServiceEndpoints | undefined) => Promise<unknown>;
 }
 
 /** kube-proxy's fullSyncPeriod. */
@@ -240,13 +239,10 @@ export class Proxier {
       this.log.warn('rules changed outside the proxy were repaired', Object.fromEntries(repairs));
     }
 
-    // After the rules: flows cleared now can only be re-created towards live endpoints.
-    const flows: FlowFilter[] = [];
-    for (const key of changed) flows.push(...staleFlows(before.get(key), this.plans.get(key)));
-    if (flows.length && this.opts.clearFlows) {
-      const failed = await this.opts.clearFlows(flows);
-      if (failed) this.log.warn('some stale UDP flows could not be cleared', { failed, of: flows.length });
-    }
+    // After the rules, at every sync as kube-proxy: flows cleared now can only be re-created
+    // towards live endpoints. It compares the table with every plan, not with the changes, so it
+    // also catches what a failed clean-up or a restart left.
+    await this.opts.cleanStaleFlows?.(this.plans.values(), (k) => this.view.endpoints(k));
 
     for (const key of changed) {
       const p = this.plans.get(key);

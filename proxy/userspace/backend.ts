@@ -10,6 +10,7 @@ import type { Logger } from '../../common/log.js';
 import type { Backend, SyncRequest, SyncResult } from '../core/backend.js';
 import type { Target } from '../core/model.js';
 import { ListenerSet, routeKey, type ListenerSpec } from './listeners.js';
+import { DEFAULT_MAX_UDP_SESSIONS, SessionBudget } from './sessions.js';
 import { PortRoute } from './route.js';
 import type { Router } from './router.js';
 import { TcpListener } from './tcp.js';
@@ -23,6 +24,8 @@ export interface UserspaceOptions {
   interfaceName?: string;
   /** UDP session idle timeout, ms (default 30 s). */
   udpIdleMs?: number;
+  /** UDP sessions (sockets) one service may hold at once (default 1000). */
+  maxUdpSessionsPerService?: number;
 }
 
 export class UserspaceBackend implements Backend, Router {
@@ -40,6 +43,8 @@ export class UserspaceBackend implements Backend, Router {
   private readonly draining = new Set<TcpListener>();
   /** Addresses no longer wanted, kept for draining connections. */
   private readonly lingering = new Set<string>();
+  /** Per service; dropped at a full sync once the service has neither sessions nor routes. */
+  private readonly budgets = new Map<ObjectKey, SessionBudget>();
   readonly vips: VipInterface;
   private prepared = false;
 
@@ -103,9 +108,13 @@ export class UserspaceBackend implements Backend, Router {
     for (const spec of delta.removed) this.closeListener(spec.key);
     for (const spec of delta.updated) {
       const l = this.bound.get(spec.key);
-      if (l) l.spec = spec;
+      if (!l) continue;
+      // Its last endpoint went: stop accepting, so new clients are refused at connect.
+      if (spec.refuse) this.closeListener(spec.key);
+      else l.spec = spec;
     }
-    const toOpen = full ? [...this.set.all()].filter((s) => !this.bound.has(s.key)) : delta.added.concat(delta.updated.filter((s) => !this.bound.has(s.key)));
+    const toOpen = (full ? [...this.set.all()].filter((s) => !this.bound.has(s.key)) : delta.added.concat(delta.updated.filter((s) => !this.bound.has(s.key))))
+      .filter((s) => !s.refuse);
     const opened = await Promise.all(toOpen.map((spec) => this.open(spec, unusable.has(spec.host))));
 
     // Sessions to endpoints that left: the next datagram picks a live one.
@@ -136,7 +145,10 @@ export class UserspaceBackend implements Backend, Router {
     for (const f of await this.vips.change([], remove)) {
       this.log.warn('cannot remove a service address from the VIP interface', { address: f.address, interface: this.vips.name, error: f.error });
     }
-    if (full) for (const r of this.routes.values()) r.expire();
+    if (full) {
+      for (const r of this.routes.values()) r.expire();
+      for (const [svc, b] of this.budgets) if (b.count === 0 && !this.routesOf.has(svc)) this.budgets.delete(svc);
+    }
     return {
       rules: { listeners: this.bound.size, addresses: [...this.set.addresses()].length },
       written: { listeners: opened.filter(Boolean).length, addresses: add.length + remove.length },
@@ -166,7 +178,7 @@ export class UserspaceBackend implements Backend, Router {
 
   private async open(spec: ListenerSpec, addressMissing: boolean): Promise<boolean> {
     if (addressMissing) return false;
-    const l: Listener = spec.protocol === 'TCP' ? new TcpListener(spec, this, this.live, this.log) : new UdpListener(spec, this, this.log, this.opts.udpIdleMs);
+    const l: Listener = spec.protocol === 'TCP' ? new TcpListener(spec, this, this.live, this.log) : new UdpListener(spec, this, this.log, (s) => this.budgetOf(s), this.opts.udpIdleMs);
     try {
       await l.listen();
     } catch (err) {
@@ -176,6 +188,18 @@ export class UserspaceBackend implements Backend, Router {
     }
     this.bound.set(spec.key, l);
     return true;
+  }
+
+  private budgetOf(spec: ListenerSpec): SessionBudget {
+    let b = this.budgets.get(spec.service);
+    if (!b) {
+      const max = this.opts.maxUdpSessionsPerService ?? DEFAULT_MAX_UDP_SESSIONS;
+      b = new SessionBudget(max, () =>
+        this.log.warn('UDP session limit reached; datagrams that would start a new session are dropped', { service: spec.service, max }),
+      );
+      this.budgets.set(spec.service, b);
+    }
+    return b;
   }
 
   private closeListener(key: string): void {

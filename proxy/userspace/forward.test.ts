@@ -9,9 +9,11 @@ import { Balancer } from './balancer.js';
 import { listenerKey, type ListenerSpec } from './listeners.js';
 import type { Router } from './router.js';
 import { TcpListener } from './tcp.js';
+import { SessionBudget } from './sessions.js';
 import { UdpListener } from './udp.js';
 
 const log = logger('test');
+const budget = (max = 1000) => { const b = new SessionBudget(max, () => {}); return () => b; };
 const cleanups: (() => void)[] = [];
 afterEach(() => {
   for (const c of cleanups.splice(0)) c();
@@ -138,7 +140,7 @@ async function udpClient(): Promise<{ ask: (port: number, m: string) => Promise<
 describe('UDP forwarding', () => {
   it('one session per client address:port, replies from the listener port; new clients round-robin', async () => {
     const r = router([target(await udpBackend('a')), target(await udpBackend('b'))]);
-    const l = new UdpListener(spec('UDP'), r, log, 200);
+    const l = new UdpListener(spec('UDP'), r, log, budget(), 200);
     await l.listen();
     cleanups.push(() => l.close());
     const c1 = await udpClient();
@@ -152,8 +154,8 @@ describe('UDP forwarding', () => {
 
   it('a source outside the listener\'s source ranges is dropped: no session, no reply', async () => {
     const r = router([target(await udpBackend('a'))]);
-    const denied = new UdpListener(spec('UDP', ['10.0.0.0/8']), r, log);
-    const allowed = new UdpListener(spec('UDP', ['127.0.0.1/32']), r, log);
+    const denied = new UdpListener(spec('UDP', ['10.0.0.0/8']), r, log, budget());
+    const allowed = new UdpListener(spec('UDP', ['127.0.0.1/32']), r, log, budget());
     for (const l of [denied, allowed]) {
       await l.listen();
       cleanups.push(() => l.close());
@@ -168,7 +170,7 @@ describe('UDP forwarding', () => {
     const a = target(await udpBackend('a'));
     const b = target(await udpBackend('b'));
     const r = router([]);
-    const l = new UdpListener(spec('UDP'), r, log);
+    const l = new UdpListener(spec('UDP'), r, log, budget());
     await l.listen();
     cleanups.push(() => l.close());
     const c = await udpClient();
@@ -179,5 +181,32 @@ describe('UDP forwarding', () => {
     expect(await c.ask(l.boundPort(), 'z')).toBe('a:z'); // the session lives until the sync prunes it
     expect(l.prune()).toBe(1);
     expect(await c.ask(l.boundPort(), 'w')).toBe('b:w');
+  });
+
+  it('a service at its session budget drops new sessions, keeps serving the ones it has, and takes new ones once one ends', async () => {
+    const r = router([target(await udpBackend('a'))]);
+    let full = 0;
+    const shared = new SessionBudget(2, () => full++);
+    // Two listeners of one service share its budget.
+    const l1 = new UdpListener(spec('UDP'), r, log, () => shared);
+    const l2 = new UdpListener(spec('UDP'), r, log, () => shared);
+    for (const l of [l1, l2]) {
+      await l.listen();
+      cleanups.push(() => l.close());
+    }
+    const [c1, c2, c3] = [await udpClient(), await udpClient(), await udpClient()];
+    expect(await c1.ask(l1.boundPort(), '1')).toBe('a:1');
+    expect(await c2.ask(l2.boundPort(), '2')).toBe('a:2');
+    // The third client's datagram is dropped. c1's next datagram, sent after it on the same
+    // listener socket, is answered, so the third one has been handled by then: no waiting.
+    void c3.ask(l1.boundPort(), '3');
+    expect(await c1.ask(l1.boundPort(), '4')).toBe('a:4');
+    expect(l1.sessionCount + l2.sessionCount).toBe(2);
+    expect(shared.count).toBe(2);
+    expect(full).toBe(1);
+    l2.close(); // its session ends and gives its share back
+    expect(shared.count).toBe(1);
+    expect(await c3.ask(l1.boundPort(), '5')).toBe('a:5');
+    expect(shared.count).toBe(2);
   });
 });

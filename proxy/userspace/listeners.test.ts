@@ -36,6 +36,18 @@ const node: NodeFacts = { nodeIPs: { IPv4: ['192.168.50.1'], IPv6: ['fd00:50::1'
 const keys = (specs: { key: string }[]) => specs.map((s) => s.key).sort();
 
 describe('listenersOf', () => {
+  it('a port with no endpoint anywhere is marked refuse (no socket), its VIP still wanted; gaining endpoints updates it', () => {
+    const empty = plan('ns/e', [port({ name: 'ns/e:http', clusterIP: '10.96.0.12', nodePort: 30082, clusterEndpoints: [], hasAnyEndpoints: false })]);
+    expect(listenersOf(empty, node).specs.map((s) => [s.key, s.refuse])).toEqual([['TCP 10.96.0.12:80', true], ['TCP 0.0.0.0:30082', true]]);
+    const set = new ListenerSet();
+    set.apply(new Map([['ns/e', empty]]), new Set(['ns/e']), false, node);
+    expect([...set.addresses()]).toEqual(['10.96.0.12']);
+    const served = plan('ns/e', [port({ name: 'ns/e:http', clusterIP: '10.96.0.12', nodePort: 30082 })]);
+    const d = set.apply(new Map([['ns/e', served]]), new Set(['ns/e']), false, node);
+    expect(d.updated.map((s) => [s.key, s.refuse])).toEqual([['TCP 10.96.0.12:80', undefined], ['TCP 0.0.0.0:30082', undefined]]);
+    expect(d.addressesRemoved).toEqual([]);
+  });
+
   it('one listener per cluster IP, external IP, LB IP and node port; VIPs marked, node addresses not', () => {
     const p = plan('ns/web', [
       port({ name: 'ns/web:http', clusterIP: '10.96.0.10', externalIPs: ['198.51.100.20', '192.168.50.1'], loadBalancerIPs: ['198.51.100.9', '198.51.100.20'], nodePort: 30080 }),

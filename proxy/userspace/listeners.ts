@@ -32,6 +32,13 @@ export interface ListenerSpec {
    * sources served (none: every source is refused). Absent: every source is served.
    */
   readonly sourceRanges?: readonly string[];
+  /**
+   * The service port has no endpoint anywhere. kube-proxy REJECTs such traffic, so the client is
+   * refused at connect: no socket is kept for it (the kernel answers a TCP SYN with a reset and a
+   * UDP datagram with port unreachable), while its address stays local so that the kernel, not a
+   * route elsewhere, answers. Accepting and then resetting would tell the client it connected.
+   */
+  readonly refuse?: true;
 }
 
 export interface ListenerDelta {
@@ -91,8 +98,12 @@ export function listenersOf(plan: ServicePlan, node: NodeFacts): { specs: Listen
       // modes, where the external IP's DNAT comes before the LB IP's firewall.
       if (seen.has(key)) return;
       seen.add(key);
-      const spec: ListenerSpec = { key, service: plan.key, portName: p.name, route: routeKey(p), protocol, family: p.family, host, port, path, vip: service && !local.has(host) };
-      specs.push(sourceRanges ? { ...spec, sourceRanges } : spec);
+      const spec: ListenerSpec = {
+        key, service: plan.key, portName: p.name, route: routeKey(p), protocol, family: p.family, host, port, path, vip: service && !local.has(host),
+        ...(sourceRanges ? { sourceRanges } : {}),
+        ...(p.hasAnyEndpoints ? {} : { refuse: true as const }),
+      };
+      specs.push(spec);
     };
     if (p.clusterIP) add(p.clusterIP, p.port, 'internal', true);
     for (const ip of p.externalIPs) add(ip, p.port, 'external', true);
@@ -112,7 +123,7 @@ function sameRanges(a: readonly string[] | undefined, b: readonly string[] | und
 }
 
 function sameSpec(a: ListenerSpec, b: ListenerSpec): boolean {
-  return a.service === b.service && a.route === b.route && a.path === b.path && a.vip === b.vip && a.portName === b.portName && sameRanges(a.sourceRanges, b.sourceRanges);
+  return a.service === b.service && a.route === b.route && a.path === b.path && a.vip === b.vip && a.portName === b.portName && a.refuse === b.refuse && sameRanges(a.sourceRanges, b.sourceRanges);
 }
 
 /** The wanted listeners and VIPs of every service, changed one sync at a time. */

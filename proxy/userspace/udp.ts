@@ -4,11 +4,14 @@
 // address and port it asked. A session ends after IDLE_MS without traffic either way, when its
 // endpoint reports an error (ICMP unreachable), when the endpoint leaves the route (the next
 // datagram then picks a live one), or with its listener. No endpoint: the datagram is dropped.
+// The service's SessionBudget bounds its sessions (and so its sockets): past it, new ones are
+// dropped.
 import dgram from 'node:dgram';
 import type { Logger } from '../../common/log.js';
 import type { Target } from '../core/model.js';
 import { admits, type ListenerSpec } from './listeners.js';
 import { plainAddress, type Router } from './router.js';
+import type { SessionBudget } from './sessions.js';
 
 export const IDLE_MS = 30_000;
 /** Datagrams kept for a session while its socket connects; more are dropped. */
@@ -72,6 +75,8 @@ export class UdpListener {
     public spec: ListenerSpec,
     private readonly router: Router,
     private readonly log: Logger,
+    /** The budget of the service a new session belongs to (looked up per session: a sync may hand the socket to another service). */
+    private readonly budgetOf: (spec: ListenerSpec) => SessionBudget,
     private readonly idleMs = IDLE_MS,
   ) {
     const type = spec.family === 'IPv6' ? 'udp6' : 'udp4';
@@ -129,7 +134,10 @@ export class UdpListener {
       if (!admits(this.spec, plainAddress(r.address))) return;
       const t = this.router.pick(this.spec, plainAddress(r.address));
       if (!t) return;
+      const budget = this.budgetOf(this.spec);
+      if (!budget.take()) return;
       const session: UdpSession = new UdpSession(t, this.socket, { address: r.address, port: r.port }, this.spec.family === 'IPv6' ? 'udp6' : 'udp4', this.idleMs, () => {
+        budget.release();
         if (this.sessions.get(key) === session) this.sessions.delete(key);
       });
       s = session;

@@ -1,0 +1,97 @@
+// The deploy manifests as a reviewer reads them (issue 11, items 9 and 13): each half has its own
+// container and probe, so a stalled proxy is restarted without node DNS; least privilege in every
+// container; RBAC with only the verbs the code uses.
+import { readFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import yaml from 'js-yaml';
+import { describe, expect, it } from 'vitest';
+
+const here = dirname(fileURLToPath(import.meta.url));
+const docs = (file: string) => yaml.loadAll(readFileSync(join(here, file), 'utf8')) as any[];
+const ds = docs('daemonset.yaml')[0];
+const pod = ds.spec.template.spec;
+const containers: any[] = pod.containers;
+const all: any[] = [...(pod.initContainers ?? []), ...containers];
+const byCommand = (sub: string) => containers.filter((c) => [...(c.command ?? []), ...(c.args ?? [])].includes(sub));
+
+describe('DaemonSet: one container per half', () => {
+  it('the proxy and DNS run in containers of their own, from the same image', () => {
+    const [proxy] = byCommand('proxy');
+    const [dns] = byCommand('dns');
+    expect(proxy, 'a container running `kube-dataplane proxy`').toBeDefined();
+    expect(dns, 'a container running `kube-dataplane dns`').toBeDefined();
+    expect(byCommand('agent')).toEqual([]);
+    expect(proxy.image).toBe(dns.image);
+  });
+
+  it('DNS is restarted only for DNS\'s health; the proxy by /livez, which ignores node eligibility', () => {
+    const [proxy] = byCommand('proxy');
+    const [dns] = byCommand('dns');
+    expect(proxy.livenessProbe.httpGet).toMatchObject({ path: '/livez', port: 10256 });
+    expect(dns.livenessProbe.httpGet).toMatchObject({ host: '127.0.0.1', path: '/health', port: 8080 });
+    expect(dns.readinessProbe.httpGet).toMatchObject({ host: '127.0.0.1', path: '/ready', port: 8181 });
+    for (const c of containers) {
+      if (c === proxy) continue;
+      for (const p of [c.livenessProbe, c.readinessProbe, c.startupProbe].filter(Boolean)) expect(p.httpGet.port).not.toBe(10256);
+    }
+  });
+
+  it('the IPAM plugin\'s node pod CIDRs file is still written (by the proxy container)', () => {
+    const [proxy] = byCommand('proxy');
+    expect(proxy.args.join(' ')).toContain('--node-pod-cidrs-file=/run/kube-dataplane/node-pod-cidrs.json');
+    expect(proxy.volumeMounts.map((m: any) => m.mountPath)).toContain('/run/kube-dataplane');
+  });
+});
+
+describe('DaemonSet: securityContext', () => {
+  const allowed = new Set(['NET_ADMIN', 'NET_RAW', 'NET_BIND_SERVICE']);
+  for (const c of all) {
+    it(`${c.name}: drops ALL capabilities and adds back only network ones; no privilege escalation; read-only root`, () => {
+      const sc = c.securityContext ?? {};
+      expect(sc.capabilities?.drop).toEqual(['ALL']);
+      for (const cap of sc.capabilities?.add ?? []) expect(allowed.has(cap), cap).toBe(true);
+      expect(sc.allowPrivilegeEscalation).toBe(false);
+      expect(sc.privileged ?? false).toBe(false);
+      expect(sc.readOnlyRootFilesystem).toBe(true);
+      expect(sc.seccompProfile?.type ?? pod.securityContext?.seccompProfile?.type).toBe('RuntimeDefault');
+    });
+  }
+
+  it('the proxy has NET_ADMIN and NET_RAW (iptables, nft, conntrack); DNS NET_BIND_SERVICE for port 53 and NET_ADMIN for its interface', () => {
+    const [proxy] = byCommand('proxy');
+    const [dns] = byCommand('dns');
+    expect(proxy.securityContext.capabilities.add).toEqual(expect.arrayContaining(['NET_ADMIN', 'NET_RAW']));
+    expect(dns.securityContext.capabilities.add).toEqual(['NET_ADMIN', 'NET_BIND_SERVICE']);
+  });
+
+  it('a writable /tmp (the conntrack batch file) on the read-only root; /lib/modules not mounted (nothing loads modules)', () => {
+    const [proxy] = byCommand('proxy');
+    const tmp = proxy.volumeMounts.find((m: any) => m.mountPath === '/tmp');
+    expect(tmp).toBeDefined();
+    expect(pod.volumes.find((v: any) => v.name === tmp.name).emptyDir).toBeDefined();
+    for (const c of all) expect((c.volumeMounts ?? []).map((m: any) => m.mountPath)).not.toContain('/lib/modules');
+    expect(pod.volumes.map((v: any) => v.hostPath?.path)).not.toContain('/lib/modules');
+  });
+});
+
+describe('RBAC', () => {
+  const role = docs('rbac.yaml').find((d) => d.kind === 'ClusterRole');
+  const verbs = (group: string, resource: string) =>
+    role.rules.filter((r: any) => r.apiGroups.includes(group) && r.resources.includes(resource)).flatMap((r: any) => r.verbs).sort();
+
+  it('list/watch for what the informers read; get on nodes (the IPAM plugin); nothing else', () => {
+    expect(verbs('', 'services')).toEqual(['list', 'watch']);
+    expect(verbs('discovery.k8s.io', 'endpointslices')).toEqual(['list', 'watch']);
+    expect(verbs('', 'nodes')).toEqual(['get', 'list', 'watch']);
+    for (const r of role.rules) for (const v of r.verbs) expect(['get', 'list', 'watch']).toContain(v);
+  });
+
+  it('pods only for --pods verified, in a role of its own that is not bound by default', () => {
+    expect(verbs('', 'pods')).toEqual([]);
+    const overlay = docs('rbac-pods-verified.yaml');
+    const podsRole = overlay.find((d) => d.kind === 'ClusterRole');
+    expect(podsRole.rules).toEqual([{ apiGroups: [''], resources: ['pods'], verbs: ['list', 'watch'] }]);
+    expect(overlay.find((d) => d.kind === 'ClusterRoleBinding').roleRef.name).toBe(podsRole.metadata.name);
+  });
+});
