@@ -294,8 +294,8 @@ describe('proxy: nftables syncs through nfnetlink', () => {
   it('keeps serving while 300 new services are synced in one partial sync', async () => {
     const loop = env.client.spawn('node', [CLIENT, 'tcp', '10.96.5.3', '80', '1000000', '1000'], { label: 'connection loop' });
     await env.eventually('loop running', async () => loop.stdout.split('\n').length, (n) => n > 20, 5000);
-    // TCP only: a new UDP service port costs the sync one `conntrack -D` process per address
-    // (clearing newly active UDP services, as kube-proxy), 600 here: a 12 s sync.
+    // TCP only: this test is about the rules; UDP services add the conntrack clean-up's dump
+    // to the sync (proxy/core/conntrack-cleaner.ts), which netns-tests/proxy-conntrack.test.ts covers.
     const docs: string[] = [];
     for (let i = 0; i < 300; i++) {
       const hex = (0x1000 + i).toString(16);

@@ -55,7 +55,7 @@ export class ProxyMetrics {
     });
     this.conntrackDeletions = new Counter({
       name: 'kubedataplane_proxy_conntrack_deletions_total',
-      help: 'conntrack -D calls made to clear stale UDP flows, by result',
+      help: 'Stale UDP conntrack entries sent for deletion (one conntrack -R batch per sync), by result',
       labelNames: ['result'],
       registers,
     });
