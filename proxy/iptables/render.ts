@@ -14,6 +14,7 @@
 //   POSTROUTING → KUBE-POSTROUTING: MASQUERADE what KUBE-MARK-MASQ marked.
 //   filter: KUBE-SERVICES / KUBE-EXTERNAL-SERVICES REJECT (no endpoints) or DROP (no local
 //     endpoints), KUBE-NODEPORTS accepts health-check ports, KUBE-FORWARD, KUBE-PROXY-FIREWALL.
+import { createHash } from 'node:crypto';
 import type { IPFamily } from '../../cluster/types.js';
 import { familyOf } from '../../common/ip.js';
 import { flat } from '../../common/strings.js';
@@ -95,42 +96,58 @@ export const STATIC_RULES: Record<Table, readonly DispatchRule[]> = {
 
 const BASE32 = 'ABCDEFGHIJKLMNOPQRSTUVWXYZ234567';
 
-/** A 32-bit multiply-xorshift hash of `text` with `seed`. */
-function hash32(text: string, seed: number): number {
-  let h = seed >>> 0;
-  for (let i = 0; i < text.length; i++) {
-    h = Math.imul(h ^ text.charCodeAt(i), 0x5bd1e995);
-    h ^= h >>> 15;
-  }
-  h = Math.imul(h ^ (h >>> 16), 0x85ebca6b);
-  h = Math.imul(h ^ (h >>> 13), 0xc2b2ae35);
-  return (h ^ (h >>> 16)) >>> 0;
-}
-
-/** 16 base32 characters (80 bits from three independent 32-bit hashes): short enough for
- *  iptables' 28-character chain names, wide enough that 10^6 chains never collide in practice.
- *  A cryptographic hash bought nothing here and cost a third of a full sync's rendering. */
+/** kube-proxy's portProtoHash: the first 16 characters of base32(sha256(text)), i.e. the first
+ *  80 bits. The same function gives the same chain names kube-proxy writes, so a node moving
+ *  from kube-proxy to us (or back) finds its chains where it expects them. */
 export function chainHash(text: string): string {
-  const w = [hash32(text, 0x9747b28c), hash32(text, 0x2545f491), hash32(text, 0x6c8e9cf5)];
+  const d = createHash('sha256').update(text).digest();
   let out = '';
-  for (let i = 0; i < 16; i++) {
-    const bit = i * 5;
-    const word = bit >>> 5;
-    const off = bit & 31;
-    let v = w[word] >>> off;
-    if (off > 27) v |= w[word + 1] << (32 - off);
-    out += BASE32[v & 31];
+  // 16 characters of 5 bits are exactly the first 10 bytes; take them 5 bytes (8 characters) at a time.
+  for (let i = 0; i < 10; i += 5) {
+    let v = 0n;
+    for (let j = 0; j < 5; j++) v = (v << 8n) | BigInt(d[i + j]);
+    for (let k = 7; k >= 0; k--) out += BASE32[Number((v >> BigInt(k * 5)) & 31n)];
   }
   return out;
 }
 
-export function portChains(p: Pick<ServicePortPlan, 'name' | 'protocol'>): PortChains {
-  const h = chainHash(`${p.name}/${p.protocol}`);
-  return { svc: `KUBE-SVC-${h}`, svl: `KUBE-SVL-${h}`, ext: `KUBE-EXT-${h}`, fw: `KUBE-FW-${h}` };
+type PortKey = Pick<ServicePortPlan, 'name' | 'protocol'>;
+interface PortNames {
+  readonly chains: PortChains;
+  /** targetKey → KUBE-SEP-* name. */
+  readonly endpoints: Map<string, string>;
 }
 
-export function endpointChainName(p: Pick<ServicePortPlan, 'name' | 'protocol'>, t: Target): string {
-  return `KUBE-SEP-${chainHash(`${p.name}/${p.protocol}/${targetKey(t)}`)}`;
+/**
+ * Hashes are computed once per service port and kept while its plan lives: plans are immutable
+ * and the backend keeps the applied one, so the re-render of a partial sync's "before" side, the
+ * reconcile and a full sync all hit this instead of SHA-256 (a third of a full render's time
+ * when it was recomputed every time).
+ */
+const names = new WeakMap<PortKey, PortNames>();
+
+function namesOf(p: PortKey): PortNames {
+  let n = names.get(p);
+  if (!n) {
+    // kube-proxy hashes servicePortName.String() + lower-case protocol.
+    const h = chainHash(`${p.name}${p.protocol.toLowerCase()}`);
+    n = { chains: { svc: `KUBE-SVC-${h}`, svl: `KUBE-SVL-${h}`, ext: `KUBE-EXT-${h}`, fw: `KUBE-FW-${h}` }, endpoints: new Map() };
+    names.set(p, n);
+  }
+  return n;
+}
+
+export function portChains(p: PortKey): PortChains {
+  return namesOf(p).chains;
+}
+
+/** kube-proxy's servicePortEndpointChainName: sha256 of port name, protocol and `ip:port`. */
+export function endpointChainName(p: PortKey, t: Target): string {
+  const n = namesOf(p);
+  const ep = targetKey(t);
+  let name = n.endpoints.get(ep);
+  if (!name) n.endpoints.set(ep, (name = `KUBE-SEP-${chainHash(`${p.name}${p.protocol.toLowerCase()}${ep}`)}`));
+  return name;
 }
 
 const comment = (text: string) => `-m comment --comment "${text}"`;
@@ -226,12 +243,7 @@ function renderPort(p: ServicePortPlan, cfg: FamilyConfig, chains: Map<string, s
 
   // Policy chains and their endpoints.
   const sepWritten = new Set<string>();
-  const sepNames = new Map<Target, string>();
-  const endpointChain = (_p: ServicePortPlan, t: Target): string => {
-    let name = sepNames.get(t);
-    if (!name) sepNames.set(t, (name = endpointChainName(p, t)));
-    return name;
-  };
+  const endpointChain = (_p: ServicePortPlan, t: Target): string => endpointChainName(p, t);
   const writePolicy = (chain: string, targets: readonly Target[]) => {
     if (!chains.has(chain)) chains.set(chain, []);
     if (p.affinitySeconds > 0) {
