@@ -36,6 +36,9 @@ export const FLAGS: Record<string, FlagSpec> = {
   'iptables-backend': { kind: 'string', default: 'auto', choices: ['auto', 'legacy', 'nft'], for: PROXY, help: 'iptables flavour; auto picks the one the host already uses' },
   'cluster-cidr': { kind: 'list', default: [], for: PROXY, help: 'pod CIDRs of the cluster, both families (comma list)' },
   'service-cidr': { kind: 'list', default: [], for: PROXY, help: 'service CIDRs, both families (comma list; kube-apiserver\'s --service-cluster-ip-range): nftables mode drops traffic to their addresses no service has' },
+  'detect-local-mode': { kind: 'string', default: 'ClusterCIDR', choices: ['ClusterCIDR', 'NodeCIDR', 'BridgeInterface', 'InterfaceNamePrefix'], for: PROXY, help: 'what makes traffic cluster-local (not masqueraded on its way to a cluster IP): a source in --cluster-cidr, in the Node\'s spec.podCIDRs, arriving on --pod-bridge-interface, or on an interface named --pod-interface-name-prefix*' },
+  'pod-bridge-interface': { kind: 'string', default: '', for: PROXY, help: 'with --detect-local-mode BridgeInterface: the bridge the node\'s pods are on' },
+  'pod-interface-name-prefix': { kind: 'string', default: '', for: PROXY, help: 'with --detect-local-mode InterfaceNamePrefix: the prefix of the node\'s pod interfaces' },
   'masquerade-all': { kind: 'bool', default: false, for: PROXY, help: 'SNAT all traffic sent to service VIPs' },
   'min-sync-period': { kind: 'duration', default: '1s', for: PROXY, help: 'at most one rule sync per this period' },
   'sync-period': { kind: 'duration', default: '30s', for: PROXY, help: 'the periodic tick: at least once per this period the rules are read back from the kernel and what differs is repaired (full rewrites only at start, after a failure, when the node changes, and hourly)' },
@@ -68,6 +71,9 @@ export interface Options {
   iptablesBackend: string;
   clusterCIDR: string[];
   serviceCIDR: string[];
+  detectLocalMode: string;
+  podBridgeInterface: string;
+  podInterfaceNamePrefix: string;
   masqueradeAll: boolean;
   minSyncPeriodMs: number;
   syncPeriodMs: number;
@@ -186,6 +192,9 @@ export function parseFlags(command: Command, argv: readonly string[]): Options {
     iptablesBackend: value('iptables-backend'),
     clusterCIDR: value('cluster-cidr'),
     serviceCIDR: value('service-cidr'),
+    detectLocalMode: value('detect-local-mode'),
+    podBridgeInterface: value('pod-bridge-interface') ?? '',
+    podInterfaceNamePrefix: value('pod-interface-name-prefix') ?? '',
     masqueradeAll: value('masquerade-all'),
     minSyncPeriodMs: value('min-sync-period'),
     syncPeriodMs: value('sync-period'),

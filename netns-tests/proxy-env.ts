@@ -34,6 +34,8 @@ export interface ProxyEnvOptions {
   flags?: readonly string[];
   /** Environment of the proxy process (e.g. PATH with a failing tool first). */
   env?: NodeJS.ProcessEnv;
+  /** --cluster-cidr (default CLUSTER_CIDRS; '' leaves the flag out). */
+  clusterCIDRs?: string;
 }
 
 export class ProxyEnv {
@@ -103,7 +105,7 @@ export class ProxyEnv {
       BIN, 'proxy',
       '--manifests', this.dir,
       '--node-name', NODE,
-      '--cluster-cidr', CLUSTER_CIDRS,
+      ...(opts.clusterCIDRs === '' ? [] : ['--cluster-cidr', opts.clusterCIDRs ?? CLUSTER_CIDRS]),
       '--healthz-bind-address', '127.0.0.1:10256',
       '--metrics-bind-address', '127.0.0.1:10249',
       '--min-sync-period', '200ms',

@@ -93,6 +93,30 @@ describe('iptables rules (traced)', () => {
     expect(Object.keys(inside).some((k) => k.endsWith('masq'))).toBe(false);
   });
 
+  // kube-proxy writes one rule with the detector's match; with two cluster CIDRs of a family the
+  // old `! -s A` and `! -s B` rules ORed and a pod in A was masqueraded by B's rule.
+  it('local traffic per --detect-local-mode: the detector decides who is masqueraded', () => {
+    const pod = { src: '10.244.1.9', dst: '10.96.0.10', iif: 'cbr0' };
+    const outside = { src: '203.0.113.7', dst: '10.96.0.10', iif: 'eth0' };
+    const podOtherRange = { src: '10.245.1.9', dst: '10.96.0.10', iif: 'veth123' };
+    const bridge = load(web(), { ...CFG, localDetector: { mode: 'BridgeInterface', bridge: 'cbr0' } }).rules;
+    expect(Object.keys(where(bridge, pod)).every((k) => !k.endsWith('masq'))).toBe(true);
+    expect(Object.keys(where(bridge, podOtherRange)).every((k) => k.endsWith('masq'))).toBe(true);
+    expect(Object.keys(where(bridge, outside)).every((k) => k.endsWith('masq'))).toBe(true);
+    // The node's own traffic has no input interface: not local, as with kube-proxy.
+    expect(Object.keys(where(bridge, { src: NODE_IP, dst: '10.96.0.10', fromNode: true })).every((k) => k.endsWith('masq'))).toBe(true);
+    const prefix = load(web(), { ...CFG, localDetector: { mode: 'InterfaceNamePrefix', prefix: 'veth' } }).rules;
+    expect(Object.keys(where(prefix, podOtherRange)).every((k) => !k.endsWith('masq'))).toBe(true);
+    expect(Object.keys(where(prefix, pod)).every((k) => k.endsWith('masq'))).toBe(true);
+    const nodeCIDR = load(web(), { ...CFG, localDetector: { mode: 'NodeCIDR', cidr: '10.245.1.0/24' } }).rules;
+    expect(Object.keys(where(nodeCIDR, podOtherRange)).every((k) => !k.endsWith('masq'))).toBe(true);
+    expect(Object.keys(where(nodeCIDR, pod)).every((k) => k.endsWith('masq'))).toBe(true);
+    // No CIDR known (NodeCIDR before the Node has one): no rule depends on it, nothing masqueraded.
+    const none = load(web(), { ...CFG, localDetector: { mode: 'NodeCIDR' } });
+    expect(none.text.split('\n').filter((l) => l.startsWith('-A KUBE-SVC-') && l.includes('KUBE-MARK-MASQ'))).toEqual([]);
+    expect(Object.keys(where(none.rules, outside)).every((k) => !k.endsWith('masq'))).toBe(true);
+  });
+
   it('--masquerade-all masquerades pods too', () => {
     const { rules } = load(web(), { ...CFG, masqueradeAll: true });
     const inside = where(rules, { src: '10.244.9.9', dst: '10.96.0.10' });

@@ -20,6 +20,7 @@ import { familyOf } from '../../common/ip.js';
 import { flat } from '../../common/strings.js';
 import type { FamilyConfig } from '../core/family-config.js';
 import { targetKey, type ServicePlan, type ServicePortPlan, type Target } from '../core/model.js';
+import { detectorOf, ifLocal, ifNotLocal } from './local-detect.js';
 import { firewallAdmitsNode, policyTargets, portDecisions, type PortChains } from '../core/port-decisions.js';
 
 export type { FamilyConfig, PortChains };
@@ -191,7 +192,10 @@ function renderPort(p: ServicePortPlan, cfg: FamilyConfig, chains: Map<string, s
       else {
         // Off-cluster clients reaching a cluster IP (a route to the service range via this node)
         // may be answered by a pod on another node: masquerade so replies come back through here.
-        for (const cidr of cfg.clusterCIDRs) add(internalChain, `${comment(`${p.name} cluster IP`)} ${dst} ! -s ${cidr} -j ${CHAIN.markMasq}`);
+        // One rule with the detector's negated match, as kube-proxy writes it: one `! -s` rule
+        // per CIDR would OR together and masquerade every pod.
+        const notLocal = ifNotLocal(detectorOf(cfg));
+        if (notLocal) add(internalChain, `${comment(`${p.name} cluster IP`)} ${dst} ${notLocal} -j ${CHAIN.markMasq}`);
       }
     } else {
       filter(CHAIN.services, `${comment(internalFilter.text)} ${dst} -j ${internalFilter.target}`);
@@ -225,7 +229,8 @@ function renderPort(p: ServicePortPlan, cfg: FamilyConfig, chains: Map<string, s
       add(c.ext, `${comment(`masquerade traffic for ${p.name} external destinations`)} -j ${CHAIN.markMasq}`);
     } else if (d.externalShortcuts) {
       // The node's own traffic needs masquerade: its source would be the VIP or node IP.
-      for (const cidr of cfg.clusterCIDRs) add(c.ext, `${comment(`pod traffic for ${p.name} external destinations`)} -s ${cidr} -j ${c.svc}`);
+      const local = ifLocal(detectorOf(cfg));
+      if (local) add(c.ext, `${comment(`pod traffic for ${p.name} external destinations`)} ${local} -j ${c.svc}`);
       add(c.ext, `${comment(`masquerade LOCAL traffic for ${p.name} external destinations`)} -m addrtype --src-type LOCAL -j ${CHAIN.markMasq}`);
       add(c.ext, `${comment(`route LOCAL traffic for ${p.name} external destinations`)} -m addrtype --src-type LOCAL -j ${c.svc}`);
     }

@@ -12,6 +12,8 @@ export interface Packet {
   dport: number;
   /** Sent by a process on the node itself (OUTPUT) rather than arriving (PREROUTING). */
   fromNode?: boolean;
+  /** The interface it arrived on (none when sent by the node). */
+  iif?: string;
 }
 
 export interface Outcome {
@@ -122,6 +124,13 @@ export function trace(rules: RuleSet, pkt: Packet, nodeIPs: readonly string[]): 
         case '-d': {
           const c = arg();
           if (!test(inCIDR(c, s.pkt.dst))) return { ok: false };
+          break;
+        }
+        case '-i': {
+          const name = arg();
+          const iif = s.pkt.fromNode ? undefined : s.pkt.iif;
+          const hit = iif !== undefined && (name.endsWith('+') ? iif.startsWith(name.slice(0, -1)) : iif === name);
+          if (!test(hit)) return { ok: false };
           break;
         }
         case '-p':
