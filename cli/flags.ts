@@ -39,6 +39,7 @@ export const FLAGS: Record<string, FlagSpec> = {
   'detect-local-mode': { kind: 'string', default: 'ClusterCIDR', choices: ['ClusterCIDR', 'NodeCIDR', 'BridgeInterface', 'InterfaceNamePrefix'], for: PROXY, help: 'what makes traffic cluster-local (not masqueraded on its way to a cluster IP): a source in --cluster-cidr, in the Node\'s spec.podCIDRs, arriving on --pod-bridge-interface, or on an interface named --pod-interface-name-prefix*' },
   'pod-bridge-interface': { kind: 'string', default: '', for: PROXY, help: 'with --detect-local-mode BridgeInterface: the bridge the node\'s pods are on' },
   'pod-interface-name-prefix': { kind: 'string', default: '', for: PROXY, help: 'with --detect-local-mode InterfaceNamePrefix: the prefix of the node\'s pod interfaces' },
+  'iptables-localhost-nodeports': { kind: 'bool', default: true, for: PROXY, help: 'iptables mode: node ports answer on 127.0.0.1 too (sets net.ipv4.conf.all.route_localnet=1); false leaves loopback out' },
   'masquerade-all': { kind: 'bool', default: false, for: PROXY, help: 'SNAT all traffic sent to service VIPs' },
   'min-sync-period': { kind: 'duration', default: '1s', for: PROXY, help: 'at most one rule sync per this period' },
   'sync-period': { kind: 'duration', default: '30s', for: PROXY, help: 'the periodic tick: at least once per this period the rules are read back from the kernel and what differs is repaired (full rewrites only at start, after a failure, when the node changes, and hourly)' },
@@ -74,6 +75,7 @@ export interface Options {
   detectLocalMode: string;
   podBridgeInterface: string;
   podInterfaceNamePrefix: string;
+  iptablesLocalhostNodeports: boolean;
   masqueradeAll: boolean;
   minSyncPeriodMs: number;
   syncPeriodMs: number;
@@ -195,6 +197,7 @@ export function parseFlags(command: Command, argv: readonly string[]): Options {
     detectLocalMode: value('detect-local-mode'),
     podBridgeInterface: value('pod-bridge-interface') ?? '',
     podInterfaceNamePrefix: value('pod-interface-name-prefix') ?? '',
+    iptablesLocalhostNodeports: value('iptables-localhost-nodeports'),
     masqueradeAll: value('masquerade-all'),
     minSyncPeriodMs: value('min-sync-period'),
     syncPeriodMs: value('sync-period'),

@@ -17,6 +17,7 @@ import { Proxier } from './core/proxier.js';
 import type { Backend } from './core/backend.js';
 import { runTool } from '../common/process.js';
 import { IptablesBackend } from './iptables/backend.js';
+import { ensureRouteLocalnet } from './iptables/route-localnet.js';
 import { chooseFlavour, toolName, type Flavour } from './iptables/tools.js';
 import { NftablesBackend, usableFamilies as nftFamilies } from './nftables/backend.js';
 import { NetlinkTableWriter } from './nftables/netlink-writer.js';
@@ -146,9 +147,13 @@ async function iptablesBackend(opts: Options, checked: Checked, metrics: ProxyMe
   if (checked.detectLocal.mode === 'ClusterCIDR' && checked.clusterCIDRs.length === 0 && !opts.masqueradeAll) {
     log.warn('no --cluster-cidr: traffic from outside the cluster to cluster IPs is not masqueraded');
   }
+  // kube-proxy serves localhost node ports only when its node-port addresses include loopback;
+  // ours never list loopback addresses, so that is the "all" default.
+  const localhostNodePorts = opts.iptablesLocalhostNodeports && families.includes('IPv4') && opts.nodePortAddresses.length === 0;
+  if (localhostNodePorts && (await ensureRouteLocalnet())) log.info('set net.ipv4.conf.all.route_localnet=1 so that node ports answer on 127.0.0.1 (--iptables-localhost-nodeports)');
   if (checked.detectLocal.mode === 'NodeCIDR') log.info('local traffic is told by the Node\'s spec.podCIDRs; until it has some, traffic from outside the cluster to cluster IPs is not masqueraded', { node: opts.nodeName });
   return {
-    backend: new IptablesBackend({ flavour: choice.flavour, families, clusterCIDRs: checked.clusterCIDRs, detectLocal: checked.detectLocal, masqueradeAll: opts.masqueradeAll }, log, metrics),
+    backend: new IptablesBackend({ flavour: choice.flavour, families, clusterCIDRs: checked.clusterCIDRs, detectLocal: checked.detectLocal, localhostNodePorts, masqueradeAll: opts.masqueradeAll }, log, metrics),
     families,
   };
 }

@@ -31,6 +31,8 @@ export interface FamilyConfig {
   readonly nodeIPs: readonly string[];
   /** Service CIDRs of this family (--service-cidr): an address in them that no service has is dropped (nftables mode). */
   readonly serviceCIDRs?: readonly string[];
+  /** iptables mode, IPv4: node ports answer on 127.0.0.1 (--iptables-localhost-nodeports). */
+  readonly localhostNodePorts?: boolean;
 }
 
 export interface DetectLocalOptions {
@@ -49,6 +51,8 @@ export interface FamilyOptions {
   readonly serviceCIDRs?: readonly string[];
   /** --detect-local-mode and its interface flags; absent means ClusterCIDR. */
   readonly detectLocal?: DetectLocalOptions;
+  /** --iptables-localhost-nodeports (iptables mode only; kube-proxy's nftables mode has none). */
+  readonly localhostNodePorts?: boolean;
 }
 
 const ofFamily = (family: IPFamily, cidrs: readonly string[]) => cidrs.filter((c) => (family === 'IPv6') === c.includes(':'));
@@ -79,5 +83,6 @@ export function familyConfig(family: IPFamily, node: NodeFacts, opts: FamilyOpti
     nodePortAddresses: node.nodePortAddresses[family],
     nodeIPs: node.nodeIPs[family],
     serviceCIDRs: ofFamily(family, opts.serviceCIDRs ?? []),
+    ...(opts.localhostNodePorts && family === 'IPv4' ? { localhostNodePorts: true } : {}),
   };
 }

@@ -34,6 +34,8 @@ export interface IptablesOptions {
   clusterCIDRs: readonly string[];
   /** --detect-local-mode; absent means ClusterCIDR. */
   detectLocal?: DetectLocalOptions;
+  /** --iptables-localhost-nodeports, after route_localnet was set. */
+  localhostNodePorts?: boolean;
   masqueradeAll: boolean;
   /** Sees every restore input before it is applied (benchmarks replay them). */
   onRestore?: (family: IPFamily, text: string | readonly string[], full: boolean) => void;

@@ -170,6 +170,23 @@ describe('iptables rules (traced)', () => {
       expect(where(rules, { dst: '192.168.1.99', dport: 30080 })).toEqual({ ACCEPT: 1 }); // not a node address
     });
 
+    // kube-proxy's iptables mode, --iptables-localhost-nodeports (default true): 127.0.0.1 is a
+    // node port, DNATed and masqueraded (for either traffic policy: the source is the node's);
+    // packets to 127.0.0.0/8 from elsewhere that are not DNATed are dropped (CVE-2020-8558).
+    it('--iptables-localhost-nodeports: 127.0.0.1 from the node is DNATed and masqueraded; martians to loopback dropped', () => {
+      const eps = [{ ip: '10.244.1.5', node: ME }];
+      const on = load(np('Cluster', eps), { ...CFG, localhostNodePorts: true }).rules;
+      const fromLo = { src: '127.0.0.1', dst: '127.0.0.1', dport: 30080, fromNode: true };
+      expect(where(on, fromLo)).toEqual({ 'ACCEPT 10.244.1.5:8080 masq': 1 });
+      expect(where(load(np('Local', eps), { ...CFG, localhostNodePorts: true }).rules, fromLo)).toEqual({ 'ACCEPT 10.244.1.5:8080 masq': 1 });
+      expect(where(on, { src: '203.0.113.7', dst: '127.0.0.1', dport: 22 })).toEqual({ DROP: 1 });
+      expect(where(on, { src: '127.0.0.1', dst: '127.0.0.1', dport: 22, fromNode: true })).toEqual({ ACCEPT: 1 });
+      // Off (and always for IPv6): loopback is not a node port and nothing is dropped for it.
+      const off = load(np('Cluster', eps)).rules;
+      expect(where(off, fromLo)).toEqual({ ACCEPT: 1 });
+      expect(where(off, { src: '203.0.113.7', dst: '127.0.0.1', dport: 22 })).toEqual({ ACCEPT: 1 });
+    });
+
     it('Local policy: local endpoints only, client source kept', () => {
       const { rules } = load(np('Local', [{ ip: '10.244.1.5', node: ME }, { ip: '10.244.2.6' }]));
       expect(where(rules, { dst: NODE_IP, dport: 30080 })).toEqual({ 'ACCEPT 10.244.1.5:8080': 1 });

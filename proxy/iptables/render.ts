@@ -52,11 +52,12 @@ export const CHAIN = {
   markMasq: 'KUBE-MARK-MASQ',
   forward: 'KUBE-FORWARD',
   firewall: 'KUBE-PROXY-FIREWALL',
+  localnet: 'KUBE-FIREWALL',
 } as const;
 
 /** The chains every sync relies on, per table. */
 export const STATIC_CHAINS: Record<Table, readonly string[]> = {
-  filter: [CHAIN.services, CHAIN.externalServices, CHAIN.nodePorts, CHAIN.forward, CHAIN.firewall],
+  filter: [CHAIN.services, CHAIN.externalServices, CHAIN.nodePorts, CHAIN.forward, CHAIN.firewall, CHAIN.localnet],
   nat: [CHAIN.services, CHAIN.nodePorts, CHAIN.postrouting, CHAIN.markMasq],
 };
 
@@ -65,6 +66,7 @@ export const SERVICE_CHAIN = /^KUBE-(SVC|SVL|EXT|FW|SEP)-[A-Z2-7]{16}$/;
 
 /** Jumps from the built-in chains into ours, in the order they are wanted at the top. */
 export const JUMPS: readonly { table: Table; chain: string; spec: string; target: string }[] = [
+  { table: 'filter', chain: 'INPUT', target: CHAIN.localnet, spec: '-m comment --comment "kubernetes localnet protection" -j KUBE-FIREWALL' },
   { table: 'filter', chain: 'INPUT', target: CHAIN.firewall, spec: '-m conntrack --ctstate NEW -m comment --comment "kubernetes load balancer firewall" -j KUBE-PROXY-FIREWALL' },
   { table: 'filter', chain: 'INPUT', target: CHAIN.nodePorts, spec: '-m comment --comment "kubernetes health check service ports" -j KUBE-NODEPORTS' },
   { table: 'filter', chain: 'INPUT', target: CHAIN.externalServices, spec: '-m conntrack --ctstate NEW -m comment --comment "kubernetes externally-visible service portals" -j KUBE-EXTERNAL-SERVICES' },
@@ -72,6 +74,7 @@ export const JUMPS: readonly { table: Table; chain: string; spec: string; target
   { table: 'filter', chain: 'FORWARD', target: CHAIN.forward, spec: '-m comment --comment "kubernetes forwarding rules" -j KUBE-FORWARD' },
   { table: 'filter', chain: 'FORWARD', target: CHAIN.services, spec: '-m conntrack --ctstate NEW -m comment --comment "kubernetes service portals" -j KUBE-SERVICES' },
   { table: 'filter', chain: 'FORWARD', target: CHAIN.externalServices, spec: '-m conntrack --ctstate NEW -m comment --comment "kubernetes externally-visible service portals" -j KUBE-EXTERNAL-SERVICES' },
+  { table: 'filter', chain: 'OUTPUT', target: CHAIN.localnet, spec: '-m comment --comment "kubernetes localnet protection" -j KUBE-FIREWALL' },
   { table: 'filter', chain: 'OUTPUT', target: CHAIN.firewall, spec: '-m conntrack --ctstate NEW -m comment --comment "kubernetes load balancer firewall" -j KUBE-PROXY-FIREWALL' },
   { table: 'filter', chain: 'OUTPUT', target: CHAIN.services, spec: '-m conntrack --ctstate NEW -m comment --comment "kubernetes service portals" -j KUBE-SERVICES' },
   { table: 'nat', chain: 'PREROUTING', target: CHAIN.services, spec: '-m comment --comment "kubernetes service portals" -j KUBE-SERVICES' },
@@ -94,6 +97,17 @@ export const STATIC_RULES: Record<Table, readonly DispatchRule[]> = {
     { table: 'nat', chain: CHAIN.markMasq, spec: `-j MARK --or-mark ${MASQ_MARK}` },
   ],
 };
+
+/**
+ * Static rules that depend on the family's config. With localhost node ports, route_localnet
+ * lets packets to 127.0.0.0/8 arrive from outside (CVE-2020-8558): kube-proxy then drops, in
+ * KUBE-FIREWALL, every packet to loopback from a non-loopback source that is not part of a
+ * connection or DNATed by us; so do we, with the same matches.
+ */
+export function familyRules(cfg: FamilyConfig): DispatchRule[] {
+  if (!cfg.localhostNodePorts || cfg.family !== 'IPv4') return [];
+  return [{ table: 'filter', chain: CHAIN.localnet, spec: '-m comment --comment "block incoming localnet connections" -d 127.0.0.0/8 ! -s 127.0.0.0/8 -m conntrack ! --ctstate RELATED,ESTABLISHED,DNAT -j DROP' }];
+}
 
 const BASE32 = 'ABCDEFGHIJKLMNOPQRSTUVWXYZ234567';
 
@@ -310,7 +324,9 @@ export function renderService(plan: ServicePlan, cfg: FamilyConfig): ServiceRule
 export function nodePortJumps(cfg: FamilyConfig): string[] {
   const text = comment('kubernetes service nodeports; NOTE: this must be the last rule in this chain');
   if (cfg.nodePortAddresses === 'all') {
-    // Loopback is left out: DNAT from 127.0.0.1 to a pod needs route_localnet, which we do not set.
+    // As kube-proxy: IPv4 loopback is a node port when --iptables-localhost-nodeports set
+    // route_localnet; IPv6 has no route_localnet, so ::1 never is.
+    if (cfg.localhostNodePorts && cfg.family === 'IPv4') return [`${text} -m addrtype --dst-type LOCAL -j ${CHAIN.nodePorts}`];
     const lo = cfg.family === 'IPv4' ? '127.0.0.0/8' : '::1/128';
     return [`${text} -m addrtype --dst-type LOCAL ! -d ${lo} -j ${CHAIN.nodePorts}`];
   }
@@ -356,6 +372,7 @@ export function renderFullLines(services: Iterable<ServiceRules>, cfg: FamilyCon
     const missing = JUMPS.filter((j) => j.table === t && !existing.jumps.has(`${t} ${j.chain} ${j.target}`));
     for (let i = missing.length - 1; i >= 0; i--) lines.push(`-I ${missing[i].chain} 1 ${missing[i].spec}`);
     for (const r of STATIC_RULES[t]) lines.push(`-A ${r.chain} ${r.spec}`);
+    for (const r of familyRules(cfg)) if (r.table === t) lines.push(`-A ${r.chain} ${r.spec}`);
     for (const s of list) for (const r of s.dispatch) if (r.table === t) lines.push(flat(`-A ${r.chain} ${r.spec}`));
     if (t === 'nat') {
       for (const r of nodePortJumps(cfg)) lines.push(`-A ${CHAIN.services} ${r}`);

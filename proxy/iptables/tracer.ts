@@ -81,6 +81,8 @@ export class RuleSet {
 
 interface State {
   pkt: Packet;
+  /** nat DNATed it (conntrack state DNAT, seen by filter). */
+  dnatted?: boolean;
   mark: boolean;
   prob: number;
   path: string[];
@@ -149,7 +151,8 @@ export function trace(rules: RuleSet, pkt: Packet, nodeIPs: readonly string[]): 
           break;
         case '--ctstate': {
           const states = arg().split(',');
-          if (!test(states.includes('NEW'))) return { ok: false };
+          // A first packet is NEW; in filter it is also DNAT once nat rewrote its destination.
+          if (!test(states.includes('NEW') || (states.includes('DNAT') && !!s.dnatted))) return { ok: false };
           break;
         }
         case '--mark':
@@ -224,7 +227,7 @@ export function trace(rules: RuleSet, pkt: Packet, nodeIPs: readonly string[]): 
       if (n.verdict !== 'DNAT') throw new Error(`nat verdict ${n.verdict}`);
       dnat = n.dnat!;
       const m = /^\[?([^\]]+?)\]?:(\d+)$/.exec(dnat)!;
-      st = { ...st, pkt: { ...st.pkt, dst: m[1], dport: Number(m[2]) } };
+      st = { ...st, dnatted: true, pkt: { ...st.pkt, dst: m[1], dport: Number(m[2]) } };
     }
     const filterChains = pkt.fromNode ? ['OUTPUT'] : isLocal(st.pkt.dst) ? ['INPUT'] : ['FORWARD'];
     let dropped: string | undefined;
