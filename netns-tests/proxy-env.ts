@@ -36,6 +36,8 @@ export interface ProxyEnvOptions {
   env?: NodeJS.ProcessEnv;
   /** --cluster-cidr (default CLUSTER_CIDRS; '' leaves the flag out). */
   clusterCIDRs?: string;
+  /** A command the proxy runs under (its argv is appended), e.g. to change its mounts. */
+  wrap?: readonly string[];
 }
 
 export class ProxyEnv {
@@ -112,7 +114,8 @@ export class ProxyEnv {
       '--log-level', 'debug',
       ...(opts.flags ?? []),
     ];
-    this.proxy = this.node.spawn('node', args, { label: 'proxy', env: opts.env });
+    const [cmd, ...rest] = [...(opts.wrap ?? []), 'node', ...args];
+    this.proxy = this.node.spawn(cmd, rest, { label: 'proxy', env: opts.env });
     await this.proxy.waitForOutput(/rules synced sync=full/, 30_000);
     return this.proxy;
   }

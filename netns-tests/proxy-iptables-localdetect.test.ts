@@ -24,7 +24,12 @@ describe('proxy (iptables): --detect-local-mode', () => {
 
   /** The source pod-b sees for a connection from pod-a, and for one from the outside client. */
   async function sources(): Promise<{ pod: string[]; client: string[] }> {
-    const seen = async (from: typeof env.client, vip: string) => (await env.connect(from, 'tcp', vip, 80, 1)).map((l) => l.split(' ')[1]);
+    // A fresh link's IPv6 address may still be tentative (DAD) on the first try: retry errors
+    // only, never a source seen.
+    const seen = async (from: typeof env.client, vip: string) => {
+      const lines = await env.eventually(`a connection to ${vip}`, () => env.connect(from, 'tcp', vip, 80, 1), (l) => !l[0].startsWith('ERR'));
+      return lines.map((l) => l.split(' ')[1]);
+    };
     return {
       pod: [...(await seen(env.pods[0].ns, '10.96.0.10')), ...(await seen(env.pods[0].ns, 'fd00:96::10'))],
       client: [...(await seen(env.client, '10.96.0.10')), ...(await seen(env.client, 'fd00:96::10'))],

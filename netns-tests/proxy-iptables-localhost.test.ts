@@ -49,4 +49,20 @@ describe('proxy (iptables): --iptables-localhost-nodeports', () => {
       await env.proxy?.stop();
     }
   });
+
+  it('where route_localnet cannot be set (read-only /proc/sys): starts anyway, warns, no localhost node ports', async () => {
+    // Its own mount namespace (inside the node's network namespace) with /proc/sys read-only,
+    // as an unprivileged container has it.
+    const wrap = ['unshare', '--mount', '--propagation', 'private', 'sh', '-c', 'mount -o bind,ro /proc/sys /proc/sys && exec "$@"', 'sh'];
+    await env.node.exec('sysctl', ['-w', 'net.ipv4.conf.all.route_localnet=0']);
+    await env.startProxy({ pods: PODS, wrap });
+    try {
+      expect(env.proxy!.stderr).toMatch(/node ports do not answer on 127\.0\.0\.1: route_localnet cannot be set/);
+      expect(await routeLocalnet()).toBe('0');
+      expect(await env.connect(env.node, 'tcp', '127.0.0.1', 30080, 1)).toEqual(['ERR ECONNREFUSED']);
+      expect(Object.keys(tally(await env.connect(env.node, 'tcp', '192.168.50.1', 30080, 20))).sort()).toEqual(PODS);
+    } finally {
+      await env.proxy?.stop();
+    }
+  });
 });

@@ -149,8 +149,17 @@ async function iptablesBackend(opts: Options, checked: Checked, metrics: ProxyMe
   }
   // kube-proxy serves localhost node ports only when its node-port addresses include loopback;
   // ours never list loopback addresses, so that is the "all" default.
-  const localhostNodePorts = opts.iptablesLocalhostNodeports && families.includes('IPv4') && opts.nodePortAddresses.length === 0;
-  if (localhostNodePorts && (await ensureRouteLocalnet())) log.info('set net.ipv4.conf.all.route_localnet=1 so that node ports answer on 127.0.0.1 (--iptables-localhost-nodeports)');
+  let localhostNodePorts = opts.iptablesLocalhostNodeports && families.includes('IPv4') && opts.nodePortAddresses.length === 0;
+  if (localhostNodePorts) {
+    // kube-proxy refuses to start here; an unprivileged container has a read-only /proc/sys, and
+    // a proxy that will not start for a convenience feature is worse than one without it.
+    try {
+      if (await ensureRouteLocalnet()) log.info('set net.ipv4.conf.all.route_localnet=1 so that node ports answer on 127.0.0.1 (--iptables-localhost-nodeports)');
+    } catch (err) {
+      localhostNodePorts = false;
+      log.warn('node ports do not answer on 127.0.0.1: route_localnet cannot be set; give --iptables-localhost-nodeports=false to silence this, or let the proxy write /proc/sys', { error: (err as Error).message });
+    }
+  }
   if (checked.detectLocal.mode === 'NodeCIDR') log.info('local traffic is told by the Node\'s spec.podCIDRs; until it has some, traffic from outside the cluster to cluster IPs is not masqueraded', { node: opts.nodeName });
   return {
     backend: new IptablesBackend({ flavour: choice.flavour, families, clusterCIDRs: checked.clusterCIDRs, detectLocal: checked.detectLocal, localhostNodePorts, masqueradeAll: opts.masqueradeAll }, log, metrics),

@@ -1,6 +1,7 @@
 // net.ipv4.conf.all.route_localnet, which --iptables-localhost-nodeports needs: without it the
 // kernel drops a packet from 127.0.0.1 once DNAT sent it towards a pod. kube-proxy sets it at
-// start and fails to start when it cannot. It is per network namespace: the one we run in.
+// start (and fails when it cannot: its DaemonSet is privileged). It is per network namespace:
+// the one we run in.
 import { readFile, writeFile } from 'node:fs/promises';
 
 const PATH = '/proc/sys/net/ipv4/conf/all/route_localnet';
@@ -12,7 +13,7 @@ export async function ensureRouteLocalnet(): Promise<boolean> {
   try {
     await writeFile(PATH, '1');
   } catch (err) {
-    throw new Error(`--iptables-localhost-nodeports needs net.ipv4.conf.all.route_localnet=1 and it cannot be set (${(err as Error).message}); give --iptables-localhost-nodeports=false or run with CAP_NET_ADMIN`);
+    throw new Error(`net.ipv4.conf.all.route_localnet cannot be set: ${(err as Error).message}`);
   }
   return true;
 }
