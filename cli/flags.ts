@@ -36,6 +36,10 @@ export const FLAGS: Record<string, FlagSpec> = {
   'iptables-backend': { kind: 'string', default: 'auto', choices: ['auto', 'legacy', 'nft'], for: PROXY, help: 'iptables flavour; auto picks the one the host already uses' },
   'cluster-cidr': { kind: 'list', default: [], for: [...PROXY, 'dns'], help: 'pod CIDRs of the cluster, both families (comma list); DNS allows them by default (--allow-from)' },
   'service-cidr': { kind: 'list', default: [], for: PROXY, help: 'service CIDRs, both families (comma list; kube-apiserver\'s --service-cluster-ip-range): nftables mode drops traffic to their addresses no service has' },
+  'detect-local-mode': { kind: 'string', default: 'ClusterCIDR', choices: ['ClusterCIDR', 'NodeCIDR', 'BridgeInterface', 'InterfaceNamePrefix'], for: PROXY, help: 'what makes traffic cluster-local (not masqueraded on its way to a cluster IP): a source in --cluster-cidr, in the Node\'s spec.podCIDRs, arriving on --pod-bridge-interface, or on an interface named --pod-interface-name-prefix*' },
+  'pod-bridge-interface': { kind: 'string', default: '', for: PROXY, help: 'with --detect-local-mode BridgeInterface: the bridge the node\'s pods are on' },
+  'pod-interface-name-prefix': { kind: 'string', default: '', for: PROXY, help: 'with --detect-local-mode InterfaceNamePrefix: the prefix of the node\'s pod interfaces' },
+  'iptables-localhost-nodeports': { kind: 'bool', default: true, for: PROXY, help: 'iptables mode: node ports answer on 127.0.0.1 too (sets net.ipv4.conf.all.route_localnet=1); false leaves loopback out' },
   'masquerade-all': { kind: 'bool', default: false, for: PROXY, help: 'SNAT all traffic sent to service VIPs' },
   'min-sync-period': { kind: 'duration', default: '1s', for: PROXY, help: 'at most one rule sync per this period' },
   'sync-period': { kind: 'duration', default: '30s', for: PROXY, help: 'the periodic tick: at least once per this period the rules are read back from the kernel and what differs is repaired (full rewrites only at start, after a failure, when the node changes, and hourly)' },
@@ -73,6 +77,10 @@ export interface Options {
   iptablesBackend: string;
   clusterCIDR: string[];
   serviceCIDR: string[];
+  detectLocalMode: string;
+  podBridgeInterface: string;
+  podInterfaceNamePrefix: string;
+  iptablesLocalhostNodeports: boolean;
   masqueradeAll: boolean;
   minSyncPeriodMs: number;
   syncPeriodMs: number;
@@ -196,6 +204,10 @@ export function parseFlags(command: Command, argv: readonly string[]): Options {
     iptablesBackend: value('iptables-backend'),
     clusterCIDR: value('cluster-cidr'),
     serviceCIDR: value('service-cidr'),
+    detectLocalMode: value('detect-local-mode'),
+    podBridgeInterface: value('pod-bridge-interface') ?? '',
+    podInterfaceNamePrefix: value('pod-interface-name-prefix') ?? '',
+    iptablesLocalhostNodeports: value('iptables-localhost-nodeports'),
     masqueradeAll: value('masquerade-all'),
     minSyncPeriodMs: value('min-sync-period'),
     syncPeriodMs: value('sync-period'),

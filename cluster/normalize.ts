@@ -16,6 +16,7 @@ import type {
   TrafficPolicy,
 } from './types.js';
 import { objectKey } from './types.js';
+import { dns1035Label, dns1123Label, dns1123Subdomain, ianaServiceName, labelValue } from './validate.js';
 
 export interface FieldError {
   readonly field: string;
@@ -43,10 +44,7 @@ type Mutable<T> = { -readonly [K in keyof T]: T[K] };
 
 const PROTOCOLS = new Set(['TCP', 'UDP', 'SCTP']);
 const SERVICE_TYPES = new Set(['ClusterIP', 'NodePort', 'LoadBalancer', 'ExternalName']);
-const DNS_LABEL = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/;
 const DNS_SUBDOMAIN = /^(?=.{1,253}$)[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
-// An IANA service name, as a targetPort or a named port may be.
-const PORT_NAME = /^(?=.{1,15}$)[a-z0-9]([a-z0-9-]*[a-z0-9])?$/;
 
 class Errors {
   readonly list: FieldError[] = [];
@@ -92,8 +90,12 @@ function isPort(v: unknown): v is number {
   return typeof v === 'number' && Number.isInteger(v) && v >= 1 && v <= 65535;
 }
 
-/** metadata.name and metadata.namespace; `namespaced` objects default to "default", as kubectl does. */
-function meta(obj: unknown, namespaced: boolean, errs: Errors): { name: string; namespace: string; rv: string; m: Obj } {
+/** How an object's own name is checked: the rule the API server applies to that kind. */
+type NameRule = (v: unknown) => string | undefined;
+
+/** metadata.name, metadata.namespace and metadata.labels, checked with apimachinery's rules;
+ *  `namespaced` objects default to "default", as kubectl does. */
+function meta(obj: unknown, namespaced: boolean, nameRule: NameRule, errs: Errors): { name: string; namespace: string; rv: string; m: Obj } {
   if (!isObj(obj)) {
     errs.add('(object)', 'is not a map');
     return { name: '', namespace: '', rv: '', m: {} };
@@ -101,10 +103,24 @@ function meta(obj: unknown, namespaced: boolean, errs: Errors): { name: string; 
   const m = isObj(obj.metadata) ? obj.metadata : {};
   const name = typeof m.name === 'string' ? m.name : '';
   if (!name) errs.add('metadata.name', 'is missing');
+  else {
+    const bad = nameRule(name);
+    if (bad) errs.add('metadata.name', bad);
+  }
   let namespace = '';
   if (namespaced) {
     namespace = typeof m.namespace === 'string' && m.namespace ? m.namespace : 'default';
-    if (!DNS_LABEL.test(namespace)) errs.add('metadata.namespace', `${JSON.stringify(namespace)} is not a DNS label`);
+    const bad = dns1123Label(namespace);
+    if (bad) errs.add('metadata.namespace', bad);
+  }
+  // Label values reach rule text and topology decisions (service-proxy-name, zone), so they
+  // are held to the API's rule too; keys are only looked up, never written anywhere.
+  if (m.labels != null && !isObj(m.labels)) errs.add('metadata.labels', 'is not a map');
+  else if (isObj(m.labels)) {
+    for (const [k, v] of Object.entries(m.labels)) {
+      const bad = labelValue(v);
+      if (bad) errs.add(`metadata.labels[${JSON.stringify(k)}]`, bad);
+    }
   }
   // What a record keeps: own copies, shared ones for what repeats (common/strings.ts).
   return { name: own(name), namespace: shared(namespace), rv: own(String(m.resourceVersion ?? '')), m };
@@ -119,7 +135,7 @@ export function describeObject(obj: unknown): string {
 
 export function normalizeService(obj: unknown): Normalized<Service> {
   const errs = new Errors();
-  const { name, namespace, rv, m } = meta(obj, true, errs);
+  const { name, namespace, rv, m } = meta(obj, true, dns1035Label, errs);
   const spec: Obj = isObj(obj) && isObj(obj.spec) ? obj.spec : {};
   const status: Obj = isObj(obj) && isObj(obj.status) ? obj.status : {};
 
@@ -165,7 +181,9 @@ export function normalizeService(obj: unknown): Normalized<Service> {
     const at = `spec.ports[${i}]`;
     if (!isObj(p)) return errs.add(at, 'is not a map');
     const pname = p.name ?? '';
-    if (typeof pname !== 'string' || (pname !== '' && !PORT_NAME.test(pname))) errs.add(`${at}.name`, `${JSON.stringify(pname)} is not a valid port name`);
+    // ValidateServicePort holds port names to RFC 1123 labels (IANA_SVC_NAME is for targetPort).
+    const badName = pname === '' ? undefined : dns1123Label(pname);
+    if (badName) errs.add(`${at}.name`, badName);
     else if (pname === '' && rawPorts.length > 1) errs.add(`${at}.name`, 'is required when a service has more than one port');
     else if (seenNames.has(pname)) errs.add(`${at}.name`, `${JSON.stringify(pname)} is used by another port`);
     seenNames.add(pname);
@@ -177,7 +195,7 @@ export function normalizeService(obj: unknown): Normalized<Service> {
     seenPorts.add(dup);
     let targetPort: number | string = p.port;
     if (p.targetPort != null && p.targetPort !== 0 && p.targetPort !== '') {
-      if (isPort(p.targetPort) || (typeof p.targetPort === 'string' && PORT_NAME.test(p.targetPort))) targetPort = p.targetPort;
+      if (isPort(p.targetPort) || (typeof p.targetPort === 'string' && !ianaServiceName(p.targetPort))) targetPort = p.targetPort;
       else if (typeof p.targetPort === 'string' && /^\d+$/.test(p.targetPort) && isPort(Number(p.targetPort))) targetPort = Number(p.targetPort);
       else errs.add(`${at}.targetPort`, `${JSON.stringify(p.targetPort)} is neither a port number nor a port name`);
     }
@@ -274,7 +292,7 @@ function names(v: unknown): string[] {
 
 export function normalizeEndpointSlice(obj: unknown): Normalized<SliceRecord> {
   const errs = new Errors();
-  const { name, namespace, m } = meta(obj, true, errs);
+  const { name, namespace, m } = meta(obj, true, dns1123Subdomain, errs);
   const o: Obj = isObj(obj) ? obj : {};
   const addressType = o.addressType;
   if (addressType !== 'IPv4' && addressType !== 'IPv6' && addressType !== 'FQDN') {
@@ -289,6 +307,10 @@ export function normalizeEndpointSlice(obj: unknown): Normalized<SliceRecord> {
     if (!isObj(p)) return errs.add(at, 'is not a map');
     // A port without a number means "all ports" in the API; kube-proxy skips it, and so do we.
     if (p.port == null) return;
+    if (p.name != null && p.name !== '') {
+      const bad = dns1123Label(p.name);
+      if (bad) return errs.add(`${at}.name`, bad);
+    }
     if (!isPort(p.port)) return errs.add(`${at}.port`, `${JSON.stringify(p.port)} is not a port number 1-65535`);
     const protocol = p.protocol ?? 'TCP';
     if (!PROTOCOLS.has(protocol)) return errs.add(`${at}.protocol`, `${JSON.stringify(p.protocol)} is not TCP, UDP or SCTP`);
@@ -314,9 +336,26 @@ export function normalizeEndpointSlice(obj: unknown): Normalized<SliceRecord> {
     const c: Obj = isObj(e.conditions) ? e.conditions : {};
     const ready = c.ready !== false; // unknown means ready
     const hostname = typeof e.hostname === 'string' && e.hostname ? own(e.hostname.toLowerCase()) : undefined;
-    if (hostname !== undefined && !DNS_LABEL.test(hostname)) return errs.add(`${at}.hostname`, `${JSON.stringify(e.hostname)} is not a DNS label`);
+    if (hostname !== undefined) {
+      const bad = dns1123Label(hostname);
+      if (bad) return errs.add(`${at}.hostname`, bad);
+    }
+    if (typeof e.nodeName === 'string' && e.nodeName) {
+      const bad = dns1123Subdomain(e.nodeName);
+      if (bad) return errs.add(`${at}.nodeName`, bad);
+    }
+    if (typeof e.zone === 'string' && e.zone) {
+      const bad = labelValue(e.zone);
+      if (bad) return errs.add(`${at}.zone`, bad);
+    }
     const forZones = names(e.hints?.forZones);
     const forNodes = names(e.hints?.forNodes);
+    const hintErrors: [string, string | undefined][] = [
+      ...forZones.map((z, j): [string, string | undefined] => [`${at}.hints.forZones[${j}].name`, labelValue(z)]),
+      ...forNodes.map((n, j): [string, string | undefined] => [`${at}.hints.forNodes[${j}].name`, dns1123Subdomain(n)]),
+    ];
+    const badHint = hintErrors.find(([, bad]) => bad);
+    if (badHint) return errs.add(badHint[0], badHint[1]!);
     const ref: Obj | undefined = isObj(e.targetRef) ? e.targetRef : undefined;
     // One literal with the fields every endpoint has (64 bytes; built from spreads it took 104),
     // the optional ones added only where present. 100k of these is the catalog's bulk.
@@ -351,7 +390,7 @@ export function normalizeEndpointSlice(obj: unknown): Normalized<SliceRecord> {
 
 export function normalizeNode(obj: unknown): Normalized<Node> {
   const errs = new Errors();
-  const { name, m } = meta(obj, false, errs);
+  const { name, m } = meta(obj, false, dns1123Subdomain, errs);
   const o: Obj = isObj(obj) ? obj : {};
   const spec: Obj = isObj(o.spec) ? o.spec : {};
   const podCIDRs = cidrList(Array.isArray(spec.podCIDRs) && spec.podCIDRs.length ? spec.podCIDRs : spec.podCIDR ? [spec.podCIDR] : [], 'spec.podCIDRs', errs);
@@ -386,12 +425,16 @@ export function normalizeNode(obj: unknown): Normalized<Node> {
 
 export function normalizePod(obj: unknown): Normalized<Pod> {
   const errs = new Errors();
-  const { name, namespace } = meta(obj, true, errs);
+  const { name, namespace } = meta(obj, true, dns1123Subdomain, errs);
   const o: Obj = isObj(obj) ? obj : {};
   const spec: Obj = isObj(o.spec) ? o.spec : {};
   const status: Obj = isObj(o.status) ? o.status : {};
   const rawIPs = asArray(status.podIPs, 'status.podIPs', errs).map((x) => (isObj(x) ? x.ip : x));
   const podIPs = ipList(rawIPs.length ? rawIPs : status.podIP ? [status.podIP] : [], 'status.podIPs', errs);
+  if (typeof spec.nodeName === 'string' && spec.nodeName) {
+    const bad = dns1123Subdomain(spec.nodeName);
+    if (bad) errs.add('spec.nodeName', bad);
+  }
   if (errs.list.length) return { ok: false, errors: errs.list };
   return {
     ok: true,

@@ -34,6 +34,10 @@ export interface ProxyEnvOptions {
   flags?: readonly string[];
   /** Environment of the proxy process (e.g. PATH with a failing tool first). */
   env?: NodeJS.ProcessEnv;
+  /** --cluster-cidr (default CLUSTER_CIDRS; '' leaves the flag out). */
+  clusterCIDRs?: string;
+  /** A command the proxy runs under (its argv is appended), e.g. to change its mounts. */
+  wrap?: readonly string[];
 }
 
 export class ProxyEnv {
@@ -103,14 +107,15 @@ export class ProxyEnv {
       BIN, 'proxy',
       '--manifests', this.dir,
       '--node-name', NODE,
-      '--cluster-cidr', CLUSTER_CIDRS,
+      ...(opts.clusterCIDRs === '' ? [] : ['--cluster-cidr', opts.clusterCIDRs ?? CLUSTER_CIDRS]),
       '--healthz-bind-address', '127.0.0.1:10256',
       '--metrics-bind-address', '127.0.0.1:10249',
       '--min-sync-period', '200ms',
       '--log-level', 'debug',
       ...(opts.flags ?? []),
     ];
-    this.proxy = this.node.spawn('node', args, { label: 'proxy', env: opts.env });
+    const [cmd, ...rest] = [...(opts.wrap ?? []), 'node', ...args];
+    this.proxy = this.node.spawn(cmd, rest, { label: 'proxy', env: opts.env });
     await this.proxy.waitForOutput(/rules synced sync=full/, 30_000);
     return this.proxy;
   }

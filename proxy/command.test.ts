@@ -22,4 +22,18 @@ describe('kube-dataplane proxy options', () => {
     await expect(main(opts('--min-sync-period', '1m', '--sync-period', '10s'))).rejects.toThrow(/--min-sync-period/);
     await expect(main(opts('--metrics-bind-address', 'nope'))).rejects.toThrow(/--metrics-bind-address/);
   });
+
+  it('--cluster-cidr takes one CIDR per family, as kube-proxy does', async () => {
+    await expect(main(opts('--cluster-cidr', '10.244.0.0/16,10.245.0.0/16'))).rejects.toThrow(/--cluster-cidr: 10\.244\.0\.0\/16, 10\.245\.0\.0\/16 are 2 IPv4 CIDRs/);
+    await expect(main(opts('--cluster-cidr', '10.244.0.0/16,fd00::/48'))).rejects.toThrow(/not a directory/);
+  });
+
+  it('--detect-local-mode: interface modes need their flag; nftables mode takes ClusterCIDR only for now', async () => {
+    await expect(main(opts('--detect-local-mode', 'BridgeInterface'))).rejects.toThrow(/needs --pod-bridge-interface/);
+    await expect(main(opts('--detect-local-mode', 'InterfaceNamePrefix'))).rejects.toThrow(/needs --pod-interface-name-prefix/);
+    await expect(main(opts('--detect-local-mode', 'BridgeInterface', '--pod-bridge-interface', 'a b'))).rejects.toThrow(/--pod-bridge-interface: "a b" is not an interface name/);
+    await expect(main(opts('--detect-local-mode', 'BridgeInterface', '--pod-bridge-interface', 'cbr0'))).rejects.toThrow(/not a directory/);
+    await expect(main(opts('--detect-local-mode', 'NodeCIDR', '--proxy-mode', 'nftables'))).rejects.toThrow('--detect-local-mode NodeCIDR is not supported with --proxy-mode nftables yet');
+    await expect(main(opts('--detect-local-mode', 'ClusterCIDR', '--proxy-mode', 'nftables'))).rejects.toThrow(/not a directory/);
+  });
 });

@@ -11,11 +11,13 @@ import { conntrackTool, StaleFlowCleaner } from './core/conntrack-cleaner.js';
 import { ProxierHealth } from './core/healthcheck/proxier.js';
 import { ServiceHealthServers } from './core/healthcheck/services.js';
 import { ProxyMetrics } from './core/metrics.js';
+import type { DetectLocalMode, DetectLocalOptions } from './core/family-config.js';
 import { checkNodePortAddresses, localAddresses, nodeFacts } from './core/node.js';
 import { Proxier } from './core/proxier.js';
 import type { Backend } from './core/backend.js';
 import { runTool } from '../common/process.js';
 import { IptablesBackend } from './iptables/backend.js';
+import { ensureRouteLocalnet } from './iptables/route-localnet.js';
 import { chooseFlavour, toolName, type Flavour } from './iptables/tools.js';
 import { NftablesBackend, usableFamilies as nftFamilies } from './nftables/backend.js';
 import { NetlinkTableWriter } from './nftables/netlink-writer.js';
@@ -35,6 +37,7 @@ export interface RunningProxy extends Running {
 
 interface Checked {
   clusterCIDRs: string[];
+  detectLocal: DetectLocalOptions;
   serviceCIDRs: string[];
   healthz?: ListenAddress;
   metrics?: ListenAddress;
@@ -51,6 +54,13 @@ function checkOptions(opts: Options): Checked {
     return parsed.cidr;
   });
   const clusterCIDRs = cidrs('--cluster-cidr', opts.clusterCIDR);
+  // kube-proxy takes a single CIDR or a dual-stack pair (validateDualStackCIDRStrings): a
+  // detector is one match, and two `! -s` rules of one family would OR into "masquerade all".
+  for (const family of ['IPv4', 'IPv6'] as const) {
+    const of = clusterCIDRs.filter((c) => (family === 'IPv6') === c.includes(':'));
+    if (of.length > 1) throw new UsageError(`--cluster-cidr: ${of.join(', ')} are ${of.length} ${family} CIDRs; give at most one CIDR per IP family (a single CIDR or a dual-stack pair), as kube-proxy does`);
+  }
+  const detectLocal = checkDetectLocal(opts);
   const serviceCIDRs = cidrs('--service-cidr', opts.serviceCIDR ?? []);
   const bad = checkNodePortAddresses(opts.nodePortAddresses);
   if (bad) throw new UsageError(bad);
@@ -63,7 +73,30 @@ function checkOptions(opts: Options): Checked {
       throw new UsageError((err as Error).message);
     }
   };
-  return { clusterCIDRs, serviceCIDRs, healthz: addr('--healthz-bind-address', opts.healthzBindAddress), metrics: addr('--metrics-bind-address', opts.metricsBindAddress) };
+  return { clusterCIDRs, detectLocal, serviceCIDRs, healthz: addr('--healthz-bind-address', opts.healthzBindAddress), metrics: addr('--metrics-bind-address', opts.metricsBindAddress) };
+}
+
+/** --detect-local-mode with the interface flag its mode needs (kube-proxy's validateInterface). */
+function checkDetectLocal(opts: Options): DetectLocalOptions {
+  const mode = opts.detectLocalMode as DetectLocalMode;
+  // The nftables renderer is being rewritten and knows only the cluster CIDR so far; refusing
+  // beats silently masquerading by the wrong rule.
+  if (opts.proxyMode === 'nftables' && mode !== 'ClusterCIDR') throw new UsageError(`--detect-local-mode ${mode} is not supported with --proxy-mode nftables yet`);
+  if (mode === 'BridgeInterface') {
+    if (!opts.podBridgeInterface) throw new UsageError('--detect-local-mode BridgeInterface needs --pod-bridge-interface (the pods\' bridge)');
+    return { mode, bridge: checkInterface('--pod-bridge-interface', opts.podBridgeInterface) };
+  }
+  if (mode === 'InterfaceNamePrefix') {
+    if (!opts.podInterfaceNamePrefix) throw new UsageError('--detect-local-mode InterfaceNamePrefix needs --pod-interface-name-prefix');
+    return { mode, prefix: checkInterface('--pod-interface-name-prefix', opts.podInterfaceNamePrefix) };
+  }
+  return { mode };
+}
+
+/** An interface name as the kernel allows one (IFNAMSIZ 16, no '/', space or ':'); it goes into rules. */
+function checkInterface(flag: string, name: string): string {
+  if (!/^[A-Za-z0-9_.@-]{1,15}$/.test(name)) throw new UsageError(`${flag}: ${JSON.stringify(name)} is not an interface name (1-15 of letters, digits, '_', '.', '@', '-')`);
+  return name;
 }
 
 /** The families this host's tools can program. */
@@ -95,10 +128,27 @@ async function iptablesBackend(opts: Options, checked: Checked, metrics: ProxyMe
   const choice = await chooseFlavour(opts.iptablesBackend);
   log.info('iptables backend chosen', { backend: choice.flavour, reason: choice.reason });
   const families = await usableFamilies(choice.flavour);
-  if (checked.clusterCIDRs.length === 0 && !opts.masqueradeAll) {
+  if (checked.detectLocal.mode === 'ClusterCIDR' && checked.clusterCIDRs.length === 0 && !opts.masqueradeAll) {
     log.warn('no --cluster-cidr: traffic from outside the cluster to cluster IPs is not masqueraded');
   }
-  return { backend: new IptablesBackend({ flavour: choice.flavour, families, clusterCIDRs: checked.clusterCIDRs, masqueradeAll: opts.masqueradeAll }, log, metrics), families };
+  // kube-proxy serves localhost node ports only when its node-port addresses include loopback;
+  // ours never list loopback addresses, so that is the "all" default.
+  let localhostNodePorts = opts.iptablesLocalhostNodeports && families.includes('IPv4') && opts.nodePortAddresses.length === 0;
+  if (localhostNodePorts) {
+    // kube-proxy refuses to start here; an unprivileged container has a read-only /proc/sys, and
+    // a proxy that will not start for a convenience feature is worse than one without it.
+    try {
+      if (await ensureRouteLocalnet()) log.info('set net.ipv4.conf.all.route_localnet=1 so that node ports answer on 127.0.0.1 (--iptables-localhost-nodeports)');
+    } catch (err) {
+      localhostNodePorts = false;
+      log.warn('node ports do not answer on 127.0.0.1: route_localnet cannot be set; give --iptables-localhost-nodeports=false to silence this, or let the proxy write /proc/sys', { error: (err as Error).message });
+    }
+  }
+  if (checked.detectLocal.mode === 'NodeCIDR') log.info('local traffic is told by the Node\'s spec.podCIDRs; until it has some, traffic from outside the cluster to cluster IPs is not masqueraded', { node: opts.nodeName });
+  return {
+    backend: new IptablesBackend({ flavour: choice.flavour, families, clusterCIDRs: checked.clusterCIDRs, detectLocal: checked.detectLocal, localhostNodePorts, masqueradeAll: opts.masqueradeAll }, log, metrics),
+    families,
+  };
 }
 
 /** The userspace mode's backend (its VIP interface is made by `prepare`, which fails without CAP_NET_ADMIN). */

@@ -1,6 +1,6 @@
 // The reflector's loop with a scripted client: what it resumes from, when it relists, and that
 // failures slow it down instead of making it spin.
-import { describe, expect, it } from 'vitest';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { logger, configureLogging } from '../../common/log.js';
 import type { Kind, ObjectSink } from '../sink.js';
 import { Reflector, type KindClient, type ReflectorOptions } from './kube-reflector.js';
@@ -18,10 +18,16 @@ class Sink implements ObjectSink {
 }
 
 const svc = (name: string, rv: string) => ({ kind: 'Service', metadata: { namespace: 'default', name, resourceVersion: rv } });
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
 describe('Reflector', () => {
   configureLogging({ level: 'error' });
+  // The reflector's only clock is setTimeout and Date.now: on fake timers every backoff,
+  // inactivity timeout and scripted event happens when the test moves the clock, not in real time.
+  beforeEach(() => {
+    vi.useFakeTimers();
+  });
+  afterEach(() => {
+    vi.useRealTimers();
+  });
 
   it('resumes a failed watch from the last event’s resourceVersion, and relists only on 410', async () => {
     const watchedFrom: string[] = [];
@@ -44,8 +50,7 @@ describe('Reflector', () => {
     const r = new Reflector('Service', client, sink, OPTS, logger('test'), HOOKS);
     r.start();
     await r.synced;
-    const deadline = Date.now() + 3_000;
-    while (watchedFrom.length < 4 && Date.now() < deadline) await sleep(10);
+    await vi.advanceTimersByTimeAsync(3_000);
     await r.stop();
     // reset → from the bookmark; ERROR 500 → same; ERROR 410 → relist, then from the new list.
     expect(watchedFrom).toEqual(['5', '8', '8', '5']);
@@ -65,7 +70,7 @@ describe('Reflector', () => {
     };
     const r = new Reflector('Service', client, new Sink(), OPTS, logger('test'), HOOKS);
     r.start();
-    await sleep(600);
+    await vi.advanceTimersByTimeAsync(600);
     await r.stop();
     // 40, 80, 160, 200 ms (halved by jitter at most): a handful of lists, not hundreds.
     expect(lists).toBeGreaterThanOrEqual(2);
@@ -80,10 +85,12 @@ describe('Reflector', () => {
     };
     const r = new Reflector('Node', client, new Sink(), { ...OPTS, backoffInitialMs: 5_000, backoffMaxMs: 5_000 }, logger('test'), HOOKS);
     r.start();
-    await sleep(50);
-    const t = Date.now();
-    await r.stop();
-    expect(Date.now() - t).toBeLessThan(500);
+    await vi.advanceTimersByTimeAsync(50);
+    // Stopping must not wait out the 5 s backoff: it settles with the clock standing still.
+    let stopped = false;
+    void r.stop().then(() => (stopped = true));
+    await vi.advanceTimersByTimeAsync(0);
+    expect(stopped).toBe(true);
     expect(lists).toBe(1);
   });
 
@@ -96,7 +103,7 @@ describe('Reflector', () => {
     };
     const r = new Reflector('Pod', client, new Sink(), { ...OPTS, inactivityMs: 100 }, logger('test'), HOOKS);
     r.start();
-    await sleep(350);
+    await vi.advanceTimersByTimeAsync(350);
     await r.stop();
     expect(watchedFrom.length).toBeGreaterThanOrEqual(3);
     expect(new Set(watchedFrom)).toEqual(new Set(['3']));

@@ -184,6 +184,12 @@ export class ManifestSource implements Source {
     await this.scanning;
   }
 
+  /** Resolves when the scan in flight (if any) has applied its changes: tests drive the polling
+   *  with fake timers and wait for the file I/O this way. */
+  async settled(): Promise<void> {
+    await this.scanning;
+  }
+
   private schedule(): void {
     this.timer = setTimeout(() => {
       this.scanning = this.scan(false)
@@ -247,13 +253,15 @@ export class ManifestSource implements Source {
     this.apply(changed, docsOf);
   }
 
-  /** The file that defines an object wins by path order (last wins), as a later file would
-   *  when `kubectl apply -f DIR` walks the directory. */
+  /** The file that defines an object wins by sorted path order (the last path wins), as a later
+   *  file would when `kubectl apply -f DIR` walks the directory. Compared by path, not by the
+   *  map's order: that is the order files appeared in, so a later-added `a.yaml` would beat
+   *  `one.yaml` until a restart. */
   private winner(id: string): { path: string; seen: Seen } | undefined {
     let found: { path: string; seen: Seen } | undefined;
     for (const [path, state] of this.files) {
       const seen = state.objects.get(id);
-      if (seen) found = { path, seen };
+      if (seen && (!found || path > found.path)) found = { path, seen };
     }
     return found;
   }

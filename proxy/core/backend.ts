@@ -8,6 +8,8 @@ export interface NodeFacts {
   readonly nodeIPs: Readonly<Record<IPFamily, readonly string[]>>;
   /** Addresses accepting node ports, by family, or 'all' local addresses. */
   readonly nodePortAddresses: Readonly<Record<IPFamily, 'all' | readonly string[]>>;
+  /** The Node object's spec.podCIDRs by family (--detect-local-mode NodeCIDR). */
+  readonly podCIDRs?: Readonly<Record<IPFamily, readonly string[]>>;
 }
 
 export interface SyncRequest {

@@ -48,5 +48,9 @@ export function nodeFacts(node: Node | undefined, local: readonly string[], node
   return {
     nodeIPs: { IPv4: by('IPv4', all), IPv6: by('IPv6', all) },
     nodePortAddresses: { IPv4: ports('IPv4'), IPv6: ports('IPv6') },
+    podCIDRs: {
+      IPv4: (node?.podCIDRs ?? []).filter((c) => !c.includes(':')),
+      IPv6: (node?.podCIDRs ?? []).filter((c) => c.includes(':')),
+    },
   };
 }

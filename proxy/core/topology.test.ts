@@ -45,15 +45,37 @@ describe('selectEndpoints', () => {
       eps: [ep('10.0.0.1', { nodeName: ME, ready: false, serving: true, terminating: true }), ep('10.0.0.2')], over: { internalLocal: true },
       cluster: [], local: ['10.0.0.1'], hasAny: true,
     },
+    // Topology, as kube-proxy's CategorizeEndpoints / topologyModeFromHints decide it
+    // (pkg/proxy/topology.go): kube-proxy reads only the hints. trafficDistribution (PreferClose,
+    // PreferSameZone, PreferSameNode) and the service.kubernetes.io/topology-mode annotation are
+    // read by the EndpointSlice controller, which writes the hints; kube-proxy never applies
+    // locality of its own. Node hints apply when EVERY ready endpoint has one and one names this
+    // node; else zone hints when every ready endpoint has one and one names this node's zone;
+    // else every ready endpoint.
     {
-      name: 'zone hints: endpoints hinted for my zone',
+      name: 'zone hints on every ready endpoint: those hinted for my zone',
       eps: [ep('10.0.0.1', { hints: hints(['z1']) }), ep('10.0.0.2', { hints: hints(['z2']) })],
       cluster: ['10.0.0.1'], local: [], hasAny: true, topology: 'hints-zone',
     },
     {
-      name: 'node hints beat zone hints',
-      eps: [ep('10.0.0.1', { hints: hints(['z1']) }), ep('10.0.0.2', { hints: hints(['z1'], [ME]) })],
+      name: 'node hints on every ready endpoint, one for this node: those hinted for this node (PreferSameNode)',
+      eps: [ep('10.0.0.1', { hints: hints(['z1'], ['node-b']) }), ep('10.0.0.2', { hints: hints(['z1'], [ME]) }), ep('10.0.0.3', { hints: hints(['z1'], ['node-c']) })],
       cluster: ['10.0.0.2'], local: [], hasAny: true, topology: 'hints-node',
+    },
+    {
+      name: 'node hints on only some ready endpoints: ignored, zone hints decide',
+      eps: [ep('10.0.0.1', { hints: hints(['z1']) }), ep('10.0.0.2', { hints: hints(['z1'], [ME]) }), ep('10.0.0.3', { hints: hints(['z2'], ['node-c']) })],
+      cluster: ['10.0.0.1', '10.0.0.2'], local: [], hasAny: true, topology: 'hints-zone',
+    },
+    {
+      name: 'node hints on every ready endpoint, none for this node: zone hints decide',
+      eps: [ep('10.0.0.1', { hints: hints(['z1'], ['node-b']) }), ep('10.0.0.2', { hints: hints(['z2'], ['node-c']) })],
+      cluster: ['10.0.0.1'], local: [], hasAny: true, topology: 'hints-zone',
+    },
+    {
+      name: 'node hints without zone hints, none for this node: every ready endpoint',
+      eps: [ep('10.0.0.1', { hints: hints([], ['node-b']) }), ep('10.0.0.2', { hints: hints([], ['node-c']) })],
+      cluster: ['10.0.0.1', '10.0.0.2'], local: [], hasAny: true, topology: 'none',
     },
     {
       name: 'one ready endpoint without hints disables hints',
@@ -61,29 +83,43 @@ describe('selectEndpoints', () => {
       cluster: ['10.0.0.1', '10.0.0.2'], local: [], hasAny: true, topology: 'none',
     },
     {
+      name: 'a not-ready endpoint without hints does not disable them',
+      eps: [ep('10.0.0.1', { hints: hints(['z1']) }), ep('10.0.0.2', { hints: hints(['z2']) }), ep('10.0.0.3', { ready: false })],
+      cluster: ['10.0.0.1'], local: [], hasAny: true, topology: 'hints-zone',
+    },
+    {
       name: 'hints for other zones only: all endpoints',
       eps: [ep('10.0.0.1', { hints: hints(['z2']) }), ep('10.0.0.2', { hints: hints(['z3']) })],
       cluster: ['10.0.0.1', '10.0.0.2'], local: [], hasAny: true, topology: 'none',
     },
     {
-      name: 'PreferClose without hints: same node first',
-      eps: [ep('10.0.0.1', { nodeName: ME, zone: 'z1' }), ep('10.0.0.2', { zone: 'z1' }), ep('10.0.0.3', { zone: 'z2' })], over: { trafficDistribution: 'PreferClose' },
-      cluster: ['10.0.0.1'], local: [], hasAny: true, topology: 'same-node',
+      name: 'a node without a zone label ignores zone hints',
+      eps: [ep('10.0.0.1', { hints: hints(['z1']) }), ep('10.0.0.2', { hints: hints(['z2']) })], over: { zone: undefined },
+      cluster: ['10.0.0.1', '10.0.0.2'], local: [], hasAny: true, topology: 'none',
+    },
+    ...(['PreferClose', 'PreferSameZone', 'PreferSameNode'] as const).map((td) => ({
+      name: `${td} without hints: no locality at all, every ready endpoint`,
+      eps: [ep('10.0.0.1', { nodeName: ME, zone: 'z1' }), ep('10.0.0.2', { zone: 'z1' }), ep('10.0.0.3', { zone: 'z2' })], over: { trafficDistribution: td },
+      cluster: ['10.0.0.1', '10.0.0.2', '10.0.0.3'], local: [], hasAny: true, topology: 'none',
+    })),
+    {
+      name: 'hints apply whatever trafficDistribution says (the controller wrote them, e.g. for topology-mode: Auto)',
+      eps: [ep('10.0.0.1', { hints: hints(['z1']) }), ep('10.0.0.2', { hints: hints(['z2']) })], over: { trafficDistribution: undefined },
+      cluster: ['10.0.0.1'], local: [], hasAny: true, topology: 'hints-zone',
     },
     {
-      name: 'PreferClose without hints: then same zone',
-      eps: [ep('10.0.0.2', { zone: 'z1' }), ep('10.0.0.3', { zone: 'z2' })], over: { trafficDistribution: 'PreferClose' },
-      cluster: ['10.0.0.2'], local: [], hasAny: true, topology: 'same-zone',
+      name: 'topology never narrows the Local set, nor the serving-terminating fallback',
+      eps: [
+        ep('10.0.0.1', { nodeName: ME, hints: hints(['z2']) }),
+        ep('10.0.0.2', { hints: hints(['z1']) }),
+      ],
+      over: { externalLocal: true, externallyAccessible: true },
+      cluster: ['10.0.0.2'], local: ['10.0.0.1'], hasAny: true, topology: 'hints-zone',
     },
     {
-      name: 'PreferClose without hints: else everything',
-      eps: [ep('10.0.0.2', { zone: 'z3' }), ep('10.0.0.3', { zone: 'z2' })], over: { trafficDistribution: 'PreferClose' },
-      cluster: ['10.0.0.2', '10.0.0.3'], local: [], hasAny: true, topology: 'none',
-    },
-    {
-      name: 'PreferClose: a not-ready local endpoint does not count',
-      eps: [ep('10.0.0.1', { nodeName: ME, ready: false }), ep('10.0.0.2', { zone: 'z1' })], over: { trafficDistribution: 'PreferClose' },
-      cluster: ['10.0.0.2'], local: [], hasAny: true, topology: 'same-zone',
+      name: 'no ready endpoint: serving-terminating ones, hints ignored',
+      eps: [ep('10.0.0.1', { ready: false, serving: true, terminating: true, hints: hints(['z2']) }), ep('10.0.0.2', { ready: false, serving: true, terminating: true, hints: hints(['z1']) })],
+      cluster: ['10.0.0.1', '10.0.0.2'], local: [], hasAny: true, topology: 'none',
     },
   ];
   for (const c of cases) {

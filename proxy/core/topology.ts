@@ -4,10 +4,14 @@
 //   ready, to serving and terminating ones, so a rolling update never drops a service to zero.
 // - Local traffic (internalTrafficPolicy or externalTrafficPolicy Local) goes to this node's
 //   ready endpoints, else to this node's serving-terminating ones.
-// - Topology: when every ready endpoint carries zone hints (set by the EndpointSlice controller
-//   for trafficDistribution or topology-aware routing), follow the hints for this node, then for
-//   this zone, else use all. Without hints, `trafficDistribution` PreferClose (and PreferSameZone /
-//   PreferSameNode) prefers ready endpoints on this node, then in this zone, else all.
+// - Topology, as kube-proxy's CategorizeEndpoints (pkg/proxy/topology.go, topologyModeFromHints):
+//   only the hints count. The EndpointSlice controller turns `trafficDistribution` (PreferClose,
+//   PreferSameZone, PreferSameNode) and the `service.kubernetes.io/topology-mode` annotation into
+//   hints; kube-proxy reads neither and never applies locality without hints, so we do not either
+//   (a proxy guessing locality on its own would overload the one local endpoint the controller
+//   deliberately did not pick). When every ready endpoint has a node hint and one names this
+//   node, those endpoints (PreferSameNode, GA in 1.35); otherwise when every ready endpoint has a
+//   zone hint and one names this node's zone, those; otherwise all.
 import type { Endpoint } from '../../cluster/types.js';
 
 export interface SelectionInput {
@@ -19,6 +23,7 @@ export interface SelectionInput {
   readonly internalLocal: boolean;
   readonly externalLocal: boolean;
   readonly externallyAccessible: boolean;
+  /** `spec.trafficDistribution`: carried for logs; it acts only through the hints it makes. */
   readonly trafficDistribution?: string;
 }
 
@@ -28,7 +33,7 @@ export interface Selection {
   /** Ready or serving-terminating endpoints exist somewhere. */
   readonly hasAny: boolean;
   /** How topology narrowed the cluster set, for logs and tests. */
-  readonly topology: 'none' | 'hints-node' | 'hints-zone' | 'same-node' | 'same-zone';
+  readonly topology: 'none' | 'hints-node' | 'hints-zone';
 }
 
 /** Cluster-policy endpoints are needed when internal traffic uses them, or external traffic
@@ -41,35 +46,29 @@ export function usesLocalEndpoints(s: Pick<SelectionInput, 'internalLocal' | 'ex
   return s.internalLocal || (s.externallyAccessible && s.externalLocal);
 }
 
-const PREFER_CLOSE = new Set(['PreferClose', 'PreferSameZone', 'PreferSameNode']);
-
 function isLocal(ep: Endpoint, nodeName: string): boolean {
   return ep.nodeName !== undefined && ep.nodeName === nodeName;
 }
 
 function topologyFilter(input: SelectionInput): { keep: (ep: Endpoint) => boolean; kind: Selection['topology'] } {
-  const ready = input.endpoints.filter((ep) => ep.ready);
-  const all = { keep: () => true, kind: 'none' as const };
-  if (ready.length === 0) return all;
-
-  const hinted = ready.every((ep) => (ep.hints?.forZones.length ?? 0) > 0);
-  if (hinted) {
-    if (ready.some((ep) => ep.hints?.forNodes.includes(input.nodeName))) {
-      return { keep: (ep) => ep.hints?.forNodes.includes(input.nodeName) ?? false, kind: 'hints-node' };
-    }
-    const zone = input.zone;
-    if (zone !== undefined && ready.some((ep) => ep.hints?.forZones.includes(zone))) {
-      return { keep: (ep) => ep.hints?.forZones.includes(zone) ?? false, kind: 'hints-zone' };
-    }
-    return all;
+  let allNodeHints = true;
+  let forNode = false;
+  let allZoneHints = true;
+  let forZone = false;
+  const zone = input.zone;
+  for (const ep of input.endpoints) {
+    if (!ep.ready) continue;
+    const nodes = ep.hints?.forNodes ?? [];
+    if (nodes.length === 0) allNodeHints = false;
+    else if (nodes.includes(input.nodeName)) forNode = true;
+    const zones = ep.hints?.forZones ?? [];
+    if (zones.length === 0) allZoneHints = false;
+    else if (zone !== undefined && zones.includes(zone)) forZone = true;
   }
-
-  if (input.trafficDistribution && PREFER_CLOSE.has(input.trafficDistribution)) {
-    if (ready.some((ep) => isLocal(ep, input.nodeName))) return { keep: (ep) => isLocal(ep, input.nodeName), kind: 'same-node' };
-    const zone = input.zone;
-    if (zone !== undefined && ready.some((ep) => ep.zone === zone)) return { keep: (ep) => ep.zone === zone, kind: 'same-zone' };
-  }
-  return all;
+  // forNode / forZone imply a ready endpoint, so "every ready endpoint" is never vacuous here.
+  if (allNodeHints && forNode) return { keep: (ep) => ep.hints?.forNodes.includes(input.nodeName) ?? false, kind: 'hints-node' };
+  if (allZoneHints && forZone) return { keep: (ep) => (zone !== undefined && ep.hints?.forZones.includes(zone)) ?? false, kind: 'hints-zone' };
+  return { keep: () => true, kind: 'none' };
 }
 
 export function selectEndpoints(input: SelectionInput): Selection {

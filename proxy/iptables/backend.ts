@@ -8,7 +8,7 @@
 import type { IPFamily, ObjectKey } from '../../cluster/types.js';
 import type { Logger } from '../../common/log.js';
 import type { Backend, SyncRequest, SyncResult } from '../core/backend.js';
-import { familyConfig, type FamilyConfig } from '../core/family-config.js';
+import { familyConfig, type DetectLocalOptions, type FamilyConfig } from '../core/family-config.js';
 import type { ProxyMetrics } from '../core/metrics.js';
 import type { ServicePlan } from '../core/model.js';
 import {
@@ -32,6 +32,10 @@ export interface IptablesOptions {
   flavour: Flavour;
   families: readonly IPFamily[];
   clusterCIDRs: readonly string[];
+  /** --detect-local-mode; absent means ClusterCIDR. */
+  detectLocal?: DetectLocalOptions;
+  /** --iptables-localhost-nodeports, after route_localnet was set. */
+  localhostNodePorts?: boolean;
   masqueradeAll: boolean;
   /** Sees every restore input before it is applied (benchmarks replay them). */
   onRestore?: (family: IPFamily, text: string | readonly string[], full: boolean) => void;

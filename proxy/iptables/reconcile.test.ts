@@ -138,8 +138,9 @@ describe('Reconciler.diff (against what iptables 1.8.9 printed)', () => {
     it(`${fam}: the kernel's save of our own rules differs in nothing, and the next one is compared by its text alone`, () => {
       const { rec, diff, nat, filter } = setup(fam);
       expect(diff(filter, nat)).toSatisfy(nothing);
-      // Learned: every chain's saved text has a digest now.
-      for (const [, s] of rec.book.entries()) expect(rec.book.raw[s]).toBeGreaterThanOrEqual(0);
+      // Learned: every chain's saved text has a digest now (an empty chain, KUBE-FIREWALL without
+      // localhost node ports, prints no rule lines and has nothing to learn).
+      for (const [chain, s] of rec.book.entries()) if (rec.book.count[s] > 0) expect(rec.book.raw[s], chain).toBeGreaterThanOrEqual(0);
       expect(diff(filter, nat)).toSatisfy(nothing);
     });
   }

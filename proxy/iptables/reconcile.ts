@@ -25,6 +25,7 @@ import {
   SERVICE_CHAIN,
   STATIC_CHAINS,
   STATIC_RULES,
+  familyRules,
   nodePortJumps,
   sameRules,
   type FamilyConfig,
@@ -311,6 +312,7 @@ export class Reconciler {
       s.norm = sum(s.norm, ruleDigest(spec));
     };
     for (const t of ['filter', 'nat'] as const) for (const r of STATIC_RULES[t]) addShared(t, r.chain, r.spec);
+    for (const r of familyRules(cfg)) addShared(r.table, r.chain, r.spec);
     const tail = nodePortJumps(cfg);
     for (const spec of tail) addShared('nat', CHAIN.services, spec);
     for (const s of services) {
@@ -595,6 +597,7 @@ export function repairLines(diffs: readonly TableDiff[], src: RepairSource): str
       shared = new Map();
       for (const t of ['filter', 'nat'] as const) for (const c of STATIC_CHAINS[t]) shared.set(`${t} ${c}`, []);
       for (const t of ['filter', 'nat'] as const) for (const r of STATIC_RULES[t]) shared.get(`${t} ${r.chain}`)!.push(r.spec);
+      for (const r of familyRules(src.cfg)) shared.get(`${r.table} ${r.chain}`)!.push(r.spec);
       for (const s of src.all()) for (const r of s.dispatch) shared.get(`${r.table} ${r.chain}`)?.push(r.spec);
       shared.get(`nat ${CHAIN.services}`)!.push(...nodePortJumps(src.cfg));
     }

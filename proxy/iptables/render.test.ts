@@ -93,6 +93,30 @@ describe('iptables rules (traced)', () => {
     expect(Object.keys(inside).some((k) => k.endsWith('masq'))).toBe(false);
   });
 
+  // kube-proxy writes one rule with the detector's match; with two cluster CIDRs of a family the
+  // old `! -s A` and `! -s B` rules ORed and a pod in A was masqueraded by B's rule.
+  it('local traffic per --detect-local-mode: the detector decides who is masqueraded', () => {
+    const pod = { src: '10.244.1.9', dst: '10.96.0.10', iif: 'cbr0' };
+    const outside = { src: '203.0.113.7', dst: '10.96.0.10', iif: 'eth0' };
+    const podOtherRange = { src: '10.245.1.9', dst: '10.96.0.10', iif: 'veth123' };
+    const bridge = load(web(), { ...CFG, localDetector: { mode: 'BridgeInterface', bridge: 'cbr0' } }).rules;
+    expect(Object.keys(where(bridge, pod)).every((k) => !k.endsWith('masq'))).toBe(true);
+    expect(Object.keys(where(bridge, podOtherRange)).every((k) => k.endsWith('masq'))).toBe(true);
+    expect(Object.keys(where(bridge, outside)).every((k) => k.endsWith('masq'))).toBe(true);
+    // The node's own traffic has no input interface: not local, as with kube-proxy.
+    expect(Object.keys(where(bridge, { src: NODE_IP, dst: '10.96.0.10', fromNode: true })).every((k) => k.endsWith('masq'))).toBe(true);
+    const prefix = load(web(), { ...CFG, localDetector: { mode: 'InterfaceNamePrefix', prefix: 'veth' } }).rules;
+    expect(Object.keys(where(prefix, podOtherRange)).every((k) => !k.endsWith('masq'))).toBe(true);
+    expect(Object.keys(where(prefix, pod)).every((k) => k.endsWith('masq'))).toBe(true);
+    const nodeCIDR = load(web(), { ...CFG, localDetector: { mode: 'NodeCIDR', cidr: '10.245.1.0/24' } }).rules;
+    expect(Object.keys(where(nodeCIDR, podOtherRange)).every((k) => !k.endsWith('masq'))).toBe(true);
+    expect(Object.keys(where(nodeCIDR, pod)).every((k) => k.endsWith('masq'))).toBe(true);
+    // No CIDR known (NodeCIDR before the Node has one): no rule depends on it, nothing masqueraded.
+    const none = load(web(), { ...CFG, localDetector: { mode: 'NodeCIDR' } });
+    expect(none.text.split('\n').filter((l) => l.startsWith('-A KUBE-SVC-') && l.includes('KUBE-MARK-MASQ'))).toEqual([]);
+    expect(Object.keys(where(none.rules, outside)).every((k) => !k.endsWith('masq'))).toBe(true);
+  });
+
   it('--masquerade-all masquerades pods too', () => {
     const { rules } = load(web(), { ...CFG, masqueradeAll: true });
     const inside = where(rules, { src: '10.244.9.9', dst: '10.96.0.10' });
@@ -144,6 +168,23 @@ describe('iptables rules (traced)', () => {
       const { rules } = load(np('Cluster', [{ ip: '10.244.1.5', node: ME }, { ip: '10.244.2.6' }]));
       expect(where(rules, { dst: NODE_IP, dport: 30080 })).toEqual({ 'ACCEPT 10.244.1.5:8080 masq': 0.5, 'ACCEPT 10.244.2.6:8080 masq': 0.5 });
       expect(where(rules, { dst: '192.168.1.99', dport: 30080 })).toEqual({ ACCEPT: 1 }); // not a node address
+    });
+
+    // kube-proxy's iptables mode, --iptables-localhost-nodeports (default true): 127.0.0.1 is a
+    // node port, DNATed and masqueraded (for either traffic policy: the source is the node's);
+    // packets to 127.0.0.0/8 from elsewhere that are not DNATed are dropped (CVE-2020-8558).
+    it('--iptables-localhost-nodeports: 127.0.0.1 from the node is DNATed and masqueraded; martians to loopback dropped', () => {
+      const eps = [{ ip: '10.244.1.5', node: ME }];
+      const on = load(np('Cluster', eps), { ...CFG, localhostNodePorts: true }).rules;
+      const fromLo = { src: '127.0.0.1', dst: '127.0.0.1', dport: 30080, fromNode: true };
+      expect(where(on, fromLo)).toEqual({ 'ACCEPT 10.244.1.5:8080 masq': 1 });
+      expect(where(load(np('Local', eps), { ...CFG, localhostNodePorts: true }).rules, fromLo)).toEqual({ 'ACCEPT 10.244.1.5:8080 masq': 1 });
+      expect(where(on, { src: '203.0.113.7', dst: '127.0.0.1', dport: 22 })).toEqual({ DROP: 1 });
+      expect(where(on, { src: '127.0.0.1', dst: '127.0.0.1', dport: 22, fromNode: true })).toEqual({ ACCEPT: 1 });
+      // Off (and always for IPv6): loopback is not a node port and nothing is dropped for it.
+      const off = load(np('Cluster', eps)).rules;
+      expect(where(off, fromLo)).toEqual({ ACCEPT: 1 });
+      expect(where(off, { src: '203.0.113.7', dst: '127.0.0.1', dport: 22 })).toEqual({ ACCEPT: 1 });
     });
 
     it('Local policy: local endpoints only, client source kept', () => {

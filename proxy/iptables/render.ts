@@ -14,11 +14,13 @@
 //   POSTROUTING → KUBE-POSTROUTING: MASQUERADE what KUBE-MARK-MASQ marked.
 //   filter: KUBE-SERVICES / KUBE-EXTERNAL-SERVICES REJECT (no endpoints) or DROP (no local
 //     endpoints), KUBE-NODEPORTS accepts health-check ports, KUBE-FORWARD, KUBE-PROXY-FIREWALL.
+import { createHash } from 'node:crypto';
 import type { IPFamily } from '../../cluster/types.js';
 import { familyOf } from '../../common/ip.js';
 import { flat } from '../../common/strings.js';
 import type { FamilyConfig } from '../core/family-config.js';
 import { targetKey, type ServicePlan, type ServicePortPlan, type Target } from '../core/model.js';
+import { detectorOf, ifLocal, ifNotLocal } from './local-detect.js';
 import { firewallAdmitsNode, policyTargets, portDecisions, type PortChains } from '../core/port-decisions.js';
 
 export type { FamilyConfig, PortChains };
@@ -50,11 +52,12 @@ export const CHAIN = {
   markMasq: 'KUBE-MARK-MASQ',
   forward: 'KUBE-FORWARD',
   firewall: 'KUBE-PROXY-FIREWALL',
+  localnet: 'KUBE-FIREWALL',
 } as const;
 
 /** The chains every sync relies on, per table. */
 export const STATIC_CHAINS: Record<Table, readonly string[]> = {
-  filter: [CHAIN.services, CHAIN.externalServices, CHAIN.nodePorts, CHAIN.forward, CHAIN.firewall],
+  filter: [CHAIN.services, CHAIN.externalServices, CHAIN.nodePorts, CHAIN.forward, CHAIN.firewall, CHAIN.localnet],
   nat: [CHAIN.services, CHAIN.nodePorts, CHAIN.postrouting, CHAIN.markMasq],
 };
 
@@ -63,6 +66,7 @@ export const SERVICE_CHAIN = /^KUBE-(SVC|SVL|EXT|FW|SEP)-[A-Z2-7]{16}$/;
 
 /** Jumps from the built-in chains into ours, in the order they are wanted at the top. */
 export const JUMPS: readonly { table: Table; chain: string; spec: string; target: string }[] = [
+  { table: 'filter', chain: 'INPUT', target: CHAIN.localnet, spec: '-m comment --comment "kubernetes localnet protection" -j KUBE-FIREWALL' },
   { table: 'filter', chain: 'INPUT', target: CHAIN.firewall, spec: '-m conntrack --ctstate NEW -m comment --comment "kubernetes load balancer firewall" -j KUBE-PROXY-FIREWALL' },
   { table: 'filter', chain: 'INPUT', target: CHAIN.nodePorts, spec: '-m comment --comment "kubernetes health check service ports" -j KUBE-NODEPORTS' },
   { table: 'filter', chain: 'INPUT', target: CHAIN.externalServices, spec: '-m conntrack --ctstate NEW -m comment --comment "kubernetes externally-visible service portals" -j KUBE-EXTERNAL-SERVICES' },
@@ -70,6 +74,7 @@ export const JUMPS: readonly { table: Table; chain: string; spec: string; target
   { table: 'filter', chain: 'FORWARD', target: CHAIN.forward, spec: '-m comment --comment "kubernetes forwarding rules" -j KUBE-FORWARD' },
   { table: 'filter', chain: 'FORWARD', target: CHAIN.services, spec: '-m conntrack --ctstate NEW -m comment --comment "kubernetes service portals" -j KUBE-SERVICES' },
   { table: 'filter', chain: 'FORWARD', target: CHAIN.externalServices, spec: '-m conntrack --ctstate NEW -m comment --comment "kubernetes externally-visible service portals" -j KUBE-EXTERNAL-SERVICES' },
+  { table: 'filter', chain: 'OUTPUT', target: CHAIN.localnet, spec: '-m comment --comment "kubernetes localnet protection" -j KUBE-FIREWALL' },
   { table: 'filter', chain: 'OUTPUT', target: CHAIN.firewall, spec: '-m conntrack --ctstate NEW -m comment --comment "kubernetes load balancer firewall" -j KUBE-PROXY-FIREWALL' },
   { table: 'filter', chain: 'OUTPUT', target: CHAIN.services, spec: '-m conntrack --ctstate NEW -m comment --comment "kubernetes service portals" -j KUBE-SERVICES' },
   { table: 'nat', chain: 'PREROUTING', target: CHAIN.services, spec: '-m comment --comment "kubernetes service portals" -j KUBE-SERVICES' },
@@ -93,44 +98,71 @@ export const STATIC_RULES: Record<Table, readonly DispatchRule[]> = {
   ],
 };
 
-const BASE32 = 'ABCDEFGHIJKLMNOPQRSTUVWXYZ234567';
-
-/** A 32-bit multiply-xorshift hash of `text` with `seed`. */
-function hash32(text: string, seed: number): number {
-  let h = seed >>> 0;
-  for (let i = 0; i < text.length; i++) {
-    h = Math.imul(h ^ text.charCodeAt(i), 0x5bd1e995);
-    h ^= h >>> 15;
-  }
-  h = Math.imul(h ^ (h >>> 16), 0x85ebca6b);
-  h = Math.imul(h ^ (h >>> 13), 0xc2b2ae35);
-  return (h ^ (h >>> 16)) >>> 0;
+/**
+ * Static rules that depend on the family's config. With localhost node ports, route_localnet
+ * lets packets to 127.0.0.0/8 arrive from outside (CVE-2020-8558): kube-proxy then drops, in
+ * KUBE-FIREWALL, every packet to loopback from a non-loopback source that is not part of a
+ * connection or DNATed by us; so do we, with the same matches.
+ */
+export function familyRules(cfg: FamilyConfig): DispatchRule[] {
+  if (!cfg.localhostNodePorts || cfg.family !== 'IPv4') return [];
+  return [{ table: 'filter', chain: CHAIN.localnet, spec: '-m comment --comment "block incoming localnet connections" -d 127.0.0.0/8 ! -s 127.0.0.0/8 -m conntrack ! --ctstate RELATED,ESTABLISHED,DNAT -j DROP' }];
 }
 
-/** 16 base32 characters (80 bits from three independent 32-bit hashes): short enough for
- *  iptables' 28-character chain names, wide enough that 10^6 chains never collide in practice.
- *  A cryptographic hash bought nothing here and cost a third of a full sync's rendering. */
+const BASE32 = 'ABCDEFGHIJKLMNOPQRSTUVWXYZ234567';
+
+/** kube-proxy's portProtoHash: the first 16 characters of base32(sha256(text)), i.e. the first
+ *  80 bits. The same function gives the same chain names kube-proxy writes, so a node moving
+ *  from kube-proxy to us (or back) finds its chains where it expects them. */
 export function chainHash(text: string): string {
-  const w = [hash32(text, 0x9747b28c), hash32(text, 0x2545f491), hash32(text, 0x6c8e9cf5)];
+  const d = createHash('sha256').update(text).digest();
   let out = '';
-  for (let i = 0; i < 16; i++) {
-    const bit = i * 5;
-    const word = bit >>> 5;
-    const off = bit & 31;
-    let v = w[word] >>> off;
-    if (off > 27) v |= w[word + 1] << (32 - off);
-    out += BASE32[v & 31];
+  // 16 characters of 5 bits are exactly the first 10 bytes; take them 5 bytes (8 characters) at a time.
+  for (let i = 0; i < 10; i += 5) {
+    let v = 0n;
+    for (let j = 0; j < 5; j++) v = (v << 8n) | BigInt(d[i + j]);
+    for (let k = 7; k >= 0; k--) out += BASE32[Number((v >> BigInt(k * 5)) & 31n)];
   }
   return out;
 }
 
-export function portChains(p: Pick<ServicePortPlan, 'name' | 'protocol'>): PortChains {
-  const h = chainHash(`${p.name}/${p.protocol}`);
-  return { svc: `KUBE-SVC-${h}`, svl: `KUBE-SVL-${h}`, ext: `KUBE-EXT-${h}`, fw: `KUBE-FW-${h}` };
+type PortKey = Pick<ServicePortPlan, 'name' | 'protocol'>;
+interface PortNames {
+  readonly chains: PortChains;
+  /** targetKey → KUBE-SEP-* name. */
+  readonly endpoints: Map<string, string>;
 }
 
-export function endpointChainName(p: Pick<ServicePortPlan, 'name' | 'protocol'>, t: Target): string {
-  return `KUBE-SEP-${chainHash(`${p.name}/${p.protocol}/${targetKey(t)}`)}`;
+/**
+ * Hashes are computed once per service port and kept while its plan lives: plans are immutable
+ * and the backend keeps the applied one, so the re-render of a partial sync's "before" side, the
+ * reconcile and a full sync all hit this instead of SHA-256 (a third of a full render's time
+ * when it was recomputed every time).
+ */
+const names = new WeakMap<PortKey, PortNames>();
+
+function namesOf(p: PortKey): PortNames {
+  let n = names.get(p);
+  if (!n) {
+    // kube-proxy hashes servicePortName.String() + lower-case protocol.
+    const h = chainHash(`${p.name}${p.protocol.toLowerCase()}`);
+    n = { chains: { svc: `KUBE-SVC-${h}`, svl: `KUBE-SVL-${h}`, ext: `KUBE-EXT-${h}`, fw: `KUBE-FW-${h}` }, endpoints: new Map() };
+    names.set(p, n);
+  }
+  return n;
+}
+
+export function portChains(p: PortKey): PortChains {
+  return namesOf(p).chains;
+}
+
+/** kube-proxy's servicePortEndpointChainName: sha256 of port name, protocol and `ip:port`. */
+export function endpointChainName(p: PortKey, t: Target): string {
+  const n = namesOf(p);
+  const ep = targetKey(t);
+  let name = n.endpoints.get(ep);
+  if (!name) n.endpoints.set(ep, (name = `KUBE-SEP-${chainHash(`${p.name}${p.protocol.toLowerCase()}${ep}`)}`));
+  return name;
 }
 
 const comment = (text: string) => `-m comment --comment "${text}"`;
@@ -174,7 +206,10 @@ function renderPort(p: ServicePortPlan, cfg: FamilyConfig, chains: Map<string, s
       else {
         // Off-cluster clients reaching a cluster IP (a route to the service range via this node)
         // may be answered by a pod on another node: masquerade so replies come back through here.
-        for (const cidr of cfg.clusterCIDRs) add(internalChain, `${comment(`${p.name} cluster IP`)} ${dst} ! -s ${cidr} -j ${CHAIN.markMasq}`);
+        // One rule with the detector's negated match, as kube-proxy writes it: one `! -s` rule
+        // per CIDR would OR together and masquerade every pod.
+        const notLocal = ifNotLocal(detectorOf(cfg));
+        if (notLocal) add(internalChain, `${comment(`${p.name} cluster IP`)} ${dst} ${notLocal} -j ${CHAIN.markMasq}`);
       }
     } else {
       filter(CHAIN.services, `${comment(internalFilter.text)} ${dst} -j ${internalFilter.target}`);
@@ -208,7 +243,8 @@ function renderPort(p: ServicePortPlan, cfg: FamilyConfig, chains: Map<string, s
       add(c.ext, `${comment(`masquerade traffic for ${p.name} external destinations`)} -j ${CHAIN.markMasq}`);
     } else if (d.externalShortcuts) {
       // The node's own traffic needs masquerade: its source would be the VIP or node IP.
-      for (const cidr of cfg.clusterCIDRs) add(c.ext, `${comment(`pod traffic for ${p.name} external destinations`)} -s ${cidr} -j ${c.svc}`);
+      const local = ifLocal(detectorOf(cfg));
+      if (local) add(c.ext, `${comment(`pod traffic for ${p.name} external destinations`)} ${local} -j ${c.svc}`);
       add(c.ext, `${comment(`masquerade LOCAL traffic for ${p.name} external destinations`)} -m addrtype --src-type LOCAL -j ${CHAIN.markMasq}`);
       add(c.ext, `${comment(`route LOCAL traffic for ${p.name} external destinations`)} -m addrtype --src-type LOCAL -j ${c.svc}`);
     }
@@ -226,12 +262,7 @@ function renderPort(p: ServicePortPlan, cfg: FamilyConfig, chains: Map<string, s
 
   // Policy chains and their endpoints.
   const sepWritten = new Set<string>();
-  const sepNames = new Map<Target, string>();
-  const endpointChain = (_p: ServicePortPlan, t: Target): string => {
-    let name = sepNames.get(t);
-    if (!name) sepNames.set(t, (name = endpointChainName(p, t)));
-    return name;
-  };
+  const endpointChain = (_p: ServicePortPlan, t: Target): string => endpointChainName(p, t);
   const writePolicy = (chain: string, targets: readonly Target[]) => {
     if (!chains.has(chain)) chains.set(chain, []);
     if (p.affinitySeconds > 0) {
@@ -293,7 +324,9 @@ export function renderService(plan: ServicePlan, cfg: FamilyConfig): ServiceRule
 export function nodePortJumps(cfg: FamilyConfig): string[] {
   const text = comment('kubernetes service nodeports; NOTE: this must be the last rule in this chain');
   if (cfg.nodePortAddresses === 'all') {
-    // Loopback is left out: DNAT from 127.0.0.1 to a pod needs route_localnet, which we do not set.
+    // As kube-proxy: IPv4 loopback is a node port when --iptables-localhost-nodeports set
+    // route_localnet; IPv6 has no route_localnet, so ::1 never is.
+    if (cfg.localhostNodePorts && cfg.family === 'IPv4') return [`${text} -m addrtype --dst-type LOCAL -j ${CHAIN.nodePorts}`];
     const lo = cfg.family === 'IPv4' ? '127.0.0.0/8' : '::1/128';
     return [`${text} -m addrtype --dst-type LOCAL ! -d ${lo} -j ${CHAIN.nodePorts}`];
   }
@@ -339,6 +372,7 @@ export function renderFullLines(services: Iterable<ServiceRules>, cfg: FamilyCon
     const missing = JUMPS.filter((j) => j.table === t && !existing.jumps.has(`${t} ${j.chain} ${j.target}`));
     for (let i = missing.length - 1; i >= 0; i--) lines.push(`-I ${missing[i].chain} 1 ${missing[i].spec}`);
     for (const r of STATIC_RULES[t]) lines.push(`-A ${r.chain} ${r.spec}`);
+    for (const r of familyRules(cfg)) if (r.table === t) lines.push(`-A ${r.chain} ${r.spec}`);
     for (const s of list) for (const r of s.dispatch) if (r.table === t) lines.push(flat(`-A ${r.chain} ${r.spec}`));
     if (t === 'nat') {
       for (const r of nodePortJumps(cfg)) lines.push(`-A ${CHAIN.services} ${r}`);

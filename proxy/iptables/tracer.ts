@@ -12,6 +12,8 @@ export interface Packet {
   dport: number;
   /** Sent by a process on the node itself (OUTPUT) rather than arriving (PREROUTING). */
   fromNode?: boolean;
+  /** The interface it arrived on (none when sent by the node). */
+  iif?: string;
 }
 
 export interface Outcome {
@@ -79,6 +81,8 @@ export class RuleSet {
 
 interface State {
   pkt: Packet;
+  /** nat DNATed it (conntrack state DNAT, seen by filter). */
+  dnatted?: boolean;
   mark: boolean;
   prob: number;
   path: string[];
@@ -124,6 +128,13 @@ export function trace(rules: RuleSet, pkt: Packet, nodeIPs: readonly string[]): 
           if (!test(inCIDR(c, s.pkt.dst))) return { ok: false };
           break;
         }
+        case '-i': {
+          const name = arg();
+          const iif = s.pkt.fromNode ? undefined : s.pkt.iif;
+          const hit = iif !== undefined && (name.endsWith('+') ? iif.startsWith(name.slice(0, -1)) : iif === name);
+          if (!test(hit)) return { ok: false };
+          break;
+        }
         case '-p':
           if (!test(arg() === s.pkt.protocol)) return { ok: false };
           break;
@@ -140,7 +151,8 @@ export function trace(rules: RuleSet, pkt: Packet, nodeIPs: readonly string[]): 
           break;
         case '--ctstate': {
           const states = arg().split(',');
-          if (!test(states.includes('NEW'))) return { ok: false };
+          // A first packet is NEW; in filter it is also DNAT once nat rewrote its destination.
+          if (!test(states.includes('NEW') || (states.includes('DNAT') && !!s.dnatted))) return { ok: false };
           break;
         }
         case '--mark':
@@ -215,7 +227,7 @@ export function trace(rules: RuleSet, pkt: Packet, nodeIPs: readonly string[]): 
       if (n.verdict !== 'DNAT') throw new Error(`nat verdict ${n.verdict}`);
       dnat = n.dnat!;
       const m = /^\[?([^\]]+?)\]?:(\d+)$/.exec(dnat)!;
-      st = { ...st, pkt: { ...st.pkt, dst: m[1], dport: Number(m[2]) } };
+      st = { ...st, dnatted: true, pkt: { ...st.pkt, dst: m[1], dport: Number(m[2]) } };
     }
     const filterChains = pkt.fromNode ? ['OUTPUT'] : isLocal(st.pkt.dst) ? ['INPUT'] : ['FORWARD'];
     let dropped: string | undefined;
