@@ -1,5 +1,5 @@
 // Runs inside a test's namespace (`ip netns exec NS node dist/netns-tests/nft-load-driver.js
-// nft|netlink IPv4|IPv6 all|list`): loads one table made anew, with services of every kind (ClientIP
+// nft|netlink IPv4|IPv6 all|list [cidr|bridge|prefix]`): loads one table made anew, with services of every kind (ClientIP
 // affinity, node ports, load balancers with source ranges, eTP Local, UDP), either as
 // `nft -f` of render.ts's lines or as the netlink writer's one transaction; then prints the
 // kernel's view of it as JSON: chains, sets, each chain's rules as dumped expressions.
@@ -14,7 +14,7 @@ import { NftNetlink } from '../proxy/nftables/netlink/client.js';
 import { NetlinkTableWriter } from '../proxy/nftables/netlink-writer.js';
 import { collectTable, fullLines, renderService } from '../proxy/nftables/render.js';
 
-const [mode, familyArg, nodePorts] = process.argv.slice(2);
+const [mode, familyArg, nodePorts, detect] = process.argv.slice(2);
 const family = familyArg as IPFamily;
 const v6 = family === 'IPv6';
 const cfg: FamilyConfig = {
@@ -24,6 +24,7 @@ const cfg: FamilyConfig = {
   nodePortAddresses: nodePorts === 'list' ? (v6 ? ['fd01::1', 'fd01::2'] : ['192.168.1.1', '192.168.1.2']) : 'all',
   nodeIPs: [v6 ? 'fd01::1' : '192.168.1.1'],
   serviceCIDRs: v6 ? ['fd02::/112'] : ['172.30.0.0/16', '172.31.0.0/24'],
+  ...(detect === 'bridge' ? { localDetector: { mode: 'BridgeInterface', bridge: 'cbr0' } } : detect === 'prefix' ? { localDetector: { mode: 'InterfaceNamePrefix', prefix: 'veth' } } : {}),
 };
 const ip = (n: number) => (v6 ? `fd00::${n.toString(16)}` : `10.0.0.${n}`);
 const vip = (n: number) => (v6 ? `fd02::${n.toString(16)}` : `172.30.0.${n}`);

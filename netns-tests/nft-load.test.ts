@@ -25,19 +25,22 @@ afterAll(async () => {
   await topo?.destroy();
 });
 
-async function load(ns: Namespace, mode: 'nft' | 'netlink', family: string, nodePorts: string) {
+async function load(ns: Namespace, mode: 'nft' | 'netlink', family: string, nodePorts: string, detect: string) {
   await ns.exec('nft', ['flush', 'ruleset']);
-  const out = await ns.exec('node', [DRIVER, mode, family, nodePorts], { timeoutMs: 60_000 });
+  const out = await ns.exec('node', [DRIVER, mode, family, nodePorts, detect], { timeoutMs: 60_000 });
   const listing = await ns.exec('nft', ['list', 'table', family === 'IPv4' ? 'ip' : 'ip6', 'kube-dataplane']);
   return { view: JSON.parse(out.stdout.trim().split('\n').pop()!) as { rules: Record<string, string[]>; chains: unknown[]; sets: unknown[] }, listing: listing.stdout };
 }
 
 describe('a table made anew through netlink is the table nft -f makes', () => {
-  for (const family of ['IPv4', 'IPv6']) {
-    for (const nodePorts of ['all', 'list']) {
-      it(`${family}, --nodeport-addresses ${nodePorts}`, async () => {
-        const a = await load(viaNft, 'nft', family, nodePorts);
-        const b = await load(viaNetlink, 'netlink', family, nodePorts);
+  const cases = [
+    ['IPv4', 'all', 'cidr'], ['IPv4', 'list', 'prefix'], ['IPv6', 'all', 'bridge'], ['IPv6', 'list', 'cidr'],
+  ] as const;
+  for (const [family, nodePorts, detect] of cases) {
+    {
+      it(`${family}, --nodeport-addresses ${nodePorts}, local traffic by ${detect}`, async () => {
+        const a = await load(viaNft, 'nft', family, nodePorts, detect);
+        const b = await load(viaNetlink, 'netlink', family, nodePorts, detect);
         expect(Object.keys(a.view.rules).length).toBeGreaterThan(15);
         expect(b.view.rules).toEqual(a.view.rules);
         expect(b.view.chains).toEqual(a.view.chains);
@@ -47,6 +50,7 @@ describe('a table made anew through netlink is the table nft -f makes', () => {
         expect(a.listing).toMatch(/typeof .*daddr \. meta l4proto \. th dport \. numgen random mod 1/);
         expect(a.listing).toMatch(/numgen random mod 2 vmap \{ 0 : goto ep-/);
         expect(a.listing).toMatch(/@service-cidrs drop/);
+        if (detect !== 'cidr') expect(a.listing).toContain(detect === 'bridge' ? 'iifname != "cbr0" jump mark-for-masquerade' : 'iifname != "veth*" jump mark-for-masquerade');
       });
     }
   }

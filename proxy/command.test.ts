@@ -28,12 +28,12 @@ describe('kube-dataplane proxy options', () => {
     await expect(main(opts('--cluster-cidr', '10.244.0.0/16,fd00::/48'))).rejects.toThrow(/not a directory/);
   });
 
-  it('--detect-local-mode: interface modes need their flag; nftables mode takes ClusterCIDR only for now', async () => {
+  it('--detect-local-mode: interface modes need their flag; both rule modes take every mode', async () => {
     await expect(main(opts('--detect-local-mode', 'BridgeInterface'))).rejects.toThrow(/needs --pod-bridge-interface/);
     await expect(main(opts('--detect-local-mode', 'InterfaceNamePrefix'))).rejects.toThrow(/needs --pod-interface-name-prefix/);
     await expect(main(opts('--detect-local-mode', 'BridgeInterface', '--pod-bridge-interface', 'a b'))).rejects.toThrow(/--pod-bridge-interface: "a b" is not an interface name/);
     await expect(main(opts('--detect-local-mode', 'BridgeInterface', '--pod-bridge-interface', 'cbr0'))).rejects.toThrow(/not a directory/);
-    await expect(main(opts('--detect-local-mode', 'NodeCIDR', '--proxy-mode', 'nftables'))).rejects.toThrow('--detect-local-mode NodeCIDR is not supported with --proxy-mode nftables yet');
+    await expect(main(opts('--detect-local-mode', 'NodeCIDR', '--proxy-mode', 'nftables'))).rejects.toThrow(/not a directory/);
     await expect(main(opts('--detect-local-mode', 'ClusterCIDR', '--proxy-mode', 'nftables'))).rejects.toThrow(/not a directory/);
   });
 });

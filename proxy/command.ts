@@ -79,9 +79,6 @@ function checkOptions(opts: Options): Checked {
 /** --detect-local-mode with the interface flag its mode needs (kube-proxy's validateInterface). */
 function checkDetectLocal(opts: Options): DetectLocalOptions {
   const mode = opts.detectLocalMode as DetectLocalMode;
-  // The nftables renderer is being rewritten and knows only the cluster CIDR so far; refusing
-  // beats silently masquerading by the wrong rule.
-  if (opts.proxyMode === 'nftables' && mode !== 'ClusterCIDR') throw new UsageError(`--detect-local-mode ${mode} is not supported with --proxy-mode nftables yet`);
   if (mode === 'BridgeInterface') {
     if (!opts.podBridgeInterface) throw new UsageError('--detect-local-mode BridgeInterface needs --pod-bridge-interface (the pods\' bridge)');
     return { mode, bridge: checkInterface('--pod-bridge-interface', opts.podBridgeInterface) };
@@ -204,11 +201,13 @@ function openNetlinkWriter(log: Logger): Promise<TableWriter | undefined> {
 async function nftablesBackend(opts: Options, checked: Checked, metrics: ProxyMetrics): Promise<{ backend: NftablesBackend; families: IPFamily[] }> {
   const log = logger('proxy');
   const families = await nftFamilies(log);
-  if (checked.clusterCIDRs.length === 0 && !opts.masqueradeAll) {
+  if (checked.detectLocal.mode === 'ClusterCIDR' && checked.clusterCIDRs.length === 0 && !opts.masqueradeAll) {
     log.warn('no --cluster-cidr: traffic from outside the cluster to cluster IPs is not masqueraded');
   }
+  if (checked.detectLocal.mode === 'NodeCIDR') log.info('local traffic is told by the Node\'s spec.podCIDRs; until it has some, traffic from outside the cluster to cluster IPs is not masqueraded', { node: opts.nodeName });
   const writer = await openNetlinkWriter(log);
-  return { backend: new NftablesBackend({ families, clusterCIDRs: checked.clusterCIDRs, serviceCIDRs: checked.serviceCIDRs, masqueradeAll: opts.masqueradeAll, writer }, log, metrics), families };
+  const backend = new NftablesBackend({ families, clusterCIDRs: checked.clusterCIDRs, detectLocal: checked.detectLocal, serviceCIDRs: checked.serviceCIDRs, masqueradeAll: opts.masqueradeAll, writer }, log, metrics);
+  return { backend, families };
 }
 
 /** Starts the proxy on an open catalog (the agent shares one catalog with DNS). */

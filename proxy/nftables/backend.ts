@@ -8,7 +8,7 @@ import type { IPFamily, ObjectKey } from '../../cluster/types.js';
 import type { Logger } from '../../common/log.js';
 import { runTool } from '../../common/process.js';
 import type { Backend, SyncRequest, SyncResult } from '../core/backend.js';
-import { familyConfig, type FamilyConfig } from '../core/family-config.js';
+import { familyConfig, type DetectLocalOptions, type FamilyConfig } from '../core/family-config.js';
 import type { ProxyMetrics } from '../core/metrics.js';
 import type { ServicePlan } from '../core/model.js';
 import { MapUndo } from './map-undo.js';
@@ -37,6 +37,8 @@ export interface NftablesOptions {
   masqueradeAll: boolean;
   /** Service CIDRs (--service-cidr): unallocated addresses in them are dropped. */
   serviceCIDRs?: readonly string[];
+  /** --detect-local-mode and its interface flags (absent: ClusterCIDR). */
+  detectLocal?: DetectLocalOptions;
   /** The nft program (tests may point it elsewhere). */
   nft?: string;
   /** Writes partial changes and reads the table back; without one, partial syncs use `nft -f` and

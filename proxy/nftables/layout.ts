@@ -14,7 +14,7 @@ import type { IPFamily } from '../../cluster/types.js';
 import type { FamilyConfig } from '../core/family-config.js';
 import type { ChainHook } from './netlink/messages.js';
 import {
-  ctState, ctStatusDnat, dnatBySlot, drop, fam, fibLocal, goTo, inSet, jump, l4protoIs, markClear, markSetOr, markSetXor, masquerade,
+  ctState, ctStatusDnat, dnatBySlot, drop, fam, fibLocal, goTo, iifname, inSet, jump, l4protoIs, markClear, markSetOr, markSetXor, masquerade,
   notLoopback, reject, rejectTcpReset, ret, rule, vmap, type KeyField, type Rule, type RulePart,
 } from './rules.js';
 
@@ -119,6 +119,24 @@ export function parseCountChain(name: string): { kind: PathKind; n: number } | u
   return m ? { kind: m[1] as PathKind, n: Number(m[2]) } : undefined;
 }
 
+/** The CIDRs whose sources count as cluster-local (--detect-local-mode ClusterCIDR or NodeCIDR):
+ *  what the `cluster-cidrs` set holds. */
+export function localCIDRs(cfg: FamilyConfig): string[] {
+  const d = cfg.localDetector;
+  if (!d) return cfg.clusterCIDRs.slice(0, 1);
+  return (d.mode === 'ClusterCIDR' || d.mode === 'NodeCIDR') && d.cidr ? [d.cidr] : [];
+}
+
+/** The match of cluster-local sources (`invert`: of the others), as kube-proxy's
+ *  LocalTrafficDetector: a CIDR (through `@cluster-cidrs`), the pods' bridge, or the prefix of
+ *  their interfaces; undefined when nothing is known to be local (then no rule depends on it). */
+export function localSource(cfg: FamilyConfig, invert = false): RulePart | undefined {
+  const d = cfg.localDetector;
+  if (d?.mode === 'BridgeInterface') return iifname(d.bridge, invert);
+  if (d?.mode === 'InterfaceNamePrefix') return iifname(`${d.prefix}*`, invert);
+  return localCIDRs(cfg).length ? inSet(fam(cfg.family), ['saddr'], CLUSTER_CIDRS_SET.name, { invert }) : undefined;
+}
+
 /** The rules of one per-count chain. They depend on the family's config only, so a change of it
  *  (cluster CIDRs, --masquerade-all) is a full sync anyway. */
 export function countChainRules(kind: PathKind, n: number, cfg: FamilyConfig): Rule[] {
@@ -126,8 +144,10 @@ export function countChainRules(kind: PathKind, n: number, cfg: FamilyConfig): R
   const byAddr: KeyField[] = ['daddr', 'l4proto', 'dport'];
   const byPort: KeyField[] = ['l4proto', 'dport'];
   const masq = jump('mark-for-masquerade');
+  const local = localSource(cfg);
+  const notLocal = localSource(cfg, true);
   const shortcuts = (key: KeyField[], map: string) => [
-    ...(cfg.clusterCIDRs.length ? [rule(inSet(f, ['saddr'], CLUSTER_CIDRS_SET.name), vmap(f, key, map))] : []),
+    ...(local ? [rule(local, vmap(f, key, map))] : []),
     rule(fibLocal('saddr'), masq),
     rule(fibLocal('saddr'), vmap(f, key, map)),
   ];
@@ -137,7 +157,7 @@ export function countChainRules(kind: PathKind, n: number, cfg: FamilyConfig): R
       // Off-cluster clients reaching a cluster IP (a route to the service range via this node)
       // may be answered by a pod on another node: masquerade so replies come back through here.
       if (cfg.masqueradeAll) rules.push(rule(masq));
-      else if (cfg.clusterCIDRs.length) rules.push(rule(inSet(f, ['saddr'], CLUSTER_CIDRS_SET.name, { invert: true }), masq));
+      else if (notLocal) rules.push(rule(notLocal, masq));
       rules.push(rule(dnatBySlot(f, byAddr, n, 'endpoints')));
       break;
     case 'external':
@@ -228,7 +248,7 @@ export function baseRules(cfg: FamilyConfig): [string, Rule][] {
 
 /** Elements of the sets the config fills (not services): name → nft spellings. */
 export function configElements(cfg: FamilyConfig): [MapSchema, string[]][] {
-  const out: [MapSchema, string[]][] = [[CLUSTER_CIDRS_SET, [...cfg.clusterCIDRs]], [SERVICE_CIDRS_SET, [...(cfg.serviceCIDRs ?? [])]]];
+  const out: [MapSchema, string[]][] = [[CLUSTER_CIDRS_SET, localCIDRs(cfg)], [SERVICE_CIDRS_SET, [...(cfg.serviceCIDRs ?? [])]]];
   out.push([NODEPORT_IPS_SET, cfg.nodePortAddresses === 'all' ? [] : [...cfg.nodePortAddresses]]);
   return out;
 }

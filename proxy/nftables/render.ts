@@ -13,7 +13,7 @@ import type { FamilyConfig } from '../core/family-config.js';
 import { targetKey, type ServicePlan, type ServicePortPlan, type Target } from '../core/model.js';
 import { firewallAdmitsNode, policyTargets, portDecisions, type PortChains } from '../core/port-decisions.js';
 import {
-  BASE_CHAINS, CONFIG_SETS, HAIRPIN_SET, MAPS, MAP_NAMES, affinitySetDeclaration, baseRules, configElements, countChain, countChainRules, hookText,
+  BASE_CHAINS, CONFIG_SETS, HAIRPIN_SET, MAPS, MAP_NAMES, affinitySetDeclaration, baseRules, localSource, configElements, countChain, countChainRules, hookText,
   isEndpointMap, parseCountChain, words, type MapName, type MapSchema, type PathKind,
 } from './layout.js';
 import { MapUndo } from './map-undo.js';
@@ -184,6 +184,8 @@ function renderAffinityPort(p: ServicePortPlan, cfg: FamilyConfig, out: Out): vo
     rules.push(r);
   };
   const masq = jump('mark-for-masquerade');
+  const local = localSource(cfg);
+  const notLocal = localSource(cfg, true);
   const addrKey = (ip: string) => `${ip} . ${proto} . ${p.port}`;
   const el = (map: MapName, path: string, key: string, value?: string) => out.elements.push({ map, key, value, path });
 
@@ -193,7 +195,7 @@ function renderAffinityPort(p: ServicePortPlan, cfg: FamilyConfig, out: Out): vo
     if (hasInternal) {
       el('service-ips', path, addrKey(p.clusterIP), `goto ${internalChain}`);
       if (cfg.masqueradeAll) add(internalChain, rule(addrIs(f, 'daddr', p.clusterIP), masq));
-      else if (cfg.clusterCIDRs.length) add(internalChain, rule(addrIs(f, 'daddr', p.clusterIP), inSet(f, ['saddr'], 'cluster-cidrs', { invert: true }), masq));
+      else if (notLocal) add(internalChain, rule(addrIs(f, 'daddr', p.clusterIP), notLocal, masq));
     } else el('service-filter', path, addrKey(p.clusterIP), blocked);
   }
   for (const ip of p.externalIPs) {
@@ -216,7 +218,7 @@ function renderAffinityPort(p: ServicePortPlan, cfg: FamilyConfig, out: Out): vo
     if (!out.chains.has(c.ext)) out.chains.set(c.ext, []);
     if (d.masqueradeExternal) add(c.ext, rule(masq));
     else if (d.externalShortcuts) {
-      if (cfg.clusterCIDRs.length) add(c.ext, rule(inSet(f, ['saddr'], 'cluster-cidrs'), goTo(c.svc)));
+      if (local) add(c.ext, rule(local, goTo(c.svc)));
       add(c.ext, rule(fibLocal('saddr'), masq));
       add(c.ext, rule(fibLocal('saddr'), goTo(c.svc)));
     }

@@ -164,6 +164,17 @@ export function ctStatusDnat(): RulePart {
   return { text: 'ct status dnat', exprs: flagSet({ kind: 'ct', key: 'status', dreg: 1 }, IPS_DST_NAT) };
 }
 
+/** `iifname "cbr0"` (`!= …`); a name ending in `*` matches its prefix, as nft compares it. */
+export function iifname(name: string, invert = false): RulePart {
+  const wildcard = name.endsWith('*');
+  const text = wildcard ? name.slice(0, -1) : name;
+  const bytes = Buffer.from(text, 'utf8');
+  if (bytes.length === 0 || bytes.length > 15) throw new Error(`not an interface name: ${JSON.stringify(name)}`);
+  // An exact name is compared with its NUL padding to IFNAMSIZ, a prefix alone.
+  const data = wildcard ? Uint8Array.from(bytes) : Uint8Array.from(Buffer.concat([bytes, Buffer.alloc(16 - bytes.length)]));
+  return { text: `iifname ${invert ? '!= ' : ''}"${name}"`, exprs: [{ kind: 'meta', key: 'iifname', dreg: 1 }, { kind: 'cmp', op: invert ? 'neq' : 'eq', sreg: 1, data }] };
+}
+
 /** `meta l4proto tcp`. */
 export function l4protoIs(proto: 'tcp' | 'udp' | 'sctp'): RulePart {
   return { text: `meta l4proto ${proto}`, exprs: [{ kind: 'meta', key: 'l4proto', dreg: 1 }, { kind: 'cmp', op: 'eq', sreg: 1, data: l4proto(proto) }] };

@@ -1,4 +1,4 @@
-// What counts as cluster-local traffic (iptables mode), with real packets: kube-proxy's
+// What counts as cluster-local traffic (iptables and nftables modes), with real packets: kube-proxy's
 // --detect-local-mode. Traffic to a cluster IP from outside the "local" set is masqueraded (so
 // replies come back through this node); traffic from inside it keeps its source. Each mode is
 // proven with --cluster-cidr set to a range the pods are NOT in, so only the mode under test can
@@ -9,7 +9,7 @@ import { BIN, NODE, ProxyEnv, serviceYaml } from './proxy-env.js';
 const PODS = ['pod-a', 'pod-b'];
 const ELSEWHERE = '10.99.0.0/16,fd00:99::/48';
 
-describe('proxy (iptables): --detect-local-mode', () => {
+describe('proxy: --detect-local-mode', () => {
   let env: ProxyEnv;
 
   beforeAll(async () => {
@@ -48,33 +48,38 @@ describe('proxy (iptables): --detect-local-mode', () => {
   const local = () => [env.pods[0].ip4, env.pods[0].ip6];
   const masqueraded = ['10.244.0.1', 'fd00:244::1'];
 
-  it('ClusterCIDR (the default): pods in --cluster-cidr keep their source, others are masqueraded', async () => {
-    await withProxy([], '10.244.0.0/16,fd00:244::/48', async () => {
-      expect(await sources()).toEqual({ pod: local(), client: masqueraded });
+  for (const proxyMode of ['iptables', 'nftables'] as const) {
+    const mode = ['--proxy-mode', proxyMode];
+    describe(proxyMode, () => {
+    it('ClusterCIDR (the default): pods in --cluster-cidr keep their source, others are masqueraded', async () => {
+      await withProxy([...mode], '10.244.0.0/16,fd00:244::/48', async () => {
+        expect(await sources()).toEqual({ pod: local(), client: masqueraded });
+      });
+      // …and with the pods outside --cluster-cidr they are masqueraded too: the CIDR decides.
+      await withProxy([...mode], ELSEWHERE, async () => {
+        expect((await sources()).pod).toEqual(masqueraded);
+      });
     });
-    // …and with the pods outside --cluster-cidr they are masqueraded too: the CIDR decides.
-    await withProxy([], ELSEWHERE, async () => {
-      expect((await sources()).pod).toEqual(masqueraded);
-    });
-  });
 
-  it('NodeCIDR: the Node object\'s spec.podCIDRs decide', async () => {
-    await withProxy(['--detect-local-mode', 'NodeCIDR'], ELSEWHERE, async () => {
-      expect(await sources()).toEqual({ pod: local(), client: masqueraded });
+    it('NodeCIDR: the Node object\'s spec.podCIDRs decide', async () => {
+      await withProxy([...mode, '--detect-local-mode', 'NodeCIDR'], ELSEWHERE, async () => {
+        expect(await sources()).toEqual({ pod: local(), client: masqueraded });
+      });
     });
-  });
 
-  it('BridgeInterface: traffic arriving from --pod-bridge-interface is local', async () => {
-    await withProxy(['--detect-local-mode', 'BridgeInterface', '--pod-bridge-interface', 'cbr0'], ELSEWHERE, async () => {
-      expect(await sources()).toEqual({ pod: local(), client: masqueraded });
+    it('BridgeInterface: traffic arriving from --pod-bridge-interface is local', async () => {
+      await withProxy([...mode, '--detect-local-mode', 'BridgeInterface', '--pod-bridge-interface', 'cbr0'], ELSEWHERE, async () => {
+        expect(await sources()).toEqual({ pod: local(), client: masqueraded });
+      });
     });
-  });
 
-  it('InterfaceNamePrefix: traffic arriving from an interface named --pod-interface-name-prefix… is local', async () => {
-    await withProxy(['--detect-local-mode', 'InterfaceNamePrefix', '--pod-interface-name-prefix', 'cbr'], ELSEWHERE, async () => {
-      expect(await sources()).toEqual({ pod: local(), client: masqueraded });
+    it('InterfaceNamePrefix: traffic arriving from an interface named --pod-interface-name-prefix… is local', async () => {
+      await withProxy([...mode, '--detect-local-mode', 'InterfaceNamePrefix', '--pod-interface-name-prefix', 'cbr'], ELSEWHERE, async () => {
+        expect(await sources()).toEqual({ pod: local(), client: masqueraded });
+      });
     });
-  });
+    });
+  }
 
   /** Runs the proxy binary in the node namespace expecting it to refuse its flags at once. */
   async function refused(...flags: string[]) {
@@ -92,10 +97,5 @@ describe('proxy (iptables): --detect-local-mode', () => {
     expect(await refused('--detect-local-mode', 'BridgeInterface')).toMatchObject({ code: 2, stderr: expect.stringMatching(/--pod-bridge-interface/) });
     expect(await refused('--detect-local-mode', 'InterfaceNamePrefix')).toMatchObject({ code: 2, stderr: expect.stringMatching(/--pod-interface-name-prefix/) });
     expect(await refused('--detect-local-mode', 'Elsewhere')).toMatchObject({ code: 2, stderr: expect.stringMatching(/--detect-local-mode/) });
-  });
-
-  it('nftables mode refuses the modes its renderer does not carry yet, with exit 2', async () => {
-    const r = await refused('--proxy-mode', 'nftables', '--detect-local-mode', 'BridgeInterface', '--pod-bridge-interface', 'cbr0');
-    expect(r).toMatchObject({ code: 2, stderr: expect.stringContaining('--detect-local-mode BridgeInterface is not supported with --proxy-mode nftables yet') });
   });
 });
