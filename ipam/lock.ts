@@ -35,8 +35,10 @@ function sleepMs(ms: number): void {
 }
 
 export class LockTimeout extends Error {
-  constructor(readonly lockName: string, readonly waitedMs: number) {
-    super(`lock @${lockName} is held by another process (ss -xlp | grep '${lockName}' names it); gave up after ${waitedMs} ms`);
+  /** `timeoutMs`: the configured wait (what the message says; the time actually waited is at
+   *  least that, and not worth a flaky message). */
+  constructor(readonly lockName: string, readonly timeoutMs: number) {
+    super(`lock @${lockName} is held by another process (ss -xlp | grep '${lockName}' names it); gave up after ${timeoutMs} ms`);
   }
 }
 
@@ -75,7 +77,7 @@ export class SocketLock {
       this.server = tryBind(name);
       if (this.server) return;
       const waited = Date.now() - began;
-      if (waited >= opts.timeoutMs) throw new LockTimeout(name, waited);
+      if (waited >= opts.timeoutMs) throw new LockTimeout(name, opts.timeoutMs);
       // Jitter keeps a crowd of waiters from retrying in lockstep.
       sleepMs(Math.min(delay, opts.timeoutMs - waited) * (0.5 + Math.random()));
       delay = Math.min(delay * 2, 20);
