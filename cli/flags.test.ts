@@ -89,7 +89,7 @@ describe('the shipped deploy manifests', () => {
     const dir = tempDir('kdp-cm-');
     writeFileSync(join(dir, 'config.yaml'), cm.data['config.yaml']);
     const o = parseFlags('agent', ['--config', join(dir, 'config.yaml'), '--kubeconfig', '/k']);
-    expect(o).toMatchObject({ proxyMode: 'iptables', clusterCIDR: ['10.244.0.0/16', 'fd00:244::/48'], logFormat: 'json' });
+    expect(o).toMatchObject({ proxyMode: 'iptables', clusterCIDR: ['10.244.0.0/16', 'fd00:244::/48'], logFormat: 'json', iptablesLocalhostNodeports: false });
   });
 });
 
