@@ -1,8 +1,11 @@
 // Runs inside a test's namespace (`ip netns exec NS node dist/netns-tests/nft-load-driver.js
-// nft|netlink IPv4|IPv6 all|list [cidr|bridge|prefix]`): loads one table made anew, with services of every kind (ClientIP
+// nft|netlink|netlink-staged IPv4|IPv6 all|list [cidr|bridge|prefix] [BULK]`): loads one table made anew, with services of every kind (ClientIP
 // affinity, node ports, load balancers with source ranges, eTP Local, UDP), either as
 // `nft -f` of render.ts's lines or as the netlink writer's one transaction; then prints the
 // kernel's view of it as JSON: chains, sets, each chain's rules as dumped expressions.
+// BULK more plain services make the table large; `netlink-staged` loads it through a socket
+// whose send buffer holds only a few kilobytes, so the load is staged over many transactions,
+// and then asks for a second load over the existing table, which must decline (`declined`).
 // nft-load.test.ts compares the two.
 import type { IPFamily } from '../cluster/types.js';
 import { logger } from '../common/log.js';
@@ -14,7 +17,8 @@ import { NftNetlink } from '../proxy/nftables/netlink/client.js';
 import { NetlinkTableWriter } from '../proxy/nftables/netlink-writer.js';
 import { collectTable, fullLines, renderService } from '../proxy/nftables/render.js';
 
-const [mode, familyArg, nodePorts, detect] = process.argv.slice(2);
+const [mode, familyArg, nodePorts, detect, bulkArg] = process.argv.slice(2);
+const bulk = Number(bulkArg ?? 0);
 const family = familyArg as IPFamily;
 const v6 = family === 'IPv6';
 const cfg: FamilyConfig = {
@@ -55,10 +59,23 @@ const plans: ServicePlan[] = [
   plan('t/none', { clusterIP: vip(13), hasAnyEndpoints: false }),
 ];
 
+for (let i = 0; i < bulk; i++) {
+  const n = 1000 + i;
+  const at = (k: number) => (v6 ? `fd00::${k}:${n.toString(16)}` : `10.${k}.${n >> 8}.${n & 255}`);
+  plans.push(plan(`bulk/s${i}`, {
+    clusterIP: v6 ? `fd02::${n.toString(16)}` : `172.30.${n >> 8}.${n & 255}`,
+    clusterEndpoints: [1, 2, 3].map((k) => ({ ip: at(k), port: 8080, local: false, ready: true })),
+  }));
+}
+
 const content = collectTable(plans.map((p) => renderService(p, cfg)).filter((r) => r !== undefined), cfg);
 const nl = NftNetlink.open();
+// The kernel doubles the asked-for size: a batch of at most ~8 KiB.
+const writer = new NetlinkTableWriter(mode === 'netlink-staged' ? NftNetlink.open({ sendBufferBytes: 4096 }) : nl, logger('nft-load-driver'));
+let declined: boolean | undefined;
 if (mode === 'nft') await nftApply(fullLines(content));
-else if (!(await new NetlinkTableWriter(nl, logger('nft-load-driver')).loadFresh(content))) throw new Error('loadFresh declined');
+else if (!(await writer.loadFresh(content))) throw new Error('loadFresh declined');
+if (mode === 'netlink-staged') declined = !(await writer.loadFresh(content));
 
 const f = v6 ? 'ip6' : 'ip';
 const rules: Record<string, string[]> = {};
@@ -67,4 +84,4 @@ const chains = (await nl.listChains(f, TABLE_NAME)).map((c) => ({ name: c.name, 
 // Anonymous sets are named by the kernel in the order it made them; their contents are in the rules' text.
 const sets = (await nl.listSets(f, TABLE_NAME)).filter((s) => !s.name.startsWith('__')).map((s) => ({ ...s, handle: undefined }));
 nl.close();
-console.log(JSON.stringify({ rules, chains, sets }));
+console.log(JSON.stringify({ rules, chains, sets, declined }));

@@ -66,7 +66,7 @@ describe('netlink writer: a table made anew', () => {
     expect(skeleton.slice(0, firstRule).filter((o) => o.op === 'newchain').length).toBe(10);
     const hookedChains = new Set(hooked.map((o) => (o.op === 'newrule' ? o.chain : '')));
     expect([...hookedChains].sort()).toEqual(['filter-forward', 'filter-input', 'filter-output', 'masquerading', 'nat-output', 'nat-prerouting']);
-    expect(elements).toEqual([]); // no services
+    expect([...elements]).toEqual([]); // no services
     const cidrs = skeleton.find((o) => o.op === 'newsetelem' && o.set === 'service-cidrs');
     expect(cidrs && cidrs.op === 'newsetelem' ? cidrs.elements.length : 0).toBe(3);
   });

@@ -186,13 +186,12 @@ export function intervalElements(family: IPFamily, cidrs: readonly string[]): Se
 /** The ops that make one family's table anew (delete and make, as `nft -f` of `fullLines` with
  *  no previous state), in an order the kernel takes: sets, chains, rules, elements. The rules of
  *  the hooked chains come apart (`hooked`): until they are in, the table sees no packet. */
-export function freshTableOps(content: TableContent): { skeleton: Op[]; elements: Op[]; hooked: Op[] } {
+export function freshTableOps(content: TableContent): { skeleton: Op[]; elements: Iterable<Op>; hooked: Op[] } {
   const { cfg } = content;
   const family = cfg.family;
   const f = nftFamily(family);
   const t = TABLE_NAME;
   const skeleton: Op[] = [{ op: 'newtable', family: f, table: t }, { op: 'deltable', family: f, table: t }, { op: 'newtable', family: f, table: t }];
-  const elements: Op[] = [];
   const hooked: Op[] = [];
   // The kernel wants a transaction id on every new set, named or not.
   let nextId = 1;
@@ -220,19 +219,31 @@ export function freshTableOps(content: TableContent): { skeleton: Op[]; elements
   for (const [chain, r] of baseRules(cfg)) addRule(chain, r, hookedChains.has(chain) ? hooked : skeleton);
   skeleton.push(...countChainOps(family, cfg, [...content.countChains]).filter((op) => op.op === 'newrule'));
   for (const [chain, rules] of content.chains) for (const r of rules) addRule(chain, r, skeleton);
-  // Map by map, straight to bytes (no intermediate records: 100k+ of them at 10k services).
+  return { skeleton, elements: elementChunks(content), hooked };
+}
+
+/** Elements encoded per chunk, as a full load takes them: the batch being filled is all that
+ *  exists in bytes at one time (a million encoded elements at 100k services would be ~400 MB of
+ *  objects at once). Map by map, data first. */
+const CHUNK_ELEMENTS = 4096;
+
+function* elementChunks(content: TableContent): Generator<Op> {
+  const family = content.cfg.family;
   const byMap = [...content.byMap].filter(([, texts]) => texts.length).sort(([a], [b]) => DATA_FIRST.indexOf(a) - DATA_FIRST.indexOf(b));
   for (const [map, texts] of byMap) {
     const schema = SCHEMAS.get(map);
     if (!schema) throw new Error(`unknown map ${map}`);
-    const els = texts.map((text) => {
-      const [key, value] = splitElement(text);
-      return encodeElement(family, schema, key, value);
-    });
-    elements.push({ op: 'newsetelem', family: f, table: t, set: map, elements: els });
+    for (let i = 0; i < texts.length; i += CHUNK_ELEMENTS) {
+      const els: SetElement[] = [];
+      for (let j = i; j < Math.min(i + CHUNK_ELEMENTS, texts.length); j++) {
+        const [key, value] = splitElement(texts[j]);
+        els.push(encodeElement(family, schema, key, value));
+      }
+      yield { op: 'newsetelem', family: nftFamily(family), table: TABLE_NAME, set: map, elements: els };
+    }
   }
-  return { skeleton, elements, hooked };
 }
+
 
 // ------------------------------------------------------------------ the writer
 
@@ -354,26 +365,48 @@ export class NetlinkTableWriter implements TableWriter {
   async loadFresh(content: TableContent): Promise<boolean> {
     const family = content.cfg.family;
     const { skeleton, elements, hooked } = freshTableOps(content);
-    const all = [...skeleton, ...elements, ...hooked];
-    if (this.nl.batchBytes(all) > this.nl.maxTransactionBytes) {
-      if (await this.nl.tableExists(nftFamily(family), TABLE_NAME)) return false;
-      await this.beforeWrite();
-      let done = 0;
-      try {
-        for (const b of [...this.nl.split([...skeleton, ...elements]), hooked]) {
-          await this.nl.commit(b);
-          done++;
-        }
-      } finally {
-        await this.afterWrite(done);
+    const max = this.nl.maxTransactionBytes;
+    const hookedBytes = this.nl.batchBytes(hooked) - this.nl.batchBytes([]);
+    // Batches are filled as the elements are encoded and sent as each fills. The first one that
+    // would not fit decides: a table that exists must change in one transaction (nft -f then),
+    // a table made from nothing sees no packet until the last batch adds the hooked rules.
+    let batch: Op[] = [];
+    let bytes = this.nl.batchBytes([]);
+    let staged = false;
+    let done = 0;
+    const send = async () => {
+      if (!staged) {
+        if (await this.nl.tableExists(nftFamily(family), TABLE_NAME)) return false;
+        staged = true;
+        await this.beforeWrite();
       }
-    } else {
-      await this.beforeWrite();
-      try {
-        await this.nl.commit(all);
-      } finally {
-        await this.afterWrite(1);
+      for (const b of bytes > max ? this.nl.split(batch) : [batch]) {
+        await this.nl.commit(b);
+        done++;
       }
+      batch = [];
+      bytes = this.nl.batchBytes([]);
+      return true;
+    };
+    try {
+      for (const op of chain(skeleton, elements)) {
+        const n = this.nl.encodedSize(op);
+        if (batch.length && bytes + n > max && !(await send())) return false;
+        batch.push(op);
+        bytes += n;
+      }
+      if (!staged && bytes + hookedBytes <= max) {
+        await this.beforeWrite();
+        staged = true;
+        await this.nl.commit([...batch, ...hooked]);
+        done++;
+      } else {
+        if (batch.length && !(await send())) return false;
+        await this.nl.commit(hooked);
+        done++;
+      }
+    } finally {
+      if (staged) await this.afterWrite(done);
     }
     await this.learn(family);
     return true;
@@ -492,6 +525,10 @@ export class NetlinkTableWriter implements TableWriter {
   close(): void {
     this.nl.close();
   }
+}
+
+function* chain<T>(...lists: Iterable<T>[]): Generator<T> {
+  for (const l of lists) yield* l;
 }
 
 function splitElement(text: string): [string, string | undefined] {
