@@ -15,10 +15,10 @@ import { MapUndo } from './map-undo.js';
 import {
   TABLE_NAME,
   baseRuleCount,
+  countHairpin,
   countService,
   diffServices,
   elementText,
-  hairpinCounts,
   collectTable,
   fullLines,
   partialLines,
@@ -145,21 +145,23 @@ export class NftablesBackend implements Backend {
   private async fullSync(family: IPFamily, cfg: FamilyConfig, req: SyncRequest, written: { rules: number; elements: number }): Promise<void> {
     const t0 = performance.now();
     const prev = this.state.get(family);
-    const rendered: ServiceNft[] = [];
     const applied = new Map<ObjectKey, { plan: ServicePlan; cfg: FamilyConfig }>();
-    for (const plan of req.plans.values()) {
-      const r = renderService(plan, cfg);
-      if (!r) continue;
-      rendered.push(r);
-      applied.set(plan.key, { plan, cfg });
-    }
-    const content = collectTable(rendered, cfg);
-    let rules = baseRuleCount(cfg) + content.countChains.size;
-    for (const s of rendered) rules += countService(s).rules;
-    const hairpin = hairpinCounts(rendered);
-    // The rendered elements (a million objects at 100k services) are in `content` now: let them
-    // go before the table is encoded, which is when the process is at its largest.
-    rendered.length = 0;
+    const hairpin = new Map<string, number>();
+    let rules = baseRuleCount(cfg);
+    // Rendered one service at a time and collected at once: the rendered services (a million
+    // element objects at 100k services) never exist all together, only the table's text does.
+    const rendered = function* (): Generator<ServiceNft> {
+      for (const plan of req.plans.values()) {
+        const r = renderService(plan, cfg);
+        if (!r) continue;
+        applied.set(plan.key, { plan, cfg });
+        rules += countService(r).rules;
+        countHairpin(hairpin, r);
+        yield r;
+      }
+    };
+    const content = collectTable(rendered(), cfg);
+    rules += content.countChains.size;
     this.lastOwnMs += performance.now() - t0;
     // A table made anew goes through netlink in one transaction (no `nft` parse of 100k+
     // elements); refilling the table we have (hourly, after node facts changed) keeps its

@@ -17,7 +17,7 @@ import {
 } from './layout.js';
 import { NftNetlink } from './netlink/client.js';
 import { encodeExpressions } from './netlink/expressions.js';
-import type { NftFamily, Op, SetElement, Verdict } from './netlink/messages.js';
+import { ElementListBuilder, type EncodedElementList, type NftFamily, type Op, type SetElement, type Verdict } from './netlink/messages.js';
 import { ipv4, ipv6, l4proto, port, putIPv4, putU32host, u32host } from './netlink/values.js';
 import { NFT_SET_ELEM_INTERVAL_END } from './netlink/wire.js';
 import { affinitySetSpec, anonymousSlotMapSpec, setSpec } from './netlink-sets.js';
@@ -84,25 +84,29 @@ function putField(out: Uint8Array, off: number, family: IPFamily, kind: FieldKin
   }
 }
 
-/** The fields of `text` (`a . b . c`) laid out as netlink takes them: one field unpadded, a
- *  concatenation with every field in whole 4-byte registers. */
-function fields(family: IPFamily, kinds: readonly FieldKind[], text: string, what: string, end = false): Uint8Array {
-  const parts = text.split(' . ');
-  if (parts.length !== kinds.length) throw new Error(`${what} ${JSON.stringify(text)} has ${parts.length} fields, the map ${kinds.length}`);
-  if (kinds.length === 1) {
-    const out = new Uint8Array(fieldWidth(family, kinds[0]));
-    putField(out, 0, family, kinds[0], parts[0], end);
-    return out;
-  }
+/** Bytes of a key or value of these fields: one field unpadded, a concatenation with every
+ *  field in whole 4-byte registers. */
+function fieldsLength(family: IPFamily, kinds: readonly FieldKind[]): number {
+  if (kinds.length === 1) return fieldWidth(family, kinds[0]);
   let len = 0;
   for (const k of kinds) len += (fieldWidth(family, k) + 3) & ~3;
-  const out = new Uint8Array(len);
+  return len;
+}
+
+/** Writes the fields of `text` (`a . b . c`) into `out` (fieldsLength long), as netlink takes them. */
+function putFields(out: Uint8Array, family: IPFamily, kinds: readonly FieldKind[], text: string, what: string, end = false): Uint8Array {
+  const parts = text.split(' . ');
+  if (parts.length !== kinds.length) throw new Error(`${what} ${JSON.stringify(text)} has ${parts.length} fields, the map ${kinds.length}`);
   let off = 0;
   for (let i = 0; i < kinds.length; i++) {
     putField(out, off, family, kinds[i], parts[i], end);
     off += (fieldWidth(family, kinds[i]) + 3) & ~3;
   }
   return out;
+}
+
+function fields(family: IPFamily, kinds: readonly FieldKind[], text: string, what: string, end = false): Uint8Array {
+  return putFields(new Uint8Array(fieldsLength(family, kinds)), family, kinds, text, what, end);
 }
 
 function parseVerdict(text: string): Verdict {
@@ -121,6 +125,36 @@ export function encodeElement(family: IPFamily, schema: MapSchema, key: string, 
   if (schema.value === 'verdict') e.verdict = parseVerdict(value);
   else e.data = fields(family, schema.value, value, `${schema.name}: value`);
   return e;
+}
+
+/** `encodeElement` into one reused element, for a bulk load that writes each element out at
+ *  once (ElementListBuilder): nothing per element outlives it. */
+class ElementScratch {
+  private readonly e: SetElement;
+  private readonly verdicts = new Map<string, Verdict>();
+
+  constructor(private readonly family: IPFamily, private readonly schema: MapSchema) {
+    const keyLen = fieldsLength(family, schema.key);
+    this.e = { key: new Uint8Array(keyLen) };
+    if (schema.key.includes('cidr')) this.e.keyEnd = new Uint8Array(keyLen);
+    if (schema.value !== undefined && schema.value !== 'verdict') this.e.data = new Uint8Array(fieldsLength(family, schema.value));
+  }
+
+  fill(text: string): SetElement {
+    const { family, schema, e } = this;
+    const [key, value] = splitElement(text);
+    putFields(e.key, family, schema.key, key, `${schema.name}: key`);
+    if (e.keyEnd) putFields(e.keyEnd, family, schema.key, key, `${schema.name}: key`, true);
+    if (schema.value === undefined) return e;
+    if (value === undefined) throw new Error(`${schema.name}: element ${JSON.stringify(key)} has no value`);
+    if (e.data) putFields(e.data, family, schema.value as readonly FieldKind[], value, `${schema.name}: value`);
+    else {
+      let v = this.verdicts.get(value);
+      if (!v) this.verdicts.set(value, (v = parseVerdict(value)));
+      e.verdict = v;
+    }
+    return e;
+  }
 }
 
 const SCHEMAS = new Map<string, MapSchema>([...MAP_NAMES.map((m) => [m, MAPS[m]] as const), [HAIRPIN_SET.name, HAIRPIN_SET]]);
@@ -186,7 +220,7 @@ export function intervalElements(family: IPFamily, cidrs: readonly string[]): Se
 /** The ops that make one family's table anew (delete and make, as `nft -f` of `fullLines` with
  *  no previous state), in an order the kernel takes: sets, chains, rules, elements. The rules of
  *  the hooked chains come apart (`hooked`): until they are in, the table sees no packet. */
-export function freshTableOps(content: TableContent): { skeleton: Op[]; elements: Iterable<Op>; hooked: Op[] } {
+export function freshTableOps(content: TableContent, listBytes?: number): { skeleton: Op[]; elements: Iterable<Op>; hooked: Op[] } {
   const { cfg } = content;
   const family = cfg.family;
   const f = nftFamily(family);
@@ -219,31 +253,29 @@ export function freshTableOps(content: TableContent): { skeleton: Op[]; elements
   for (const [chain, r] of baseRules(cfg)) addRule(chain, r, hookedChains.has(chain) ? hooked : skeleton);
   skeleton.push(...countChainOps(family, cfg, [...content.countChains]).filter((op) => op.op === 'newrule'));
   for (const [chain, rules] of content.chains) for (const r of rules) addRule(chain, r, skeleton);
-  return { skeleton, elements: elementChunks(content), hooked };
+  return { skeleton, elements: elementLists(content, listBytes), hooked };
 }
 
-/** Elements encoded per chunk, as a full load takes them: the batch being filled is all that
- *  exists in bytes at one time (a million encoded elements at 100k services would be ~400 MB of
- *  objects at once). Map by map, data first. */
-const CHUNK_ELEMENTS = 4096;
-
-function* elementChunks(content: TableContent): Generator<Op> {
+/** The services' elements of a full load, map by map (data first), each map's written straight
+ *  into message-sized lists as they are needed: the batch being filled is all that exists in
+ *  bytes at one time. */
+function* elementLists(content: TableContent, listBytes?: number): Generator<Op> {
   const family = content.cfg.family;
   const byMap = [...content.byMap].filter(([, texts]) => texts.length).sort(([a], [b]) => DATA_FIRST.indexOf(a) - DATA_FIRST.indexOf(b));
   for (const [map, texts] of byMap) {
     const schema = SCHEMAS.get(map);
     if (!schema) throw new Error(`unknown map ${map}`);
-    for (let i = 0; i < texts.length; i += CHUNK_ELEMENTS) {
-      const els: SetElement[] = [];
-      for (let j = i; j < Math.min(i + CHUNK_ELEMENTS, texts.length); j++) {
-        const [key, value] = splitElement(texts[j]);
-        els.push(encodeElement(family, schema, key, value));
-      }
-      yield { op: 'newsetelem', family: nftFamily(family), table: TABLE_NAME, set: map, elements: els };
+    const scratch = new ElementScratch(family, schema);
+    const builder = new ElementListBuilder(listBytes);
+    const op = (list: EncodedElementList): Op => ({ op: 'newsetelem-list', family: nftFamily(family), table: TABLE_NAME, set: map, list });
+    for (const text of texts) {
+      const full = builder.add(scratch.fill(text));
+      if (full) yield op(full);
     }
+    const last = builder.finish();
+    if (last) yield op(last);
   }
 }
-
 
 // ------------------------------------------------------------------ the writer
 
@@ -364,8 +396,9 @@ export class NetlinkTableWriter implements TableWriter {
    */
   async loadFresh(content: TableContent): Promise<boolean> {
     const family = content.cfg.family;
-    const { skeleton, elements, hooked } = freshTableOps(content);
     const max = this.nl.maxTransactionBytes;
+    // An element list is one message, which must fit a batch with its headers and names.
+    const { skeleton, elements, hooked } = freshTableOps(content, max - 512);
     const hookedBytes = this.nl.batchBytes(hooked) - this.nl.batchBytes([]);
     // Batches are filled as the elements are encoded and sent as each fills. The first one that
     // would not fit decides: a table that exists must change in one transaction (nft -f then),

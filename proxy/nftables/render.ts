@@ -551,8 +551,13 @@ export function countService(s: ServiceNft): { rules: number; elements: number }
 /** Hairpin counts of a set of rendered services. */
 export function hairpinCounts(services: Iterable<ServiceNft>): Map<string, number> {
   const m = new Map<string, number>();
-  for (const s of services) for (const ip of s.endpointIPs) m.set(ip, (m.get(ip) ?? 0) + 1);
+  for (const s of services) countHairpin(m, s);
   return m;
+}
+
+/** Adds one rendered service's endpoints to hairpin counts. */
+export function countHairpin(counts: Map<string, number>, s: ServiceNft): void {
+  for (const ip of s.endpointIPs) counts.set(ip, (counts.get(ip) ?? 0) + 1);
 }
 
 export type { IPFamily };

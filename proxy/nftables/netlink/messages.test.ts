@@ -21,6 +21,8 @@ import {
   decodeSetElems,
   describeOp,
   encodeBatch,
+  ElementListBuilder,
+  type EncodedElementList,
   encodeDump,
   encodedSize,
   encodeGetGen,
@@ -278,5 +280,44 @@ describe('requests and replies', () => {
     expect(rule).toMatchObject({ family: 'ip', table: 'kdp', chain: 'svc-a', handle: 0x24n });
     // What the kernel dumps is what nft sent, except that it leaves NLA_F_NESTED off.
     expect(rule.expressions.toString('hex')).toBe('480001000e000100696d6d656469617465000000340002000800010000000000280002002400020008000100fffffffd180002006d61726b2d666f722d6d61737175657261646500');
+  });
+});
+
+describe('element lists built as the elements come', () => {
+  it('are the messages of the same elements as one op, byte for byte, one element object reused throughout', () => {
+    const key = (i: number) => concat(ipv4(`10.96.${i >> 8}.${i & 255}`), l4proto('tcp'), port(80), u32host(i % 3));
+    const data = (i: number) => concat(ipv4(`10.244.${i >> 8}.${i & 255}`), port(8080));
+    const n = 5000; // several messages' worth
+    const whole: Op = { op: 'newsetelem', family: 'ip', table: 'kdp', set: 'endpoints', elements: Array.from({ length: n }, (_, i) => ({ key: key(i), data: data(i) })) };
+    const builder = new ElementListBuilder();
+    const lists: EncodedElementList[] = [];
+    const scratch = { key: new Uint8Array(16), data: new Uint8Array(8) };
+    for (let i = 0; i < n; i++) {
+      scratch.key.set(key(i));
+      scratch.data.set(data(i));
+      const full = builder.add(scratch);
+      if (full) lists.push(full);
+    }
+    lists.push(builder.finish()!);
+    expect(builder.finish()).toBeUndefined();
+    expect(lists.length).toBe(messageCount(whole));
+    expect(lists.reduce((k, l) => k + l.count, 0)).toBe(n);
+    const ops: Op[] = lists.map((list) => ({ op: 'newsetelem-list', family: 'ip', table: 'kdp', set: 'endpoints', list }));
+    expect(encodeBatch(ops, 1).buffer.equals(encodeBatch([whole], 1).buffer)).toBe(true);
+    expect(describeOp(ops[0])).toMatch(/^add element ip kdp endpoints \(\d+ elements\)$/);
+  });
+
+  it('a list bounded below one attribute cuts sooner, and an element larger than the bound is refused', () => {
+    const builder = new ElementListBuilder(200);
+    const e = { key: new Uint8Array(16), data: new Uint8Array(8) };
+    // 44 bytes an element (list entry, key nest 24, data nest 16): four fit in 200 with the header.
+    const counts: number[] = [];
+    for (let i = 0; i < 10; i++) {
+      const full = builder.add(e);
+      if (full) counts.push(full.count);
+    }
+    counts.push(builder.finish()!.count);
+    expect(counts).toEqual([4, 4, 2]);
+    expect(() => new ElementListBuilder(20).add(e)).toThrow(/more than a list of 20/);
   });
 });

@@ -106,6 +106,8 @@ export type Op =
   | { op: 'newset'; family: NftFamily; table: string; set: SetSpec }
   | { op: 'newsetelem'; family: NftFamily; table: string; set: string; setId?: number; elements: readonly SetElement[] }
   | { op: 'delsetelem'; family: NftFamily; table: string; set: string; elements: readonly SetElement[] }
+  /** Elements already encoded into one message's list (ElementListBuilder): a bulk load. */
+  | { op: 'newsetelem-list'; family: NftFamily; table: string; set: string; list: EncodedElementList }
   | { op: 'flushset'; family: NftFamily; table: string; set: string }
   | { op: 'newchain'; family: NftFamily; table: string; chain: string; hook?: ChainHook }
   | { op: 'flushchain'; family: NftFamily; table: string; chain: string }
@@ -253,10 +255,54 @@ function elementChunks(op: Extract<Op, { elements: readonly SetElement[] }>): { 
   return { sizes, chunks };
 }
 
-function elementHead(op: Extract<Op, { elements: readonly SetElement[] }>): Buffer[] {
+function elementHead(op: Extract<Op, { set: string }>): Buffer[] {
   const head = [attrStr(NFTA_SET_ELEM_LIST.TABLE, op.table), attrStr(NFTA_SET_ELEM_LIST.SET, op.set)];
   if (op.op === 'newsetelem' && op.setId !== undefined) head.push(attrU32(NFTA_SET_ELEM_LIST.SET_ID, op.setId));
   return head;
+}
+
+/** NFTA_SET_ELEM_LIST_ELEMENTS of one message, written by ElementListBuilder. */
+export interface EncodedElementList {
+  readonly attr: Buffer;
+  readonly count: number;
+}
+
+/**
+ * Writes elements straight into message-sized lists as they come, so a bulk load keeps no
+ * object per element (a million of them at 100k services, each with its key and data arrays,
+ * lived until the whole batch was sent). `add` reads its element at once: a caller may pass the
+ * same object each time with new contents.
+ */
+export class ElementListBuilder {
+  private readonly buf: Buffer;
+  private off = NLA_HDRLEN;
+  private count = 0;
+
+  /** `maxBytes`: of each list, at most what one attribute holds (less for a small batch). */
+  constructor(maxBytes = NLA_HDRLEN + MAX_ELEMENTS_PAYLOAD) {
+    this.buf = Buffer.alloc(Math.min(maxBytes, NLA_HDRLEN + MAX_ELEMENTS_PAYLOAD));
+  }
+
+  /** Adds `e`; returns the list it did not fit in any more, when it started a new one. */
+  add(e: SetElement): EncodedElementList | undefined {
+    const n = elementSize(e, false);
+    if (NLA_HDRLEN + n > this.buf.length) throw new Error(`one set element is ${n} bytes, more than a list of ${this.buf.length}`);
+    const full = this.off + n > this.buf.length ? this.finish() : undefined;
+    this.off = writeElement(this.buf, this.off, ++this.count, e, false, n);
+    return full;
+  }
+
+  /** The list so far (undefined when empty); the builder starts a new one. */
+  finish(): EncodedElementList | undefined {
+    if (this.count === 0) return undefined;
+    const attr = Buffer.from(this.buf.subarray(0, this.off));
+    putAttrHeader(attr, 0, attr.length, NFTA_SET_ELEM_LIST.ELEMENTS | NLA_F_NESTED);
+    const out = { attr, count: this.count };
+    this.buf.fill(0, 0, this.off); // writeElement leaves padding as it finds it
+    this.off = NLA_HDRLEN;
+    this.count = 0;
+    return out;
+  }
 }
 
 function setAttrs(table: string, s: SetSpec): Buffer[] {
@@ -307,6 +353,8 @@ function opMessages(op: Op): MessageSpec[] {
         };
       });
     }
+    case 'newsetelem-list':
+      return [{ type: T(NFT_MSG.NEWSETELEM), flags: NLM_F_CREATE, family, attrs: [...elementHead(op), op.list.attr] }];
     case 'flushset':
       // nft puts the set name before the table here.
       return [{ type: T(NFT_MSG.DELSETELEM), flags: 0, family, attrs: [attrStr(NFTA_SET_ELEM_LIST.SET, op.set), attrStr(NFTA_SET_ELEM_LIST.TABLE, op.table)] }];
@@ -459,6 +507,8 @@ export function describeOp(op: Op): string {
       return `add set ${op.family} ${op.table} ${op.set.name}`;
     case 'newsetelem':
       return `add element ${op.family} ${op.table} ${op.set} (${n(op.elements.length)})`;
+    case 'newsetelem-list':
+      return `add element ${op.family} ${op.table} ${op.set} (${n(op.list.count)})`;
     case 'delsetelem':
       return `delete element ${op.family} ${op.table} ${op.set} (${n(op.elements.length)})`;
     case 'flushset':
