@@ -44,8 +44,8 @@ export interface NftablesOptions {
   /** Writes partial changes and reads the table back; without one, partial syncs use `nft -f` and
    *  reconciles are skipped. */
   writer?: TableWriter;
-  /** Sees every `nft -f` input before it is applied, and the `nft -f` spelling of a table loaded
-   *  through netlink after it was (benchmarks replay them). */
+  /** Sees every `nft -f` input before it is applied (a table loaded through netlink has no such
+   *  input: `tableLines` spells it). */
   onApply?: (family: IPFamily, lines: readonly string[], full: boolean) => void;
 }
 
@@ -167,8 +167,7 @@ export class NftablesBackend implements Backend {
     // elements); refilling the table we have (hourly, after node facts changed) keeps its
     // affinity sets, which only `nft -f` does here, as does a table too large for one batch.
     const viaNetlink = !prev && this.opts.writer ? await this.timed(() => this.opts.writer!.loadFresh(content)) : false;
-    if (viaNetlink) this.opts.onApply?.(family, fullLines(content), true);
-    else {
+    if (!viaNetlink) {
       const t1 = performance.now();
       const lines = fullLines(content, prev);
       this.lastOwnMs += performance.now() - t1;
@@ -278,6 +277,20 @@ export class NftablesBackend implements Backend {
       return true;
     }
     return false;
+  }
+
+  /** The family's table as last applied, spelled as the `nft -f` input that makes it anew
+   *  (re-rendered from the applied plans; empty before the first sync). Benchmarks replay it. */
+  tableLines(family: IPFamily): string[] {
+    const st = this.state.get(family);
+    if (!st) return [];
+    const rendered = function* (): Generator<ServiceNft> {
+      for (const { plan, cfg } of st.applied.values()) {
+        const r = renderService(plan, cfg);
+        if (r) yield r;
+      }
+    };
+    return fullLines(collectTable(rendered(), st.cfg));
   }
 
   /** Nothing to make: the tables come with the first (full) sync. */
