@@ -13,6 +13,7 @@ import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { NftMonitor } from './harness/nft-monitor.js';
 import { CLIENT, ProxyEnv, serviceYaml, tally } from './proxy-env.js';
 
 const PODS = ['pod-a', 'pod-b', 'pod-c', 'pod-d', 'pod-e', 'pod-f', 'pod-g'];
@@ -175,21 +176,21 @@ describe('proxy: nftables syncs through nfnetlink', () => {
   });
 
   it('a partial sync changes only the changed service\'s elements (nft monitor)', async () => {
-    const monitor = env.node.spawn('nft', ['monitor'], { label: 'nft monitor' });
-    await sleep(300);
+    const monitor = await NftMonitor.start(env.node);
     env.write('watched.yaml', serviceYaml({ name: WATCHED.name, clusterIPs: WATCHED.vips, endpoints: eps(['pod-a', 'pod-b']) }));
     for (const vip of WATCHED.vips) await env.eventually(`pod-c gone from ${vip}`, () => reached(vip, 30), (r) => r.join() === 'pod-a,pod-b');
-    await sleep(200);
+    await monitor.settle();
     await monitor.stop();
-    const lines = monitor.stdout.split('\n').filter((l) => l && !l.startsWith('#'));
-    expect(lines.length, monitor.stdout).toBeGreaterThan(0);
+    const events = monitor.events();
+    const lines = events.split('\n').filter((l) => l && !l.startsWith('#'));
+    expect(lines.length, events).toBeGreaterThan(0);
     for (const l of lines) {
-      expect(l, monitor.stdout).toMatch(/^(add|delete) element ip6? kube-dataplane (service-ips|endpoints|hairpin) \{ /);
+      expect(l, events).toMatch(/^(add|delete) element ip6? kube-dataplane (service-ips|endpoints|hairpin) \{ /);
       // Every service address the line names is the watched service's.
       for (const a of l.match(/10\.96\.\d+\.\d+|fd00:96::[0-9a-f]+/g) ?? []) expect(WATCHED.vips, l).toContain(a);
     }
-    for (const vip of WATCHED.vips) expect(monitor.stdout).toContain(`${vip} . tcp . 80`);
-    expect(monitor.stdout).not.toMatch(/flush|table|chain|rule/);
+    for (const vip of WATCHED.vips) expect(events).toContain(`${vip} . tcp . 80`);
+    expect(events).not.toMatch(/flush|table|chain|rule/);
     expectNoNft();
   });
 
@@ -312,7 +313,6 @@ describe('proxy: nftables syncs through nfnetlink', () => {
     for (const vip of last) await env.eventually(`bulk-299 ${vip} works`, () => reached(vip, 80), (r) => r.join() === PODS.slice(0, 2 + (299 % 3)).join(), 20_000);
     const landedMs = Date.now() - t0;
     await env.proxy!.waitForOutput(synced, 20_000);
-    await sleep(300);
     await loop.stop();
     const lines = loop.stdout.split('\n').slice(0, -1);
     const during = loop.stdout.slice(mark).split('\n').length - 1;

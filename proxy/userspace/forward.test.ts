@@ -2,7 +2,7 @@
 // resets, failover, UDP sessions and their pruning.
 import dgram from 'node:dgram';
 import net from 'node:net';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { logger } from '../../common/log.js';
 import type { Target } from '../core/model.js';
 import { Balancer } from './balancer.js';
@@ -85,9 +85,11 @@ describe('TCP forwarding', () => {
   });
 
   it('an endpoint refusing the connection is replaced by another; all refusing resets the client', async () => {
-    const dead = await tcpBackend('dead');
-    cleanups.splice(0).forEach((c) => c()); // close it: connections to it are refused
-    await new Promise((r) => setTimeout(r, 20));
+    // A port that was listening and is closed now: connections to it are refused.
+    const closed = net.createServer();
+    await new Promise<void>((r) => closed.listen(0, '127.0.0.1', r));
+    const dead = (closed.address() as net.AddressInfo).port;
+    await new Promise((r) => closed.close(r));
     const live = await tcpBackend('live');
     const port = await tcpListener(router([target(dead), target(live)]));
     expect([await exchange(port, 'a'), await exchange(port, 'b')]).toEqual(['live:A<eof>', 'live:B<eof>']);
@@ -140,16 +142,24 @@ async function udpClient(): Promise<{ ask: (port: number, m: string) => Promise<
 describe('UDP forwarding', () => {
   it('one session per client address:port, replies from the listener port; new clients round-robin', async () => {
     const r = router([target(await udpBackend('a')), target(await udpBackend('b'))]);
-    const l = new UdpListener(spec('UDP'), r, log, budget(), 200);
-    await l.listen();
-    cleanups.push(() => l.close());
-    const c1 = await udpClient();
-    const c2 = await udpClient();
-    const port = l.boundPort();
-    expect([await c1.ask(port, '1'), await c1.ask(port, '2'), await c2.ask(port, '3'), await c1.ask(port, '4')]).toEqual(['a:1', 'a:2', 'b:3', 'a:4']);
-    expect(l.sessionCount).toBe(2);
-    await new Promise((res) => setTimeout(res, 350)); // past the idle timeout
-    expect(l.sessionCount).toBe(0);
+    // The sessions' idle timers run on the test's clock; the sockets stay real.
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout'] });
+    try {
+      const l = new UdpListener(spec('UDP'), r, log, budget(), 200);
+      await l.listen();
+      cleanups.push(() => l.close());
+      const c1 = await udpClient();
+      const c2 = await udpClient();
+      const port = l.boundPort();
+      expect([await c1.ask(port, '1'), await c1.ask(port, '2'), await c2.ask(port, '3'), await c1.ask(port, '4')]).toEqual(['a:1', 'a:2', 'b:3', 'a:4']);
+      expect(l.sessionCount).toBe(2);
+      vi.advanceTimersByTime(199);
+      expect(l.sessionCount).toBe(2);
+      vi.advanceTimersByTime(1); // the idle timeout
+      expect(l.sessionCount).toBe(0);
+    } finally {
+      vi.useRealTimers();
+    }
   });
 
   it('a source outside the listener\'s source ranges is dropped: no session, no reply', async () => {
