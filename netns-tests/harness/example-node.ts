@@ -153,6 +153,9 @@ export async function startExampleNode(opts: ExampleOptions = {}): Promise<Examp
     ]);
     const servers = (['web-0', 'web-1'] as const).map((name) => pods[name].spawn(process.execPath, ['-e', BACKEND, name, '8080'], { label: name }));
     await Promise.all(servers.map((s) => s.waitForOutput('listening')));
+    // Both families' rules are in before any test connects: the first full sync writes IPv4, then
+    // IPv6, and another suite's iptables-restore can hold the xtables lock between the two.
+    await agent.waitForOutput(/rules synced sync=full/, 30_000);
     const fetchCounts = async (url: string, n: number) => {
       const r = await pods.client.exec(process.execPath, clientArgs(url, n), { timeoutMs: 60_000 });
       return JSON.parse(r.stdout) as Record<string, number>;
