@@ -132,7 +132,7 @@ export class TestApiServer {
   }
 
   /** Writes a kubeconfig whose current context is this server. Plain http:// needs
-   *  `insecure-skip-tls-verify` with @kubernetes/client-node 1.4 (it refuses http otherwise). */
+   *  `insecure-skip-tls-verify` with @kubernetes/client-node (1.4 and 2.0 refuse http otherwise). */
   async writeKubeconfig(path: string): Promise<void> {
     const config = {
       apiVersion: 'v1',

@@ -1,9 +1,9 @@
 // The reflector of one kind: list, then watch from the list's resourceVersion, forever.
 //
 // Why our own loop around the client's `Watch` and list calls instead of its informers
-// (@kubernetes/client-node 1.4.0, measured — see DESIGN.md): its ListWatch stops for good on any
-// error that is not a 410, so one refused connection while the API server restarts ends the
-// watch; it has no inactivity timeout, so a half-dead connection hangs forever; it cannot ask for
+// (@kubernetes/client-node 1.4.0, measured — see DESIGN.md; 2.0.1's cache.ts is the same here):
+// its ListWatch stops for good on any error that is not a 410, so one refused connection while
+// the API server restarts ends the watch; it has no inactivity timeout, so a half-dead connection hangs forever; it cannot ask for
 // bookmarks or a server-side timeout; an event line without `object` throws inside it; and it
 // keeps a second copy of every object, which the catalog already holds. Wrapping it would mean
 // re-creating it after every error and relisting each time (it forgets its resourceVersion on
