@@ -105,10 +105,6 @@ function putFields(out: Uint8Array, family: IPFamily, kinds: readonly FieldKind[
   return out;
 }
 
-function fields(family: IPFamily, kinds: readonly FieldKind[], text: string, what: string, end = false): Uint8Array {
-  return putFields(new Uint8Array(fieldsLength(family, kinds)), family, kinds, text, what, end);
-}
-
 function parseVerdict(text: string): Verdict {
   const [code, chain] = text.split(' ');
   if ((code === 'goto' || code === 'jump') && chain) return { code, chain };
@@ -116,15 +112,29 @@ function parseVerdict(text: string): Verdict {
   throw new Error(`not a verdict: ${JSON.stringify(text)}`);
 }
 
-/** One element of a map or set as netlink takes it, from its nft spelling. */
-export function encodeElement(family: IPFamily, schema: MapSchema, key: string, value?: string, keyOnly = false): SetElement {
-  const e: SetElement = { key: fields(family, schema.key, key, `${schema.name}: key`) };
-  if (schema.key.includes('cidr')) e.keyEnd = fields(family, schema.key, key, `${schema.name}: key`, true);
+/** An element of `schema` with its arrays sized and zeroed, for `fillElement`. */
+function emptyElement(family: IPFamily, schema: MapSchema, keyOnly = false): SetElement {
+  const keyLen = fieldsLength(family, schema.key);
+  const e: SetElement = { key: new Uint8Array(keyLen) };
+  if (schema.key.includes('cidr')) e.keyEnd = new Uint8Array(keyLen);
+  if (!keyOnly && schema.value !== undefined && schema.value !== 'verdict') e.data = new Uint8Array(fieldsLength(family, schema.value));
+  return e;
+}
+
+/** Writes `key` (and `value`, unless keyOnly) in nft's spelling into `e`, made by emptyElement. */
+function fillElement(e: SetElement, family: IPFamily, schema: MapSchema, key: string, value: string | undefined, keyOnly: boolean, verdict: (text: string) => Verdict): SetElement {
+  putFields(e.key, family, schema.key, key, `${schema.name}: key`);
+  if (e.keyEnd) putFields(e.keyEnd, family, schema.key, key, `${schema.name}: key`, true);
   if (keyOnly || schema.value === undefined) return e;
   if (value === undefined) throw new Error(`${schema.name}: element ${JSON.stringify(key)} has no value`);
-  if (schema.value === 'verdict') e.verdict = parseVerdict(value);
-  else e.data = fields(family, schema.value, value, `${schema.name}: value`);
+  if (schema.value === 'verdict') e.verdict = verdict(value);
+  else putFields(e.data!, family, schema.value, value, `${schema.name}: value`);
   return e;
+}
+
+/** One element of a map or set as netlink takes it, from its nft spelling. */
+export function encodeElement(family: IPFamily, schema: MapSchema, key: string, value?: string, keyOnly = false): SetElement {
+  return fillElement(emptyElement(family, schema, keyOnly), family, schema, key, value, keyOnly, parseVerdict);
 }
 
 /** `encodeElement` into one reused element, for a bulk load that writes each element out at
@@ -134,26 +144,19 @@ class ElementScratch {
   private readonly verdicts = new Map<string, Verdict>();
 
   constructor(private readonly family: IPFamily, private readonly schema: MapSchema) {
-    const keyLen = fieldsLength(family, schema.key);
-    this.e = { key: new Uint8Array(keyLen) };
-    if (schema.key.includes('cidr')) this.e.keyEnd = new Uint8Array(keyLen);
-    if (schema.value !== undefined && schema.value !== 'verdict') this.e.data = new Uint8Array(fieldsLength(family, schema.value));
+    this.e = emptyElement(family, schema);
   }
 
+  /** Verdicts repeat (the chain of each endpoint count): parsed once each. */
+  private readonly verdict = (text: string): Verdict => {
+    let v = this.verdicts.get(text);
+    if (!v) this.verdicts.set(text, (v = parseVerdict(text)));
+    return v;
+  };
+
   fill(text: string): SetElement {
-    const { family, schema, e } = this;
     const [key, value] = splitElement(text);
-    putFields(e.key, family, schema.key, key, `${schema.name}: key`);
-    if (e.keyEnd) putFields(e.keyEnd, family, schema.key, key, `${schema.name}: key`, true);
-    if (schema.value === undefined) return e;
-    if (value === undefined) throw new Error(`${schema.name}: element ${JSON.stringify(key)} has no value`);
-    if (e.data) putFields(e.data, family, schema.value as readonly FieldKind[], value, `${schema.name}: value`);
-    else {
-      let v = this.verdicts.get(value);
-      if (!v) this.verdicts.set(value, (v = parseVerdict(value)));
-      e.verdict = v;
-    }
-    return e;
+    return fillElement(this.e, this.family, this.schema, key, value, false, this.verdict);
   }
 }
 
