@@ -283,14 +283,7 @@ export class NftablesBackend implements Backend {
    *  (re-rendered from the applied plans; empty before the first sync). Benchmarks replay it. */
   tableLines(family: IPFamily): string[] {
     const st = this.state.get(family);
-    if (!st) return [];
-    const rendered = function* (): Generator<ServiceNft> {
-      for (const { plan, cfg } of st.applied.values()) {
-        const r = renderService(plan, cfg);
-        if (r) yield r;
-      }
-    };
-    return fullLines(collectTable(rendered(), st.cfg));
+    return st ? fullLines(collectTable(renderApplied(st), st.cfg)) : [];
   }
 
   /** Nothing to make: the tables come with the first (full) sync. */
@@ -311,6 +304,14 @@ export class NftablesBackend implements Backend {
   }
 }
 
+/** The applied plans rendered again, one service at a time. */
+function* renderApplied(st: FamilyState): Generator<ServiceNft> {
+  for (const { plan, cfg } of st.applied.values()) {
+    const r = renderService(plan, cfg);
+    if (r) yield r;
+  }
+}
+
 /** What the service maps and the hairpin set must hold, per map, in nft's spelling (`key` or
  *  `key : value`), re-rendered from the applied plans. */
 function expectedElements(st: FamilyState): Map<string, Set<string>> {
@@ -320,11 +321,7 @@ function expectedElements(st: FamilyState): Map<string, Set<string>> {
     if (!s) out.set(map, (s = new Set()));
     s.add(text);
   };
-  for (const { plan, cfg } of st.applied.values()) {
-    const r = renderService(plan, cfg);
-    if (!r) continue;
-    for (const e of r.elements) if (st.owners.get(e.path) === plan.key) add(e.map, elementText(e));
-  }
+  for (const r of renderApplied(st)) for (const e of r.elements) if (st.owners.get(e.path) === r.key) add(e.map, elementText(e));
   for (const ip of st.hairpin.keys()) add('hairpin', `${ip} . ${ip}`);
   return out;
 }
