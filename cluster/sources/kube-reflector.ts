@@ -3,11 +3,11 @@
 // Why our own loop around the client's `Watch` and list calls instead of its informers
 // (@kubernetes/client-node 1.4.0, measured — see DESIGN.md; 2.0.1's cache.ts is the same here):
 // its ListWatch stops for good on any error that is not a 410, so one refused connection while
-// the API server restarts ends the watch; it has no inactivity timeout, so a half-dead connection hangs forever; it cannot ask for
-// bookmarks or a server-side timeout; an event line without `object` throws inside it; and it
-// keeps a second copy of every object, which the catalog already holds. Wrapping it would mean
-// re-creating it after every error and relisting each time (it forgets its resourceVersion on
-// restart). Here one loop owns the resourceVersion: errors and dropped connections resume the
+// the API server restarts ends the watch; it has no inactivity timeout, so a half-dead
+// connection hangs forever; it cannot ask for bookmarks or a server-side timeout; an event line
+// without `object` throws inside it; and it keeps a second copy of every object, which the
+// catalog already holds. Wrapping it would mean re-creating it after every error and relisting
+// each time (it forgets its resourceVersion on restart). Here one loop owns the resourceVersion: errors and dropped connections resume the
 // watch from it (no relist, no event lost), only 410 Gone relists, and a relist goes through
 // `sink.replace`, which delivers only the difference — no phantom and no lost objects.
 import type { Kind, ObjectSink } from '../sink.js';

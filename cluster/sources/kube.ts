@@ -1,7 +1,7 @@
-// Source A: the Kubernetes API, through @kubernetes/client-node 2.0.1 (pinned; 1.4.0 held ~13 MB more RSS at 10k services, cluster/README) — its KubeConfig (files,
-// in-cluster config, tokens, client certificates, exec plugins, proxies), its generated list
-// calls and its `Watch` — with one Reflector per kind (kube-reflector.ts says why not its
-// informers).
+// Source A: the Kubernetes API, through @kubernetes/client-node 2.0.1 (pinned; 1.4.0 held
+// ~13 MB more RSS at 10k services, cluster/README "Memory") — its KubeConfig (files, in-cluster
+// config, tokens, client certificates, exec plugins, proxies), its generated list calls and its
+// `Watch` — with one Reflector per kind (kube-reflector.ts says why not its informers).
 import {
   CoreV1Api, DiscoveryV1Api, KubeConfig, Observable, ResponseContext, Watch,
   type ConfigurationOptions, type ObservableMiddleware,
