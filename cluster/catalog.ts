@@ -120,6 +120,8 @@ export class Catalog implements ObjectSink, CatalogView {
   private readonly nodesByName = new Map<string, Node>();
   private readonly podsByKey = new Map<ObjectKey, Pod>();
   private readonly podIndex = new MultiMap<string, Pod>();
+  /** Pods with an address, per namespace: `<ns>.pod.<zone>` has names below it while any. */
+  private readonly addressedPods = new Map<string, number>();
   /** Who owns an address (service cluster IP, endpoint, pod), for PTR answers. */
   private readonly ipOwners = new MultiMap<string, IPOwner>();
 
@@ -159,6 +161,9 @@ export class Catalog implements ObjectSink, CatalogView {
   }
   podsByIP(ip: string): readonly Pod[] {
     return this.podIndex.get(ip);
+  }
+  hasAddressedPods(namespace: string): boolean {
+    return this.addressedPods.has(namespace);
   }
   ownersOfIP(ip: string): readonly IPOwner[] {
     return this.ipOwners.get(ip);
@@ -376,6 +381,7 @@ export class Catalog implements ObjectSink, CatalogView {
       this.podIndex.add(ip, pod);
       this.ipOwners.add(ip, { kind: 'pod', podKey: pod.key });
     }
+    if (pod.podIPs.length > 0) this.addressedPods.set(pod.namespace, (this.addressedPods.get(pod.namespace) ?? 0) + 1);
     this.pending.pods.add(pod.key);
   }
 
@@ -392,6 +398,10 @@ export class Catalog implements ObjectSink, CatalogView {
       this.podIndex.remove(ip, (p) => p.key === pod.key);
       this.ipOwners.remove(ip, (o) => o.kind === 'pod' && o.podKey === pod.key);
     }
+    if (pod.podIPs.length === 0) return;
+    const left = (this.addressedPods.get(pod.namespace) ?? 1) - 1;
+    if (left > 0) this.addressedPods.set(pod.namespace, left);
+    else this.addressedPods.delete(pod.namespace);
   }
 
   private flush(): void {

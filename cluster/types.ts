@@ -166,6 +166,8 @@ export interface CatalogView {
   nodes(): IterableIterator<Node>;
   pod(key: ObjectKey): Pod | undefined;
   podsByIP(ip: string): readonly Pod[];
+  /** Whether a pod with an address is in the namespace (the pods' own DNS names are below it). */
+  hasAddressedPods(namespace: string): boolean;
   /** Every owner of an address (service cluster IP, endpoint, pod), for PTR answers. */
   ownersOfIP(ip: string): readonly IPOwner[];
   /** Calls `fn` after every applied batch; returns an unsubscribe function. */

@@ -80,8 +80,6 @@ export class DnsHandler {
     switch (z.kind) {
       case 'reply':
         return this.done(t, t0, msg, q, serveTemplate(z.tpl, msg, q, limit), PLUGIN.kubernetes, true);
-      case 'servfail':
-        return this.done(t, t0, msg, q, emptyReply(msg, q, RCODE.SERVFAIL), PLUGIN.kubernetes, true);
       case 'refused':
         return this.done(t, t0, msg, q, emptyReply(msg, q, RCODE.REFUSED), PLUGIN.kubernetes, true);
       case 'external':

@@ -155,7 +155,9 @@ describe('catalog changes', () => {
   it('answers follow a service update, removal and the sync state', async () => {
     const catalog = makeCatalog(false);
     const { handler } = makeHandler(catalog);
-    expect((await ask(handler, { name: 'web.prod.svc.cluster.local', type: 'A' })).msg.rcode).toBe('SERVFAIL');
+    // SERVFAIL before the sync, authoritative and with the zone's SOA (CoreDNS's answer).
+    const early = (await ask(handler, { name: 'web.prod.svc.cluster.local', type: 'A' })).msg;
+    expect([early.rcode, early.flags! & 0x0400, (early.authorities ?? []).map((a) => `${a.name} ${a.type}`)]).toEqual(['SERVFAIL', 0x0400, ['cluster.local SOA']]);
     catalog.batch(() => {
       for (const k of ['Service', 'EndpointSlice', 'Node', 'Pod'] as const) catalog.markSynced(k);
     });
@@ -178,6 +180,26 @@ describe('catalog changes', () => {
     expect(data((await ask(handler, { name: '10-244-7-7.prod.pod.cluster.local', type: 'A' })).msg)).toEqual(['10.244.7.7']);
     expect((await ask(handler, { name: '10-244-7-7.other.pod.cluster.local', type: 'A' })).msg.rcode).toBe('NXDOMAIN');
     expect((await ask(handler, { name: '10-244-9-9.prod.pod.cluster.local', type: 'A' })).msg.rcode).toBe('NXDOMAIN');
+  });
+
+  it('verified pods: a namespace with a pod has names below it (NODATA, RFC 8020), one without does not', async () => {
+    const catalog = makeCatalog();
+    const { handler } = makeHandler(catalog, 'verified');
+    const answer = async (name: string) => {
+      const { msg } = await ask(handler, { name, type: 'A' });
+      return [msg.rcode, msg.answers?.length, (msg.authorities ?? []).map((a) => a.type).join()];
+    };
+    expect(await answer('prod.pod.cluster.local')).toEqual(['NOERROR', 0, 'SOA']);
+    expect(await answer('pod.cluster.local')).toEqual(['NOERROR', 0, 'SOA']);
+    expect(await answer('other.pod.cluster.local')).toEqual(['NXDOMAIN', 0, 'SOA']);
+    // It follows the pods: the namespace's last addressed pod goes, and so does the name.
+    catalog.apply('Pod', { metadata: { name: 'o1', namespace: 'other' }, spec: {}, status: { podIP: '10.244.8.8', podIPs: [{ ip: '10.244.8.8' }] } });
+    expect(await answer('other.pod.cluster.local')).toEqual(['NOERROR', 0, 'SOA']);
+    catalog.delete('Pod', 'prod', 'p1');
+    expect(await answer('prod.pod.cluster.local')).toEqual(['NXDOMAIN', 0, 'SOA']);
+    // A pod without an address yet owns no name.
+    catalog.apply('Pod', { metadata: { name: 'p2', namespace: 'prod' }, spec: {}, status: {} });
+    expect(await answer('prod.pod.cluster.local')).toEqual(['NXDOMAIN', 0, 'SOA']);
   });
 
   it('disabled pods have no records', async () => {
@@ -277,8 +299,14 @@ describe('reverse names from the catalog', () => {
     expect(await ptr('10.244.6.1')).toEqual(['db-0.db.a.svc.cluster.local', 'zz.db2.b.svc.cluster.local']);
     expect(await ptr('fd00:244::6:3')).toEqual(['fd00-244--6-3.db.a.svc.cluster.local']);
     expect(await ptr('10.244.7.1')).toEqual(['10-244-7-1.pub.a.svc.cluster.local']);
-    // Not ready, an endpoint of a ClusterIP service, an unknown address, a partial name.
-    for (const name of [reverseName('10.244.6.2'), reverseName('10.244.5.1'), reverseName('10.244.99.1'), '96.10.in-addr.arpa']) {
+    // An endpoint of a ClusterIP service points at its endpoint name, as CoreDNS answers.
+    expect(await ptr('10.244.5.1')).toEqual(['10-244-5-1.web.a.svc.cluster.local']);
+    // …and that name answers, while a name of no endpoint of it is NXDOMAIN.
+    const a = async (name: string) => (await ask(handler, { name, type: 'A' })).msg;
+    expect(data(await a('10-244-5-1.web.a.svc.cluster.local'))).toEqual(['10.244.5.1']);
+    expect((await a('10-244-5-9.web.a.svc.cluster.local')).rcode).toBe('NXDOMAIN');
+    // Not ready, an unknown address, a partial name.
+    for (const name of [reverseName('10.244.6.2'), reverseName('10.244.99.1'), '96.10.in-addr.arpa']) {
       expect(decide(zone, name, 'PTR').kind, name).toBe('forward');
     }
     // Ours, another type: NODATA with the reverse zone's SOA.
@@ -294,6 +322,8 @@ describe('reverse names from the catalog', () => {
     putService(c, { ...specs[2], endpoints: [{ ip: '10.244.6.1', hostname: 'yy' }] });
     expect(await ptr('10.244.6.1')).toEqual(['db-0.db.a.svc.cluster.local', 'yy.db2.b.svc.cluster.local']);
     putService(c, { ...specs[2], headless: false, clusterIPs: ['10.96.5.2'], endpoints: [{ ip: '10.244.6.1', hostname: 'yy' }] });
+    expect(await ptr('10.244.6.1')).toEqual(['db-0.db.a.svc.cluster.local', 'yy.db2.b.svc.cluster.local']);
+    putService(c, { ...specs[2], headless: false, clusterIPs: ['10.96.5.2'], endpoints: [{ ip: '10.244.6.9', hostname: 'yy' }] });
     expect(await ptr('10.244.6.1')).toEqual(['db-0.db.a.svc.cluster.local']);
     expect(await ptr('10.96.5.2')).toEqual(['db2.b.svc.cluster.local']);
     dropService(c, 'a', 'db');
@@ -430,10 +460,17 @@ describe('ns.dns.<zone>', () => {
     expect(await ns(handler, 'A')).toEqual({ rcode: 'NOERROR', answers: [], owners: [], soa: ['SOA'] });
   });
 
-  it('the server addresses: specific --listen hosts and the interfaces, never loopback or wildcards', () => {
-    const got = serverAddresses(['10.1.2.3', '0.0.0.0', '::', 'fd00::53'])();
-    expect(got).toEqual(expect.arrayContaining(['10.1.2.3', 'fd00::53']));
-    const internal = Object.values(networkInterfaces()).flatMap((l) => (l ?? []).filter((a) => a.internal).map((a) => a.address));
-    for (const a of ['0.0.0.0', '::', ...internal]) expect(got).not.toContain(a);
+  it('the server addresses: the addresses it serves on, never loopback or wildcards', () => {
+    const all = Object.values(networkInterfaces()).flat().filter((a) => a !== undefined);
+    const external = all.filter((a) => !a.internal && !a.address.startsWith('fe80:'));
+    const v4 = external.filter((a) => a.family === 'IPv4').map((a) => a.address);
+    expect(v4.length).toBeGreaterThan(0); // the machine's own, so the cases below can differ
+    // Bound to specific addresses: those alone, not the other interfaces'.
+    expect(serverAddresses(['10.1.2.3', 'fd00::53'])()).toEqual(['10.1.2.3', 'fd00::53']);
+    // A wildcard of one family adds that family's interface addresses; `::` both.
+    expect(serverAddresses(['10.1.2.3', '0.0.0.0'])()).toEqual(['10.1.2.3', ...v4]);
+    const both = serverAddresses(['10.1.2.3', '0.0.0.0', '::', 'fd00::53'])();
+    expect(both).toEqual(expect.arrayContaining(['10.1.2.3', 'fd00::53', ...external.map((a) => a.address)]));
+    for (const a of ['0.0.0.0', '::', ...all.filter((x) => x.internal).map((x) => x.address)]) expect(both).not.toContain(a);
   });
 });

@@ -34,14 +34,12 @@ export const SCHEMA_VERSION = '1.1.0';
 /** What the server does with a question. */
 export type ZoneAnswer =
   | { readonly kind: 'forward' }
-  | { readonly kind: 'servfail' }
   | { readonly kind: 'refused' }
   | { readonly kind: 'reply'; readonly tpl: Template }
   /** An ExternalName: the CNAME reply, to be completed with the target's records. */
   | { readonly kind: 'external'; readonly cname: OwnedRec; readonly target: string };
 
 const FORWARD: ZoneAnswer = Object.freeze({ kind: 'forward' });
-const SERVFAIL: ZoneAnswer = Object.freeze({ kind: 'servfail' });
 const REFUSED: ZoneAnswer = Object.freeze({ kind: 'refused' });
 
 /** One service as it was indexed: the catalog's records (kept to recompute, on removal, exactly
@@ -192,7 +190,12 @@ export class ClusterZone {
       return this.ptrAnswer(query, q);
     }
     if (q.qclass !== QCLASS_IN && q.qclass !== QCLASS_ANY) return REFUSED;
-    if (!this.catalog.synced) return SERVFAIL;
+    // Before the catalog has synced nothing can be denied: SERVFAIL, with the zone's SOA as
+    // CoreDNS sends it, so a resolver learns whose zone failed. Never cached: it lasts until then.
+    if (!this.catalog.synced) {
+      const soa = [this.soa(this.opts.domain)];
+      return { kind: 'reply', tpl: buildTemplate(query, q, { rcode: RCODE.SERVFAIL, authoritative: true, answer: [], authority: soa }) };
+    }
 
     // The NS name's addresses, and the apex NS answer that carries them as glue, follow this
     // server's addresses: cached briefly, not with the other names.
@@ -269,13 +272,15 @@ export class ClusterZone {
     if (name === this.nsName) return this.nsAddresses().map(addressRec);
     const own = this.services.get(name);
     if (own) return serviceRecords(own.svc, own.eps, own.base);
-    // `<endpoint>.<svc>…` of a headless service, or `_<port>._<proto>.<svc>…`.
+    // `<endpoint>.<svc>…`, or `_<port>._<proto>.<svc>…`. Endpoint names are the specification's
+    // for headless services; CoreDNS answers them for a ClusterIP service's endpoints too, and so
+    // do we.
     const dot = name.indexOf('.');
     if (dot <= 0) return undefined;
     const label = name.slice(0, dot);
     if (label[0] !== '_') {
       const s = this.services.get(name.slice(dot + 1));
-      if (!s?.svc.headless) return undefined;
+      if (!s || s.svc.type === 'ExternalName') return undefined;
       const recs = endpointsLabelled(s.svc, s.eps, label).map((e) => addressRec(e.ip));
       return recs.length > 0 ? recs : undefined;
     }
@@ -293,13 +298,13 @@ export class ClusterZone {
     const { svc, eps, base } = s;
     const out = [base];
     if (svc.type === 'ExternalName') return out;
+    const endpoints = published(svc, eps);
+    for (const e of endpoints) out.push(flat(`${endpointLabel(e)}.${base}`));
     if (!svc.headless) {
       for (const p of svc.ports) if (p.name) out.push(srvName(p.name, p.protocol, base));
       return out;
     }
-    const endpoints = published(svc, eps);
     if (endpoints.length === 0) return out; // the service does not exist in DNS
-    for (const e of endpoints) out.push(flat(`${endpointLabel(e)}.${base}`));
     for (const p of eps?.ports ?? []) if (p.name && p.endpoints.some((e) => e.ready || svc.publishNotReadyAddresses)) out.push(srvName(p.name, p.protocol, base));
     return out;
   }
@@ -340,8 +345,8 @@ export class ClusterZone {
   }
 
   /**
-   * A reverse name of a cluster IP or a published headless endpoint: PTR to the service's or
-   * endpoint's name. Other reverse names go to the upstreams, as CoreDNS's default
+   * A reverse name of a cluster IP or a published endpoint (of any service but an ExternalName,
+   * as CoreDNS answers): PTR to the service's or endpoint's name, every owner's. Other reverse names go to the upstreams, as CoreDNS's default
    * `fallthrough in-addr.arpa ip6.arpa` does.
    */
   private ptrAnswer(query: Buffer, q: Query): ZoneAnswer {
@@ -372,7 +377,7 @@ export class ClusterZone {
       if (!s || s.svc.type === 'ExternalName') continue;
       if (o.kind === 'service') {
         if (!s.svc.headless && s.svc.clusterIPs.includes(ip)) targets.add(s.base);
-      } else if (s.svc.headless) {
+      } else {
         const e = published(s.svc, s.eps).find((x) => x.ip === ip);
         if (e) targets.add(`${endpointLabel(e)}.${s.base}`);
       }
@@ -433,12 +438,18 @@ export class ClusterZone {
     });
   }
 
-  /** `<ns>.pod.<zone>` and `pod.<zone>` exist (as empty non-terminals) unless pods are off. */
+  /**
+   * `pod.<zone>` and `<ns>.pod.<zone>` are empty non-terminals unless pods are off: with
+   * `verified`, `<ns>.pod.<zone>` exists while a pod of that namespace has an address, since its
+   * name is below it, and a name with names below it is never NXDOMAIN (RFC 8020).
+   */
   private podNamespaceExists(name: string): boolean {
     if (this.opts.pods === 'disabled') return false;
     if (name === `pod.${this.opts.domain}`) return true;
-    if (this.opts.pods === 'verified') return false; // a namespace with no pod: nothing below it
-    return name.endsWith(this.podSuffix) && !name.slice(0, -this.podSuffix.length).includes('.');
+    if (!name.endsWith(this.podSuffix)) return false;
+    const ns = name.slice(0, -this.podSuffix.length);
+    if (ns.includes('.')) return false;
+    return this.opts.pods === 'insecure' || this.catalog.hasAddressedPods(ns);
   }
 }
 
@@ -448,10 +459,18 @@ export class ClusterZone {
  */
 export function serverAddresses(listenHosts: readonly string[]): () => string[] {
   const specific = listenHosts.filter((h) => isIP(h) !== 0 && h !== '0.0.0.0' && h !== '::');
+  // Only the addresses it serves on: an interface's address counts only under a wildcard
+  // listener of its family (`::` takes IPv4 too, as a dual-stack socket does).
+  const any6 = listenHosts.includes('::');
+  const any4 = any6 || listenHosts.includes('0.0.0.0');
   return () => {
     const out = [...specific];
+    if (!any4) return out;
     for (const list of Object.values(networkInterfaces())) {
-      for (const a of list ?? []) if (!a.internal && !a.address.toLowerCase().startsWith('fe80:')) out.push(a.address);
+      for (const a of list ?? []) {
+        if (a.internal || a.address.toLowerCase().startsWith('fe80:')) continue;
+        if (a.family === 'IPv4' || any6) out.push(a.address);
+      }
     }
     return out;
   };

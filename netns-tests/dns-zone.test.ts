@@ -131,6 +131,9 @@ describe('cluster DNS from a pod namespace', () => {
       expect(values(await ask(`10-244-0-7.prod.pod.${ZONE}`), 'A')).toEqual(['10.244.0.7']);
       expect((await ask(`10-244-0-7.other.pod.${ZONE}`)).status).toBe('NXDOMAIN');
       expect((await ask(`10-244-0-8.prod.pod.${ZONE}`)).status).toBe('NXDOMAIN');
+      // A namespace with a pod has a name below it: NODATA with the SOA, never NXDOMAIN.
+      const ns = await ask(`prod.pod.${ZONE}`);
+      expect([ns.status, ns.answers.length, ns.authority.map((r) => r[3])]).toEqual(['NOERROR', 0, ['SOA']]);
     } finally {
       await verified.stop();
       rmSync(podDir, { recursive: true, force: true });
@@ -162,6 +165,22 @@ describe('cluster DNS from a pod namespace', () => {
     expect(values(await dig(pod, '-x', '10.96.0.10'), 'PTR')).toEqual([`web.prod.svc.${ZONE}.`]);
     expect(values(await dig(pod, '-x', 'fd00:96::10'), 'PTR')).toEqual([`web.prod.svc.${ZONE}.`]);
     expect(values(await dig(pod, '-x', '10.244.1.5'), 'PTR')).toEqual([`db-0.db.prod.svc.${ZONE}.`]);
+  });
+
+  it('answers the endpoint names of a ClusterIP service and their PTRs, as CoreDNS does', async () => {
+    expect(values(await dig(pod, `web-0.web.staging.svc.${ZONE}`, 'A'), 'A')).toEqual(['10.244.4.1']);
+    expect(values(await dig(pod, '-x', '10.244.4.1'), 'PTR')).toEqual([`web-0.web.staging.svc.${ZONE}.`]);
+    expect((await dig(pod, `web-1.web.staging.svc.${ZONE}`, 'A')).status).toBe('NXDOMAIN');
+  });
+
+  it('names only the addresses it serves on as the zone\'s NS (the node has others)', async () => {
+    const ns = await dig(pod, `ns.dns.${ZONE}`, 'A');
+    expect(values(ns, 'A')).toEqual([DNS]);
+    expect(values(await dig(pod, `ns.dns.${ZONE}`, 'AAAA'), 'AAAA')).toEqual([DNS6]);
+    const apex = await dig(pod, ZONE, 'NS', '+additional');
+    expect(values(apex, 'NS')).toEqual([`ns.dns.${ZONE}.`]);
+    const glue = /ADDITIONAL SECTION:\n([\s\S]*?)(?:\n\n|$)/.exec(apex.raw)?.[1] ?? '';
+    expect(glue.split('\n').filter((l) => /\sIN\s+(A|AAAA)\s/.test(l)).map((l) => l.split(/\s+/)[4]).sort()).toEqual([DNS, DNS6]);
   });
 
   it('answers headless services per ready endpoint, by hostname or dashed address', async () => {

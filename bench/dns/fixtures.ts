@@ -79,7 +79,7 @@ export function fixtureServices(): ServiceSpec[] {
       namespace: 'prod', name: 'big', headless: true, ports: [{ name: 'http', port: 80 }],
       endpoints: Array.from({ length: 100 }, (_, i) => ({ ip: `10.244.${10 + (i >> 8)}.${i & 255}` })),
     },
-    { namespace: 'staging', name: 'web', clusterIPs: ['10.96.1.10'], ports: [{ name: 'http', port: 80 }] },
+    { namespace: 'staging', name: 'web', clusterIPs: ['10.96.1.10'], ports: [{ name: 'http', port: 80 }], endpoints: [{ ip: '10.244.4.1', hostname: 'web-0' }] },
   ];
 }
 
