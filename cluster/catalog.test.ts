@@ -148,6 +148,20 @@ describe('Catalog', () => {
     expect([...changes[0].services].sort()).toEqual(['default/b', 'default/c']);
   });
 
+  it('keeps Namespaces by name: a relist drops the gone ones, a bad name is refused, changes name them', () => {
+    const c = new Catalog({ kinds: ['Namespace'] });
+    const changes = recorder(c);
+    c.replace('Namespace', [{ metadata: { name: 'prod' } }, { metadata: { name: 'staging' } }, { metadata: { name: 'Bad_Name' } }]);
+    c.markSynced('Namespace');
+    expect([c.namespace('prod')?.name, c.namespace('staging')?.name, c.namespace('Bad_Name')]).toEqual(['prod', 'staging', undefined]);
+    c.replace('Namespace', [{ metadata: { name: 'prod', labels: { a: 'b' } } }]);
+    expect(c.namespace('staging')).toBeUndefined();
+    // The second change is the sync; a label on prod changes nothing DNS reads.
+    expect(changes.map((ch) => [...ch.namespaces].sort())).toEqual([['prod', 'staging'], [], ['staging']]);
+    c.delete('Namespace', '', 'prod');
+    expect(c.namespace('prod')).toBeUndefined();
+  });
+
   it('becomes synced once every expected kind was listed, in one change', () => {
     const c = new Catalog({ kinds: ['Service', 'EndpointSlice'] });
     const changes = recorder(c);

@@ -10,6 +10,7 @@ import { metricOnce, registry } from '../common/metrics.js';
 import {
   describeObject,
   normalizeEndpointSlice,
+  normalizeNamespace,
   normalizeNode,
   normalizePod,
   normalizeService,
@@ -17,13 +18,14 @@ import {
   type SliceRecord,
 } from './normalize.js';
 import { MultiMap } from './multimap.js';
-import type { Kind, ObjectSink } from './sink.js';
+import { isClusterScoped, type Kind, type ObjectSink } from './sink.js';
 import type {
   CatalogChange,
   CatalogView,
   Endpoint,
   EndpointPort,
   IPOwner,
+  Namespace,
   Node,
   ObjectKey,
   Pod,
@@ -119,6 +121,7 @@ export class Catalog implements ObjectSink, CatalogView {
   private readonly endpointsByService = new Map<ObjectKey, ServiceEndpoints>();
   private readonly nodesByName = new Map<string, Node>();
   private readonly podsByKey = new Map<ObjectKey, Pod>();
+  private readonly namespacesByName = new Map<string, Namespace>();
   private readonly podIndex = new MultiMap<string, Pod>();
   /** Pods with an address, per namespace: `<ns>.pod.<zone>` has names below it while any. */
   private readonly addressedPods = new Map<string, number>();
@@ -127,7 +130,7 @@ export class Catalog implements ObjectSink, CatalogView {
 
   private readonly listeners = new Set<(c: CatalogChange) => void>();
   private depth = 0;
-  private pending = { services: new Set<ObjectKey>(), nodes: new Set<ObjectKey>(), pods: new Set<ObjectKey>(), synced: false };
+  private pending = this.nothingPending();
 
   constructor(opts: CatalogOptions = {}) {
     this.log = opts.log ?? logger('catalog');
@@ -168,6 +171,9 @@ export class Catalog implements ObjectSink, CatalogView {
   ownersOfIP(ip: string): readonly IPOwner[] {
     return this.ipOwners.get(ip);
   }
+  namespace(name: string): Namespace | undefined {
+    return this.namespacesByName.get(name);
+  }
   onChange(fn: (change: CatalogChange) => void): () => void {
     this.listeners.add(fn);
     return () => this.listeners.delete(fn);
@@ -195,13 +201,15 @@ export class Catalog implements ObjectSink, CatalogView {
           return this.applyNode(obj);
         case 'Pod':
           return this.applyPod(obj);
+        case 'Namespace':
+          return this.applyNamespace(obj);
       }
     });
   }
 
   delete(kind: Kind, namespace: string, name: string): void {
     this.batch(() => {
-      const key = kind === 'Node' ? name : objectKey(namespace, name);
+      const key = isClusterScoped(kind) ? name : objectKey(namespace, name);
       switch (kind) {
         case 'Service': {
           const before = this.stateOf(key);
@@ -215,6 +223,9 @@ export class Catalog implements ObjectSink, CatalogView {
           return;
         case 'Pod':
           return this.removePod(key);
+        case 'Namespace':
+          if (this.namespacesByName.delete(key)) this.pending.namespaces.add(key);
+          return;
       }
     });
   }
@@ -230,7 +241,7 @@ export class Catalog implements ObjectSink, CatalogView {
       const existing = this.keysOf(kind);
       for (const key of existing) {
         if (keep.has(key)) continue;
-        const [ns, name] = kind === 'Node' ? ['', key] : key.split('/');
+        const [ns, name] = isClusterScoped(kind) ? ['', key] : key.split('/');
         this.delete(kind, ns, name);
       }
     });
@@ -251,7 +262,7 @@ export class Catalog implements ObjectSink, CatalogView {
   private keyOf(kind: Kind, obj: unknown): ObjectKey | undefined {
     const m = (obj as { metadata?: { name?: unknown; namespace?: unknown } } | null)?.metadata;
     if (!m || typeof m.name !== 'string') return undefined;
-    if (kind === 'Node') return m.name;
+    if (isClusterScoped(kind)) return m.name;
     return objectKey(typeof m.namespace === 'string' && m.namespace ? m.namespace : 'default', m.name);
   }
 
@@ -265,6 +276,8 @@ export class Catalog implements ObjectSink, CatalogView {
         return [...this.nodesByName.keys()];
       case 'Pod':
         return [...this.podsByKey.keys()];
+      case 'Namespace':
+        return [...this.namespacesByName.keys()];
     }
   }
 
@@ -369,6 +382,15 @@ export class Catalog implements ObjectSink, CatalogView {
     if (!old || !same(old, node)) this.pending.nodes.add(node.key);
   }
 
+  private applyNamespace(obj: unknown): void {
+    const key = this.keyOf('Namespace', obj);
+    const ns = this.accept('Namespace', obj, normalizeNamespace(obj), key !== undefined && this.namespacesByName.has(key));
+    if (!ns) return;
+    const old = this.namespacesByName.get(ns.key);
+    this.namespacesByName.set(ns.key, ns);
+    if (!old || !same(old, ns)) this.pending.namespaces.add(ns.key);
+  }
+
   private applyPod(obj: unknown): void {
     const key = this.keyOf('Pod', obj);
     const pod = this.accept('Pod', obj, normalizePod(obj), key !== undefined && this.podsByKey.has(key));
@@ -404,16 +426,21 @@ export class Catalog implements ObjectSink, CatalogView {
     else this.addressedPods.delete(pod.namespace);
   }
 
+  private nothingPending() {
+    return { services: new Set<ObjectKey>(), nodes: new Set<ObjectKey>(), pods: new Set<ObjectKey>(), namespaces: new Set<ObjectKey>(), synced: false };
+  }
+
   private flush(): void {
     const p = this.pending;
-    if (!p.synced && p.services.size === 0 && p.nodes.size === 0 && p.pods.size === 0) return;
-    this.pending = { services: new Set(), nodes: new Set(), pods: new Set(), synced: false };
-    const change: CatalogChange = { generation: ++this._generation, services: p.services, nodes: p.nodes, pods: p.pods, synced: p.synced };
+    if (!p.synced && p.services.size === 0 && p.nodes.size === 0 && p.pods.size === 0 && p.namespaces.size === 0) return;
+    this.pending = this.nothingPending();
+    const change: CatalogChange = { generation: ++this._generation, ...p };
     changesTotal.inc();
     objectsGauge.set({ kind: 'Service' }, this.servicesByKey.size);
     objectsGauge.set({ kind: 'EndpointSlice' }, this.slices.size);
     objectsGauge.set({ kind: 'Node' }, this.nodesByName.size);
     objectsGauge.set({ kind: 'Pod' }, this.podsByKey.size);
+    objectsGauge.set({ kind: 'Namespace' }, this.namespacesByName.size);
     for (const fn of this.listeners) {
       try {
         fn(change);

@@ -17,10 +17,12 @@ export interface CatalogHandle {
 export interface OpenOptions {
   /** Watch Pods too (DNS `--pods verified`); off by default, Pods are many. */
   pods?: boolean;
+  /** Watch Namespaces too (DNS: an existing namespace with no services is a name, NODATA). */
+  namespaces?: boolean;
 }
 
 export async function openCatalog(opts: Pick<Options, 'kubeconfig' | 'manifests'>, open: OpenOptions = {}): Promise<CatalogHandle> {
-  const kinds: Kind[] = ['Service', 'EndpointSlice', 'Node', ...(open.pods ? (['Pod'] as const) : [])];
+  const kinds: Kind[] = ['Service', 'EndpointSlice', 'Node', ...(open.pods ? (['Pod'] as const) : []), ...(open.namespaces ? (['Namespace'] as const) : [])];
   const catalog = new Catalog({ kinds });
   let source: Source;
   if (opts.manifests) {

@@ -6,6 +6,7 @@ import { own, shared } from '../common/strings.js';
 import type {
   Endpoint,
   IPFamily,
+  Namespace,
   Node,
   NodeAddress,
   Pod,
@@ -421,6 +422,13 @@ export function normalizeNode(obj: unknown): Normalized<Node> {
       ...(taintKeys.length ? { taintKeys } : {}),
     },
   };
+}
+
+export function normalizeNamespace(obj: unknown): Normalized<Namespace> {
+  const errs = new Errors();
+  const { name } = meta(obj, false, dns1123Label, errs);
+  if (errs.list.length) return { ok: false, errors: errs.list };
+  return { ok: true, value: { key: own(name), name } };
 }
 
 export function normalizePod(obj: unknown): Normalized<Pod> {

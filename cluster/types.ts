@@ -135,6 +135,11 @@ export interface Pod {
   readonly phase?: string;
 }
 
+export interface Namespace {
+  readonly key: ObjectKey;
+  readonly name: string;
+}
+
 /** What an IP address is, for reverse lookups. */
 export type IPOwner =
   | { readonly kind: 'service'; readonly serviceKey: ObjectKey }
@@ -150,6 +155,7 @@ export interface CatalogChange {
   readonly services: ReadonlySet<ObjectKey>;
   readonly nodes: ReadonlySet<ObjectKey>;
   readonly pods: ReadonlySet<ObjectKey>;
+  readonly namespaces: ReadonlySet<ObjectKey>;
   /** True when this change is the first complete view (every source listed once). */
   readonly synced: boolean;
 }
@@ -170,6 +176,8 @@ export interface CatalogView {
   hasAddressedPods(namespace: string): boolean;
   /** Every owner of an address (service cluster IP, endpoint, pod), for PTR answers. */
   ownersOfIP(ip: string): readonly IPOwner[];
+  /** A Namespace object, when the catalog watches them (DNS: an existing namespace is a name). */
+  namespace(name: string): Namespace | undefined;
   /** Calls `fn` after every applied batch; returns an unsubscribe function. */
   onChange(fn: (change: CatalogChange) => void): () => void;
 }

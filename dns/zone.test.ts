@@ -202,6 +202,22 @@ describe('catalog changes', () => {
     expect(await answer('prod.pod.cluster.local')).toEqual(['NXDOMAIN', 0, 'SOA']);
   });
 
+  it('an existing namespace without services is a name (NODATA), as CoreDNS answers; it goes with its Namespace', async () => {
+    const catalog = makeCatalog();
+    const { handler } = makeHandler(catalog);
+    const answer = async (name: string) => {
+      const { msg } = await ask(handler, { name, type: 'A' });
+      return [msg.rcode, msg.answers?.length, (msg.authorities ?? []).map((a) => a.type).join()];
+    };
+    expect(await answer('quiet.svc.cluster.local')).toEqual(['NXDOMAIN', 0, 'SOA']);
+    catalog.apply('Namespace', { metadata: { name: 'quiet' } });
+    expect(await answer('quiet.svc.cluster.local')).toEqual(['NOERROR', 0, 'SOA']);
+    // Only the namespace's own name: a service in it still does not exist.
+    expect(await answer('web.quiet.svc.cluster.local')).toEqual(['NXDOMAIN', 0, 'SOA']);
+    catalog.delete('Namespace', '', 'quiet');
+    expect(await answer('quiet.svc.cluster.local')).toEqual(['NXDOMAIN', 0, 'SOA']);
+  });
+
   it('disabled pods have no records', async () => {
     const { handler } = makeHandler(makeCatalog(), 'disabled');
     expect((await ask(handler, { name: '10-244-7-7.prod.pod.cluster.local', type: 'A' })).msg.rcode).toBe('NXDOMAIN');

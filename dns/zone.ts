@@ -125,7 +125,7 @@ export class ClusterZone {
   attach(onChange?: (services: number) => void): void {
     this.update([...this.catalog.services()].map((s) => s.key));
     this.unsubscribe = this.catalog.onChange((change) => {
-      if (change.services.size > 0 || change.pods.size > 0) this.update(change.services);
+      if (change.services.size > 0 || change.pods.size > 0 || change.namespaces.size > 0) this.update(change.services);
       onChange?.(change.services.size);
     });
   }
@@ -217,6 +217,11 @@ export class ClusterZone {
   /** Whether a name without records exists: an empty non-terminal. */
   private exists(name: string): boolean {
     if (this.ents.has(name) || this.namespaces.has(name)) return true;
+    // `<ns>.svc.<zone>` of a namespace that exists but has no service (CoreDNS: NODATA).
+    if (name.endsWith(this.svcSuffix)) {
+      const ns = name.slice(0, -this.svcSuffix.length);
+      if (!ns.includes('.') && this.catalog.namespace(ns)) return true;
+    }
     // `_tcp.<svc>…`: exists when one of the service's names is below it.
     const dot = name.indexOf('.');
     const parent = dot < 0 ? undefined : this.services.get(name.slice(dot + 1));

@@ -59,7 +59,7 @@ function keyOf(namespace: string | undefined, name: string): string {
   return namespace ? `${namespace}/${name}` : name;
 }
 
-const PLURAL: Record<Kind, string> = { Service: 'services', EndpointSlice: 'endpointslices', Node: 'nodes', Pod: 'pods' };
+const PLURAL: Record<Kind, string> = { Service: 'services', EndpointSlice: 'endpointslices', Node: 'nodes', Pod: 'pods', Namespace: 'namespaces' };
 
 function serverVersions(server: TestApiServer, kind: Kind): Record<string, string> {
   const out: Record<string, string> = {};

@@ -41,6 +41,7 @@ const API_PATHS: Record<Kind, string> = {
   EndpointSlice: '/apis/discovery.k8s.io/v1/endpointslices',
   Node: '/api/v1/nodes',
   Pod: '/api/v1/pods',
+  Namespace: '/api/v1/namespaces',
 };
 
 function metrics(): { events: Counter<'kind' | 'type'>; restarts: Counter<'kind' | 'reason'>; lists: Counter<'kind' | 'result'> } {
@@ -107,6 +108,7 @@ export class KubeSource implements Source {
       EndpointSlice: (p, o) => discovery.listEndpointSliceForAllNamespaces(p, o),
       Node: (p, o) => core.listNode(p, o),
       Pod: (p, o) => core.listPodForAllNamespaces(p, o),
+      Namespace: (p, o) => core.listNamespace(p, o),
     };
     const m = metrics();
     const ropts: ReflectorOptions = {

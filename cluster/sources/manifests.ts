@@ -25,7 +25,7 @@ import yaml from 'js-yaml';
 import { Counter } from 'prom-client';
 import { logger, type Logger } from '../../common/log.js';
 import { metricOnce, registry } from '../../common/metrics.js';
-import { KINDS, type Kind, type ObjectSink, type Source } from '../sink.js';
+import { KINDS, isClusterScoped, type Kind, type ObjectSink, type Source } from '../sink.js';
 import { own } from '../../common/strings.js';
 
 const manifestErrors = metricOnce(
@@ -38,6 +38,7 @@ const API_VERSIONS: Record<Kind, string> = {
   EndpointSlice: 'discovery.k8s.io/v1',
   Node: 'v1',
   Pod: 'v1',
+  Namespace: 'v1',
 };
 
 /** An object as a file declares it. */
@@ -147,7 +148,7 @@ function collect(value: unknown, out: Found[]): void {
   const kind = obj.kind as Kind;
   if (!KINDS.includes(kind) || obj.apiVersion !== API_VERSIONS[kind]) return; // not ours to read
   const m = obj.metadata ?? {};
-  const ns = kind === 'Node' ? '' : (m.namespace || 'default');
+  const ns = isClusterScoped(kind) ? '' : (m.namespace || 'default');
   out.push({ kind, id: `${kind}/${ns}/${m.name}`, obj });
 }
 
