@@ -49,6 +49,9 @@ export interface ForwarderOptions {
   /** UDP exchanges in flight at once, each holding a socket (a file descriptor); the excess
    *  gets no answer (SERVFAIL) rather than exhausting the process's descriptors. */
   readonly maxInflight?: number;
+  /** Which healthy upstream is asked first: `random` (the default), `round_robin` (each in
+   *  turn), `sequential` (always the first that is healthy), as CoreDNS's `policy`. */
+  readonly policy?: 'random' | 'round_robin' | 'sequential';
   readonly log?: Logger;
   readonly onExchange?: (upstream: Upstream, seconds: number, rcode: number | undefined) => void;
   readonly onHealthcheckFailure?: (upstream: Upstream) => void;
@@ -65,6 +68,7 @@ export class Forwarder {
   private readonly healthCheckMs: number;
   private readonly maxInflight: number;
   private closed = false;
+  private turn = 0;
 
   constructor(upstreams: readonly Upstream[], private readonly opts: ForwarderOptions = {}) {
     this.states = upstreams.map((u) => new UpstreamState(u));
@@ -115,12 +119,12 @@ export class Forwarder {
     for (const end of [...this.inflight]) end();
   }
 
-  /** Healthy upstreams first, in a random order so the load spreads; then the rest. */
+  /** Healthy upstreams first, the first one by the policy so the load spreads; then the rest. */
   private order(): UpstreamState[] {
     const healthy = this.states.filter((s) => s.healthy);
     const down = this.states.filter((s) => !s.healthy);
-    if (healthy.length > 1) {
-      const k = randomInt(healthy.length);
+    if (healthy.length > 1 && this.opts.policy !== 'sequential') {
+      const k = this.opts.policy === 'round_robin' ? this.turn++ % healthy.length : randomInt(healthy.length);
       healthy.push(...healthy.splice(0, k));
     }
     if (healthy.length === 0) this.opts.onAllDown?.();

@@ -7,7 +7,8 @@ import { AnswerCache, cacheKey, serveAnswer, toAnswer, type Answer } from './cac
 import type { Forwarder } from './forwarder.js';
 import { PLUGIN, type DnsMetrics, type Listener } from './metrics.js';
 import { addressRec, buildTemplate, serveTemplate, type OwnedRec } from './records.js';
-import type { ClusterZone } from './zone.js';
+import type { ClusterZone, ZoneAnswer } from './zone.js';
+import { inZone } from './config.js';
 import {
   FLAG_AD, FLAG_CD, FLAG_QR, FLAG_RD, HEADER_LEN, MAX_UDP_SIZE, MessageWriter, QCLASS_IN, QTYPE, RCODE, WireError, emptyReply,
   parseQuery, udpLimit, type Query,
@@ -19,18 +20,41 @@ export type Transport = Listener;
 
 export type HandlerResult = Buffer | undefined | Promise<Buffer | undefined>;
 
+/** What a listener hands its queries to: one server block's handler, or a router of several. */
+export interface QueryHandler {
+  handle(msg: Buffer, t: Transport): HandlerResult;
+  /** The reply to a source the ACL does not allow. */
+  refuse(msg: Buffer, t: Transport): Buffer | undefined;
+}
+
+/** Which names the forwarder gets (`forward FROM … { except … }`); default: every name. */
+export interface ForwardScope {
+  readonly from: string;
+  readonly except: readonly string[];
+}
+
+const ALL_NAMES: ForwardScope = { from: '', except: [] };
+const NOT_OURS: ZoneAnswer = Object.freeze({ kind: 'forward' });
+
 const TCP_LIMIT = 65535;
 const BADVERS = 16;
 
-export class DnsHandler {
+/**
+ * One server block's chain, in CoreDNS's order: the cluster zone (`kubernetes`, when the block
+ * has it), then the cache and the forwarder for what it does not answer. A block without a
+ * forwarder, or a name outside its `forward` scope, gets SERVFAIL, as CoreDNS answers when no
+ * plugin is left.
+ */
+export class DnsHandler implements QueryHandler {
   private readonly inflight = new Map<string, Promise<Answer | undefined>>();
 
   constructor(
-    private readonly zone: ClusterZone,
-    private readonly forwarder: Forwarder,
-    private readonly cache: AnswerCache,
+    private readonly zone: ClusterZone | undefined,
+    private readonly forwarder: Forwarder | undefined,
+    private readonly cache: AnswerCache | undefined,
     private readonly metrics: DnsMetrics | undefined,
     private readonly log: Logger,
+    private readonly forwardScope: ForwardScope = ALL_NAMES,
   ) {}
 
   handle(msg: Buffer, t: Transport): HandlerResult {
@@ -45,6 +69,11 @@ export class DnsHandler {
       if (!(err instanceof WireError)) throw err;
       return this.done(t, t0, msg, undefined, emptyReply(msg, undefined, RCODE.FORMERR), PLUGIN.none);
     }
+    return this.handleQuery(msg, q, t, t0);
+  }
+
+  /** A query already parsed (by a router that chose this block for its name). */
+  handleQuery(msg: Buffer, q: Query, t: Transport, t0 = performance.now()): HandlerResult {
     try {
       return this.answer(msg, q, t, t0);
     } catch (err) {
@@ -76,7 +105,7 @@ export class DnsHandler {
     if (q.edns && q.edns.version > 0) return this.done(t, t0, msg, q, emptyReply(msg, q, BADVERS), PLUGIN.none);
     if (q.qtype === QTYPE.AXFR || q.qtype === QTYPE.IXFR) return this.done(t, t0, msg, q, emptyReply(msg, q, RCODE.REFUSED), PLUGIN.none);
     const limit = t.proto === 'udp' ? udpLimit(q) : TCP_LIMIT;
-    const z = this.zone.lookup(msg, q);
+    const z = this.zone ? this.zone.lookup(msg, q) : NOT_OURS;
     switch (z.kind) {
       case 'reply':
         return this.done(t, t0, msg, q, serveTemplate(z.tpl, msg, q, limit), PLUGIN.kubernetes, true);
@@ -87,9 +116,10 @@ export class DnsHandler {
       case 'forward':
         break;
     }
+    if (!this.forwards(q.name)) return this.done(t, t0, msg, q, emptyReply(msg, q, RCODE.SERVFAIL), PLUGIN.none);
     const key = cacheKey(q);
     const now = Date.now();
-    const hit = this.cache.get(key, now);
+    const hit = this.cache?.get(key, now);
     if (hit) return this.done(t, t0, msg, q, serveAnswer(hit, msg, q, limit, now), PLUGIN.cache);
     return this.fetch(key, msg, q).then((a) =>
       this.done(t, t0, msg, q, a ? serveAnswer(a, msg, q, limit, Date.now()) : emptyReply(msg, q, RCODE.SERVFAIL), PLUGIN.forward),
@@ -102,15 +132,21 @@ export class DnsHandler {
    * left behind by a rejected exchange handed the same rejection to every later asker of that
    * question, for the life of the process.
    */
+  private forwards(name: string): boolean {
+    const s = this.forwardScope;
+    return this.forwarder !== undefined && inZone(name, s.from) && !s.except.some((z) => inZone(name, z));
+  }
+
   private fetch(key: string, msg: Buffer, q: Query): Promise<Answer | undefined> {
     let p = this.inflight.get(key);
     if (!p) {
+      if (!this.forwarder) return Promise.resolve(undefined);
       p = this.forwarder
         .exchange(upstreamQuery(msg, q))
         .then((reply) => {
           if (!reply) return undefined;
           const a = toAnswer(reply, Date.now());
-          if (a) this.cache.put(key, a);
+          if (a) this.cache?.put(key, a);
           return a;
         })
         .catch((err: unknown) => {
@@ -131,13 +167,13 @@ export class DnsHandler {
   private async external(msg: Buffer, q: Query, cname: OwnedRec, target: string, limit: number): Promise<Buffer> {
     let chased: OwnedRec[] = [];
     let rcode: number = RCODE.NOERROR;
-    if (this.zone.isClusterName(target)) {
+    if (this.zone?.isClusterName(target)) {
       chased = this.zone.addresses(target, q.qtype);
-    } else {
+    } else if (this.forwards(target)) {
       const sub = targetQuery(target, q.qtype);
       const sq = parseQuery(sub);
       const key = cacheKey(sq);
-      const a = this.cache.get(key, Date.now()) ?? (await this.fetch(key, sub, sq));
+      const a = this.cache?.get(key, Date.now()) ?? (await this.fetch(key, sub, sq));
       if (a) ({ records: chased, rcode } = recordsOf(a, Date.now()));
     }
     const tpl = buildTemplate(msg, q, { rcode: rcode === RCODE.NXDOMAIN ? RCODE.NXDOMAIN : RCODE.NOERROR, authoritative: true, answer: [cname, ...chased] });

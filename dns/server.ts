@@ -7,7 +7,7 @@ import net from 'node:net';
 import { networkInterfaces } from 'node:os';
 import type { Logger } from '../common/log.js';
 import type { ListenAddress } from '../common/http-server.js';
-import type { DnsHandler, HandlerResult, Transport } from './handler.js';
+import type { HandlerResult, QueryHandler, Transport } from './handler.js';
 
 export interface ServerOptions {
   readonly idleMs?: number;
@@ -62,7 +62,7 @@ export class DnsListener {
 
   constructor(
     private readonly addr: ListenAddress,
-    private readonly handler: DnsHandler,
+    private readonly handler: QueryHandler,
     private readonly log: Logger,
     private readonly opts: ServerOptions = {},
   ) {

@@ -17,6 +17,7 @@ import { addressRec, buildTemplate, type OwnedRec, type Rec, type Template } fro
 import { QCLASS_ANY, QCLASS_IN, QTYPE, RCODE, type Query } from './wire.js';
 import { parseIP } from '../common/ip.js';
 import { flat } from '../common/strings.js';
+import { inZone, REVERSE_ZONES } from './config.js';
 
 export type PodsMode = 'insecure' | 'verified' | 'disabled';
 
@@ -27,6 +28,11 @@ export interface ZoneOptions {
   readonly pods: PodsMode;
   /** This server's own addresses, for `ns.dns.<zone>` (read when that name is answered). */
   readonly ownAddresses?: () => readonly string[];
+  /** The reverse zones whose PTRs it answers (default: `in-addr.arpa`, `ip6.arpa`). */
+  readonly reverseZones?: readonly string[];
+  /** Zones whose names it does not have are forwarded instead of NXDOMAIN ('' is every zone;
+   *  default: the reverse zones, CoreDNS's usual `fallthrough in-addr.arpa ip6.arpa`). */
+  readonly fallthrough?: readonly string[];
 }
 
 export const SCHEMA_VERSION = '1.1.0';
@@ -103,6 +109,8 @@ export class ClusterZone {
   private readonly nsName: string;
   private readonly versionName: string;
   private readonly ents: ReadonlySet<string>;
+  private readonly reverseZones: readonly string[];
+  private readonly fallthrough: readonly string[];
   private serial: number;
   private unsubscribe?: () => void;
 
@@ -114,6 +122,8 @@ export class ClusterZone {
     this.nsName = `ns.dns.${d}`;
     this.versionName = `dns-version.${d}`;
     this.ents = new Set([`svc.${d}`, `dns.${d}`]);
+    this.reverseZones = opts.reverseZones ?? REVERSE_ZONES;
+    this.fallthrough = opts.fallthrough ?? REVERSE_ZONES;
     this.serial = Math.floor(Date.now() / 1000) >>> 0;
   }
 
@@ -186,8 +196,8 @@ export class ClusterZone {
   private decide(query: Buffer, q: Query): ZoneAnswer {
     const name = q.name;
     if (!this.isClusterName(name)) {
-      if (!name.endsWith('.in-addr.arpa') && !name.endsWith('.ip6.arpa')) return FORWARD;
-      return this.ptrAnswer(query, q);
+      const reverse = this.reverseZones.find((z) => inZone(name, z));
+      return reverse === undefined ? FORWARD : this.ptrAnswer(query, q, reverse);
     }
     if (q.qclass !== QCLASS_IN && q.qclass !== QCLASS_ANY) return REFUSED;
     // Before the catalog has synced nothing can be denied: SERVFAIL, with the zone's SOA as
@@ -211,7 +221,13 @@ export class ClusterZone {
 
     const pod = this.podAnswer(query, q);
     if (pod) return { kind: 'reply', tpl: pod }; // pod answers follow the pods; never cached here
-    return cacheAnswer(this.negative, NEGATIVE_CACHE_MAX, q, this.negativeAnswer(query, q, this.exists(name)));
+    const exists = this.exists(name);
+    const answer = !exists && this.fallsThrough(name) ? FORWARD : this.negativeAnswer(query, q, exists);
+    return cacheAnswer(this.negative, NEGATIVE_CACHE_MAX, q, answer);
+  }
+
+  private fallsThrough(name: string): boolean {
+    return this.fallthrough.some((z) => inZone(name, z));
   }
 
   /** Whether a name without records exists: an empty non-terminal. */
@@ -354,19 +370,20 @@ export class ClusterZone {
    * as CoreDNS answers): PTR to the service's or endpoint's name, every owner's. Other reverse names go to the upstreams, as CoreDNS's default
    * `fallthrough in-addr.arpa ip6.arpa` does.
    */
-  private ptrAnswer(query: Buffer, q: Query): ZoneAnswer {
+  private ptrAnswer(query: Buffer, q: Query, reverseZone: string): ZoneAnswer {
     const name = q.name;
     const cached = this.ptrAnswers.get(name)?.get(q.qtype);
     if (cached) return q.qclass === QCLASS_IN || q.qclass === QCLASS_ANY ? cached : REFUSED;
     const targets = this.ptrTargets(name);
-    if (!targets) return FORWARD;
+    if (!targets && this.fallsThrough(name)) return FORWARD;
     if (q.qclass !== QCLASS_IN && q.qclass !== QCLASS_ANY) return REFUSED;
+    if (!targets) return cacheAnswer(this.negative, NEGATIVE_CACHE_MAX, q, this.negativeAnswer(query, q, false, reverseZone));
     let answer: ZoneAnswer;
     if (q.qtype === QTYPE.PTR || q.qtype === QTYPE.ANY) {
       const recs = targets.map((target): OwnedRec => ({ owner: name, ttl: this.opts.ttl, rec: { type: QTYPE.PTR, target } }));
       answer = { kind: 'reply', tpl: buildTemplate(query, q, { rcode: RCODE.NOERROR, authoritative: true, answer: recs }) };
     } else {
-      answer = this.negativeAnswer(query, q, true, name.endsWith('.ip6.arpa') ? 'ip6.arpa' : 'in-addr.arpa');
+      answer = this.negativeAnswer(query, q, true, reverseZone);
     }
     return cacheAnswer(this.ptrAnswers, PTR_CACHE_MAX, q, answer);
   }

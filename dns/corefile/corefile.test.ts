@@ -1,0 +1,137 @@
+// The Corefile's syntax and its translation into the DNS model: the Corefile kubeadm installs, a
+// customised one, and each kind of mistake reported with its file and line.
+import { describe, expect, it } from 'vitest';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { CorefileError, parseCorefile, readCorefile } from './parse.js';
+import { ACCEPTED_NOT_IMPLEMENTED, configFromCorefile } from './to-config.js';
+
+const FIXTURES = resolve('dns/corefile/fixtures');
+
+function configOf(text: string, env: NodeJS.ProcessEnv = {}) {
+  return configFromCorefile(parseCorefile(text, 'Corefile', env), 'Corefile');
+}
+
+function errorOf(text: string, env: NodeJS.ProcessEnv = {}): string {
+  try {
+    configOf(text, env);
+  } catch (err) {
+    if (err instanceof CorefileError) return err.message;
+    throw err;
+  }
+  throw new Error('no error');
+}
+
+describe('the Corefile kubeadm installs', () => {
+  const { config, ignored } = configFromCorefile(readCorefile(join(FIXTURES, 'kubeadm.Corefile')), 'kubeadm.Corefile');
+
+  it('is one root block on port 53 of every address, with the cluster zone, a forwarder and a cache', () => {
+    expect(config.servers).toHaveLength(1);
+    const s = config.servers[0];
+    expect(s.zones).toEqual(['']);
+    expect(s.listens).toEqual([{ host: '0.0.0.0', port: 53 }, { host: '::', port: 53 }]);
+    expect(s.kubernetes).toEqual({ domain: 'cluster.local', reverseZones: ['in-addr.arpa', 'ip6.arpa'], pods: 'insecure', ttl: 30, fallthrough: ['in-addr.arpa', 'ip6.arpa'] });
+    expect(s.forward).toMatchObject({ from: '', to: [], resolvConfs: ['/etc/resolv.conf'], maxConcurrent: 1000, policy: 'random' });
+    expect(s.cache).toEqual({ maxTtl: 30, maxNegativeTtl: 30, capacity: 9984 * 2 });
+    expect(s.errors).toBe(true);
+  });
+
+  it('serves /health with a 5 s lame duck, /ready on :8181 and metrics on :9153, on every address', () => {
+    expect(config.health).toEqual({ listen: { host: '0.0.0.0', port: 8080 }, lameduckMs: 5000 });
+    expect(config.ready).toEqual({ listen: { host: '0.0.0.0', port: 8181 } });
+    expect(config.metrics).toEqual({ listen: { host: '0.0.0.0', port: 9153 } });
+  });
+
+  it('names what it accepts without an effect yet, with their lines', () => {
+    expect(ignored.map((i) => `${i.plugin}@${i.at.line}`)).toEqual(['loop@20', 'reload@21', 'loadbalance@22']);
+    expect([...ACCEPTED_NOT_IMPLEMENTED].sort()).toEqual(['loadbalance', 'loop', 'reload']);
+  });
+});
+
+describe('a customised Corefile: stub domains, snippets, policies', () => {
+  const { config } = configFromCorefile(readCorefile(join(FIXTURES, 'stub-domains.Corefile')), 'stub-domains.Corefile');
+
+  it('gives each block its zones, and a snippet its directives in every block that imports it', () => {
+    expect(config.servers.map((s) => s.zones)).toEqual([['corp.example'], ['168.192.in-addr.arpa'], ['']]);
+    expect(config.servers.map((s) => [s.errors, s.cache?.maxTtl])).toEqual([[true, 60], [false, undefined], [true, 60]]);
+  });
+
+  it('reads upstreams with ports and schemes, policies, except, health checks', () => {
+    const [corp, reverse, root] = config.servers;
+    expect(corp.forward).toMatchObject({ to: [{ host: '10.0.0.1', port: 53 }, { host: '10.0.0.2', port: 5353 }], policy: 'sequential' });
+    expect(reverse.forward?.to).toEqual([{ host: '10.0.0.3', port: 53 }]);
+    expect(root.forward).toMatchObject({ to: [{ host: '192.0.2.53', port: 53 }], except: ['corp.example'], healthCheckMs: 2000, maxFails: 3 });
+    expect(root.kubernetes).toMatchObject({ pods: 'verified', ttl: 5 });
+    expect(config.metrics).toEqual({ listen: { host: '127.0.0.1', port: 9153 } });
+    expect(config.health).toBeUndefined();
+  });
+});
+
+describe('syntax', () => {
+  it('takes several keys, ports, dns:// and trailing dots; groups a block by port', () => {
+    const { config } = configOf('dns://Example.COM.:1053 other.test:1053, third.test {\n forward . 10.0.0.1\n}\n');
+    expect(config.servers.map((s) => [s.zones, s.listens[0].port])).toEqual([[['example.com', 'other.test'], 1053], [['third.test'], 53]]);
+  });
+
+  it('substitutes {$VAR} and {%VAR%} from the environment, and an unset one is an error', () => {
+    const { config } = configOf('.:{$PORT} {\n forward . {%UP%}\n}\n', { PORT: '5300', UP: '10.9.9.9' });
+    expect([config.servers[0].listens[0].port, config.servers[0].forward?.to[0].host]).toEqual([5300, '10.9.9.9']);
+    expect(errorOf('.:53 {\n forward . {$NOPE}\n}\n')).toBe('Corefile:2: environment variable NOPE is not set');
+  });
+
+  it('keeps quoted text whole and skips comments', () => {
+    const blocks = parseCorefile('# top\n.:53 { # after the brace\n  errors # trailing\n  hosts "a b" {\n    fallthrough\n  }\n}\n', 'f');
+    expect(blocks[0].directives.map((d) => [d.name, d.args, d.at.line, d.block?.map((b) => b.name)])).toEqual([
+      ['errors', [], 3, undefined],
+      ['hosts', ['a b'], 4, ['fallthrough']],
+    ]);
+  });
+
+  it('imports files by glob, relative to the importing file', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'kdp-corefile-'));
+    try {
+      writeFileSync(join(dir, 'a.server'), 'a.test:53 {\n forward . 10.0.0.1\n}\n');
+      writeFileSync(join(dir, 'b.server'), 'b.test:53 {\n forward . 10.0.0.2\n}\n');
+      writeFileSync(join(dir, 'Corefile'), 'import *.server\n');
+      const { config } = configFromCorefile(readCorefile(join(dir, 'Corefile')), 'Corefile');
+      expect(config.servers.map((s) => s.zones[0])).toEqual(['a.test', 'b.test']);
+      writeFileSync(join(dir, 'Corefile'), '.:53 {\n  import missing.conf\n}\n');
+      expect(() => readCorefile(join(dir, 'Corefile'))).toThrow(`${join(dir, 'Corefile')}:2: import missing.conf: no such snippet or file`);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('stops an import cycle', () => {
+    expect(() => parseCorefile('(a) {\n import a\n}\n.:53 {\n import a\n}\n', 'f')).toThrow(/imports nest more than 10 deep/);
+  });
+});
+
+describe('errors name the file, the line and the plugin', () => {
+  const cases: Array<[string, string]> = [
+    ['.:53 {\n  errors\n  rewrite name foo bar\n}\n', 'Corefile:3: plugin rewrite is not implemented by kube-dataplane (dns/README.md lists the plugins it serves)'],
+    ['.:53 {\n  kubernetes cluster.local {\n    pods sometimes\n  }\n}\n', 'Corefile:3: kubernetes: pods is one of insecure, verified, disabled'],
+    ['.:53 {\n  kubernetes cluster.local {\n    ttl 4000\n  }\n}\n', 'Corefile:3: kubernetes: ttl is whole seconds from 0 to 3600'],
+    ['.:53 {\n  kubernetes cluster.local {\n    endpoint https://x\n  }\n}\n', 'Corefile:3: kubernetes: option endpoint is not implemented'],
+    ['.:53 {\n  kubernetes\n}\n', 'Corefile:2: kubernetes: exactly one cluster zone is implemented (got .)'],
+    ['.:53 {\n  forward .\n}\n', 'Corefile:2: forward needs a zone and at least one upstream'],
+    ['.:53 {\n  forward . tls://1.1.1.1\n}\n', 'Corefile:2: forward tls://1.1.1.1: only plain DNS upstreams are implemented (no tls://)'],
+    ['.:53 {\n  forward . 10.0.0.1 {\n    policy fastest\n  }\n}\n', 'Corefile:3: forward: policy is one of random, round_robin, sequential'],
+    ['.:53 {\n  forward . not-an-ip\n}\n', 'Corefile:2: forward: "not-an-ip": "not-an-ip" is not an IP address'],
+    ['.:53 {\n  cache 30 {\n    disable success example.com\n  }\n}\n', 'Corefile:3: cache: disable is implemented only for the kubernetes zone (given after kubernetes), whose answers are never cached'],
+    ['.:53 {\n  health {\n    lameduck soon\n  }\n}\n', 'Corefile:3: lameduck: "soon" is not a duration (5s, 500ms, 1m)'],
+    ['.:53 {\n  errors\n  errors\n}\n', 'Corefile:3: errors is already given at line 2'],
+    ['.:53 {\n  bind eth0\n}\n', 'Corefile:2: bind eth0: only IP addresses are implemented (no interface names)'],
+    ['.:53 {\n  forward . 10.0.0.1\n}\n.:53 {\n  forward . 10.0.0.2\n}\n', 'Corefile:4: zone . on port 53 is already served by the block at line 1'],
+    ['tls://.:853 {\n  errors\n}\n', 'Corefile:1: server tls://.:853: only dns:// is served (no tls://)'],
+    ['.:99999 {\n}\n', 'Corefile:1: server .:99999: bad port'],
+    ['.:53 {\n  errors\n', 'Corefile:1: this { is not closed'],
+    ['.:53\n{\n}\n', 'Corefile:1: server block .:53 needs a { block } on its line'],
+    ['.:53 {\n  forward . "10.0.0.1\n}\n', 'Corefile:2: a quoted string is not closed'],
+    ['', 'Corefile:1: no server block'],
+  ];
+  for (const [text, message] of cases) {
+    it(message, () => expect(errorOf(text)).toBe(message));
+  }
+});

@@ -1,0 +1,304 @@
+// A parsed Corefile → the DNS model (config.ts), plugin by plugin, with CoreDNS's defaults where
+// a directive leaves something out. A plugin or an option we do not implement is an error naming
+// the file, line and plugin: a drop-in that silently ignored `rewrite` would answer differently
+// from what the operator wrote. The few directives that are accepted without an effect yet are
+// listed in ACCEPTED_NOT_IMPLEMENTED and logged at start (dns/README.md says which).
+import { isIP } from 'node:net';
+import { parseDuration } from '../../cli/flags.js';
+import type { ListenAddress } from '../../common/http-server.js';
+import { parseUpstream, type Upstream } from '../forwarder.js';
+import {
+  DEFAULT_FORWARD, REVERSE_ZONES, type CacheConfig, type DnsConfig, type ForwardConfig, type ForwardPolicy, type KubernetesConfig,
+  type ServerConfig,
+} from '../config.js';
+import type { PodsMode } from '../zone.js';
+import { CorefileError, type Directive, type ServerBlockSyntax, type Where } from './parse.js';
+
+/** Accepted so that the Corefile kubeadm installs starts unchanged, but without their effect yet. */
+export const ACCEPTED_NOT_IMPLEMENTED = new Set(['loop', 'reload', 'loadbalance']);
+
+export interface CorefileConfig {
+  readonly config: DnsConfig;
+  /** Directives accepted without effect (ACCEPTED_NOT_IMPLEMENTED), for the start-up warning. */
+  readonly ignored: ReadonlyArray<{ readonly plugin: string; readonly at: Where }>;
+}
+
+export function configFromCorefile(blocks: readonly ServerBlockSyntax[], origin: string): CorefileConfig {
+  if (blocks.length === 0) throw new CorefileError({ file: origin, line: 1 }, 'no server block');
+  const servers: ServerConfig[] = [];
+  const ignored: Array<{ plugin: string; at: Where }> = [];
+  const process: { health?: DnsConfig['health']; ready?: DnsConfig['ready']; metrics?: DnsConfig['metrics'] } = {};
+  const seen = new Map<string, Where>();
+  for (const block of blocks) {
+    for (const [port, zones] of keysByPort(block)) {
+      const s = serverBlock(block, port, zones, process, ignored);
+      for (const z of zones) {
+        for (const l of s.listens) {
+          const key = `${l.host}|${l.port}|${z}`;
+          const before = seen.get(key);
+          if (before) throw new CorefileError(block.at, `zone ${z || '.'} on port ${port} is already served by the block at line ${before.line}`);
+          seen.set(key, block.at);
+        }
+      }
+      servers.push(s);
+    }
+  }
+  return { config: { origin, servers, ...process }, ignored };
+}
+
+/** `[dns://]ZONE[:PORT]` keys, grouped by port (CoreDNS runs a block once per port). */
+function keysByPort(block: ServerBlockSyntax): Map<number, string[]> {
+  const out = new Map<number, string[]>();
+  for (const raw of block.keys) {
+    let key = raw;
+    const scheme = /^([a-z]+):\/\//.exec(key);
+    if (scheme) {
+      if (scheme[1] !== 'dns') throw new CorefileError(block.at, `server ${raw}: only dns:// is served (no ${scheme[1]}://)`);
+      key = key.slice(scheme[0].length);
+    }
+    const m = /^(.*?)(?::(\d{1,5}))?$/.exec(key)!;
+    const port = m[2] === undefined ? 53 : Number(m[2]);
+    if (!(port > 0 && port < 65536)) throw new CorefileError(block.at, `server ${raw}: bad port`);
+    const zone = normalizeZone(m[1], block.at, `server ${raw}`);
+    out.set(port, [...(out.get(port) ?? []), zone]);
+  }
+  return out;
+}
+
+function normalizeZone(z: string, at: Where, what: string): string {
+  const name = z.toLowerCase().replace(/\.$/, '');
+  if (z === '' || !/^[a-z0-9_.-]*$/.test(name) || name.includes('..') || name.startsWith('.')) {
+    throw new CorefileError(at, `${what}: ${JSON.stringify(z)} is not a zone`);
+  }
+  return name;
+}
+
+function serverBlock(
+  block: ServerBlockSyntax,
+  port: number,
+  zones: string[],
+  process: { health?: DnsConfig['health']; ready?: DnsConfig['ready']; metrics?: DnsConfig['metrics'] },
+  ignored: Array<{ plugin: string; at: Where }>,
+): ServerConfig {
+  let binds: string[] | undefined;
+  let kubernetes: KubernetesConfig | undefined;
+  let forward: ForwardConfig | undefined;
+  let cache: CacheConfig | undefined;
+  let errors = false;
+  const once = new Map<string, Where>();
+  for (const d of block.directives) {
+    const before = once.get(d.name);
+    if (before && d.name !== 'bind') throw new CorefileError(d.at, `${d.name} is already given at line ${before.line}`);
+    once.set(d.name, d.at);
+    switch (d.name) {
+      case 'bind':
+        binds = [...(binds ?? []), ...bindAddresses(d)];
+        break;
+      case 'kubernetes':
+        kubernetes = kubernetesPlugin(d, zones);
+        break;
+      case 'forward':
+        forward = forwardPlugin(d);
+        break;
+      case 'cache':
+        cache = cachePlugin(d, () => kubernetes);
+        break;
+      case 'errors':
+        noBlockArgs(d, 0);
+        errors = true;
+        break;
+      case 'health': {
+        const listen = httpAddress(d, ':8080');
+        let lameduckMs = 0;
+        for (const o of d.block ?? []) {
+          if (o.name !== 'lameduck') throw unknownOption(d, o);
+          lameduckMs = duration(o, o.args[0]);
+        }
+        process.health ??= { listen, lameduckMs };
+        break;
+      }
+      case 'ready':
+        noBlockArgs(d, 1);
+        process.ready ??= { listen: httpAddress(d, ':8181') };
+        break;
+      case 'prometheus':
+        noBlockArgs(d, 1);
+        process.metrics ??= { listen: httpAddress(d, 'localhost:9153') };
+        break;
+      default:
+        if (ACCEPTED_NOT_IMPLEMENTED.has(d.name)) {
+          ignored.push({ plugin: d.name, at: d.at });
+          break;
+        }
+        throw new CorefileError(d.at, `plugin ${d.name} is not implemented by kube-dataplane (dns/README.md lists the plugins it serves)`);
+    }
+  }
+  const hosts = binds ?? ['0.0.0.0', '::'];
+  return { zones, listens: hosts.map((host) => ({ host, port })), ...(kubernetes ? { kubernetes } : {}), ...(forward ? { forward } : {}), ...(cache ? { cache } : {}), errors, at: block.at };
+}
+
+function bindAddresses(d: Directive): string[] {
+  if (d.args.length === 0) throw new CorefileError(d.at, 'bind needs an address');
+  if (d.block) throw new CorefileError(d.at, 'bind: except blocks are not implemented');
+  for (const a of d.args) if (isIP(a) === 0) throw new CorefileError(d.at, `bind ${a}: only IP addresses are implemented (no interface names)`);
+  return [...d.args];
+}
+
+function kubernetesPlugin(d: Directive, blockZones: readonly string[]): KubernetesConfig {
+  const zones = (d.args.length > 0 ? d.args.map((z) => normalizeZone(z, d.at, 'kubernetes')) : [...blockZones]);
+  const reverseZones = zones.filter((z) => z.endsWith('in-addr.arpa') || z.endsWith('ip6.arpa'));
+  const forwardZones = zones.filter((z) => !reverseZones.includes(z));
+  if (forwardZones.length !== 1 || forwardZones[0] === '') {
+    throw new CorefileError(d.at, `kubernetes: exactly one cluster zone is implemented (got ${forwardZones.map((z) => z || '.').join(' ') || 'none'})`);
+  }
+  // CoreDNS's defaults: pods disabled, TTL 5 s, no fallthrough.
+  let pods: PodsMode = 'disabled';
+  let ttl = 5;
+  let fallthrough: string[] | undefined;
+  for (const o of d.block ?? []) {
+    switch (o.name) {
+      case 'pods':
+        if (o.args.length !== 1 || !['insecure', 'verified', 'disabled'].includes(o.args[0])) throw new CorefileError(o.at, 'kubernetes: pods is one of insecure, verified, disabled');
+        pods = o.args[0] as PodsMode;
+        break;
+      case 'ttl': {
+        const n = Number(o.args[0]);
+        if (o.args.length !== 1 || !Number.isInteger(n) || n < 0 || n > 3600) throw new CorefileError(o.at, 'kubernetes: ttl is whole seconds from 0 to 3600');
+        ttl = n;
+        break;
+      }
+      case 'fallthrough':
+        fallthrough = o.args.length === 0 ? [''] : o.args.map((z) => normalizeZone(z, o.at, 'kubernetes fallthrough'));
+        break;
+      default:
+        throw unknownOption(d, o);
+    }
+  }
+  return { domain: forwardZones[0], reverseZones, pods, ttl, ...(fallthrough ? { fallthrough } : {}) };
+}
+
+function forwardPlugin(d: Directive): ForwardConfig {
+  if (d.args.length < 2) throw new CorefileError(d.at, 'forward needs a zone and at least one upstream');
+  const from = normalizeZone(d.args[0], d.at, 'forward');
+  const to: Upstream[] = [];
+  const resolvConfs: string[] = [];
+  for (const a of d.args.slice(1)) {
+    if (a.startsWith('/') || a.startsWith('.')) {
+      resolvConfs.push(a);
+      continue;
+    }
+    if (/^[a-z]+:\/\//.test(a) && !a.startsWith('dns://')) throw new CorefileError(d.at, `forward ${a}: only plain DNS upstreams are implemented (no ${a.split(':')[0]}://)`);
+    try {
+      to.push(parseUpstream(a.replace(/^dns:\/\//, '')));
+    } catch (err) {
+      throw new CorefileError(d.at, `forward: ${(err as Error).message.replace(/^--upstream /, '')}`);
+    }
+  }
+  const f = { ...DEFAULT_FORWARD, from, to, resolvConfs } as { -readonly [K in keyof ForwardConfig]: ForwardConfig[K] };
+  for (const o of d.block ?? []) {
+    switch (o.name) {
+      case 'except':
+        f.except = o.args.map((z) => normalizeZone(z, o.at, 'forward except'));
+        break;
+      case 'policy':
+        if (!['random', 'round_robin', 'sequential'].includes(o.args[0] ?? '')) throw new CorefileError(o.at, 'forward: policy is one of random, round_robin, sequential');
+        f.policy = o.args[0] as ForwardPolicy;
+        break;
+      case 'max_concurrent':
+        f.maxConcurrent = positiveInt(o);
+        break;
+      case 'max_fails':
+        f.maxFails = positiveInt(o, 0);
+        break;
+      case 'health_check':
+        f.healthCheckMs = duration(o, o.args[0]);
+        if (o.block) throw unknownOption(d, o.block[0]);
+        break;
+      default:
+        throw unknownOption(d, o);
+    }
+  }
+  return f;
+}
+
+function cachePlugin(d: Directive, kubernetes: () => KubernetesConfig | undefined): CacheConfig {
+  // `cache [TTL] [ZONES…]`; CoreDNS's defaults: 3600 s positive, 1800 s negative, 9984 each.
+  let maxTtl = 3600;
+  let maxNegativeTtl = 1800;
+  let success = 9984;
+  let denial = 9984;
+  if (d.args.length > 0) {
+    const n = Number(d.args[0]);
+    if (!Number.isInteger(n) || n <= 0) throw new CorefileError(d.at, `cache: ${d.args[0]} is not a TTL in seconds`);
+    maxTtl = n;
+    maxNegativeTtl = Math.min(maxNegativeTtl, n);
+    if (d.args.length > 1) throw new CorefileError(d.at, 'cache: caching only some zones is not implemented');
+  }
+  for (const o of d.block ?? []) {
+    switch (o.name) {
+      case 'success':
+      case 'denial': {
+        const cap = positiveInt(o);
+        const ttl = o.args[1] === undefined ? undefined : Number(o.args[1]);
+        if (ttl !== undefined && !(Number.isInteger(ttl) && ttl > 0)) throw new CorefileError(o.at, `cache: ${o.name} TTL ${o.args[1]} is not seconds`);
+        if (o.args.length > 2) throw new CorefileError(o.at, `cache: ${o.name} MINTTL is not implemented`);
+        if (o.name === 'success') {
+          success = cap;
+          if (ttl) maxTtl = ttl;
+        } else {
+          denial = cap;
+          if (ttl) maxNegativeTtl = ttl;
+        }
+        break;
+      }
+      case 'disable': {
+        // The cluster zone's answers are never in this cache (they are built from the catalog
+        // and follow it at once), so disabling the cache there is what happens anyway.
+        const k = kubernetes();
+        const zones = o.args.slice(1).map((z) => normalizeZone(z, o.at, 'cache disable'));
+        const covered = k !== undefined && zones.length > 0 && zones.every((z) => z === k.domain || z.endsWith(`.${k.domain}`));
+        if (!['success', 'denial'].includes(o.args[0] ?? '') || !covered) {
+          throw new CorefileError(o.at, 'cache: disable is implemented only for the kubernetes zone (given after kubernetes), whose answers are never cached');
+        }
+        break;
+      }
+      default:
+        throw unknownOption(d, o);
+    }
+  }
+  return { maxTtl, maxNegativeTtl, capacity: success + denial };
+}
+
+function httpAddress(d: Directive, fallback: string): ListenAddress {
+  const s = d.args[0] ?? fallback;
+  const m = /^(?:\[([^\]]+)\]|([^:[\]]*)):(\d{1,5})$/.exec(s);
+  const port = m ? Number(m[3]) : NaN;
+  if (!m || !(port >= 0 && port < 65536)) throw new CorefileError(d.at, `${d.name}: ${JSON.stringify(s)} is not [HOST]:PORT`);
+  const host = m[1] ?? m[2];
+  // `:8080` is every address, as in CoreDNS; `localhost` is loopback.
+  return { host: host === '' ? '0.0.0.0' : host === 'localhost' ? '127.0.0.1' : host, port };
+}
+
+function noBlockArgs(d: Directive, maxArgs: number): void {
+  if (d.args.length > maxArgs) throw new CorefileError(d.at, `${d.name}: unexpected ${d.args.slice(maxArgs).join(' ')}`);
+  if (d.block && d.block.length > 0) throw unknownOption(d, d.block[0]);
+}
+
+function unknownOption(d: Directive, o: Directive): CorefileError {
+  return new CorefileError(o.at, `${d.name}: option ${o.name} is not implemented`);
+}
+
+function positiveInt(o: Directive, min = 1): number {
+  const n = Number(o.args[0]);
+  if (!Number.isInteger(n) || n < min) throw new CorefileError(o.at, `${o.name}: ${o.args[0] ?? '(nothing)'} is not a whole number ≥ ${min}`);
+  return n;
+}
+
+function duration(o: Directive, s: string | undefined): number {
+  try {
+    return parseDuration(s ?? '');
+  } catch {
+    throw new CorefileError(o.at, `${o.name}: ${JSON.stringify(s ?? '')} is not a duration (5s, 500ms, 1m)`);
+  }
+}
+

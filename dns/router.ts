@@ -1,0 +1,37 @@
+// Several server blocks on one address (`example.com:53 { … }` beside `.:53 { … }`): each query
+// goes to the block with the longest zone that holds its name, as CoreDNS routes them; a name
+// no block holds is REFUSED. One block needs no router, so the common case pays nothing.
+import { inZone } from './config.js';
+import type { DnsHandler, HandlerResult, QueryHandler, Transport } from './handler.js';
+import { FLAG_QR, HEADER_LEN, RCODE, WireError, emptyReply, parseQuery } from './wire.js';
+
+export interface RoutedBlock {
+  readonly zones: readonly string[];
+  readonly handler: DnsHandler;
+}
+
+export class ZoneRouter implements QueryHandler {
+  /** Every (zone, handler), the longest zone first. */
+  private readonly routes: ReadonlyArray<{ zone: string; handler: DnsHandler }>;
+
+  constructor(blocks: readonly RoutedBlock[]) {
+    this.routes = blocks.flatMap((b) => b.zones.map((zone) => ({ zone, handler: b.handler }))).sort((a, b) => b.zone.length - a.zone.length);
+  }
+
+  handle(msg: Buffer, t: Transport): HandlerResult {
+    if (msg.length < HEADER_LEN || (msg.readUInt16BE(2) & FLAG_QR) !== 0) return undefined;
+    let q;
+    try {
+      q = parseQuery(msg);
+    } catch (err) {
+      if (!(err instanceof WireError)) throw err;
+      return this.routes[0].handler.handle(msg, t); // its FORMERR, counted as usual
+    }
+    const route = this.routes.find((r) => inZone(q.name, r.zone));
+    return route ? route.handler.handleQuery(msg, q, t) : emptyReply(msg, q, RCODE.REFUSED);
+  }
+
+  refuse(msg: Buffer, t: Transport): Buffer | undefined {
+    return this.routes[0].handler.refuse(msg, t);
+  }
+}
