@@ -86,7 +86,7 @@ export async function startDns(opts: Options, catalog: CatalogView, config: DnsC
     const label = server.listens.length > 0 ? serverLabel(server.listens[0]) : 'dns://:53';
     const cache = server.cache ? new AnswerCache({ capacity: server.cache.capacity, maxTtl: server.cache.maxTtl, maxNegativeTtl: server.cache.maxNegativeTtl }, metrics.cacheEvents(label)) : undefined;
     if (cache) caches.push(cache);
-    const handler = new DnsHandler(zone, forwarder, cache, metrics, log, server.forward ?? undefined);
+    const handler = new DnsHandler(zone, forwarder, cache, metrics, log, { forwardScope: server.forward, loadbalance: server.loadbalance });
     return { server, handler };
   });
   for (const z of zones) z.attach();

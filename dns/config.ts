@@ -30,6 +30,8 @@ export interface ServerConfig {
   readonly cache?: CacheConfig;
   /** `errors`: failed exchanges are logged (the default of the flags' server). */
   readonly errors: boolean;
+  /** `loadbalance`: address records in a random order in every reply. */
+  readonly loadbalance?: boolean;
   readonly at?: Where;
 }
 

@@ -9,6 +9,7 @@ import { PLUGIN, type DnsMetrics, type Listener } from './metrics.js';
 import { addressRec, buildTemplate, serveTemplate, type OwnedRec } from './records.js';
 import type { ClusterZone, ZoneAnswer } from './zone.js';
 import { inZone } from './config.js';
+import { shuffleAddressRecords } from './loadbalance.js';
 import {
   FLAG_AD, FLAG_CD, FLAG_QR, FLAG_RD, HEADER_LEN, MAX_UDP_SIZE, MessageWriter, QCLASS_IN, QTYPE, RCODE, WireError, emptyReply,
   parseQuery, udpLimit, type Query,
@@ -33,6 +34,13 @@ export interface ForwardScope {
   readonly except: readonly string[];
 }
 
+export interface BlockOptions {
+  /** Default: every name. */
+  readonly forwardScope?: ForwardScope;
+  /** `loadbalance`: address records in a random order in every reply. */
+  readonly loadbalance?: boolean;
+}
+
 const ALL_NAMES: ForwardScope = { from: '', except: [] };
 const NOT_OURS: ZoneAnswer = Object.freeze({ kind: 'forward' });
 
@@ -54,7 +62,7 @@ export class DnsHandler implements QueryHandler {
     private readonly cache: AnswerCache | undefined,
     private readonly metrics: DnsMetrics | undefined,
     private readonly log: Logger,
-    private readonly forwardScope: ForwardScope = ALL_NAMES,
+    private readonly block: BlockOptions = {},
   ) {}
 
   handle(msg: Buffer, t: Transport): HandlerResult {
@@ -133,7 +141,7 @@ export class DnsHandler implements QueryHandler {
    * question, for the life of the process.
    */
   private forwards(name: string): boolean {
-    const s = this.forwardScope;
+    const s = this.block.forwardScope ?? ALL_NAMES;
     return this.forwarder !== undefined && inZone(name, s.from) && !s.except.some((z) => inZone(name, z));
   }
 
@@ -181,6 +189,7 @@ export class DnsHandler implements QueryHandler {
   }
 
   private done(t: Transport, t0: number, msg: Buffer, q: Query | undefined, reply: Buffer | undefined, plugin: number, cluster = false): Buffer | undefined {
+    if (this.block.loadbalance && reply && q) shuffleAddressRecords(reply, q.questionEnd);
     if (this.metrics && reply) {
       const seconds = (performance.now() - t0) / 1000;
       this.metrics.observe(t, cluster && q !== undefined, plugin, q?.qtype ?? 0, reply.readUInt16BE(2) & 0xf, msg.length, reply.length, seconds);

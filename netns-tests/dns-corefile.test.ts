@@ -78,6 +78,14 @@ describe('dns --corefile', () => {
       expect(values(await dig(pod, `@${NODE}`, '10-244-0-7.prod.pod.cluster.local', 'A'), 'A')).toEqual(['10.244.0.7']); // pods insecure
       expect(values(await dig(pod, `@${NODE}`, '-x', '10.96.0.10'), 'PTR')).toEqual(['web.prod.svc.cluster.local.']);
       expect(values(await dig(pod, `@${NODE}`, 'www.example.test', 'A'), 'A')).toEqual(['192.0.2.1']);
+      // loadbalance: a headless service's addresses come in changing orders, all of them each time.
+      const orders = new Set<string>();
+      for (let i = 0; i < 12; i++) {
+        const d = await dig(pod, `@${NODE}`, 'db.prod.svc.cluster.local', 'A');
+        expect(values(d, 'A')).toEqual(['10.244.1.5', '10.244.1.6', '10.244.1.8']);
+        orders.add(d.answers.map((r) => r[4]).join());
+      }
+      expect(orders.size).toBeGreaterThan(1);
       // A reverse name of none of ours falls through to the resolver (fallthrough in-addr.arpa).
       expect(values(await dig(pod, `@${NODE}`, '-x', '192.0.2.200'), 'PTR')).toEqual(['printer.example.test.']);
       // health :8080, ready :8181 and prometheus :9153 on every address of the node.

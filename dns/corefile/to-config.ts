@@ -15,7 +15,7 @@ import type { PodsMode } from '../zone.js';
 import { CorefileError, type Directive, type ServerBlockSyntax, type Where } from './parse.js';
 
 /** Accepted so that the Corefile kubeadm installs starts unchanged, but without their effect yet. */
-export const ACCEPTED_NOT_IMPLEMENTED = new Set(['loop', 'reload', 'loadbalance']);
+export const ACCEPTED_NOT_IMPLEMENTED = new Set(['loop', 'reload']);
 
 export interface CorefileConfig {
   readonly config: DnsConfig;
@@ -85,6 +85,7 @@ function serverBlock(
   let forward: ForwardConfig | undefined;
   let cache: CacheConfig | undefined;
   let errors = false;
+  let loadbalance = false;
   const once = new Map<string, Where>();
   for (const d of block.directives) {
     const before = once.get(d.name);
@@ -106,6 +107,11 @@ function serverBlock(
       case 'errors':
         noBlockArgs(d, 0);
         errors = true;
+        break;
+      case 'loadbalance':
+        if (d.args.length > 0 && d.args[0] !== 'round_robin') throw new CorefileError(d.at, `loadbalance: only round_robin is implemented (not ${d.args[0]})`);
+        noBlockArgs(d, 1);
+        loadbalance = true;
         break;
       case 'health': {
         const listen = httpAddress(d, ':8080');
@@ -134,7 +140,7 @@ function serverBlock(
     }
   }
   const hosts = binds ?? ['0.0.0.0', '::'];
-  return { zones, listens: hosts.map((host) => ({ host, port })), ...(kubernetes ? { kubernetes } : {}), ...(forward ? { forward } : {}), ...(cache ? { cache } : {}), errors, at: block.at };
+  return { zones, listens: hosts.map((host) => ({ host, port })), ...(kubernetes ? { kubernetes } : {}), ...(forward ? { forward } : {}), ...(cache ? { cache } : {}), errors, loadbalance, at: block.at };
 }
 
 function bindAddresses(d: Directive): string[] {
