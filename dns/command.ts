@@ -14,6 +14,7 @@ import { DnsHandler } from './handler.js';
 import { buildAcl, type SourceAcl } from './acl.js';
 import { ensureLinkLocal } from './linklocal.js';
 import { DnsMetrics, rcodeName } from './metrics.js';
+import { LoopDetector } from './loop.js';
 import { ZoneRouter, type RoutedBlock } from './router.js';
 import { DnsListener, serverLabel } from './server.js';
 import { ClusterZone, serverAddresses } from './zone.js';
@@ -86,8 +87,13 @@ export async function startDns(opts: Options, catalog: CatalogView, config: DnsC
     const label = server.listens.length > 0 ? serverLabel(server.listens[0]) : 'dns://:53';
     const cache = server.cache ? new AnswerCache({ capacity: server.cache.capacity, maxTtl: server.cache.maxTtl, maxNegativeTtl: server.cache.maxNegativeTtl }, metrics.cacheEvents(label)) : undefined;
     if (cache) caches.push(cache);
-    const handler = new DnsHandler(zone, forwarder, cache, metrics, log, { forwardScope: server.forward, loadbalance: server.loadbalance });
-    return { server, handler };
+    // CoreDNS's `loop` stops the process (log.Fatal): the pod restarts, and its log says why.
+    const loop = server.loop && forwarder ? new LoopDetector(server.zones[0] ?? '', (arrivals) => {
+      log.error('forwarding loop detected: its probe came back; stopping (see dns/README.md, loop)', { zone: server.zones[0] || '.', arrivals, upstreams: forwarder.upstreams.map(upstreamLabel).join(',') });
+      process.exit(1);
+    }) : undefined;
+    const handler = new DnsHandler(zone, forwarder, cache, metrics, log, { forwardScope: server.forward, loadbalance: server.loadbalance, loop });
+    return { server, handler, loop };
   });
   for (const z of zones) z.attach();
   let wasSynced = catalog.synced;
@@ -129,9 +135,12 @@ export async function startDns(opts: Options, catalog: CatalogView, config: DnsC
       byAddress.set(key, entry);
     }
   }
-  const listeners = [...byAddress.values()].map(({ addr, blocks: routed }) => {
+  const listenerAt = new Map<string, DnsListener>();
+  const listeners = [...byAddress.entries()].map(([key, { addr, blocks: routed }]) => {
     const h = routed.length === 1 && routed[0].zones.includes('') ? routed[0].handler : new ZoneRouter(routed);
-    return new DnsListener(addr, h, log, { allows: (a) => acl.allows(a) });
+    const l = new DnsListener(addr, h, log, { allows: (a) => acl.allows(a) });
+    listenerAt.set(key, l);
+    return l;
   });
   const http: HttpEndpoint[] = [];
   // The node's own addresses are allowed sources; they change (DHCP, a new interface).
@@ -158,6 +167,11 @@ export async function startDns(opts: Options, catalog: CatalogView, config: DnsC
     await ensureLinkLocal(allListens.map((l) => l.host), opts.listenInterface, log);
     const addresses: ListenAddress[] = [];
     for (const l of listeners) addresses.push(await l.start());
+    for (const { server, loop } of blocks) {
+      const first = server.listens[0];
+      const bound = first && listenerAt.get(`${first.host}|${first.port}`)?.bound;
+      if (loop && bound) void loop.probe(bound, 2500, log);
+    }
 
     // Health, readiness and metrics may share an address; each address gets one server.
     const routes = new Map<string, Record<string, Route>>();

@@ -32,6 +32,8 @@ export interface ServerConfig {
   readonly errors: boolean;
   /** `loadbalance`: address records in a random order in every reply. */
   readonly loadbalance?: boolean;
+  /** `loop`: at start, a forwarding loop back to this block stops the server. */
+  readonly loop?: boolean;
   readonly at?: Where;
 }
 

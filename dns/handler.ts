@@ -10,6 +10,7 @@ import { addressRec, buildTemplate, serveTemplate, type OwnedRec } from './recor
 import type { ClusterZone, ZoneAnswer } from './zone.js';
 import { inZone } from './config.js';
 import { shuffleAddressRecords } from './loadbalance.js';
+import type { LoopDetector } from './loop.js';
 import {
   FLAG_AD, FLAG_CD, FLAG_QR, FLAG_RD, HEADER_LEN, MAX_UDP_SIZE, MessageWriter, QCLASS_IN, QTYPE, RCODE, WireError, emptyReply,
   parseQuery, udpLimit, type Query,
@@ -39,6 +40,8 @@ export interface BlockOptions {
   readonly forwardScope?: ForwardScope;
   /** `loadbalance`: address records in a random order in every reply. */
   readonly loadbalance?: boolean;
+  /** `loop`: counts the arrivals of its probe's name. */
+  readonly loop?: LoopDetector;
 }
 
 const ALL_NAMES: ForwardScope = { from: '', except: [] };
@@ -109,6 +112,7 @@ export class DnsHandler implements QueryHandler {
   }
 
   private answer(msg: Buffer, q: Query, t: Transport, t0: number): HandlerResult {
+    this.block.loop?.saw(q.name);
     if (q.opcode !== 0) return this.done(t, t0, msg, q, emptyReply(msg, q, RCODE.NOTIMP), PLUGIN.none);
     if (q.edns && q.edns.version > 0) return this.done(t, t0, msg, q, emptyReply(msg, q, BADVERS), PLUGIN.none);
     if (q.qtype === QTYPE.AXFR || q.qtype === QTYPE.IXFR) return this.done(t, t0, msg, q, emptyReply(msg, q, RCODE.REFUSED), PLUGIN.none);

@@ -94,7 +94,9 @@ describe('dns --corefile', () => {
         expect([path, r.code, body.test(r.stdout)]).toEqual([path, 0, true]);
       }
       // What it accepts without an effect yet is said, with the file and line.
-      expect(server.stderr + server.stdout).toMatch(/plugin=loop at=\S*kubeadm\.Corefile:20/);
+      expect(server.stderr + server.stdout).toMatch(/plugin=reload at=\S*kubeadm\.Corefile:21/);
+      // loop probed the resolver once and found no loop: the server is still up.
+      expect(server.running).toBe(true);
     } finally {
       await server.stop(8_000); // the lame duck (5 s) delays the stop
     }
@@ -135,6 +137,15 @@ describe('dns --corefile', () => {
     } finally {
       await server.stop();
     }
+  });
+
+  it('stops with an error when its forwarding loops back to itself (loop)', async () => {
+    const corefile = join(dir, 'Corefile.loop');
+    // The node's own address as the upstream: every forwarded question comes back.
+    writeFileSync(corefile, `.:53 {\n  bind ${NODE}\n  forward . ${NODE}\n  loop\n}\n`);
+    const server = serve(corefile, 'dns loop');
+    expect(await server.exited).toBe(1);
+    expect(server.stderr + server.stdout).toMatch(/forwarding loop detected.*zone=\. arrivals=3 upstreams=10\.0\.0\.10:53/);
   });
 
   it('refuses a Corefile with a plugin it does not implement, naming the file, line and plugin', async () => {

@@ -15,7 +15,7 @@ import type { PodsMode } from '../zone.js';
 import { CorefileError, type Directive, type ServerBlockSyntax, type Where } from './parse.js';
 
 /** Accepted so that the Corefile kubeadm installs starts unchanged, but without their effect yet. */
-export const ACCEPTED_NOT_IMPLEMENTED = new Set(['loop', 'reload']);
+export const ACCEPTED_NOT_IMPLEMENTED = new Set(['reload']);
 
 export interface CorefileConfig {
   readonly config: DnsConfig;
@@ -86,6 +86,7 @@ function serverBlock(
   let cache: CacheConfig | undefined;
   let errors = false;
   let loadbalance = false;
+  let loop = false;
   const once = new Map<string, Where>();
   for (const d of block.directives) {
     const before = once.get(d.name);
@@ -107,6 +108,10 @@ function serverBlock(
       case 'errors':
         noBlockArgs(d, 0);
         errors = true;
+        break;
+      case 'loop':
+        noBlockArgs(d, 0);
+        loop = true;
         break;
       case 'loadbalance':
         if (d.args.length > 0 && d.args[0] !== 'round_robin') throw new CorefileError(d.at, `loadbalance: only round_robin is implemented (not ${d.args[0]})`);
@@ -140,7 +145,7 @@ function serverBlock(
     }
   }
   const hosts = binds ?? ['0.0.0.0', '::'];
-  return { zones, listens: hosts.map((host) => ({ host, port })), ...(kubernetes ? { kubernetes } : {}), ...(forward ? { forward } : {}), ...(cache ? { cache } : {}), errors, loadbalance, at: block.at };
+  return { zones, listens: hosts.map((host) => ({ host, port })), ...(kubernetes ? { kubernetes } : {}), ...(forward ? { forward } : {}), ...(cache ? { cache } : {}), errors, loadbalance, loop, at: block.at };
 }
 
 function bindAddresses(d: Directive): string[] {
