@@ -1,23 +1,21 @@
 // `kube-dataplane dns`: the cluster DNS server alone; `startDns` is also the DNS half of `agent`.
+import { createHash } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import { UsageError, type Options } from '../cli/flags.js';
 import type { CatalogView } from '../cluster/types.js';
 import { HttpEndpoint, parseHostPort, type ListenAddress, type Route } from '../common/http-server.js';
 import { logger } from '../common/log.js';
 import { exposition } from '../common/metrics.js';
-import { AnswerCache } from './cache.js';
-import { configFromFlags, type DnsConfig, type ForwardConfig } from './config.js';
+import { buildChain, listenKey, type Chain, type ChainContext } from './chain.js';
+import { configFromFlags, type DnsConfig } from './config.js';
 import { CorefileError, readCorefile } from './corefile/parse.js';
 import { configFromCorefile } from './corefile/to-config.js';
-import { Forwarder, parseUpstream, upstreamLabel } from './forwarder.js';
-import { chooseResolvConf, upstreamsFromResolvConf } from './resolvconf.js';
-import { DnsHandler } from './handler.js';
+import { parseUpstream, upstreamLabel } from './forwarder.js';
+import type { QueryHandler } from './handler.js';
 import { buildAcl, type SourceAcl } from './acl.js';
 import { ensureLinkLocal } from './linklocal.js';
-import { DnsMetrics, rcodeName } from './metrics.js';
-import { LoopDetector } from './loop.js';
-import { ZoneRouter, type RoutedBlock } from './router.js';
+import { DnsMetrics } from './metrics.js';
 import { DnsListener, serverLabel } from './server.js';
-import { ClusterZone, serverAddresses } from './zone.js';
 
 export interface Running {
   stop(): Promise<void>;
@@ -50,7 +48,7 @@ export function dnsConfig(opts: Options): DnsConfig {
     if (err instanceof CorefileError || (err as NodeJS.ErrnoException).code === 'ENOENT') throw new UsageError(`--corefile: ${(err as Error).message}`);
     throw err;
   }
-  for (const i of parsed.ignored) log.warn('Corefile plugin accepted but not implemented yet: it has no effect', { plugin: i.plugin, at: `${i.at.file}:${i.at.line}` });
+  for (const i of parsed.ignored) log.warn('Corefile plugin ignored: it changes no answer, and kube-dataplane does not implement it', { plugin: i.plugin, at: `${i.at.file}:${i.at.line}` });
   return parsed.config;
 }
 
@@ -62,7 +60,6 @@ export async function startDns(opts: Options, catalog: CatalogView, config: DnsC
   const clusterDomain = config.servers.find((s) => s.kubernetes)?.kubernetes?.domain ?? opts.clusterDomain;
   const metrics = new DnsMetrics(`${clusterDomain}.`);
   let acl: SourceAcl;
-  const allListens = config.servers.flatMap((s) => s.listens);
   try {
     acl = buildAcl({ allowFrom: opts.allowFrom, clusterCIDRs: opts.clusterCIDR });
   } catch (err) {
@@ -70,40 +67,23 @@ export async function startDns(opts: Options, catalog: CatalogView, config: DnsC
   }
   if (acl.clusterless) log.warn('no --cluster-cidr: only the node itself may ask, pods get REFUSED', { hint: 'give --cluster-cidr or --allow-from' });
 
-  const zones: ClusterZone[] = [];
-  const caches: AnswerCache[] = [];
-  const forwarders: Forwarder[] = [];
-  const blocks = config.servers.map((server) => {
-    const k = server.kubernetes;
-    const zone = k
-      ? new ClusterZone({
-          domain: k.domain, ttl: k.ttl, pods: k.pods, reverseZones: k.reverseZones, fallthrough: k.fallthrough ?? [],
-          ownAddresses: serverAddresses(server.listens.map((l) => l.host)),
-        }, catalog)
-      : undefined;
-    if (zone) zones.push(zone);
-    const forwarder = server.forward ? startForwarder(server.forward, opts, allListens, metrics) : undefined;
-    if (forwarder) forwarders.push(forwarder);
-    const label = server.listens.length > 0 ? serverLabel(server.listens[0]) : 'dns://:53';
-    const cache = server.cache ? new AnswerCache({ capacity: server.cache.capacity, maxTtl: server.cache.maxTtl, maxNegativeTtl: server.cache.maxNegativeTtl }, metrics.cacheEvents(label)) : undefined;
-    if (cache) caches.push(cache);
+  const ctx: ChainContext = {
+    opts, catalog, metrics, log,
     // CoreDNS's `loop` stops the process (log.Fatal): the pod restarts, and its log says why.
-    const loop = server.loop && forwarder ? new LoopDetector(server.zones[0] ?? '', (arrivals) => {
-      log.error('forwarding loop detected: its probe came back; stopping (see dns/README.md, loop)', { zone: server.zones[0] || '.', arrivals, upstreams: forwarder.upstreams.map(upstreamLabel).join(',') });
+    onLoop: (server, upstreams, arrivals) => {
+      log.error('forwarding loop detected: its probe came back; stopping (see dns/README.md, loop)', { zone: server.zones[0] || '.', arrivals, upstreams });
       process.exit(1);
-    }) : undefined;
-    const handler = new DnsHandler(zone, forwarder, cache, metrics, log, { forwardScope: server.forward, loadbalance: server.loadbalance, loop });
-    return { server, handler, loop };
-  });
-  for (const z of zones) z.attach();
+    },
+  };
+  let chain = buildChain(config, ctx);
   let wasSynced = catalog.synced;
   const unwatch = catalog.onChange((change) => {
     if (!wasSynced && catalog.synced) {
       wasSynced = true;
-      log.info('catalog synced: serving the cluster zone', { ...zones[0]?.size });
+      log.info('catalog synced: serving the cluster zone', { ...chain.zones[0]?.size });
     }
     // How long a change took from the endpoints controller to our answers (CoreDNS's metric).
-    if (!change.synced && catalog.synced && zones.length > 0) {
+    if (!change.synced && catalog.synced && chain.zones.length > 0) {
       const now = Date.now();
       for (const key of change.services) {
         const t = catalog.endpoints(key)?.lastChangeTriggerTime;
@@ -114,40 +94,23 @@ export async function startDns(opts: Options, catalog: CatalogView, config: DnsC
       }
     }
   });
-  metrics.cacheServer = blocks.find((b) => b.server.cache)?.server.listens[0] ? serverLabel(blocks.find((b) => b.server.cache)!.server.listens[0]) : 'dns://:53';
-  metrics.cacheSize = () => {
-    const sum = { success: 0, denial: 0 };
-    for (const c of caches) {
-      const s = c.size;
-      sum.success += s.success;
-      sum.denial += s.denial;
-    }
-    return sum;
+  const cacheLabel = (c: Chain) => {
+    const first = c.blocks.find((b) => b.server.cache)?.server.listens[0];
+    return first ? serverLabel(first) : 'dns://:53';
   };
+  metrics.cacheServer = cacheLabel(chain);
+  metrics.cacheSize = () => chain.cacheSize();
 
-  // One listener per address; the blocks that share it are routed by zone.
-  const byAddress = new Map<string, { addr: ListenAddress; blocks: RoutedBlock[] }>();
-  for (const { server, handler } of blocks) {
-    for (const addr of server.listens) {
-      const key = `${addr.host}|${addr.port}`;
-      const entry = byAddress.get(key) ?? { addr, blocks: [] };
-      entry.blocks.push({ zones: server.zones, handler });
-      byAddress.set(key, entry);
-    }
-  }
-  const listenerAt = new Map<string, DnsListener>();
-  const listeners = [...byAddress.entries()].map(([key, { addr, blocks: routed }]) => {
-    const h = routed.length === 1 && routed[0].zones.includes('') ? routed[0].handler : new ZoneRouter(routed);
-    const l = new DnsListener(addr, h, log, { allows: (a) => acl.allows(a) });
-    listenerAt.set(key, l);
-    return l;
-  });
+  const listeners = new Map<string, DnsListener>();
+  const listenerFor = (addr: ListenAddress, handler: QueryHandler) => new DnsListener(addr, handler, log, { allows: (a) => acl.allows(a) });
   const http: HttpEndpoint[] = [];
   // The node's own addresses are allowed sources; they change (DHCP, a new interface).
   const aclTimer = setInterval(() => acl.refresh(), 2000);
   aclTimer.unref();
+  let reloadTimer: NodeJS.Timeout | undefined;
   let stopping = false;
   const stopAll = async () => {
+    clearTimeout(reloadTimer);
     // `health { lameduck D }`: keep answering for D after being told to stop, so clients move
     // on (kube-proxy drops the endpoint) before the sockets close; /health says 503 meanwhile.
     if (!stopping && config.health?.lameduckMs) {
@@ -158,20 +121,83 @@ export async function startDns(opts: Options, catalog: CatalogView, config: DnsC
     stopping = true;
     clearInterval(aclTimer);
     unwatch();
-    for (const z of zones) z.detach();
-    await Promise.all(listeners.map((l) => l.stop()));
+    await Promise.all([...listeners.values()].map((l) => l.stop()));
     await Promise.all(http.map((h) => h.close()));
-    for (const f of forwarders) f.close();
+    await chain.retire();
   };
-  try {
-    await ensureLinkLocal(allListens.map((l) => l.host), opts.listenInterface, log);
-    const addresses: ListenAddress[] = [];
-    for (const l of listeners) addresses.push(await l.start());
-    for (const { server, loop } of blocks) {
+  const probeLoops = (c: Chain) => {
+    for (const { server, loop } of c.blocks) {
       const first = server.listens[0];
-      const bound = first && listenerAt.get(`${first.host}|${first.port}`)?.bound;
+      const bound = first && listeners.get(listenKey(first))?.bound;
       if (loop && bound) void loop.probe(bound, 2500, log);
     }
+  };
+
+  /** `reload`: the Corefile is read again when its content changed; a new chain replaces the
+   *  old one at once (the listeners keep their sockets), addresses that came or went are bound
+   *  or closed, and a Corefile that does not parse leaves everything as it was. */
+  const reloader = config.reload && opts.corefile ? newReloader(opts.corefile) : undefined;
+  const reload = async () => {
+    if (!reloader || stopping || !reloader.changed()) return;
+    let next: DnsConfig;
+    try {
+      next = dnsConfig(opts);
+    } catch (err) {
+      log.error('Corefile not reloaded: it has an error; the running configuration stays', { error: (err as Error).message.replace(/^--corefile: /, '') });
+      return;
+    }
+    if (needsPods(next) && !needsPods(config)) log.warn('pods verified needs Pods watched: restart to apply', { config: next.origin });
+    if (JSON.stringify([next.health, next.ready, next.metrics]) !== JSON.stringify([config.health, config.ready, config.metrics])) {
+      log.warn('health, ready and prometheus addresses are read at start only: restart to apply them');
+    }
+    const old = chain;
+    const fresh = buildChain(next, ctx);
+    try {
+      for (const [key, route] of fresh.routes) if (!listeners.has(key)) {
+        const l = listenerFor(route.addr, route.handler);
+        await l.start();
+        listeners.set(key, l);
+      }
+    } catch (err) {
+      log.error('Corefile not reloaded: cannot listen; the running configuration stays', { error: (err as Error).message });
+      for (const [key, l] of listeners) if (!old.routes.has(key)) {
+        await l.stop();
+        listeners.delete(key);
+      }
+      await fresh.retire();
+      return;
+    }
+    chain = fresh;
+    for (const [key, l] of listeners) {
+      const route = fresh.routes.get(key);
+      if (route) l.setHandler(route.handler);
+    }
+    for (const [key, l] of [...listeners]) if (!fresh.routes.has(key)) {
+      listeners.delete(key);
+      void l.stop();
+    }
+    metrics.cacheServer = cacheLabel(fresh);
+    log.info('Corefile reloaded', { config: next.origin, zones: next.servers.map((s) => s.zones.map((z) => z || '.').join(' ')).join(', ') });
+    probeLoops(fresh);
+    // Exchanges the old forwarders have in flight finish before their sockets close.
+    void old.retire(3000);
+  };
+  const scheduleReload = () => {
+    if (!reloader || !config.reload) return;
+    const { intervalMs, jitterMs } = config.reload;
+    reloadTimer = setTimeout(() => void reload().finally(scheduleReload), intervalMs + Math.round((Math.random() * 2 - 1) * jitterMs));
+    reloadTimer.unref();
+  };
+
+  try {
+    await ensureLinkLocal(config.servers.flatMap((s) => s.listens).map((l) => l.host), opts.listenInterface, log);
+    const addresses: ListenAddress[] = [];
+    for (const [key, route] of chain.routes) {
+      const l = listenerFor(route.addr, route.handler);
+      listeners.set(key, l);
+      addresses.push(await l.start());
+    }
+    probeLoops(chain);
 
     // Health, readiness and metrics may share an address; each address gets one server.
     const routes = new Map<string, Record<string, Route>>();
@@ -190,11 +216,12 @@ export async function startDns(opts: Options, catalog: CatalogView, config: DnsC
       const a = await h.listen(JSON.parse(key) as ListenAddress);
       for (const path of Object.keys(r)) bound[path] = { host: a.address, port: a.port };
     }
+    scheduleReload();
     log.info('serving', {
       config: config.origin,
       listen: addresses.map((a) => serverLabel(a)).join(','),
       zones: config.servers.map((s) => s.zones.map((z) => z || '.').join(' ')).join(', '),
-      upstreams: forwarders.flatMap((f) => f.upstreams.map(upstreamLabel)).join(',') || 'none',
+      upstreams: chain.forwarders.flatMap((f) => f.upstreams.map(upstreamLabel)).join(',') || 'none',
       allowFrom: acl.describe(),
       synced: catalog.synced,
     });
@@ -205,26 +232,24 @@ export async function startDns(opts: Options, catalog: CatalogView, config: DnsC
   }
 }
 
-/** A block's forwarder: its upstreams, and the nameservers of its resolv.conf files. */
-function startForwarder(f: ForwardConfig, opts: Options, ours: readonly ListenAddress[], metrics: DnsMetrics): Forwarder {
-  const upstreams = [...f.to];
-  for (const path of f.resolvConfs) {
-    const conf = chooseResolvConf({ path, systemdPath: opts.systemdResolvConf });
-    const found = upstreamsFromResolvConf(conf.text, ours);
-    log.info('upstreams from resolv.conf', { path: conf.path, ...(conf.reason ? { reason: conf.reason } : {}), upstreams: found.map(upstreamLabel).join(',') || 'none' });
-    upstreams.push(...found);
-  }
-  if (upstreams.length === 0) log.warn('no upstream resolver: forwarded names get SERVFAIL', { zone: f.from || '.', hint: 'give --upstream or a nameserver in --resolv-conf' });
-  return new Forwarder(upstreams, {
-    log,
-    policy: f.policy,
-    maxInflight: f.maxConcurrent,
-    healthCheckMs: f.healthCheckMs,
-    maxFails: f.maxFails,
-    onExchange: (u, seconds, rcode) => metrics.proxyDuration.labels('forward', upstreamLabel(u), rcode === undefined ? 'timeout' : rcodeName(rcode)).observe(seconds),
-    onHealthcheckFailure: (u) => metrics.healthcheckFailures.labels('forward', upstreamLabel(u)).inc(),
-    onAllDown: () => metrics.healthcheckBroken.inc(),
-  });
+/** Whether the Corefile's bytes changed since the last look (CoreDNS compares a digest too). */
+function newReloader(path: string): { changed(): boolean } {
+  const digest = () => {
+    try {
+      return createHash('sha512').update(readFileSync(path)).digest('hex');
+    } catch {
+      return undefined;
+    }
+  };
+  let last = digest();
+  return {
+    changed: () => {
+      const now = digest();
+      if (now === undefined || now === last) return false;
+      last = now;
+      return true;
+    },
+  };
 }
 
 export async function main(opts: Options): Promise<number> {

@@ -17,6 +17,8 @@ export interface DnsConfig {
   readonly health?: { readonly listen: ListenAddress; readonly lameduckMs: number };
   readonly ready?: { readonly listen: ListenAddress };
   readonly metrics?: { readonly listen: ListenAddress };
+  /** `reload`: the Corefile is looked at every interval (± jitter) and applied when it changed. */
+  readonly reload?: { readonly intervalMs: number; readonly jitterMs: number };
 }
 
 export interface ServerConfig {

@@ -62,7 +62,7 @@ export class DnsListener {
 
   constructor(
     private readonly addr: ListenAddress,
-    private readonly handler: QueryHandler,
+    private handler: QueryHandler,
     private readonly log: Logger,
     private readonly opts: ServerOptions = {},
   ) {
@@ -83,6 +83,11 @@ export class DnsListener {
    * fails outright on a node where systemd-resolved holds 127.0.0.53:53, and that address (not
    * an interface address) is then simply not ours.
    */
+  /** Queries from now on go to `handler` (a reloaded configuration); the sockets stay. */
+  setHandler(handler: QueryHandler): void {
+    this.handler = handler;
+  }
+
   async start(): Promise<ListenAddress> {
     const v6 = this.v6;
     const family = v6 ? '2' : '1';

@@ -5,7 +5,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { CorefileError, parseCorefile, readCorefile } from './parse.js';
-import { ACCEPTED_NOT_IMPLEMENTED, configFromCorefile } from './to-config.js';
+import { SAFE_TO_IGNORE, configFromCorefile } from './to-config.js';
 
 const FIXTURES = resolve('dns/corefile/fixtures');
 
@@ -43,9 +43,15 @@ describe('the Corefile kubeadm installs', () => {
     expect(config.metrics).toEqual({ listen: { host: '0.0.0.0', port: 9153 } });
   });
 
-  it('names what it accepts without an effect yet, with their lines', () => {
-    expect(ignored.map((i) => `${i.plugin}@${i.at.line}`)).toEqual(['reload@21']);
-    expect([...ACCEPTED_NOT_IMPLEMENTED].sort()).toEqual(['reload']);
+  it('has every plugin served: nothing is ignored; reload every 30 s ± 15 s', () => {
+    expect(ignored).toEqual([]);
+    expect(config.reload).toEqual({ intervalMs: 30_000, jitterMs: 15_000 });
+  });
+
+  it('ignores only plugins that change no answer, naming their lines', () => {
+    const { ignored: safe } = configOf('.:53 {\n  pprof\n  forward . 10.0.0.1\n  trace\n}\n');
+    expect(safe.map((i) => `${i.plugin}@${i.at.line}`)).toEqual(['pprof@2', 'trace@4']);
+    expect([...SAFE_TO_IGNORE].sort()).toEqual(['debug', 'metadata', 'pprof', 'trace']);
   });
 });
 
@@ -122,6 +128,7 @@ describe('errors name the file, the line and the plugin', () => {
     ['.:53 {\n  cache 30 {\n    disable success example.com\n  }\n}\n', 'Corefile:3: cache: disable is implemented only for the kubernetes zone (given after kubernetes), whose answers are never cached'],
     ['.:53 {\n  health {\n    lameduck soon\n  }\n}\n', 'Corefile:3: lameduck: "soon" is not a duration (5s, 500ms, 1m)'],
     ['.:53 {\n  errors\n  errors\n}\n', 'Corefile:3: errors is already given at line 2'],
+    ['.:53 {\n  reload 1s\n}\n', 'Corefile:2: reload: the interval is at least 2s and the jitter at least 1s'],
     ['.:53 {\n  bind eth0\n}\n', 'Corefile:2: bind eth0: only IP addresses are implemented (no interface names)'],
     ['.:53 {\n  forward . 10.0.0.1\n}\n.:53 {\n  forward . 10.0.0.2\n}\n', 'Corefile:4: zone . on port 53 is already served by the block at line 1'],
     ['tls://.:853 {\n  errors\n}\n', 'Corefile:1: server tls://.:853: only dns:// is served (no tls://)'],

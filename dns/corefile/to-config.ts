@@ -1,8 +1,8 @@
 // A parsed Corefile → the DNS model (config.ts), plugin by plugin, with CoreDNS's defaults where
 // a directive leaves something out. A plugin or an option we do not implement is an error naming
 // the file, line and plugin: a drop-in that silently ignored `rewrite` would answer differently
-// from what the operator wrote. The few directives that are accepted without an effect yet are
-// listed in ACCEPTED_NOT_IMPLEMENTED and logged at start (dns/README.md says which).
+// from what the operator wrote. The few plugins that never change an answer (profiling, tracing,
+// debug output) are SAFE_TO_IGNORE: accepted, and logged at start (dns/README.md lists them).
 import { isIP } from 'node:net';
 import { parseDuration } from '../../cli/flags.js';
 import type { ListenAddress } from '../../common/http-server.js';
@@ -14,12 +14,14 @@ import {
 import type { PodsMode } from '../zone.js';
 import { CorefileError, type Directive, type ServerBlockSyntax, type Where } from './parse.js';
 
-/** Accepted so that the Corefile kubeadm installs starts unchanged, but without their effect yet. */
-export const ACCEPTED_NOT_IMPLEMENTED = new Set(['reload']);
+/** Plugins that change no answer, accepted without their effect. */
+export const SAFE_TO_IGNORE: ReadonlySet<string> = new Set(['debug', 'pprof', 'trace', 'metadata']);
+
+type ProcessWide = { -readonly [K in 'health' | 'ready' | 'metrics' | 'reload']?: DnsConfig[K] };
 
 export interface CorefileConfig {
   readonly config: DnsConfig;
-  /** Directives accepted without effect (ACCEPTED_NOT_IMPLEMENTED), for the start-up warning. */
+  /** Plugins accepted without their effect (SAFE_TO_IGNORE), for the start-up warning. */
   readonly ignored: ReadonlyArray<{ readonly plugin: string; readonly at: Where }>;
 }
 
@@ -27,7 +29,7 @@ export function configFromCorefile(blocks: readonly ServerBlockSyntax[], origin:
   if (blocks.length === 0) throw new CorefileError({ file: origin, line: 1 }, 'no server block');
   const servers: ServerConfig[] = [];
   const ignored: Array<{ plugin: string; at: Where }> = [];
-  const process: { health?: DnsConfig['health']; ready?: DnsConfig['ready']; metrics?: DnsConfig['metrics'] } = {};
+  const process: ProcessWide = {};
   const seen = new Map<string, Where>();
   for (const block of blocks) {
     for (const [port, zones] of keysByPort(block)) {
@@ -77,7 +79,7 @@ function serverBlock(
   block: ServerBlockSyntax,
   port: number,
   zones: string[],
-  process: { health?: DnsConfig['health']; ready?: DnsConfig['ready']; metrics?: DnsConfig['metrics'] },
+  process: ProcessWide,
   ignored: Array<{ plugin: string; at: Where }>,
 ): ServerConfig {
   let binds: string[] | undefined;
@@ -132,12 +134,23 @@ function serverBlock(
         noBlockArgs(d, 1);
         process.ready ??= { listen: httpAddress(d, ':8181') };
         break;
+      case 'reload': {
+        // CoreDNS's defaults and bounds: every 30 s ± 15 s; at least 2 s ± 1 s; the jitter at
+        // most half the interval.
+        if (d.args.length > 2) throw new CorefileError(d.at, `reload: unexpected ${d.args.slice(2).join(' ')}`);
+        const intervalMs = d.args[0] === undefined ? 30_000 : duration(d, d.args[0]);
+        const jitterMs = d.args[1] === undefined ? 15_000 : duration(d, d.args[1]);
+        if (intervalMs < 2000 || jitterMs < 1000) throw new CorefileError(d.at, 'reload: the interval is at least 2s and the jitter at least 1s');
+        noBlockArgs(d, 2);
+        process.reload ??= { intervalMs, jitterMs: Math.min(jitterMs, intervalMs / 2) };
+        break;
+      }
       case 'prometheus':
         noBlockArgs(d, 1);
         process.metrics ??= { listen: httpAddress(d, 'localhost:9153') };
         break;
       default:
-        if (ACCEPTED_NOT_IMPLEMENTED.has(d.name)) {
+        if (SAFE_TO_IGNORE.has(d.name)) {
           ignored.push({ plugin: d.name, at: d.at });
           break;
         }

@@ -1,0 +1,137 @@
+// The query-answering parts a DnsConfig describes, built together and retired together: per
+// server block its cluster zone, cache, forwarder and handler, and per listen address the
+// handler its queries go to (a block's, or a router over the blocks that share the address).
+// A `reload` builds a new chain beside the old one and swaps the listeners over to it at once,
+// so no query meets half of each.
+import type { ListenAddress } from '../common/http-server.js';
+import type { Logger } from '../common/log.js';
+import type { Options } from '../cli/flags.js';
+import type { CatalogView } from '../cluster/types.js';
+import { AnswerCache } from './cache.js';
+import type { CacheKind } from './cache.js';
+import type { DnsConfig, ForwardConfig, ServerConfig } from './config.js';
+import { Forwarder, upstreamLabel } from './forwarder.js';
+import { DnsHandler, type QueryHandler } from './handler.js';
+import { LoopDetector } from './loop.js';
+import { type DnsMetrics, rcodeName } from './metrics.js';
+import { chooseResolvConf, upstreamsFromResolvConf } from './resolvconf.js';
+import { ZoneRouter, type RoutedBlock } from './router.js';
+import { serverLabel } from './server.js';
+import { ClusterZone, serverAddresses } from './zone.js';
+
+export interface ChainBlock {
+  readonly server: ServerConfig;
+  readonly handler: DnsHandler;
+  readonly loop?: LoopDetector;
+}
+
+export interface Chain {
+  readonly blocks: readonly ChainBlock[];
+  /** `host|port` → the address and the handler its listener gives queries to. */
+  readonly routes: ReadonlyMap<string, { readonly addr: ListenAddress; readonly handler: QueryHandler }>;
+  readonly zones: readonly ClusterZone[];
+  readonly forwarders: readonly Forwarder[];
+  cacheSize(): Record<CacheKind, number>;
+  /** Stops following the catalog and closes the upstream sockets; an exchange still in flight
+   *  may take `graceMs` to end first (a reload lets them finish). */
+  retire(graceMs?: number): Promise<void>;
+}
+
+export interface ChainContext {
+  readonly opts: Options;
+  readonly catalog: CatalogView;
+  readonly metrics: DnsMetrics;
+  readonly log: Logger;
+  /** What a forwarding loop does (CoreDNS: log and exit). */
+  readonly onLoop: (server: ServerConfig, upstreams: string, arrivals: number) => void;
+}
+
+export function listenKey(a: ListenAddress): string {
+  return `${a.host}|${a.port}`;
+}
+
+export function buildChain(config: DnsConfig, ctx: ChainContext): Chain {
+  const { opts, catalog, metrics, log } = ctx;
+  const allListens = config.servers.flatMap((s) => s.listens);
+  const zones: ClusterZone[] = [];
+  const caches: AnswerCache[] = [];
+  const forwarders: Forwarder[] = [];
+  const blocks = config.servers.map((server): ChainBlock => {
+    const k = server.kubernetes;
+    const zone = k
+      ? new ClusterZone({
+          domain: k.domain, ttl: k.ttl, pods: k.pods, reverseZones: k.reverseZones, fallthrough: k.fallthrough ?? [],
+          ownAddresses: serverAddresses(server.listens.map((l) => l.host)),
+        }, catalog)
+      : undefined;
+    if (zone) zones.push(zone);
+    const forwarder = server.forward ? startForwarder(server.forward, opts, allListens, metrics, log) : undefined;
+    if (forwarder) forwarders.push(forwarder);
+    const label = server.listens.length > 0 ? serverLabel(server.listens[0]) : 'dns://:53';
+    const cache = server.cache ? new AnswerCache({ capacity: server.cache.capacity, maxTtl: server.cache.maxTtl, maxNegativeTtl: server.cache.maxNegativeTtl }, metrics.cacheEvents(label)) : undefined;
+    if (cache) caches.push(cache);
+    const loop = server.loop && forwarder
+      ? new LoopDetector(server.zones[0] ?? '', (arrivals) => ctx.onLoop(server, forwarder.upstreams.map(upstreamLabel).join(','), arrivals))
+      : undefined;
+    const handler = new DnsHandler(zone, forwarder, cache, metrics, log, { forwardScope: server.forward, loadbalance: server.loadbalance, loop });
+    return { server, handler, ...(loop ? { loop } : {}) };
+  });
+  for (const z of zones) z.attach();
+
+  // One listener per address; the blocks that share it are routed by zone.
+  const byAddress = new Map<string, { addr: ListenAddress; blocks: RoutedBlock[] }>();
+  for (const { server, handler } of blocks) {
+    for (const addr of server.listens) {
+      const entry = byAddress.get(listenKey(addr)) ?? { addr, blocks: [] };
+      entry.blocks.push({ zones: server.zones, handler });
+      byAddress.set(listenKey(addr), entry);
+    }
+  }
+  const routes = new Map<string, { addr: ListenAddress; handler: QueryHandler }>();
+  for (const [key, { addr, blocks: routed }] of byAddress) {
+    routes.set(key, { addr, handler: routed.length === 1 && routed[0].zones.includes('') ? routed[0].handler : new ZoneRouter(routed) });
+  }
+
+  return {
+    blocks,
+    routes,
+    zones,
+    forwarders,
+    cacheSize: () => {
+      const sum = { success: 0, denial: 0 };
+      for (const c of caches) {
+        const s = c.size;
+        sum.success += s.success;
+        sum.denial += s.denial;
+      }
+      return sum;
+    },
+    retire: async (graceMs = 0) => {
+      for (const z of zones) z.detach();
+      if (graceMs > 0) await new Promise((r) => setTimeout(r, graceMs).unref());
+      for (const f of forwarders) f.close();
+    },
+  };
+}
+
+/** A block's forwarder: its upstreams, and the nameservers of its resolv.conf files. */
+function startForwarder(f: ForwardConfig, opts: Options, ours: readonly ListenAddress[], metrics: DnsMetrics, log: Logger): Forwarder {
+  const upstreams = [...f.to];
+  for (const path of f.resolvConfs) {
+    const conf = chooseResolvConf({ path, systemdPath: opts.systemdResolvConf });
+    const found = upstreamsFromResolvConf(conf.text, ours);
+    log.info('upstreams from resolv.conf', { path: conf.path, ...(conf.reason ? { reason: conf.reason } : {}), upstreams: found.map(upstreamLabel).join(',') || 'none' });
+    upstreams.push(...found);
+  }
+  if (upstreams.length === 0) log.warn('no upstream resolver: forwarded names get SERVFAIL', { zone: f.from || '.', hint: 'give --upstream or a nameserver in --resolv-conf' });
+  return new Forwarder(upstreams, {
+    log,
+    policy: f.policy,
+    maxInflight: f.maxConcurrent,
+    healthCheckMs: f.healthCheckMs,
+    maxFails: f.maxFails,
+    onExchange: (u, seconds, rcode) => metrics.proxyDuration.labels('forward', upstreamLabel(u), rcode === undefined ? 'timeout' : rcodeName(rcode)).observe(seconds),
+    onHealthcheckFailure: (u) => metrics.healthcheckFailures.labels('forward', upstreamLabel(u)).inc(),
+    onAllDown: () => metrics.healthcheckBroken.inc(),
+  });
+}
