@@ -12,6 +12,7 @@ import type { CacheKind } from './cache.js';
 import type { DnsConfig, ForwardConfig, ServerConfig } from './config.js';
 import { Forwarder, upstreamLabel } from './forwarder.js';
 import { DnsHandler, type QueryHandler } from './handler.js';
+import { HostsPlugin } from './hosts.js';
 import { LoopDetector } from './loop.js';
 import { type DnsMetrics, rcodeName } from './metrics.js';
 import { chooseResolvConf, upstreamsFromResolvConf } from './resolvconf.js';
@@ -73,7 +74,8 @@ export function buildChain(config: DnsConfig, ctx: ChainContext): Chain {
     const loop = server.loop && forwarder
       ? new LoopDetector(server.zones[0] ?? '', (arrivals) => ctx.onLoop(server, forwarder.upstreams.map(upstreamLabel).join(','), arrivals))
       : undefined;
-    const handler = new DnsHandler(zone, forwarder, cache, metrics, log, { forwardScope: server.forward, loadbalance: server.loadbalance, loop });
+    const hosts = server.hosts ? new HostsPlugin(server.hosts, log) : undefined;
+    const handler = new DnsHandler(zone, forwarder, cache, metrics, log, { forwardScope: server.forward, loadbalance: server.loadbalance, loop, hosts });
     return { server, handler, ...(loop ? { loop } : {}) };
   });
   for (const z of zones) z.attach();

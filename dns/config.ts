@@ -6,6 +6,7 @@ import type { ListenAddress } from '../common/http-server.js';
 import type { Options } from '../cli/flags.js';
 import type { Upstream } from './forwarder.js';
 import type { Where } from './corefile/parse.js';
+import type { HostsConfig } from './hosts.js';
 import type { PodsMode } from './zone.js';
 
 export interface DnsConfig {
@@ -36,6 +37,7 @@ export interface ServerConfig {
   readonly loadbalance?: boolean;
   /** `loop`: at start, a forwarding loop back to this block stops the server. */
   readonly loop?: boolean;
+  readonly hosts?: HostsConfig;
   readonly at?: Where;
 }
 

@@ -10,6 +10,7 @@ import { addressRec, buildTemplate, serveTemplate, type OwnedRec } from './recor
 import type { ClusterZone, ZoneAnswer } from './zone.js';
 import { inZone } from './config.js';
 import { shuffleAddressRecords } from './loadbalance.js';
+import type { HostsPlugin } from './hosts.js';
 import type { LoopDetector } from './loop.js';
 import {
   FLAG_AD, FLAG_CD, FLAG_QR, FLAG_RD, HEADER_LEN, MAX_UDP_SIZE, MessageWriter, QCLASS_IN, QTYPE, RCODE, WireError, emptyReply,
@@ -42,6 +43,8 @@ export interface BlockOptions {
   readonly loadbalance?: boolean;
   /** `loop`: counts the arrivals of its probe's name. */
   readonly loop?: LoopDetector;
+  /** `hosts`: asked before the cluster zone. */
+  readonly hosts?: HostsPlugin;
 }
 
 const ALL_NAMES: ForwardScope = { from: '', except: [] };
@@ -117,6 +120,8 @@ export class DnsHandler implements QueryHandler {
     if (q.edns && q.edns.version > 0) return this.done(t, t0, msg, q, emptyReply(msg, q, BADVERS), PLUGIN.none);
     if (q.qtype === QTYPE.AXFR || q.qtype === QTYPE.IXFR) return this.done(t, t0, msg, q, emptyReply(msg, q, RCODE.REFUSED), PLUGIN.none);
     const limit = t.proto === 'udp' ? udpLimit(q) : TCP_LIMIT;
+    const h = this.block.hosts?.lookup(msg, q);
+    if (h?.kind === 'reply') return this.done(t, t0, msg, q, serveTemplate(h.tpl, msg, q, limit), PLUGIN.hosts);
     const z = this.zone ? this.zone.lookup(msg, q) : NOT_OURS;
     switch (z.kind) {
       case 'reply':

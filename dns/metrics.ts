@@ -110,8 +110,8 @@ export interface Listener {
 }
 
 /** The `plugin` label: which part answered (CoreDNS's plugin names). */
-export const PLUGINS = ['', 'kubernetes', 'cache', 'forward', 'acl'] as const;
-export const PLUGIN = { none: 0, kubernetes: 1, cache: 2, forward: 3, acl: 4 } as const;
+export const PLUGINS = ['', 'kubernetes', 'cache', 'forward', 'acl', 'hosts'] as const;
+export const PLUGIN = { none: 0, kubernetes: 1, cache: 2, forward: 3, acl: 4, hosts: 5 } as const;
 
 export class DnsMetrics {
   readonly registry = new Registry();

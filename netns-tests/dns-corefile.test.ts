@@ -112,6 +112,10 @@ describe('dns --corefile', () => {
       '.:53 {',
       `  bind ${NODE}`,
       '  errors',
+      `  hosts ${join(dir, 'hosts')} {`,
+      '    10.1.2.3 printer.lan',
+      '    fallthrough',
+      '  }',
       '  kubernetes cluster.local in-addr.arpa ip6.arpa {',
       '    fallthrough in-addr.arpa ip6.arpa',
       '  }',
@@ -123,12 +127,17 @@ describe('dns --corefile', () => {
       '}',
       '',
     ].join('\n'));
+    writeFileSync(join(dir, 'hosts'), '10.1.2.4 scanner.lan scanner\n');
     const server = serve(corefile, 'dns stub');
     try {
       await server.waitForOutput(/dns serving/);
       expect(values(await dig(pod, `@${NODE}`, 'intranet.corp.example', 'A'), 'A')).toEqual(['198.51.100.7']);
       expect(values(await dig(pod, `@${NODE}`, 'www.example.test', 'A'), 'A')).toEqual(['192.0.2.1']);
       expect(values(await dig(pod, `@${NODE}`, 'web.prod.svc.cluster.local', 'A'), 'A')).toEqual(['10.96.0.10']);
+      // hosts, before the cluster zone: inline lines and its file, PTRs, and the rest falls through.
+      expect(values(await dig(pod, `@${NODE}`, 'printer.lan', 'A'), 'A')).toEqual(['10.1.2.3']);
+      expect(values(await dig(pod, `@${NODE}`, 'scanner.lan', 'A'), 'A')).toEqual(['10.1.2.4']);
+      expect(values(await dig(pod, `@${NODE}`, '-x', '10.1.2.4'), 'PTR')).toEqual(['scanner.', 'scanner.lan.']);
       // `except`: not forwarded, and no plugin is left (SERVFAIL, as CoreDNS).
       expect((await dig(pod, `@${NODE}`, 'www.blocked.example.test', 'A')).status).toBe('SERVFAIL');
       expect(upstreams[0].stdout + upstreams[0].stderr).not.toContain('blocked.example.test');

@@ -74,6 +74,19 @@ describe('a customised Corefile: stub domains, snippets, policies', () => {
   });
 });
 
+describe('hosts', () => {
+  it('takes a file, zones, inline lines and its options', () => {
+    const { config } = configOf('.:53 {\n  hosts /etc/hosts.d/extra corp.example {\n    10.0.0.1 a.corp.example\n    fd00::1 b.corp.example b\n    ttl 60\n    no_reverse\n    reload 0s\n    fallthrough\n  }\n}\n');
+    expect(config.servers[0].hosts).toEqual({
+      file: '/etc/hosts.d/extra', inline: ['10.0.0.1 a.corp.example', 'fd00::1 b.corp.example b'], zones: ['corp.example'],
+      ttl: 60, noReverse: true, reloadMs: 0, fallthrough: [''],
+    });
+    expect(configOf('.:53 {\n  hosts\n}\n').config.servers[0].hosts).toMatchObject({ file: '/etc/hosts', zones: [''], ttl: 3600, reloadMs: 5000 });
+    expect(errorOf('.:53 {\n  hosts {\n    10.0.0.1\n  }\n}\n')).toBe('Corefile:3: hosts: 10.0.0.1 needs a name');
+    expect(errorOf('.:53 {\n  hosts {\n    wildcard\n  }\n}\n')).toBe('Corefile:3: hosts: wildcard is neither an address line nor an option (ttl, no_reverse, reload, fallthrough)');
+  });
+});
+
 describe('syntax', () => {
   it('takes several keys, ports, dns:// and trailing dots; groups a block by port', () => {
     const { config } = configOf('dns://Example.COM.:1053 other.test:1053, third.test {\n forward . 10.0.0.1\n}\n');

@@ -11,6 +11,7 @@ import {
   DEFAULT_FORWARD, REVERSE_ZONES, type CacheConfig, type DnsConfig, type ForwardConfig, type ForwardPolicy, type KubernetesConfig,
   type ServerConfig,
 } from '../config.js';
+import type { HostsConfig } from '../hosts.js';
 import type { PodsMode } from '../zone.js';
 import { CorefileError, type Directive, type ServerBlockSyntax, type Where } from './parse.js';
 
@@ -89,6 +90,7 @@ function serverBlock(
   let errors = false;
   let loadbalance = false;
   let loop = false;
+  let hosts: HostsConfig | undefined;
   const once = new Map<string, Where>();
   for (const d of block.directives) {
     const before = once.get(d.name);
@@ -110,6 +112,9 @@ function serverBlock(
       case 'errors':
         noBlockArgs(d, 0);
         errors = true;
+        break;
+      case 'hosts':
+        hosts = hostsPlugin(d, zones);
         break;
       case 'loop':
         noBlockArgs(d, 0);
@@ -157,8 +162,8 @@ function serverBlock(
         throw new CorefileError(d.at, `plugin ${d.name} is not implemented by kube-dataplane (dns/README.md lists the plugins it serves)`);
     }
   }
-  const hosts = binds ?? ['0.0.0.0', '::'];
-  return { zones, listens: hosts.map((host) => ({ host, port })), ...(kubernetes ? { kubernetes } : {}), ...(forward ? { forward } : {}), ...(cache ? { cache } : {}), errors, loadbalance, loop, at: block.at };
+  const addresses = binds ?? ['0.0.0.0', '::'];
+  return { zones, listens: addresses.map((host) => ({ host, port })), ...(kubernetes ? { kubernetes } : {}), ...(forward ? { forward } : {}), ...(cache ? { cache } : {}), errors, loadbalance, loop, ...(hosts ? { hosts } : {}), at: block.at };
 }
 
 function bindAddresses(d: Directive): string[] {
@@ -166,6 +171,44 @@ function bindAddresses(d: Directive): string[] {
   if (d.block) throw new CorefileError(d.at, 'bind: except blocks are not implemented');
   for (const a of d.args) if (isIP(a) === 0) throw new CorefileError(d.at, `bind ${a}: only IP addresses are implemented (no interface names)`);
   return [...d.args];
+}
+
+/** `hosts [FILE [ZONES…]] { IP NAME…; ttl; no_reverse; reload; fallthrough }` */
+function hostsPlugin(d: Directive, blockZones: readonly string[]): HostsConfig {
+  const file = d.args[0] ?? '/etc/hosts';
+  const zones = d.args.length > 1 ? d.args.slice(1).map((z) => normalizeZone(z, d.at, 'hosts')) : [...blockZones];
+  const inline: string[] = [];
+  let ttl = 3600;
+  let noReverse = false;
+  let reloadMs = 5000;
+  let fallthrough: string[] | undefined;
+  for (const o of d.block ?? []) {
+    if (isIP(o.name.replace(/%.*$/, '')) !== 0) {
+      if (o.args.length === 0) throw new CorefileError(o.at, `hosts: ${o.name} needs a name`);
+      inline.push([o.name, ...o.args].join(' '));
+      continue;
+    }
+    switch (o.name) {
+      case 'ttl': {
+        const n = Number(o.args[0]);
+        if (o.args.length !== 1 || !Number.isInteger(n) || n < 0 || n > 65535) throw new CorefileError(o.at, 'hosts: ttl is whole seconds from 0 to 65535');
+        ttl = n;
+        break;
+      }
+      case 'no_reverse':
+        noReverse = true;
+        break;
+      case 'reload':
+        reloadMs = duration(o, o.args[0]);
+        break;
+      case 'fallthrough':
+        fallthrough = o.args.length === 0 ? [''] : o.args.map((z) => normalizeZone(z, o.at, 'hosts fallthrough'));
+        break;
+      default:
+        throw new CorefileError(o.at, `hosts: ${o.name} is neither an address line nor an option (ttl, no_reverse, reload, fallthrough)`);
+    }
+  }
+  return { file, inline, zones, ttl, noReverse, reloadMs, ...(fallthrough ? { fallthrough } : {}) };
 }
 
 function kubernetesPlugin(d: Directive, blockZones: readonly string[]): KubernetesConfig {
