@@ -14,6 +14,7 @@ import { Forwarder, upstreamLabel } from './forwarder.js';
 import { DnsHandler, type QueryHandler } from './handler.js';
 import { HostsPlugin } from './hosts.js';
 import { LoopDetector } from './loop.js';
+import { QueryLog } from './querylog.js';
 import { type DnsMetrics, rcodeName } from './metrics.js';
 import { chooseResolvConf, upstreamsFromResolvConf } from './resolvconf.js';
 import { ZoneRouter, type RoutedBlock } from './router.js';
@@ -75,7 +76,8 @@ export function buildChain(config: DnsConfig, ctx: ChainContext): Chain {
       ? new LoopDetector(server.zones[0] ?? '', (arrivals) => ctx.onLoop(server, forwarder.upstreams.map(upstreamLabel).join(','), arrivals))
       : undefined;
     const hosts = server.hosts ? new HostsPlugin(server.hosts, log) : undefined;
-    const handler = new DnsHandler(zone, forwarder, cache, metrics, log, { forwardScope: server.forward, loadbalance: server.loadbalance, loop, hosts });
+    const queryLog = server.log ? new QueryLog(server.log) : undefined;
+    const handler = new DnsHandler(zone, forwarder, cache, metrics, log, { forwardScope: server.forward, loadbalance: server.loadbalance, loop, hosts, log: queryLog });
     return { server, handler, ...(loop ? { loop } : {}) };
   });
   for (const z of zones) z.attach();

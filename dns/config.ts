@@ -7,6 +7,7 @@ import type { Options } from '../cli/flags.js';
 import type { Upstream } from './forwarder.js';
 import type { Where } from './corefile/parse.js';
 import type { HostsConfig } from './hosts.js';
+import type { QueryLogConfig } from './querylog.js';
 import type { PodsMode } from './zone.js';
 
 export interface DnsConfig {
@@ -38,6 +39,8 @@ export interface ServerConfig {
   /** `loop`: at start, a forwarding loop back to this block stops the server. */
   readonly loop?: boolean;
   readonly hosts?: HostsConfig;
+  /** `log`: the query log. */
+  readonly log?: QueryLogConfig;
   readonly at?: Where;
 }
 

@@ -11,6 +11,7 @@ import type { ClusterZone, ZoneAnswer } from './zone.js';
 import { inZone } from './config.js';
 import { shuffleAddressRecords } from './loadbalance.js';
 import type { HostsPlugin } from './hosts.js';
+import type { Peer, QueryLog } from './querylog.js';
 import type { LoopDetector } from './loop.js';
 import {
   FLAG_AD, FLAG_CD, FLAG_QR, FLAG_RD, HEADER_LEN, MAX_UDP_SIZE, MessageWriter, QCLASS_IN, QTYPE, RCODE, WireError, emptyReply,
@@ -25,7 +26,7 @@ export type HandlerResult = Buffer | undefined | Promise<Buffer | undefined>;
 
 /** What a listener hands its queries to: one server block's handler, or a router of several. */
 export interface QueryHandler {
-  handle(msg: Buffer, t: Transport): HandlerResult;
+  handle(msg: Buffer, t: Transport, from?: Peer): HandlerResult;
   /** The reply to a source the ACL does not allow. */
   refuse(msg: Buffer, t: Transport): Buffer | undefined;
 }
@@ -45,6 +46,8 @@ export interface BlockOptions {
   readonly loop?: LoopDetector;
   /** `hosts`: asked before the cluster zone. */
   readonly hosts?: HostsPlugin;
+  /** `log`: a line per answered query. */
+  readonly log?: QueryLog;
 }
 
 const ALL_NAMES: ForwardScope = { from: '', except: [] };
@@ -71,7 +74,7 @@ export class DnsHandler implements QueryHandler {
     private readonly block: BlockOptions = {},
   ) {}
 
-  handle(msg: Buffer, t: Transport): HandlerResult {
+  handle(msg: Buffer, t: Transport, from?: Peer): HandlerResult {
     const t0 = performance.now();
     // Shorter than a header, or a response: silence. Answering responses invites loops
     // between two servers reflecting each other's replies.
@@ -83,11 +86,22 @@ export class DnsHandler implements QueryHandler {
       if (!(err instanceof WireError)) throw err;
       return this.done(t, t0, msg, undefined, emptyReply(msg, undefined, RCODE.FORMERR), PLUGIN.none);
     }
-    return this.handleQuery(msg, q, t, t0);
+    return this.handleQuery(msg, q, t, from, t0);
   }
 
   /** A query already parsed (by a router that chose this block for its name). */
-  handleQuery(msg: Buffer, q: Query, t: Transport, t0 = performance.now()): HandlerResult {
+  handleQuery(msg: Buffer, q: Query, t: Transport, from?: Peer, t0 = performance.now()): HandlerResult {
+    const log = this.block.log;
+    if (!log) return this.answerSafely(msg, q, t, t0);
+    const record = (reply: Buffer | undefined) => {
+      if (reply) log.record(q, t.proto, msg.length, reply, from, (performance.now() - t0) / 1000);
+      return reply;
+    };
+    const r = this.answerSafely(msg, q, t, t0);
+    return r instanceof Promise ? r.then(record) : record(r);
+  }
+
+  private answerSafely(msg: Buffer, q: Query, t: Transport, t0: number): HandlerResult {
     try {
       return this.answer(msg, q, t, t0);
     } catch (err) {

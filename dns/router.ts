@@ -3,6 +3,7 @@
 // no block holds is REFUSED. One block needs no router, so the common case pays nothing.
 import { inZone } from './config.js';
 import type { DnsHandler, HandlerResult, QueryHandler, Transport } from './handler.js';
+import type { Peer } from './querylog.js';
 import { FLAG_QR, HEADER_LEN, RCODE, WireError, emptyReply, parseQuery } from './wire.js';
 
 export interface RoutedBlock {
@@ -18,17 +19,17 @@ export class ZoneRouter implements QueryHandler {
     this.routes = blocks.flatMap((b) => b.zones.map((zone) => ({ zone, handler: b.handler }))).sort((a, b) => b.zone.length - a.zone.length);
   }
 
-  handle(msg: Buffer, t: Transport): HandlerResult {
+  handle(msg: Buffer, t: Transport, from?: Peer): HandlerResult {
     if (msg.length < HEADER_LEN || (msg.readUInt16BE(2) & FLAG_QR) !== 0) return undefined;
     let q;
     try {
       q = parseQuery(msg);
     } catch (err) {
       if (!(err instanceof WireError)) throw err;
-      return this.routes[0].handler.handle(msg, t); // its FORMERR, counted as usual
+      return this.routes[0].handler.handle(msg, t, from); // its FORMERR, counted as usual
     }
     const route = this.routes.find((r) => inZone(q.name, r.zone));
-    return route ? route.handler.handleQuery(msg, q, t) : emptyReply(msg, q, RCODE.REFUSED);
+    return route ? route.handler.handleQuery(msg, q, t, from) : emptyReply(msg, q, RCODE.REFUSED);
   }
 
   refuse(msg: Buffer, t: Transport): Buffer | undefined {

@@ -223,7 +223,7 @@ export class DnsListener {
       if (!t) return;
       let r: HandlerResult;
       try {
-        r = this.allows && !this.allows(rinfo.address) ? this.handler.refuse(msg, t) : this.handler.handle(msg, t);
+        r = this.allows && !this.allows(rinfo.address) ? this.handler.refuse(msg, t) : this.handler.handle(msg, t, rinfo);
       } catch (err) {
         this.log.error('udp query failed', { error: (err as Error).stack ?? String(err) });
         return;
@@ -238,6 +238,7 @@ export class DnsListener {
   private session(sock: net.Socket, t: Transport): void {
     this.sessions.add(sock);
     const refused = this.allows !== undefined && !this.allows(sock.remoteAddress ?? '');
+    const peer = { address: sock.remoteAddress ?? '', port: sock.remotePort ?? 0 };
     let buf: Buffer = Buffer.alloc(0);
     let inflight = 0;
     let ended = false;
@@ -281,7 +282,7 @@ export class DnsListener {
         inflight++;
         let r: HandlerResult;
         try {
-          r = refused ? this.handler.refuse(msg, t) : this.handler.handle(msg, t);
+          r = refused ? this.handler.refuse(msg, t) : this.handler.handle(msg, t, peer);
         } catch (err) {
           this.log.error('tcp query failed', { error: (err as Error).stack ?? String(err) });
           r = undefined;

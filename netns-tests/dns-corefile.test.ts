@@ -112,6 +112,7 @@ describe('dns --corefile', () => {
       '.:53 {',
       `  bind ${NODE}`,
       '  errors',
+      '  log',
       `  hosts ${join(dir, 'hosts')} {`,
       '    10.1.2.3 printer.lan',
       '    fallthrough',
@@ -134,6 +135,8 @@ describe('dns --corefile', () => {
       expect(values(await dig(pod, `@${NODE}`, 'intranet.corp.example', 'A'), 'A')).toEqual(['198.51.100.7']);
       expect(values(await dig(pod, `@${NODE}`, 'www.example.test', 'A'), 'A')).toEqual(['192.0.2.1']);
       expect(values(await dig(pod, `@${NODE}`, 'web.prod.svc.cluster.local', 'A'), 'A')).toEqual(['10.96.0.10']);
+      // log: CoreDNS's common log format, with the pod as the client.
+      expect(server.stdout).toMatch(/\[INFO\] 10\.0\.0\.2:\d+ - \d+ "A IN www\.example\.test\. udp \d+ false 1232" NOERROR qr,aa,rd,ra \d+ [\d.]+s/); // dnsmasq's own answer: aa
       // hosts, before the cluster zone: inline lines and its file, PTRs, and the rest falls through.
       expect(values(await dig(pod, `@${NODE}`, 'printer.lan', 'A'), 'A')).toEqual(['10.1.2.3']);
       expect(values(await dig(pod, `@${NODE}`, 'scanner.lan', 'A'), 'A')).toEqual(['10.1.2.4']);

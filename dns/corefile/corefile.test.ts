@@ -87,6 +87,15 @@ describe('hosts', () => {
   });
 });
 
+describe('log', () => {
+  it('takes names, a format and classes', () => {
+    expect(configOf('.:53 {\n  log\n}\n').config.servers[0].log).toMatchObject({ zones: [''], format: expect.stringContaining('{remote}:{port}') });
+    const { config } = configOf('.:53 {\n  log example.test "{name} {rcode}" {\n    class denial error\n  }\n}\n');
+    expect(config.servers[0].log).toEqual({ zones: ['example.test'], format: '{name} {rcode}', classes: new Set(['denial', 'error']) });
+    expect(errorOf('.:53 {\n  log {\n    class sometimes\n  }\n}\n')).toBe('Corefile:3: log: class sometimes is not one of all, success, denial, error');
+  });
+});
+
 describe('syntax', () => {
   it('takes several keys, ports, dns:// and trailing dots; groups a block by port', () => {
     const { config } = configOf('dns://Example.COM.:1053 other.test:1053, third.test {\n forward . 10.0.0.1\n}\n');

@@ -12,6 +12,7 @@ import {
   type ServerConfig,
 } from '../config.js';
 import type { HostsConfig } from '../hosts.js';
+import { COMMON_LOG_FORMAT, type QueryLogConfig, type ResponseClass } from '../querylog.js';
 import type { PodsMode } from '../zone.js';
 import { CorefileError, type Directive, type ServerBlockSyntax, type Where } from './parse.js';
 
@@ -91,6 +92,7 @@ function serverBlock(
   let loadbalance = false;
   let loop = false;
   let hosts: HostsConfig | undefined;
+  let queryLog: QueryLogConfig | undefined;
   const once = new Map<string, Where>();
   for (const d of block.directives) {
     const before = once.get(d.name);
@@ -115,6 +117,9 @@ function serverBlock(
         break;
       case 'hosts':
         hosts = hostsPlugin(d, zones);
+        break;
+      case 'log':
+        queryLog = logPlugin(d);
         break;
       case 'loop':
         noBlockArgs(d, 0);
@@ -163,7 +168,7 @@ function serverBlock(
     }
   }
   const addresses = binds ?? ['0.0.0.0', '::'];
-  return { zones, listens: addresses.map((host) => ({ host, port })), ...(kubernetes ? { kubernetes } : {}), ...(forward ? { forward } : {}), ...(cache ? { cache } : {}), errors, loadbalance, loop, ...(hosts ? { hosts } : {}), at: block.at };
+  return { zones, listens: addresses.map((host) => ({ host, port })), ...(kubernetes ? { kubernetes } : {}), ...(forward ? { forward } : {}), ...(cache ? { cache } : {}), errors, loadbalance, loop, ...(hosts ? { hosts } : {}), ...(queryLog ? { log: queryLog } : {}), at: block.at };
 }
 
 function bindAddresses(d: Directive): string[] {
@@ -171,6 +176,26 @@ function bindAddresses(d: Directive): string[] {
   if (d.block) throw new CorefileError(d.at, 'bind: except blocks are not implemented');
   for (const a of d.args) if (isIP(a) === 0) throw new CorefileError(d.at, `bind ${a}: only IP addresses are implemented (no interface names)`);
   return [...d.args];
+}
+
+/** `log [NAMES…] [FORMAT] { class success|denial|error|all… }` */
+function logPlugin(d: Directive): QueryLogConfig {
+  const args = [...d.args];
+  let format = COMMON_LOG_FORMAT;
+  const last = args[args.length - 1];
+  if (last !== undefined && (last.includes('{') || last === '{common}')) format = args.pop()!;
+  if (format === '{combined}') throw new CorefileError(d.at, 'log: the {combined} format is not implemented');
+  const zones = args.length > 0 ? args.map((z) => normalizeZone(z, d.at, 'log')) : [''];
+  const classes = new Set<ResponseClass>();
+  for (const o of d.block ?? []) {
+    if (o.name !== 'class') throw unknownOption(d, o);
+    for (const c of o.args) {
+      if (c === 'all') for (const k of ['success', 'denial', 'error'] as const) classes.add(k);
+      else if (c === 'success' || c === 'denial' || c === 'error') classes.add(c);
+      else throw new CorefileError(o.at, `log: class ${c} is not one of all, success, denial, error`);
+    }
+  }
+  return { zones, format, classes: classes.size > 0 ? classes : new Set(['success', 'denial', 'error']) };
 }
 
 /** `hosts [FILE [ZONES…]] { IP NAME…; ttl; no_reverse; reload; fallthrough }` */
