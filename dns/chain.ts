@@ -11,10 +11,11 @@ import { AnswerCache } from './cache.js';
 import type { CacheKind } from './cache.js';
 import type { DnsConfig, ForwardConfig, ServerConfig } from './config.js';
 import { Forwarder, upstreamLabel } from './forwarder.js';
-import { DnsHandler, type QueryHandler } from './handler.js';
+import { DnsHandler, type BlockHandler, type QueryHandler } from './handler.js';
+import { RewritingHandler } from './rewrite.js';
 import { HostsPlugin } from './hosts.js';
 import { LoopDetector } from './loop.js';
-import { QueryLog } from './querylog.js';
+import { LoggingHandler, QueryLog } from './querylog.js';
 import { type DnsMetrics, rcodeName } from './metrics.js';
 import { chooseResolvConf, upstreamsFromResolvConf } from './resolvconf.js';
 import { ZoneRouter, type RoutedBlock } from './router.js';
@@ -23,7 +24,7 @@ import { ClusterZone, serverAddresses } from './zone.js';
 
 export interface ChainBlock {
   readonly server: ServerConfig;
-  readonly handler: DnsHandler;
+  readonly handler: BlockHandler;
   readonly loop?: LoopDetector;
 }
 
@@ -76,8 +77,11 @@ export function buildChain(config: DnsConfig, ctx: ChainContext): Chain {
       ? new LoopDetector(server.zones[0] ?? '', (arrivals) => ctx.onLoop(server, forwarder.upstreams.map(upstreamLabel).join(','), arrivals))
       : undefined;
     const hosts = server.hosts ? new HostsPlugin(server.hosts, log) : undefined;
-    const queryLog = server.log ? new QueryLog(server.log) : undefined;
-    const handler = new DnsHandler(zone, forwarder, cache, metrics, log, { forwardScope: server.forward, loadbalance: server.loadbalance, loop, hosts, log: queryLog });
+    const plugins = new DnsHandler(zone, forwarder, cache, metrics, log, { forwardScope: server.forward, loadbalance: server.loadbalance, loop, hosts });
+    // CoreDNS's order: `log` sees the client's question, then `rewrite`, then the rest, which
+    // sees the rewritten name.
+    const rewriting = server.rewrite?.length ? new RewritingHandler(server.rewrite, plugins) : plugins;
+    const handler = server.log ? new LoggingHandler(new QueryLog(server.log), rewriting) : rewriting;
     return { server, handler, ...(loop ? { loop } : {}) };
   });
   for (const z of zones) z.attach();

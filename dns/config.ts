@@ -8,6 +8,7 @@ import type { Upstream } from './forwarder.js';
 import type { Where } from './corefile/parse.js';
 import type { HostsConfig } from './hosts.js';
 import type { QueryLogConfig } from './querylog.js';
+import type { RewriteRule } from './rewrite.js';
 import type { PodsMode } from './zone.js';
 
 export interface DnsConfig {
@@ -41,6 +42,8 @@ export interface ServerConfig {
   readonly hosts?: HostsConfig;
   /** `log`: the query log. */
   readonly log?: QueryLogConfig;
+  /** `rewrite name` rules, in their order. */
+  readonly rewrite?: readonly RewriteRule[];
   readonly at?: Where;
 }
 

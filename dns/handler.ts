@@ -11,7 +11,7 @@ import type { ClusterZone, ZoneAnswer } from './zone.js';
 import { inZone } from './config.js';
 import { shuffleAddressRecords } from './loadbalance.js';
 import type { HostsPlugin } from './hosts.js';
-import type { Peer, QueryLog } from './querylog.js';
+import type { Peer } from './querylog.js';
 import type { LoopDetector } from './loop.js';
 import {
   FLAG_AD, FLAG_CD, FLAG_QR, FLAG_RD, HEADER_LEN, MAX_UDP_SIZE, MessageWriter, QCLASS_IN, QTYPE, RCODE, WireError, emptyReply,
@@ -31,6 +31,11 @@ export interface QueryHandler {
   refuse(msg: Buffer, t: Transport): Buffer | undefined;
 }
 
+/** A server block's handler, which a router can give a query it has parsed already. */
+export interface BlockHandler extends QueryHandler {
+  handleQuery(msg: Buffer, q: Query, t: Transport, from?: Peer): HandlerResult;
+}
+
 /** Which names the forwarder gets (`forward FROM … { except … }`); default: every name. */
 export interface ForwardScope {
   readonly from: string;
@@ -46,8 +51,6 @@ export interface BlockOptions {
   readonly loop?: LoopDetector;
   /** `hosts`: asked before the cluster zone. */
   readonly hosts?: HostsPlugin;
-  /** `log`: a line per answered query. */
-  readonly log?: QueryLog;
 }
 
 const ALL_NAMES: ForwardScope = { from: '', except: [] };
@@ -62,7 +65,7 @@ const BADVERS = 16;
  * forwarder, or a name outside its `forward` scope, gets SERVFAIL, as CoreDNS answers when no
  * plugin is left.
  */
-export class DnsHandler implements QueryHandler {
+export class DnsHandler implements BlockHandler {
   private readonly inflight = new Map<string, Promise<Answer | undefined>>();
 
   constructor(
@@ -90,18 +93,7 @@ export class DnsHandler implements QueryHandler {
   }
 
   /** A query already parsed (by a router that chose this block for its name). */
-  handleQuery(msg: Buffer, q: Query, t: Transport, from?: Peer, t0 = performance.now()): HandlerResult {
-    const log = this.block.log;
-    if (!log) return this.answerSafely(msg, q, t, t0);
-    const record = (reply: Buffer | undefined) => {
-      if (reply) log.record(q, t.proto, msg.length, reply, from, (performance.now() - t0) / 1000);
-      return reply;
-    };
-    const r = this.answerSafely(msg, q, t, t0);
-    return r instanceof Promise ? r.then(record) : record(r);
-  }
-
-  private answerSafely(msg: Buffer, q: Query, t: Transport, t0: number): HandlerResult {
+  handleQuery(msg: Buffer, q: Query, t: Transport, _from?: Peer, t0 = performance.now()): HandlerResult {
     try {
       return this.answer(msg, q, t, t0);
     } catch (err) {

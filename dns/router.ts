@@ -2,18 +2,18 @@
 // goes to the block with the longest zone that holds its name, as CoreDNS routes them; a name
 // no block holds is REFUSED. One block needs no router, so the common case pays nothing.
 import { inZone } from './config.js';
-import type { DnsHandler, HandlerResult, QueryHandler, Transport } from './handler.js';
+import type { BlockHandler, HandlerResult, QueryHandler, Transport } from './handler.js';
 import type { Peer } from './querylog.js';
 import { FLAG_QR, HEADER_LEN, RCODE, WireError, emptyReply, parseQuery } from './wire.js';
 
 export interface RoutedBlock {
   readonly zones: readonly string[];
-  readonly handler: DnsHandler;
+  readonly handler: BlockHandler;
 }
 
 export class ZoneRouter implements QueryHandler {
   /** Every (zone, handler), the longest zone first. */
-  private readonly routes: ReadonlyArray<{ zone: string; handler: DnsHandler }>;
+  private readonly routes: ReadonlyArray<{ zone: string; handler: BlockHandler }>;
 
   constructor(blocks: readonly RoutedBlock[]) {
     this.routes = blocks.flatMap((b) => b.zones.map((zone) => ({ zone, handler: b.handler }))).sort((a, b) => b.zone.length - a.zone.length);

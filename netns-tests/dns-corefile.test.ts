@@ -24,6 +24,9 @@ async function dig(ns: Namespace, ...args: string[]): Promise<{ status: string; 
   const m = /;; ANSWER SECTION:\n([\s\S]*?)(?:\n\n|$)/.exec(r.stdout);
   return { status, answers: m ? m[1].split('\n').filter(Boolean).map((l) => l.split(/\s+/)) : [] };
 }
+async function digRaw(ns: Namespace, ...args: string[]): Promise<string> {
+  return (await ns.exec('dig', ['+time=3', '+tries=1', '+nocookie', '+nocmd', '+nostats', ...args], { allowFailure: true, timeoutMs: 20_000 })).stdout;
+}
 const values = (d: { answers: string[][] }, type: string) => d.answers.filter((a) => a[3] === type).map((a) => a.slice(4).join(' ')).sort();
 
 describe('dns --corefile', () => {
@@ -113,6 +116,9 @@ describe('dns --corefile', () => {
       `  bind ${NODE}`,
       '  errors',
       '  log',
+      '  rewrite name db.corp.internal web.prod.svc.cluster.local answer auto',
+      '  rewrite name regex ^(.*)\\.svc\\.example\\.org\\.$ {1}.svc.cluster.local answer auto',
+      '  rewrite name suffix .legacy.test .example.test',
       `  hosts ${join(dir, 'hosts')} {`,
       '    10.1.2.3 printer.lan',
       '    fallthrough',
@@ -137,6 +143,16 @@ describe('dns --corefile', () => {
       expect(values(await dig(pod, `@${NODE}`, 'web.prod.svc.cluster.local', 'A'), 'A')).toEqual(['10.96.0.10']);
       // log: CoreDNS's common log format, with the pod as the client.
       expect(server.stdout).toMatch(/\[INFO\] 10\.0\.0\.2:\d+ - \d+ "A IN www\.example\.test\. udp \d+ false 1232" NOERROR qr,aa,rd,ra \d+ [\d.]+s/); // dnsmasq's own answer: aa
+      // rewrite: the rewritten name answers, under the client's own name with answer auto.
+      const exact = await digRaw(pod, `@${NODE}`, 'db.corp.internal', 'A');
+      expect(exact).toMatch(/^db\.corp\.internal\.\s+\d+\s+IN\s+A\s+10\.96\.0\.10$/m);
+      expect(exact).toMatch(/;db\.corp\.internal\.\s+IN\s+A/); // the question as asked
+      expect(await digRaw(pod, `@${NODE}`, 'web.prod.svc.example.org', 'A')).toMatch(/^web\.prod\.svc\.example\.org\.\s+\d+\s+IN\s+A\s+10\.96\.0\.10$/m);
+      // Without answer auto the answer keeps the rewritten name (the question is still restored).
+      const plain = await digRaw(pod, `@${NODE}`, 'www.legacy.test', 'A');
+      expect([/;www\.legacy\.test\.\s+IN\s+A/.test(plain), /^www\.example\.test\.\s+\d+\s+IN\s+A\s+192\.0\.2\.1$/m.test(plain)]).toEqual([true, true]);
+      // The query log has the client's names, before the rewrite.
+      expect(server.stdout).toMatch(/"A IN db\.corp\.internal\. udp/);
       // hosts, before the cluster zone: inline lines and its file, PTRs, and the rest falls through.
       expect(values(await dig(pod, `@${NODE}`, 'printer.lan', 'A'), 'A')).toEqual(['10.1.2.3']);
       expect(values(await dig(pod, `@${NODE}`, 'scanner.lan', 'A'), 'A')).toEqual(['10.1.2.4']);
@@ -173,8 +189,8 @@ describe('dns --corefile', () => {
       expect(values(await dig(pod, `@${NODE}`, 'intranet.corp.example', 'A'), 'A')).toEqual(['198.51.100.7']); // the stub's
       expect(server.stderr + server.stdout).toMatch(/Corefile reloaded/);
       // A broken edit: said with its line, and the running configuration keeps answering.
-      writeFileSync(corefile, root(9).join('\n').replace('  reload 2s 1s', '  reload 2s 1s\n  rewrite name a b'));
-      await server.waitForOutput(/Corefile not reloaded.*Corefile\.reload:8: plugin rewrite is not implemented/, 15_000);
+      writeFileSync(corefile, root(9).join('\n').replace('  reload 2s 1s', '  reload 2s 1s\n  dnstap /tmp/dnstap.sock full'));
+      await server.waitForOutput(/Corefile not reloaded.*Corefile\.reload:8: plugin dnstap is not implemented/, 15_000);
       const after = await dig(pod, `@${NODE}`, 'web.prod.svc.cluster.local', 'A');
       expect([after.status, after.answers[0]?.[1]]).toEqual(['NOERROR', '7']);
     } finally {
@@ -193,9 +209,9 @@ describe('dns --corefile', () => {
 
   it('refuses a Corefile with a plugin it does not implement, naming the file, line and plugin', async () => {
     const corefile = join(dir, 'Corefile.bad');
-    writeFileSync(corefile, readFileSync(KUBEADM, 'utf8').replace('    loop\n', '    loop\n    rewrite name foo.example bar.example\n'));
+    writeFileSync(corefile, readFileSync(KUBEADM, 'utf8').replace('    loop\n', '    loop\n    dnstap /tmp/dnstap.sock full\n'));
     const server = serve(corefile, 'dns bad');
     expect(await server.exited).toBe(2);
-    expect(server.stderr).toContain(`${corefile}:21: plugin rewrite is not implemented`);
+    expect(server.stderr).toContain(`${corefile}:21: plugin dnstap is not implemented`);
   });
 });

@@ -96,6 +96,34 @@ describe('log', () => {
   });
 });
 
+describe('rewrite', () => {
+  it('takes name rules in one line or a block, with their answer rules, in their order', () => {
+    const { config } = configOf([
+      '.:53 {',
+      '  rewrite name db.corp.internal. db.prod.svc.cluster.local answer auto',
+      '  rewrite continue name suffix .legacy.test .example.test',
+      '  rewrite stop {',
+      '    name regex (.*)\\.svc\\.example\\.org\\.$ {1}.svc.cluster.local',
+      '    answer name (.*)\\.svc\\.cluster\\.local\\.$ {1}.svc.example.org',
+      '    answer value (.*)\\.svc\\.cluster\\.local\\.$ {1}.svc.example.org',
+      '  }',
+      '}',
+      '',
+    ].join('\n'));
+    expect(config.servers[0].rewrite?.map((r) => [r.next, r.match, r.from, r.to, r.answerAuto, r.answerNames.length, r.answerValues.length])).toEqual([
+      ['stop', 'exact', 'db.corp.internal', 'db.prod.svc.cluster.local', true, 0, 0],
+      ['continue', 'suffix', '.legacy.test', '.example.test', false, 0, 0],
+      ['stop', 'regex', '(.*)\\.svc\\.example\\.org\\.$', '{1}.svc.cluster.local', false, 1, 1],
+    ]);
+  });
+
+  it('refuses other rewrites, a bad regex and stray words, naming the line', () => {
+    expect(errorOf('.:53 {\n  rewrite type ANY HINFO\n}\n')).toBe('Corefile:2: rewrite: only name rules are implemented (not type)');
+    expect(errorOf('.:53 {\n  rewrite name regex ( x\n}\n')).toMatch(/^Corefile:2: rewrite name regex \(: Invalid regular expression/);
+    expect(errorOf('.:53 {\n  rewrite name a b answer sometimes\n}\n')).toBe('Corefile:2: rewrite: answer sometimes is not auto, name FROM TO or value FROM TO');
+  });
+});
+
 describe('syntax', () => {
   it('takes several keys, ports, dns:// and trailing dots; groups a block by port', () => {
     const { config } = configOf('dns://Example.COM.:1053 other.test:1053, third.test {\n forward . 10.0.0.1\n}\n');
@@ -138,7 +166,7 @@ describe('syntax', () => {
 
 describe('errors name the file, the line and the plugin', () => {
   const cases: Array<[string, string]> = [
-    ['.:53 {\n  errors\n  rewrite name foo bar\n}\n', 'Corefile:3: plugin rewrite is not implemented by kube-dataplane (dns/README.md lists the plugins it serves)'],
+    ['.:53 {\n  errors\n  dnstap /tmp/dnstap.sock full\n}\n', 'Corefile:3: plugin dnstap is not implemented by kube-dataplane (dns/README.md lists the plugins it serves)'],
     ['.:53 {\n  kubernetes cluster.local {\n    pods sometimes\n  }\n}\n', 'Corefile:3: kubernetes: pods is one of insecure, verified, disabled'],
     ['.:53 {\n  kubernetes cluster.local {\n    ttl 4000\n  }\n}\n', 'Corefile:3: kubernetes: ttl is whole seconds from 0 to 3600'],
     ['.:53 {\n  kubernetes cluster.local {\n    endpoint https://x\n  }\n}\n', 'Corefile:3: kubernetes: option endpoint is not implemented'],

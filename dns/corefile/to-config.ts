@@ -12,6 +12,7 @@ import {
   type ServerConfig,
 } from '../config.js';
 import type { HostsConfig } from '../hosts.js';
+import type { NameMatch, RewriteRule } from '../rewrite.js';
 import { COMMON_LOG_FORMAT, type QueryLogConfig, type ResponseClass } from '../querylog.js';
 import type { PodsMode } from '../zone.js';
 import { CorefileError, type Directive, type ServerBlockSyntax, type Where } from './parse.js';
@@ -93,10 +94,11 @@ function serverBlock(
   let loop = false;
   let hosts: HostsConfig | undefined;
   let queryLog: QueryLogConfig | undefined;
+  const rewrite: RewriteRule[] = [];
   const once = new Map<string, Where>();
   for (const d of block.directives) {
     const before = once.get(d.name);
-    if (before && d.name !== 'bind') throw new CorefileError(d.at, `${d.name} is already given at line ${before.line}`);
+    if (before && d.name !== 'bind' && d.name !== 'rewrite') throw new CorefileError(d.at, `${d.name} is already given at line ${before.line}`);
     once.set(d.name, d.at);
     switch (d.name) {
       case 'bind':
@@ -120,6 +122,9 @@ function serverBlock(
         break;
       case 'log':
         queryLog = logPlugin(d);
+        break;
+      case 'rewrite':
+        rewrite.push(rewritePlugin(d));
         break;
       case 'loop':
         noBlockArgs(d, 0);
@@ -168,7 +173,7 @@ function serverBlock(
     }
   }
   const addresses = binds ?? ['0.0.0.0', '::'];
-  return { zones, listens: addresses.map((host) => ({ host, port })), ...(kubernetes ? { kubernetes } : {}), ...(forward ? { forward } : {}), ...(cache ? { cache } : {}), errors, loadbalance, loop, ...(hosts ? { hosts } : {}), ...(queryLog ? { log: queryLog } : {}), at: block.at };
+  return { zones, listens: addresses.map((host) => ({ host, port })), ...(kubernetes ? { kubernetes } : {}), ...(forward ? { forward } : {}), ...(cache ? { cache } : {}), errors, loadbalance, loop, ...(hosts ? { hosts } : {}), ...(queryLog ? { log: queryLog } : {}), ...(rewrite.length ? { rewrite } : {}), at: block.at };
 }
 
 function bindAddresses(d: Directive): string[] {
@@ -176,6 +181,50 @@ function bindAddresses(d: Directive): string[] {
   if (d.block) throw new CorefileError(d.at, 'bind: except blocks are not implemented');
   for (const a of d.args) if (isIP(a) === 0) throw new CorefileError(d.at, `bind ${a}: only IP addresses are implemented (no interface names)`);
   return [...d.args];
+}
+
+const NAME_MATCHES: readonly NameMatch[] = ['exact', 'prefix', 'suffix', 'substring', 'regex'];
+
+/**
+ * `rewrite [continue|stop] name [MATCH] FROM TO [answer auto | answer name|value FROM TO …]`, or
+ * the block form `rewrite [continue|stop] { name … ; answer … }`. Only `name` rules are served.
+ */
+function rewritePlugin(d: Directive): RewriteRule {
+  let args = [...d.args];
+  let next: 'stop' | 'continue' = 'stop';
+  if (args[0] === 'continue' || args[0] === 'stop') next = args.shift() as 'stop' | 'continue';
+  const lines: Array<{ args: string[]; at: Where }> = d.block ? d.block.map((o) => ({ args: [o.name, ...o.args], at: o.at })) : [{ args, at: d.at }];
+  const nameLine = lines.find((l) => l.args[0] === 'name');
+  if (!nameLine) throw new CorefileError(d.at, `rewrite: only name rules are implemented (not ${args[0] ?? lines[0]?.args[0] ?? 'nothing'})`);
+  args = nameLine.args.slice(1);
+  let match: NameMatch = 'exact';
+  if ((NAME_MATCHES as readonly string[]).includes(args[0]) && args.length >= 3) match = args.shift() as NameMatch;
+  const [rawFrom, rawTo, ...rest] = args;
+  if (rawFrom === undefined || rawTo === undefined) throw new CorefileError(nameLine.at, 'rewrite name needs FROM and TO');
+  if (match === 'regex') {
+    try {
+      new RegExp(rawFrom);
+    } catch (err) {
+      throw new CorefileError(nameLine.at, `rewrite name regex ${rawFrom}: ${(err as Error).message}`);
+    }
+  }
+  const plain = (s: string) => (match === 'regex' ? s : s.toLowerCase().replace(/\.$/, ''));
+  const answers = [...rest, ...lines.filter((l) => l !== nameLine).flatMap((l) => l.args)];
+  let answerAuto = false;
+  const answerNames: Array<{ from: string; to: string }> = [];
+  const answerValues: Array<{ from: string; to: string }> = [];
+  for (let i = 0; i < answers.length; ) {
+    if (answers[i] !== 'answer') throw new CorefileError(nameLine.at, `rewrite: unexpected ${answers[i]} (answer auto | answer name|value FROM TO)`);
+    const kind = answers[i + 1];
+    if (kind === 'auto') {
+      answerAuto = true;
+      i += 2;
+    } else if ((kind === 'name' || kind === 'value') && answers[i + 3] !== undefined) {
+      (kind === 'name' ? answerNames : answerValues).push({ from: answers[i + 2], to: answers[i + 3] });
+      i += 4;
+    } else throw new CorefileError(nameLine.at, `rewrite: answer ${kind ?? ''} is not auto, name FROM TO or value FROM TO`);
+  }
+  return { match, from: plain(rawFrom), to: plain(rawTo), next, answerAuto, answerNames, answerValues };
 }
 
 /** `log [NAMES…] [FORMAT] { class success|denial|error|all… }` */
