@@ -86,10 +86,14 @@ describe('test API server', () => {
     return s;
   }
 
+  /** The resourceVersion before the fixtures: the initial namespaces take the first ones. */
+  let start = 0;
+
   beforeEach(async () => {
     vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'setInterval', 'clearInterval', 'Date'] });
     configureLogging({ level: 'error' });
     server = await TestApiServer.start({ bookmarkIntervalMs: 100 });
+    start = server.resourceVersion;
     server.create(service({ name: 'a', clusterIP: '10.96.0.1' }));
     server.create(service({ name: 'b', namespace: 'kube-system', clusterIP: '10.96.0.2' }));
     server.create(service({ name: 'c', clusterIP: '10.96.0.3' }));
@@ -111,7 +115,7 @@ describe('test API server', () => {
     expect(body.metadata.resourceVersion).toBe(String(server.resourceVersion));
     expect(body.items.map((s: any) => `${s.metadata.namespace}/${s.metadata.name}`)).toEqual(['default/a', 'default/c', 'kube-system/b']);
     expect(body.items[0].kind).toBe('Service');
-    expect(body.items[0].metadata.resourceVersion).toBe('1');
+    expect(body.items[0].metadata.resourceVersion).toBe(String(start + 1));
     expect(body.items[0].metadata.uid).toMatch(/^[0-9a-f-]{36}$/);
 
     const slices = await getJson(`${server.url}/apis/discovery.k8s.io/v1/endpointslices`);
@@ -149,7 +153,7 @@ describe('test API server', () => {
     const next = await getJson(`${server.url}/api/v1/services?limit=1&continue=${encodeURIComponent(first.body.metadata.continue)}`);
     expect(next.status).toBe(410);
     expect(next.body).toMatchObject({ kind: 'Status', status: 'Failure', reason: 'Expired', code: 410 });
-    const exact = await getJson(`${server.url}/api/v1/services?resourceVersion=2&resourceVersionMatch=Exact`);
+    const exact = await getJson(`${server.url}/api/v1/services?resourceVersion=${start + 2}&resourceVersionMatch=Exact`);
     expect(exact.status).toBe(410);
     expect(exact.body.reason).toBe('Expired');
   });
@@ -221,12 +225,12 @@ describe('test API server', () => {
   it('answers a watch from a compacted resourceVersion with an in-stream 410 ERROR, then ends it', async () => {
     server.update(service({ name: 'a', clusterIP: '10.96.0.1', port: 82 }));
     server.compact();
-    const s = watch('/api/v1/services?watch=true&resourceVersion=2');
+    const s = watch(`/api/v1/services?watch=true&resourceVersion=${start + 2}`);
     const [e] = await s.waitFor(1);
     expect(s.status).toBe(200);
     expect(e.type).toBe('ERROR');
     expect(e.object).toMatchObject({ kind: 'Status', status: 'Failure', reason: 'Expired', code: 410 });
-    expect(e.object.message).toMatch(/too old resource version: 2 \(\d+\)/);
+    expect(e.object.message).toMatch(new RegExp(`too old resource version: ${start + 2} \\(\\d+\\)`));
     await until('the stream to end', () => s.ended);
     // From the compaction point on, watching works.
     const ok = watch(`/api/v1/services?watch=true&resourceVersion=${server.resourceVersion}`);
@@ -237,11 +241,12 @@ describe('test API server', () => {
   it('compacts its own history beyond historyLimit', async () => {
     const small = await TestApiServer.start({ historyLimit: 2 });
     try {
+      const base = small.resourceVersion;
       for (let i = 0; i < 5; i++) small.create(service({ name: `s${i}`, clusterIP: `10.96.3.${i}` }));
-      const s = new Stream(`${small.url}/api/v1/services?watch=true&resourceVersion=1`);
+      const s = new Stream(`${small.url}/api/v1/services?watch=true&resourceVersion=${base + 1}`);
       streams.push(s);
       expect((await s.waitFor(1))[0].object.code).toBe(410);
-      const s2 = new Stream(`${small.url}/api/v1/services?watch=true&resourceVersion=3`);
+      const s2 = new Stream(`${small.url}/api/v1/services?watch=true&resourceVersion=${base + 3}`);
       streams.push(s2);
       expect((await s2.waitFor(2)).map((e) => e.object.metadata.name)).toEqual(['s3', 's4']);
     } finally {

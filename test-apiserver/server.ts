@@ -1,14 +1,21 @@
-// An HTTP server speaking the Kubernetes list/watch protocol for Services, EndpointSlices, Nodes
-// and Pods, over a versioned in-memory store. Tests and benchmarks drive it through this class:
-// they write objects, compact the history, drop watch connections or take the server down, and
-// point @kubernetes/client-node at it through a kubeconfig file.
+// An HTTP server speaking the Kubernetes API for Services, EndpointSlices, Nodes, Pods and
+// Namespaces over a versioned in-memory store: discovery, list/watch, get, create, update, patch
+// and delete, enough for @kubernetes/client-node and kubectl. Tests and benchmarks drive it
+// through this class: they write objects, compact the history, drop watch connections or take the
+// server down, and point clients at it through a kubeconfig file.
 import http from 'node:http';
 import type { Socket } from 'node:net';
 import { writeFile } from 'node:fs/promises';
 import yaml from 'js-yaml';
 import { Logger, logger as makeLogger } from '../common/log.js';
+import { discover } from './discovery.js';
+import { parseFieldValidation, unknownFields } from './field-validation.js';
+import { openapiV3 } from './openapi.js';
+import { PatchError, type Json } from './patch/errors.js';
+import { UnsupportedPatchType, applyPatch } from './patch/patch.js';
 import { parseResourcePath, type ResourcePath, type ResourceType } from './resources.js';
 import { ConflictError, ExpiredError, ObjectStore, type ChangeEvent, type StoredObject } from './store.js';
+import { validate, type FieldError } from './validate.js';
 
 export interface TestApiServerOptions {
   /** 0 (default) picks a free port. */
@@ -27,7 +34,7 @@ export interface TestApiServerOptions {
 /** One request the server answered, for tests that check what the client did. */
 export interface RequestRecord {
   readonly method: string;
-  readonly verb: 'list' | 'watch' | 'get' | 'create' | 'update' | 'delete' | 'other';
+  readonly verb: 'list' | 'watch' | 'get' | 'create' | 'update' | 'patch' | 'delete' | 'other';
   readonly resource?: string;
   readonly query: Readonly<Record<string, string>>;
 }
@@ -190,6 +197,7 @@ export class TestApiServer {
       : method === 'GET' ? (target.name ? 'get' : watch ? 'watch' : 'list')
       : method === 'POST' && !target.name ? 'create'
       : method === 'PUT' && target.name ? 'update'
+      : method === 'PATCH' && target.name ? 'patch'
       : method === 'DELETE' && target.name ? 'delete' : 'other';
     this.requests.push({ method, verb, resource: target?.type.plural, query });
     this.log.debug('request', { method, path: url.pathname, query: url.search });
@@ -202,6 +210,16 @@ export class TestApiServer {
       res.writeHead(200, { 'Content-Type': 'text/plain' }).end('ok');
       return;
     }
+    const discovery = method === 'GET' ? discover(url.pathname, req.headers.accept, `${this.host}:${this.port}`) : undefined;
+    if (discovery) {
+      res.writeHead(200, { 'Content-Type': discovery.contentType, Vary: 'Accept' }).end(JSON.stringify(discovery.body));
+      return;
+    }
+    const openapi = method === 'GET' ? openapiV3(url.pathname) : undefined;
+    if (openapi !== undefined) {
+      res.writeHead(200, { 'Content-Type': JSON_TYPE }).end(openapi);
+      return;
+    }
     if (!target) return sendStatus(res, 404, 'NotFound', `the server could not find the requested resource (${url.pathname})`);
 
     try {
@@ -211,14 +229,13 @@ export class TestApiServer {
         case 'get': return this.get(res, target);
         case 'create':
         case 'update':
-        case 'delete': return this.write(req, res, target, verb);
+        case 'patch':
+        case 'delete': return this.write(req, res, target, verb, query);
         default: return sendStatus(res, 405, 'MethodNotAllowed', `${method} is not supported on ${url.pathname}`);
       }
     } catch (err) {
       if (err instanceof ExpiredError) return sendStatus(res, 410, 'Expired', err.message);
-      if (err instanceof ConflictError) return sendStatus(res, err.code, err.code === 404 ? 'NotFound' : 'AlreadyExists', err.message);
-      if (err instanceof TypeError || err instanceof SyntaxError) return sendStatus(res, 400, 'BadRequest', err.message);
-      return sendStatus(res, 500, 'InternalError', String(err));
+      return sendError(res, err);
     }
   }
 
@@ -324,7 +341,10 @@ export class TestApiServer {
     }
   }
 
-  private write(req: http.IncomingMessage, res: http.ServerResponse, target: ResourcePath, verb: 'create' | 'update' | 'delete'): void {
+  private write(
+    req: http.IncomingMessage, res: http.ServerResponse, target: ResourcePath, verb: 'create' | 'update' | 'patch' | 'delete',
+    query: Record<string, string>,
+  ): void {
     if (verb === 'delete') {
       const obj = this.store.delete(target.type.kind, target.namespace, target.name!);
       return sendJson(res, 200, obj);
@@ -333,15 +353,41 @@ export class TestApiServer {
     req.on('data', (c: Buffer) => chunks.push(c));
     req.on('end', () => {
       try {
-        const body = JSON.parse(Buffer.concat(chunks).toString('utf8')) as Record<string, unknown>;
-        const meta = (body.metadata ?? {}) as Record<string, unknown>;
+        const text = Buffer.concat(chunks).toString('utf8');
+        const { type } = target;
+        let body: Record<string, unknown>;
+        if (verb === 'patch') {
+          const stored = this.store.get(type, target.namespace, target.name!);
+          if (!stored) return sendStatus(res, 404, 'NotFound', `${type.plural} "${target.name}" not found`);
+          const patched = applyPatch(req.headers['content-type'], type.kind, stored.object as Json, text);
+          if (!isRecord(patched)) throw new PatchError('the patched object is not a JSON object', 400);
+          body = patched;
+        } else {
+          body = JSON.parse(text) as Record<string, unknown>;
+          if (!isRecord(body)) throw new TypeError('the body is not a JSON object');
+        }
+        const meta = isRecord(body.metadata) ? body.metadata : {};
         if (target.name !== undefined && meta.name !== target.name) throw new TypeError(`metadata.name ${JSON.stringify(meta.name)} does not match the URL (${target.name})`);
-        const input = { ...body, kind: target.type.kind, metadata: { ...meta, ...(target.namespace ? { namespace: target.namespace } : {}) } };
-        const obj = verb === 'create' ? this.store.create(input) : this.store.update(input);
+        if (target.namespace !== undefined && meta.namespace !== undefined && meta.namespace !== target.namespace) {
+          throw new TypeError(`metadata.namespace ${JSON.stringify(meta.namespace)} does not match the URL (${target.namespace})`);
+        }
+        const input = { ...body, kind: type.kind, metadata: { ...meta, ...(target.namespace ? { namespace: target.namespace } : {}) } };
+        const invalid = validate(type.kind, input);
+        if (invalid.length) return sendInvalid(res, type, String(meta.name), invalid);
+        const fieldValidation = parseFieldValidation(query.fieldValidation);
+        const unknown = fieldValidation === 'Ignore' ? [] : unknownFields(type.kind, input);
+        if (unknown.length && fieldValidation === 'Strict') {
+          const list = unknown.map((f) => `unknown field ${JSON.stringify(f)}`).join(', ');
+          return sendStatus(res, 400, 'BadRequest', `${type.kind} in version "${type.version}" cannot be handled as a ${type.kind}: strict decoding error: ${list}`);
+        }
+        if (unknown.length) res.setHeader('Warning', unknown.map((f) => `299 - ${JSON.stringify(`unknown field ${JSON.stringify(f)}`)}`));
+        // A client that names a resourceVersion (a PUT of what it read, a patch that sets it)
+        // writes only over that version: optimistic concurrency, 409 Conflict otherwise.
+        const expect = typeof meta.resourceVersion === 'string' && meta.resourceVersion !== '' ? meta.resourceVersion : undefined;
+        const obj = verb === 'create' ? this.store.create(input) : this.store.update(input, { expectResourceVersion: expect });
         sendJson(res, verb === 'create' ? 201 : 200, obj);
       } catch (err) {
-        if (err instanceof ConflictError) return sendStatus(res, err.code, err.code === 404 ? 'NotFound' : 'AlreadyExists', err.message);
-        sendStatus(res, 400, 'BadRequest', err instanceof Error ? err.message : String(err));
+        sendError(res, err instanceof SyntaxError ? new TypeError(`the body is not JSON: ${err.message}`) : err);
       }
     });
   }
@@ -364,6 +410,32 @@ function fieldName(query: Record<string, string>): string | undefined {
 function matcher(target: ResourcePath, query: Record<string, string>): (o: StoredObject) => boolean {
   const name = fieldName(query);
   return (o) => (target.namespace === undefined || o.namespace === target.namespace) && (name === undefined || o.name === name);
+}
+
+function isRecord(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+/** An error as the Status kube-apiserver would answer with. */
+function sendError(res: http.ServerResponse, err: unknown): void {
+  const message = err instanceof Error ? err.message : String(err);
+  if (err instanceof ExpiredError) return sendStatus(res, 410, 'Expired', message);
+  if (err instanceof ConflictError) return sendStatus(res, err.code, err.reason, message);
+  if (err instanceof UnsupportedPatchType) return sendStatus(res, 415, 'UnsupportedMediaType', message);
+  if (err instanceof PatchError) return sendStatus(res, err.code, err.code === 400 ? 'BadRequest' : 'Invalid', message);
+  if (err instanceof TypeError || err instanceof SyntaxError) return sendStatus(res, 400, 'BadRequest', message);
+  sendStatus(res, 500, 'InternalError', message);
+}
+
+/** 422 Invalid with one cause per field, as kube-apiserver reports failed validation. */
+function sendInvalid(res: http.ServerResponse, type: ResourceType, name: string, errors: readonly FieldError[]): void {
+  const text = (e: FieldError) => `${e.field}: Invalid value: ${JSON.stringify(e.value)}: ${e.message}`;
+  const status = statusObject(422, 'Invalid', `${type.kind} "${name}" is invalid: ${errors.map(text).join(', ')}`);
+  status.details = {
+    name, group: type.group, kind: type.plural,
+    causes: errors.map((e) => ({ reason: 'FieldValueInvalid', message: `Invalid value: ${JSON.stringify(e.value)}: ${e.message}`, field: e.field })),
+  };
+  sendJson(res, 422, status);
 }
 
 function statusObject(code: number, reason: string, message: string): Record<string, unknown> {
