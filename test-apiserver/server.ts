@@ -28,12 +28,17 @@ export interface TestApiServerOptions {
   historyLimit?: number;
   /** When set, every request must carry `Authorization: Bearer <token>`. */
   token?: string;
+  /** `legacy`: answer /api and /apis with plain JSON only, as servers before aggregated
+   *  discovery did (clients must fall back to the per-group-version documents). */
+  discovery?: 'aggregated' | 'legacy';
   log?: Logger;
 }
 
 /** One request the server answered, for tests that check what the client did. */
 export interface RequestRecord {
   readonly method: string;
+  readonly path: string;
+  readonly accept?: string;
   readonly verb: 'list' | 'watch' | 'get' | 'create' | 'update' | 'patch' | 'delete' | 'other';
   readonly resource?: string;
   readonly query: Readonly<Record<string, string>>;
@@ -199,7 +204,7 @@ export class TestApiServer {
       : method === 'PUT' && target.name ? 'update'
       : method === 'PATCH' && target.name ? 'patch'
       : method === 'DELETE' && target.name ? 'delete' : 'other';
-    this.requests.push({ method, verb, resource: target?.type.plural, query });
+    this.requests.push({ method, path: url.pathname, accept: req.headers.accept, verb, resource: target?.type.plural, query });
     this.log.debug('request', { method, path: url.pathname, query: url.search });
 
     if (this.opts.token !== undefined && req.headers.authorization !== `Bearer ${this.opts.token}`) {
@@ -210,7 +215,7 @@ export class TestApiServer {
       res.writeHead(200, { 'Content-Type': 'text/plain' }).end('ok');
       return;
     }
-    const discovery = method === 'GET' ? discover(url.pathname, req.headers.accept, `${this.host}:${this.port}`) : undefined;
+    const discovery = method === 'GET' ? discover(url.pathname, this.opts.discovery === 'legacy' ? undefined : req.headers.accept, `${this.host}:${this.port}`) : undefined;
     if (discovery) {
       res.writeHead(200, { 'Content-Type': discovery.contentType, Vary: 'Accept' }).end(JSON.stringify(discovery.body));
       return;
@@ -432,7 +437,7 @@ function sendInvalid(res: http.ServerResponse, type: ResourceType, name: string,
   const text = (e: FieldError) => `${e.field}: Invalid value: ${JSON.stringify(e.value)}: ${e.message}`;
   const status = statusObject(422, 'Invalid', `${type.kind} "${name}" is invalid: ${errors.map(text).join(', ')}`);
   status.details = {
-    name, group: type.group, kind: type.plural,
+    name, group: type.group, kind: type.kind,
     causes: errors.map((e) => ({ reason: 'FieldValueInvalid', message: `Invalid value: ${JSON.stringify(e.value)}: ${e.message}`, field: e.field })),
   };
   sendJson(res, 422, status);

@@ -238,8 +238,9 @@ export class ObjectStore {
       },
     };
     if (type === NAMESPACE_TYPE) {
-      object.spec ??= { finalizers: ['kubernetes'] };
-      object.status ??= { phase: 'Active' };
+      // Its status is the server's (a subresource): Active from creation, whatever a client sent.
+      object.spec = { finalizers: ['kubernetes'], ...(isRecord(object.spec) ? object.spec : {}) };
+      object.status = old?.object.status ?? { phase: 'Active' };
     }
     if (old && isDeepStrictEqual(object, old.object)) return structuredClone(old.object) as Record<string, unknown>;
     const rv = ++this.rv;

@@ -1,0 +1,266 @@
+// This machine's kubectl (v1.32) against the test API server on loopback, through the kubeconfig
+// the server writes: discovery (aggregated, and the legacy fallback), get (-A, -o json, -w),
+// apply (create, then an edited file), label, annotate, patch, delete, namespaces, and the
+// errors kubectl shows for bad input. kubectl runs as a child process with its own discovery
+// cache directory, so nothing is shared with another run or with ~/.kube.
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { configureLogging } from '../common/log.js';
+import { endpointSlice, node, service } from './population.js';
+import { resourceByKind } from './resources.js';
+import { TestApiServer } from './server.js';
+
+interface Result { code: number; stdout: string; stderr: string }
+
+let dir: string;
+
+function kubectlIn(server: TestApiServer, kubeconfig: string, args: string[], input?: string): Promise<Result> {
+  return new Promise((resolve) => {
+    const child = execFile('kubectl', ['--kubeconfig', kubeconfig, ...args], {
+      env: { ...process.env, KUBECACHEDIR: join(dir, `cache-${server.url.replace(/\W/g, '')}`), KUBECONFIG: '' },
+      timeout: 30_000,
+    }, (err, stdout, stderr) => resolve({ code: err ? (typeof err.code === 'number' ? err.code : 1) : 0, stdout, stderr }));
+    if (input !== undefined) child.stdin!.end(input);
+  });
+}
+
+/** Polls `cond` with a short real pause: kubectl is another process, its output arrives when it
+ *  arrives. Fails with `what` after `ms`. */
+async function until(what: string, cond: () => boolean, ms = 15_000): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!cond()) {
+    if (Date.now() > deadline) throw new Error(`${what}: not within ${ms} ms`);
+    await new Promise((r) => setTimeout(r, 25));
+  }
+}
+
+const MANIFEST = `apiVersion: v1
+kind: Service
+metadata:
+  name: api
+  namespace: demo
+  labels: {tier: backend}
+spec:
+  clusterIP: 10.96.0.90
+  selector: {app: api}
+  ports:
+  - {name: http, port: 80, targetPort: 8080}
+---
+apiVersion: discovery.k8s.io/v1
+kind: EndpointSlice
+metadata:
+  name: api-1
+  namespace: demo
+  labels: {kubernetes.io/service-name: api}
+addressType: IPv4
+endpoints:
+- addresses: [10.244.0.11]
+  conditions: {ready: true}
+- addresses: [10.244.0.12]
+  conditions: {ready: true}
+ports:
+- {name: http, port: 8080, protocol: TCP}
+`;
+
+describe('kubectl against the test API server', () => {
+  let server: TestApiServer;
+  let kubeconfig: string;
+  const children: ChildProcess[] = [];
+  const kubectl = (...args: string[]) => kubectlIn(server, kubeconfig, args);
+  const stored = (kind: string, namespace: string | undefined, name: string) =>
+    server.store.get(resourceByKind(kind), namespace, name)?.object as any;
+
+  beforeAll(() => {
+    configureLogging({ level: 'error' });
+    dir = mkdtempSync(join(tmpdir(), 'kdp-kubectl-'));
+  });
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+  beforeEach(async () => {
+    server = await TestApiServer.start({ bookmarkIntervalMs: 1_000 });
+    kubeconfig = join(dir, 'kubeconfig');
+    await server.writeKubeconfig(kubeconfig);
+    server.create(service({ namespace: 'demo', name: 'web', clusterIP: '10.96.0.80' }));
+    server.create(endpointSlice({ namespace: 'demo', service: 'web', addresses: ['10.244.0.11', '10.244.0.12'] }));
+    server.create(service({ namespace: 'kube-system', name: 'kube-dns', clusterIP: '10.96.0.10', port: 53, protocol: 'UDP' }));
+    server.create(node('node-a', ['10.244.0.0/24'], '192.168.0.2'));
+  });
+
+  afterEach(async () => {
+    for (const c of children.splice(0)) c.kill();
+    await server.stop();
+  });
+
+  it('api-versions and api-resources come from the aggregated discovery kubectl asks for first', async () => {
+    const versions = await kubectl('api-versions');
+    expect(versions).toMatchObject({ code: 0, stdout: 'discovery.k8s.io/v1\nv1\n' });
+    const resources = await kubectl('api-resources', '--no-headers');
+    expect(resources.code).toBe(0);
+    const rows = resources.stdout.trim().split('\n').map((l) => l.trim().split(/\s+/));
+    expect(rows).toEqual([
+      ['namespaces', 'ns', 'v1', 'false', 'Namespace'],
+      ['nodes', 'no', 'v1', 'false', 'Node'],
+      ['pods', 'po', 'v1', 'true', 'Pod'],
+      ['services', 'svc', 'v1', 'true', 'Service'],
+      ['endpointslices', 'discovery.k8s.io/v1', 'true', 'EndpointSlice'],
+    ]);
+    const api = server.requests.find((r) => r.path === '/api');
+    expect(api?.accept).toMatch(/^application\/json;g=apidiscovery\.k8s\.io;v=v2;as=APIGroupDiscoveryList/);
+    // Served aggregated, kubectl needs no per-group-version documents.
+    expect(server.requests.filter((r) => r.path === '/api/v1' || r.path === '/apis/discovery.k8s.io/v1')).toEqual([]);
+  });
+
+  it('falls back to the legacy discovery documents when the server has no aggregated discovery', async () => {
+    const legacy = await TestApiServer.start({ discovery: 'legacy' });
+    try {
+      const kc = join(dir, 'kubeconfig-legacy');
+      await legacy.writeKubeconfig(kc);
+      legacy.create(service({ namespace: 'demo', name: 'old', clusterIP: '10.96.0.99' }));
+      const r = await kubectlIn(legacy, kc, ['get', 'svc', '-A', '-o', 'name']);
+      expect(r).toMatchObject({ code: 0, stdout: 'service/old\n' });
+      const shortName = await kubectlIn(legacy, kc, ['get', 'no,ns', '-o', 'name']);
+      expect(shortName.stdout).toContain('namespace/kube-system\n');
+      expect(legacy.requests.some((q) => q.path === '/api/v1')).toBe(true);
+      expect(legacy.requests.some((q) => q.path === '/apis/discovery.k8s.io/v1')).toBe(true);
+    } finally {
+      await legacy.stop();
+    }
+  });
+
+  it('get svc,endpointslices -A lists both kinds across namespaces, also as JSON', async () => {
+    const r = await kubectl('get', 'svc,endpointslices', '-A');
+    expect(r.code).toBe(0);
+    expect(r.stdout).toMatch(/^demo\s+service\/web\s/m);
+    expect(r.stdout).toMatch(/^kube-system\s+service\/kube-dns\s/m);
+    expect(r.stdout).toMatch(/^demo\s+endpointslice\.discovery\.k8s\.io\/web-abc\s/m);
+    const json = await kubectl('get', 'svc,endpointslices', '-A', '-o', 'json');
+    const list = JSON.parse(json.stdout);
+    expect(list.items.map((o: any) => `${o.kind} ${o.metadata.namespace}/${o.metadata.name}`)).toEqual([
+      'Service demo/web', 'Service kube-system/kube-dns', 'EndpointSlice demo/web-abc',
+    ]);
+    expect(list.items[0].spec.clusterIP).toBe('10.96.0.80');
+  });
+
+  it('get -w shows the object ADDED, then MODIFIED as it changes, then DELETED', async () => {
+    const w = spawn('kubectl', ['--kubeconfig', kubeconfig, 'get', 'svc', 'web', '-n', 'demo', '-w', '--output-watch-events', '--no-headers'], {
+      env: { ...process.env, KUBECACHEDIR: join(dir, 'cache-watch') },
+    });
+    children.push(w);
+    let out = '';
+    w.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    await until('the ADDED line', () => /^ADDED\s+web\s/m.test(out));
+    await until('the watch to be open', () => server.watchCount === 1);
+    server.update(service({ namespace: 'demo', name: 'web', clusterIP: '10.96.0.80', port: 8080 }));
+    await until('the MODIFIED line', () => /^MODIFIED\s+web\s/m.test(out));
+    server.delete('Service', 'demo', 'web');
+    await until('the DELETED line', () => /^DELETED\s+web\s/m.test(out));
+    expect(out.trim().split('\n').map((l) => l.split(/\s+/)[0])).toEqual(['ADDED', 'MODIFIED', 'DELETED']);
+  });
+
+  it('apply -f creates, an edited file patches (a port added, a label changed, an endpoint removed), the same file again changes nothing', async () => {
+    const file = join(dir, 'api.yaml');
+    writeFileSync(file, MANIFEST);
+    const created = await kubectl('apply', '-f', file);
+    expect(created).toMatchObject({ code: 0, stdout: 'service/api created\nendpointslice.discovery.k8s.io/api-1 created\n' });
+    const first = stored('Service', 'demo', 'api');
+    expect(JSON.parse(first.metadata.annotations['kubectl.kubernetes.io/last-applied-configuration']).spec.clusterIP).toBe('10.96.0.90');
+
+    writeFileSync(file, MANIFEST
+      .replace('tier: backend', 'tier: api')
+      .replace('  - {name: http, port: 80, targetPort: 8080}\n', '  - {name: http, port: 80, targetPort: 8080}\n  - {name: https, port: 443, targetPort: 8443}\n')
+      .replace('- addresses: [10.244.0.12]\n  conditions: {ready: true}\n', ''));
+    const edited = await kubectl('apply', '-f', file);
+    expect(edited).toMatchObject({ code: 0, stdout: 'service/api configured\nendpointslice.discovery.k8s.io/api-1 configured\n' });
+    const svc = stored('Service', 'demo', 'api');
+    expect(svc.metadata.labels).toEqual({ tier: 'api' });
+    expect(svc.spec.ports.map((p: any) => `${p.name}:${p.port}`)).toEqual(['http:80', 'https:443']);
+    expect(Number(svc.metadata.resourceVersion)).toBeGreaterThan(Number(first.metadata.resourceVersion));
+    expect(svc.metadata.uid).toBe(first.metadata.uid);
+    expect(stored('EndpointSlice', 'demo', 'api-1').endpoints.map((e: any) => e.addresses[0])).toEqual(['10.244.0.11']);
+    const patches = server.requests.filter((r) => r.verb === 'patch');
+    expect(patches.map((r) => r.resource)).toEqual(['services', 'endpointslices']);
+
+    const rv = server.resourceVersion;
+    const again = await kubectl('apply', '-f', file);
+    expect(again).toMatchObject({ code: 0, stdout: 'service/api unchanged\nendpointslice.discovery.k8s.io/api-1 unchanged\n' });
+    expect(server.resourceVersion).toBe(rv);
+  });
+
+  it('label and annotate patch the object (merge patch), and a no-op keeps the resourceVersion', async () => {
+    expect(await kubectl('label', 'svc', 'web', '-n', 'demo', 'tier=frontend')).toMatchObject({ code: 0, stdout: 'service/web labeled\n' });
+    expect(await kubectl('annotate', 'svc/web', '-n', 'demo', 'owner=team-a')).toMatchObject({ code: 0, stdout: 'service/web annotated\n' });
+    expect(await kubectl('label', 'endpointslices', 'web-abc', '-n', 'demo', 'zone=a')).toMatchObject({ code: 0 });
+    expect(await kubectl('label', 'node', 'node-a', 'role=edge')).toMatchObject({ code: 0 });
+    let web = stored('Service', 'demo', 'web');
+    expect(web.metadata.labels).toEqual({ tier: 'frontend' });
+    expect(web.metadata.annotations).toEqual({ owner: 'team-a' });
+    expect(stored('EndpointSlice', 'demo', 'web-abc').metadata.labels.zone).toBe('a');
+    expect(stored('Node', undefined, 'node-a').metadata.labels.role).toBe('edge');
+
+    const refused = await kubectl('label', 'svc', 'web', '-n', 'demo', 'tier=backend');
+    expect(refused.code).not.toBe(0);
+    expect(refused.stderr).toMatch(/'tier' already has a value \(frontend\)/);
+    const rv = web.metadata.resourceVersion;
+    expect(await kubectl('label', 'svc', 'web', '-n', 'demo', 'tier=frontend', '--overwrite')).toMatchObject({ code: 0 });
+    expect(stored('Service', 'demo', 'web').metadata.resourceVersion).toBe(rv);
+    expect(await kubectl('label', 'svc', 'web', '-n', 'demo', 'tier-')).toMatchObject({ code: 0, stdout: 'service/web unlabeled\n' });
+    web = stored('Service', 'demo', 'web');
+    expect(web.metadata.labels ?? {}).toEqual({});
+    expect(Number(web.metadata.resourceVersion)).toBeGreaterThan(Number(rv));
+  });
+
+  it('patch takes each patch type, and answers a stale resourceVersion with 409 Conflict', async () => {
+    expect(await kubectl('patch', 'svc', 'web', '-n', 'demo', '--type=strategic', '-p', '{"spec":{"ports":[{"port":443,"name":"https"}]}}')).toMatchObject({ code: 0 });
+    expect(stored('Service', 'demo', 'web').spec.ports.map((p: any) => p.port)).toEqual([80, 443]);
+    expect(await kubectl('patch', 'svc', 'web', '-n', 'demo', '--type=merge', '-p', '{"spec":{"selector":{"app":"v2"}}}')).toMatchObject({ code: 0 });
+    expect(stored('Service', 'demo', 'web').spec.selector).toEqual({ app: 'v2' });
+    expect(await kubectl('patch', 'endpointslice', 'web-abc', '-n', 'demo', '--type=json', '-p', '[{"op":"remove","path":"/endpoints/1"}]')).toMatchObject({ code: 0 });
+    expect(stored('EndpointSlice', 'demo', 'web-abc').endpoints).toHaveLength(1);
+
+    const stale = await kubectl('patch', 'svc', 'web', '-n', 'demo', '--type=merge', '-p', '{"metadata":{"resourceVersion":"1"},"spec":{"selector":{"app":"v3"}}}');
+    expect(stale.code).not.toBe(0);
+    expect(stale.stderr).toMatch(/Operation cannot be fulfilled on services "web": the object has been modified/);
+    const failed = await kubectl('patch', 'svc', 'web', '-n', 'demo', '--type=json', '-p', '[{"op":"test","path":"/spec/clusterIP","value":"10.0.0.1"}]');
+    expect(failed.code).not.toBe(0);
+    expect(failed.stderr).toMatch(/JSON patch operation 0 \(test \/spec\/clusterIP\)/);
+    expect(stored('Service', 'demo', 'web').spec.selector).toEqual({ app: 'v2' });
+  });
+
+  it('refuses invalid objects (422, the field named), unknown fields (strict), and server-side apply (415)', async () => {
+    const file = join(dir, 'bad.yaml');
+    writeFileSync(file, MANIFEST.replace('port: 80,', 'port: 70000,'));
+    const invalid = await kubectl('apply', '-f', file);
+    expect(invalid.code).not.toBe(0);
+    expect(invalid.stderr).toMatch(/The Service "api" is invalid: spec\.ports\[0\]\.port: Invalid value: 70000: must be between 1 and 65535/);
+    writeFileSync(file, MANIFEST.replace('  clusterIP: 10.96.0.90\n', '  clusterIP: 10.96.0.90\n  clusterIPz: x\n'));
+    const unknown = await kubectl('apply', '-f', file);
+    expect(unknown.code).not.toBe(0);
+    expect(unknown.stderr).toMatch(/strict decoding error: unknown field "spec\.clusterIPz"/);
+    expect(stored('Service', 'demo', 'api')).toBeUndefined();
+    writeFileSync(file, MANIFEST);
+    const ssa = await kubectl('apply', '--server-side', '-f', file);
+    expect(ssa.code).not.toBe(0);
+    expect(ssa.stderr).toMatch(/server-side apply \(application\/apply-patch\+yaml\) is not implemented/);
+  });
+
+  it('delete removes the object; get ns shows the initial namespaces and those objects were created in', async () => {
+    expect(await kubectl('delete', 'svc', 'web', '-n', 'demo')).toMatchObject({ code: 0, stdout: 'service "web" deleted\n' });
+    expect(stored('Service', 'demo', 'web')).toBeUndefined();
+    const missing = await kubectl('get', 'svc', 'web', '-n', 'demo');
+    expect(missing.stderr).toMatch(/services "web" not found/);
+
+    const ns = await kubectl('get', 'ns', '-o', 'name');
+    expect(ns.stdout).toBe('namespace/default\nnamespace/demo\nnamespace/kube-node-lease\nnamespace/kube-public\nnamespace/kube-system\n');
+    expect(await kubectl('create', 'namespace', 'team-b')).toMatchObject({ code: 0, stdout: 'namespace/team-b created\n' });
+    const phase = await kubectl('get', 'ns', 'team-b', '-o', 'jsonpath={.status.phase} {.metadata.labels.kubernetes\\.io/metadata\\.name}');
+    expect(phase.stdout).toBe('Active team-b');
+    // A namespace takes what is in it along; the built-in ones may not be deleted.
+    expect(await kubectl('delete', 'ns', 'demo')).toMatchObject({ code: 0 });
+    expect(stored('EndpointSlice', 'demo', 'web-abc')).toBeUndefined();
+    const forbidden = await kubectl('delete', 'ns', 'kube-system');
+    expect(forbidden.stderr).toMatch(/namespaces "kube-system" is forbidden: this namespace may not be deleted/);
+  });
+});
