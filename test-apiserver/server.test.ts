@@ -336,6 +336,93 @@ describe('test API server', () => {
     }
   });
 
+  it('serves aggregated discovery when asked for it, and the legacy documents otherwise', async () => {
+    const aggregated = 'application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList,application/json';
+    const res = await fetch(`${server.url}/api`, { headers: { Accept: aggregated } });
+    expect(res.headers.get('content-type')).toBe('application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList');
+    const core = (await res.json()) as any;
+    expect(core.kind).toBe('APIGroupDiscoveryList');
+    const services = core.items[0].versions[0].resources.find((r: any) => r.resource === 'services');
+    expect(services).toMatchObject({ scope: 'Namespaced', singularResource: 'service', shortNames: ['svc'], responseKind: { group: '', version: 'v1', kind: 'Service' } });
+    const beta = await fetch(`${server.url}/apis`, { headers: { Accept: 'application/json;g=apidiscovery.k8s.io;v=v2beta1;as=APIGroupDiscoveryList' } });
+    expect(((await beta.json()) as any).items.map((g: any) => g.metadata.name)).toEqual(['discovery.k8s.io']);
+    expect(beta.headers.get('content-type')).toContain('v=v2beta1');
+
+    expect((await getJson(`${server.url}/api`)).body).toMatchObject({ kind: 'APIVersions', versions: ['v1'] });
+    const groups = (await getJson(`${server.url}/apis`)).body;
+    expect(groups.groups[0]).toMatchObject({ name: 'discovery.k8s.io', preferredVersion: { groupVersion: 'discovery.k8s.io/v1' } });
+    expect((await getJson(`${server.url}/apis/discovery.k8s.io`)).body.kind).toBe('APIGroup');
+    const v1 = (await getJson(`${server.url}/api/v1`)).body;
+    expect(v1.resources.map((r: any) => `${r.name}:${r.namespaced}:${(r.shortNames ?? []).join()}`)).toEqual(['services:true:svc', 'nodes:false:no', 'pods:true:po', 'namespaces:false:ns']);
+    expect(v1.resources[0].verbs).toContain('patch');
+    expect((await getJson(`${server.url}/apis/discovery.k8s.io/v1`)).body.resources[0]).toMatchObject({ name: 'endpointslices', kind: 'EndpointSlice', namespaced: true });
+  });
+
+  it('holds namespaces: the initial ones, one per namespace an object was written to, deleted with what is in them', async () => {
+    const names = async () => (await getJson(`${server.url}/api/v1/namespaces`)).body.items.map((n: any) => n.metadata.name);
+    expect(await names()).toEqual(['default', 'kube-node-lease', 'kube-public', 'kube-system']);
+    const s = watch(`/api/v1/namespaces?watch=true&resourceVersion=${server.resourceVersion}`);
+    const svcs = watch(`/api/v1/services?watch=true&resourceVersion=${server.resourceVersion}`);
+    server.create(service({ name: 'x', namespace: 'team-a', clusterIP: '10.96.0.40' }));
+    expect((await s.waitFor(1))[0]).toMatchObject({ type: 'ADDED', object: { kind: 'Namespace', metadata: { name: 'team-a' }, status: { phase: 'Active' } } });
+    expect((await getJson(`${server.url}/api/v1/namespaces/team-a`)).body.metadata.labels).toEqual({ 'kubernetes.io/metadata.name': 'team-a' });
+    const gone = await getJson(`${server.url}/api/v1/namespaces/team-a`, { method: 'DELETE' });
+    expect(gone.status).toBe(200);
+    expect((await svcs.waitFor(2)).map((e) => `${e.type} ${e.object.metadata.name}`)).toEqual(['ADDED x', 'DELETED x']);
+    expect((await s.waitFor(2))[1].type).toBe('DELETED');
+    const forbidden = await getJson(`${server.url}/api/v1/namespaces/default`, { method: 'DELETE' });
+    expect(forbidden).toMatchObject({ status: 403, body: { reason: 'Forbidden' } });
+  });
+
+  it('patches by content type; a patch bumps the resourceVersion and is seen as MODIFIED, one that changes nothing is no write', async () => {
+    const url = `${server.url}/api/v1/namespaces/default/services/a`;
+    const patch = (type: string, body: unknown) => getJson(url, { method: 'PATCH', headers: { 'Content-Type': type }, body: JSON.stringify(body) });
+    const s = watch(`/api/v1/services?watch=true&resourceVersion=${server.resourceVersion}`);
+    const merged = await patch('application/merge-patch+json', { metadata: { labels: { tier: 'web' } } });
+    expect(merged.status).toBe(200);
+    expect(merged.body.metadata.labels).toEqual({ tier: 'web' });
+    expect(merged.body.metadata.resourceVersion).toBe(String(server.resourceVersion));
+    expect((await s.waitFor(1))[0].type).toBe('MODIFIED');
+    const rv = server.resourceVersion;
+    const same = await patch('application/strategic-merge-patch+json', { metadata: { labels: { tier: 'web' } }, spec: { ports: [{ port: 80, targetPort: 8080 }] } });
+    expect(same.status).toBe(200);
+    expect(server.resourceVersion).toBe(rv);
+    const json = await patch('application/json-patch+json', [{ op: 'replace', path: '/spec/ports/0/port', value: 81 }]);
+    expect(json.body.spec.ports[0].port).toBe(81);
+    await drain();
+    expect(s.events.map((e) => e.type)).toEqual(['MODIFIED', 'MODIFIED']);
+  });
+
+  it('answers bad patches with the API\'s codes: 400, 404, 409, 415, 422', async () => {
+    const patch = (url: string, type: string, body: string) => getJson(`${server.url}${url}`, { method: 'PATCH', headers: { 'Content-Type': type }, body });
+    const a = '/api/v1/namespaces/default/services/a';
+    expect((await patch(a, 'application/merge-patch+json', '{"metadata":')).body).toMatchObject({ code: 400, reason: 'BadRequest' });
+    expect((await patch('/api/v1/namespaces/default/services/nope', 'application/merge-patch+json', '{}')).body).toMatchObject({ code: 404, reason: 'NotFound' });
+    expect((await patch(a, 'application/merge-patch+json', '{"metadata":{"resourceVersion":"1"}}')).body).toMatchObject({ code: 409, reason: 'Conflict' });
+    const ssa = await patch(a, 'application/apply-patch+yaml', 'apiVersion: v1');
+    expect(ssa.body).toMatchObject({ code: 415, reason: 'UnsupportedMediaType' });
+    expect(ssa.body.message).toMatch(/server-side apply/);
+    expect((await patch(a, 'text/plain', '{}')).status).toBe(415);
+    expect((await patch(a, 'application/json-patch+json', '[{"op":"remove","path":"/spec/nope"}]')).body).toMatchObject({ code: 422, reason: 'Invalid' });
+    const invalid = await patch(a, 'application/merge-patch+json', '{"spec":{"ports":[{"port":0}]}}');
+    expect(invalid.body).toMatchObject({ code: 422, reason: 'Invalid', details: { name: 'a', kind: 'Service', causes: [{ field: 'spec.ports[0].port' }] } });
+    expect((await patch(a, 'application/merge-patch+json', '{"metadata":{"name":"b"}}')).status).toBe(400);
+    expect((await getJson(`${server.url}${a}`)).body.spec.ports[0].port).toBe(80);
+  });
+
+  it('checks unknown fields under fieldValidation: Strict refuses, Warn (the default) answers with a Warning', async () => {
+    const url = `${server.url}/api/v1/namespaces/default/services/a`;
+    const send = (q: string) => fetch(`${url}${q}`, { method: 'PATCH', headers: { 'Content-Type': 'application/merge-patch+json' }, body: '{"spec":{"portz":1}}' });
+    const strict = await send('?fieldValidation=Strict');
+    expect(strict.status).toBe(400);
+    expect(((await strict.json()) as any).message).toMatch(/strict decoding error: unknown field "spec\.portz"/);
+    const warn = await send('');
+    expect(warn.status).toBe(200);
+    expect(warn.headers.get('warning')).toBe('299 - "unknown field \\"spec.portz\\""');
+    expect((await send('?fieldValidation=Ignore')).headers.get('warning')).toBeNull();
+    expect((await send('?fieldValidation=Loose')).status).toBe(400);
+  });
+
   it('rejects objects of kinds it does not serve, and objects without a name', () => {
     expect(() => server.create({ kind: 'ConfigMap', metadata: { name: 'x' } })).toThrow(/ConfigMap/);
     expect(() => server.create({ kind: 'Service', metadata: {} })).toThrow(/metadata\.name/);
