@@ -10,9 +10,9 @@ import yaml from 'js-yaml';
 import { Logger, logger as makeLogger } from '../common/log.js';
 import { discover } from './discovery.js';
 import { parseFieldValidation, unknownFields } from './field-validation.js';
-import { openapiV3 } from './openapi.js';
+import { openapiV2, openapiV3 } from './openapi.js';
 import { PatchError, type Json } from './patch/errors.js';
-import { UnsupportedPatchType, applyPatch } from './patch/patch.js';
+import { UnsupportedPatchType, applyPatch, patchTypeOf } from './patch/patch.js';
 import { parseResourcePath, type ResourcePath, type ResourceType } from './resources.js';
 import { ConflictError, ExpiredError, ObjectStore, type ChangeEvent, type StoredObject } from './store.js';
 import { validate, type FieldError } from './validate.js';
@@ -42,6 +42,8 @@ export interface RequestRecord {
   readonly verb: 'list' | 'watch' | 'get' | 'create' | 'update' | 'patch' | 'delete' | 'other';
   readonly resource?: string;
   readonly query: Readonly<Record<string, string>>;
+  /** The HTTP status answered; 0 until the response is complete (an open watch stays at 0). */
+  readonly status: number;
 }
 
 interface Watcher {
@@ -204,7 +206,9 @@ export class TestApiServer {
       : method === 'PUT' && target.name ? 'update'
       : method === 'PATCH' && target.name ? 'patch'
       : method === 'DELETE' && target.name ? 'delete' : 'other';
-    this.requests.push({ method, path: url.pathname, accept: req.headers.accept, verb, resource: target?.type.plural, query });
+    const record = { method, path: url.pathname, accept: req.headers.accept, verb, resource: target?.type.plural, query, status: 0 };
+    this.requests.push(record);
+    res.on('finish', () => (record.status = res.statusCode));
     this.log.debug('request', { method, path: url.pathname, query: url.search });
 
     if (this.opts.token !== undefined && req.headers.authorization !== `Bearer ${this.opts.token}`) {
@@ -223,6 +227,11 @@ export class TestApiServer {
     const openapi = method === 'GET' ? openapiV3(url.pathname) : undefined;
     if (openapi !== undefined) {
       res.writeHead(200, { 'Content-Type': JSON_TYPE }).end(openapi);
+      return;
+    }
+    const openapi2 = method === 'GET' ? openapiV2(url.pathname, req.headers.accept) : undefined;
+    if (openapi2) {
+      res.writeHead(200, { 'Content-Type': openapi2.contentType }).end(openapi2.body);
       return;
     }
     if (!target) return sendStatus(res, 404, 'NotFound', `the server could not find the requested resource (${url.pathname})`);
@@ -362,9 +371,10 @@ export class TestApiServer {
         const { type } = target;
         let body: Record<string, unknown>;
         if (verb === 'patch') {
+          const patchType = patchTypeOf(req.headers['content-type']);
           const stored = this.store.get(type, target.namespace, target.name!);
           if (!stored) return sendStatus(res, 404, 'NotFound', `${type.plural} "${target.name}" not found`);
-          const patched = applyPatch(req.headers['content-type'], type.kind, stored.object as Json, text);
+          const patched = applyPatch(patchType, type.kind, stored.object as Json, text);
           if (!isRecord(patched)) throw new PatchError('the patched object is not a JSON object', 400);
           body = patched;
         } else {

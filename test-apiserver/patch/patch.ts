@@ -16,14 +16,21 @@ export const PATCH_TYPES = [
 /** A media type the server does not take for PATCH: HTTP 415 UnsupportedMediaType. */
 export class UnsupportedPatchType extends Error {}
 
-export function applyPatch(contentType: string | undefined, kind: string, current: Json, body: string): Json {
+export type PatchType = (typeof PATCH_TYPES)[number];
+
+/** The patch type a Content-Type names; UnsupportedPatchType (415) for any other. kube-apiserver
+ *  checks this before it looks the object up, so server-side apply of a new object gets 415 too. */
+export function patchTypeOf(contentType: string | undefined): PatchType {
   const type = (contentType ?? '').split(';')[0].trim().toLowerCase();
   if (type === 'application/apply-patch+yaml') {
     throw new UnsupportedPatchType('server-side apply (application/apply-patch+yaml) is not implemented by the test API server; use client-side kubectl apply');
   }
-  if (!(PATCH_TYPES as readonly string[]).includes(type)) {
-    throw new UnsupportedPatchType(`the body of a PATCH must be one of ${PATCH_TYPES.join(', ')}; got ${JSON.stringify(contentType ?? '')}`);
-  }
+  const known = PATCH_TYPES.find((t) => t === type);
+  if (!known) throw new UnsupportedPatchType(`the body of a PATCH must be one of ${PATCH_TYPES.join(', ')}; got ${JSON.stringify(contentType ?? '')}`);
+  return known;
+}
+
+export function applyPatch(type: PatchType, kind: string, current: Json, body: string): Json {
   let patch: Json;
   try {
     patch = JSON.parse(body) as Json;
