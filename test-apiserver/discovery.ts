@@ -3,6 +3,7 @@
 // for /apis), which kubectl 1.32 asks for first, and the legacy per-group-version documents
 // (APIVersions, APIGroupList, APIGroup, APIResourceList) it falls back to when a server answers
 // /api and /apis with plain JSON.
+import { preferredVersion } from './accept.js';
 import { RESOURCE_TYPES, VERBS, type ResourceType } from './resources.js';
 
 export interface DiscoveryAnswer {
@@ -21,18 +22,9 @@ function groups(): Map<string, ResourceType[]> {
   return out;
 }
 
-/** The aggregated discovery version the client asked for first, if any: kube-apiserver goes by
- *  the order of the Accept header's media types, and so do we (protobuf ones are skipped). */
+/** The aggregated discovery version the client asked for first, if any. */
 export function aggregatedVersion(accept: string | undefined): (typeof AGGREGATED_VERSIONS)[number] | undefined {
-  for (const range of (accept ?? '').split(',')) {
-    const [type, ...params] = range.split(';').map((s) => s.trim());
-    const p = Object.fromEntries(params.map((kv) => kv.split('=').map((s) => s.trim()) as [string, string]));
-    if (type === JSON_TYPE && p.g === undefined) return undefined; // plain JSON preferred
-    if (type !== JSON_TYPE || p.g !== AGGREGATED_GROUP || p.as !== 'APIGroupDiscoveryList') continue;
-    const v = AGGREGATED_VERSIONS.find((x) => x === p.v);
-    if (v) return v;
-  }
-  return undefined;
+  return preferredVersion(accept, AGGREGATED_GROUP, 'APIGroupDiscoveryList', AGGREGATED_VERSIONS);
 }
 
 /** The answer for a discovery path, or undefined when `path` is not one. */

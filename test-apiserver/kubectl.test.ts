@@ -148,6 +148,12 @@ describe('kubectl against the test API server', () => {
     expect(r.stdout).toMatch(/^demo\s+service\/web\s/m);
     expect(r.stdout).toMatch(/^kube-system\s+service\/kube-dns\s/m);
     expect(r.stdout).toMatch(/^demo\s+endpointslice\.discovery\.k8s\.io\/web-abc\s/m);
+    // Printed from the server's tables, as on a cluster.
+    const table = await kubectl('get', 'svc,endpointslices', '-n', 'demo', '-o', 'wide');
+    expect(table.stdout).toMatch(/^NAME\s+TYPE\s+CLUSTER-IP\s+EXTERNAL-IP\s+PORT\(S\)\s+AGE\s+SELECTOR$/m);
+    expect(table.stdout).toMatch(/^service\/web\s+ClusterIP\s+10\.96\.0\.80\s+<none>\s+80\/TCP\s+\d+s\s+app=web$/m);
+    expect(table.stdout).toMatch(/^NAME\s+ADDRESSTYPE\s+PORTS\s+ENDPOINTS\s+AGE$/m);
+    expect(table.stdout).toMatch(/^endpointslice\.discovery\.k8s\.io\/web-abc\s+IPv4\s+8080\s+10\.244\.0\.11,10\.244\.0\.12\s+\d+s$/m);
     const json = await kubectl('get', 'svc,endpointslices', '-A', '-o', 'json');
     const list = JSON.parse(json.stdout);
     expect(list.items.map((o: any) => `${o.kind} ${o.metadata.namespace}/${o.metadata.name}`)).toEqual([

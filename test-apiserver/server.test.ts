@@ -423,6 +423,33 @@ describe('test API server', () => {
     expect((await send('?fieldValidation=Loose')).status).toBe(400);
   });
 
+  it('answers lists, gets and watches as Tables when kubectl asks for them', async () => {
+    const accept = { Accept: 'application/json;as=Table;v=v1;g=meta.k8s.io,application/json' };
+    const list = await getJson(`${server.url}/api/v1/namespaces/default/services`, { headers: accept });
+    expect(list.body).toMatchObject({ kind: 'Table', metadata: { resourceVersion: String(server.resourceVersion) } });
+    expect(list.body.rows.map((r: any) => r.cells.slice(0, 5))).toEqual([['a', 'ClusterIP', '10.96.0.1', '<none>', '80/TCP'], ['c', 'ClusterIP', '10.96.0.3', '<none>', '80/TCP']]);
+    expect(list.body.rows[0].object.metadata.namespace).toBe('default');
+    expect((await getJson(`${server.url}/api/v1/nodes/n1`, { headers: accept })).body.rows[0].cells[0]).toBe('n1');
+
+    const events: any[] = [];
+    const req = http.get(`${server.url}/api/v1/namespaces/default/services?watch=true`, { headers: accept }, (res) => {
+      let buf = '';
+      res.on('data', (d: Buffer) => {
+        buf += d.toString();
+        for (let i; (i = buf.indexOf('\n')) >= 0; buf = buf.slice(i + 1)) events.push(JSON.parse(buf.slice(0, i)));
+      });
+    });
+    try {
+      await until('the two ADDED rows', () => events.length === 2);
+      server.update(service({ name: 'a', clusterIP: '10.96.0.1', port: 8443 }));
+      await until('the MODIFIED row', () => events.length === 3);
+      expect(events.map((e) => `${e.type} ${e.object.kind} ${e.object.rows[0].cells[4]}`)).toEqual(['ADDED Table 80/TCP', 'ADDED Table 80/TCP', 'MODIFIED Table 8443/TCP']);
+      expect(events.map((e) => 'columnDefinitions' in e.object)).toEqual([true, false, false]);
+    } finally {
+      req.destroy();
+    }
+  });
+
   it('rejects objects of kinds it does not serve, and objects without a name', () => {
     expect(() => server.create({ kind: 'ConfigMap', metadata: { name: 'x' } })).toThrow(/ConfigMap/);
     expect(() => server.create({ kind: 'Service', metadata: {} })).toThrow(/metadata\.name/);

@@ -15,6 +15,7 @@ import { PatchError, type Json } from './patch/errors.js';
 import { UnsupportedPatchType, applyPatch, patchTypeOf } from './patch/patch.js';
 import { parseResourcePath, type ResourcePath, type ResourceType } from './resources.js';
 import { ConflictError, ExpiredError, ObjectStore, type ChangeEvent, type StoredObject } from './store.js';
+import { table, tableRequest, type TableRequest } from './tables.js';
 import { validate, type FieldError } from './validate.js';
 
 export interface TestApiServerOptions {
@@ -50,6 +51,9 @@ interface Watcher {
   readonly type: ResourceType;
   readonly namespace?: string;
   readonly name?: string;
+  /** Events as one-row Tables (kubectl get -w); the first carries the column definitions. */
+  readonly table?: TableRequest;
+  columnsSent: boolean;
   readonly res: http.ServerResponse;
   frozen: boolean;
   readonly timers: NodeJS.Timeout[];
@@ -238,9 +242,9 @@ export class TestApiServer {
 
     try {
       switch (verb) {
-        case 'list': return this.list(res, target, query);
-        case 'watch': return this.watch(req, res, target, query);
-        case 'get': return this.get(res, target);
+        case 'list': return this.list(res, target, query, tableRequest(req.headers.accept, query.includeObject));
+        case 'watch': return this.watch(req, res, target, query, tableRequest(req.headers.accept, query.includeObject));
+        case 'get': return this.get(res, target, tableRequest(req.headers.accept, query.includeObject));
         case 'create':
         case 'update':
         case 'patch':
@@ -253,13 +257,14 @@ export class TestApiServer {
     }
   }
 
-  private get(res: http.ServerResponse, target: ResourcePath): void {
+  private get(res: http.ServerResponse, target: ResourcePath, asTable: TableRequest | undefined): void {
     const obj = this.store.get(target.type, target.namespace, target.name!);
     if (!obj) return sendStatus(res, 404, 'NotFound', `${target.type.plural} "${target.name}" not found`);
+    if (asTable) return sendJson(res, 200, table(target.type, asTable, [obj.object], { resourceVersion: String(obj.rv) }, Date.now()));
     res.writeHead(200, { 'Content-Type': JSON_TYPE }).end(obj.json);
   }
 
-  private list(res: http.ServerResponse, target: ResourcePath, query: Record<string, string>): void {
+  private list(res: http.ServerResponse, target: ResourcePath, query: Record<string, string>, asTable: TableRequest | undefined): void {
     const { type } = target;
     const limit = query.limit ? Number(query.limit) : 0;
     if (!Number.isInteger(limit) || limit < 0) return sendStatus(res, 400, 'BadRequest', `limit ${JSON.stringify(query.limit)} is not a non-negative integer`);
@@ -288,12 +293,16 @@ export class TestApiServer {
     const selected = all.filter(matcher(target, query));
     const page = limit > 0 ? selected.slice(start, start + limit) : selected.slice(start);
     const next = limit > 0 && start + limit < selected.length ? encodeContinue({ rv, start: start + limit }) : undefined;
-    const meta = JSON.stringify({ resourceVersion: String(rv), ...(next ? { continue: next } : {}) });
+    const metadata = { resourceVersion: String(rv), ...(next ? { continue: next } : {}) };
+    if (asTable) return sendJson(res, 200, table(type, asTable, page.map((o) => o.object), metadata, Date.now()));
+    const meta = JSON.stringify(metadata);
     res.writeHead(200, { 'Content-Type': JSON_TYPE });
     res.end(`{"kind":"${type.listKind}","apiVersion":"${type.apiVersion}","metadata":${meta},"items":[${page.map((o) => o.json).join(',')}]}`);
   }
 
-  private watch(req: http.IncomingMessage, res: http.ServerResponse, target: ResourcePath, query: Record<string, string>): void {
+  private watch(
+    req: http.IncomingMessage, res: http.ServerResponse, target: ResourcePath, query: Record<string, string>, asTable: TableRequest | undefined,
+  ): void {
     const { type } = target;
     const fromRaw = query.resourceVersion ?? '';
     const from = fromRaw === '' || fromRaw === '0' ? undefined : Number(fromRaw);
@@ -310,11 +319,11 @@ export class TestApiServer {
       res.end(JSON.stringify({ type: 'ERROR', object: statusObject(410, 'Expired', err.message) }) + '\n');
       return;
     }
-    const w: Watcher = { type, namespace: target.namespace, name: fieldName(query), res, frozen: false, timers: [] };
+    const w: Watcher = { type, namespace: target.namespace, name: fieldName(query), table: asTable, columnsSent: false, res, frozen: false, timers: [] };
     const match = matcher(target, query);
     for (const item of backlog) {
-      if ('type' in item) { if (match(item.current)) res.write(eventLine(item.type, item.current)); }
-      else if (match(item)) res.write(eventLine('ADDED', item));
+      if ('type' in item) { if (match(item.current)) res.write(this.eventLineFor(w, item.type, item.current)); }
+      else if (match(item)) res.write(this.eventLineFor(w, 'ADDED', item));
     }
     this.watchers.add(w);
     const end = (): void => {
@@ -350,9 +359,21 @@ export class TestApiServer {
       if (w.frozen || w.type !== type) continue;
       if (w.namespace !== undefined && w.namespace !== event.current.namespace) continue;
       if (w.name !== undefined && w.name !== event.current.name) continue;
+      if (w.table) {
+        w.res.write(this.eventLineFor(w, event.type, event.current));
+        continue;
+      }
       line ??= eventLine(event.type, event.current);
       w.res.write(line);
     }
+  }
+
+  private eventLineFor(w: Watcher, type: string, obj: StoredObject): string {
+    if (!w.table) return eventLine(type, obj);
+    const rows = table(w.type, w.table, [obj.object], { resourceVersion: String(obj.rv) }, Date.now(), !w.columnsSent);
+    w.columnsSent = true;
+    return `${JSON.stringify({ type, object: rows })}
+`;
   }
 
   private write(
