@@ -450,6 +450,24 @@ describe('test API server', () => {
     }
   });
 
+  it('decodes a Namespace sent as protobuf (kubectl create namespace) and refuses other protobuf bodies with 415', async () => {
+    const field = (n: number, body: Buffer | string) => {
+      const b = typeof body === 'string' ? Buffer.from(body) : body;
+      return Buffer.concat([Buffer.from([(n << 3) | 2, b.length]), b]);
+    };
+    const envelope = (kind: string, raw: Buffer) =>
+      Buffer.concat([Buffer.from('k8s\0', 'latin1'), field(1, Buffer.concat([field(1, 'v1'), field(2, kind)])), field(2, raw)]);
+    const meta = Buffer.concat([field(1, 'team-p'), field(3, ''), field(11, Buffer.concat([field(1, 'env'), field(2, 'prod')]))]);
+    const post = (path: string, body: Buffer) =>
+      getJson(`${server.url}${path}`, { method: 'POST', headers: { 'Content-Type': 'application/vnd.kubernetes.protobuf' }, body });
+    const created = await post('/api/v1/namespaces', envelope('Namespace', field(1, meta)));
+    expect(created.status).toBe(201);
+    expect(created.body.metadata).toMatchObject({ name: 'team-p', labels: { env: 'prod', 'kubernetes.io/metadata.name': 'team-p' } });
+    const svc = await post('/api/v1/namespaces/default/services', envelope('Service', field(1, Buffer.concat([field(1, 'x')]))));
+    expect(svc.body).toMatchObject({ code: 415, reason: 'UnsupportedMediaType' });
+    expect(svc.body.message).toMatch(/Namespace only .* not "Service"/);
+  });
+
   it('rejects objects of kinds it does not serve, and objects without a name', () => {
     expect(() => server.create({ kind: 'ConfigMap', metadata: { name: 'x' } })).toThrow(/ConfigMap/);
     expect(() => server.create({ kind: 'Service', metadata: {} })).toThrow(/metadata\.name/);

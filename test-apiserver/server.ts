@@ -11,6 +11,7 @@ import { Logger, logger as makeLogger } from '../common/log.js';
 import { discover } from './discovery.js';
 import { parseFieldValidation, unknownFields } from './field-validation.js';
 import { openapiV2, openapiV3 } from './openapi.js';
+import { decodeProtobufBody } from './protobuf-body.js';
 import { PatchError, type Json } from './patch/errors.js';
 import { UnsupportedPatchType, applyPatch, patchTypeOf } from './patch/patch.js';
 import { parseResourcePath, type ResourcePath, type ResourceType } from './resources.js';
@@ -60,6 +61,10 @@ interface Watcher {
 }
 
 const JSON_TYPE = 'application/json';
+const VERSION = {
+  major: '1', minor: '32', gitVersion: 'v1.32.0-kube-dataplane-test', gitCommit: '', gitTreeState: 'clean',
+  buildDate: '2026-12-03T00:00:00Z', goVersion: '', compiler: 'node', platform: `${process.platform}/${process.arch === 'x64' ? 'amd64' : process.arch}`,
+};
 
 export class TestApiServer {
   readonly store: ObjectStore;
@@ -218,7 +223,9 @@ export class TestApiServer {
     if (this.opts.token !== undefined && req.headers.authorization !== `Bearer ${this.opts.token}`) {
       return sendStatus(res, 401, 'Unauthorized', 'Unauthorized');
     }
-    if (url.pathname === '/version') return sendJson(res, 200, { major: '1', minor: '31', gitVersion: 'v1.31.0-kube-dataplane-test' });
+    // The Kubernetes version whose API this server imitates (discovery, tables, fieldValidation); a
+    // kubectl that picks its version by the server's (gcloud's dispatcher) takes 1.32 then.
+    if (url.pathname === '/version') return sendJson(res, 200, VERSION);
     if (url.pathname === '/healthz' || url.pathname === '/readyz' || url.pathname === '/livez') {
       res.writeHead(200, { 'Content-Type': 'text/plain' }).end('ok');
       return;
@@ -388,7 +395,8 @@ export class TestApiServer {
     req.on('data', (c: Buffer) => chunks.push(c));
     req.on('end', () => {
       try {
-        const text = Buffer.concat(chunks).toString('utf8');
+        const raw = Buffer.concat(chunks);
+        const text = raw.toString('utf8');
         const { type } = target;
         let body: Record<string, unknown>;
         if (verb === 'patch') {
@@ -399,8 +407,7 @@ export class TestApiServer {
           if (!isRecord(patched)) throw new PatchError('the patched object is not a JSON object', 400);
           body = patched;
         } else {
-          body = JSON.parse(text) as Record<string, unknown>;
-          if (!isRecord(body)) throw new TypeError('the body is not a JSON object');
+          body = decodeBody(req.headers['content-type'], raw);
         }
         const meta = isRecord(body.metadata) ? body.metadata : {};
         if (target.name !== undefined && meta.name !== target.name) throw new TypeError(`metadata.name ${JSON.stringify(meta.name)} does not match the URL (${target.name})`);
@@ -446,6 +453,17 @@ function fieldName(query: Record<string, string>): string | undefined {
 function matcher(target: ResourcePath, query: Record<string, string>): (o: StoredObject) => boolean {
   const name = fieldName(query);
   return (o) => (target.namespace === undefined || o.namespace === target.namespace) && (name === undefined || o.name === name);
+}
+
+/** A POST or PUT body: YAML, the protobuf of a Namespace (protobuf-body.ts says why), else JSON
+ *  whatever the Content-Type says (curl's and fetch's defaults are form and text types). */
+function decodeBody(contentType: string | undefined, raw: Buffer): Record<string, unknown> {
+  const type = (contentType ?? '').split(';')[0].trim().toLowerCase();
+  const body: unknown = type === 'application/yaml' ? yaml.load(raw.toString('utf8'))
+    : type === 'application/vnd.kubernetes.protobuf' ? decodeProtobufBody(raw)
+    : JSON.parse(raw.toString('utf8'));
+  if (!isRecord(body)) throw new TypeError('the body is not an object');
+  return body;
 }
 
 function isRecord(v: unknown): v is Record<string, unknown> {
