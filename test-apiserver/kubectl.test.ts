@@ -156,6 +156,9 @@ describe('kubectl against the test API server', () => {
     expect(table.stdout).toMatch(/^service\/web\s+ClusterIP\s+10\.96\.0\.80\s+<none>\s+80\/TCP\s+\d+s\s+app=web$/m);
     expect(table.stdout).toMatch(/^NAME\s+ADDRESSTYPE\s+PORTS\s+ENDPOINTS\s+AGE$/m);
     expect(table.stdout).toMatch(/^endpointslice\.discovery\.k8s\.io\/web-abc\s+IPv4\s+8080\s+10\.244\.0\.11,10\.244\.0\.12\s+\d+s$/m);
+    const selected = await kubectl('get', 'endpointslices', '-A', '-l', 'kubernetes.io/service-name=web', '-o', 'name');
+    expect(selected).toMatchObject({ code: 0, stdout: 'endpointslice.discovery.k8s.io/web-abc\n' });
+    expect((await kubectl('get', 'svc', '-A', '-l', 'app=none', '-o', 'name')).stdout).toBe('');
     const json = await kubectl('get', 'svc,endpointslices', '-A', '-o', 'json');
     const list = JSON.parse(json.stdout);
     expect(list.items.map((o: any) => `${o.kind} ${o.metadata.namespace}/${o.metadata.name}`)).toEqual([

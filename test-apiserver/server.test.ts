@@ -468,6 +468,21 @@ describe('test API server', () => {
     expect(svc.body.message).toMatch(/Namespace only .* not "Service"/);
   });
 
+  it('filters lists and watches by label selector: an object that stops matching is DELETED for the watch', async () => {
+    server.update({ ...service({ name: 'a', clusterIP: '10.96.0.1' }), metadata: { name: 'a', namespace: 'default', labels: { tier: 'web' } } });
+    const list = await getJson(`${server.url}/api/v1/services?labelSelector=tier%3Dweb`);
+    expect(list.body.items.map((o: any) => o.metadata.name)).toEqual(['a']);
+    const s = watch('/api/v1/services?watch=true&labelSelector=tier%3Dweb');
+    expect((await s.waitFor(1)).map((e) => `${e.type} ${e.object.metadata.name}`)).toEqual(['ADDED a']);
+    server.update({ ...service({ name: 'c', clusterIP: '10.96.0.3' }), metadata: { name: 'c', namespace: 'default', labels: { tier: 'web' } } });
+    server.update(service({ name: 'a', clusterIP: '10.96.0.1' })); // the label removed
+    server.update(service({ name: 'b', namespace: 'kube-system', clusterIP: '10.96.0.2', port: 99 })); // never matched
+    expect((await s.waitFor(3)).map((e) => `${e.type} ${e.object.metadata.name}`)).toEqual(['ADDED a', 'ADDED c', 'DELETED a']);
+    expect((await getJson(`${server.url}/api/v1/services?fieldSelector=spec.type%3DClusterIP`)).body).toMatchObject({ code: 400, message: expect.stringMatching(/field label not supported/) });
+    const bad = await fetch(`${server.url}/api/v1/services?watch=true&labelSelector=a%20in%20b`);
+    expect(bad.status).toBe(400);
+  });
+
   it('rejects objects of kinds it does not serve, and objects without a name', () => {
     expect(() => server.create({ kind: 'ConfigMap', metadata: { name: 'x' } })).toThrow(/ConfigMap/);
     expect(() => server.create({ kind: 'Service', metadata: {} })).toThrow(/metadata\.name/);

@@ -16,6 +16,7 @@ import { PatchError, type Json } from './patch/errors.js';
 import { UnsupportedPatchType, applyPatch, patchTypeOf } from './patch/patch.js';
 import { parseResourcePath, type ResourcePath, type ResourceType } from './resources.js';
 import { ConflictError, ExpiredError, ObjectStore, type ChangeEvent, type StoredObject } from './store.js';
+import { fieldSelector, labelSelector } from './selectors.js';
 import { table, tableRequest, type TableRequest } from './tables.js';
 import { validate, type FieldError } from './validate.js';
 
@@ -50,8 +51,8 @@ export interface RequestRecord {
 
 interface Watcher {
   readonly type: ResourceType;
-  readonly namespace?: string;
-  readonly name?: string;
+  /** The URL's namespace and the query's selectors. */
+  readonly match: (o: StoredObject) => boolean;
   /** Events as one-row Tables (kubectl get -w); the first carries the column definitions. */
   readonly table?: TableRequest;
   columnsSent: boolean;
@@ -314,6 +315,7 @@ export class TestApiServer {
     const fromRaw = query.resourceVersion ?? '';
     const from = fromRaw === '' || fromRaw === '0' ? undefined : Number(fromRaw);
     if (from !== undefined && !Number.isInteger(from)) return sendStatus(res, 400, 'BadRequest', `resourceVersion ${JSON.stringify(fromRaw)} is not valid`);
+    const match = matcher(target, query); // a bad selector: 400, before the stream starts
     res.writeHead(200, { 'Content-Type': JSON_TYPE, 'Cache-Control': 'no-cache' });
     res.flushHeaders();
     let backlog: readonly ChangeEvent[] | readonly StoredObject[];
@@ -326,11 +328,10 @@ export class TestApiServer {
       res.end(JSON.stringify({ type: 'ERROR', object: statusObject(410, 'Expired', err.message) }) + '\n');
       return;
     }
-    const w: Watcher = { type, namespace: target.namespace, name: fieldName(query), table: asTable, columnsSent: false, res, frozen: false, timers: [] };
-    const match = matcher(target, query);
+    const w: Watcher = { type, match, table: asTable, columnsSent: false, res, frozen: false, timers: [] };
     for (const item of backlog) {
-      if ('type' in item) { if (match(item.current)) res.write(this.eventLineFor(w, item.type, item.current)); }
-      else if (match(item)) res.write(this.eventLineFor(w, 'ADDED', item));
+      const seen = 'type' in item ? seenAs(match, item) : match(item) ? 'ADDED' : undefined;
+      if (seen) res.write(this.eventLineFor(w, seen, 'type' in item ? item.current : item));
     }
     this.watchers.add(w);
     const end = (): void => {
@@ -364,10 +365,10 @@ export class TestApiServer {
     let line: string | undefined;
     for (const w of this.watchers) {
       if (w.frozen || w.type !== type) continue;
-      if (w.namespace !== undefined && w.namespace !== event.current.namespace) continue;
-      if (w.name !== undefined && w.name !== event.current.name) continue;
-      if (w.table) {
-        w.res.write(this.eventLineFor(w, event.type, event.current));
+      const seen = seenAs(w.match, event);
+      if (seen === undefined) continue;
+      if (w.table || seen !== event.type) {
+        w.res.write(this.eventLineFor(w, seen, event.current));
         continue;
       }
       line ??= eventLine(event.type, event.current);
@@ -445,14 +446,19 @@ function eventLine(type: string, obj: StoredObject): string {
   return `{"type":"${type}","object":${obj.json}}\n`;
 }
 
-function fieldName(query: Record<string, string>): string | undefined {
-  const m = /^metadata\.name==?(.+)$/.exec(query.fieldSelector ?? '');
-  return m?.[1];
+/** How a watch with `match` sees an event: an object that starts or stops matching a selector is
+ *  ADDED or DELETED for it, as kube-apiserver's watch cache reports it; undefined: not at all. */
+function seenAs(match: (o: StoredObject) => boolean, event: ChangeEvent): ChangeEvent['type'] | undefined {
+  const now = match(event.current);
+  const before = event.previous !== undefined && event.type === 'MODIFIED' ? match(event.previous) : now;
+  return now && before ? event.type : now ? 'ADDED' : before ? 'DELETED' : undefined;
 }
 
+/** The URL's namespace and the query's selectors; a bad selector throws TypeError (400). */
 function matcher(target: ResourcePath, query: Record<string, string>): (o: StoredObject) => boolean {
-  const name = fieldName(query);
-  return (o) => (target.namespace === undefined || o.namespace === target.namespace) && (name === undefined || o.name === name);
+  const labels = labelSelector(query.labelSelector);
+  const fields = fieldSelector(query.fieldSelector);
+  return (o) => (target.namespace === undefined || o.namespace === target.namespace) && fields(o.object) && labels(o.object);
 }
 
 /** A POST or PUT body: YAML, the protobuf of a Namespace (protobuf-body.ts says why), else JSON
