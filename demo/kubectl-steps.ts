@@ -9,6 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { clientArgs, type ExampleNode } from '../netns-tests/harness/example-node.js';
 import type { Namespace } from '../netns-tests/harness/netns.js';
+import { endpointSlice, manifest, service } from '../test-apiserver/population.js';
 
 /** The demo's narration: a step title, and a command whose output is shown and judged. */
 export interface Narration {
@@ -19,31 +20,11 @@ export interface Narration {
 const VIP = '10.96.0.90';
 
 /** The new service: web-0 and web-1 (the example's backends, port 8080) behind 10.96.0.90:80. */
-function manifest(endpoints: readonly string[]): string {
-  return `apiVersion: v1
-kind: Service
-metadata:
-  name: shop
-  namespace: demo
-  labels: {app: shop}
-spec:
-  clusterIP: ${VIP}
-  selector: {app: shop}
-  ports:
-  - {name: http, port: 80, targetPort: 8080, protocol: TCP}
----
-apiVersion: discovery.k8s.io/v1
-kind: EndpointSlice
-metadata:
-  name: shop-1
-  namespace: demo
-  labels: {kubernetes.io/service-name: shop}
-addressType: IPv4
-ports:
-- {name: http, port: 8080, protocol: TCP}
-endpoints:
-${endpoints.map((ip) => `- addresses: [${ip}]\n  conditions: {ready: true}`).join('\n')}
-`;
+function shop(endpoints: readonly string[]): string {
+  return manifest([
+    service({ namespace: 'demo', name: 'shop', clusterIP: VIP }),
+    endpointSlice({ namespace: 'demo', service: 'shop', name: 'shop-1', addresses: endpoints }),
+  ]);
 }
 
 /** Reads the agent's Prometheus endpoints from the node namespace and prints the lines that
@@ -85,15 +66,15 @@ export async function kubectlSteps(ex: ExampleNode, say: Narration): Promise<voi
     await showKubectl(['api-resources'], /^services\s+svc\s+(v1\s+)?true\s+Service$/m, 'discovery: the kinds the server holds, with their short names');
     await showKubectl(['get', 'svc,endpointslices', '-n', 'demo'], /service\/web\b[\s\S]*endpointslice\.discovery\.k8s\.io\/web-v4/, 'the example\'s services and slices');
 
-    say.step(`kubectl apply: a new Service demo/shop (${VIP}) with its EndpointSlice (web-0, web-1)`, manifest(['10.244.0.11', '10.244.0.12']).trimEnd().split('\n'));
-    writeFileSync(file, manifest(['10.244.0.11', '10.244.0.12']));
+    say.step(`kubectl apply: a new Service demo/shop (${VIP}) with its EndpointSlice (web-0, web-1)`, shop(['10.244.0.11', '10.244.0.12']).trimEnd().split('\n'));
+    writeFileSync(file, shop(['10.244.0.11', '10.244.0.12']));
     await showKubectl(['apply', '-f', file], /service\/shop created\nendpointslice\.discovery\.k8s\.io\/shop-1 created/, 'created through the API (POST, with the last-applied annotation)');
     await showEventually(ex.pods.client, 'dig', ['+short', 'shop.demo.svc.cluster.local'], new RegExp(`^${VIP.replace(/\./g, '\\.')}$`, 'm'), 'DNS follows: the new name resolves from the client pod');
     await showKubectl(['get', 'svc/shop', 'endpointslice/shop-1', '-n', 'demo'], /^service\/shop\s+ClusterIP\s+10\.96\.0\.90\s[\s\S]*10\.244\.0\.11,10\.244\.0\.12/m, 'kubectl reads them back (the server prints the tables)');
     await fetchShop(/"web-0":\d+.*"web-1":\d+|"web-1":\d+.*"web-0":\d+/, 'the rules follow: the new VIP reaches both backends');
 
     say.step('kubectl apply of the edited file: web-1 removed from the slice (a strategic merge patch)');
-    writeFileSync(file, manifest(['10.244.0.11']));
+    writeFileSync(file, shop(['10.244.0.11']));
     await showKubectl(['apply', '-f', file], /service\/shop unchanged\nendpointslice\.discovery\.k8s\.io\/shop-1 configured/, 'the slice patched, the service untouched');
     await showKubectl(['get', 'endpointslice', 'shop-1', '-n', 'demo'], /^shop-1\s+IPv4\s+8080\s+10\.244\.0\.11\s/m, 'one endpoint left in the API');
     await fetchShop(/^\{"web-0":20\}$/m, 'the traffic moved: every connection reaches web-0, the remaining backend');

@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { configureLogging } from '../common/log.js';
-import { endpointSlice, node, service } from './population.js';
+import { endpointSlice, manifest, node, service } from './population.js';
 import { resourceByKind } from './resources.js';
 import { TestApiServer } from './server.js';
 
@@ -41,33 +41,13 @@ async function until(what: string, cond: () => boolean, ms = 15_000): Promise<vo
   }
 }
 
-const MANIFEST = `apiVersion: v1
-kind: Service
-metadata:
-  name: api
-  namespace: demo
-  labels: {tier: backend}
-spec:
-  clusterIP: 10.96.0.90
-  selector: {app: api}
-  ports:
-  - {name: http, port: 80, targetPort: 8080}
----
-apiVersion: discovery.k8s.io/v1
-kind: EndpointSlice
-metadata:
-  name: api-1
-  namespace: demo
-  labels: {kubernetes.io/service-name: api}
-addressType: IPv4
-endpoints:
-- addresses: [10.244.0.11]
-  conditions: {ready: true}
-- addresses: [10.244.0.12]
-  conditions: {ready: true}
-ports:
-- {name: http, port: 8080, protocol: TCP}
-`;
+/** demo/api (10.96.0.90:80 → 8080) with its slice of two endpoints, as a test edits them. */
+function apiObjects(): { svc: Record<string, any>; slice: Record<string, any> } {
+  const svc: Record<string, any> = service({ namespace: 'demo', name: 'api', clusterIP: '10.96.0.90' });
+  svc.metadata.labels = { tier: 'backend' };
+  return { svc, slice: endpointSlice({ namespace: 'demo', service: 'api', name: 'api-1', addresses: ['10.244.0.11', '10.244.0.12'] }) };
+}
+const MANIFEST = manifest(Object.values(apiObjects()));
 
 describe('kubectl against the test API server', () => {
   let server: TestApiServer;
@@ -191,10 +171,11 @@ describe('kubectl against the test API server', () => {
     const first = stored('Service', 'demo', 'api');
     expect(JSON.parse(first.metadata.annotations['kubectl.kubernetes.io/last-applied-configuration']).spec.clusterIP).toBe('10.96.0.90');
 
-    writeFileSync(file, MANIFEST
-      .replace('tier: backend', 'tier: api')
-      .replace('  - {name: http, port: 80, targetPort: 8080}\n', '  - {name: http, port: 80, targetPort: 8080}\n  - {name: https, port: 443, targetPort: 8443}\n')
-      .replace('- addresses: [10.244.0.12]\n  conditions: {ready: true}\n', ''));
+    const { svc: editedSvc, slice: editedSlice } = apiObjects();
+    editedSvc.metadata.labels.tier = 'api';
+    editedSvc.spec.ports.push({ name: 'https', port: 443, targetPort: 8443 });
+    editedSlice.endpoints.pop();
+    writeFileSync(file, manifest([editedSvc, editedSlice]));
     const edited = await kubectl('apply', '-f', file);
     expect(edited).toMatchObject({ code: 0, stdout: 'service/api configured\nendpointslice.discovery.k8s.io/api-1 configured\n' });
     const svc = stored('Service', 'demo', 'api');
@@ -258,11 +239,15 @@ describe('kubectl against the test API server', () => {
 
   it('refuses invalid objects (422, the field named), unknown fields (strict), and server-side apply (415)', async () => {
     const file = join(dir, 'bad.yaml');
-    writeFileSync(file, MANIFEST.replace('port: 80,', 'port: 70000,'));
+    const { svc: bad, slice } = apiObjects();
+    bad.spec.ports[0].port = 70000;
+    writeFileSync(file, manifest([bad, slice]));
     const invalid = await kubectl('apply', '-f', file);
     expect(invalid.code).not.toBe(0);
     expect(invalid.stderr).toMatch(/The Service "api" is invalid: spec\.ports\[0\]\.port: Invalid value: 70000: must be between 1 and 65535/);
-    writeFileSync(file, MANIFEST.replace('  clusterIP: 10.96.0.90\n', '  clusterIP: 10.96.0.90\n  clusterIPz: x\n'));
+    bad.spec.ports[0].port = 80;
+    bad.spec.clusterIPz = 'x';
+    writeFileSync(file, manifest([bad, slice]));
     const unknown = await kubectl('apply', '-f', file);
     if (minor >= 27) {
       // kubectl found fieldValidation in the OpenAPI v3 and asked for Strict.
