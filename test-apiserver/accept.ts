@@ -4,7 +4,9 @@
 /** The version of `application/json;g=GROUP;v=VERSION;as=KIND` the client asks for first, among
  *  `versions`; undefined when plain JSON (or nothing it knows) comes first. Protobuf ranges are
  *  skipped: the server speaks JSON only. */
-export function preferredVersion<V extends string>(accept: string | undefined, group: string, as: string, versions: readonly V[]): V | undefined {
+export function preferredVersion<V extends string>(
+  accept: string | undefined, group: string, as: string, versions: readonly V[],
+): V | undefined {
   for (const range of (accept ?? '').split(',')) {
     const [type, ...params] = range.split(';').map((s) => s.trim());
     const p = Object.fromEntries(params.map((kv) => kv.split('=').map((s) => s.trim()) as [string, string]));

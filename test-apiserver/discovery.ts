@@ -42,7 +42,8 @@ export function discover(path: string, accept: string | undefined, serverAddress
       };
     }
     if (path0 === '/api') {
-      return json({ kind: 'APIVersions', versions: ['v1'], serverAddressByClientCIDRs: [{ clientCIDR: '0.0.0.0/0', serverAddress }] });
+      const serverAddressByClientCIDRs = [{ clientCIDR: '0.0.0.0/0', serverAddress }];
+      return json({ kind: 'APIVersions', versions: ['v1'], serverAddressByClientCIDRs });
     }
     return json({ kind: 'APIGroupList', apiVersion: 'v1', groups: [...groups().keys()].map((g) => apiGroup(g)) });
   }

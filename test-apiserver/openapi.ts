@@ -25,7 +25,7 @@ function groupVersionDoc(types: readonly ResourceType[]): Record<string, unknown
         parameters: [{
           name: 'fieldValidation',
           in: 'query',
-          description: 'Ignore, Warn or Strict: what to do with fields the server does not know (field-validation.ts says which it checks).',
+          description: 'Ignore, Warn or Strict: what to do with fields the server does not know.',
           schema: { type: 'string', uniqueItems: true },
         }],
         responses: { '200': { description: 'OK' } },
@@ -57,7 +57,8 @@ function field(num: number, body: Buffer | string): Buffer {
 export function openapiV2(path: string, accept: string | undefined): { contentType: string; body: Buffer | string } | undefined {
   if (path !== '/openapi/v2' && path !== '/swagger-2.0.0.pb-v1') return undefined;
   if ((accept ?? '').includes('protobuf') || path.endsWith('.pb-v1')) {
-    const body = Buffer.concat([field(1, '2.0'), field(2, Buffer.concat([field(1, V2_INFO.title), field(2, V2_INFO.version)])), field(8, Buffer.alloc(0))]);
+    const info = Buffer.concat([field(1, V2_INFO.title), field(2, V2_INFO.version)]);
+    const body = Buffer.concat([field(1, '2.0'), field(2, info), field(8, Buffer.alloc(0))]);
     return { contentType: PROTOBUF_V2, body };
   }
   return { contentType: 'application/json', body: JSON.stringify({ swagger: '2.0', info: V2_INFO, paths: {} }) };

@@ -8,9 +8,11 @@ import { UnsupportedPatchType } from './patch/patch.js';
 
 const MAGIC = Buffer.from('k8s\0', 'latin1');
 
+type Fields = Map<number, Array<number | Buffer>>;
+
 /** One message's fields: field number → the raw values (varints as numbers, the rest as bytes). */
-function fields(buf: Buffer): Map<number, Array<number | Buffer>> {
-  const out = new Map<number, Array<number | Buffer>>();
+function fields(buf: Buffer): Fields {
+  const out: Fields = new Map();
   let i = 0;
   const varint = (): number => {
     let n = 0;
@@ -38,11 +40,12 @@ function fields(buf: Buffer): Map<number, Array<number | Buffer>> {
   return out;
 }
 
-const bytes = (m: Map<number, Array<number | Buffer>>, n: number): Buffer[] => (m.get(n) ?? []).filter((v): v is Buffer => Buffer.isBuffer(v));
-const text = (m: Map<number, Array<number | Buffer>>, n: number): string | undefined => bytes(m, n).at(-1)?.toString('utf8') || undefined;
-const texts = (m: Map<number, Array<number | Buffer>>, n: number): string[] => bytes(m, n).map((b) => b.toString('utf8'));
+const bytes = (m: Fields, n: number): Buffer[] => (m.get(n) ?? []).filter((v): v is Buffer => Buffer.isBuffer(v));
+/** The last value of a string field ('' as absent: proto3 writes empty strings). */
+const text = (m: Fields, n: number): string | undefined => bytes(m, n).at(-1)?.toString('utf8') || undefined;
+const texts = (m: Fields, n: number): string[] => bytes(m, n).map((b) => b.toString('utf8'));
 
-function stringMap(m: Map<number, Array<number | Buffer>>, n: number): Record<string, string> | undefined {
+function stringMap(m: Fields, n: number): Record<string, string> | undefined {
   const entries = bytes(m, n).map((e) => fields(e)).map((e) => [text(e, 1) ?? '', text(e, 2) ?? ''] as const);
   return entries.length ? Object.fromEntries(entries) : undefined;
 }
@@ -64,9 +67,11 @@ export function decodeProtobufBody(body: Buffer): Record<string, unknown> {
   const apiVersion = text(typeMeta, 1);
   const kind = text(typeMeta, 2);
   if (kind !== 'Namespace') {
-    throw new UnsupportedPatchType(`protobuf bodies are decoded for Namespace only (kubectl create namespace), not ${JSON.stringify(kind)}: send application/json`);
+    const what = `protobuf bodies are decoded for Namespace only (kubectl create namespace), not ${JSON.stringify(kind)}`;
+    throw new UnsupportedPatchType(`${what}: send application/json`);
   }
   const ns = fields(bytes(unknown, 2)[0] ?? Buffer.alloc(0));
   const spec = fields(bytes(ns, 2)[0] ?? Buffer.alloc(0));
-  return { apiVersion, kind, metadata: objectMeta(bytes(ns, 1)[0]), ...(texts(spec, 1).length ? { spec: { finalizers: texts(spec, 1) } } : {}) };
+  const finalizers = texts(spec, 1);
+  return { apiVersion, kind, metadata: objectMeta(bytes(ns, 1)[0]), ...(finalizers.length ? { spec: { finalizers } } : {}) };
 }

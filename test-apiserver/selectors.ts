@@ -32,7 +32,9 @@ function labelTerm(term: string, selector: string): Predicate {
     const [, key, op, list] = set;
     if (!KEY.test(key)) throw bad();
     const values = new Set(list.split(',').map((v) => v.trim()));
-    return op === 'in' ? (o) => values.has(o.metadata?.labels?.[key] ?? '\0') : (o) => !values.has(o.metadata?.labels?.[key] ?? '\0');
+    // An object without the label is not `in` any set, and is `notin` every one.
+    const has = (o: Obj) => key in (o.metadata?.labels ?? {}) && values.has(o.metadata!.labels![key]);
+    return op === 'in' ? has : (o) => !has(o);
   }
   const cmp = /^([^=!\s]+)\s*(==|=|!=)\s*(\S*)$/.exec(term);
   if (cmp) {

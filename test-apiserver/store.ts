@@ -36,7 +36,11 @@ export class ExpiredError extends Error {}
 /** A write the API refuses: 404 NotFound, 409 AlreadyExists or Conflict (stale
  *  resourceVersion), 403 Forbidden (a namespace that may not be deleted). */
 export class ConflictError extends Error {
-  constructor(message: string, readonly code: 403 | 404 | 409, readonly reason: string = code === 404 ? 'NotFound' : code === 403 ? 'Forbidden' : 'AlreadyExists') {
+  constructor(
+    message: string,
+    readonly code: 403 | 404 | 409,
+    readonly reason: string = code === 404 ? 'NotFound' : code === 403 ? 'Forbidden' : 'AlreadyExists',
+  ) {
     super(message);
   }
 }
@@ -117,7 +121,9 @@ export class ObjectStore {
     const old = table.objects.get(key);
     if (!old) throw new ConflictError(`${type.plural} "${key}" not found`, 404);
     if (type === NAMESPACE_TYPE) {
-      if (UNDELETABLE_NAMESPACES.has(name)) throw new ConflictError(`namespaces "${name}" is forbidden: this namespace may not be deleted`, 403);
+      if (UNDELETABLE_NAMESPACES.has(name)) {
+        throw new ConflictError(`namespaces "${name}" is forbidden: this namespace may not be deleted`, 403);
+      }
       for (const t of RESOURCE_TYPES) {
         if (!t.namespaced) continue;
         for (const o of this.list(t).filter((x) => x.namespace === name)) this.delete(t.kind, name, o.name);
@@ -218,7 +224,9 @@ export class ObjectStore {
     if (mode === 'create' && old) throw new ConflictError(`${type.plural} "${key}" already exists`, 409);
     if (mode === 'update' && !old) throw new ConflictError(`${type.plural} "${key}" not found`, 404);
     if (opts.expectResourceVersion !== undefined && old && opts.expectResourceVersion !== String(old.rv)) {
-      throw new ConflictError(`Operation cannot be fulfilled on ${type.plural} "${name}": the object has been modified; please apply your changes to the latest version and try again`, 409, 'Conflict');
+      const message = `Operation cannot be fulfilled on ${type.plural} "${name}": the object has been modified; `
+        + 'please apply your changes to the latest version and try again';
+      throw new ConflictError(message, 409, 'Conflict');
     }
     if (namespace !== undefined && !this.get(NAMESPACE_TYPE, undefined, namespace)) this.create(namespaceObject(namespace));
     const oldMeta = (old?.object.metadata ?? {}) as Record<string, unknown>;
@@ -265,7 +273,9 @@ export class ObjectStore {
 
 /** A Namespace as kube-apiserver stores a new one. */
 export function namespaceObject(name: string): Record<string, unknown> {
-  return { apiVersion: 'v1', kind: 'Namespace', metadata: { name }, spec: { finalizers: ['kubernetes'] }, status: { phase: 'Active' } };
+  return {
+    apiVersion: 'v1', kind: 'Namespace', metadata: { name }, spec: { finalizers: ['kubernetes'] }, status: { phase: 'Active' },
+  };
 }
 
 function withResourceVersion(obj: Readonly<Record<string, unknown>>, rv: number): Record<string, unknown> {

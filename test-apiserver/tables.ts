@@ -18,7 +18,12 @@ interface Column {
 
 const list = (v: unknown): Obj[] => (Array.isArray(v) ? v : []);
 const joinOr = (items: readonly string[], none: string): string => (items.length ? items.join(',') : none);
-const age: Column = { name: 'Age', type: 'string', description: 'Time since creation', cell: (o, now) => humanAge(o.metadata?.creationTimestamp, now) };
+
+function col(name: string, description: string, cell: Column['cell'], more: Partial<Column> = {}): Column {
+  return { name, type: 'string', description, cell, ...more };
+}
+
+const age = col('Age', 'Time since creation', (o, now) => humanAge(o.metadata?.creationTimestamp, now));
 
 /** kubectl's short human durations (k8s.io/apimachinery duration.HumanDuration). */
 export function humanDuration(ms: number): string {
@@ -58,7 +63,8 @@ function serviceExternalIP(o: Obj): string {
 }
 
 function servicePorts(o: Obj): string {
-  return joinOr(list(o.spec?.ports).map((p) => `${p.port}${p.nodePort ? `:${p.nodePort}` : ''}/${p.protocol ?? 'TCP'}`), '<none>');
+  const port = (p: Obj) => `${p.port}${p.nodePort ? `:${p.nodePort}` : ''}/${p.protocol ?? 'TCP'}`;
+  return joinOr(list(o.spec?.ports).map(port), '<none>');
 }
 
 function selector(labels: unknown): string {
@@ -69,7 +75,8 @@ function selector(labels: unknown): string {
 function sliceEndpoints(o: Obj): string {
   const addresses = list(o.endpoints).flatMap((e) => list(e.addresses) as unknown as string[]);
   if (addresses.length === 0) return '<unset>';
-  return addresses.length > 3 ? `${addresses.slice(0, 3).join(',')} + ${addresses.length - 3} more...` : addresses.join(',');
+  if (addresses.length <= 3) return addresses.join(',');
+  return `${addresses.slice(0, 3).join(',')} + ${addresses.length - 3} more...`;
 }
 
 function nodeStatus(o: Obj): string {
@@ -79,8 +86,9 @@ function nodeStatus(o: Obj): string {
 }
 
 function nodeRoles(o: Obj): string {
-  const roles = Object.keys(o.metadata?.labels ?? {}).filter((k) => k.startsWith('node-role.kubernetes.io/')).map((k) => k.slice(24));
-  return joinOr(roles.sort(), '<none>');
+  const prefix = 'node-role.kubernetes.io/';
+  const roles = Object.keys(o.metadata?.labels ?? {}).filter((k) => k.startsWith(prefix));
+  return joinOr(roles.map((k) => k.slice(prefix.length)).sort(), '<none>');
 }
 
 function podReady(o: Obj): string {
@@ -88,40 +96,40 @@ function podReady(o: Obj): string {
   return `${statuses.filter((c) => c.ready).length}/${list(o.spec?.containers).length}`;
 }
 
+const restarts = (o: Obj): number =>
+  list(o.status?.containerStatuses).reduce((n, c) => n + (c.restartCount ?? 0), 0);
+
 const COLUMNS: Record<string, readonly Column[]> = {
   Service: [
-    { name: 'Type', type: 'string', description: 'The type of the service', cell: (o) => o.spec?.type ?? 'ClusterIP' },
+    col('Type', 'The type of the service', (o) => o.spec?.type ?? 'ClusterIP'),
     // kube-apiserver fills clusterIP from clusterIPs[0]; this server stores objects as given.
-    { name: 'Cluster-IP', type: 'string', description: 'The cluster IP of the service', cell: (o) => o.spec?.clusterIP || o.spec?.clusterIPs?.[0] || '<none>' },
-    { name: 'External-IP', type: 'string', description: 'The external IPs of the service', cell: serviceExternalIP },
-    { name: 'Port(s)', type: 'string', description: 'The ports of the service', cell: servicePorts },
+    col('Cluster-IP', 'The cluster IP of the service', (o) => o.spec?.clusterIP || o.spec?.clusterIPs?.[0] || '<none>'),
+    col('External-IP', 'The external IPs of the service', serviceExternalIP),
+    col('Port(s)', 'The ports of the service', servicePorts),
     age,
-    { name: 'Selector', type: 'string', description: 'The pods the service selects', priority: 1, cell: (o) => selector(o.spec?.selector) },
+    col('Selector', 'The pods the service selects', (o) => selector(o.spec?.selector), { priority: 1 }),
   ],
   EndpointSlice: [
-    { name: 'AddressType', type: 'string', description: 'The type of the addresses', cell: (o) => o.addressType ?? '' },
-    { name: 'Ports', type: 'string', description: 'The ports of the slice', cell: (o) => joinOr(list(o.ports).map((p) => String(p.port ?? '')), '<unset>') },
-    { name: 'Endpoints', type: 'string', description: 'The endpoint addresses (the first three)', cell: sliceEndpoints },
+    col('AddressType', 'The type of the addresses', (o) => o.addressType ?? ''),
+    col('Ports', 'The ports of the slice', (o) => joinOr(list(o.ports).map((p) => String(p.port ?? '')), '<unset>')),
+    col('Endpoints', 'The endpoint addresses (the first three)', sliceEndpoints),
     age,
   ],
   Node: [
-    { name: 'Status', type: 'string', description: 'The Ready condition', cell: nodeStatus },
-    { name: 'Roles', type: 'string', description: 'The node-role labels', cell: nodeRoles },
+    col('Status', 'The Ready condition', nodeStatus),
+    col('Roles', 'The node-role labels', nodeRoles),
     age,
-    { name: 'Version', type: 'string', description: 'The kubelet version', cell: (o) => o.status?.nodeInfo?.kubeletVersion ?? '' },
+    col('Version', 'The kubelet version', (o) => o.status?.nodeInfo?.kubeletVersion ?? ''),
   ],
   Pod: [
-    { name: 'Ready', type: 'string', description: 'Ready containers / containers', cell: podReady },
-    { name: 'Status', type: 'string', description: 'The pod phase', cell: (o) => o.status?.reason ?? o.status?.phase ?? 'Unknown' },
-    { name: 'Restarts', type: 'integer', description: 'Container restarts', cell: (o) => list(o.status?.containerStatuses).reduce((n, c) => n + (c.restartCount ?? 0), 0) },
+    col('Ready', 'Ready containers / containers', podReady),
+    col('Status', 'The pod phase', (o) => o.status?.reason ?? o.status?.phase ?? 'Unknown'),
+    col('Restarts', 'Container restarts', restarts, { type: 'integer' }),
     age,
-    { name: 'IP', type: 'string', description: 'The pod IP', priority: 1, cell: (o) => o.status?.podIP ?? '<none>' },
-    { name: 'Node', type: 'string', description: 'The node the pod runs on', priority: 1, cell: (o) => o.spec?.nodeName ?? '<none>' },
+    col('IP', 'The pod IP', (o) => o.status?.podIP ?? '<none>', { priority: 1 }),
+    col('Node', 'The node the pod runs on', (o) => o.spec?.nodeName ?? '<none>', { priority: 1 }),
   ],
-  Namespace: [
-    { name: 'Status', type: 'string', description: 'The namespace phase', cell: (o) => o.status?.phase ?? '' },
-    age,
-  ],
+  Namespace: [col('Status', 'The namespace phase', (o) => o.status?.phase ?? ''), age],
 };
 
 export const TABLE_VERSIONS = ['v1', 'v1beta1'] as const;
@@ -132,13 +140,16 @@ export interface TableRequest {
   readonly includeObject: 'None' | 'Metadata' | 'Object';
 }
 
+const INCLUDE_OBJECT = ['None', 'Metadata', 'Object'] as const;
+
 export function tableRequest(accept: string | undefined, includeObject: string | undefined): TableRequest | undefined {
   const version = preferredVersion(accept, 'meta.k8s.io', 'Table', TABLE_VERSIONS);
   if (!version) return undefined;
-  if (includeObject !== undefined && includeObject !== 'None' && includeObject !== 'Metadata' && includeObject !== 'Object') {
-    throw new TypeError(`includeObject ${JSON.stringify(includeObject)}: not one of None, Metadata, Object`);
+  const include = INCLUDE_OBJECT.find((x) => x === (includeObject ?? 'Metadata'));
+  if (!include) {
+    throw new TypeError(`includeObject ${JSON.stringify(includeObject)}: not one of ${INCLUDE_OBJECT.join(', ')}`);
   }
-  return { version, includeObject: (includeObject as TableRequest['includeObject']) ?? 'Metadata' };
+  return { version, includeObject: include };
 }
 
 /** A Table of `objects`; `columns: false` leaves the column definitions out (watch events after
@@ -146,17 +157,22 @@ export function tableRequest(accept: string | undefined, includeObject: string |
 export function table(
   type: ResourceType, req: TableRequest, objects: readonly Obj[], metadata: Obj, now: number, columns = true,
 ): Record<string, unknown> {
-  const cols: readonly Column[] = [{ name: 'Name', type: 'string', description: 'The object\'s name', cell: (o) => o.metadata?.name ?? '' }, ...COLUMNS[type.kind]];
+  const cols = [col('Name', "The object's name", (o) => o.metadata?.name ?? ''), ...COLUMNS[type.kind]];
+  const definitions = cols.map((c) => ({
+    name: c.name, type: c.type, format: c.name === 'Name' ? 'name' : '',
+    description: c.description, priority: c.priority ?? 0,
+  }));
+  const apiVersion = `meta.k8s.io/${req.version}`;
+  const partial = (o: Obj) => ({ kind: 'PartialObjectMetadata', apiVersion, metadata: o.metadata });
+  const rowObject = (o: Obj) => (req.includeObject === 'Object' ? o : partial(o));
   return {
     kind: 'Table',
-    apiVersion: `meta.k8s.io/${req.version}`,
+    apiVersion,
     metadata,
-    ...(columns ? { columnDefinitions: cols.map((c) => ({ name: c.name, type: c.type, format: c.name === 'Name' ? 'name' : '', description: c.description, priority: c.priority ?? 0 })) } : {}),
+    ...(columns ? { columnDefinitions: definitions } : {}),
     rows: objects.map((o) => ({
       cells: cols.map((c) => c.cell(o, now)),
-      ...(req.includeObject === 'None' ? {} : {
-        object: req.includeObject === 'Object' ? o : { kind: 'PartialObjectMetadata', apiVersion: `meta.k8s.io/${req.version}`, metadata: o.metadata },
-      }),
+      ...(req.includeObject === 'None' ? {} : { object: rowObject(o) }),
     })),
   };
 }

@@ -22,7 +22,8 @@ function checkName(kind: string, name: unknown, errors: FieldError[]): void {
     ? [kind === 'Service' ? DNS1035_LABEL : DNS1123_LABEL, 63, kind === 'Service' ? 'RFC 1035 label' : 'RFC 1123 label']
     : [DNS1123_SUBDOMAIN, 253, 'RFC 1123 subdomain'] as const;
   if (typeof name !== 'string' || name.length > max || !re.test(name)) {
-    errors.push({ field: 'metadata.name', value: name, message: `a lowercase ${what} must consist of lower case alphanumeric characters or '-' (at most ${max})` });
+    const message = `a lowercase ${what} must consist of lower case alphanumeric characters or '-' (at most ${max})`;
+    errors.push({ field: 'metadata.name', value: name, message });
   }
 }
 
@@ -45,8 +46,9 @@ function validateService(obj: Obj, errors: FieldError[]): void {
     const p = asObj(raw);
     checkPort(`spec.ports[${i}].port`, p.port, errors);
     checkProtocol(`spec.ports[${i}].protocol`, p.protocol, errors);
-    if (ports.length > 1 && (p.name === undefined || p.name === '')) errors.push({ field: `spec.ports[${i}].name`, value: p.name ?? '', message: 'Required value' });
-    if (p.name !== undefined && names.has(p.name)) errors.push({ field: `spec.ports[${i}].name`, value: p.name, message: 'Duplicate value' });
+    const field = `spec.ports[${i}].name`;
+    if (ports.length > 1 && (p.name === undefined || p.name === '')) errors.push({ field, value: p.name ?? '', message: 'Required value' });
+    if (p.name !== undefined && names.has(p.name)) errors.push({ field, value: p.name, message: 'Duplicate value' });
     names.add(p.name);
   });
 }
@@ -56,8 +58,10 @@ function validateEndpointSlice(obj: Obj, errors: FieldError[]): void {
     errors.push({ field: 'addressType', value: obj.addressType, message: 'supported values: "FQDN", "IPv4", "IPv6"' });
   }
   asList(obj.endpoints).forEach((raw, i) => {
-    const addresses = asList(asObj(raw).addresses);
-    if (addresses.length === 0) errors.push({ field: `endpoints[${i}].addresses`, value: asObj(raw).addresses ?? null, message: 'must contain at least 1 address' });
+    const addresses = asObj(raw).addresses;
+    if (asList(addresses).length === 0) {
+      errors.push({ field: `endpoints[${i}].addresses`, value: addresses ?? null, message: 'must contain at least 1 address' });
+    }
   });
   asList(obj.ports).forEach((raw, i) => {
     const p = asObj(raw);

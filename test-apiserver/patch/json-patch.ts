@@ -14,8 +14,8 @@ export function jsonPatch(target: Json, patch: unknown): Json {
     try {
       doc = applyOp(doc, op);
     } catch (err) {
-      if (err instanceof PatchError) throw new PatchError(`JSON patch operation ${i} (${op.op} ${op.path}): ${err.message}`, err.code);
-      throw err;
+      if (!(err instanceof PatchError)) throw err;
+      throw new PatchError(`JSON patch operation ${i} (${op.op} ${op.path}): ${err.message}`, err.code);
     }
   });
   return doc;
@@ -23,7 +23,9 @@ export function jsonPatch(target: Json, patch: unknown): Json {
 
 function checkOp(raw: unknown, i: number): Op {
   if (!isObject(raw)) throw new PatchError(`JSON patch operation ${i} is not an object`, 400);
-  if (typeof raw.op !== 'string' || !OPS.has(raw.op)) throw new PatchError(`JSON patch operation ${i}: op ${JSON.stringify(raw.op)} is not one of ${[...OPS].join(', ')}`, 400);
+  if (typeof raw.op !== 'string' || !OPS.has(raw.op)) {
+    throw new PatchError(`JSON patch operation ${i}: op ${JSON.stringify(raw.op)} is not one of ${[...OPS].join(', ')}`, 400);
+  }
   if (typeof raw.path !== 'string') throw new PatchError(`JSON patch operation ${i}: path is missing`, 400);
   if ((raw.op === 'add' || raw.op === 'replace' || raw.op === 'test') && !('value' in raw)) {
     throw new PatchError(`JSON patch operation ${i} (${raw.op}): value is missing`, 400);
@@ -94,7 +96,8 @@ function applyOp(doc: Json, op: Op): Json {
       return add(remove(doc, from), path, value);
     }
     case 'test': {
-      if (!isDeepStrictEqual(get(doc, path), op.value)) throw new PatchError(`the value is ${JSON.stringify(get(doc, path))}, not ${JSON.stringify(op.value)}`, 422);
+      const found = get(doc, path);
+      if (!isDeepStrictEqual(found, op.value)) throw new PatchError(`the value is ${JSON.stringify(found)}, not ${JSON.stringify(op.value)}`, 422);
       return doc;
     }
   }

@@ -23,10 +23,14 @@ export type PatchType = (typeof PATCH_TYPES)[number];
 export function patchTypeOf(contentType: string | undefined): PatchType {
   const type = (contentType ?? '').split(';')[0].trim().toLowerCase();
   if (type === 'application/apply-patch+yaml') {
-    throw new UnsupportedPatchType('server-side apply (application/apply-patch+yaml) is not implemented by the test API server; use client-side kubectl apply');
+    throw new UnsupportedPatchType(
+      'server-side apply (application/apply-patch+yaml) is not implemented by the test API server; use client-side kubectl apply',
+    );
   }
   const known = PATCH_TYPES.find((t) => t === type);
-  if (!known) throw new UnsupportedPatchType(`the body of a PATCH must be one of ${PATCH_TYPES.join(', ')}; got ${JSON.stringify(contentType ?? '')}`);
+  if (!known) {
+    throw new UnsupportedPatchType(`the body of a PATCH must be one of ${PATCH_TYPES.join(', ')}; got ${JSON.stringify(contentType ?? '')}`);
+  }
   return known;
 }
 

@@ -80,8 +80,9 @@ function mergeList(original: Json[], patch: Json[], path: string, strategies: St
   }
   const out = structuredClone(original);
   for (const element of patch) {
-    if (!isObject(element)) throw new PatchError(`${path}: ${JSON.stringify(element)} is not an object (the list merges by ${key})`, 422);
-    if (!(key in element)) throw new PatchError(`${path}: ${JSON.stringify(element)} does not contain the merge key ${key}`, 422);
+    const shown = JSON.stringify(element);
+    if (!isObject(element)) throw new PatchError(`${path}: ${shown} is not an object (the list merges by ${key})`, 422);
+    if (!(key in element)) throw new PatchError(`${path}: ${shown} does not contain the merge key ${key}`, 422);
     const i = out.findIndex((x) => isObject(x) && x[key] === element[key]);
     if (element.$patch === 'delete') {
       if (i >= 0) out.splice(i, 1);
