@@ -37,6 +37,17 @@ export function parseFieldValidation(v: string | undefined): FieldValidation {
   throw new TypeError(`fieldValidation ${JSON.stringify(v)}: not one of Ignore, Warn, Strict`);
 }
 
+/** What `mode` makes of the unknown fields of an object being written: Strict throws (a 400 with
+ *  kube-apiserver's wording), Warn returns the `Warning` header values, Ignore nothing. */
+export function checkFields(kind: string, version: string, obj: Record<string, unknown>, mode: FieldValidation): string[] {
+  if (mode === 'Ignore') return [];
+  const unknown = unknownFields(kind, obj).map((f) => `unknown field ${JSON.stringify(f)}`);
+  if (unknown.length && mode === 'Strict') {
+    throw new TypeError(`${kind} in version "${version}" cannot be handled as a ${kind}: strict decoding error: ${unknown.join(', ')}`);
+  }
+  return unknown.map((w) => `299 - ${JSON.stringify(w)}`);
+}
+
 /** The unknown fields of `obj`, as paths (`spec.ports[0].prot`). */
 export function unknownFields(kind: string, obj: Record<string, unknown>): string[] {
   const known: Record<string, readonly string[]> = { ...KNOWN[kind], metadata: OBJECT_META };

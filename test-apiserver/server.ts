@@ -9,7 +9,7 @@ import { writeFile } from 'node:fs/promises';
 import yaml from 'js-yaml';
 import { Logger, logger as makeLogger } from '../common/log.js';
 import { discover } from './discovery.js';
-import { parseFieldValidation, unknownFields } from './field-validation.js';
+import { checkFields, parseFieldValidation } from './field-validation.js';
 import { openapiV2, openapiV3 } from './openapi.js';
 import { decodeProtobufBody } from './protobuf-body.js';
 import { PatchError, type Json } from './patch/errors.js';
@@ -18,7 +18,7 @@ import { parseResourcePath, type ResourcePath, type ResourceType } from './resou
 import { ConflictError, ExpiredError, ObjectStore, type ChangeEvent, type StoredObject } from './store.js';
 import { fieldSelector, labelSelector } from './selectors.js';
 import { table, tableRequest, type TableRequest } from './tables.js';
-import { validate, type FieldError } from './validate.js';
+import { InvalidError, fieldMessage, validate } from './validate.js';
 
 export interface TestApiServerOptions {
   /** 0 (default) picks a free port. */
@@ -64,7 +64,8 @@ interface Watcher {
 const JSON_TYPE = 'application/json';
 const VERSION = {
   major: '1', minor: '32', gitVersion: 'v1.32.0-kube-dataplane-test', gitCommit: '', gitTreeState: 'clean',
-  buildDate: '2026-12-03T00:00:00Z', goVersion: '', compiler: 'node', platform: `${process.platform}/${process.arch === 'x64' ? 'amd64' : process.arch}`,
+  buildDate: '2026-12-03T00:00:00Z', goVersion: '', compiler: 'node',
+  platform: `${process.platform}/${process.arch === 'x64' ? 'amd64' : process.arch}`,
 };
 
 export class TestApiServer {
@@ -216,7 +217,9 @@ export class TestApiServer {
       : method === 'PUT' && target.name ? 'update'
       : method === 'PATCH' && target.name ? 'patch'
       : method === 'DELETE' && target.name ? 'delete' : 'other';
-    const record = { method, path: url.pathname, accept: req.headers.accept, verb, resource: target?.type.plural, query, status: 0 };
+    const record = {
+      method, path: url.pathname, accept: req.headers.accept, verb, resource: target?.type.plural, query, status: 0,
+    };
     this.requests.push(record);
     res.on('finish', () => (record.status = res.statusCode));
     this.log.debug('request', { method, path: url.pathname, query: url.search });
@@ -231,7 +234,8 @@ export class TestApiServer {
       res.writeHead(200, { 'Content-Type': 'text/plain' }).end('ok');
       return;
     }
-    const discovery = method === 'GET' ? discover(url.pathname, this.opts.discovery === 'legacy' ? undefined : req.headers.accept, `${this.host}:${this.port}`) : undefined;
+    const discoveryAccept = this.opts.discovery === 'legacy' ? undefined : req.headers.accept;
+    const discovery = method === 'GET' ? discover(url.pathname, discoveryAccept, `${this.host}:${this.port}`) : undefined;
     if (discovery) {
       res.writeHead(200, { 'Content-Type': discovery.contentType, Vary: 'Accept' }).end(JSON.stringify(discovery.body));
       return;
@@ -268,11 +272,15 @@ export class TestApiServer {
   private get(res: http.ServerResponse, target: ResourcePath, asTable: TableRequest | undefined): void {
     const obj = this.store.get(target.type, target.namespace, target.name!);
     if (!obj) return sendStatus(res, 404, 'NotFound', `${target.type.plural} "${target.name}" not found`);
-    if (asTable) return sendJson(res, 200, table(target.type, asTable, [obj.object], { resourceVersion: String(obj.rv) }, Date.now()));
+    if (asTable) {
+      return sendJson(res, 200, table(target.type, asTable, [obj.object], { resourceVersion: String(obj.rv) }, Date.now()));
+    }
     res.writeHead(200, { 'Content-Type': JSON_TYPE }).end(obj.json);
   }
 
-  private list(res: http.ServerResponse, target: ResourcePath, query: Record<string, string>, asTable: TableRequest | undefined): void {
+  private list(
+    res: http.ServerResponse, target: ResourcePath, query: Record<string, string>, asTable: TableRequest | undefined,
+  ): void {
     const { type } = target;
     const limit = query.limit ? Number(query.limit) : 0;
     if (!Number.isInteger(limit) || limit < 0) return sendStatus(res, 400, 'BadRequest', `limit ${JSON.stringify(query.limit)} is not a non-negative integer`);
@@ -309,7 +317,8 @@ export class TestApiServer {
   }
 
   private watch(
-    req: http.IncomingMessage, res: http.ServerResponse, target: ResourcePath, query: Record<string, string>, asTable: TableRequest | undefined,
+    req: http.IncomingMessage, res: http.ServerResponse, target: ResourcePath, query: Record<string, string>,
+    asTable: TableRequest | undefined,
   ): void {
     const { type } = target;
     const fromRaw = query.resourceVersion ?? '';
@@ -392,49 +401,62 @@ export class TestApiServer {
       const obj = this.store.delete(target.type.kind, target.namespace, target.name!);
       return sendJson(res, 200, obj);
     }
-    const chunks: Buffer[] = [];
-    req.on('data', (c: Buffer) => chunks.push(c));
-    req.on('end', () => {
-      try {
-        const raw = Buffer.concat(chunks);
-        const text = raw.toString('utf8');
-        const { type } = target;
-        let body: Record<string, unknown>;
-        if (verb === 'patch') {
-          const patchType = patchTypeOf(req.headers['content-type']);
-          const stored = this.store.get(type, target.namespace, target.name!);
-          if (!stored) return sendStatus(res, 404, 'NotFound', `${type.plural} "${target.name}" not found`);
-          const patched = applyPatch(patchType, type.kind, stored.object as Json, text);
-          if (!isRecord(patched)) throw new PatchError('the patched object is not a JSON object', 400);
-          body = patched;
-        } else {
-          body = decodeBody(req.headers['content-type'], raw);
-        }
-        const meta = isRecord(body.metadata) ? body.metadata : {};
-        if (target.name !== undefined && meta.name !== target.name) throw new TypeError(`metadata.name ${JSON.stringify(meta.name)} does not match the URL (${target.name})`);
-        if (target.namespace !== undefined && meta.namespace !== undefined && meta.namespace !== target.namespace) {
-          throw new TypeError(`metadata.namespace ${JSON.stringify(meta.namespace)} does not match the URL (${target.namespace})`);
-        }
-        const input = { ...body, kind: type.kind, metadata: { ...meta, ...(target.namespace ? { namespace: target.namespace } : {}) } };
-        const invalid = validate(type.kind, input);
-        if (invalid.length) return sendInvalid(res, type, String(meta.name), invalid);
-        const fieldValidation = parseFieldValidation(query.fieldValidation);
-        const unknown = fieldValidation === 'Ignore' ? [] : unknownFields(type.kind, input);
-        if (unknown.length && fieldValidation === 'Strict') {
-          const list = unknown.map((f) => `unknown field ${JSON.stringify(f)}`).join(', ');
-          return sendStatus(res, 400, 'BadRequest', `${type.kind} in version "${type.version}" cannot be handled as a ${type.kind}: strict decoding error: ${list}`);
-        }
-        if (unknown.length) res.setHeader('Warning', unknown.map((f) => `299 - ${JSON.stringify(`unknown field ${JSON.stringify(f)}`)}`));
-        // A client that names a resourceVersion (a PUT of what it read, a patch that sets it)
-        // writes only over that version: optimistic concurrency, 409 Conflict otherwise.
-        const expect = typeof meta.resourceVersion === 'string' && meta.resourceVersion !== '' ? meta.resourceVersion : undefined;
-        const obj = verb === 'create' ? this.store.create(input) : this.store.update(input, { expectResourceVersion: expect });
-        sendJson(res, verb === 'create' ? 201 : 200, obj);
-      } catch (err) {
-        sendError(res, err instanceof SyntaxError ? new TypeError(`the body is not JSON: ${err.message}`) : err);
-      }
+    const { type } = target;
+    readBody(req).then((raw) => {
+      const input = this.writtenObject(target, verb, req.headers['content-type'], raw);
+      // As kube-apiserver: strict decoding first (400), then validation (422).
+      const warnings = checkFields(type.kind, type.version, input, parseFieldValidation(query.fieldValidation));
+      const meta = input.metadata as Record<string, unknown>;
+      const invalid = validate(type.kind, input);
+      if (invalid.length) throw new InvalidError(type.kind, type.group, String(meta.name), invalid);
+      if (warnings.length) res.setHeader('Warning', warnings);
+      // A client that names a resourceVersion (a PUT of what it read, a patch that sets it)
+      // writes only over that version: optimistic concurrency, 409 Conflict otherwise.
+      const rv = meta.resourceVersion;
+      const expectResourceVersion = typeof rv === 'string' && rv !== '' ? rv : undefined;
+      const obj = verb === 'create' ? this.store.create(input) : this.store.update(input, { expectResourceVersion });
+      sendJson(res, verb === 'create' ? 201 : 200, obj);
+    }).catch((err: unknown) => {
+      sendError(res, err instanceof SyntaxError ? new TypeError(`the body is not JSON: ${err.message}`) : err);
     });
   }
+
+  /** The object a POST or PUT carries, or the stored object with a PATCH applied; its name and
+   *  namespace must be the URL's. */
+  private writtenObject(
+    target: ResourcePath, verb: 'create' | 'update' | 'patch', contentType: string | undefined, raw: Buffer,
+  ): Record<string, unknown> {
+    const { type } = target;
+    let body: Record<string, unknown>;
+    if (verb === 'patch') {
+      const patchType = patchTypeOf(contentType);
+      const stored = this.store.get(type, target.namespace, target.name!);
+      if (!stored) throw new ConflictError(`${type.plural} "${target.name}" not found`, 404);
+      const patched = applyPatch(patchType, type.kind, stored.object as Json, raw.toString('utf8'));
+      if (!isRecord(patched)) throw new PatchError('the patched object is not a JSON object', 400);
+      body = patched;
+    } else {
+      body = decodeBody(contentType, raw);
+    }
+    const meta = isRecord(body.metadata) ? body.metadata : {};
+    if (target.name !== undefined && meta.name !== target.name) {
+      throw new TypeError(`metadata.name ${JSON.stringify(meta.name)} does not match the URL (${target.name})`);
+    }
+    if (target.namespace !== undefined && meta.namespace !== undefined && meta.namespace !== target.namespace) {
+      throw new TypeError(`metadata.namespace ${JSON.stringify(meta.namespace)} does not match the URL (${target.namespace})`);
+    }
+    const namespace = target.namespace ? { namespace: target.namespace } : {};
+    return { ...body, kind: type.kind, metadata: { ...meta, ...namespace } };
+  }
+}
+
+function readBody(req: http.IncomingMessage): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    req.on('data', (c: Buffer) => chunks.push(c));
+    req.on('end', () => resolve(Buffer.concat(chunks)));
+    req.on('error', reject);
+  });
 }
 
 /** Starts a test API server; `stop()` closes it and every connection. */
@@ -458,7 +480,8 @@ function seenAs(match: (o: StoredObject) => boolean, event: ChangeEvent): Change
 function matcher(target: ResourcePath, query: Record<string, string>): (o: StoredObject) => boolean {
   const labels = labelSelector(query.labelSelector);
   const fields = fieldSelector(query.fieldSelector);
-  return (o) => (target.namespace === undefined || o.namespace === target.namespace) && fields(o.object) && labels(o.object);
+  const inNamespace = (o: StoredObject) => target.namespace === undefined || o.namespace === target.namespace;
+  return (o) => inNamespace(o) && fields(o.object) && labels(o.object);
 }
 
 /** A POST or PUT body: YAML, the protobuf of a Namespace (protobuf-body.ts says why), else JSON
@@ -482,19 +505,17 @@ function sendError(res: http.ServerResponse, err: unknown): void {
   if (err instanceof ExpiredError) return sendStatus(res, 410, 'Expired', message);
   if (err instanceof ConflictError) return sendStatus(res, err.code, err.reason, message);
   if (err instanceof UnsupportedPatchType) return sendStatus(res, 415, 'UnsupportedMediaType', message);
+  if (err instanceof InvalidError) return sendInvalid(res, err);
   if (err instanceof PatchError) return sendStatus(res, err.code, err.code === 400 ? 'BadRequest' : 'Invalid', message);
   if (err instanceof TypeError || err instanceof SyntaxError) return sendStatus(res, 400, 'BadRequest', message);
   sendStatus(res, 500, 'InternalError', message);
 }
 
 /** 422 Invalid with one cause per field, as kube-apiserver reports failed validation. */
-function sendInvalid(res: http.ServerResponse, type: ResourceType, name: string, errors: readonly FieldError[]): void {
-  const text = (e: FieldError) => `${e.field}: Invalid value: ${JSON.stringify(e.value)}: ${e.message}`;
-  const status = statusObject(422, 'Invalid', `${type.kind} "${name}" is invalid: ${errors.map(text).join(', ')}`);
-  status.details = {
-    name, group: type.group, kind: type.kind,
-    causes: errors.map((e) => ({ reason: 'FieldValueInvalid', message: `Invalid value: ${JSON.stringify(e.value)}: ${e.message}`, field: e.field })),
-  };
+function sendInvalid(res: http.ServerResponse, err: InvalidError): void {
+  const status = statusObject(422, 'Invalid', err.message);
+  const causes = err.errors.map((e) => ({ reason: 'FieldValueInvalid', message: fieldMessage(e), field: e.field }));
+  status.details = { name: err.objectName, group: err.group, kind: err.kind, causes };
   sendJson(res, 422, status);
 }
 

@@ -8,6 +8,18 @@ export interface FieldError {
   readonly message: string;
 }
 
+/** An object that failed validation: HTTP 422 Invalid, one cause per field. */
+export class InvalidError extends Error {
+  constructor(readonly kind: string, readonly group: string, readonly objectName: string, readonly errors: readonly FieldError[]) {
+    super(`${kind} "${objectName}" is invalid: ${errors.map((e) => `${e.field}: ${fieldMessage(e)}`).join(', ')}`);
+  }
+}
+
+/** `Invalid value: 70000: must be between 1 and 65535, inclusive`, as kube-apiserver words it. */
+export function fieldMessage(e: FieldError): string {
+  return `Invalid value: ${JSON.stringify(e.value)}: ${e.message}`;
+}
+
 const DNS1123_LABEL = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
 const DNS1035_LABEL = /^[a-z]([-a-z0-9]*[a-z0-9])?$/;
 const DNS1123_SUBDOMAIN = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
