@@ -21,13 +21,12 @@ let dir: string;
  *  fieldValidation (1.25, server-side by default from 1.27). The assertions differ only there. */
 let minor = 0;
 
-function kubectlIn(server: TestApiServer, kubeconfig: string, args: string[], input?: string): Promise<Result> {
+function kubectlIn(server: TestApiServer, kubeconfig: string, args: string[], env: NodeJS.ProcessEnv = {}): Promise<Result> {
   return new Promise((resolve) => {
-    const child = execFile('kubectl', ['--kubeconfig', kubeconfig, ...args], {
-      env: { ...process.env, KUBECACHEDIR: join(dir, `cache-${server.url.replace(/\W/g, '')}`), KUBECONFIG: '' },
+    execFile('kubectl', ['--kubeconfig', kubeconfig, ...args], {
+      env: { ...process.env, KUBECACHEDIR: join(dir, `cache-${server.url.replace(/\W/g, '')}`), KUBECONFIG: '', ...env },
       timeout: 30_000,
     }, (err, stdout, stderr) => resolve({ code: err ? (typeof err.code === 'number' ? err.code : 1) : 0, stdout, stderr }));
-    if (input !== undefined) child.stdin!.end(input);
   });
 }
 
@@ -235,6 +234,26 @@ describe('kubectl against the test API server', () => {
     expect(failed.stderr).toMatch(minor >= 26 ? /JSON patch operation 0 \(test \/spec\/clusterIP\)/ : /The request is invalid/);
     expect(stored('Service', 'demo', 'web').spec.selector).toEqual({ app: 'v2' });
     expect(server.requests.filter((r) => r.verb === 'patch').map((r) => r.status)).toEqual([200, 200, 200, 409, 422]);
+  });
+
+  it('edit (a strategic merge patch of what the editor changed) and replace (a PUT that names the version it read)', async () => {
+    // The "editor" is sed: kubectl writes the object to a file, runs it, and patches the difference.
+    const edited = await kubectlIn(server, kubeconfig, ['edit', 'endpointslice', 'web-abc', '-n', 'demo'], { KUBE_EDITOR: 'sed -i s/10.244.0.12/10.244.0.13/' });
+    expect(edited).toMatchObject({ code: 0, stdout: 'endpointslice.discovery.k8s.io/web-abc edited\n' });
+    expect(stored('EndpointSlice', 'demo', 'web-abc').endpoints.map((e: any) => e.addresses[0])).toEqual(['10.244.0.11', '10.244.0.13']);
+
+    const current = (await kubectl('get', 'svc', 'web', '-n', 'demo', '-o', 'json')).stdout;
+    const file = join(dir, 'web.json');
+    const read = JSON.parse(current);
+    read.spec.ports[0].port = 8080;
+    writeFileSync(file, JSON.stringify(read));
+    expect(await kubectl('replace', '-f', file)).toMatchObject({ code: 0, stdout: 'service/web replaced\n' });
+    expect(stored('Service', 'demo', 'web').spec.ports[0].port).toBe(8080);
+    // The same file again names a version that is no longer the stored one.
+    const stale = await kubectl('replace', '-f', file);
+    expect(stale.code).not.toBe(0);
+    expect(stale.stderr).toMatch(/the object has been modified; please apply your changes to the latest version/);
+    expect(server.requests.filter((r) => r.verb === 'update').map((r) => r.status)).toEqual([200, 409]);
   });
 
   it('refuses invalid objects (422, the field named), unknown fields (strict), and server-side apply (415)', async () => {
