@@ -34,6 +34,10 @@ deps: node_modules/.package-lock.json
 	    echo "deps: installing" $$missing; \
 	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
 	fi
+	@# kubectl drives the test API server in its tests and the API demo. Any kubectl will do (these
+	@# machines have 1.32); where there is none, Debian's kubernetes-client (1.20) is installed.
+	@command -v kubectl >/dev/null || { echo "deps: no kubectl here; installing Debian's kubernetes-client"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends kubernetes-client >/dev/null; }
 
 node_modules/.package-lock.json: package.json package-lock.json
 	@command -v npm >/dev/null || { echo "deps: no npm here; installing Debian's nodejs and npm to bootstrap"; \

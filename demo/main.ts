@@ -4,6 +4,7 @@
 // touches the root namespace, and everything is deleted at the end.
 import { clientArgs, startExampleNode } from '../netns-tests/harness/example-node.js';
 import type { Namespace } from '../netns-tests/harness/netns.js';
+import { kubectlSteps } from './kubectl-steps.js';
 
 let failures = 0;
 
@@ -31,7 +32,8 @@ async function show(ns: Namespace, cmd: string, args: string[], expect: RegExp, 
 
 async function main(): Promise<number> {
   // `make demo ARGS=--api`: the agent reads a Kubernetes API (the repo's test API server) through
-  // --kubeconfig, as the DaemonSet does, instead of the manifest directory.
+  // --kubeconfig, as the DaemonSet does, instead of the manifest directory; kubectl then changes
+  // that API and the demo shows the node following (kubectl-steps.ts).
   // `make demo ARGS=--userspace` / `ARGS=--nftables`: the proxy half in its other modes (Node
   // listeners on the VIPs; an nftables table of maps) instead of iptables rules.
   const mode = process.argv.includes('--userspace') ? 'userspace' : process.argv.includes('--nftables') ? 'nftables' : 'iptables';
@@ -75,6 +77,8 @@ async function main(): Promise<number> {
       const interesting = rules.stdout.split('\n').filter((l) => /^-A KUBE-(SERVICES|SVC-|SEP-).*(demo\/web|DNAT|KUBE-SVC)/.test(l));
       process.stdout.write(interesting.slice(0, 12).map((l) => `  ${l}`).join('\n') + '\n');
     }
+
+    if (ex.apiURL) await kubectlSteps(ex, { step, show });
 
     step(failures === 0 ? 'everything shown works' : `${failures} step(s) not working yet (see above)`);
     return 0;

@@ -15,7 +15,7 @@ import { TestApiServer } from './server.js';
 const USAGE = `usage: test-apiserver [flags]
   --host HOST                 listen address (default 127.0.0.1)
   --port PORT                 listen port (default 0: any free port)
-  --dir DIR                   serve the Services, EndpointSlices, Nodes and Pods in DIR's YAML files
+  --dir DIR                   serve the Services, EndpointSlices, Nodes, Pods and Namespaces in DIR's YAML files
   --services N                generate N services (each with one EndpointSlice)
   --endpoints-per-service M   endpoints per generated service (default 10)
   --nodes K                   generated nodes (default 10)

@@ -1,6 +1,7 @@
 // Object builders and a generated population (N services × M endpoints), for tests, benchmarks
 // and the standalone server. Addresses come from documentation-only or private ranges and are
 // never contacted: they only fill the catalog.
+import yaml from 'js-yaml';
 export interface ServiceSpec {
   namespace?: string;
   name: string;
@@ -63,6 +64,11 @@ export function node(name: string, podCIDRs: readonly string[], internalIP: stri
     spec: { podCIDR: podCIDRs[0], podCIDRs: [...podCIDRs] },
     status: { addresses: [{ type: 'InternalIP', address: internalIP }, { type: 'Hostname', address: name }] },
   };
+}
+
+/** Objects as one multi-document YAML file, what `kubectl apply -f` reads. */
+export function manifest(objects: readonly Record<string, unknown>[]): string {
+  return objects.map((o) => yaml.dump(o, { flowLevel: 3 })).join('---\n');
 }
 
 /** The i-th service's cluster IP in 10.96.0.0/12 (room for a million). */

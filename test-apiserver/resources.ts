@@ -1,21 +1,46 @@
-// The resource types the test API server serves, and how their URLs and objects are named.
+// The resource types the test API server serves, and how their URLs and objects are named. The
+// discovery fields (singular, short names, verbs, categories) are kube-apiserver's for the same
+// resources, so kubectl's `svc`, `no`, `po`, `ns` and `all` resolve as they do on a cluster.
 export interface ResourceType {
   /** URL plural: `services`. */
   readonly plural: string;
+  readonly singular: string;
   readonly kind: string;
   readonly listKind: string;
+  /** `''` for the core (legacy) group. */
+  readonly group: string;
+  readonly version: string;
   readonly apiVersion: string;
   /** URL prefix of the group version: `/api/v1` or `/apis/discovery.k8s.io/v1`. */
   readonly prefix: string;
   readonly namespaced: boolean;
+  readonly shortNames: readonly string[];
+  readonly categories: readonly string[];
+}
+
+/** What the server does with every kind; no subresources, no deletecollection. */
+export const VERBS = ['create', 'delete', 'get', 'list', 'patch', 'update', 'watch'] as const;
+
+function core(plural: string, kind: string, namespaced: boolean, shortNames: string[], categories: string[] = []): ResourceType {
+  return {
+    plural, singular: kind.toLowerCase(), kind, listKind: `${kind}List`, group: '', version: 'v1', apiVersion: 'v1',
+    prefix: '/api/v1', namespaced, shortNames, categories,
+  };
 }
 
 export const RESOURCE_TYPES: readonly ResourceType[] = [
-  { plural: 'services', kind: 'Service', listKind: 'ServiceList', apiVersion: 'v1', prefix: '/api/v1', namespaced: true },
-  { plural: 'endpointslices', kind: 'EndpointSlice', listKind: 'EndpointSliceList', apiVersion: 'discovery.k8s.io/v1', prefix: '/apis/discovery.k8s.io/v1', namespaced: true },
-  { plural: 'nodes', kind: 'Node', listKind: 'NodeList', apiVersion: 'v1', prefix: '/api/v1', namespaced: false },
-  { plural: 'pods', kind: 'Pod', listKind: 'PodList', apiVersion: 'v1', prefix: '/api/v1', namespaced: true },
+  core('services', 'Service', true, ['svc'], ['all']),
+  {
+    plural: 'endpointslices', singular: 'endpointslice', kind: 'EndpointSlice', listKind: 'EndpointSliceList',
+    group: 'discovery.k8s.io', version: 'v1', apiVersion: 'discovery.k8s.io/v1', prefix: '/apis/discovery.k8s.io/v1',
+    namespaced: true, shortNames: [], categories: [],
+  },
+  core('nodes', 'Node', false, ['no']),
+  core('pods', 'Pod', true, ['po'], ['all']),
+  core('namespaces', 'Namespace', false, ['ns']),
 ];
+
+export const NAMESPACE_TYPE = RESOURCE_TYPES.find((r) => r.kind === 'Namespace')!;
 
 const BY_KIND = new Map(RESOURCE_TYPES.map((r) => [r.kind, r]));
 

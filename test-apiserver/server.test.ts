@@ -86,10 +86,14 @@ describe('test API server', () => {
     return s;
   }
 
+  /** The resourceVersion before the fixtures: the initial namespaces take the first ones. */
+  let start = 0;
+
   beforeEach(async () => {
     vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'setInterval', 'clearInterval', 'Date'] });
     configureLogging({ level: 'error' });
     server = await TestApiServer.start({ bookmarkIntervalMs: 100 });
+    start = server.resourceVersion;
     server.create(service({ name: 'a', clusterIP: '10.96.0.1' }));
     server.create(service({ name: 'b', namespace: 'kube-system', clusterIP: '10.96.0.2' }));
     server.create(service({ name: 'c', clusterIP: '10.96.0.3' }));
@@ -111,7 +115,7 @@ describe('test API server', () => {
     expect(body.metadata.resourceVersion).toBe(String(server.resourceVersion));
     expect(body.items.map((s: any) => `${s.metadata.namespace}/${s.metadata.name}`)).toEqual(['default/a', 'default/c', 'kube-system/b']);
     expect(body.items[0].kind).toBe('Service');
-    expect(body.items[0].metadata.resourceVersion).toBe('1');
+    expect(body.items[0].metadata.resourceVersion).toBe(String(start + 1));
     expect(body.items[0].metadata.uid).toMatch(/^[0-9a-f-]{36}$/);
 
     const slices = await getJson(`${server.url}/apis/discovery.k8s.io/v1/endpointslices`);
@@ -149,7 +153,7 @@ describe('test API server', () => {
     const next = await getJson(`${server.url}/api/v1/services?limit=1&continue=${encodeURIComponent(first.body.metadata.continue)}`);
     expect(next.status).toBe(410);
     expect(next.body).toMatchObject({ kind: 'Status', status: 'Failure', reason: 'Expired', code: 410 });
-    const exact = await getJson(`${server.url}/api/v1/services?resourceVersion=2&resourceVersionMatch=Exact`);
+    const exact = await getJson(`${server.url}/api/v1/services?resourceVersion=${start + 2}&resourceVersionMatch=Exact`);
     expect(exact.status).toBe(410);
     expect(exact.body.reason).toBe('Expired');
   });
@@ -221,12 +225,12 @@ describe('test API server', () => {
   it('answers a watch from a compacted resourceVersion with an in-stream 410 ERROR, then ends it', async () => {
     server.update(service({ name: 'a', clusterIP: '10.96.0.1', port: 82 }));
     server.compact();
-    const s = watch('/api/v1/services?watch=true&resourceVersion=2');
+    const s = watch(`/api/v1/services?watch=true&resourceVersion=${start + 2}`);
     const [e] = await s.waitFor(1);
     expect(s.status).toBe(200);
     expect(e.type).toBe('ERROR');
     expect(e.object).toMatchObject({ kind: 'Status', status: 'Failure', reason: 'Expired', code: 410 });
-    expect(e.object.message).toMatch(/too old resource version: 2 \(\d+\)/);
+    expect(e.object.message).toMatch(new RegExp(`too old resource version: ${start + 2} \\(\\d+\\)`));
     await until('the stream to end', () => s.ended);
     // From the compaction point on, watching works.
     const ok = watch(`/api/v1/services?watch=true&resourceVersion=${server.resourceVersion}`);
@@ -237,11 +241,12 @@ describe('test API server', () => {
   it('compacts its own history beyond historyLimit', async () => {
     const small = await TestApiServer.start({ historyLimit: 2 });
     try {
+      const base = small.resourceVersion;
       for (let i = 0; i < 5; i++) small.create(service({ name: `s${i}`, clusterIP: `10.96.3.${i}` }));
-      const s = new Stream(`${small.url}/api/v1/services?watch=true&resourceVersion=1`);
+      const s = new Stream(`${small.url}/api/v1/services?watch=true&resourceVersion=${base + 1}`);
       streams.push(s);
       expect((await s.waitFor(1))[0].object.code).toBe(410);
-      const s2 = new Stream(`${small.url}/api/v1/services?watch=true&resourceVersion=3`);
+      const s2 = new Stream(`${small.url}/api/v1/services?watch=true&resourceVersion=${base + 3}`);
       streams.push(s2);
       expect((await s2.waitFor(2)).map((e) => e.object.metadata.name)).toEqual(['s3', 's4']);
     } finally {
@@ -329,6 +334,153 @@ describe('test API server', () => {
       await secured.stop();
       rmSync(dir, { recursive: true, force: true });
     }
+  });
+
+  it('serves aggregated discovery when asked for it, and the legacy documents otherwise', async () => {
+    const aggregated = 'application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList,application/json';
+    const res = await fetch(`${server.url}/api`, { headers: { Accept: aggregated } });
+    expect(res.headers.get('content-type')).toBe('application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList');
+    const core = (await res.json()) as any;
+    expect(core.kind).toBe('APIGroupDiscoveryList');
+    const services = core.items[0].versions[0].resources.find((r: any) => r.resource === 'services');
+    expect(services).toMatchObject({ scope: 'Namespaced', singularResource: 'service', shortNames: ['svc'], responseKind: { group: '', version: 'v1', kind: 'Service' } });
+    const beta = await fetch(`${server.url}/apis`, { headers: { Accept: 'application/json;g=apidiscovery.k8s.io;v=v2beta1;as=APIGroupDiscoveryList' } });
+    expect(((await beta.json()) as any).items.map((g: any) => g.metadata.name)).toEqual(['discovery.k8s.io']);
+    expect(beta.headers.get('content-type')).toContain('v=v2beta1');
+
+    expect((await getJson(`${server.url}/api`)).body).toMatchObject({ kind: 'APIVersions', versions: ['v1'] });
+    const groups = (await getJson(`${server.url}/apis`)).body;
+    expect(groups.groups[0]).toMatchObject({ name: 'discovery.k8s.io', preferredVersion: { groupVersion: 'discovery.k8s.io/v1' } });
+    expect((await getJson(`${server.url}/apis/discovery.k8s.io`)).body.kind).toBe('APIGroup');
+    const v1 = (await getJson(`${server.url}/api/v1`)).body;
+    expect(v1.resources.map((r: any) => `${r.name}:${r.namespaced}:${(r.shortNames ?? []).join()}`)).toEqual(['services:true:svc', 'nodes:false:no', 'pods:true:po', 'namespaces:false:ns']);
+    expect(v1.resources[0].verbs).toContain('patch');
+    expect((await getJson(`${server.url}/apis/discovery.k8s.io/v1`)).body.resources[0]).toMatchObject({ name: 'endpointslices', kind: 'EndpointSlice', namespaced: true });
+  });
+
+  it('holds namespaces: the initial ones, one per namespace an object was written to, deleted with what is in them', async () => {
+    const names = async () => (await getJson(`${server.url}/api/v1/namespaces`)).body.items.map((n: any) => n.metadata.name);
+    expect(await names()).toEqual(['default', 'kube-node-lease', 'kube-public', 'kube-system']);
+    const s = watch(`/api/v1/namespaces?watch=true&resourceVersion=${server.resourceVersion}`);
+    const svcs = watch(`/api/v1/services?watch=true&resourceVersion=${server.resourceVersion}`);
+    server.create(service({ name: 'x', namespace: 'team-a', clusterIP: '10.96.0.40' }));
+    expect((await s.waitFor(1))[0]).toMatchObject({ type: 'ADDED', object: { kind: 'Namespace', metadata: { name: 'team-a' }, status: { phase: 'Active' } } });
+    expect((await getJson(`${server.url}/api/v1/namespaces/team-a`)).body.metadata.labels).toEqual({ 'kubernetes.io/metadata.name': 'team-a' });
+    const gone = await getJson(`${server.url}/api/v1/namespaces/team-a`, { method: 'DELETE' });
+    expect(gone.status).toBe(200);
+    expect((await svcs.waitFor(2)).map((e) => `${e.type} ${e.object.metadata.name}`)).toEqual(['ADDED x', 'DELETED x']);
+    expect((await s.waitFor(2))[1].type).toBe('DELETED');
+    const forbidden = await getJson(`${server.url}/api/v1/namespaces/default`, { method: 'DELETE' });
+    expect(forbidden).toMatchObject({ status: 403, body: { reason: 'Forbidden' } });
+  });
+
+  it('patches by content type; a patch bumps the resourceVersion and is seen as MODIFIED, one that changes nothing is no write', async () => {
+    const url = `${server.url}/api/v1/namespaces/default/services/a`;
+    const patch = (type: string, body: unknown) => getJson(url, { method: 'PATCH', headers: { 'Content-Type': type }, body: JSON.stringify(body) });
+    const s = watch(`/api/v1/services?watch=true&resourceVersion=${server.resourceVersion}`);
+    const merged = await patch('application/merge-patch+json', { metadata: { labels: { tier: 'web' } } });
+    expect(merged.status).toBe(200);
+    expect(merged.body.metadata.labels).toEqual({ tier: 'web' });
+    expect(merged.body.metadata.resourceVersion).toBe(String(server.resourceVersion));
+    expect((await s.waitFor(1))[0].type).toBe('MODIFIED');
+    const rv = server.resourceVersion;
+    const same = await patch('application/strategic-merge-patch+json', { metadata: { labels: { tier: 'web' } }, spec: { ports: [{ port: 80, targetPort: 8080 }] } });
+    expect(same.status).toBe(200);
+    expect(server.resourceVersion).toBe(rv);
+    const json = await patch('application/json-patch+json', [{ op: 'replace', path: '/spec/ports/0/port', value: 81 }]);
+    expect(json.body.spec.ports[0].port).toBe(81);
+    await drain();
+    expect(s.events.map((e) => e.type)).toEqual(['MODIFIED', 'MODIFIED']);
+  });
+
+  it('answers bad patches with the API\'s codes: 400, 404, 409, 415, 422', async () => {
+    const patch = (url: string, type: string, body: string) => getJson(`${server.url}${url}`, { method: 'PATCH', headers: { 'Content-Type': type }, body });
+    const a = '/api/v1/namespaces/default/services/a';
+    expect((await patch(a, 'application/merge-patch+json', '{"metadata":')).body).toMatchObject({ code: 400, reason: 'BadRequest' });
+    expect((await patch('/api/v1/namespaces/default/services/nope', 'application/merge-patch+json', '{}')).body).toMatchObject({ code: 404, reason: 'NotFound' });
+    expect((await patch(a, 'application/merge-patch+json', '{"metadata":{"resourceVersion":"1"}}')).body).toMatchObject({ code: 409, reason: 'Conflict' });
+    const ssa = await patch(a, 'application/apply-patch+yaml', 'apiVersion: v1');
+    expect(ssa.body).toMatchObject({ code: 415, reason: 'UnsupportedMediaType' });
+    expect(ssa.body.message).toMatch(/server-side apply/);
+    expect((await patch(a, 'text/plain', '{}')).status).toBe(415);
+    expect((await patch(a, 'application/json-patch+json', '[{"op":"remove","path":"/spec/nope"}]')).body).toMatchObject({ code: 422, reason: 'Invalid' });
+    const invalid = await patch(a, 'application/merge-patch+json', '{"spec":{"ports":[{"port":0}]}}');
+    expect(invalid.body).toMatchObject({ code: 422, reason: 'Invalid', details: { name: 'a', kind: 'Service', causes: [{ field: 'spec.ports[0].port' }] } });
+    expect((await patch(a, 'application/merge-patch+json', '{"metadata":{"name":"b"}}')).status).toBe(400);
+    expect((await getJson(`${server.url}${a}`)).body.spec.ports[0].port).toBe(80);
+  });
+
+  it('checks unknown fields under fieldValidation: Strict refuses, Warn (the default) answers with a Warning', async () => {
+    const url = `${server.url}/api/v1/namespaces/default/services/a`;
+    const send = (q: string) => fetch(`${url}${q}`, { method: 'PATCH', headers: { 'Content-Type': 'application/merge-patch+json' }, body: '{"spec":{"portz":1}}' });
+    const strict = await send('?fieldValidation=Strict');
+    expect(strict.status).toBe(400);
+    expect(((await strict.json()) as any).message).toMatch(/strict decoding error: unknown field "spec\.portz"/);
+    const warn = await send('');
+    expect(warn.status).toBe(200);
+    expect(warn.headers.get('warning')).toBe('299 - "unknown field \\"spec.portz\\""');
+    expect((await send('?fieldValidation=Ignore')).headers.get('warning')).toBeNull();
+    expect((await send('?fieldValidation=Loose')).status).toBe(400);
+  });
+
+  it('answers lists, gets and watches as Tables when kubectl asks for them', async () => {
+    const accept = { Accept: 'application/json;as=Table;v=v1;g=meta.k8s.io,application/json' };
+    const list = await getJson(`${server.url}/api/v1/namespaces/default/services`, { headers: accept });
+    expect(list.body).toMatchObject({ kind: 'Table', metadata: { resourceVersion: String(server.resourceVersion) } });
+    expect(list.body.rows.map((r: any) => r.cells.slice(0, 5))).toEqual([['a', 'ClusterIP', '10.96.0.1', '<none>', '80/TCP'], ['c', 'ClusterIP', '10.96.0.3', '<none>', '80/TCP']]);
+    expect(list.body.rows[0].object.metadata.namespace).toBe('default');
+    expect((await getJson(`${server.url}/api/v1/nodes/n1`, { headers: accept })).body.rows[0].cells[0]).toBe('n1');
+
+    const events: any[] = [];
+    const req = http.get(`${server.url}/api/v1/namespaces/default/services?watch=true`, { headers: accept }, (res) => {
+      let buf = '';
+      res.on('data', (d: Buffer) => {
+        buf += d.toString();
+        for (let i; (i = buf.indexOf('\n')) >= 0; buf = buf.slice(i + 1)) events.push(JSON.parse(buf.slice(0, i)));
+      });
+    });
+    try {
+      await until('the two ADDED rows', () => events.length === 2);
+      server.update(service({ name: 'a', clusterIP: '10.96.0.1', port: 8443 }));
+      await until('the MODIFIED row', () => events.length === 3);
+      expect(events.map((e) => `${e.type} ${e.object.kind} ${e.object.rows[0].cells[4]}`)).toEqual(['ADDED Table 80/TCP', 'ADDED Table 80/TCP', 'MODIFIED Table 8443/TCP']);
+      expect(events.map((e) => 'columnDefinitions' in e.object)).toEqual([true, false, false]);
+    } finally {
+      req.destroy();
+    }
+  });
+
+  it('decodes a Namespace sent as protobuf (kubectl create namespace) and refuses other protobuf bodies with 415', async () => {
+    const field = (n: number, body: Buffer | string) => {
+      const b = typeof body === 'string' ? Buffer.from(body) : body;
+      return Buffer.concat([Buffer.from([(n << 3) | 2, b.length]), b]);
+    };
+    const envelope = (kind: string, raw: Buffer) =>
+      Buffer.concat([Buffer.from('k8s\0', 'latin1'), field(1, Buffer.concat([field(1, 'v1'), field(2, kind)])), field(2, raw)]);
+    const meta = Buffer.concat([field(1, 'team-p'), field(3, ''), field(11, Buffer.concat([field(1, 'env'), field(2, 'prod')]))]);
+    const post = (path: string, body: Buffer) =>
+      getJson(`${server.url}${path}`, { method: 'POST', headers: { 'Content-Type': 'application/vnd.kubernetes.protobuf' }, body });
+    const created = await post('/api/v1/namespaces', envelope('Namespace', field(1, meta)));
+    expect(created.status).toBe(201);
+    expect(created.body.metadata).toMatchObject({ name: 'team-p', labels: { env: 'prod', 'kubernetes.io/metadata.name': 'team-p' } });
+    const svc = await post('/api/v1/namespaces/default/services', envelope('Service', field(1, Buffer.concat([field(1, 'x')]))));
+    expect(svc.body).toMatchObject({ code: 415, reason: 'UnsupportedMediaType' });
+    expect(svc.body.message).toMatch(/Namespace only .* not "Service"/);
+  });
+
+  it('filters lists and watches by label selector: an object that stops matching is DELETED for the watch', async () => {
+    server.update({ ...service({ name: 'a', clusterIP: '10.96.0.1' }), metadata: { name: 'a', namespace: 'default', labels: { tier: 'web' } } });
+    const list = await getJson(`${server.url}/api/v1/services?labelSelector=tier%3Dweb`);
+    expect(list.body.items.map((o: any) => o.metadata.name)).toEqual(['a']);
+    const s = watch('/api/v1/services?watch=true&labelSelector=tier%3Dweb');
+    expect((await s.waitFor(1)).map((e) => `${e.type} ${e.object.metadata.name}`)).toEqual(['ADDED a']);
+    server.update({ ...service({ name: 'c', clusterIP: '10.96.0.3' }), metadata: { name: 'c', namespace: 'default', labels: { tier: 'web' } } });
+    server.update(service({ name: 'a', clusterIP: '10.96.0.1' })); // the label removed
+    server.update(service({ name: 'b', namespace: 'kube-system', clusterIP: '10.96.0.2', port: 99 })); // never matched
+    expect((await s.waitFor(3)).map((e) => `${e.type} ${e.object.metadata.name}`)).toEqual(['ADDED a', 'ADDED c', 'DELETED a']);
+    expect((await getJson(`${server.url}/api/v1/services?fieldSelector=spec.type%3DClusterIP`)).body).toMatchObject({ code: 400, message: expect.stringMatching(/field label not supported/) });
+    const bad = await fetch(`${server.url}/api/v1/services?watch=true&labelSelector=a%20in%20b`);
+    expect(bad.status).toBe(400);
   });
 
   it('rejects objects of kinds it does not serve, and objects without a name', () => {

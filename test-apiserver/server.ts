@@ -1,14 +1,24 @@
-// An HTTP server speaking the Kubernetes list/watch protocol for Services, EndpointSlices, Nodes
-// and Pods, over a versioned in-memory store. Tests and benchmarks drive it through this class:
-// they write objects, compact the history, drop watch connections or take the server down, and
-// point @kubernetes/client-node at it through a kubeconfig file.
+// An HTTP server speaking the Kubernetes API for Services, EndpointSlices, Nodes, Pods and
+// Namespaces over a versioned in-memory store: discovery, list/watch, get, create, update, patch
+// and delete, enough for @kubernetes/client-node and kubectl. Tests and benchmarks drive it
+// through this class: they write objects, compact the history, drop watch connections or take the
+// server down, and point clients at it through a kubeconfig file.
 import http from 'node:http';
 import type { Socket } from 'node:net';
 import { writeFile } from 'node:fs/promises';
 import yaml from 'js-yaml';
 import { Logger, logger as makeLogger } from '../common/log.js';
+import { discover } from './discovery.js';
+import { checkFields, parseFieldValidation } from './field-validation.js';
+import { openapiV2, openapiV3 } from './openapi.js';
+import { decodeProtobufBody } from './protobuf-body.js';
+import { PatchError, type Json } from './patch/errors.js';
+import { UnsupportedPatchType, applyPatch, patchTypeOf } from './patch/patch.js';
 import { parseResourcePath, type ResourcePath, type ResourceType } from './resources.js';
 import { ConflictError, ExpiredError, ObjectStore, type ChangeEvent, type StoredObject } from './store.js';
+import { fieldSelector, labelSelector } from './selectors.js';
+import { table, tableRequest, type TableRequest } from './tables.js';
+import { InvalidError, fieldMessage, validate } from './validate.js';
 
 export interface TestApiServerOptions {
   /** 0 (default) picks a free port. */
@@ -21,27 +31,42 @@ export interface TestApiServerOptions {
   historyLimit?: number;
   /** When set, every request must carry `Authorization: Bearer <token>`. */
   token?: string;
+  /** `legacy`: answer /api and /apis with plain JSON only, as servers before aggregated
+   *  discovery did (clients must fall back to the per-group-version documents). */
+  discovery?: 'aggregated' | 'legacy';
   log?: Logger;
 }
 
 /** One request the server answered, for tests that check what the client did. */
 export interface RequestRecord {
   readonly method: string;
-  readonly verb: 'list' | 'watch' | 'get' | 'create' | 'update' | 'delete' | 'other';
+  readonly path: string;
+  readonly accept?: string;
+  readonly verb: 'list' | 'watch' | 'get' | 'create' | 'update' | 'patch' | 'delete' | 'other';
   readonly resource?: string;
   readonly query: Readonly<Record<string, string>>;
+  /** The HTTP status answered; 0 until the response is complete (an open watch stays at 0). */
+  readonly status: number;
 }
 
 interface Watcher {
   readonly type: ResourceType;
-  readonly namespace?: string;
-  readonly name?: string;
+  /** The URL's namespace and the query's selectors. */
+  readonly match: (o: StoredObject) => boolean;
+  /** Events as one-row Tables (kubectl get -w); the first carries the column definitions. */
+  readonly table?: TableRequest;
+  columnsSent: boolean;
   readonly res: http.ServerResponse;
   frozen: boolean;
   readonly timers: NodeJS.Timeout[];
 }
 
 const JSON_TYPE = 'application/json';
+const VERSION = {
+  major: '1', minor: '32', gitVersion: 'v1.32.0-kube-dataplane-test', gitCommit: '', gitTreeState: 'clean',
+  buildDate: '2026-12-03T00:00:00Z', goVersion: '', compiler: 'node',
+  platform: `${process.platform}/${process.arch === 'x64' ? 'amd64' : process.arch}`,
+};
 
 export class TestApiServer {
   readonly store: ObjectStore;
@@ -190,45 +215,72 @@ export class TestApiServer {
       : method === 'GET' ? (target.name ? 'get' : watch ? 'watch' : 'list')
       : method === 'POST' && !target.name ? 'create'
       : method === 'PUT' && target.name ? 'update'
+      : method === 'PATCH' && target.name ? 'patch'
       : method === 'DELETE' && target.name ? 'delete' : 'other';
-    this.requests.push({ method, verb, resource: target?.type.plural, query });
+    const record = {
+      method, path: url.pathname, accept: req.headers.accept, verb, resource: target?.type.plural, query, status: 0,
+    };
+    this.requests.push(record);
+    res.on('finish', () => (record.status = res.statusCode));
     this.log.debug('request', { method, path: url.pathname, query: url.search });
 
     if (this.opts.token !== undefined && req.headers.authorization !== `Bearer ${this.opts.token}`) {
       return sendStatus(res, 401, 'Unauthorized', 'Unauthorized');
     }
-    if (url.pathname === '/version') return sendJson(res, 200, { major: '1', minor: '31', gitVersion: 'v1.31.0-kube-dataplane-test' });
+    // The Kubernetes version whose API this server imitates (discovery, tables, fieldValidation); a
+    // kubectl that picks its version by the server's (gcloud's dispatcher) takes 1.32 then.
+    if (url.pathname === '/version') return sendJson(res, 200, VERSION);
     if (url.pathname === '/healthz' || url.pathname === '/readyz' || url.pathname === '/livez') {
       res.writeHead(200, { 'Content-Type': 'text/plain' }).end('ok');
+      return;
+    }
+    const discoveryAccept = this.opts.discovery === 'legacy' ? undefined : req.headers.accept;
+    const discovery = method === 'GET' ? discover(url.pathname, discoveryAccept, `${this.host}:${this.port}`) : undefined;
+    if (discovery) {
+      res.writeHead(200, { 'Content-Type': discovery.contentType, Vary: 'Accept' }).end(JSON.stringify(discovery.body));
+      return;
+    }
+    const openapi = method === 'GET' ? openapiV3(url.pathname) : undefined;
+    if (openapi !== undefined) {
+      res.writeHead(200, { 'Content-Type': JSON_TYPE }).end(openapi);
+      return;
+    }
+    const openapi2 = method === 'GET' ? openapiV2(url.pathname, req.headers.accept) : undefined;
+    if (openapi2) {
+      res.writeHead(200, { 'Content-Type': openapi2.contentType }).end(openapi2.body);
       return;
     }
     if (!target) return sendStatus(res, 404, 'NotFound', `the server could not find the requested resource (${url.pathname})`);
 
     try {
       switch (verb) {
-        case 'list': return this.list(res, target, query);
-        case 'watch': return this.watch(req, res, target, query);
-        case 'get': return this.get(res, target);
+        case 'list': return this.list(res, target, query, tableRequest(req.headers.accept, query.includeObject));
+        case 'watch': return this.watch(req, res, target, query, tableRequest(req.headers.accept, query.includeObject));
+        case 'get': return this.get(res, target, tableRequest(req.headers.accept, query.includeObject));
         case 'create':
         case 'update':
-        case 'delete': return this.write(req, res, target, verb);
+        case 'patch':
+        case 'delete': return this.write(req, res, target, verb, query);
         default: return sendStatus(res, 405, 'MethodNotAllowed', `${method} is not supported on ${url.pathname}`);
       }
     } catch (err) {
       if (err instanceof ExpiredError) return sendStatus(res, 410, 'Expired', err.message);
-      if (err instanceof ConflictError) return sendStatus(res, err.code, err.code === 404 ? 'NotFound' : 'AlreadyExists', err.message);
-      if (err instanceof TypeError || err instanceof SyntaxError) return sendStatus(res, 400, 'BadRequest', err.message);
-      return sendStatus(res, 500, 'InternalError', String(err));
+      return sendError(res, err);
     }
   }
 
-  private get(res: http.ServerResponse, target: ResourcePath): void {
+  private get(res: http.ServerResponse, target: ResourcePath, asTable: TableRequest | undefined): void {
     const obj = this.store.get(target.type, target.namespace, target.name!);
     if (!obj) return sendStatus(res, 404, 'NotFound', `${target.type.plural} "${target.name}" not found`);
+    if (asTable) {
+      return sendJson(res, 200, table(target.type, asTable, [obj.object], { resourceVersion: String(obj.rv) }, Date.now()));
+    }
     res.writeHead(200, { 'Content-Type': JSON_TYPE }).end(obj.json);
   }
 
-  private list(res: http.ServerResponse, target: ResourcePath, query: Record<string, string>): void {
+  private list(
+    res: http.ServerResponse, target: ResourcePath, query: Record<string, string>, asTable: TableRequest | undefined,
+  ): void {
     const { type } = target;
     const limit = query.limit ? Number(query.limit) : 0;
     if (!Number.isInteger(limit) || limit < 0) return sendStatus(res, 400, 'BadRequest', `limit ${JSON.stringify(query.limit)} is not a non-negative integer`);
@@ -257,16 +309,22 @@ export class TestApiServer {
     const selected = all.filter(matcher(target, query));
     const page = limit > 0 ? selected.slice(start, start + limit) : selected.slice(start);
     const next = limit > 0 && start + limit < selected.length ? encodeContinue({ rv, start: start + limit }) : undefined;
-    const meta = JSON.stringify({ resourceVersion: String(rv), ...(next ? { continue: next } : {}) });
+    const metadata = { resourceVersion: String(rv), ...(next ? { continue: next } : {}) };
+    if (asTable) return sendJson(res, 200, table(type, asTable, page.map((o) => o.object), metadata, Date.now()));
+    const meta = JSON.stringify(metadata);
     res.writeHead(200, { 'Content-Type': JSON_TYPE });
     res.end(`{"kind":"${type.listKind}","apiVersion":"${type.apiVersion}","metadata":${meta},"items":[${page.map((o) => o.json).join(',')}]}`);
   }
 
-  private watch(req: http.IncomingMessage, res: http.ServerResponse, target: ResourcePath, query: Record<string, string>): void {
+  private watch(
+    req: http.IncomingMessage, res: http.ServerResponse, target: ResourcePath, query: Record<string, string>,
+    asTable: TableRequest | undefined,
+  ): void {
     const { type } = target;
     const fromRaw = query.resourceVersion ?? '';
     const from = fromRaw === '' || fromRaw === '0' ? undefined : Number(fromRaw);
     if (from !== undefined && !Number.isInteger(from)) return sendStatus(res, 400, 'BadRequest', `resourceVersion ${JSON.stringify(fromRaw)} is not valid`);
+    const match = matcher(target, query); // a bad selector: 400, before the stream starts
     res.writeHead(200, { 'Content-Type': JSON_TYPE, 'Cache-Control': 'no-cache' });
     res.flushHeaders();
     let backlog: readonly ChangeEvent[] | readonly StoredObject[];
@@ -279,11 +337,10 @@ export class TestApiServer {
       res.end(JSON.stringify({ type: 'ERROR', object: statusObject(410, 'Expired', err.message) }) + '\n');
       return;
     }
-    const w: Watcher = { type, namespace: target.namespace, name: fieldName(query), res, frozen: false, timers: [] };
-    const match = matcher(target, query);
+    const w: Watcher = { type, match, table: asTable, columnsSent: false, res, frozen: false, timers: [] };
     for (const item of backlog) {
-      if ('type' in item) { if (match(item.current)) res.write(eventLine(item.type, item.current)); }
-      else if (match(item)) res.write(eventLine('ADDED', item));
+      const seen = 'type' in item ? seenAs(match, item) : match(item) ? 'ADDED' : undefined;
+      if (seen) res.write(this.eventLineFor(w, seen, 'type' in item ? item.current : item));
     }
     this.watchers.add(w);
     const end = (): void => {
@@ -317,34 +374,89 @@ export class TestApiServer {
     let line: string | undefined;
     for (const w of this.watchers) {
       if (w.frozen || w.type !== type) continue;
-      if (w.namespace !== undefined && w.namespace !== event.current.namespace) continue;
-      if (w.name !== undefined && w.name !== event.current.name) continue;
+      const seen = seenAs(w.match, event);
+      if (seen === undefined) continue;
+      if (w.table || seen !== event.type) {
+        w.res.write(this.eventLineFor(w, seen, event.current));
+        continue;
+      }
       line ??= eventLine(event.type, event.current);
       w.res.write(line);
     }
   }
 
-  private write(req: http.IncomingMessage, res: http.ServerResponse, target: ResourcePath, verb: 'create' | 'update' | 'delete'): void {
+  private eventLineFor(w: Watcher, type: string, obj: StoredObject): string {
+    if (!w.table) return eventLine(type, obj);
+    const rows = table(w.type, w.table, [obj.object], { resourceVersion: String(obj.rv) }, Date.now(), !w.columnsSent);
+    w.columnsSent = true;
+    return `${JSON.stringify({ type, object: rows })}
+`;
+  }
+
+  private write(
+    req: http.IncomingMessage, res: http.ServerResponse, target: ResourcePath, verb: 'create' | 'update' | 'patch' | 'delete',
+    query: Record<string, string>,
+  ): void {
     if (verb === 'delete') {
       const obj = this.store.delete(target.type.kind, target.namespace, target.name!);
       return sendJson(res, 200, obj);
     }
-    const chunks: Buffer[] = [];
-    req.on('data', (c: Buffer) => chunks.push(c));
-    req.on('end', () => {
-      try {
-        const body = JSON.parse(Buffer.concat(chunks).toString('utf8')) as Record<string, unknown>;
-        const meta = (body.metadata ?? {}) as Record<string, unknown>;
-        if (target.name !== undefined && meta.name !== target.name) throw new TypeError(`metadata.name ${JSON.stringify(meta.name)} does not match the URL (${target.name})`);
-        const input = { ...body, kind: target.type.kind, metadata: { ...meta, ...(target.namespace ? { namespace: target.namespace } : {}) } };
-        const obj = verb === 'create' ? this.store.create(input) : this.store.update(input);
-        sendJson(res, verb === 'create' ? 201 : 200, obj);
-      } catch (err) {
-        if (err instanceof ConflictError) return sendStatus(res, err.code, err.code === 404 ? 'NotFound' : 'AlreadyExists', err.message);
-        sendStatus(res, 400, 'BadRequest', err instanceof Error ? err.message : String(err));
-      }
+    const { type } = target;
+    readBody(req).then((raw) => {
+      const input = this.writtenObject(target, verb, req.headers['content-type'], raw);
+      // As kube-apiserver: strict decoding first (400), then validation (422).
+      const warnings = checkFields(type.kind, type.version, input, parseFieldValidation(query.fieldValidation));
+      const meta = input.metadata as Record<string, unknown>;
+      const invalid = validate(type.kind, input);
+      if (invalid.length) throw new InvalidError(type.kind, type.group, String(meta.name), invalid);
+      if (warnings.length) res.setHeader('Warning', warnings);
+      // A client that names a resourceVersion (a PUT of what it read, a patch that sets it)
+      // writes only over that version: optimistic concurrency, 409 Conflict otherwise.
+      const rv = meta.resourceVersion;
+      const expectResourceVersion = typeof rv === 'string' && rv !== '' ? rv : undefined;
+      const obj = verb === 'create' ? this.store.create(input) : this.store.update(input, { expectResourceVersion });
+      sendJson(res, verb === 'create' ? 201 : 200, obj);
+    }).catch((err: unknown) => {
+      sendError(res, err instanceof SyntaxError ? new TypeError(`the body is not JSON: ${err.message}`) : err);
     });
   }
+
+  /** The object a POST or PUT carries, or the stored object with a PATCH applied; its name and
+   *  namespace must be the URL's. */
+  private writtenObject(
+    target: ResourcePath, verb: 'create' | 'update' | 'patch', contentType: string | undefined, raw: Buffer,
+  ): Record<string, unknown> {
+    const { type } = target;
+    let body: Record<string, unknown>;
+    if (verb === 'patch') {
+      const patchType = patchTypeOf(contentType);
+      const stored = this.store.get(type, target.namespace, target.name!);
+      if (!stored) throw new ConflictError(`${type.plural} "${target.name}" not found`, 404);
+      const patched = applyPatch(patchType, type.kind, stored.object as Json, raw.toString('utf8'));
+      if (!isRecord(patched)) throw new PatchError('the patched object is not a JSON object', 400);
+      body = patched;
+    } else {
+      body = decodeBody(contentType, raw);
+    }
+    const meta = isRecord(body.metadata) ? body.metadata : {};
+    if (target.name !== undefined && meta.name !== target.name) {
+      throw new TypeError(`metadata.name ${JSON.stringify(meta.name)} does not match the URL (${target.name})`);
+    }
+    if (target.namespace !== undefined && meta.namespace !== undefined && meta.namespace !== target.namespace) {
+      throw new TypeError(`metadata.namespace ${JSON.stringify(meta.namespace)} does not match the URL (${target.namespace})`);
+    }
+    const namespace = target.namespace ? { namespace: target.namespace } : {};
+    return { ...body, kind: type.kind, metadata: { ...meta, ...namespace } };
+  }
+}
+
+function readBody(req: http.IncomingMessage): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    req.on('data', (c: Buffer) => chunks.push(c));
+    req.on('end', () => resolve(Buffer.concat(chunks)));
+    req.on('error', reject);
+  });
 }
 
 /** Starts a test API server; `stop()` closes it and every connection. */
@@ -356,14 +468,55 @@ function eventLine(type: string, obj: StoredObject): string {
   return `{"type":"${type}","object":${obj.json}}\n`;
 }
 
-function fieldName(query: Record<string, string>): string | undefined {
-  const m = /^metadata\.name==?(.+)$/.exec(query.fieldSelector ?? '');
-  return m?.[1];
+/** How a watch with `match` sees an event: an object that starts or stops matching a selector is
+ *  ADDED or DELETED for it, as kube-apiserver's watch cache reports it; undefined: not at all. */
+function seenAs(match: (o: StoredObject) => boolean, event: ChangeEvent): ChangeEvent['type'] | undefined {
+  const now = match(event.current);
+  const before = event.previous !== undefined && event.type === 'MODIFIED' ? match(event.previous) : now;
+  return now && before ? event.type : now ? 'ADDED' : before ? 'DELETED' : undefined;
 }
 
+/** The URL's namespace and the query's selectors; a bad selector throws TypeError (400). */
 function matcher(target: ResourcePath, query: Record<string, string>): (o: StoredObject) => boolean {
-  const name = fieldName(query);
-  return (o) => (target.namespace === undefined || o.namespace === target.namespace) && (name === undefined || o.name === name);
+  const labels = labelSelector(query.labelSelector);
+  const fields = fieldSelector(query.fieldSelector);
+  const inNamespace = (o: StoredObject) => target.namespace === undefined || o.namespace === target.namespace;
+  return (o) => inNamespace(o) && fields(o.object) && labels(o.object);
+}
+
+/** A POST or PUT body: YAML, the protobuf of a Namespace (protobuf-body.ts says why), else JSON
+ *  whatever the Content-Type says (curl's and fetch's defaults are form and text types). */
+function decodeBody(contentType: string | undefined, raw: Buffer): Record<string, unknown> {
+  const type = (contentType ?? '').split(';')[0].trim().toLowerCase();
+  const body: unknown = type === 'application/yaml' ? yaml.load(raw.toString('utf8'))
+    : type === 'application/vnd.kubernetes.protobuf' ? decodeProtobufBody(raw)
+    : JSON.parse(raw.toString('utf8'));
+  if (!isRecord(body)) throw new TypeError('the body is not an object');
+  return body;
+}
+
+function isRecord(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+/** An error as the Status kube-apiserver would answer with. */
+function sendError(res: http.ServerResponse, err: unknown): void {
+  const message = err instanceof Error ? err.message : String(err);
+  if (err instanceof ExpiredError) return sendStatus(res, 410, 'Expired', message);
+  if (err instanceof ConflictError) return sendStatus(res, err.code, err.reason, message);
+  if (err instanceof UnsupportedPatchType) return sendStatus(res, 415, 'UnsupportedMediaType', message);
+  if (err instanceof InvalidError) return sendInvalid(res, err);
+  if (err instanceof PatchError) return sendStatus(res, err.code, err.code === 400 ? 'BadRequest' : 'Invalid', message);
+  if (err instanceof TypeError || err instanceof SyntaxError) return sendStatus(res, 400, 'BadRequest', message);
+  sendStatus(res, 500, 'InternalError', message);
+}
+
+/** 422 Invalid with one cause per field, as kube-apiserver reports failed validation. */
+function sendInvalid(res: http.ServerResponse, err: InvalidError): void {
+  const status = statusObject(422, 'Invalid', err.message);
+  const causes = err.errors.map((e) => ({ reason: 'FieldValueInvalid', message: fieldMessage(e), field: e.field }));
+  status.details = { name: err.objectName, group: err.group, kind: err.kind, causes };
+  sendJson(res, 422, status);
 }
 
 function statusObject(code: number, reason: string, message: string): Record<string, unknown> {

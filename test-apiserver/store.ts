@@ -1,9 +1,12 @@
 // The versioned object store behind the test API server: one global resourceVersion counter
 // (like etcd's revision), the current objects per resource type, and per type a log of change
 // events, which is what lets a watch resume from any resourceVersion newer than the compaction
-// point and a paginated list serve one consistent snapshot.
+// point and a paginated list serve one consistent snapshot. Namespaces are objects too: the usual
+// four exist from the start, a write into a namespace that does not exist creates it, and
+// deleting one deletes what is in it.
 import { randomUUID } from 'node:crypto';
-import { RESOURCE_TYPES, resourceByKind, storeKey, type ResourceType } from './resources.js';
+import { isDeepStrictEqual } from 'node:util';
+import { NAMESPACE_TYPE, RESOURCE_TYPES, resourceByKind, storeKey, type ResourceType } from './resources.js';
 
 export type EventType = 'ADDED' | 'MODIFIED' | 'DELETED';
 
@@ -30,10 +33,27 @@ export interface ChangeEvent {
 /** A resourceVersion older than what the store still has: HTTP 410 / reason Expired. */
 export class ExpiredError extends Error {}
 
+/** A write the API refuses: 404 NotFound, 409 AlreadyExists or Conflict (stale
+ *  resourceVersion), 403 Forbidden (a namespace that may not be deleted). */
 export class ConflictError extends Error {
-  constructor(message: string, readonly code: 404 | 409) {
+  constructor(
+    message: string,
+    readonly code: 403 | 404 | 409,
+    readonly reason: string = code === 404 ? 'NotFound' : code === 403 ? 'Forbidden' : 'AlreadyExists',
+  ) {
     super(message);
   }
+}
+
+/** The namespaces a cluster has from the start, as kube-apiserver creates them. */
+export const INITIAL_NAMESPACES = ['default', 'kube-node-lease', 'kube-public', 'kube-system'] as const;
+/** kube-apiserver refuses to delete these. */
+const UNDELETABLE_NAMESPACES = new Set(['default', 'kube-public', 'kube-system']);
+
+export interface WriteOptions {
+  /** Only write if the stored object still has this resourceVersion (else 409 Conflict): the
+   *  optimistic concurrency of PUT and PATCH when the client names a version. */
+  expectResourceVersion?: string;
 }
 
 interface Table {
@@ -48,6 +68,9 @@ interface Table {
 export interface StoreOptions {
   /** Events kept per resource type; older ones are compacted away. */
   historyLimit?: number;
+  /** Namespaces created at start (they take the first resourceVersions). Default
+   *  INITIAL_NAMESPACES. */
+  namespaces?: readonly string[];
 }
 
 export type ChangeListener = (type: ResourceType, event: ChangeEvent) => void;
@@ -62,6 +85,7 @@ export class ObjectStore {
   constructor(opts: StoreOptions = {}) {
     this.historyLimit = opts.historyLimit ?? 100_000;
     for (const t of RESOURCE_TYPES) this.tables.set(t.plural, { objects: new Map(), log: [], floor: 0 });
+    for (const name of opts.namespaces ?? INITIAL_NAMESPACES) this.create(namespaceObject(name));
   }
 
   get resourceVersion(): number {
@@ -78,8 +102,10 @@ export class ObjectStore {
     return this.write(obj, 'create');
   }
 
-  update(obj: unknown): Record<string, unknown> {
-    return this.write(obj, 'update');
+  /** Replaces an existing object. An update that changes nothing is no write at all: the same
+   *  resourceVersion, no event (kube-apiserver skips such writes too). */
+  update(obj: unknown, opts: WriteOptions = {}): Record<string, unknown> {
+    return this.write(obj, 'update', opts);
   }
 
   /** Creates or updates. */
@@ -87,12 +113,22 @@ export class ObjectStore {
     return this.write(obj, 'apply');
   }
 
+  /** Deletes an object; a namespace takes everything in it along (each a DELETED event first). */
   delete(kind: string, namespace: string | undefined, name: string): Record<string, unknown> {
     const type = resourceByKind(kind);
     const table = this.table(type);
     const key = storeKey(type, namespace, name);
     const old = table.objects.get(key);
     if (!old) throw new ConflictError(`${type.plural} "${key}" not found`, 404);
+    if (type === NAMESPACE_TYPE) {
+      if (UNDELETABLE_NAMESPACES.has(name)) {
+        throw new ConflictError(`namespaces "${name}" is forbidden: this namespace may not be deleted`, 403);
+      }
+      for (const t of RESOURCE_TYPES) {
+        if (!t.namespaced) continue;
+        for (const o of this.list(t).filter((x) => x.namespace === name)) this.delete(t.kind, name, o.name);
+      }
+    }
     const rv = ++this.rv;
     const object = withResourceVersion(old.object, rv);
     const current: StoredObject = { ...old, rv, object, json: JSON.stringify(object) };
@@ -175,7 +211,7 @@ export class ObjectStore {
     return this.tables.get(type.plural)!;
   }
 
-  private write(input: unknown, mode: 'create' | 'update' | 'apply'): Record<string, unknown> {
+  private write(input: unknown, mode: 'create' | 'update' | 'apply', opts: WriteOptions = {}): Record<string, unknown> {
     if (!isRecord(input)) throw new TypeError('test-apiserver: an object must be a JSON object');
     const type = resourceByKind(String(input.kind));
     const meta = isRecord(input.metadata) ? input.metadata : {};
@@ -187,7 +223,12 @@ export class ObjectStore {
     const old = table.objects.get(key);
     if (mode === 'create' && old) throw new ConflictError(`${type.plural} "${key}" already exists`, 409);
     if (mode === 'update' && !old) throw new ConflictError(`${type.plural} "${key}" not found`, 404);
-    const rv = ++this.rv;
+    if (opts.expectResourceVersion !== undefined && old && opts.expectResourceVersion !== String(old.rv)) {
+      const message = `Operation cannot be fulfilled on ${type.plural} "${name}": the object has been modified; `
+        + 'please apply your changes to the latest version and try again';
+      throw new ConflictError(message, 409, 'Conflict');
+    }
+    if (namespace !== undefined && !this.get(NAMESPACE_TYPE, undefined, namespace)) this.create(namespaceObject(namespace));
     const oldMeta = (old?.object.metadata ?? {}) as Record<string, unknown>;
     // The server owns these fields: a client's stale resourceVersion or uid never wins.
     const object: Record<string, unknown> = {
@@ -196,13 +237,22 @@ export class ObjectStore {
       apiVersion: type.apiVersion,
       metadata: {
         ...structuredClone(meta),
+        ...(type === NAMESPACE_TYPE ? { labels: { ...(meta.labels as object), 'kubernetes.io/metadata.name': name } } : {}),
         name,
         ...(namespace !== undefined ? { namespace } : {}),
         uid: oldMeta.uid ?? randomUUID(),
         creationTimestamp: oldMeta.creationTimestamp ?? new Date().toISOString().replace(/\.\d+Z$/, 'Z'),
-        resourceVersion: String(rv),
+        resourceVersion: old ? String(old.rv) : '',
       },
     };
+    if (type === NAMESPACE_TYPE) {
+      // Its status is the server's (a subresource): Active from creation, whatever a client sent.
+      object.spec = { finalizers: ['kubernetes'], ...(isRecord(object.spec) ? object.spec : {}) };
+      object.status = old?.object.status ?? { phase: 'Active' };
+    }
+    if (old && isDeepStrictEqual(object, old.object)) return structuredClone(old.object) as Record<string, unknown>;
+    const rv = ++this.rv;
+    (object.metadata as Record<string, unknown>).resourceVersion = String(rv);
     const current: StoredObject = { key, namespace, name, rv, object, json: JSON.stringify(object) };
     table.objects.set(key, current);
     this.append(type, table, old ? { type: 'MODIFIED', rv, current, previous: old } : { type: 'ADDED', rv, current });
@@ -219,6 +269,13 @@ export class ObjectStore {
     }
     for (const fn of this.listeners) fn(type, event);
   }
+}
+
+/** A Namespace as kube-apiserver stores a new one. */
+export function namespaceObject(name: string): Record<string, unknown> {
+  return {
+    apiVersion: 'v1', kind: 'Namespace', metadata: { name }, spec: { finalizers: ['kubernetes'] }, status: { phase: 'Active' },
+  };
 }
 
 function withResourceVersion(obj: Readonly<Record<string, unknown>>, rv: number): Record<string, unknown> {
