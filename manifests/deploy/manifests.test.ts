@@ -1,7 +1,9 @@
 // The deploy manifests as a reviewer reads them (issue 11, items 9 and 13): each half has its own
 // container and probe, so a stalled proxy is restarted without node DNS; least privilege in every
-// container; RBAC with only the verbs the code uses.
-import { readFileSync } from 'node:fs';
+// container; RBAC with only the verbs the code uses. And every document in manifests/deploy and
+// manifests/example is valid against its kind's Kubernetes schema, offline (kubernetes-models'
+// validators: field types, required fields and enums; unknown fields are not flagged).
+import { readdirSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import yaml from 'js-yaml';
@@ -93,5 +95,48 @@ describe('RBAC', () => {
     const podsRole = overlay.find((d) => d.kind === 'ClusterRole');
     expect(podsRole.rules).toEqual([{ apiGroups: [''], resources: ['pods'], verbs: ['list', 'watch'] }]);
     expect(overlay.find((d) => d.kind === 'ClusterRoleBinding').roleRef.name).toBe(podsRole.metadata.name);
+  });
+});
+
+/** Validates one document against the schema of its apiVersion and kind; throws naming both, or
+ *  the schema's complaints with their field paths. */
+async function validate(doc: any): Promise<void> {
+  const { apiVersion, kind } = doc ?? {};
+  if (typeof apiVersion !== 'string' || typeof kind !== 'string') throw new Error('no apiVersion/kind');
+  const models = await import(`kubernetes-models/${apiVersion}`).catch(() => undefined);
+  const Model = models?.[kind];
+  if (typeof Model !== 'function') throw new Error(`no schema for apiVersion ${apiVersion} kind ${kind}`);
+  new Model(doc).validate();
+}
+
+describe('every manifest is valid against its kind\'s Kubernetes schema', () => {
+  const dirs = [here, join(here, '../example')];
+  const documents = dirs.flatMap((dir) =>
+    readdirSync(dir).filter((f) => /\.ya?ml$/.test(f)).flatMap((f) =>
+      (yaml.loadAll(readFileSync(join(dir, f), 'utf8')) as any[]).filter(Boolean).map((doc, i) => ({ where: `${f}#${i}`, doc })),
+    ),
+  );
+
+  it('finds the documents of both folders', () => {
+    const kinds = new Set(documents.map((d) => d.doc.kind));
+    for (const kind of ['DaemonSet', 'ConfigMap', 'ServiceAccount', 'ClusterRole', 'ClusterRoleBinding', 'Service', 'EndpointSlice', 'Node']) expect(kinds).toContain(kind);
+  });
+
+  for (const { where, doc } of documents) {
+    it(`${where}: ${doc.kind} ${doc.metadata?.namespace ? doc.metadata.namespace + '/' : ''}${doc.metadata?.name}`, async () => {
+      await expect(validate(doc)).resolves.toBeUndefined();
+    });
+  }
+
+  it('catches a broken manifest: a wrong field type, a missing required field, a bad enum value, an unknown kind', async () => {
+    const wrongType = structuredClone(ds);
+    wrongType.spec.template.spec.containers[0].ports[0].containerPort = '10256';
+    await expect(validate(wrongType)).rejects.toThrow(/containers\/0\/ports\/0\/containerPort must be integer/);
+    const noSelector = structuredClone(ds);
+    delete noSelector.spec.selector;
+    await expect(validate(noSelector)).rejects.toThrow(/spec must have required property .?selector/);
+    const slice = documents.find((d) => d.doc.kind === 'EndpointSlice')!.doc;
+    await expect(validate({ ...slice, addressType: 'IPv5' })).rejects.toThrow(/addressType must be equal to one of the allowed values/);
+    await expect(validate({ ...ds, kind: 'DaemonSets' })).rejects.toThrow(/no schema for apiVersion apps\/v1 kind DaemonSets/);
   });
 });
