@@ -6,7 +6,8 @@
 // DaemonSet's command line, since in-cluster config needs TLS and a service account token.
 // Pods wired through the plugin the init container copied resolve with real dig and connect
 // through service IPs, so the image holds everything the agent calls (iptables*, nft,
-// conntrack, ip) and runs with no more than the DaemonSet grants.
+// conntrack, ip) and runs with no more than the DaemonSet grants. Not reproduced: the
+// runtime's default seccomp profile (RuntimeDefault; runc has none of its own).
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
