@@ -15,8 +15,8 @@ import { fileURLToPath } from 'node:url';
 import yaml from 'js-yaml';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startExampleNode, type ExampleNode } from './harness/example-node.js';
-import { run, type Process } from './harness/netns.js';
-import { RuncRuntime, type ContainerSpec } from './harness/runc.js';
+import { run, type Namespace, type Process } from './harness/netns.js';
+import { RuncRuntime, type ContainerSpec, type RunOptions } from './harness/runc.js';
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
 const VERSION = (JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { version: string }).version;
@@ -38,6 +38,7 @@ describe('the image run by runc as the DaemonSet runs it', () => {
   let ex: ExampleNode;
   let dns: Process;
   let proxyConfig: Record<string, any>;
+  let podOptions: RunOptions & { node: Namespace };
   let cniBin: string;
 
   beforeAll(async () => {
@@ -67,7 +68,7 @@ describe('the image run by runc as the DaemonSet runs it', () => {
       startAgent: async ({ node, source, podCIDRsFile, upstream }) => {
         expect(source[0]).toBe('--kubeconfig');
         await node.ip('addr', 'add', `${NODE_IP}/32`, 'dev', 'lo');
-        const opts = {
+        const opts = podOptions = {
           pod, node,
           fields: { 'spec.nodeName': NODE_NAME, 'status.hostIP': NODE_IP },
           volumes: {
@@ -125,7 +126,11 @@ describe('the image run by runc as the DaemonSet runs it', () => {
   });
 
   it('the proxy from the image programmed the rules: a ClusterIP reaches both backends, IPv4 and IPv6', async () => {
-    expect(ex.agent.stdout + ex.agent.stderr).toMatch(/"iptables backend chosen","backend":"nft"/);
+    const logs = ex.agent.stdout + ex.agent.stderr;
+    expect(logs).toMatch(/"iptables backend chosen","backend":"nft"/);
+    // Both flavours' tools answered the choice, and nft removed what the nftables mode leaves.
+    expect(logs).toMatch(/"reason":"no rules in either flavour/);
+    expect(logs).not.toMatch(/cannot remove what the/);
     expect((await ex.node.exec('iptables-nft-save', ['-t', 'nat'])).stdout).toContain('-A KUBE-SERVICES');
     for (const url of ['http://10.96.0.80/', 'http://[fd00:96::80]/']) {
       const counts = await ex.fetchCounts(url, 20);
@@ -172,6 +177,20 @@ describe('the image run by runc as the DaemonSet runs it', () => {
   it('both containers stop cleanly on SIGTERM', async () => {
     expect(await dns.stop(5_000)).toBe(0);
     expect(await ex.agent.stop(5_000)).toBe(0);
+  });
+
+  it("the proxy in nftables mode from the same image: nft and the netlink addon program the service map", async () => {
+    const { process: proxy } = runtime.start(container('proxy'), {
+      ...podOptions, pod: `${podOptions.pod}-nft`, extraArgs: [...(podOptions.extraArgs ?? []), '--proxy-mode=nftables'],
+    });
+    await proxy.waitForOutput(/rules synced/, 30_000);
+    expect((await ex.node.exec('nft', ['list', 'table', 'ip', 'kube-dataplane'])).stdout).toContain('10.96.0.80');
+    // It removed the iptables mode's rules, so the connections below went through its map.
+    expect((await ex.node.exec('iptables-nft-save', ['-t', 'nat'])).stdout).not.toContain('KUBE-SERVICES');
+    const counts = await ex.fetchCounts('http://10.96.0.80/', 20);
+    expect(Object.keys(counts).sort()).toEqual(['web-0', 'web-1']);
+    expect(proxy.stdout + proxy.stderr).not.toMatch(/"level":"(warn|error)"/);
+    expect(await proxy.stop(5_000)).toBe(0);
   });
 });
 
