@@ -45,7 +45,7 @@ describe('the image run by runc as the DaemonSet runs it', () => {
     // A no-op when the image is up to date (`make test` built it before this suite).
     await run('make', ['-s', '-C', ROOT, 'image'], { timeoutMs: 600_000 });
     work = mkdtempSync(join(tmpdir(), 'kdp-image-'));
-    runtime = await RuncRuntime.unpack(ARCHIVE, VERSION, join(work, 'runtime'));
+    runtime = await RuncRuntime.unpack(ARCHIVE, VERSION);
 
     // The pod's volumes: the ConfigMap's keys as files; the host paths as empty ones.
     const config = join(work, 'config');
@@ -91,7 +91,7 @@ describe('the image run by runc as the DaemonSet runs it', () => {
 
   afterAll(async () => {
     await ex?.destroy();
-    await runtime?.destroy();
+    runtime?.destroy();
     if (work) rmSync(work, { recursive: true, force: true });
   });
 

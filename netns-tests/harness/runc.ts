@@ -2,11 +2,13 @@
 // hostNetwork pod: the container's command and args ($(VAR) expanded from its env), the
 // capabilities, user, no-new-privileges and read-only root of its securityContext, the node's
 // network and UTS namespaces, and its volumeMounts bound to the host paths the test gives.
-// Every container is deleted (`runc delete -f`) when the runtime is, also after a failure.
+// Every container is deleted (`runc delete -f`) when the runtime is, also after a failure; what
+// a killed test process left (its runc state and bundles) goes when the next runtime starts.
 import { execFileSync, spawn } from 'node:child_process';
-import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Process, run, type Namespace } from './netns.js';
+import { pidAlive, Process, run, type Namespace } from './netns.js';
 
 /** The parts of a Kubernetes container spec that decide how it runs. */
 export interface ContainerSpec {
@@ -44,6 +46,35 @@ export interface RunOptions {
 
 type OciConfig = Record<string, any>;
 
+const DIR_PREFIX = 'kdp-runc-';
+
+/** Deletes the containers and files of runtimes whose test process no longer exists. */
+function reapOrphans(): void {
+  for (const entry of readdirSync(tmpdir())) {
+    const m = new RegExp(`^${DIR_PREFIX}(\\d+)-`).exec(entry);
+    if (!m || pidAlive(Number(m[1]))) continue;
+    const state = join(tmpdir(), entry, 'state');
+    for (const id of listContainers(state)) deleteContainerSync(state, id);
+    rmSync(join(tmpdir(), entry), { recursive: true, force: true });
+  }
+}
+
+function listContainers(state: string): string[] {
+  try {
+    return execFileSync('runc', ['--root', state, 'list', '-q'], { encoding: 'utf8' }).split('\n').filter(Boolean);
+  } catch {
+    return [];
+  }
+}
+
+function deleteContainerSync(state: string, id: string): void {
+  try {
+    execFileSync('runc', ['--root', state, 'delete', '--force', id], { stdio: 'ignore' });
+  } catch {
+    /* never created, or already gone */
+  }
+}
+
 export class RuncRuntime {
   private readonly ids = new Set<string>();
   private readonly onExit = () => this.deleteAllSync();
@@ -56,10 +87,13 @@ export class RuncRuntime {
     process.once('exit', this.onExit);
   }
 
-  /** Unpacks `tag` of the OCI archive into `dir` (umoci: a rootfs and the image's runtime config). */
-  static async unpack(archive: string, tag: string, dir: string): Promise<RuncRuntime> {
+  /** Unpacks `tag` of the OCI archive into a directory of its own (umoci: a rootfs and the
+   *  image's runtime config), after deleting what runtimes of dead test processes left. */
+  static async unpack(archive: string, tag: string): Promise<RuncRuntime> {
+    reapOrphans();
+    const dir = mkdtempSync(join(tmpdir(), `${DIR_PREFIX}${process.pid}-`));
     const layout = join(dir, 'oci');
-    mkdirSync(layout, { recursive: true });
+    mkdirSync(layout);
     await run('tar', ['-xf', archive, '-C', layout]);
     const bundle = join(dir, 'image');
     await run('umoci', ['unpack', '--image', `${layout}:${tag}`, bundle], { timeoutMs: 120_000 });
@@ -162,20 +196,12 @@ export class RuncRuntime {
   }
 
   /** Deletes every container it started and its files. */
-  async destroy(): Promise<void> {
-    for (const id of this.ids) await run('runc', ['--root', join(this.dir, 'state'), 'delete', '--force', id], { allowFailure: true });
-    this.ids.clear();
+  destroy(): void {
     this.deleteAllSync();
   }
 
   private deleteAllSync(): void {
-    for (const id of this.ids) {
-      try {
-        execFileSync('runc', ['--root', join(this.dir, 'state'), 'delete', '--force', id], { stdio: 'ignore' });
-      } catch {
-        /* never created, or already gone */
-      }
-    }
+    for (const id of this.ids) deleteContainerSync(join(this.dir, 'state'), id);
     this.ids.clear();
     process.off('exit', this.onExit);
     rmSync(this.dir, { recursive: true, force: true });
