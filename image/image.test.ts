@@ -13,7 +13,8 @@ const read = (path: string) => readFileSync(join(root, path), 'utf8');
 const list = (path: string) => read(path).split('\n').map((l) => l.trim()).filter((l) => l && !l.startsWith('#'));
 const containerfile = read('Containerfile');
 const buildScript = read('image/build.sh');
-const version = (JSON.parse(read('package.json')) as { version: string }).version;
+const pkg = JSON.parse(read('package.json')) as { version: string; description: string };
+const version = pkg.version;
 const pod = (yaml.load(read('manifests/deploy/daemonset.yaml')) as any).spec.template.spec;
 
 /** The Containerfile's instructions of the final stage, continuation lines joined. */
@@ -44,13 +45,14 @@ describe('Containerfile and image/build.sh: one layout', () => {
     expect(buildScript).toContain('image/prune-node-modules.sh "$work/modules/node_modules"');
   });
 
-  it('the same entrypoint, user and version; the DaemonSet runs that entrypoint from that tag', () => {
+  it('the same entrypoint, user, version and description; the DaemonSet runs that entrypoint from that tag', () => {
     const stage = finalStage();
     const entrypoint = (JSON.parse(stage.find((l) => l.startsWith('ENTRYPOINT '))!.slice('ENTRYPOINT '.length)) as string[])[0];
     const user = stage.find((l) => l.startsWith('USER '))!.slice('USER '.length);
     expect(buildScript).toContain(`--config.entrypoint ${entrypoint} `);
     expect(buildScript).toContain(`--config.user ${user} `);
     expect(containerfile).toContain(`org.opencontainers.image.version=${version} `);
+    expect(containerfile).toContain(`org.opencontainers.image.description="${pkg.description}"`);
     for (const c of pod.containers) {
       expect(c.image, c.name).toBe(`kube-dataplane:${version}`);
       expect(c.command[0], c.name).toBe(entrypoint);

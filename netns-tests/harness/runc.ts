@@ -61,7 +61,8 @@ function reapOrphans(): void {
 
 function listContainers(state: string): string[] {
   try {
-    return execFileSync('runc', ['--root', state, 'list', '-q'], { encoding: 'utf8' }).split('\n').filter(Boolean);
+    const out = execFileSync('runc', ['--root', state, 'list', '-q'], { encoding: 'utf8' });
+    return out.split('\n').filter(Boolean);
   } catch {
     return [];
   }
@@ -110,7 +111,10 @@ export class RuncRuntime {
   /** Starts the container in the node's namespace (`runc run` in the foreground: its output is
    *  the Process's); the node's topology stops it with the rest. runc itself runs here, not
    *  through `ip netns exec`, whose fresh /sys has no cgroup mounts for runc to find. */
-  start(container: ContainerSpec, opts: RunOptions & { node: Namespace }): { process: Process; config: OciConfig } {
+  start(
+    container: ContainerSpec,
+    opts: RunOptions & { node: Namespace },
+  ): { process: Process; config: OciConfig } {
     const { args, config } = this.prepare(container, opts);
     const child = spawn('runc', args, { detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
     const p = new Process(child, `${opts.pod}-${container.name}`);
@@ -120,7 +124,8 @@ export class RuncRuntime {
 
   /** Runs a container to its end (an init container). */
   async runToExit(container: ContainerSpec, opts: RunOptions): Promise<{ code: number; output: string }> {
-    const r = await run('runc', this.prepare(container, opts).args, { allowFailure: true, timeoutMs: 60_000 });
+    const args = this.prepare(container, opts).args;
+    const r = await run('runc', args, { allowFailure: true, timeoutMs: 60_000 });
     return { code: r.code, output: r.stdout + r.stderr };
   }
 
@@ -137,55 +142,45 @@ export class RuncRuntime {
 
   /** The OCI runtime config for one container of the pod; `bundle` gets the runtime's files. */
   private config(container: ContainerSpec, opts: RunOptions, bundle: string): OciConfig {
-    const where = `container ${container.name}`;
     const sc = container.securityContext ?? {};
-    const env = new Map<string, string>();
-    for (const e of container.env ?? []) {
-      const path = e.valueFrom?.fieldRef?.fieldPath;
-      const value = e.value ?? (path !== undefined ? opts.fields?.[path] : undefined);
-      if (value === undefined) throw new Error(`${where}: env ${e.name}: no value (fieldRef ${path ?? 'none'} not given to the test runtime)`);
-      env.set(e.name, value);
-    }
+    const env = containerEnv(container, opts.fields ?? {});
     // $(VAR) in command and args comes from the container's env, as the kubelet expands it.
-    const expand = (s: string) => s.replace(/\$\(([A-Za-z_][A-Za-z0-9_]*)\)/g, (all, name: string) => env.get(name) ?? all);
-    const command = container.command ?? this.template.process.args;
-    const args = [...command, ...(container.command ? (container.args ?? []) : []), ...(opts.extraArgs ?? [])].map(expand);
-
-    const drop = sc.capabilities?.drop ?? [];
-    if (!drop.includes('ALL')) throw new Error(`${where}: securityContext.capabilities.drop: the test runtime needs [ALL], got ${JSON.stringify(drop)}`);
-    const caps = (sc.capabilities?.add ?? []).map((c) => `CAP_${c}`);
-
+    const expand = (s: string) =>
+      s.replace(/\$\(([A-Za-z_][A-Za-z0-9_]*)\)/g, (all, name: string) => env.get(name) ?? all);
+    const args = container.command
+      ? [...container.command, ...(container.args ?? [])]
+      : [...this.template.process.args];
+    const caps = capabilities(container);
     const imageUser = this.template.process.user as { uid: number; gid: number };
-    const uid = sc.runAsUser ?? imageUser.uid;
-    const gid = sc.runAsGroup ?? (sc.runAsUser === 0 ? 0 : imageUser.gid);
 
-    const mounts: OciConfig[] = [...this.template.mounts];
-    for (const m of container.volumeMounts ?? []) {
-      const volume = opts.volumes?.[m.name];
-      if (!volume) throw new Error(`${where}: volumeMounts ${m.name} (${m.mountPath}): no such volume given to the test runtime`);
-      if ('tmpfs' in volume) mounts.push({ destination: m.mountPath, type: 'tmpfs', source: 'tmpfs', options: ['nosuid', 'nodev', 'size=16m'] });
-      else mounts.push({ destination: m.mountPath, type: 'bind', source: volume.hostPath, options: ['rbind', m.readOnly || volume.readOnly ? 'ro' : 'rw'] });
-    }
+    const mounts: OciConfig[] = [...this.template.mounts, ...volumeMounts(container, opts.volumes ?? {})];
     for (const [path, content] of Object.entries(opts.files ?? {})) {
       const source = join(bundle, path.replaceAll('/', '_'));
       writeFileSync(source, content);
       mounts.push({ destination: path, type: 'bind', source, options: ['rbind', 'ro'] });
     }
 
-    const namespaces = (this.template.linux.namespaces as { type: string; path?: string }[])
-      // hostNetwork: the node's network namespace and its hostname.
-      .filter((n) => !(opts.node && n.type === 'uts'))
-      .map((n) => (n.type === 'network' && opts.node ? { type: 'network', path: `/var/run/netns/${opts.node.name}` } : n));
+    // hostNetwork: the node's network namespace, and its hostname (no UTS namespace).
+    const node = opts.node;
+    const namespaces = (this.template.linux.namespaces as { type: string }[])
+      .filter((n) => !(node && n.type === 'uts'))
+      .map((n) => (node && n.type === 'network' ? { type: 'network', path: `/var/run/netns/${node.name}` } : n));
     const { hostname: _hostname, ...rest } = this.template;
     return {
       ...rest,
-      ...(opts.node ? {} : { hostname: opts.pod }),
+      ...(node ? {} : { hostname: opts.pod }),
       process: {
         ...this.template.process,
         terminal: false,
-        args,
-        env: [...this.template.process.env.filter((e: string) => e !== 'TERM=xterm'), ...[...env].map(([k, v]) => `${k}=${v}`)],
-        user: { uid, gid },
+        args: [...args, ...(opts.extraArgs ?? [])].map(expand),
+        env: [
+          ...this.template.process.env.filter((e: string) => e !== 'TERM=xterm'),
+          ...[...env].map(([k, v]) => `${k}=${v}`),
+        ],
+        user: {
+          uid: sc.runAsUser ?? imageUser.uid,
+          gid: sc.runAsGroup ?? (sc.runAsUser === 0 ? 0 : imageUser.gid),
+        },
         capabilities: { bounding: caps, effective: caps, permitted: caps, inheritable: [], ambient: [] },
         noNewPrivileges: sc.allowPrivilegeEscalation === false,
       },
@@ -206,4 +201,43 @@ export class RuncRuntime {
     process.off('exit', this.onExit);
     rmSync(this.dir, { recursive: true, force: true });
   }
+}
+
+/** The container's env, fieldRefs (the downward API) taken from `fields`. */
+function containerEnv(container: ContainerSpec, fields: Record<string, string>): Map<string, string> {
+  const env = new Map<string, string>();
+  for (const e of container.env ?? []) {
+    const path = e.valueFrom?.fieldRef?.fieldPath;
+    const value = e.value ?? (path !== undefined ? fields[path] : undefined);
+    if (value === undefined) {
+      throw new Error(`container ${container.name}: env ${e.name}: no value (fieldRef ${path ?? 'none'} not given to the test runtime)`);
+    }
+    env.set(e.name, value);
+  }
+  return env;
+}
+
+/** The capabilities the container keeps: drop ALL, then what it adds (the runtime's defaults are
+ *  not modelled, so a container that does not drop ALL is refused). */
+function capabilities(container: ContainerSpec): string[] {
+  const caps = container.securityContext?.capabilities;
+  if (!caps?.drop?.includes('ALL')) {
+    throw new Error(`container ${container.name}: securityContext.capabilities.drop: the test runtime needs [ALL], got ${JSON.stringify(caps?.drop ?? [])}`);
+  }
+  return (caps.add ?? []).map((c) => `CAP_${c}`);
+}
+
+/** The container's volumeMounts as OCI mounts of the volumes the test gave. */
+function volumeMounts(container: ContainerSpec, volumes: Record<string, Volume>): OciConfig[] {
+  return (container.volumeMounts ?? []).map((m) => {
+    const volume = volumes[m.name];
+    if (!volume) {
+      throw new Error(`container ${container.name}: volumeMounts ${m.name} (${m.mountPath}): no such volume given to the test runtime`);
+    }
+    if ('tmpfs' in volume) {
+      return { destination: m.mountPath, type: 'tmpfs', source: 'tmpfs', options: ['nosuid', 'nodev', 'size=16m'] };
+    }
+    const mode = m.readOnly || volume.readOnly ? 'ro' : 'rw';
+    return { destination: m.mountPath, type: 'bind', source: volume.hostPath, options: ['rbind', mode] };
+  });
 }
