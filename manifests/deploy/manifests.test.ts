@@ -1,11 +1,14 @@
 // The deploy manifests as a reviewer reads them (issue 11, items 9 and 13): each half has its own
 // container and probe, so a stalled proxy is restarted without node DNS; least privilege in every
-// container; RBAC with only the verbs the code uses.
-import { readFileSync } from 'node:fs';
+// container; RBAC with only the verbs the code uses. And every document in manifests/deploy and
+// manifests/example is valid against its kind's Kubernetes schema, offline (../schema-check.ts:
+// field types, required fields, enums, and no field the kind does not have).
+import { readdirSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import yaml from 'js-yaml';
 import { describe, expect, it } from 'vitest';
+import { typeProblems, validateSchema as validate, type ManifestDocument } from '../schema-check.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const docs = (file: string) => yaml.loadAll(readFileSync(join(here, file), 'utf8')) as any[];
@@ -93,5 +96,52 @@ describe('RBAC', () => {
     const podsRole = overlay.find((d) => d.kind === 'ClusterRole');
     expect(podsRole.rules).toEqual([{ apiGroups: [''], resources: ['pods'], verbs: ['list', 'watch'] }]);
     expect(overlay.find((d) => d.kind === 'ClusterRoleBinding').roleRef.name).toBe(podsRole.metadata.name);
+  });
+});
+
+describe('every manifest is valid against its kind\'s Kubernetes schema', () => {
+  const dirs = [here, join(here, '../example')];
+  const documents: ManifestDocument[] = dirs.flatMap((dir) =>
+    readdirSync(dir).filter((f) => /\.ya?ml$/.test(f)).flatMap((f) =>
+      (yaml.loadAll(readFileSync(join(dir, f), 'utf8')) as any[]).filter(Boolean).map((doc, i) => ({ where: `${f}#${i}`, doc })),
+    ),
+  );
+
+  it('finds the documents of both folders', () => {
+    const kinds = new Set(documents.map((d) => d.doc.kind));
+    for (const kind of ['DaemonSet', 'ConfigMap', 'ServiceAccount', 'ClusterRole', 'ClusterRoleBinding', 'Service', 'EndpointSlice', 'Node']) expect(kinds).toContain(kind);
+  });
+
+  const problems = typeProblems(documents);
+  for (const { where, doc } of documents) {
+    it(`${where}: ${doc.kind} ${doc.metadata?.namespace ? doc.metadata.namespace + '/' : ''}${doc.metadata?.name}`, async () => {
+      await expect(validate(doc)).resolves.toBeUndefined();
+      expect(problems.get(where) ?? []).toEqual([]);
+    });
+  }
+  it('the type-check of the documents itself had no problem', () => expect(problems.get('(compiler)') ?? []).toEqual([]));
+
+  it('catches a broken manifest: a wrong field type, a missing required field, a bad enum value, an unknown kind', async () => {
+    const wrongType = structuredClone(ds);
+    wrongType.spec.template.spec.containers[0].ports[0].containerPort = '10256';
+    await expect(validate(wrongType)).rejects.toThrow(/containers\/0\/ports\/0\/containerPort must be integer/);
+    const noSelector = structuredClone(ds);
+    delete noSelector.spec.selector;
+    await expect(validate(noSelector)).rejects.toThrow(/spec must have required property .?selector/);
+    const slice = documents.find((d) => d.doc.kind === 'EndpointSlice')!.doc;
+    await expect(validate({ ...slice, addressType: 'IPv5' })).rejects.toThrow(/addressType must be equal to one of the allowed values/);
+    await expect(validate({ ...ds, kind: 'DaemonSets' })).rejects.toThrow(/no schema for apiVersion apps\/v1 kind DaemonSets/);
+  });
+
+  it('catches a field the kind does not have: a misspelt securityContext field, a stray top-level key', () => {
+    const misspelt = structuredClone(ds);
+    const sc = misspelt.spec.template.spec.containers[0].securityContext;
+    sc.readOnlyRootFilesytem = sc.readOnlyRootFilesystem;
+    delete sc.readOnlyRootFilesystem;
+    const stray = { ...docs('configmap.yaml')[0], spec: {} };
+    const found = typeProblems([{ where: 'misspelt', doc: misspelt }, { where: 'stray', doc: stray }, { where: 'good', doc: ds }]);
+    expect(found.get('misspelt')?.join('\n')).toMatch(/'"readOnlyRootFilesytem"' does not exist in type '\w*SecurityContext'/);
+    expect(found.get('stray')?.join('\n')).toMatch(/'"spec"' does not exist in type 'IConfigMap'/);
+    expect(found.get('good')).toBeUndefined();
   });
 });

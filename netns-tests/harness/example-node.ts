@@ -3,7 +3,7 @@
 // by Debian's bridge CNI plugin delegating to kube-dataplane-ipam (ranges from the node's
 // spec.podCIDRs, through the file the agent keeps). `make demo` narrates it; the agent
 // end-to-end test asserts on it.
-import { cpSync, existsSync, mkdtempSync, rmSync, symlinkSync } from 'node:fs';
+import { cpSync, existsSync, mkdirSync, mkdtempSync, rmSync, symlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -65,12 +65,26 @@ export interface ExampleNode {
   readonly manifests: string;
   /** With `source: 'api'`: the test API server's URL (in the node namespace, on loopback). */
   readonly apiURL?: string;
+  /** With `source: 'api'`: sends `obj` to the API (POST to create, PUT to replace), from the node
+   *  namespace where the server listens; rejects with the server's answer if it refuses. */
+  apiWrite(method: 'POST' | 'PUT', path: string, obj: unknown): Promise<void>;
   /** Fetches `url` n times from the client pod; {backend name or error: count}. */
   fetchCounts(url: string, n: number): Promise<Record<string, number>>;
   /** Polls (up to ~5 s) until `name` resolves to `ip` from the client pod and 3 requests to
    *  `url` all reach `backend`; returns the last answer and counts for the test to assert on. */
   waitUntilServed(name: string, ip: string, url: string, backend: string): Promise<{ answer: string; counts: Record<string, number> }>;
   destroy(): Promise<void>;
+}
+
+/** What a replacement for the agent process is given (ExampleOptions.startAgent). */
+export interface AgentLaunch {
+  readonly node: Namespace;
+  /** Where the cluster is read from: `--manifests DIR` or `--kubeconfig FILE`. */
+  readonly source: readonly string[];
+  /** The file the IPAM plugin reads the node's pod CIDRs from; its directory is the agent's. */
+  readonly podCIDRsFile: string;
+  /** The upstream resolver in the node namespace, HOST:PORT. */
+  readonly upstream: string;
 }
 
 export interface ExampleOptions {
@@ -81,6 +95,14 @@ export interface ExampleOptions {
   /** The agent's `--proxy-mode` (default: iptables). */
   proxyMode?: 'iptables' | 'userspace' | 'nftables';
   say?: (title: string, lines?: string[]) => void;
+  /** The upstream resolver's port on the node's 127.0.0.1 (default 5353); 53 lets an agent that
+   *  takes its upstreams from a resolv.conf (`nameserver 127.0.0.1`) find it. */
+  upstreamPort?: number;
+  /** Starts whatever serves the node instead of `kube-dataplane agent` run here (e.g. the image's
+   *  containers); returns the process that logs the proxy's progress and its command line. */
+  startAgent?: (launch: AgentLaunch) => Promise<{ process: Process; args: readonly string[] }>;
+  /** The CNI IPAM plugin the bridge plugin delegates to (default: dist/'s). */
+  ipamBin?: string;
 }
 
 export async function startExampleNode(opts: ExampleOptions = {}): Promise<ExampleNode> {
@@ -98,11 +120,13 @@ export async function startExampleNode(opts: ExampleOptions = {}): Promise<Examp
     await node.sysctl('net.ipv6.conf.all.forwarding', 1);
     say('node namespace with the pod bridge cbr0 (10.244.0.1/24, fd00:244::1/64)', [node.name]);
 
-    const upstream = node.spawn('dnsmasq', ['--no-daemon', '--no-resolv', '--no-hosts', '--listen-address=127.0.0.1', '--port=5353', '--bind-interfaces', '--address=/example.test/192.0.2.10'], { label: 'dnsmasq' });
+    const upstreamAddress = `127.0.0.1:${opts.upstreamPort ?? 5353}`;
+    const upstream = node.spawn('dnsmasq', ['--no-daemon', '--no-resolv', '--no-hosts', '--listen-address=127.0.0.1', `--port=${opts.upstreamPort ?? 5353}`, '--bind-interfaces', '--address=/example.test/192.0.2.10'], { label: 'dnsmasq' });
     await upstream.waitForOutput(/started/, 5_000);
-    say('upstream resolver (dnsmasq) in the node namespace, for names outside the cluster', ['127.0.0.1:5353, example.test → 192.0.2.10']);
+    say('upstream resolver (dnsmasq) in the node namespace, for names outside the cluster', [`${upstreamAddress}, example.test → 192.0.2.10`]);
 
-    const podCIDRsFile = join(work, 'node-pod-cidrs.json');
+    const podCIDRsFile = join(work, 'run', 'node-pod-cidrs.json');
+    mkdirSync(dirname(podCIDRsFile));
     const manifests = join(work, 'manifests');
     cpSync(EXAMPLE, manifests, { recursive: true });
     let source = ['--manifests', manifests];
@@ -116,20 +140,23 @@ export async function startExampleNode(opts: ExampleOptions = {}): Promise<Examp
       say('a Kubernetes API (the repo\'s test API server) serving manifests/example, in the node namespace', [apiURL]);
     }
     const agentArgs = ['agent', ...source, '--node-name', 'node-a', '--cluster-cidr', '10.244.0.0/16,fd00:244::/48',
-      '--listen', '10.244.0.1:53', '--listen', '[fd00:244::1]:53', '--upstream', '127.0.0.1:5353',
+      '--listen', '10.244.0.1:53', '--listen', '[fd00:244::1]:53', '--upstream', upstreamAddress,
       '--healthz-bind-address', '127.0.0.1:10256', '--metrics-bind-address', '127.0.0.1:10249',
       '--health-listen', '127.0.0.1:8080', '--ready-listen', '127.0.0.1:8181', '--metrics-listen', '127.0.0.1:9153',
       '--node-pod-cidrs-file', podCIDRsFile, ...(opts.proxyMode ? ['--proxy-mode', opts.proxyMode] : [])];
-    const agent = node.spawn(process.execPath, [BIN, ...agentArgs], { label: 'agent' });
+    const started = opts.startAgent
+      ? await opts.startAgent({ node, source, podCIDRsFile, upstream: upstreamAddress })
+      : { process: node.spawn(process.execPath, [BIN, ...agentArgs], { label: 'agent' }), args: agentArgs };
+    const agent = started.process;
     await agent.waitForOutput(/node pod CIDRs written/, 15_000);
-    say('kube-dataplane agent, in the node namespace', [`$ kube-dataplane ${agentArgs.join(' ')}`]);
+    say('kube-dataplane agent, in the node namespace', [`$ kube-dataplane ${started.args.join(' ')}`]);
 
     // What a runtime on node-a does: bridge runs in the node namespace, our IPAM plugin first in
     // CNI_PATH. The example's EndpointSlices name web-0/web-1 by address, so those two ask for
     // theirs (CNI_ARGS IP=, as with host-local); the client takes what the allocator gives.
     const cniBin = join(work, 'cni-bin');
     await run('mkdir', ['-p', cniBin]);
-    symlinkSync(IPAM_BIN, join(cniBin, 'kube-dataplane-ipam'));
+    symlinkSync(opts.ipamBin ?? IPAM_BIN, join(cniBin, 'kube-dataplane-ipam'));
     const network = JSON.stringify({
       cniVersion: '1.0.0', name: 'podnet', type: 'bridge', bridge: 'cbr0', isGateway: true, isDefaultGateway: true,
       ipam: { type: 'kube-dataplane-ipam', podCIDRsFrom: 'node', nodePodCIDRsFile: podCIDRsFile, dataDir: join(work, 'ipam') },
@@ -155,7 +182,7 @@ export async function startExampleNode(opts: ExampleOptions = {}): Promise<Examp
     await Promise.all(servers.map((s) => s.waitForOutput('listening')));
     // Both families' rules are in before any test connects: the first full sync writes IPv4, then
     // IPv6, and another suite's iptables-restore can hold the xtables lock between the two.
-    await agent.waitForOutput(/rules synced sync=full/, 30_000);
+    await agent.waitForOutput(/rules synced(",")? ?sync"?[=:]"?full/, 30_000); // text or JSON logs
     const fetchCounts = async (url: string, n: number) => {
       const r = await pods.client.exec(process.execPath, clientArgs(url, n), { timeoutMs: 60_000 });
       return JSON.parse(r.stdout) as Record<string, number>;
@@ -163,8 +190,13 @@ export async function startExampleNode(opts: ExampleOptions = {}): Promise<Examp
     pods.client.writeResolvConf('nameserver 10.244.0.1\nsearch demo.svc.cluster.local svc.cluster.local cluster.local\noptions ndots:5\n');
 
     return {
-      topo, node, pods, addresses, agent, agentArgs, network, manifests, apiURL, destroy,
+      topo, node, pods, addresses, agent, agentArgs: started.args, network, manifests, apiURL, destroy,
       fetchCounts,
+      async apiWrite(method, path, obj) {
+        if (!apiURL) throw new Error("apiWrite: the example node was started without source: 'api'");
+        const script = `fetch(${JSON.stringify(apiURL + path)}, { method: ${JSON.stringify(method)}, headers: { 'content-type': 'application/json' }, body: ${JSON.stringify(JSON.stringify(obj))} }).then(async (r) => { if (!r.ok) { console.error(r.status, await r.text()); process.exit(1); } })`;
+        await node.exec(process.execPath, ['-e', script]);
+      },
       async waitUntilServed(name, ip, url, backend) {
         let answer = '';
         let counts: Record<string, number> = {};

@@ -46,7 +46,8 @@ export function run(cmd: string, args: readonly string[], opts: ExecOptions = {}
   });
 }
 
-function pidAlive(pid: number): boolean {
+/** Whether a process exists (EPERM: it does, someone else's). */
+export function pidAlive(pid: number): boolean {
   try {
     process.kill(pid, 0);
     return true;
