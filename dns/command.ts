@@ -255,5 +255,5 @@ function newReloader(path: string): { changed(): boolean } {
 export async function main(opts: Options): Promise<number> {
   const { serveUntilSignalled } = await import('../cli/serve.js');
   const config = dnsConfig(opts);
-  return serveUntilSignalled(opts, { pods: needsPods(config) }, log, [(view) => startDns(opts, view, config)]);
+  return serveUntilSignalled(opts, { pods: needsPods(config), namespaces: true }, log, [(view) => startDns(opts, view, config)]);
 }

@@ -42,4 +42,24 @@ describe('kube-dataplane agent --kubeconfig on one node', () => {
     expect(answer).toBe('10.96.0.82');
     expect(counts).toEqual({ 'web-0': 3 });
   });
+
+  it('watches Namespaces: one without services is a name (NODATA, as CoreDNS answers) until it is deleted', async () => {
+    const status = async (name: string) => {
+      const out = (await ex.pods.client.exec('dig', ['+time=2', '+tries=1', name, 'A'])).stdout;
+      return `${/status: (\w+)/.exec(out)?.[1]} ${/ANSWER: (\d+)/.exec(out)?.[1]} ${/AUTHORITY: (\d+)/.exec(out)?.[1]}`;
+    };
+    const poll = async (name: string, want: string) => {
+      let got = '';
+      for (let i = 0; i < 100 && got !== want; i++) {
+        got = await status(name);
+        if (got !== want) await new Promise((r) => setTimeout(r, 50));
+      }
+      return got;
+    };
+    expect(await status('quiet.svc.cluster.local')).toBe('NXDOMAIN 0 1');
+    await ex.apiWrite('POST', '/api/v1/namespaces', { apiVersion: 'v1', kind: 'Namespace', metadata: { name: 'quiet' } });
+    expect(await poll('quiet.svc.cluster.local', 'NOERROR 0 1')).toBe('NOERROR 0 1');
+    await ex.apiWrite('DELETE', '/api/v1/namespaces/quiet');
+    expect(await poll('quiet.svc.cluster.local', 'NXDOMAIN 0 1')).toBe('NXDOMAIN 0 1');
+  });
 });

@@ -67,7 +67,7 @@ export interface ExampleNode {
   readonly apiURL?: string;
   /** With `source: 'api'`: sends `obj` to the API (POST to create, PUT to replace), from the node
    *  namespace where the server listens; rejects with the server's answer if it refuses. */
-  apiWrite(method: 'POST' | 'PUT', path: string, obj: unknown): Promise<void>;
+  apiWrite(method: 'POST' | 'PUT' | 'DELETE', path: string, obj?: unknown): Promise<void>;
   /** Fetches `url` n times from the client pod; {backend name or error: count}. */
   fetchCounts(url: string, n: number): Promise<Record<string, number>>;
   /** Polls (up to ~5 s) until `name` resolves to `ip` from the client pod and 3 requests to
@@ -194,7 +194,8 @@ export async function startExampleNode(opts: ExampleOptions = {}): Promise<Examp
       fetchCounts,
       async apiWrite(method, path, obj) {
         if (!apiURL) throw new Error("apiWrite: the example node was started without source: 'api'");
-        const script = `fetch(${JSON.stringify(apiURL + path)}, { method: ${JSON.stringify(method)}, headers: { 'content-type': 'application/json' }, body: ${JSON.stringify(JSON.stringify(obj))} }).then(async (r) => { if (!r.ok) { console.error(r.status, await r.text()); process.exit(1); } })`;
+        const body = obj === undefined ? '' : `, body: ${JSON.stringify(JSON.stringify(obj))}`;
+        const script = `fetch(${JSON.stringify(apiURL + path)}, { method: ${JSON.stringify(method)}, headers: { 'content-type': 'application/json' }${body} }).then(async (r) => { if (!r.ok) { console.error(r.status, await r.text()); process.exit(1); } })`;
         await node.exec(process.execPath, ['-e', script]);
       },
       async waitUntilServed(name, ip, url, backend) {
