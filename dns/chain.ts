@@ -17,7 +17,8 @@ import { HostsPlugin } from './hosts.js';
 import { LoopDetector } from './loop.js';
 import { LoggingHandler, QueryLog } from './querylog.js';
 import { type DnsMetrics, rcodeName } from './metrics.js';
-import { chooseResolvConf, upstreamsFromResolvConf } from './resolvconf.js';
+import { AutopathHandler } from './autopath.js';
+import { chooseResolvConf, readOrUndefined, searchDomains, upstreamsFromResolvConf } from './resolvconf.js';
 import { ZoneRouter, type RoutedBlock } from './router.js';
 import { serverLabel } from './server.js';
 import { ClusterZone, serverAddresses } from './zone.js';
@@ -80,7 +81,8 @@ export function buildChain(config: DnsConfig, ctx: ChainContext): Chain {
     const plugins = new DnsHandler(zone, forwarder, cache, metrics, log, { forwardScope: server.forward, loadbalance: server.loadbalance, loop, hosts });
     // CoreDNS's order: `log` sees the client's question, then `rewrite`, then the rest, which
     // sees the rewritten name.
-    const rewriting = server.rewrite?.length ? new RewritingHandler(server.rewrite, plugins) : plugins;
+    const walking = server.autopath && k ? new AutopathHandler({ domain: k.domain, zones: server.autopath.zones, extraSearch: searchDomains(readOrUndefined(opts.resolvConf) ?? '') }, catalog, plugins) : plugins;
+    const rewriting = server.rewrite?.length ? new RewritingHandler(server.rewrite, walking) : walking;
     const handler = server.log ? new LoggingHandler(new QueryLog(server.log), rewriting) : rewriting;
     return { server, handler, ...(loop ? { loop } : {}) };
   });

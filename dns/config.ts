@@ -44,6 +44,8 @@ export interface ServerConfig {
   readonly log?: QueryLogConfig;
   /** `rewrite name` rules, in their order. */
   readonly rewrite?: readonly RewriteRule[];
+  /** `autopath @kubernetes`: the zones whose names may be search-path walks. */
+  readonly autopath?: { readonly zones: readonly string[] };
   readonly at?: Where;
 }
 

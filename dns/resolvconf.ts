@@ -50,6 +50,16 @@ export function nameservers(text: string): string[] {
   return out;
 }
 
+/** The `search` domains of a resolv.conf (the last `search` line wins, as in libc). */
+export function searchDomains(text: string): string[] {
+  let out: string[] = [];
+  for (const line of text.split('\n')) {
+    const f = line.replace(/[#;].*/, '').trim().split(/\s+/);
+    if (f[0] === 'search' || f[0] === 'domain') out = f.slice(1).map((d) => d.toLowerCase().replace(/\.$/, '')).filter(Boolean);
+  }
+  return out;
+}
+
 export function chooseResolvConf(o: ResolvConfOptions, read: (path: string) => string | undefined = readOrUndefined): ResolvConfChoice {
   const text = read(o.path) ?? '';
   const servers = nameservers(text);

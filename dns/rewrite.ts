@@ -7,7 +7,7 @@
 import dnsPacket from 'dns-packet';
 import type { BlockHandler, HandlerResult, Transport } from './handler.js';
 import type { Peer } from './querylog.js';
-import { FLAG_QR, HEADER_LEN, MessageWriter, WireError, parseQuery, type Query } from './wire.js';
+import { FLAG_QR, HEADER_LEN, WireError, parseQuery, queryWithName, type Query } from './wire.js';
 
 export type NameMatch = 'exact' | 'prefix' | 'suffix' | 'substring' | 'regex';
 
@@ -69,7 +69,7 @@ export class RewritingHandler implements BlockHandler {
       if (rule.next === 'stop') break;
     }
     if (applied.length === 0 || name === q.name) return this.inner.handleQuery(msg, q, t, from);
-    const rewritten = withName(msg, q, name);
+    const rewritten = queryWithName(msg, q, name);
     const r = this.inner.handleQuery(rewritten, parseQuery(rewritten), t, from);
     const back = (reply: Buffer | undefined) => (reply ? restore(reply, msg, q, name, applied) : reply);
     return r instanceof Promise ? r.then(back) : back(r);
@@ -84,16 +84,6 @@ export class RewritingHandler implements BlockHandler {
 function mapName(name: string, a: { from: string; to: string }): string {
   const m = new RegExp(a.from).exec(`${name}.`);
   return m ? a.to.replace(/\{(\d+)\}/g, (_x, i: string) => m[Number(i)] ?? '').replace(/\.$/, '') : name;
-}
-
-/** The query with its question's name replaced; the header and what follows the question stay. */
-function withName(msg: Buffer, q: Query, name: string): Buffer {
-  const w = new MessageWriter(msg.length + name.length + 16);
-  w.bytes(msg.subarray(0, HEADER_LEN));
-  w.name(name);
-  w.bytes(msg.subarray(q.questionEnd - 4, q.questionEnd)); // type and class
-  w.bytes(msg.subarray(q.questionEnd));
-  return Buffer.from(w.done());
 }
 
 /** The reply as the client must see it: its own question, and names mapped back. */

@@ -390,3 +390,13 @@ export function layoutReply(buf: Buffer): ReplyLayout {
   }
   return { ttlOffsets, counts: [an, ns, ar], optAt: optMisplaced ? undefined : optAt, optMisplaced, soa, questionEnd };
 }
+
+/** The query with its question's name replaced; the header and what follows the question stay. */
+export function queryWithName(msg: Buffer, q: Query, name: string): Buffer {
+  const w = new MessageWriter(msg.length + name.length + 16);
+  w.bytes(msg.subarray(0, HEADER_LEN));
+  w.name(name);
+  w.bytes(msg.subarray(q.questionEnd - 4, q.questionEnd)); // type and class
+  w.bytes(msg.subarray(q.questionEnd));
+  return Buffer.from(w.done());
+}

@@ -40,6 +40,9 @@ describe('dns --corefile', () => {
     if (!existsSync(BIN)) throw new Error(`${BIN} is missing: build first`);
     dir = mkdtempSync(join(tmpdir(), 'kdp-corefile-'));
     writeFileSync(join(dir, 'services.yaml'), toYaml(fixtureServices().flatMap(serviceObjects)));
+    // The pod namespace's own Pod object (for `pods verified` and autopath).
+    const clientPod = { apiVersion: 'v1', kind: 'Pod', metadata: { name: 'client', namespace: 'prod' }, spec: {}, status: { podIP: '10.0.0.2', podIPs: [{ ip: '10.0.0.2' }] } };
+    writeFileSync(join(dir, 'pods.yaml'), toYaml([clientPod]));
     topo = await Topology.create();
     node = await topo.namespace('node');
     pod = await topo.namespace('pod');
@@ -195,6 +198,37 @@ describe('dns --corefile', () => {
       expect([after.status, after.answers[0]?.[1]]).toEqual(['NOERROR', '7']);
     } finally {
       await server.stop();
+    }
+  });
+
+  it('walks a pod\'s search path itself with autopath: one round trip and a CNAME to the name that exists', async () => {
+    const corefile = join(dir, 'Corefile.autopath');
+    writeFileSync(corefile, [
+      '.:53 {', `  bind ${NODE}`, '  log',
+      '  kubernetes cluster.local in-addr.arpa ip6.arpa {', '    pods verified', '    fallthrough in-addr.arpa ip6.arpa', '  }',
+      '  autopath @kubernetes', `  forward . ${RESOLVER}`, '  cache 30', '}', '',
+    ].join('\n'));
+    pod.writeResolvConf(`nameserver ${NODE}\nsearch prod.svc.cluster.local svc.cluster.local cluster.local\noptions ndots:5\n`);
+    const server = serve(corefile, 'dns autopath');
+    try {
+      await server.waitForOutput(/dns serving/);
+      const external = await digRaw(pod, 'www.example.test.prod.svc.cluster.local', 'A');
+      expect(external).toMatch(/^www\.example\.test\.prod\.svc\.cluster\.local\.\s+\d+\s+IN\s+CNAME\s+www\.example\.test\.$/m);
+      expect(external).toMatch(/^www\.example\.test\.\s+\d+\s+IN\s+A\s+192\.0\.2\.1$/m);
+      const sibling = await digRaw(pod, 'web.staging.prod.svc.cluster.local', 'A');
+      expect(sibling).toMatch(/IN\s+CNAME\s+web\.staging\.svc\.cluster\.local\.$/m);
+      expect(sibling).toMatch(/^web\.staging\.svc\.cluster\.local\.\s+\d+\s+IN\s+A\s+10\.96\.1\.10$/m);
+      // A name that exists as asked is answered as usual.
+      expect(values(await dig(pod, 'web.prod.svc.cluster.local', 'A'), 'A')).toEqual(['10.96.0.10']);
+      // With its search path and ndots:5, the pod's resolver asks once for an external name.
+      const before = server.stdout.split('\n').filter((l) => l.includes('"A IN ')).length;
+      expect(await digRaw(pod, '+search', 'www.example.test', 'A')).toMatch(/IN\s+A\s+192\.0\.2\.1$/m);
+      expect(server.stdout.split('\n').filter((l) => l.includes('"A IN ')).length - before).toBe(1);
+      // Asked by an address that is no pod's (the node itself): no walk, NXDOMAIN from the zone.
+      expect((await dig(node, `@${NODE}`, 'www.example.test.prod.svc.cluster.local', 'A')).status).toBe('NXDOMAIN');
+    } finally {
+      await server.stop();
+      pod.writeResolvConf(`nameserver ${NODE}\n`);
     }
   });
 

@@ -124,6 +124,15 @@ describe('rewrite', () => {
   });
 });
 
+describe('autopath', () => {
+  it('needs @kubernetes and pods verified in its block', () => {
+    const ok = configOf('.:53 {\n  kubernetes cluster.local {\n    pods verified\n  }\n  autopath @kubernetes\n  forward . 10.0.0.1\n}\n');
+    expect(ok.config.servers[0].autopath).toEqual({ zones: [''] });
+    expect(errorOf('.:53 {\n  kubernetes cluster.local\n  autopath @kubernetes\n}\n')).toBe('Corefile:3: autopath @kubernetes needs kubernetes with pods verified in the same block');
+    expect(errorOf('.:53 {\n  autopath /etc/resolv.conf\n}\n')).toBe("Corefile:2: autopath: only @kubernetes is implemented as the search path's source (not /etc/resolv.conf)");
+  });
+});
+
 describe('syntax', () => {
   it('takes several keys, ports, dns:// and trailing dots; groups a block by port', () => {
     const { config } = configOf('dns://Example.COM.:1053 other.test:1053, third.test {\n forward . 10.0.0.1\n}\n');

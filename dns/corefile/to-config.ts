@@ -95,6 +95,7 @@ function serverBlock(
   let hosts: HostsConfig | undefined;
   let queryLog: QueryLogConfig | undefined;
   const rewrite: RewriteRule[] = [];
+  let autopath: { zones: string[]; at: Where } | undefined;
   const once = new Map<string, Where>();
   for (const d of block.directives) {
     const before = once.get(d.name);
@@ -126,6 +127,13 @@ function serverBlock(
       case 'rewrite':
         rewrite.push(rewritePlugin(d));
         break;
+      case 'autopath': {
+        const source = d.args[d.args.length - 1];
+        if (source !== '@kubernetes') throw new CorefileError(d.at, `autopath: only @kubernetes is implemented as the search path's source (not ${source ?? 'nothing'})`);
+        noBlockArgs(d, d.args.length);
+        autopath = { zones: d.args.length > 1 ? d.args.slice(0, -1).map((z) => normalizeZone(z, d.at, 'autopath')) : [...zones], at: d.at };
+        break;
+      }
       case 'loop':
         noBlockArgs(d, 0);
         loop = true;
@@ -172,8 +180,10 @@ function serverBlock(
         throw new CorefileError(d.at, `plugin ${d.name} is not implemented by kube-dataplane (dns/README.md lists the plugins it serves)`);
     }
   }
+  // CoreDNS's rule: the pod's namespace comes from the Pods the kubernetes plugin watches.
+  if (autopath && kubernetes?.pods !== 'verified') throw new CorefileError(autopath.at, 'autopath @kubernetes needs kubernetes with pods verified in the same block');
   const addresses = binds ?? ['0.0.0.0', '::'];
-  return { zones, listens: addresses.map((host) => ({ host, port })), ...(kubernetes ? { kubernetes } : {}), ...(forward ? { forward } : {}), ...(cache ? { cache } : {}), errors, loadbalance, loop, ...(hosts ? { hosts } : {}), ...(queryLog ? { log: queryLog } : {}), ...(rewrite.length ? { rewrite } : {}), at: block.at };
+  return { zones, listens: addresses.map((host) => ({ host, port })), ...(kubernetes ? { kubernetes } : {}), ...(forward ? { forward } : {}), ...(cache ? { cache } : {}), errors, loadbalance, loop, ...(hosts ? { hosts } : {}), ...(queryLog ? { log: queryLog } : {}), ...(rewrite.length ? { rewrite } : {}), ...(autopath ? { autopath: { zones: autopath.zones } } : {}), at: block.at };
 }
 
 function bindAddresses(d: Directive): string[] {
