@@ -60,6 +60,7 @@ export function buildChain(config: DnsConfig, ctx: ChainContext): Chain {
   const zones: ClusterZone[] = [];
   const caches: AnswerCache[] = [];
   const forwarders: Forwarder[] = [];
+  const walkers: AutopathHandler[] = [];
   const blocks = config.servers.map((server): ChainBlock => {
     const k = server.kubernetes;
     const zone = k
@@ -81,7 +82,9 @@ export function buildChain(config: DnsConfig, ctx: ChainContext): Chain {
     const plugins = new DnsHandler(zone, forwarder, cache, metrics, log, { forwardScope: server.forward, loadbalance: server.loadbalance, loop, hosts });
     // CoreDNS's order: `log` sees the client's question, then `rewrite`, then the rest, which
     // sees the rewritten name.
-    const walking = server.autopath && k ? new AutopathHandler({ domain: k.domain, zones: server.autopath.zones, extraSearch: searchDomains(readOrUndefined(opts.resolvConf) ?? '') }, catalog, plugins) : plugins;
+    const walker = server.autopath && k ? new AutopathHandler({ domain: k.domain, zones: server.autopath.zones, extraSearch: searchDomains(readOrUndefined(opts.resolvConf) ?? '') }, catalog, plugins) : undefined;
+    if (walker) walkers.push(walker);
+    const walking = walker ?? plugins;
     const rewriting = server.rewrite?.length ? new RewritingHandler(server.rewrite, walking) : walking;
     const handler = server.log ? new LoggingHandler(new QueryLog(server.log), rewriting) : rewriting;
     return { server, handler, ...(loop ? { loop } : {}) };
@@ -118,6 +121,7 @@ export function buildChain(config: DnsConfig, ctx: ChainContext): Chain {
     },
     retire: async (graceMs = 0) => {
       for (const z of zones) z.detach();
+      for (const w of walkers) w.detach();
       if (graceMs > 0) await new Promise((r) => setTimeout(r, graceMs).unref());
       for (const f of forwarders) f.close();
     },

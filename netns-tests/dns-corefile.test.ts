@@ -224,6 +224,14 @@ describe('dns --corefile', () => {
       const before = server.stdout.split('\n').filter((l) => l.includes('"A IN ')).length;
       expect(await digRaw(pod, '+search', 'www.example.test', 'A')).toMatch(/IN\s+A\s+192\.0\.2\.1$/m);
       expect(server.stdout.split('\n').filter((l) => l.includes('"A IN ')).length - before).toBe(1);
+      // A walk's reply is kept a few seconds, but not past a catalog change.
+      expect(await digRaw(pod, 'alpha.staging.prod.svc.cluster.local', 'A')).not.toMatch(/alpha\.staging\.svc/);
+      writeFileSync(join(dir, 'extra.yaml'), toYaml(serviceObjects({ namespace: 'staging', name: 'alpha', clusterIPs: ['10.96.1.77'], ports: [{ name: 'http', port: 80 }] })));
+      let walked = '';
+      for (let i = 0; i < 40 && !/10\.96\.1\.77/.test(walked); i++) walked = await digRaw(pod, 'alpha.staging.prod.svc.cluster.local', 'A');
+      expect(walked).toMatch(/IN\s+CNAME\s+alpha\.staging\.svc\.cluster\.local\.$/m);
+      expect(walked).toMatch(/IN\s+A\s+10\.96\.1\.77$/m);
+      rmSync(join(dir, 'extra.yaml'));
       // Asked by an address that is no pod's (the node itself): no walk, NXDOMAIN from the zone.
       expect((await dig(node, `@${NODE}`, 'www.example.test.prod.svc.cluster.local', 'A')).status).toBe('NXDOMAIN');
     } finally {
