@@ -11,13 +11,14 @@
 // catalog already indexes addresses (`ownersOfIP`).
 import { networkInterfaces } from 'node:os';
 import { isIP } from 'node:net';
-import type { CatalogView, Endpoint, ObjectKey, Service, ServiceEndpoints } from '../cluster/types.js';
-import { dashedIP, ipFromDashed, ipFromReverse, reverseName } from './names.js';
+import type { CatalogView, ObjectKey, Service, ServiceEndpoints } from '../cluster/types.js';
+import { ipFromDashed, ipFromReverse, reverseName } from './names.js';
 import { addressRec, buildTemplate, type OwnedRec, type Rec, type Template } from './records.js';
 import { QCLASS_ANY, QCLASS_IN, QTYPE, RCODE, type Query } from './wire.js';
 import { parseIP } from '../common/ip.js';
 import { flat } from '../common/strings.js';
 import { inZone, REVERSE_ZONES } from './config.js';
+import { ServiceRecords, srvName, type NamingOptions } from './service-records.js';
 
 export type PodsMode = 'insecure' | 'verified' | 'disabled';
 
@@ -33,6 +34,10 @@ export interface ZoneOptions {
   /** Zones whose names it does not have are forwarded instead of NXDOMAIN ('' is every zone;
    *  default: the reverse zones, CoreDNS's usual `fallthrough in-addr.arpa ip6.arpa`). */
   readonly fallthrough?: readonly string[];
+  /** `endpoint_pod_names`, `noendpoints`, `ignore empty_service`. */
+  readonly naming?: NamingOptions;
+  /** `namespaces`: only these namespaces' services are in the zone (default: every one). */
+  readonly namespaces?: readonly string[];
 }
 
 export const SCHEMA_VERSION = '1.1.0';
@@ -111,6 +116,8 @@ export class ClusterZone {
   private readonly ents: ReadonlySet<string>;
   private readonly reverseZones: readonly string[];
   private readonly fallthrough: readonly string[];
+  private readonly records: ServiceRecords;
+  private readonly exposed?: ReadonlySet<string>;
   private serial: number;
   private unsubscribe?: () => void;
 
@@ -124,6 +131,8 @@ export class ClusterZone {
     this.ents = new Set([`svc.${d}`, `dns.${d}`]);
     this.reverseZones = opts.reverseZones ?? REVERSE_ZONES;
     this.fallthrough = opts.fallthrough ?? REVERSE_ZONES;
+    this.records = new ServiceRecords(opts.naming);
+    if (opts.namespaces) this.exposed = new Set(opts.namespaces);
     this.serial = Math.floor(Date.now() / 1000) >>> 0;
   }
 
@@ -148,7 +157,8 @@ export class ClusterZone {
   update(keys: Iterable<ObjectKey>): void {
     for (const key of keys) {
       const old = this.services.get(this.baseOfKey(key));
-      const svc = this.catalog.service(key);
+      const found = this.catalog.service(key);
+      const svc = found && (!this.exposed || this.exposed.has(found.namespace)) ? found : undefined;
       const eps = svc ? this.catalog.endpoints(key) : undefined;
       if (old) this.remove(old);
       const now = svc ? new Indexed(svc, eps, old?.base ?? this.baseOf(svc)) : undefined;
@@ -236,7 +246,7 @@ export class ClusterZone {
     // `<ns>.svc.<zone>` of a namespace that exists but has no service (CoreDNS: NODATA).
     if (name.endsWith(this.svcSuffix)) {
       const ns = name.slice(0, -this.svcSuffix.length);
-      if (!ns.includes('.') && this.catalog.namespace(ns)) return true;
+      if (!ns.includes('.') && this.catalog.namespace(ns) && (!this.exposed || this.exposed.has(ns))) return true;
     }
     // `_tcp.<svc>…`: exists when one of the service's names is below it.
     const dot = name.indexOf('.');
@@ -292,7 +302,7 @@ export class ClusterZone {
     if (name === this.versionName) return [{ type: QTYPE.TXT, text: SCHEMA_VERSION }];
     if (name === this.nsName) return this.nsAddresses().map(addressRec);
     const own = this.services.get(name);
-    if (own) return serviceRecords(own.svc, own.eps, own.base);
+    if (own) return this.records.ofService(own.svc, own.eps, own.base);
     // `<endpoint>.<svc>…`, or `_<port>._<proto>.<svc>…`. Endpoint names are the specification's
     // for headless services; CoreDNS answers them for a ClusterIP service's endpoints too, and so
     // do we.
@@ -302,14 +312,14 @@ export class ClusterZone {
     if (label[0] !== '_') {
       const s = this.services.get(name.slice(dot + 1));
       if (!s || s.svc.type === 'ExternalName') return undefined;
-      const recs = endpointsLabelled(s.svc, s.eps, label).map((e) => addressRec(e.ip));
+      const recs = this.records.labelled(s.svc, s.eps, label).map((e) => addressRec(e.ip));
       return recs.length > 0 ? recs : undefined;
     }
     const dot2 = name.indexOf('.', dot + 1);
     if (dot2 < 0 || name[dot + 1] !== '_') return undefined;
     const s = this.services.get(name.slice(dot2 + 1));
     if (!s || s.svc.type === 'ExternalName') return undefined;
-    const recs = srvRecords(s.svc, s.eps, s.base, label.slice(1), name.slice(dot + 2, dot2));
+    const recs = this.records.ofPort(s.svc, s.eps, s.base, label.slice(1), name.slice(dot + 2, dot2));
     return recs.length > 0 ? recs : undefined;
   }
 
@@ -319,8 +329,8 @@ export class ClusterZone {
     const { svc, eps, base } = s;
     const out = [base];
     if (svc.type === 'ExternalName') return out;
-    const endpoints = published(svc, eps);
-    for (const e of endpoints) out.push(flat(`${endpointLabel(e)}.${base}`));
+    const endpoints = this.records.published(svc, eps);
+    for (const e of endpoints) out.push(flat(`${this.records.label(e)}.${base}`));
     if (!svc.headless) {
       for (const p of svc.ports) if (p.name) out.push(srvName(p.name, p.protocol, base));
       return out;
@@ -400,8 +410,8 @@ export class ClusterZone {
       if (o.kind === 'service') {
         if (!s.svc.headless && s.svc.clusterIPs.includes(ip)) targets.add(s.base);
       } else {
-        const e = published(s.svc, s.eps).find((x) => x.ip === ip);
-        if (e) targets.add(`${endpointLabel(e)}.${s.base}`);
+        const e = this.records.published(s.svc, s.eps).find((x) => x.ip === ip);
+        if (e) targets.add(`${this.records.label(e)}.${s.base}`);
       }
     }
     return targets.size > 0 ? [...targets].sort() : undefined;
@@ -434,7 +444,7 @@ export class ClusterZone {
         if (o.kind !== 'endpoint') continue;
         const s = this.services.get(this.baseOfKey(o.serviceKey));
         if (!s || s.svc.type === 'ExternalName') continue;
-        if (s.svc.headless) for (const e of published(s.svc, s.eps)) out.add(e.ip);
+        if (s.svc.headless) for (const e of this.records.published(s.svc, s.eps)) out.add(e.ip);
         else for (const c of s.svc.clusterIPs) out.add(c);
       }
     }
@@ -498,62 +508,6 @@ export function serverAddresses(listenHosts: readonly string[]): () => string[] 
   };
 }
 
-
-function srvName(port: string, protocol: string, base: string): string {
-  return flat(`_${port}._${protocol}.${base}`).toLowerCase();
-}
-
-function published(svc: Service, eps: ServiceEndpoints | undefined): readonly Endpoint[] {
-  const all = eps?.endpoints ?? [];
-  return svc.publishNotReadyAddresses ? all : all.filter((e) => e.ready);
-}
-
-/** The published endpoints whose label under their headless service is `label`. */
-function endpointsLabelled(svc: Service, eps: ServiceEndpoints | undefined, label: string): Endpoint[] {
-  // One spelled address is compared as an address: a service may have thousands of endpoints.
-  const ip = ipFromDashed(label)?.ip;
-  return published(svc, eps).filter((e) => (e.hostname ? e.hostname.toLowerCase() === label : e.ip === ip && dashedIP(e.ip) === label));
-}
-
-/** An endpoint's label under its headless service: its hostname, else its dashed address. */
-function endpointLabel(e: Endpoint): string {
-  return e.hostname ? e.hostname.toLowerCase() : dashedIP(e.ip);
-}
-
-/** The records of a service's own name; undefined when the service does not exist in DNS. */
-function serviceRecords(svc: Service, eps: ServiceEndpoints | undefined, base: string): Rec[] | undefined {
-  if (svc.type === 'ExternalName') return svc.externalName ? [{ type: QTYPE.CNAME, target: svc.externalName.toLowerCase() }] : undefined;
-  if (!svc.headless) {
-    // An SRV question for the service name itself gets every port (CoreDNS does this; the
-    // specification only defines the per-port names).
-    const weight = Math.max(1, Math.floor(100 / Math.max(1, svc.ports.length)));
-    return [...svc.clusterIPs.map(addressRec), ...svc.ports.map((p): Rec => ({ type: QTYPE.SRV, priority: 0, weight, port: p.port, target: base }))];
-  }
-  const endpoints = published(svc, eps);
-  // A headless service with nothing to publish does not exist in DNS (NXDOMAIN).
-  if (endpoints.length === 0) return undefined;
-  const targets: Array<{ port: number; target: string }> = [];
-  for (const p of eps?.ports ?? []) {
-    for (const e of p.endpoints) if (e.ready || svc.publishNotReadyAddresses) targets.push({ port: p.port, target: `${endpointLabel(e)}.${base}` });
-  }
-  const weight = Math.max(1, Math.floor(100 / Math.max(1, targets.length)));
-  return [...endpoints.map((e) => addressRec(e.ip)), ...targets.map((t): Rec => ({ type: QTYPE.SRV, priority: 0, weight, port: t.port, target: t.target }))];
-}
-
-/** SRV records of `_<port>._<proto>.<base>`. */
-function srvRecords(svc: Service, eps: ServiceEndpoints | undefined, base: string, port: string, proto: string): Rec[] {
-  const matches = (p: { name: string; protocol: string }) => p.name !== '' && p.name.toLowerCase() === port && p.protocol.toLowerCase() === proto;
-  if (!svc.headless) {
-    return svc.ports.filter(matches).map((p): Rec => ({ type: QTYPE.SRV, priority: 0, weight: 100, port: p.port, target: base }));
-  }
-  const out: Rec[] = [];
-  for (const p of (eps?.ports ?? []).filter(matches)) {
-    const hosts = [...new Set(p.endpoints.filter((e) => e.ready || svc.publishNotReadyAddresses).map((e) => `${endpointLabel(e)}.${base}`))];
-    const weight = Math.max(1, Math.floor(100 / Math.max(1, hosts.length)));
-    for (const h of hosts) out.push({ type: QTYPE.SRV, priority: 0, weight, port: p.port, target: h });
-  }
-  return out;
-}
 
 /** Keeps `answer` for the question's name and type in a map bounded to `max` names (emptied
  *  when full: these are answers for names without an entry of their own), and returns it. */

@@ -8,7 +8,7 @@ import { parseDuration } from '../../cli/flags.js';
 import type { ListenAddress } from '../../common/http-server.js';
 import { parseUpstream, type Upstream } from '../forwarder.js';
 import {
-  DEFAULT_FORWARD, REVERSE_ZONES, type CacheConfig, type DnsConfig, type ForwardConfig, type ForwardPolicy, type KubernetesConfig,
+  DEFAULT_FORWARD, type CacheConfig, type DnsConfig, type ForwardConfig, type ForwardPolicy, type KubernetesConfig,
   type ServerConfig,
 } from '../config.js';
 import type { HostsConfig } from '../hosts.js';
