@@ -66,6 +66,7 @@ export function buildChain(config: DnsConfig, ctx: ChainContext): Chain {
     const zone = k
       ? new ClusterZone({
           domain: k.domain, ttl: k.ttl, pods: k.pods, reverseZones: k.reverseZones, fallthrough: k.fallthrough ?? [],
+          ...(k.naming ? { naming: k.naming } : {}), ...(k.namespaces ? { namespaces: k.namespaces } : {}),
           ownAddresses: serverAddresses(server.listens.map((l) => l.host)),
         }, catalog)
       : undefined;

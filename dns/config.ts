@@ -9,6 +9,7 @@ import type { Where } from './corefile/parse.js';
 import type { HostsConfig } from './hosts.js';
 import type { QueryLogConfig } from './querylog.js';
 import type { RewriteRule } from './rewrite.js';
+import type { NamingOptions } from './service-records.js';
 import type { PodsMode } from './zone.js';
 
 export interface DnsConfig {
@@ -59,6 +60,10 @@ export interface KubernetesConfig {
   /** Zones whose names it does not own go on to `forward` instead of NXDOMAIN; [''] is every
    *  zone. Absent: no fallthrough. */
   readonly fallthrough?: readonly string[];
+  /** `endpoint_pod_names`, `noendpoints`, `ignore empty_service`. */
+  readonly naming?: NamingOptions;
+  /** `namespaces`: only these namespaces are in the zone. */
+  readonly namespaces?: readonly string[];
 }
 
 export type ForwardPolicy = 'random' | 'round_robin' | 'sequential';

@@ -11,7 +11,7 @@ import { Forwarder } from './forwarder.js';
 import { DnsHandler, type Transport } from './handler.js';
 import { reverseName } from './names.js';
 import { parseQuery } from './wire.js';
-import { ClusterZone, serverAddresses, type PodsMode } from './zone.js';
+import { ClusterZone, serverAddresses, type PodsMode, type ZoneOptions } from './zone.js';
 import { decodeReply, rdata, type Reply } from '../bench/dns/reply.js';
 
 const UDP: Transport = { proto: 'udp', family: '1', server: 'dns://test:53' };
@@ -293,6 +293,59 @@ async function summary(handler: DnsHandler, name: string, type: string): Promise
   const rr = (a: dnsPacket.Answer) => `${a.name} ${a.type} ${a.type === 'SOA' ? '' : JSON.stringify(rdata(a))}`;
   return [msg.rcode, ...(msg.answers ?? []).map(rr).sort(), '|', ...(msg.authorities ?? []).map(rr), '|', ...(msg.additionals ?? []).map(rr).sort()].join('\n');
 }
+
+describe("the kubernetes plugin's naming options", () => {
+  const specs: ServiceSpec[] = [
+    { namespace: 'a', name: 'web', clusterIPs: ['10.96.5.1'], ports: [{ name: 'http', port: 80 }], endpoints: [{ ip: '10.244.5.1', pod: 'web-7d9f-x2' }, { ip: '10.244.5.2', hostname: 'named', pod: 'web-7d9f-y3' }, { ip: '10.244.5.3', pod: 'Not_A_Label' }] },
+    { namespace: 'a', name: 'idle', clusterIPs: ['10.96.5.2'], ports: [{ name: 'http', port: 80 }], endpoints: [{ ip: '10.244.5.9', ready: false }] },
+    { namespace: 'a', name: 'db', headless: true, ports: [{ name: 'sql', port: 5432 }], endpoints: [{ ip: '10.244.6.1', pod: 'db-0' }] },
+    { namespace: 'b', name: 'web', clusterIPs: ['10.96.6.1'], ports: [{ name: 'http', port: 80 }] },
+  ];
+  const zoneWith = (extra: Partial<ZoneOptions>) => {
+    const zone = new ClusterZone({ domain: 'cluster.local', ttl: 5, pods: 'insecure', ...extra }, catalogOf(specs));
+    zone.attach();
+    return { zone, handler: new DnsHandler(zone, new Forwarder([]), new AnswerCache(), undefined, logger('test')) };
+  };
+  const a = async (h: DnsHandler, name: string, type = 'A') => {
+    const { msg } = await ask(h, { name, type });
+    return [msg.rcode, ...data(msg)];
+  };
+
+  it('endpoint_pod_names: an endpoint without a hostname is named by its pod, when that is a DNS label', async () => {
+    const { zone, handler: h } = zoneWith({ naming: { endpointPodNames: true } });
+    expect(await a(h, 'web-7d9f-x2.web.a.svc.cluster.local')).toEqual(['NOERROR', '10.244.5.1']);
+    expect(await a(h, 'named.web.a.svc.cluster.local')).toEqual(['NOERROR', '10.244.5.2']); // the hostname wins
+    expect(await a(h, '10-244-5-3.web.a.svc.cluster.local')).toEqual(['NOERROR', '10.244.5.3']); // not a label: dashed
+    expect(await a(h, '10-244-5-1.web.a.svc.cluster.local')).toEqual(['NXDOMAIN']);
+    expect(await a(h, '1.5.244.10.in-addr.arpa', 'PTR')).toEqual(['NOERROR', 'web-7d9f-x2.web.a.svc.cluster.local']);
+    expect(await a(h, '_sql._tcp.db.a.svc.cluster.local', 'SRV')).toEqual(['NOERROR', JSON.stringify({ priority: 0, weight: 100, port: 5432, target: 'db-0.db.a.svc.cluster.local' })]);
+    // Without the option, the dashed address.
+    expect(await a(zoneWith({}).handler, '10-244-5-1.web.a.svc.cluster.local')).toEqual(['NOERROR', '10.244.5.1']);
+  });
+
+  it('noendpoints: no endpoint names, no headless services, no endpoint PTRs; cluster IPs still answer', async () => {
+    const { zone, handler: h } = zoneWith({ naming: { noEndpoints: true } });
+    expect(await a(h, 'web.a.svc.cluster.local')).toEqual(['NOERROR', '10.96.5.1']);
+    expect(await a(h, 'named.web.a.svc.cluster.local')).toEqual(['NXDOMAIN']);
+    expect(await a(h, 'db.a.svc.cluster.local')).toEqual(['NXDOMAIN']);
+    expect(decide(zone, reverseName('10.244.5.2'), 'PTR').kind).toBe('forward');
+  });
+
+  it('ignore empty_service: a ClusterIP service without a ready endpoint is NXDOMAIN', async () => {
+    const { zone, handler: h } = zoneWith({ naming: { ignoreEmptyService: true } });
+    expect(await a(h, 'idle.a.svc.cluster.local')).toEqual(['NXDOMAIN']);
+    expect(await a(h, '_http._tcp.idle.a.svc.cluster.local', 'SRV')).toEqual(['NXDOMAIN']);
+    expect(await a(h, 'web.a.svc.cluster.local')).toEqual(['NOERROR', '10.96.5.1']);
+    expect(await a(zoneWith({}).handler, 'idle.a.svc.cluster.local')).toEqual(['NOERROR', '10.96.5.2']);
+  });
+
+  it('namespaces: only the listed namespaces are in the zone', async () => {
+    const { zone, handler: h } = zoneWith({ namespaces: ['b'] });
+    expect(await a(h, 'web.b.svc.cluster.local')).toEqual(['NOERROR', '10.96.6.1']);
+    expect(await a(h, 'web.a.svc.cluster.local')).toEqual(['NXDOMAIN']);
+    expect(await a(h, 'a.svc.cluster.local')).toEqual(['NXDOMAIN']);
+  });
+});
 
 describe('reverse names from the catalog', () => {
   const specs: ServiceSpec[] = [

@@ -240,6 +240,25 @@ describe('dns --corefile', () => {
     }
   });
 
+  it('names endpoints by their pods, hides empty services and other namespaces, as the kubernetes options say', async () => {
+    writeFileSync(join(dir, 'named.yaml'), toYaml(serviceObjects({
+      namespace: 'prod', name: 'api', clusterIPs: ['10.96.0.30'], ports: [{ name: 'http', port: 80 }], endpoints: [{ ip: '10.244.3.7', pod: 'api-5d8c-abcde' }],
+    })));
+    const corefile = join(dir, 'Corefile.options');
+    writeFileSync(corefile, ['.:53 {', `  bind ${NODE}`, '  kubernetes cluster.local {', '    endpoint_pod_names', '    ignore empty_service', '    namespaces prod', '  }', '}', ''].join('\n'));
+    const server = serve(corefile, 'dns options');
+    try {
+      await server.waitForOutput(/dns serving/);
+      expect(values(await dig(pod, `@${NODE}`, 'api-5d8c-abcde.api.prod.svc.cluster.local', 'A'), 'A')).toEqual(['10.244.3.7']);
+      expect(values(await dig(pod, `@${NODE}`, 'api.prod.svc.cluster.local', 'A'), 'A')).toEqual(['10.96.0.30']);
+      expect((await dig(pod, `@${NODE}`, 'web.prod.svc.cluster.local', 'A')).status).toBe('NXDOMAIN'); // no endpoint: ignored
+      expect((await dig(pod, `@${NODE}`, 'web.staging.svc.cluster.local', 'A')).status).toBe('NXDOMAIN'); // not a listed namespace
+    } finally {
+      await server.stop();
+      rmSync(join(dir, 'named.yaml'));
+    }
+  });
+
   it('stops with an error when its forwarding loops back to itself (loop)', async () => {
     const corefile = join(dir, 'Corefile.loop');
     // The node's own address as the upstream: every forwarded question comes back.

@@ -10,7 +10,8 @@ export interface ServiceSpec {
   externalName?: string;
   publishNotReadyAddresses?: boolean;
   ports?: Array<{ name?: string; port: number; protocol?: string; targetPort?: number }>;
-  endpoints?: Array<{ ip: string; ready?: boolean; hostname?: string }>;
+  /** `pod`: the endpoint's targetRef names that Pod (in the service's namespace). */
+  endpoints?: Array<{ ip: string; ready?: boolean; hostname?: string; pod?: string }>;
 }
 
 export function serviceObjects(s: ServiceSpec): object[] {
@@ -45,6 +46,7 @@ export function serviceObjects(s: ServiceSpec): object[] {
         addresses: [e.ip],
         conditions: { ready: e.ready ?? true },
         ...(e.hostname ? { hostname: e.hostname } : {}),
+        ...(e.pod ? { targetRef: { kind: 'Pod', namespace: s.namespace, name: e.pod } } : {}),
       })),
     });
   }

@@ -124,6 +124,14 @@ describe('rewrite', () => {
   });
 });
 
+describe('kubernetes options', () => {
+  it('reads endpoint_pod_names, noendpoints, ignore empty_service and namespaces', () => {
+    const { config } = configOf('.:53 {\n  kubernetes cluster.local {\n    endpoint_pod_names\n    noendpoints\n    ignore empty_service\n    namespaces prod Staging\n  }\n}\n');
+    expect(config.servers[0].kubernetes).toMatchObject({ naming: { endpointPodNames: true, noEndpoints: true, ignoreEmptyService: true }, namespaces: ['prod', 'staging'] });
+    expect(errorOf('.:53 {\n  kubernetes cluster.local {\n    ignore everything\n  }\n}\n')).toBe('Corefile:3: kubernetes: ignore takes empty_service');
+  });
+});
+
 describe('autopath', () => {
   it('needs @kubernetes and pods verified in its block', () => {
     const ok = configOf('.:53 {\n  kubernetes cluster.local {\n    pods verified\n  }\n  autopath @kubernetes\n  forward . 10.0.0.1\n}\n');

@@ -14,6 +14,7 @@ import {
 import type { HostsConfig } from '../hosts.js';
 import type { NameMatch, RewriteRule } from '../rewrite.js';
 import { COMMON_LOG_FORMAT, type QueryLogConfig, type ResponseClass } from '../querylog.js';
+import type { NamingOptions } from '../service-records.js';
 import type { PodsMode } from '../zone.js';
 import { CorefileError, type Directive, type ServerBlockSyntax, type Where } from './parse.js';
 
@@ -306,8 +307,24 @@ function kubernetesPlugin(d: Directive, blockZones: readonly string[]): Kubernet
   let pods: PodsMode = 'disabled';
   let ttl = 5;
   let fallthrough: string[] | undefined;
+  const naming: { -readonly [K in keyof NamingOptions]: NamingOptions[K] } = {};
+  let namespaces: string[] | undefined;
   for (const o of d.block ?? []) {
     switch (o.name) {
+      case 'endpoint_pod_names':
+        naming.endpointPodNames = true;
+        break;
+      case 'noendpoints':
+        naming.noEndpoints = true;
+        break;
+      case 'ignore':
+        if (o.args.length !== 1 || o.args[0] !== 'empty_service') throw new CorefileError(o.at, 'kubernetes: ignore takes empty_service');
+        naming.ignoreEmptyService = true;
+        break;
+      case 'namespaces':
+        if (o.args.length === 0) throw new CorefileError(o.at, 'kubernetes: namespaces needs at least one namespace');
+        namespaces = o.args.map((n) => n.toLowerCase());
+        break;
       case 'pods':
         if (o.args.length !== 1 || !['insecure', 'verified', 'disabled'].includes(o.args[0])) throw new CorefileError(o.at, 'kubernetes: pods is one of insecure, verified, disabled');
         pods = o.args[0] as PodsMode;
@@ -325,7 +342,10 @@ function kubernetesPlugin(d: Directive, blockZones: readonly string[]): Kubernet
         throw unknownOption(d, o);
     }
   }
-  return { domain: forwardZones[0], reverseZones, pods, ttl, ...(fallthrough ? { fallthrough } : {}) };
+  return {
+    domain: forwardZones[0], reverseZones, pods, ttl, ...(fallthrough ? { fallthrough } : {}),
+    ...(Object.keys(naming).length ? { naming } : {}), ...(namespaces ? { namespaces } : {}),
+  };
 }
 
 function forwardPlugin(d: Directive): ForwardConfig {
