@@ -60,6 +60,39 @@ describe('answer cache', () => {
     expect(events).toEqual(['hit success', 'evict success', 'miss', 'hit success', 'miss']);
   });
 
+  it('serve_stale: an expired entry is served within its window, asked to be refreshed once, then dropped', () => {
+    const cache = new AnswerCache({ capacity: 10, maxTtl: 3600, maxNegativeTtl: 1800, staleMs: 60_000 });
+    const a = toAnswer(reply({ answers: [{ name: 'www.example.test', type: 'A', ttl: 10, data: '192.0.2.1' }] }), 0)!;
+    cache.put('a', a);
+    expect(cache.lookup('a', 5_000)).toEqual({ answer: a, stale: false, refresh: false });
+    expect(cache.get('a', 10_000)).toBeUndefined(); // fresh only: past its TTL
+    expect(cache.lookup('a', 10_000)).toEqual({ answer: a, stale: true, refresh: true });
+    expect(cache.lookup('a', 20_000)).toEqual({ answer: a, stale: true, refresh: false }); // one refresh at a time
+    cache.refreshFailed('a');
+    expect(cache.lookup('a', 30_000)?.refresh).toBe(true);
+    // Served stale, its TTLs are 0.
+    expect((dnsPacket.decode(serveAnswer(a, Q, parseQuery(Q), 512, 30_000)).answers![0] as { ttl: number }).ttl).toBe(0);
+    expect(cache.lookup('a', 70_000)).toBeUndefined();
+    expect(cache.size.success).toBe(0);
+  });
+
+  it('prefetch: a popular entry near its end is asked to be refreshed, an unpopular one is not', () => {
+    const cache = new AnswerCache({ capacity: 10, maxTtl: 3600, maxNegativeTtl: 1800, prefetch: { amount: 3, windowMs: 120_000, percentage: 20 } });
+    const a = toAnswer(reply({ answers: [{ name: 'www.example.test', type: 'A', ttl: 100, data: '192.0.2.1' }] }), 0)!;
+    cache.put('popular', a);
+    cache.put('quiet', a);
+    expect([1_000, 2_000].map((t) => cache.lookup('popular', t)?.refresh)).toEqual([false, false]);
+    expect(cache.lookup('popular', 79_000)?.refresh).toBe(false); // third hit, 21 % of its TTL left
+    expect(cache.lookup('popular', 81_000)?.refresh).toBe(true); // popular, and under 20 % left
+    expect(cache.lookup('popular', 82_000)?.refresh).toBe(false); // asked once
+    expect(cache.lookup('quiet', 90_000)?.refresh).toBe(false); // one hit is not popular
+    // Hits older than the window do not count.
+    const later = new AnswerCache({ capacity: 10, maxTtl: 3600, maxNegativeTtl: 1800, prefetch: { amount: 2, windowMs: 10_000, percentage: 20 } });
+    later.put('x', a);
+    expect([1_000, 85_000].map((t) => later.lookup('x', t)?.refresh)).toEqual([false, false]);
+    expect(later.lookup('x', 86_000)?.refresh).toBe(true);
+  });
+
   it('keys on name case-insensitively, type, class and DO/CD', () => {
     const q1 = parseQuery(Q);
     const q2 = parseQuery(dnsPacket.encode({ type: 'query', id: 1, questions: [{ name: 'WWW.example.TEST', type: 'A' }] }));

@@ -28,12 +28,36 @@ interface Entry {
   readonly answer: Answer;
   readonly expires: number;
   readonly kind: CacheKind;
+  /** Hits since `windowStart` (prefetch counts how popular an entry is). */
+  hits: number;
+  windowStart: number;
+  /** A refresh was asked for already: one per entry. */
+  refreshing: boolean;
+}
+
+/** `prefetch AMOUNT [DURATION [PERCENTAGE%]]`: an entry asked AMOUNT times within DURATION is
+ *  fetched again once less than PERCENTAGE of its TTL is left, so popular names never miss. */
+export interface PrefetchOptions {
+  readonly amount: number;
+  readonly windowMs: number;
+  readonly percentage: number;
 }
 
 export interface CacheOptions {
   readonly capacity: number;
   readonly maxTtl: number;
   readonly maxNegativeTtl: number;
+  /** `serve_stale [DURATION]`: an expired entry is still served for this long (0: never). */
+  readonly staleMs?: number;
+  readonly prefetch?: PrefetchOptions;
+}
+
+/** A cache lookup: the answer, whether it is past its TTL (served stale, its TTLs 0), and
+ *  whether it should be fetched again in the background (prefetch, or a stale one). */
+export interface CacheHit {
+  readonly answer: Answer;
+  readonly stale: boolean;
+  readonly refresh: boolean;
 }
 
 export const DEFAULT_CACHE: CacheOptions = { capacity: 10_000, maxTtl: 3600, maxNegativeTtl: 1800 };
@@ -129,14 +153,22 @@ export class AnswerCache {
     return this.counts;
   }
 
+  /** A fresh answer, or undefined. */
   get(key: string, now: number): Answer | undefined {
+    const hit = this.lookup(key, now, false);
+    return hit?.answer;
+  }
+
+  /** A fresh answer, or with `serve_stale` an expired one within its window. */
+  lookup(key: string, now: number, allowStale = true): CacheHit | undefined {
     const e = this.entries.get(key);
     if (!e) {
       this.events?.miss();
       return undefined;
     }
-    if (e.expires <= now) {
-      this.drop(key, e);
+    const stale = e.expires <= now;
+    if (stale && (!allowStale || now >= e.expires + (this.opts.staleMs ?? 0))) {
+      if (now >= e.expires + (this.opts.staleMs ?? 0)) this.drop(key, e);
       this.events?.miss();
       return undefined;
     }
@@ -144,7 +176,21 @@ export class AnswerCache {
     this.entries.delete(key);
     this.entries.set(key, e);
     this.events?.hit(e.kind);
-    return e.answer;
+    let refresh = false;
+    if (stale) refresh = true;
+    else if (this.opts.prefetch) {
+      const p = this.opts.prefetch;
+      if (now - e.windowStart > p.windowMs) {
+        e.windowStart = now;
+        e.hits = 0;
+      }
+      e.hits++;
+      const ttlMs = e.expires - e.answer.received;
+      refresh = e.hits >= p.amount && e.expires - now < (ttlMs * p.percentage) / 100;
+    }
+    if (refresh && e.refreshing) refresh = false;
+    else if (refresh) e.refreshing = true;
+    return { answer: e.answer, stale, refresh };
   }
 
   /** Stores the answer if it may be cached; returns whether it did. */
@@ -158,9 +204,15 @@ export class AnswerCache {
       this.drop(oldestKey, oldest);
       this.events?.evict(oldest.kind);
     }
-    this.entries.set(key, { answer: a, expires: a.received + life.ttl * 1000, kind: life.kind });
+    this.entries.set(key, { answer: a, expires: a.received + life.ttl * 1000, kind: life.kind, hits: 0, windowStart: a.received, refreshing: false });
     this.counts[life.kind]++;
     return true;
+  }
+
+  /** A background refresh found no answer: the next hit may ask again. */
+  refreshFailed(key: string): void {
+    const e = this.entries.get(key);
+    if (e) e.refreshing = false;
   }
 
   private drop(key: string, e: Entry): void {

@@ -74,13 +74,19 @@ export function buildChain(config: DnsConfig, ctx: ChainContext): Chain {
     const forwarder = server.forward ? startForwarder(server.forward, opts, allListens, metrics, log) : undefined;
     if (forwarder) forwarders.push(forwarder);
     const label = server.listens.length > 0 ? serverLabel(server.listens[0]) : 'dns://:53';
-    const cache = server.cache ? new AnswerCache({ capacity: server.cache.capacity, maxTtl: server.cache.maxTtl, maxNegativeTtl: server.cache.maxNegativeTtl }, metrics.cacheEvents(label)) : undefined;
+    const c = server.cache;
+    const cache = c
+      ? new AnswerCache({
+          capacity: c.capacity, maxTtl: c.maxTtl, maxNegativeTtl: c.maxNegativeTtl,
+          ...(c.serveStale ? { staleMs: c.serveStale.ms } : {}), ...(c.prefetch ? { prefetch: c.prefetch } : {}),
+        }, metrics.cacheEvents(label))
+      : undefined;
     if (cache) caches.push(cache);
     const loop = server.loop && forwarder
       ? new LoopDetector(server.zones[0] ?? '', (arrivals) => ctx.onLoop(server, forwarder.upstreams.map(upstreamLabel).join(','), arrivals))
       : undefined;
     const hosts = server.hosts ? new HostsPlugin(server.hosts, log) : undefined;
-    const plugins = new DnsHandler(zone, forwarder, cache, metrics, log, { forwardScope: server.forward, loadbalance: server.loadbalance, loop, hosts });
+    const plugins = new DnsHandler(zone, forwarder, cache, metrics, log, { forwardScope: server.forward, loadbalance: server.loadbalance, loop, hosts, staleVerify: c?.serveStale?.verify });
     // CoreDNS's order: `log` sees the client's question, then `rewrite`, then the rest, which
     // sees the rewritten name.
     const walker = server.autopath && k ? new AutopathHandler({ domain: k.domain, zones: server.autopath.zones, extraSearch: searchDomains(readOrUndefined(opts.resolvConf) ?? '') }, catalog, plugins) : undefined;

@@ -6,6 +6,7 @@ import type { ListenAddress } from '../common/http-server.js';
 import type { Options } from '../cli/flags.js';
 import type { Upstream } from './forwarder.js';
 import type { Where } from './corefile/parse.js';
+import type { PrefetchOptions } from './cache.js';
 import type { HostsConfig } from './hosts.js';
 import type { QueryLogConfig } from './querylog.js';
 import type { RewriteRule } from './rewrite.js';
@@ -87,6 +88,9 @@ export interface CacheConfig {
   readonly maxTtl: number;
   readonly maxNegativeTtl: number;
   readonly capacity: number;
+  /** `serve_stale [DURATION] [immediate|verify]`. */
+  readonly serveStale?: { readonly ms: number; readonly verify: boolean };
+  readonly prefetch?: PrefetchOptions;
 }
 
 export const DEFAULT_FORWARD: Omit<ForwardConfig, 'to' | 'resolvConfs'> = {

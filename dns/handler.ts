@@ -49,6 +49,8 @@ export interface BlockOptions {
   readonly loadbalance?: boolean;
   /** `loop`: counts the arrivals of its probe's name. */
   readonly loop?: LoopDetector;
+  /** `serve_stale … verify`: an expired answer is served only when the upstreams fail. */
+  readonly staleVerify?: boolean;
   /** `hosts`: asked before the cluster zone. */
   readonly hosts?: HostsPlugin;
 }
@@ -142,8 +144,16 @@ export class DnsHandler implements BlockHandler {
     if (!this.forwards(q.name)) return this.done(t, t0, msg, q, emptyReply(msg, q, RCODE.SERVFAIL), PLUGIN.none);
     const key = cacheKey(q);
     const now = Date.now();
-    const hit = this.cache?.get(key, now);
-    if (hit) return this.done(t, t0, msg, q, serveAnswer(hit, msg, q, limit, now), PLUGIN.cache);
+    const hit = this.cache?.lookup(key, now);
+    if (hit) {
+      // `serve_stale verify`: an expired answer only when the upstreams give none.
+      if (hit.stale && this.block.staleVerify) {
+        return this.fetch(key, msg, q).then((a) => this.done(t, t0, msg, q, serveAnswer(a ?? hit.answer, msg, q, limit, Date.now()), PLUGIN.cache));
+      }
+      // Prefetch, or `serve_stale` (immediate): served now, fetched again behind it.
+      if (hit.refresh) void this.fetch(key, msg, q);
+      return this.done(t, t0, msg, q, serveAnswer(hit.answer, msg, q, limit, now), PLUGIN.cache);
+    }
     return this.fetch(key, msg, q).then((a) =>
       this.done(t, t0, msg, q, a ? serveAnswer(a, msg, q, limit, Date.now()) : emptyReply(msg, q, RCODE.SERVFAIL), PLUGIN.forward),
     );
@@ -167,13 +177,14 @@ export class DnsHandler implements BlockHandler {
       p = this.forwarder
         .exchange(upstreamQuery(msg, q))
         .then((reply) => {
-          if (!reply) return undefined;
-          const a = toAnswer(reply, Date.now());
+          const a = reply ? toAnswer(reply, Date.now()) : undefined;
           if (a) this.cache?.put(key, a);
+          else this.cache?.refreshFailed(key);
           return a;
         })
         .catch((err: unknown) => {
           this.log.warn('upstream exchange failed', { name: q.name, qtype: q.qtype, error: err instanceof Error ? err.message : String(err) });
+          this.cache?.refreshFailed(key);
           return undefined;
         })
         .finally(() => this.inflight.delete(key));

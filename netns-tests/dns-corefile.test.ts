@@ -33,6 +33,7 @@ describe('dns --corefile', () => {
   let topo: Topology;
   let node: Namespace;
   let pod: Namespace;
+  let up: Namespace;
   let dir: string;
   const upstreams: Process[] = [];
 
@@ -46,7 +47,7 @@ describe('dns --corefile', () => {
     topo = await Topology.create();
     node = await topo.namespace('node');
     pod = await topo.namespace('pod');
-    const up = await topo.namespace('up');
+    up = await topo.namespace('up');
     // Made from the node's side: made from the pod's, the node's end can keep NO-CARRIER in its
     // flags, and a wildcard listener (Node's interface list) skips an interface not running.
     await topo.veth({ ns: node, ifname: 'vpod', addresses: [`${NODE}/24`] }, { ns: pod, ifname: 'eth0', addresses: ['10.0.0.2/24'] });
@@ -256,6 +257,31 @@ describe('dns --corefile', () => {
     } finally {
       await server.stop();
       rmSync(join(dir, 'named.yaml'));
+    }
+  });
+
+  it('serves an expired answer while its upstream is gone (cache serve_stale), with TTL 0', async () => {
+    const SHORT = '10.0.1.55';
+    await up.ip('addr', 'add', `${SHORT}/24`, 'dev', 'eth0');
+    const upstream = up.spawn('dnsmasq', [
+      '--no-daemon', '--no-resolv', '--no-hosts', '--conf-file=/dev/null', '--log-queries', '--log-facility=-', `--listen-address=${SHORT}`,
+      '--bind-interfaces', '--port=53', `--pid-file=${join(dir, 'dnsmasq-short.pid')}`, '--address=/stale.test/192.0.2.50', '--local-ttl=2',
+    ], { label: 'dnsmasq short' });
+    await upstream.waitForOutput(/started/);
+    const corefile = join(dir, 'Corefile.stale');
+    writeFileSync(corefile, ['.:53 {', `  bind ${NODE}`, `  forward . ${SHORT}`, '  cache 30 {', '    serve_stale 1h', '  }', '}', ''].join('\n'));
+    const server = serve(corefile, 'dns stale');
+    try {
+      await server.waitForOutput(/dns serving/);
+      const first = await dig(pod, `@${NODE}`, 'a.stale.test', 'A');
+      expect([values(first, 'A'), first.answers[0]?.[1]]).toEqual([['192.0.2.50'], '2']);
+      await upstream.stop();
+      // Once its 2 s are over the answer is stale: still served, with TTL 0, while nothing answers upstream.
+      let d = first;
+      for (let i = 0; i < 200 && d.answers[0]?.[1] !== '0'; i++) d = await dig(pod, `@${NODE}`, 'a.stale.test', 'A');
+      expect([d.status, values(d, 'A'), d.answers[0]?.[1]]).toEqual(['NOERROR', ['192.0.2.50'], '0']);
+    } finally {
+      await server.stop();
     }
   });
 

@@ -124,6 +124,15 @@ describe('rewrite', () => {
   });
 });
 
+describe('cache options', () => {
+  it('reads serve_stale and prefetch with their defaults', () => {
+    const { config } = configOf('.:53 {\n  cache 300 {\n    serve_stale 2h verify\n    prefetch 10 30s 25%\n  }\n}\n');
+    expect(config.servers[0].cache).toMatchObject({ serveStale: { ms: 7_200_000, verify: true }, prefetch: { amount: 10, windowMs: 30_000, percentage: 25 } });
+    expect(configOf('.:53 {\n  cache {\n    serve_stale\n    prefetch 2\n  }\n}\n').config.servers[0].cache).toMatchObject({ serveStale: { ms: 3_600_000, verify: false }, prefetch: { amount: 2, windowMs: 60_000, percentage: 10 } });
+    expect(errorOf('.:53 {\n  cache {\n    prefetch 2 1m 95%\n  }\n}\n')).toBe('Corefile:3: cache: prefetch AMOUNT [DURATION] [PERCENTAGE%], the percentage from 10% to 90%');
+  });
+});
+
 describe('kubernetes options', () => {
   it('reads endpoint_pod_names, noendpoints, ignore empty_service and namespaces', () => {
     const { config } = configOf('.:53 {\n  kubernetes cluster.local {\n    endpoint_pod_names\n    noendpoints\n    ignore empty_service\n    namespaces prod Staging\n  }\n}\n');

@@ -398,6 +398,8 @@ function cachePlugin(d: Directive, kubernetes: () => KubernetesConfig | undefine
   let maxNegativeTtl = 1800;
   let success = 9984;
   let denial = 9984;
+  let serveStale: CacheConfig['serveStale'];
+  let prefetch: CacheConfig['prefetch'];
   if (d.args.length > 0) {
     const n = Number(d.args[0]);
     if (!Number.isInteger(n) || n <= 0) throw new CorefileError(d.at, `cache: ${d.args[0]} is not a TTL in seconds`);
@@ -422,6 +424,19 @@ function cachePlugin(d: Directive, kubernetes: () => KubernetesConfig | undefine
         }
         break;
       }
+      case 'serve_stale': {
+        if (o.args.length > 2 || (o.args[1] !== undefined && !['immediate', 'verify'].includes(o.args[1]))) throw new CorefileError(o.at, 'cache: serve_stale [DURATION] [immediate|verify]');
+        serveStale = { ms: o.args[0] === undefined ? 3_600_000 : duration(o, o.args[0]), verify: o.args[1] === 'verify' };
+        break;
+      }
+      case 'prefetch': {
+        const amount = positiveInt(o);
+        const windowMs = o.args[1] === undefined ? 60_000 : duration(o, o.args[1]);
+        const pct = o.args[2] === undefined ? 10 : Number(/^(\d+)%$/.exec(o.args[2])?.[1] ?? NaN);
+        if (!(pct >= 10 && pct <= 90) || o.args.length > 3) throw new CorefileError(o.at, 'cache: prefetch AMOUNT [DURATION] [PERCENTAGE%], the percentage from 10% to 90%');
+        prefetch = { amount, windowMs, percentage: pct };
+        break;
+      }
       case 'disable': {
         // The cluster zone's answers are never in this cache (they are built from the catalog
         // and follow it at once), so disabling the cache there is what happens anyway.
@@ -437,7 +452,7 @@ function cachePlugin(d: Directive, kubernetes: () => KubernetesConfig | undefine
         throw unknownOption(d, o);
     }
   }
-  return { maxTtl, maxNegativeTtl, capacity: success + denial };
+  return { maxTtl, maxNegativeTtl, capacity: success + denial, ...(serveStale ? { serveStale } : {}), ...(prefetch ? { prefetch } : {}) };
 }
 
 function httpAddress(d: Directive, fallback: string): ListenAddress {
