@@ -23,7 +23,8 @@ export interface ForkOptions {
 
 /** `args` are test-apiserver/main.ts flags, e.g. `['--services', '10000']`. */
 export function forkTestApiServer(args: readonly string[], opts: ForkOptions = {}): Promise<ChildServer> {
-  const main = fileURLToPath(new URL('./main.js', import.meta.url));
+  // From the sources (a vitest test), the compiled server in dist/.
+  const main = fileURLToPath(new URL(import.meta.url.endsWith('.ts') ? '../dist/test-apiserver/main.js' : './main.js', import.meta.url));
   const stdio = ['ignore', 'inherit', 'inherit', 'ipc'] as const;
   const child = opts.netns
     ? spawn('ip', ['netns', 'exec', opts.netns, process.execPath, main, ...args], { stdio: [...stdio] })

@@ -1,0 +1,190 @@
+// Three nodes in two zones, each running the DaemonSet's proxy and dns containers from the
+// shipped manifests against one API server over the underlay; pods wired by the bridge CNI
+// plugin and our IPAM. Real packets between namespaces and real `dig` prove what only a cluster
+// shows: cross-node service traffic, per-node eTP=Local and its health-check port, the
+// internal traffic policy and topology hints, node-local DNS, an agent restart that disturbs
+// nothing, a node joining and a node leaving (netns-tests/harness/cluster.ts).
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Namespace } from './harness/netns.js';
+import { CLIENT, Cluster, ECHO_PORT, eventually, OUTSIDE4, POD_PORT, type ServiceSpec } from './harness/cluster.js';
+
+const WEB: ServiceSpec = { name: 'web', clusterIPs: ['10.96.1.10', 'fd00:96::1:10'] };
+
+describe('a cluster of three nodes in namespaces (iptables mode, the ConfigMap default)', () => {
+  let c: Cluster;
+  const ip = (pod: string) => c.pod(pod).ip4;
+  const from = (pod: string) => c.pod(pod).ns;
+  const same = (a: Set<string>, b: string[]) => expect([...a].sort()).toEqual([...b].sort());
+  const sameSet = (a: Set<string>, b: string[]) => a.size === b.length && b.every((x) => a.has(x));
+  /** Polls until `n` connections from `pod` to host:port are answered by exactly `want` (each
+   *  node programs a change on its own sync), then asserts that last answer. */
+  const served = async (pod: string | Namespace, host: string, port: number, want: string[], n = 12) => {
+    const ns = typeof pod === 'string' ? from(pod) : pod;
+    same(await eventually(() => c.whoAnswers(ns, host, port, n), (s) => sameSet(s, want)), want);
+  };
+  /** Connections to a VIP this node's rules do not know yet are unroutable (ENETUNREACH: the
+   *  node has no route for service addresses); a known one that must not answer times out. */
+  const dropped = async (pod: string, host: string, port: number) => {
+    const answers = await eventually(() => c.connect(from(pod), host, port, 1, 1_000), (a) => a[0] !== 'ERR ENETUNREACH');
+    expect(answers).toEqual(['ERR ETIMEDOUT']);
+  };
+
+  beforeAll(async () => {
+    c = await Cluster.start();
+    // Pods: a* on node-1 (zone-a), b* on node-2 (zone-a), c* on node-3 (zone-b).
+    const plan: [string, string][] = [['node-1', 'a1'], ['node-1', 'a2'], ['node-2', 'b1'], ['node-2', 'b2'], ['node-3', 'c1'], ['node-3', 'c2']];
+    await Promise.all(plan.map(([node, pod]) => c.addPod(node, pod)));
+    await c.addService(WEB, [c.pod('b1'), c.pod('c1')]);
+  });
+
+  afterAll(async () => {
+    await c?.destroy();
+  });
+
+  it('pods got addresses from their own node\'s spec.podCIDRs through the IPAM plugin', () => {
+    for (const [pod, net] of [['a1', '10.244.1.'], ['b1', '10.244.2.'], ['c2', '10.244.3.']] as const) {
+      expect(ip(pod)).toContain(net);
+    }
+    expect(c.pod('b2').ip6).toMatch(/^fd00:244:0:2::/);
+  });
+
+  it('a pod on node-1 reaches a ClusterIP whose endpoints are on node-2 and node-3, over both families', async () => {
+    await served('a1', '10.96.1.10', 80, ['b1', 'c1'], 16);
+    await served('a1', 'fd00:96::1:10', 80, ['b1', 'c1'], 16);
+    // Pod to pod across nodes is routed, not NATed: the backend sees the client pod's address.
+    const [answer] = await c.connect(from('a1'), ip('b1'), POD_PORT);
+    expect(answer).toBe(`b1 ${ip('a1')}`);
+  });
+
+  it('a NodePort (eTP=Cluster) on any node reaches a pod on another node, the source masqueraded to that node', async () => {
+    const spec: ServiceSpec = { name: 'np', clusterIPs: ['10.96.1.20'], type: 'NodePort', nodePort: 30080 };
+    await c.addService(spec, [c.pod('b1')]);
+    for (const node of ['node-1', 'node-3']) {
+      const nodeIP = c.node(node).ip4;
+      const answers = await eventually(() => c.connect(c.outside, nodeIP, 30080, 3), (a) => a.every((l) => l.startsWith('b1 ')));
+      expect(answers, `via ${node}`).toEqual(Array(3).fill(`b1 ${nodeIP}`));
+    }
+  });
+
+  it('eTP=Local answers only on nodes with a local endpoint, keeps the client source, and the health-check port says 200/503 with the count', async () => {
+    const spec: ServiceSpec = { name: 'lb', clusterIPs: ['10.96.1.30'], type: 'LoadBalancer', nodePort: 30081, healthCheckNodePort: 30181, externalTrafficPolicy: 'Local' };
+    await c.addService(spec, [c.pod('b1'), c.pod('b2'), c.pod('c1')]);
+    const health = (node: string) => c.httpGet(c.outside, `http://${c.node(node).ip4}:30181/`);
+    const h2 = await eventually(() => health('node-2'), (r) => r.status === 200);
+    expect(h2.status).toBe(200);
+    expect(JSON.parse(h2.body)).toMatchObject({ service: { namespace: 'default', name: 'lb' }, localEndpoints: 2 });
+    const h3 = await eventually(() => health('node-3'), (r) => r.status === 200);
+    expect(h3.status).toBe(200);
+    expect(JSON.parse(h3.body).localEndpoints).toBe(1);
+    const h1 = await eventually(() => health('node-1'), (r) => r.status === 503);
+    expect(h1.status).toBe(503);
+    expect(JSON.parse(h1.body).localEndpoints).toBe(0);
+
+    await served(c.outside, c.node('node-2').ip4, 30081, ['b1', 'b2']);
+    expect(await c.connect(c.outside, c.node('node-3').ip4, 30081, 2)).toEqual([`c1 ${OUTSIDE4}`, `c1 ${OUTSIDE4}`]);
+    // node-1 has none: dropped, not sent to another node.
+    expect(await c.connect(c.outside, c.node('node-1').ip4, 30081, 1, 1_000)).toEqual(['ERR ETIMEDOUT']);
+  });
+
+  it('internalTrafficPolicy Local: a pod reaches only endpoints on its own node; none there → dropped', async () => {
+    const spec: ServiceSpec = { name: 'itp', clusterIPs: ['10.96.1.40'], internalTrafficPolicy: 'Local' };
+    await c.addService(spec, [c.pod('a2'), c.pod('b1')]);
+    await served('a1', '10.96.1.40', 80, ['a2']);
+    await served('b2', '10.96.1.40', 80, ['b1']);
+    await dropped('c2', '10.96.1.40', 80);
+  });
+
+  it('trafficDistribution PreferSameZone: each zone keeps its traffic (hints.forZones)', async () => {
+    const spec: ServiceSpec = { name: 'zonal', clusterIPs: ['10.96.1.50'], trafficDistribution: 'PreferSameZone' };
+    await c.addService(spec, [c.pod('b1'), c.pod('c1')]);
+    // node-1 is in zone-a with no endpoint of its own: zone-a's endpoint on node-2, never zone-b's.
+    await served('a1', '10.96.1.50', 80, ['b1']);
+    await served('b2', '10.96.1.50', 80, ['b1']);
+    await served('c2', '10.96.1.50', 80, ['c1']);
+  });
+
+  it('trafficDistribution PreferSameNode: each node keeps its traffic (hints.forNodes)', async () => {
+    const spec: ServiceSpec = { name: 'nodal', clusterIPs: ['10.96.1.60'], trafficDistribution: 'PreferSameNode' };
+    await c.addService(spec, [c.pod('a2'), c.pod('b1'), c.pod('c1')]);
+    await served('a1', '10.96.1.60', 80, ['a2']);
+    await served('b2', '10.96.1.60', 80, ['b1']);
+    await served('c2', '10.96.1.60', 80, ['c1']);
+  });
+
+  it('every pod resolves names through its own node\'s DNS (kube-dns VIP, internalTrafficPolicy Local)', async () => {
+    const requests = () => Promise.all([...c.nodes.values()].map((n) => c.metric(n.ns, 'http://127.0.0.1:9153/metrics', 'coredns_dns_requests_total')));
+    for (const pod of ['a1', 'b2', 'c2']) {
+      const p = c.pod(pod);
+      expect((await p.ns.exec('cat', ['/etc/resolv.conf'])).stdout).toContain(`nameserver ${c.clusterDNS}`);
+      const before = await requests();
+      for (let i = 0; i < 3; i++) {
+        const answer = await p.ns.exec('dig', ['+short', '+tries=1', '+search', 'web']);
+        expect(answer.stdout.trim()).toBe('10.96.1.10');
+      }
+      const after = await requests();
+      const delta = after.map((v, i) => v - before[i]);
+      const own = [...c.nodes.keys()].indexOf(p.node.name);
+      expect(delta, `queries counted per node for ${pod} on ${p.node.name}`).toEqual(delta.map((_, i) => (i === own ? 3 : 0)));
+    }
+  });
+
+  it('restarting node-1\'s agent keeps an established flow through the VIP and disturbs no other node', async () => {
+    const stream = from('a1').spawn(process.execPath, [CLIENT, 'tcp-stream', '10.96.1.10', String(ECHO_PORT), '50'], { label: 'stream' });
+    const lines = () => stream.stdout.split('\n').filter(Boolean);
+    await eventually(async () => lines().length, (n) => n >= 3, 5_000);
+    const flowedBefore = lines().length;
+    expect(flowedBefore).toBeGreaterThanOrEqual(3);
+    const others = ['node-2', 'node-3'].map((n) => c.node(n));
+    const othersBefore = others.map((n) => n.containers.get('proxy')!);
+
+    // Traffic on the other nodes while node-1's agent goes down and comes back.
+    let during: string[] = [];
+    let restarting = true;
+    const load = (async () => {
+      while (restarting) during = during.concat(await c.connect(from('c2'), '10.96.1.10', 80, 3), await c.connect(from('b2'), '10.96.1.10', 80, 3));
+    })();
+    await c.restartAgent(c.node('node-1'));
+    restarting = false;
+    await load;
+
+    expect(during.length).toBeGreaterThan(0);
+    expect(during.filter((l) => l.startsWith('ERR'))).toEqual([]);
+    const flowedAfter = await eventually(async () => lines().length, (n) => n > flowedBefore + 5, 5_000);
+    expect(flowedAfter).toBeGreaterThan(flowedBefore + 5);
+    expect(stream.stdout).not.toContain('ERR');
+    expect(stream.running).toBe(true);
+    // The other nodes' agents are the same processes, and node-1's pods are served again.
+    others.forEach((n, i) => expect(n.containers.get('proxy')).toBe(othersBefore[i]));
+    await served('a1', '10.96.1.10', 80, ['b1', 'c1']);
+    await stream.stop(500);
+  });
+
+  it('a node added at run time gets its pod CIDR, its pods addresses from it, and serves', async () => {
+    const node = await c.addNode({ name: 'node-4', zone: 'zone-b' });
+    expect(node.podCIDRs).toEqual(['10.244.4.0/24', 'fd00:244:0:4::/64']);
+    const d1 = await c.addPod('node-4', 'd1');
+    expect(d1.ip4).toMatch(/^10\.244\.4\./);
+    expect(d1.ip6).toMatch(/^fd00:244:0:4::/);
+    // Reachable from another node, directly and through a service; and it reaches services.
+    expect(await eventually(() => c.connect(from('a1'), d1.ip4, POD_PORT), (a) => a[0]?.startsWith('d1'))).toEqual([`d1 ${ip('a1')}`]);
+    await c.addService({ name: 'fresh', clusterIPs: ['10.96.1.70'] }, [d1]);
+    await served('b2', '10.96.1.70', 80, ['d1'], 4);
+    await served(d1.ns, '10.96.1.10', 80, ['b1', 'c1']);
+    expect((await d1.ns.exec('dig', ['+short', '+search', 'fresh'])).stdout.trim()).toBe('10.96.1.70');
+  });
+
+  it('a node being deleted says so on /healthz (503, nodeEligible false) while /livez stays 200; the others stay 200', async () => {
+    const node4 = c.node('node-4');
+    const healthz = (ip: string, path = '/healthz') => c.httpGet(c.outside, `http://${ip}:10256${path}`);
+    expect((await healthz(node4.ip4)).status).toBe(200);
+    await c.markNodeDeleting(node4);
+    const h = await eventually(() => healthz(node4.ip4), (r) => r.status === 503);
+    expect(h.status).toBe(503);
+    expect(JSON.parse(h.body).nodeEligible).toBe(false);
+    expect((await healthz(node4.ip4, '/livez')).status).toBe(200);
+    for (const n of ['node-1', 'node-2', 'node-3']) expect((await healthz(c.node(n).ip4)).status, n).toBe(200);
+    await c.deleteNode(node4);
+    expect(c.nodes.has('node-4')).toBe(false);
+    await served('a1', '10.96.1.10', 80, ['b1', 'c1']);
+  });
+});

@@ -1,0 +1,484 @@
+// A cluster of nodes in network namespaces, run from the shipped manifests:
+//
+//   underlay namespace: bridge br0 (192.168.50.1, fd00:50::1), the test API server on
+//   192.168.50.1:6443, and an outside client (192.168.50.200) standing for a load balancer
+//   node-N namespaces: eth0 on br0 (192.168.50.1N), the pod bridge cbr0 that Debian's bridge CNI
+//   plugin makes, host-gw routes to every other node's pod CIDRs, and the DaemonSet's pod
+//   (manifests/deploy/daemonset.yaml with configmap.yaml, planned by kubelet.ts): its init
+//   container installs the IPAM plugin, then its `proxy` and `dns` containers run as processes
+//   pods: a namespace each, wired by the bridge plugin delegating to kube-dataplane-ipam
+//   (podCIDRsFrom: node, from the file the node's proxy keeps), running proxy-backend.mjs
+//
+// The harness also plays the cluster's controllers: it gives each Node its spec.podCIDRs (the
+// node IPAM controller's carving, ipam/node-cidrs.ts), and writes EndpointSlices for services
+// with nodeName, zone and the hints the EndpointSlice controller derives from
+// trafficDistribution. The agents reach the API over the underlay, as a real agent reaches
+// kube-apiserver. Everything lives in one Topology and is deleted with it, also on failure.
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import yaml from 'js-yaml';
+import { carveNodeCIDRs, DEFAULT_MASK_SIZES } from '../../ipam/node-cidrs.js';
+import { forkTestApiServer, type ChildServer } from '../../test-apiserver/child.js';
+import { ROOT } from './example-node.js';
+import { manifestOf, planPod, type PodPlan, type PodTemplate } from './kubelet.js';
+import { Topology, run, type Namespace, type Process } from './netns.js';
+
+const DEPLOY = join(ROOT, 'manifests/deploy');
+export const BACKEND = join(ROOT, 'netns-tests/proxy-backend.mjs');
+export const CLIENT = join(ROOT, 'netns-tests/proxy-client.mjs');
+const BRIDGE_PLUGIN = '/usr/lib/cni/bridge';
+
+export const UNDERLAY4 = '192.168.50.1';
+export const UNDERLAY6 = 'fd00:50::1';
+export const OUTSIDE4 = '192.168.50.200';
+const API_PORT = 6443;
+/** What every pod serves: one answer per connection ("<pod> <source seen>"), and an echo. */
+export const POD_PORT = 8080;
+export const ECHO_PORT = 9000;
+
+export interface NodeSpec {
+  name: string;
+  zone: string;
+}
+
+export const DEFAULT_NODES: readonly NodeSpec[] = [
+  { name: 'node-1', zone: 'zone-a' },
+  { name: 'node-2', zone: 'zone-a' },
+  { name: 'node-3', zone: 'zone-b' },
+];
+
+export interface ClusterOptions {
+  nodes?: readonly NodeSpec[];
+  /** Keys changed in the ConfigMap's config.yaml, as an operator edits it (e.g. proxy-mode). */
+  config?: Record<string, string>;
+  say?: (title: string, lines?: string[]) => void;
+}
+
+export interface ClusterNode {
+  readonly name: string;
+  readonly zone: string;
+  readonly index: number;
+  readonly ns: Namespace;
+  readonly ip4: string;
+  readonly ip6: string;
+  readonly podCIDRs: readonly string[];
+  /** The node's filesystem (hostPath volumes). */
+  readonly hostRoot: string;
+  readonly plan: PodPlan;
+  /** The DaemonSet pod's running containers, by name (`proxy`, `dns`). */
+  containers: Map<string, Process>;
+  deleting?: boolean;
+}
+
+export interface Pod {
+  readonly name: string;
+  readonly namespace: string;
+  readonly node: ClusterNode;
+  readonly ns: Namespace;
+  readonly ip4: string;
+  readonly ip6: string;
+  readonly server: Process;
+}
+
+export interface ServiceSpec {
+  name: string;
+  namespace?: string;
+  /** Primary family first; one per family. */
+  clusterIPs: readonly string[];
+  type?: 'ClusterIP' | 'NodePort' | 'LoadBalancer';
+  /** The node port of the `tcp` port (80 → 8080). */
+  nodePort?: number;
+  healthCheckNodePort?: number;
+  externalTrafficPolicy?: 'Cluster' | 'Local';
+  internalTrafficPolicy?: 'Cluster' | 'Local';
+  trafficDistribution?: 'PreferClose' | 'PreferSameZone' | 'PreferSameNode';
+}
+
+/** Polls `probe` until `done` says yes (or the time is up); returns the last value either way,
+ *  for the caller to assert on. */
+export async function eventually<T>(probe: () => Promise<T>, done: (v: T) => boolean, timeoutMs = 15_000, everyMs = 200): Promise<T> {
+  const until = Date.now() + timeoutMs;
+  let v = await probe();
+  while (!done(v) && Date.now() < until) {
+    await new Promise((r) => setTimeout(r, everyMs));
+    v = await probe();
+  }
+  return v;
+}
+
+/** The kubelet's resolv.conf for a pod with dnsPolicy ClusterFirst. */
+function podResolvConf(clusterDNS: string, namespace: string, domain: string): string {
+  return `nameserver ${clusterDNS}\nsearch ${namespace}.svc.${domain} svc.${domain} ${domain}\noptions ndots:5\n`;
+}
+
+function familyOf(ip: string): 'IPv4' | 'IPv6' {
+  return ip.includes(':') ? 'IPv6' : 'IPv4';
+}
+
+export class Cluster {
+  readonly nodes = new Map<string, ClusterNode>();
+  readonly pods = new Map<string, Pod>();
+  /** Outside the cluster, on the underlay: what a load balancer or a user would be. */
+  outside!: Namespace;
+  underlay!: Namespace;
+  api!: ChildServer;
+  readonly work = mkdtempSync(join(tmpdir(), 'kdp-cluster-'));
+  readonly kubeconfig = join(this.work, 'kubeconfig');
+  private readonly template: PodTemplate;
+  private readonly configMaps: Record<string, Record<string, string>>;
+  /** The ConfigMap's config.yaml as the agents read it. */
+  readonly config: Record<string, unknown>;
+  readonly clusterDNS: string;
+  private readonly dnsService: any;
+  private nextIndex = 1;
+  private readonly say: NonNullable<ClusterOptions['say']>;
+
+  private constructor(readonly topo: Topology, opts: ClusterOptions) {
+    this.say = opts.say ?? (() => {});
+    this.template = manifestOf(join(DEPLOY, 'daemonset.yaml'), 'DaemonSet').spec.template.spec;
+    const cm = manifestOf(join(DEPLOY, 'configmap.yaml'), 'ConfigMap');
+    const config = yaml.load(cm.data['config.yaml']) as Record<string, unknown>;
+    Object.assign(config, opts.config ?? {});
+    this.config = config;
+    this.configMaps = { [cm.metadata.name]: { ...cm.data, 'config.yaml': yaml.dump(config) } };
+    this.dnsService = manifestOf(join(DEPLOY, 'dns-service.yaml'), 'Service');
+    this.clusterDNS = this.dnsService.spec.clusterIP;
+  }
+
+  static async start(opts: ClusterOptions = {}): Promise<Cluster> {
+    const cluster = new Cluster(await Topology.create(), opts);
+    try {
+      await cluster.build(opts.nodes ?? DEFAULT_NODES);
+      return cluster;
+    } catch (err) {
+      await cluster.destroy();
+      throw err;
+    }
+  }
+
+  get domain(): string {
+    return String(this.config['cluster-domain'] ?? 'cluster.local');
+  }
+
+  private async build(nodes: readonly NodeSpec[]): Promise<void> {
+    this.underlay = await this.topo.namespace('underlay');
+    await this.topo.bridge(this.underlay, 'br0', [`${UNDERLAY4}/24`, `${UNDERLAY6}/64`]);
+    this.outside = await this.topo.namespace('outside');
+    await this.topo.plugIntoBridge({ ns: this.outside, ifname: 'eth0', addresses: [`${OUTSIDE4}/24`, 'fd00:50::200/64'] }, this.underlay, 'u-outside', 'br0');
+    this.api = await forkTestApiServer(['--host', UNDERLAY4, '--port', String(API_PORT), '--kubeconfig-out', this.kubeconfig, '--bookmark-interval-ms', '5000', '--log-level', 'warn'], { netns: this.underlay.name });
+    this.say('underlay: bridge br0 in a namespace of its own; the test API server on it', [`${this.underlay.name}: br0 ${UNDERLAY4}/24 ${UNDERLAY6}/64`, `API: ${this.api.url}`, `outside client: ${OUTSIDE4}`]);
+    await this.apply({ ...this.dnsService });
+    await Promise.all(nodes.map((n) => this.addNode(n)));
+  }
+
+  /** Sends an object to the API server (create or replace). */
+  async apply(obj: unknown): Promise<void> {
+    await this.api.send({ op: 'apply', object: obj });
+  }
+
+  async remove(kind: string, namespace: string | undefined, name: string): Promise<void> {
+    await this.api.send({ op: 'delete', kind, namespace, name });
+  }
+
+  node(name: string): ClusterNode {
+    const n = this.nodes.get(name);
+    if (!n) throw new Error(`no node ${name} in this cluster`);
+    return n;
+  }
+
+  pod(name: string): Pod {
+    const p = this.pods.get(name);
+    if (!p) throw new Error(`no pod ${name} in this cluster`);
+    return p;
+  }
+
+  private nodeObject(n: ClusterNode): Record<string, unknown> {
+    return {
+      apiVersion: 'v1',
+      kind: 'Node',
+      metadata: {
+        name: n.name,
+        labels: { 'kubernetes.io/hostname': n.name, 'topology.kubernetes.io/zone': n.zone },
+        ...(n.deleting ? { deletionTimestamp: new Date().toISOString() } : {}),
+      },
+      spec: { podCIDR: n.podCIDRs[0], podCIDRs: [...n.podCIDRs] },
+      status: {
+        addresses: [{ type: 'InternalIP', address: n.ip4 }, { type: 'InternalIP', address: n.ip6 }, { type: 'Hostname', address: n.name }],
+      },
+    };
+  }
+
+  /** A node joins: its namespace on the underlay, its Node object with pod CIDRs, routes both
+   *  ways, its DaemonSet pod; resolves once its proxy has synced and its DNS is ready. */
+  async addNode(spec: NodeSpec): Promise<ClusterNode> {
+    if (this.nodes.has(spec.name)) throw new Error(`node ${spec.name} exists already`);
+    const index = this.nextIndex++;
+    const ns = await this.topo.namespace(spec.name);
+    const ip4 = `192.168.50.${10 + index}`;
+    const ip6 = `fd00:50::${10 + index}`;
+    await this.topo.plugIntoBridge({ ns, ifname: 'eth0', addresses: [`${ip4}/24`, `${ip6}/64`] }, this.underlay, `u-${spec.name}`, 'br0');
+    await ns.sysctl('net.ipv4.ip_forward', 1);
+    await ns.sysctl('net.ipv6.conf.all.forwarding', 1);
+    const hostRoot = join(this.work, spec.name, 'host');
+    const plan = planPod(this.template, this.configMaps, { nodeName: spec.name, hostIP: ip4, hostRoot, podDir: join(this.work, spec.name, 'pod') }, ROOT);
+    const podCIDRs = carveNodeCIDRs(String(this.config['cluster-cidr']), DEFAULT_MASK_SIZES, index);
+    const node: ClusterNode = { ...spec, index, ns, ip4, ip6, podCIDRs, hostRoot, plan, containers: new Map() };
+    this.nodes.set(spec.name, node);
+    await this.apply(this.nodeObject(node));
+    for (const other of this.nodes.values()) {
+      if (other === node) continue;
+      await this.routePodCIDRs(other, node);
+      await this.routePodCIDRs(node, other);
+    }
+    await this.publishDnsEndpoints();
+    await this.startAgent(node);
+    this.say(`${spec.name} (${spec.zone}): ${ip4}, pod CIDRs ${podCIDRs.join(', ')}`, [
+      ...plan.containers.map((c) => `${c.name}: ${c.argv.map((a) => a.replace(this.work, '…')).join(' ')}`),
+    ]);
+    return node;
+  }
+
+  /** On `on`: `to`'s pod CIDRs via `to`'s node address (host-gw). */
+  private async routePodCIDRs(on: ClusterNode, to: ClusterNode): Promise<void> {
+    // `replace`: nodes joining at once may both set the same route.
+    for (const cidr of to.podCIDRs) {
+      await on.ns.ip(cidr.includes(':') ? '-6' : '-4', 'route', 'replace', cidr, 'via', cidr.includes(':') ? to.ip6 : to.ip4, 'dev', 'eth0');
+    }
+  }
+
+  private get podCIDRsFile(): string {
+    const proxy = this.template.containers.find((c) => c.name === 'proxy');
+    const arg = proxy?.args?.find((a) => a.startsWith('--node-pod-cidrs-file='));
+    if (!arg) throw new Error('daemonset.yaml: the proxy container has no --node-pod-cidrs-file');
+    return arg.slice('--node-pod-cidrs-file='.length);
+  }
+
+  /** The DaemonSet pod on `node`: the init container to completion, then every container. */
+  async startAgent(node: ClusterNode): Promise<void> {
+    for (const c of node.plan.init) {
+      await node.ns.exec(c.argv[0], c.argv.slice(1), { env: { ...process.env, ...c.env } });
+    }
+    // Node 24 first: the binary is executed directly and its shebang finds `node` on PATH.
+    const path = `${dirname(process.execPath)}:${process.env.PATH}`;
+    for (const c of node.plan.containers) {
+      const argv = [...c.argv, '--kubeconfig', this.kubeconfig];
+      node.containers.set(c.name, node.ns.spawn(argv[0], argv.slice(1), { env: { ...process.env, PATH: path, ...c.env }, label: `${node.name}/${c.name}` }));
+    }
+    await this.waitAgentReady(node);
+  }
+
+  private async waitAgentReady(node: ClusterNode): Promise<void> {
+    const proxy = node.containers.get('proxy');
+    const dns = node.containers.get('dns');
+    await proxy?.waitForOutput(/"msg":"rules synced".*"sync":"full"/, 60_000);
+    const file = join(node.hostRoot, this.podCIDRsFile);
+    const written = await eventually(async () => existsSync(file), (x) => x, 30_000);
+    if (!written) throw new Error(`${node.name}: the proxy wrote no ${file}`);
+    if (dns) {
+      const ready = await eventually(() => this.httpStatus(node.ns, 'http://127.0.0.1:8181/ready'), (s) => s === 200, 30_000);
+      if (ready !== 200) throw new Error(`${node.name}: DNS /ready says ${ready}:\n${dns.stderr}`);
+    }
+  }
+
+  /** Stops the node's DaemonSet pod (every container, SIGTERM as the kubelet sends it). */
+  async stopAgent(node: ClusterNode): Promise<void> {
+    await Promise.all([...node.containers.values()].map((p) => p.stop(5_000)));
+    node.containers.clear();
+  }
+
+  async restartAgent(node: ClusterNode): Promise<void> {
+    await this.stopAgent(node);
+    await this.startAgent(node);
+  }
+
+  /** The HTTP status of GET `url` from `ns` (0 when nothing answered). */
+  async httpStatus(ns: Namespace, url: string): Promise<number> {
+    const r = await this.httpGet(ns, url);
+    return r.status;
+  }
+
+  async httpGet(ns: Namespace, url: string): Promise<{ status: number; body: string }> {
+    const r = await ns.exec('curl', ['-s', '-m', '3', '-w', '\n%{http_code}', url], { allowFailure: true });
+    const lines = r.stdout.split('\n');
+    return { status: Number(lines.pop()) || 0, body: lines.join('\n') };
+  }
+
+  /** The Node object says the node is being deleted (metadata.deletionTimestamp). */
+  async markNodeDeleting(node: ClusterNode): Promise<void> {
+    node.deleting = true;
+    await this.apply(this.nodeObject(node));
+  }
+
+  /** The node leaves: its Node object is deleted, its pods and agent stop, routes to it go. */
+  async deleteNode(node: ClusterNode): Promise<void> {
+    await this.remove('Node', undefined, node.name);
+    await this.stopAgent(node);
+    for (const pod of [...this.pods.values()].filter((p) => p.node === node)) await this.removePod(pod);
+    this.nodes.delete(node.name);
+    for (const other of this.nodes.values()) {
+      for (const cidr of node.podCIDRs) await other.ns.ip(cidr.includes(':') ? '-6' : '-4', 'route', 'del', cidr);
+    }
+    this.topo.deleteNamespace(node.ns);
+    await this.publishDnsEndpoints();
+  }
+
+  /** The kube-dns Service's endpoints: the DaemonSet's hostNetwork pods, i.e. the node IPs. */
+  private async publishDnsEndpoints(): Promise<void> {
+    const svc = this.dnsService;
+    await this.apply({
+      apiVersion: 'discovery.k8s.io/v1',
+      kind: 'EndpointSlice',
+      metadata: { namespace: svc.metadata.namespace, name: `${svc.metadata.name}-nodes`, labels: { 'kubernetes.io/service-name': svc.metadata.name } },
+      addressType: 'IPv4',
+      endpoints: [...this.nodes.values()].map((n) => ({
+        addresses: [n.ip4], nodeName: n.name, zone: n.zone, conditions: { ready: true, serving: true, terminating: false },
+      })),
+      ports: (svc.spec.ports as { name: string; port: number; protocol: string }[]).map((p) => ({ name: p.name, port: p.port, protocol: p.protocol })),
+    });
+  }
+
+  private cniNetwork(node: ClusterNode): string {
+    return JSON.stringify({
+      cniVersion: '1.0.0', name: 'podnet', type: 'bridge', bridge: 'cbr0', isGateway: true, isDefaultGateway: true,
+      ipam: {
+        type: 'kube-dataplane-ipam', podCIDRsFrom: 'node', nodeName: node.name,
+        nodePodCIDRsFile: join(node.hostRoot, this.podCIDRsFile), dataDir: join(node.hostRoot, 'var/lib/cni/networks'),
+      },
+    });
+  }
+
+  private async cni(node: ClusterNode, command: 'ADD' | 'DEL', id: string, netns: string): Promise<any> {
+    const env = {
+      PATH: process.env.PATH, CNI_COMMAND: command, CNI_CONTAINERID: id, CNI_NETNS: `/var/run/netns/${netns}`, CNI_IFNAME: 'eth0',
+      CNI_PATH: `${join(node.hostRoot, 'opt/cni/bin')}:/usr/lib/cni`,
+    };
+    const r = await run('ip', ['netns', 'exec', node.ns.name, BRIDGE_PLUGIN], { env, input: this.cniNetwork(node), allowFailure: true });
+    if (r.code !== 0) throw new Error(`CNI ${command} of pod ${id} on ${node.name} failed: ${r.stdout}${r.stderr}`);
+    return command === 'ADD' ? JSON.parse(r.stdout) : undefined;
+  }
+
+  /** A pod on `node`: wired by the bridge plugin and our IPAM, serving proxy-backend.mjs, with
+   *  the kubelet's resolv.conf. */
+  async addPod(nodeName: string, name: string, namespace = 'default'): Promise<Pod> {
+    if (this.pods.has(name)) throw new Error(`pod ${name} exists already`);
+    const node = this.node(nodeName);
+    const ns = await this.topo.namespace(name);
+    const result = await this.cni(node, 'ADD', name, ns.name);
+    const ips = (result.ips as { address: string }[]).map((i) => i.address.split('/')[0]);
+    const ip4 = ips.find((a) => !a.includes(':'));
+    const ip6 = ips.find((a) => a.includes(':'));
+    if (!ip4 || !ip6) throw new Error(`pod ${name} on ${node.name}: IPAM gave ${ips.join(', ')}, not one address per family`);
+    ns.writeResolvConf(podResolvConf(this.clusterDNS, namespace, this.domain));
+    const server = ns.spawn(process.execPath, [BACKEND, '--name', name, '--port', String(POD_PORT), '--echo-port', String(ECHO_PORT)], { label: name });
+    await server.waitForOutput('listening');
+    const pod: Pod = { name, namespace, node, ns, ip4, ip6, server };
+    this.pods.set(name, pod);
+    return pod;
+  }
+
+  async removePod(pod: Pod): Promise<void> {
+    await pod.server.stop(1_000);
+    await this.cni(pod.node, 'DEL', pod.name, pod.ns.name);
+    this.topo.deleteNamespace(pod.ns);
+    this.pods.delete(pod.name);
+  }
+
+  /** A Service and its EndpointSlices (one per family) with `backends` as endpoints. */
+  async addService(spec: ServiceSpec, backends: readonly Pod[]): Promise<void> {
+    const namespace = spec.namespace ?? 'default';
+    await this.apply({
+      apiVersion: 'v1',
+      kind: 'Service',
+      metadata: { namespace, name: spec.name },
+      spec: {
+        type: spec.type ?? 'ClusterIP',
+        clusterIP: spec.clusterIPs[0],
+        clusterIPs: [...spec.clusterIPs],
+        ipFamilies: spec.clusterIPs.map(familyOf),
+        ipFamilyPolicy: spec.clusterIPs.length > 1 ? 'RequireDualStack' : 'SingleStack',
+        selector: { app: spec.name },
+        ports: [
+          { name: 'tcp', protocol: 'TCP', port: 80, targetPort: POD_PORT, ...(spec.nodePort ? { nodePort: spec.nodePort } : {}) },
+          { name: 'echo', protocol: 'TCP', port: ECHO_PORT, targetPort: ECHO_PORT },
+        ],
+        ...(spec.externalTrafficPolicy ? { externalTrafficPolicy: spec.externalTrafficPolicy } : {}),
+        ...(spec.internalTrafficPolicy ? { internalTrafficPolicy: spec.internalTrafficPolicy } : {}),
+        ...(spec.healthCheckNodePort ? { healthCheckNodePort: spec.healthCheckNodePort } : {}),
+        ...(spec.trafficDistribution ? { trafficDistribution: spec.trafficDistribution } : {}),
+      },
+    });
+    await this.setEndpoints(spec, backends);
+  }
+
+  /** The EndpointSlice controller's slices for `spec`: endpoints with nodeName and zone, and the
+   *  hints trafficDistribution asks for (PreferSameNode: the endpoint's node and zone;
+   *  PreferClose/PreferSameZone: its zone). */
+  async setEndpoints(spec: ServiceSpec, backends: readonly Pod[]): Promise<void> {
+    const namespace = spec.namespace ?? 'default';
+    for (const family of spec.clusterIPs.map(familyOf)) {
+      const td = spec.trafficDistribution;
+      await this.apply({
+        apiVersion: 'discovery.k8s.io/v1',
+        kind: 'EndpointSlice',
+        metadata: { namespace, name: `${spec.name}-${family.toLowerCase()}`, labels: { 'kubernetes.io/service-name': spec.name } },
+        addressType: family,
+        endpoints: backends.map((p) => ({
+          addresses: [family === 'IPv4' ? p.ip4 : p.ip6],
+          conditions: { ready: true, serving: true, terminating: false },
+          nodeName: p.node.name,
+          zone: p.node.zone,
+          targetRef: { kind: 'Pod', namespace: p.namespace, name: p.name },
+          ...(td
+            ? { hints: { forZones: [{ name: p.node.zone }], ...(td === 'PreferSameNode' ? { forNodes: [{ name: p.node.name }] } : {}) } }
+            : {}),
+        })),
+        ports: [
+          { name: 'tcp', protocol: 'TCP', port: POD_PORT },
+          { name: 'echo', protocol: 'TCP', port: ECHO_PORT },
+        ],
+      });
+    }
+  }
+
+  async removeService(spec: ServiceSpec): Promise<void> {
+    const namespace = spec.namespace ?? 'default';
+    for (const family of spec.clusterIPs.map(familyOf)) await this.remove('EndpointSlice', namespace, `${spec.name}-${family.toLowerCase()}`);
+    await this.remove('Service', namespace, spec.name);
+  }
+
+  /** `count` TCP connections from `from` to host:port, one answer line each:
+   *  "<pod> <source it saw>" or "ERR <code>". */
+  async connect(from: Namespace, host: string, port: number, count = 1, timeoutMs = 1_500): Promise<string[]> {
+    const r = await from.exec(process.execPath, [CLIENT, 'tcp', host, String(port), String(count), String(timeoutMs)], { timeoutMs: 60_000 });
+    return r.stdout.trim().split('\n').filter(Boolean);
+  }
+
+  /** Which pods answered `count` connections (the first word of each answer, errors included). */
+  async whoAnswers(from: Namespace, host: string, port: number, count = 12): Promise<Set<string>> {
+    return new Set((await this.connect(from, host, port, count)).map((l) => (l.startsWith('ERR') ? l : l.split(' ')[0])));
+  }
+
+  /** A metric's value summed over the lines whose labels contain every `labels` pair. */
+  async metric(ns: Namespace, url: string, name: string, labels: Record<string, string> = {}): Promise<number> {
+    const { body } = await this.httpGet(ns, url);
+    let sum = 0;
+    for (const line of body.split('\n')) {
+      if (!line.startsWith(name + '{') && !line.startsWith(name + ' ')) continue;
+      if (!Object.entries(labels).every(([k, v]) => line.includes(`${k}="${v}"`))) continue;
+      sum += Number(line.slice(line.lastIndexOf(' ') + 1));
+    }
+    return sum;
+  }
+
+  async destroy(): Promise<void> {
+    await this.api?.stop();
+    await this.topo.destroy();
+    rmSync(this.work, { recursive: true, force: true });
+  }
+}
+
+/** The proxy container's log, for a failing test's message. */
+export function agentLog(node: ClusterNode): string {
+  return [...node.containers.entries()].map(([name, p]) => `--- ${node.name}/${name}\n${p.stderr}${p.stdout}`).join('\n');
+}
