@@ -128,7 +128,7 @@ describe('a cluster of three nodes in namespaces (iptables mode, the ConfigMap d
     }
   });
 
-  it('restarting node-1\'s agent keeps an established flow through the VIP and disturbs no other node', async () => {
+  it('restarting node-1\'s agent keeps an established flow through the VIP and new connections everywhere', async () => {
     const stream = from('a1').spawn(process.execPath, [CLIENT, 'tcp-stream', '10.96.1.10', String(ECHO_PORT), '50'], { label: 'stream' });
     const lines = () => stream.stdout.split('\n').filter(Boolean);
     await eventually(async () => lines().length, (n) => n >= 3, 5_000);
@@ -137,11 +137,15 @@ describe('a cluster of three nodes in namespaces (iptables mode, the ConfigMap d
     const others = ['node-2', 'node-3'].map((n) => c.node(n));
     const othersBefore = others.map((n) => n.containers.get('proxy')!);
 
-    // Traffic on the other nodes while node-1's agent goes down and comes back.
+    // New connections while node-1's agent goes down and comes back: from the other nodes, and
+    // from node-1 itself (its rules stay in the kernel while no agent runs, as kube-proxy's do).
     let during: string[] = [];
     let restarting = true;
     const load = (async () => {
-      while (restarting) during = during.concat(await c.connect(from('c2'), '10.96.1.10', 80, 3), await c.connect(from('b2'), '10.96.1.10', 80, 3));
+      while (restarting) {
+        const rounds = await Promise.all(['a2', 'b2', 'c2'].map((p) => c.connect(from(p), '10.96.1.10', 80, 3)));
+        during = during.concat(...rounds);
+      }
     })();
     await c.restartAgent(c.node('node-1'));
     restarting = false;
@@ -186,5 +190,34 @@ describe('a cluster of three nodes in namespaces (iptables mode, the ConfigMap d
     await c.deleteNode(node4);
     expect(c.nodes.has('node-4')).toBe(false);
     await served('a1', '10.96.1.10', 80, ['b1', 'c1']);
+  });
+});
+
+describe('two nodes with the ConfigMap set to proxy-mode: nftables', () => {
+  let c: Cluster;
+
+  beforeAll(async () => {
+    c = await Cluster.start({ nodes: [{ name: 'node-1', zone: 'zone-a' }, { name: 'node-2', zone: 'zone-b' }], config: { 'proxy-mode': 'nftables' } });
+    await Promise.all([c.addPod('node-1', 'a1'), c.addPod('node-2', 'b1')]);
+    await c.addService({ ...WEB, type: 'NodePort', nodePort: 30090 }, [c.pod('b1')]);
+  });
+
+  afterAll(async () => {
+    await c?.destroy();
+  });
+
+  it('the agents program nftables, not iptables', async () => {
+    const node = c.node('node-1').ns;
+    expect((await node.exec('nft', ['list', 'tables'])).stdout).toContain('table ip kube-dataplane');
+    expect((await node.exec('iptables-save', ['-t', 'nat'])).stdout).not.toContain('KUBE-SERVICES');
+  });
+
+  it('a pod reaches a ClusterIP on the other node, and a NodePort masquerades to the node', async () => {
+    const answers = await eventually(() => c.connect(c.pod('a1').ns, '10.96.1.10', 80, 4), (a) => a.every((l) => l.startsWith('b1 ')));
+    expect(answers).toEqual(Array(4).fill(`b1 ${c.pod('a1').ip4}`));
+    const nodeIP = c.node('node-1').ip4;
+    const viaNode = await eventually(() => c.connect(c.outside, nodeIP, 30090, 2), (a) => a.every((l) => l.startsWith('b1 ')));
+    expect(viaNode).toEqual([`b1 ${nodeIP}`, `b1 ${nodeIP}`]);
+    expect((await c.pod('a1').ns.exec('dig', ['+short', '+search', 'web'])).stdout.trim()).toBe('10.96.1.10');
   });
 });
