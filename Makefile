@@ -4,7 +4,7 @@ SHELL := /bin/bash
 
 # Debian packages the runtime and the tests use; `deps` installs only the missing ones.
 APT_PACKAGES := iptables nftables conntrack iproute2 dnsutils dnsmasq-base \
-                containernetworking-plugins dnsperf iputils-ping
+                containernetworking-plugins dnsperf iputils-ping curl
 TS_SOURCES := $(shell find cmd cli common cluster proxy dns ipam test-apiserver netns-tests bench demo \
                 -name '*.ts' -not -name '*.test.ts' 2>/dev/null)
 RESULTS := .test-results
