@@ -56,6 +56,12 @@ describe('a cluster of three nodes in namespaces (iptables mode, the ConfigMap d
     expect(answer).toBe(`b1 ${ip('a1')}`);
   });
 
+  it('a pod reaching itself through its service comes back hairpinned, from its node\'s bridge address', async () => {
+    await c.addService({ name: 'hairpin', clusterIPs: ['10.96.1.15'] }, [c.pod('c1')]);
+    const answers = await eventually(() => c.connect(from('c1'), '10.96.1.15', 80, 2), (a) => a.every((l) => l.startsWith('c1 ')));
+    expect(answers).toEqual(['c1 10.244.3.1', 'c1 10.244.3.1']);
+  });
+
   it('a NodePort (eTP=Cluster) on any node reaches a pod on another node, the source masqueraded to that node', async () => {
     const spec: ServiceSpec = { name: 'np', clusterIPs: ['10.96.1.20'], type: 'NodePort', nodePort: 30080 };
     await c.addService(spec, [c.pod('b1')]);

@@ -9,6 +9,11 @@
 //   pods: a namespace each, wired by the bridge plugin delegating to kube-dataplane-ipam
 //   (podCIDRsFrom: node, from the file the node's proxy keeps), running proxy-backend.mjs
 //
+// Nodes have no default route, only the underlay and the other nodes' pod CIDRs: a pod's packet
+// to a service address its node has not programmed yet is unroutable (ENETUNREACH at once)
+// rather than lost, so tests tell "not synced yet" from "dropped by the rules" without waiting
+// out a timeout. (So processes of the node itself cannot reach service IPs; no test needs it.)
+//
 // The harness also plays the cluster's controllers: it gives each Node its spec.podCIDRs (the
 // node IPAM controller's carving, ipam/node-cidrs.ts), and writes EndpointSlices for services
 // with nodeName, zone and the hints the EndpointSlice controller derives from
@@ -340,7 +345,9 @@ export class Cluster {
 
   private cniNetwork(node: ClusterNode): string {
     return JSON.stringify({
-      cniVersion: '1.0.0', name: 'podnet', type: 'bridge', bridge: 'cbr0', isGateway: true, isDefaultGateway: true,
+      // hairpinMode: a pod reaching itself through a service IP comes back out of its own bridge
+      // port (kubelet's --hairpin-mode does the same for its bridge).
+      cniVersion: '1.0.0', name: 'podnet', type: 'bridge', bridge: 'cbr0', isGateway: true, isDefaultGateway: true, hairpinMode: true,
       ipam: {
         type: 'kube-dataplane-ipam', podCIDRsFrom: 'node', nodeName: node.name,
         nodePodCIDRsFile: join(node.hostRoot, this.podCIDRsFile), dataDir: join(node.hostRoot, 'var/lib/cni/networks'),
