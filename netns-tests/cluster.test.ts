@@ -169,8 +169,13 @@ describe('a cluster of three nodes in namespaces (iptables mode, the ConfigMap d
     await stream.stop(500);
   });
 
-  it('a node added at run time gets its pod CIDR, its pods addresses from it, and serves', async () => {
-    const node = await c.addNode({ name: 'node-4', zone: 'zone-b' });
+  it('a node added at run time: pods wait for its pod CIDRs, then get addresses from them and serve', async () => {
+    // Registered and running its agent, but no spec.podCIDRs yet: the IPAM plugin's STATUS says
+    // the node is not ready for pods.
+    const node = await c.addNode({ name: 'node-4', zone: 'zone-b' }, { podCIDRs: false });
+    expect(await c.ipamStatus(node)).toMatchObject({ code: 1, out: { code: 50 } });
+    await c.assignPodCIDRs(node);
+    expect((await c.ipamStatus(node)).code).toBe(0);
     expect(node.podCIDRs).toEqual(['10.244.4.0/24', 'fd00:244:0:4::/64']);
     const d1 = await c.addPod('node-4', 'd1');
     expect(d1.ip4).toMatch(/^10\.244\.4\./);

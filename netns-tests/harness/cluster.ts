@@ -67,7 +67,9 @@ export interface ClusterNode {
   readonly ns: Namespace;
   readonly ip4: string;
   readonly ip6: string;
+  /** What the node IPAM controller gives this node; in the Node object once `assigned`. */
   readonly podCIDRs: readonly string[];
+  podCIDRsAssigned: boolean;
   /** The node's filesystem (hostPath volumes). */
   readonly hostRoot: string;
   readonly plan: PodPlan;
@@ -207,16 +209,18 @@ export class Cluster {
         labels: { 'kubernetes.io/hostname': n.name, 'topology.kubernetes.io/zone': n.zone },
         ...(n.deleting ? { deletionTimestamp: new Date().toISOString() } : {}),
       },
-      spec: { podCIDR: n.podCIDRs[0], podCIDRs: [...n.podCIDRs] },
+      spec: n.podCIDRsAssigned ? { podCIDR: n.podCIDRs[0], podCIDRs: [...n.podCIDRs] } : {},
       status: {
         addresses: [{ type: 'InternalIP', address: n.ip4 }, { type: 'InternalIP', address: n.ip6 }, { type: 'Hostname', address: n.name }],
       },
     };
   }
 
-  /** A node joins: its namespace on the underlay, its Node object with pod CIDRs, routes both
-   *  ways, its DaemonSet pod; resolves once its proxy has synced and its DNS is ready. */
-  async addNode(spec: NodeSpec): Promise<ClusterNode> {
+  /** A node joins in the order a real one does: the kubelet registers its Node (addresses, zone)
+   *  and starts the DaemonSet pod; then the node IPAM controller gives it spec.podCIDRs, which
+   *  the proxy writes for the IPAM plugin, and the routes to them follow (host-gw). Resolves once
+   *  the proxy has synced, DNS is ready and (unless `podCIDRs: false`) the CIDRs are in use. */
+  async addNode(spec: NodeSpec, opts: { podCIDRs?: boolean } = {}): Promise<ClusterNode> {
     if (this.nodes.has(spec.name)) throw new Error(`node ${spec.name} exists already`);
     const index = this.nextIndex++;
     const ns = await this.topo.namespace(spec.name);
@@ -228,20 +232,28 @@ export class Cluster {
     const hostRoot = join(this.work, spec.name, 'host');
     const plan = planPod(this.template, this.configMaps, { nodeName: spec.name, hostIP: ip4, hostRoot, podDir: join(this.work, spec.name, 'pod') }, ROOT);
     const podCIDRs = carveNodeCIDRs(String(this.config['cluster-cidr']), DEFAULT_MASK_SIZES, index);
-    const node: ClusterNode = { ...spec, index, ns, ip4, ip6, podCIDRs, hostRoot, plan, containers: new Map() };
+    const node: ClusterNode = { ...spec, index, ns, ip4, ip6, podCIDRs, podCIDRsAssigned: false, hostRoot, plan, containers: new Map() };
     this.nodes.set(spec.name, node);
     await this.apply(this.nodeObject(node));
-    for (const other of this.nodes.values()) {
-      if (other === node) continue;
-      await this.routePodCIDRs(other, node);
-      await this.routePodCIDRs(node, other);
-    }
+    for (const other of this.nodes.values()) if (other !== node && other.podCIDRsAssigned) await this.routePodCIDRs(node, other);
     await this.publishDnsEndpoints();
     await this.startAgent(node);
-    this.say(`${spec.name} (${spec.zone}): ${ip4}, pod CIDRs ${podCIDRs.join(', ')}`, [
+    this.say(`${spec.name} (${spec.zone}): ${ip4}, ${ip6}`, [
       ...plan.containers.map((c) => `${c.name}: ${c.argv.map((a) => a.replace(this.work, '…')).join(' ')}`),
     ]);
+    if (opts.podCIDRs !== false) await this.assignPodCIDRs(node);
     return node;
+  }
+
+  /** The node IPAM controller's part: spec.podCIDRs on the Node; every node routes them to it. */
+  async assignPodCIDRs(node: ClusterNode): Promise<void> {
+    node.podCIDRsAssigned = true;
+    await this.apply(this.nodeObject(node));
+    for (const other of this.nodes.values()) if (other !== node) await this.routePodCIDRs(other, node);
+    const file = join(node.hostRoot, this.podCIDRsFile);
+    const written = await eventually(async () => existsSync(file), (x) => x, 30_000);
+    if (!written) throw new Error(`${node.name}: the proxy wrote no ${file} after spec.podCIDRs were set:\n${agentLog(node)}`);
+    this.say(`${node.name}: spec.podCIDRs ${node.podCIDRs.join(', ')} (the proxy keeps them for the IPAM plugin)`);
   }
 
   /** On `on`: `to`'s pod CIDRs via `to`'s node address (host-gw). */
@@ -277,9 +289,6 @@ export class Cluster {
     const proxy = node.containers.get('proxy');
     const dns = node.containers.get('dns');
     await proxy?.waitForOutput(/"msg":"rules synced".*"sync":"full"/, 60_000);
-    const file = join(node.hostRoot, this.podCIDRsFile);
-    const written = await eventually(async () => existsSync(file), (x) => x, 30_000);
-    if (!written) throw new Error(`${node.name}: the proxy wrote no ${file}`);
     if (dns) {
       const ready = await eventually(() => this.httpStatus(node.ns, 'http://127.0.0.1:8181/ready'), (s) => s === 200, 30_000);
       if (ready !== 200) throw new Error(`${node.name}: DNS /ready says ${ready}:\n${dns.stderr}`);
@@ -322,6 +331,7 @@ export class Cluster {
     for (const pod of [...this.pods.values()].filter((p) => p.node === node)) await this.removePod(pod);
     this.nodes.delete(node.name);
     for (const other of this.nodes.values()) {
+      if (!node.podCIDRsAssigned) break;
       for (const cidr of node.podCIDRs) await other.ns.ip(cidr.includes(':') ? '-6' : '-4', 'route', 'del', cidr);
     }
     this.topo.deleteNamespace(node.ns);
@@ -365,13 +375,31 @@ export class Cluster {
     return command === 'ADD' ? JSON.parse(r.stdout) : undefined;
   }
 
+  /** CNI STATUS of the node's IPAM plugin (what a CNI 1.1 runtime asks before it starts pods;
+   *  Debian's bridge plugin speaks only 1.0, so the IPAM plugin is asked directly). */
+  async ipamStatus(node: ClusterNode): Promise<{ code: number; out: any }> {
+    const config = { ...JSON.parse(this.cniNetwork(node)).ipam, cniVersion: '1.1.0', name: 'podnet' };
+    const network = JSON.stringify({ cniVersion: '1.1.0', name: 'podnet', type: 'bridge', ipam: config });
+    const env = { PATH: process.env.PATH, CNI_COMMAND: 'STATUS', CNI_PATH: join(node.hostRoot, 'opt/cni/bin') };
+    const r = await run('ip', ['netns', 'exec', node.ns.name, join(node.hostRoot, 'opt/cni/bin/kube-dataplane-ipam')], { env, input: network, allowFailure: true });
+    return { code: r.code, out: r.stdout.trim() ? JSON.parse(r.stdout) : undefined };
+  }
+
   /** A pod on `node`: wired by the bridge plugin and our IPAM, serving proxy-backend.mjs, with
    *  the kubelet's resolv.conf. */
   async addPod(nodeName: string, name: string, namespace = 'default'): Promise<Pod> {
     if (this.pods.has(name)) throw new Error(`pod ${name} exists already`);
     const node = this.node(nodeName);
     const ns = await this.topo.namespace(name);
-    const result = await this.cni(node, 'ADD', name, ns.name);
+    let result: any;
+    try {
+      result = await this.cni(node, 'ADD', name, ns.name);
+    } catch (err) {
+      // What a runtime does after a failed ADD: DEL, and the sandbox goes.
+      await this.cni(node, 'DEL', name, ns.name).catch(() => {});
+      this.topo.deleteNamespace(ns);
+      throw err;
+    }
     const ips = (result.ips as { address: string }[]).map((i) => i.address.split('/')[0]);
     const ip4 = ips.find((a) => !a.includes(':'));
     const ip6 = ips.find((a) => a.includes(':'));
