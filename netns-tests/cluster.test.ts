@@ -9,12 +9,15 @@ import type { Namespace } from './harness/netns.js';
 import { CLIENT, Cluster, ECHO_PORT, eventually, OUTSIDE4, POD_PORT, type ServiceSpec } from './harness/cluster.js';
 
 const WEB: ServiceSpec = { name: 'web', clusterIPs: ['10.96.1.10', 'fd00:96::1:10'] };
+const LB: ServiceSpec = { name: 'lb', clusterIPs: ['10.96.1.30'], type: 'LoadBalancer', nodePort: 30081, healthCheckNodePort: 30181, externalTrafficPolicy: 'Local' };
+const NODAL: ServiceSpec = { name: 'nodal', clusterIPs: ['10.96.1.60'], trafficDistribution: 'PreferSameNode' };
 
 describe('a cluster of three nodes in namespaces (iptables mode, the ConfigMap default)', () => {
   let c: Cluster;
   const ip = (pod: string) => c.pod(pod).ip4;
   const from = (pod: string) => c.pod(pod).ns;
   const same = (a: Set<string>, b: string[]) => expect([...a].sort()).toEqual([...b].sort());
+  const health = (node: string) => c.httpGet(c.outside, `http://${c.node(node).ip4}:30181/`);
   const sameSet = (a: Set<string>, b: string[]) => a.size === b.length && b.every((x) => a.has(x));
   /** Polls until `n` connections from `pod` to host:port are answered by exactly `want` (each
    *  node programs a change on its own sync), then asserts that last answer. */
@@ -73,9 +76,7 @@ describe('a cluster of three nodes in namespaces (iptables mode, the ConfigMap d
   });
 
   it('eTP=Local answers only on nodes with a local endpoint, keeps the client source, and the health-check port says 200/503 with the count', async () => {
-    const spec: ServiceSpec = { name: 'lb', clusterIPs: ['10.96.1.30'], type: 'LoadBalancer', nodePort: 30081, healthCheckNodePort: 30181, externalTrafficPolicy: 'Local' };
-    await c.addService(spec, [c.pod('b1'), c.pod('b2'), c.pod('c1')]);
-    const health = (node: string) => c.httpGet(c.outside, `http://${c.node(node).ip4}:30181/`);
+    await c.addService(LB, [c.pod('b1'), c.pod('b2'), c.pod('c1')]);
     const h2 = await eventually(() => health('node-2'), (r) => r.status === 200);
     expect(h2.status).toBe(200);
     expect(JSON.parse(h2.body)).toMatchObject({ service: { namespace: 'default', name: 'lb' }, localEndpoints: 2 });
@@ -90,6 +91,18 @@ describe('a cluster of three nodes in namespaces (iptables mode, the ConfigMap d
     expect(await c.connect(c.outside, c.node('node-3').ip4, 30081, 2)).toEqual([`c1 ${OUTSIDE4}`, `c1 ${OUTSIDE4}`]);
     // node-1 has none: dropped, not sent to another node.
     expect(await c.connect(c.outside, c.node('node-1').ip4, 30081, 1, 1_000)).toEqual(['ERR ETIMEDOUT']);
+  });
+
+  it('eTP=Local while a node\'s endpoints terminate: its health check drains it (503) and its node port still serves them', async () => {
+    await c.setEndpoints(LB, [c.pod('b1'), c.pod('b2'), c.pod('c1')], { terminating: [c.pod('b1'), c.pod('b2')] });
+    const h2 = await eventually(() => health('node-2'), (r) => r.status === 503);
+    expect(h2.status).toBe(503);
+    expect(JSON.parse(h2.body).localEndpoints).toBe(0);
+    expect((await health('node-3')).status).toBe(200);
+    // Serving-terminating endpoints still take node-2's external traffic (nothing else is local),
+    // while cluster traffic goes to the ready one.
+    await served(c.outside, c.node('node-2').ip4, 30081, ['b1', 'b2']);
+    await served('a1', '10.96.1.30', 80, ['c1']);
   });
 
   it('internalTrafficPolicy Local: a pod reaches only endpoints on its own node; none there → dropped', async () => {
@@ -110,11 +123,13 @@ describe('a cluster of three nodes in namespaces (iptables mode, the ConfigMap d
   });
 
   it('trafficDistribution PreferSameNode: each node keeps its traffic (hints.forNodes)', async () => {
-    const spec: ServiceSpec = { name: 'nodal', clusterIPs: ['10.96.1.60'], trafficDistribution: 'PreferSameNode' };
-    await c.addService(spec, [c.pod('a2'), c.pod('b1'), c.pod('c1')]);
+    await c.addService(NODAL, [c.pod('a2'), c.pod('b1'), c.pod('c1')]);
     await served('a1', '10.96.1.60', 80, ['a2']);
     await served('b2', '10.96.1.60', 80, ['b1']);
     await served('c2', '10.96.1.60', 80, ['c1']);
+    // node-1's own endpoint goes: its traffic falls back to its zone's (the zone hints), not all.
+    await c.setEndpoints(NODAL, [c.pod('b1'), c.pod('c1')]);
+    await served('a1', '10.96.1.60', 80, ['b1']);
   });
 
   it('every pod resolves names through its own node\'s DNS (kube-dns VIP, internalTrafficPolicy Local)', async () => {
@@ -167,6 +182,21 @@ describe('a cluster of three nodes in namespaces (iptables mode, the ConfigMap d
     others.forEach((n, i) => expect(n.containers.get('proxy')).toBe(othersBefore[i]));
     await served('a1', '10.96.1.10', 80, ['b1', 'c1']);
     await stream.stop(500);
+  });
+
+  it('node-2\'s dns container restarted alone: its pods\' lookups fail meanwhile, its rules keep serving', async () => {
+    const node2 = c.node('node-2');
+    const proxy = node2.containers.get('proxy');
+    const lookup = async () => (await c.pod('b2').ns.exec('dig', ['+short', '+tries=1', '+time=1', '+search', 'web'], { allowFailure: true })).stdout.trim();
+    expect(await lookup()).toBe('10.96.1.10');
+    await node2.containers.get('dns')!.stop();
+    expect(await lookup()).not.toBe('10.96.1.10');
+    // Other nodes' pods still resolve; node-2's pods still reach services.
+    expect((await c.pod('a1').ns.exec('dig', ['+short', '+search', 'web'])).stdout.trim()).toBe('10.96.1.10');
+    same(await c.whoAnswers(from('b2'), '10.96.1.10', 80, 12), ['b1', 'c1']);
+    await c.startContainer(node2, 'dns');
+    expect(await eventually(lookup, (a) => a === '10.96.1.10')).toBe('10.96.1.10');
+    expect(node2.containers.get('proxy')).toBe(proxy);
   });
 
   it('a node added at run time: pods wait for its pod CIDRs, then get addresses from them and serve', async () => {

@@ -276,22 +276,23 @@ export class Cluster {
     for (const c of node.plan.init) {
       await node.ns.exec(c.argv[0], c.argv.slice(1), { env: { ...process.env, ...c.env } });
     }
-    // Node 24 first: the binary is executed directly and its shebang finds `node` on PATH.
-    const path = `${dirname(process.execPath)}:${process.env.PATH}`;
-    for (const c of node.plan.containers) {
-      const argv = [...c.argv, '--kubeconfig', this.kubeconfig];
-      node.containers.set(c.name, node.ns.spawn(argv[0], argv.slice(1), { env: { ...process.env, PATH: path, ...c.env }, label: `${node.name}/${c.name}` }));
-    }
-    await this.waitAgentReady(node);
+    await Promise.all(node.plan.containers.map((c) => this.startContainer(node, c.name)));
   }
 
-  private async waitAgentReady(node: ClusterNode): Promise<void> {
-    const proxy = node.containers.get('proxy');
-    const dns = node.containers.get('dns');
-    await proxy?.waitForOutput(/"msg":"rules synced".*"sync":"full"/, 60_000);
-    if (dns) {
+  /** One container of the node's DaemonSet pod; resolves once it is synced (proxy: its first
+   *  full sync) or ready (dns: its readiness probe). */
+  async startContainer(node: ClusterNode, name: string): Promise<void> {
+    const c = node.plan.containers.find((x) => x.name === name);
+    if (!c) throw new Error(`daemonset.yaml has no container ${name}`);
+    // Node 24 first: the binary is executed directly and its shebang finds `node` on PATH.
+    const env = { ...process.env, PATH: `${dirname(process.execPath)}:${process.env.PATH}`, ...c.env };
+    const argv = [...c.argv, '--kubeconfig', this.kubeconfig];
+    const p = node.ns.spawn(argv[0], argv.slice(1), { env, label: `${node.name}/${name}` });
+    node.containers.set(name, p);
+    if (name === 'proxy') await p.waitForOutput(/"msg":"rules synced".*"sync":"full"/, 60_000);
+    if (name === 'dns') {
       const ready = await eventually(() => this.httpStatus(node.ns, 'http://127.0.0.1:8181/ready'), (s) => s === 200, 30_000);
-      if (ready !== 200) throw new Error(`${node.name}: DNS /ready says ${ready}:\n${dns.stderr}`);
+      if (ready !== 200) throw new Error(`${node.name}: DNS /ready says ${ready}:\n${p.stderr}`);
     }
   }
 
@@ -449,8 +450,9 @@ export class Cluster {
   /** The EndpointSlice controller's slices for `spec`: endpoints with nodeName and zone, and the
    *  hints trafficDistribution asks for (PreferSameNode: the endpoint's node and zone;
    *  PreferClose/PreferSameZone: its zone). */
-  async setEndpoints(spec: ServiceSpec, backends: readonly Pod[]): Promise<void> {
+  async setEndpoints(spec: ServiceSpec, backends: readonly Pod[], opts: { terminating?: readonly Pod[] } = {}): Promise<void> {
     const namespace = spec.namespace ?? 'default';
+    const terminating = new Set(opts.terminating ?? []);
     for (const family of spec.clusterIPs.map(familyOf)) {
       const td = spec.trafficDistribution;
       await this.apply({
@@ -460,7 +462,7 @@ export class Cluster {
         addressType: family,
         endpoints: backends.map((p) => ({
           addresses: [family === 'IPv4' ? p.ip4 : p.ip6],
-          conditions: { ready: true, serving: true, terminating: false },
+          conditions: terminating.has(p) ? { ready: false, serving: true, terminating: true } : { ready: true, serving: true, terminating: false },
           nodeName: p.node.name,
           zone: p.node.zone,
           targetRef: { kind: 'Pod', namespace: p.namespace, name: p.name },
