@@ -147,6 +147,9 @@ describe('a cluster of three nodes in namespaces (iptables mode, the ConfigMap d
       const own = [...c.nodes.keys()].indexOf(p.node.name);
       expect(delta, `queries counted per node for ${pod} on ${p.node.name}`).toEqual(delta.map((_, i) => (i === own ? 3 : 0)));
     }
+    // The node-IP listener is no open resolver: a client outside the cluster is refused.
+    const outside = await c.outside.exec('dig', ['+tries=1', '+time=2', `@${c.node('node-1').ip4}`, 'web.default.svc.cluster.local'], { allowFailure: true });
+    expect(outside.stdout).toContain('status: REFUSED');
   });
 
   it('restarting node-1\'s agent keeps an established flow through the VIP and new connections everywhere', async () => {
@@ -216,6 +219,17 @@ describe('a cluster of three nodes in namespaces (iptables mode, the ConfigMap d
     await served('b2', '10.96.1.70', 80, ['d1'], 4);
     await served(d1.ns, '10.96.1.10', 80, ['b1', 'c1']);
     expect((await d1.ns.exec('dig', ['+short', '+search', 'fresh'])).stdout.trim()).toBe('10.96.1.70');
+  });
+
+  it('a node the cluster autoscaler is removing (ToBeDeletedByClusterAutoscaler) drains on /healthz until the taint goes', async () => {
+    const node3 = c.node('node-3');
+    const healthz = () => c.httpGet(c.outside, `http://${node3.ip4}:10256/healthz`);
+    await c.setTaints(node3, [{ key: 'ToBeDeletedByClusterAutoscaler', value: '1764748800', effect: 'NoSchedule' }]);
+    expect((await eventually(healthz, (r) => r.status === 503)).status).toBe(503);
+    await c.setTaints(node3, []);
+    const back = await eventually(healthz, (r) => r.status === 200);
+    expect(back.status).toBe(200);
+    expect(JSON.parse(back.body).nodeEligible).toBe(true);
   });
 
   it('a node being deleted says so on /healthz (503, nodeEligible false) while /livez stays 200; the others stay 200', async () => {

@@ -76,6 +76,7 @@ export interface ClusterNode {
   /** The DaemonSet pod's running containers, by name (`proxy`, `dns`). */
   containers: Map<string, Process>;
   deleting?: boolean;
+  taints?: { key: string; value?: string; effect: string }[];
 }
 
 export interface Pod {
@@ -209,7 +210,10 @@ export class Cluster {
         labels: { 'kubernetes.io/hostname': n.name, 'topology.kubernetes.io/zone': n.zone },
         ...(n.deleting ? { deletionTimestamp: new Date().toISOString() } : {}),
       },
-      spec: n.podCIDRsAssigned ? { podCIDR: n.podCIDRs[0], podCIDRs: [...n.podCIDRs] } : {},
+      spec: {
+        ...(n.podCIDRsAssigned ? { podCIDR: n.podCIDRs[0], podCIDRs: [...n.podCIDRs] } : {}),
+        ...(n.taints?.length ? { taints: n.taints } : {}),
+      },
       status: {
         addresses: [{ type: 'InternalIP', address: n.ip4 }, { type: 'InternalIP', address: n.ip6 }, { type: 'Hostname', address: n.name }],
       },
@@ -317,6 +321,12 @@ export class Cluster {
     const r = await ns.exec('curl', ['-s', '-m', '3', '-w', '\n%{http_code}', url], { allowFailure: true });
     const lines = r.stdout.split('\n');
     return { status: Number(lines.pop()) || 0, body: lines.join('\n') };
+  }
+
+  /** Replaces the Node's spec.taints (e.g. the cluster autoscaler's ToBeDeletedByClusterAutoscaler). */
+  async setTaints(node: ClusterNode, taints: NonNullable<ClusterNode['taints']>): Promise<void> {
+    node.taints = taints;
+    await this.apply(this.nodeObject(node));
   }
 
   /** The Node object says the node is being deleted (metadata.deletionTimestamp). */
