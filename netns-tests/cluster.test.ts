@@ -91,6 +91,8 @@ describe('a cluster of three nodes in namespaces (iptables mode, the ConfigMap d
     expect(await c.connect(c.outside, c.node('node-3').ip4, 30081, 2)).toEqual([`c1 ${OUTSIDE4}`, `c1 ${OUTSIDE4}`]);
     // node-1 has none: dropped, not sent to another node.
     expect(await c.connect(c.outside, c.node('node-1').ip4, 30081, 1, 1_000)).toEqual(['ERR ETIMEDOUT']);
+    // Unless the client is a pod of node-1: pods follow the Cluster policy (kube-proxy's short-cut).
+    await served('a1', c.node('node-1').ip4, 30081, ['b1', 'b2', 'c1'], 16);
   });
 
   it('eTP=Local while a node\'s endpoints terminate: its health check drains it (503) and its node port still serves them', async () => {
@@ -200,6 +202,16 @@ describe('a cluster of three nodes in namespaces (iptables mode, the ConfigMap d
     await c.startContainer(node2, 'dns');
     expect(await eventually(lookup, (a) => a === '10.96.1.10')).toBe('10.96.1.10');
     expect(node2.containers.get('proxy')).toBe(proxy);
+  });
+
+  it('the API server gone for a while: every node keeps serving, and catches up once it is back', async () => {
+    await c.api.send({ op: 'down' });
+    await new Promise((r) => setTimeout(r, 3_000)); // long enough for every watch to have failed
+    for (const pod of ['a1', 'b2', 'c2']) same(await c.whoAnswers(from(pod), '10.96.1.10', 80, 8), ['b1', 'c1']);
+    for (const n of c.nodes.values()) for (const [name, p] of n.containers) expect(p.running, `${n.name}/${name}`).toBe(true);
+    await c.api.send({ op: 'up' });
+    await c.addService({ name: 'after', clusterIPs: ['10.96.1.80'] }, [c.pod('a2')]);
+    for (const pod of ['a1', 'b2', 'c2']) await served(pod, '10.96.1.80', 80, ['a2'], 4);
   });
 
   it('a node added at run time: pods wait for its pod CIDRs, then get addresses from them and serve', async () => {
