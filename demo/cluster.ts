@@ -2,9 +2,10 @@
 // dns containers from the shipped manifests against one API server over an underlay bridge
 // (netns-tests/harness/cluster.ts). Pods on different nodes reach each other's services, a node
 // port masquerades, eTP=Local health differs per node, topology hints keep traffic in its zone,
-// each pod asks its own node's DNS, and a node being deleted says so on /healthz. Each check
+// each pod asks its own node's DNS, a connection outlives its node's agent restart, and a node
+// being deleted says so on /healthz. Each check
 // prints what it ran and what came back, and says ✓ or ✗; everything is deleted at the end.
-import { Cluster, CLIENT, eventually, OUTSIDE4, type Pod, type ServiceSpec } from '../netns-tests/harness/cluster.js';
+import { Cluster, CLIENT, ECHO_PORT, eventually, OUTSIDE4, type Pod, type ServiceSpec } from '../netns-tests/harness/cluster.js';
 import type { Namespace } from '../netns-tests/harness/netns.js';
 
 let failed = 0;
@@ -90,6 +91,18 @@ export async function main(): Promise<number> {
       process.stdout.write(`  coredns_dns_requests_total: ${names.map((n, i) => `${n} +${counted[i]}`).join(', ')}\n`);
       verdict(counted.every((d, i) => d === (names[i] === pod.node.name ? 1 : 0)), `${pod.name}'s query went to ${pod.node.name} only`);
     }
+
+    title('node-1\'s agent restarted (both containers) while a1 holds a connection through web\'s cluster IP');
+    const stream = a1.ns.spawn(process.execPath, [CLIENT, 'tcp-stream', '10.96.1.10', String(ECHO_PORT), '100'], { label: 'stream' });
+    const echoed = () => stream.stdout.split('\n').filter(Boolean).length;
+    await eventually(async () => echoed(), (n) => n >= 3, 5_000);
+    const before = echoed();
+    await c.restartAgent(c.node('node-1'));
+    const after = await eventually(async () => echoed(), (n) => n >= before + 5, 5_000);
+    process.stdout.write(`[a1]$ node proxy-client.mjs tcp-stream 10.96.1.10 ${ECHO_PORT} 100\n  ${before} lines echoed before the restart, ${after} after; last: ${stream.stdout.trim().split('\n').pop()}\n`);
+    verdict(after >= before + 5 && !stream.stdout.includes('ERR'), 'the connection kept flowing through the restart');
+    await stream.stop(500);
+    await check(a1.ns, 'a1', process.execPath, connections('10.96.1.10', 80, 12), onlyBy('b1', 'c1'), 'and new connections from node-1 reach both endpoints again');
 
     title('node-3 is being deleted (deletionTimestamp set on its Node): /healthz drains it');
     await c.markNodeDeleting(c.node('node-3'));
