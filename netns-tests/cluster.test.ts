@@ -265,7 +265,7 @@ describe('two nodes with the ConfigMap set to proxy-mode: nftables', () => {
 
   beforeAll(async () => {
     c = await Cluster.start({ nodes: [{ name: 'node-1', zone: 'zone-a' }, { name: 'node-2', zone: 'zone-b' }], config: { 'proxy-mode': 'nftables' } });
-    await Promise.all([c.addPod('node-1', 'a1'), c.addPod('node-2', 'b1')]);
+    await Promise.all([c.addPod('node-1', 'a1'), c.addPod('node-1', 'a2'), c.addPod('node-2', 'b1')]);
     await c.addService({ ...WEB, type: 'NodePort', nodePort: 30090 }, [c.pod('b1')]);
   });
 
@@ -286,5 +286,19 @@ describe('two nodes with the ConfigMap set to proxy-mode: nftables', () => {
     const viaNode = await eventually(() => c.connect(c.outside, nodeIP, 30090, 2), (a) => a.every((l) => l.startsWith('b1 ')));
     expect(viaNode).toEqual([`b1 ${nodeIP}`, `b1 ${nodeIP}`]);
     expect((await c.pod('a1').ns.exec('dig', ['+short', '+search', 'web'])).stdout.trim()).toBe('10.96.1.10');
+  });
+
+  it('eTP=Local: only node-2 has an endpoint, its health check says so, node-1 drops; zones keep their traffic', async () => {
+    await c.addService(LB, [c.pod('b1')]);
+    const health = (node: string) => c.httpGet(c.outside, `http://${c.node(node).ip4}:30181/`);
+    const h2 = await eventually(() => health('node-2'), (r) => r.status === 200);
+    expect(JSON.parse(h2.body).localEndpoints).toBe(1);
+    expect((await eventually(() => health('node-1'), (r) => r.status === 503)).status).toBe(503);
+    expect(await eventually(() => c.connect(c.outside, c.node('node-2').ip4, 30081, 2), (a) => a[0]?.startsWith('b1'))).toEqual([`b1 ${OUTSIDE4}`, `b1 ${OUTSIDE4}`]);
+    expect(await c.connect(c.outside, c.node('node-1').ip4, 30081, 1, 1_000)).toEqual(['ERR ETIMEDOUT']);
+
+    await c.addService({ name: 'zonal', clusterIPs: ['10.96.1.50'], trafficDistribution: 'PreferSameZone' }, [c.pod('a2'), c.pod('b1')]);
+    const who = await eventually(() => c.whoAnswers(c.pod('a1').ns, '10.96.1.50', 80, 12), (s) => s.size === 1 && s.has('a2'));
+    expect([...who]).toEqual(['a2']);
   });
 });
