@@ -6,7 +6,7 @@
 // nothing, a node joining and a node leaving (netns-tests/harness/cluster.ts).
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Namespace } from './harness/netns.js';
-import { CLIENT, Cluster, ECHO_PORT, eventually, OUTSIDE4, POD_PORT, type ServiceSpec } from './harness/cluster.js';
+import { CLIENT, Cluster, ECHO_PORT, eventually, OUTSIDE4, POD_PORT, UPSTREAM_ADDRESS, UPSTREAM_NAME, type ServiceSpec } from './harness/cluster.js';
 
 const WEB: ServiceSpec = { name: 'web', clusterIPs: ['10.96.1.10', 'fd00:96::1:10'] };
 const LB: ServiceSpec = { name: 'lb', clusterIPs: ['10.96.1.30'], type: 'LoadBalancer', nodePort: 30081, healthCheckNodePort: 30181, externalTrafficPolicy: 'Local' };
@@ -149,6 +149,8 @@ describe('a cluster of three nodes in namespaces (iptables mode, the ConfigMap d
       const own = [...c.nodes.keys()].indexOf(p.node.name);
       expect(delta, `queries counted per node for ${pod} on ${p.node.name}`).toEqual(delta.map((_, i) => (i === own ? 3 : 0)));
     }
+    // Names outside the cluster: forwarded by the pod's node to the node's resolver.
+    expect((await from('c2').exec('dig', ['+short', UPSTREAM_NAME])).stdout.trim()).toBe(UPSTREAM_ADDRESS);
     // The node-IP listener is no open resolver: a client outside the cluster is refused.
     const outside = await c.outside.exec('dig', ['+tries=1', '+time=2', `@${c.node('node-1').ip4}`, 'web.default.svc.cluster.local'], { allowFailure: true });
     expect(outside.stdout).toContain('status: REFUSED');

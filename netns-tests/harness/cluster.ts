@@ -1,7 +1,8 @@
 // A cluster of nodes in network namespaces, run from the shipped manifests:
 //
 //   underlay namespace: bridge br0 (192.168.50.1, fd00:50::1), the test API server on
-//   192.168.50.1:6443, and an outside client (192.168.50.200) standing for a load balancer
+//   192.168.50.1:6443, the nodes' resolver (dnsmasq on :53), and an outside client
+//   (192.168.50.200) standing for a load balancer
 //   node-N namespaces: eth0 on br0 (192.168.50.1N), the pod bridge cbr0 that Debian's bridge CNI
 //   plugin makes, host-gw routes to every other node's pod CIDRs, and the DaemonSet's pod
 //   (manifests/deploy/daemonset.yaml with configmap.yaml, planned by kubelet.ts): its init
@@ -13,6 +14,7 @@
 // to a service address its node has not programmed yet is unroutable (ENETUNREACH at once)
 // rather than lost, so tests tell "not synced yet" from "dropped by the rules" without waiting
 // out a timeout. (So processes of the node itself cannot reach service IPs; no test needs it.)
+// The nodes' resolv.conf names the underlay's resolver, the DaemonSet's dnsPolicy Default.
 //
 // The harness also plays the cluster's controllers: it gives each Node its spec.podCIDRs (the
 // node IPAM controller's carving, ipam/node-cidrs.ts), and writes EndpointSlices for services
@@ -37,6 +39,9 @@ const BRIDGE_PLUGIN = '/usr/lib/cni/bridge';
 export const UNDERLAY4 = '192.168.50.1';
 export const UNDERLAY6 = 'fd00:50::1';
 export const OUTSIDE4 = '192.168.50.200';
+/** A name only the underlay's resolver knows: pods get it through cluster DNS forwarding. */
+export const UPSTREAM_NAME = 'example.test';
+export const UPSTREAM_ADDRESS = '192.0.2.10';
 const API_PORT = 6443;
 /** What every pod serves: one answer per connection ("<pod> <source seen>"), and an echo. */
 export const POD_PORT = 8080;
@@ -174,8 +179,11 @@ export class Cluster {
     await this.topo.bridge(this.underlay, 'br0', [`${UNDERLAY4}/24`, `${UNDERLAY6}/64`]);
     this.outside = await this.topo.namespace('outside');
     await this.topo.plugIntoBridge({ ns: this.outside, ifname: 'eth0', addresses: [`${OUTSIDE4}/24`, 'fd00:50::200/64'] }, this.underlay, 'u-outside', 'br0');
+    // The data centre's resolver, the nodes' /etc/resolv.conf: what cluster DNS forwards to.
+    const resolver = this.underlay.spawn('dnsmasq', ['--no-daemon', '--no-resolv', '--no-hosts', `--listen-address=${UNDERLAY4}`, '--bind-interfaces', `--address=/${UPSTREAM_NAME}/${UPSTREAM_ADDRESS}`], { label: 'dnsmasq' });
+    await resolver.waitForOutput(/started/, 5_000);
     this.api = await forkTestApiServer(['--host', UNDERLAY4, '--port', String(API_PORT), '--kubeconfig-out', this.kubeconfig, '--bookmark-interval-ms', '5000', '--log-level', 'warn'], { netns: this.underlay.name });
-    this.say('underlay: bridge br0 in a namespace of its own; the test API server on it', [`${this.underlay.name}: br0 ${UNDERLAY4}/24 ${UNDERLAY6}/64`, `API: ${this.api.url}`, `outside client: ${OUTSIDE4}`]);
+    this.say('underlay: bridge br0 in a namespace of its own; the test API server on it', [`${this.underlay.name}: br0 ${UNDERLAY4}/24 ${UNDERLAY6}/64`, `API: ${this.api.url}`, `resolver (dnsmasq): ${UNDERLAY4}:53, ${UPSTREAM_NAME} → ${UPSTREAM_ADDRESS}`, `outside client: ${OUTSIDE4}`]);
     await this.apply({ ...this.dnsService });
     await Promise.all(nodes.map((n) => this.addNode(n)));
   }
@@ -233,6 +241,7 @@ export class Cluster {
     await this.topo.plugIntoBridge({ ns, ifname: 'eth0', addresses: [`${ip4}/24`, `${ip6}/64`] }, this.underlay, `u-${spec.name}`, 'br0');
     await ns.sysctl('net.ipv4.ip_forward', 1);
     await ns.sysctl('net.ipv6.conf.all.forwarding', 1);
+    ns.writeResolvConf(`nameserver ${UNDERLAY4}\n`);
     const hostRoot = join(this.work, spec.name, 'host');
     const plan = planPod(this.template, this.configMaps, { nodeName: spec.name, hostIP: ip4, hostRoot, podDir: join(this.work, spec.name, 'pod') }, ROOT);
     const podCIDRs = carveNodeCIDRs(String(this.config['cluster-cidr']), DEFAULT_MASK_SIZES, index);
