@@ -208,7 +208,17 @@ describe('a cluster of three nodes in namespaces (iptables mode, the ConfigMap d
 
   it('the API server gone for a while: every node keeps serving, and catches up once it is back', async () => {
     await c.api.send({ op: 'down' });
-    await new Promise((r) => setTimeout(r, 3_000)); // long enough for every watch to have failed
+    // Until every proxy's watches have been cut and have failed a retry against the downed server.
+    const failedTwice = async () => {
+      for (const n of c.nodes.values()) {
+        for (const kind of ['Service', 'EndpointSlice', 'Node']) {
+          const errors = await c.metric(n.ns, 'http://127.0.0.1:10249/metrics', 'kubedataplane_watch_restarts_total', { kind, reason: 'error' });
+          if (errors < 2) return false;
+        }
+      }
+      return true;
+    };
+    expect(await eventually(failedTwice, (x) => x, 15_000)).toBe(true);
     for (const pod of ['a1', 'b2', 'c2']) same(await c.whoAnswers(from(pod), '10.96.1.10', 80, 8), ['b1', 'c1']);
     for (const n of c.nodes.values()) for (const [name, p] of n.containers) expect(p.running, `${n.name}/${name}`).toBe(true);
     await c.api.send({ op: 'up' });
