@@ -5,7 +5,9 @@
 // each pod asks its own node's DNS, a connection outlives its node's agent restart, and a node
 // being deleted says so on /healthz. Each check
 // prints what it ran and what came back, and says ✓ or ✗; everything is deleted at the end.
-import { Cluster, CLIENT, ECHO_PORT, eventually, OUTSIDE4, type Pod, type ServiceSpec } from '../netns-tests/harness/cluster.js';
+import { Cluster, OUTSIDE4, type Pod } from '../netns-tests/harness/cluster.js';
+import { ECHO_PORT, type ServiceSpec } from '../netns-tests/harness/cluster-objects.js';
+import { CLIENT, eventually, metric } from '../netns-tests/harness/probes.js';
 import type { Namespace } from '../netns-tests/harness/netns.js';
 
 let failed = 0;
@@ -81,7 +83,7 @@ export async function main(): Promise<number> {
     await check(c2.ns, 'c2', process.execPath, connections('10.96.1.50', 80, 12), onlyBy('c1'), 'c2 (zone-b) reaches only zone-b\'s c1');
 
     title('each node answers its own pods\' DNS: queries counted by each node\'s dns container');
-    const requests = () => Promise.all([...c.nodes.values()].map((n) => c.metric(n.ns, 'http://127.0.0.1:9153/metrics', 'coredns_dns_requests_total')));
+    const requests = () => Promise.all([...c.nodes.values()].map((n) => metric(n.ns, 'http://127.0.0.1:9153/metrics', 'coredns_dns_requests_total')));
     for (const pod of [a1, c2]) {
       const before = await requests();
       await pod.ns.exec('dig', ['+short', '+tries=1', 'web.default.svc.cluster.local']);

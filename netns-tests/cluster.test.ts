@@ -6,7 +6,9 @@
 // nothing, a node joining and a node leaving (netns-tests/harness/cluster.ts).
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Namespace } from './harness/netns.js';
-import { CLIENT, Cluster, ECHO_PORT, eventually, OUTSIDE4, POD_PORT, UPSTREAM_ADDRESS, UPSTREAM_NAME, type ServiceSpec } from './harness/cluster.js';
+import { Cluster, OUTSIDE4, UPSTREAM_ADDRESS, UPSTREAM_NAME } from './harness/cluster.js';
+import { ECHO_PORT, POD_PORT, type ServiceSpec } from './harness/cluster-objects.js';
+import { CLIENT, connect, eventually, httpGet, metric, whoAnswers } from './harness/probes.js';
 
 const WEB: ServiceSpec = { name: 'web', clusterIPs: ['10.96.1.10', 'fd00:96::1:10'] };
 const LB: ServiceSpec = { name: 'lb', clusterIPs: ['10.96.1.30'], type: 'LoadBalancer', nodePort: 30081, healthCheckNodePort: 30181, externalTrafficPolicy: 'Local' };
@@ -17,18 +19,18 @@ describe('a cluster of three nodes in namespaces (iptables mode, the ConfigMap d
   const ip = (pod: string) => c.pod(pod).ip4;
   const from = (pod: string) => c.pod(pod).ns;
   const same = (a: Set<string>, b: string[]) => expect([...a].sort()).toEqual([...b].sort());
-  const health = (node: string) => c.httpGet(c.outside, `http://${c.node(node).ip4}:30181/`);
+  const health = (node: string) => httpGet(c.outside, `http://${c.node(node).ip4}:30181/`);
   const sameSet = (a: Set<string>, b: string[]) => a.size === b.length && b.every((x) => a.has(x));
   /** Polls until `n` connections from `pod` to host:port are answered by exactly `want` (each
    *  node programs a change on its own sync), then asserts that last answer. */
   const served = async (pod: string | Namespace, host: string, port: number, want: string[], n = 12) => {
     const ns = typeof pod === 'string' ? from(pod) : pod;
-    same(await eventually(() => c.whoAnswers(ns, host, port, n), (s) => sameSet(s, want)), want);
+    same(await eventually(() => whoAnswers(ns, host, port, n), (s) => sameSet(s, want)), want);
   };
   /** Connections to a VIP this node's rules do not know yet are unroutable (ENETUNREACH: the
    *  node has no route for service addresses); a known one that must not answer times out. */
   const dropped = async (pod: string, host: string, port: number) => {
-    const answers = await eventually(() => c.connect(from(pod), host, port, 1, 1_000), (a) => a[0] !== 'ERR ENETUNREACH');
+    const answers = await eventually(() => connect(from(pod), host, port, 1, 1_000), (a) => a[0] !== 'ERR ENETUNREACH');
     expect(answers).toEqual(['ERR ETIMEDOUT']);
   };
 
@@ -55,13 +57,13 @@ describe('a cluster of three nodes in namespaces (iptables mode, the ConfigMap d
     await served('a1', '10.96.1.10', 80, ['b1', 'c1'], 16);
     await served('a1', 'fd00:96::1:10', 80, ['b1', 'c1'], 16);
     // Pod to pod across nodes is routed, not NATed: the backend sees the client pod's address.
-    const [answer] = await c.connect(from('a1'), ip('b1'), POD_PORT);
+    const [answer] = await connect(from('a1'), ip('b1'), POD_PORT);
     expect(answer).toBe(`b1 ${ip('a1')}`);
   });
 
   it('a pod reaching itself through its service comes back hairpinned, from its node\'s bridge address', async () => {
     await c.addService({ name: 'hairpin', clusterIPs: ['10.96.1.15'] }, [c.pod('c1')]);
-    const answers = await eventually(() => c.connect(from('c1'), '10.96.1.15', 80, 2), (a) => a.every((l) => l.startsWith('c1 ')));
+    const answers = await eventually(() => connect(from('c1'), '10.96.1.15', 80, 2), (a) => a.every((l) => l.startsWith('c1 ')));
     expect(answers).toEqual(['c1 10.244.3.1', 'c1 10.244.3.1']);
   });
 
@@ -70,7 +72,7 @@ describe('a cluster of three nodes in namespaces (iptables mode, the ConfigMap d
     await c.addService(spec, [c.pod('b1')]);
     for (const node of ['node-1', 'node-3']) {
       const nodeIP = c.node(node).ip4;
-      const answers = await eventually(() => c.connect(c.outside, nodeIP, 30080, 3), (a) => a.every((l) => l.startsWith('b1 ')));
+      const answers = await eventually(() => connect(c.outside, nodeIP, 30080, 3), (a) => a.every((l) => l.startsWith('b1 ')));
       expect(answers, `via ${node}`).toEqual(Array(3).fill(`b1 ${nodeIP}`));
     }
   });
@@ -88,9 +90,9 @@ describe('a cluster of three nodes in namespaces (iptables mode, the ConfigMap d
     expect(JSON.parse(h1.body).localEndpoints).toBe(0);
 
     await served(c.outside, c.node('node-2').ip4, 30081, ['b1', 'b2']);
-    expect(await c.connect(c.outside, c.node('node-3').ip4, 30081, 2)).toEqual([`c1 ${OUTSIDE4}`, `c1 ${OUTSIDE4}`]);
+    expect(await connect(c.outside, c.node('node-3').ip4, 30081, 2)).toEqual([`c1 ${OUTSIDE4}`, `c1 ${OUTSIDE4}`]);
     // node-1 has none: dropped, not sent to another node.
-    expect(await c.connect(c.outside, c.node('node-1').ip4, 30081, 1, 1_000)).toEqual(['ERR ETIMEDOUT']);
+    expect(await connect(c.outside, c.node('node-1').ip4, 30081, 1, 1_000)).toEqual(['ERR ETIMEDOUT']);
     // Unless the client is a pod of node-1: pods follow the Cluster policy (kube-proxy's short-cut).
     await served('a1', c.node('node-1').ip4, 30081, ['b1', 'b2', 'c1'], 16);
   });
@@ -136,7 +138,7 @@ describe('a cluster of three nodes in namespaces (iptables mode, the ConfigMap d
   });
 
   it('every pod resolves names through its own node\'s DNS (kube-dns VIP, internalTrafficPolicy Local)', async () => {
-    const requests = () => Promise.all([...c.nodes.values()].map((n) => c.metric(n.ns, 'http://127.0.0.1:9153/metrics', 'coredns_dns_requests_total')));
+    const requests = () => Promise.all([...c.nodes.values()].map((n) => metric(n.ns, 'http://127.0.0.1:9153/metrics', 'coredns_dns_requests_total')));
     for (const pod of ['a1', 'b2', 'c2']) {
       const p = c.pod(pod);
       expect((await p.ns.exec('cat', ['/etc/resolv.conf'])).stdout).toContain(`nameserver ${c.clusterDNS}`);
@@ -172,7 +174,7 @@ describe('a cluster of three nodes in namespaces (iptables mode, the ConfigMap d
     let restarting = true;
     const load = (async () => {
       while (restarting) {
-        const rounds = await Promise.all(['a2', 'b2', 'c2'].map((p) => c.connect(from(p), '10.96.1.10', 80, 3)));
+        const rounds = await Promise.all(['a2', 'b2', 'c2'].map((p) => connect(from(p), '10.96.1.10', 80, 3)));
         during = during.concat(...rounds);
       }
     })();
@@ -213,14 +215,14 @@ describe('a cluster of three nodes in namespaces (iptables mode, the ConfigMap d
     const failedTwice = async () => {
       for (const n of c.nodes.values()) {
         for (const kind of ['Service', 'EndpointSlice', 'Node']) {
-          const errors = await c.metric(n.ns, 'http://127.0.0.1:10249/metrics', 'kubedataplane_watch_restarts_total', { kind, reason: 'error' });
+          const errors = await metric(n.ns, 'http://127.0.0.1:10249/metrics', 'kubedataplane_watch_restarts_total', { kind, reason: 'error' });
           if (errors < 2) return false;
         }
       }
       return true;
     };
     expect(await eventually(failedTwice, (x) => x, 15_000)).toBe(true);
-    for (const pod of ['a1', 'b2', 'c2']) same(await c.whoAnswers(from(pod), '10.96.1.10', 80, 8), ['b1', 'c1']);
+    for (const pod of ['a1', 'b2', 'c2']) same(await whoAnswers(from(pod), '10.96.1.10', 80, 8), ['b1', 'c1']);
     for (const n of c.nodes.values()) for (const [name, p] of n.containers) expect(p.running, `${n.name}/${name}`).toBe(true);
     await c.api.send({ op: 'up' });
     await c.addService({ name: 'after', clusterIPs: ['10.96.1.80'] }, [c.pod('a2')]);
@@ -239,7 +241,7 @@ describe('a cluster of three nodes in namespaces (iptables mode, the ConfigMap d
     expect(d1.ip4).toMatch(/^10\.244\.4\./);
     expect(d1.ip6).toMatch(/^fd00:244:0:4::/);
     // Reachable from another node, directly and through a service; and it reaches services.
-    expect(await eventually(() => c.connect(from('a1'), d1.ip4, POD_PORT), (a) => a[0]?.startsWith('d1'))).toEqual([`d1 ${ip('a1')}`]);
+    expect(await eventually(() => connect(from('a1'), d1.ip4, POD_PORT), (a) => a[0]?.startsWith('d1'))).toEqual([`d1 ${ip('a1')}`]);
     await c.addService({ name: 'fresh', clusterIPs: ['10.96.1.70'] }, [d1]);
     await served('b2', '10.96.1.70', 80, ['d1'], 4);
     await served(d1.ns, '10.96.1.10', 80, ['b1', 'c1']);
@@ -248,7 +250,7 @@ describe('a cluster of three nodes in namespaces (iptables mode, the ConfigMap d
 
   it('a node the cluster autoscaler is removing (ToBeDeletedByClusterAutoscaler) drains on /healthz until the taint goes', async () => {
     const node3 = c.node('node-3');
-    const healthz = () => c.httpGet(c.outside, `http://${node3.ip4}:10256/healthz`);
+    const healthz = () => httpGet(c.outside, `http://${node3.ip4}:10256/healthz`);
     await c.setTaints(node3, [{ key: 'ToBeDeletedByClusterAutoscaler', value: '1764748800', effect: 'NoSchedule' }]);
     expect((await eventually(healthz, (r) => r.status === 503)).status).toBe(503);
     await c.setTaints(node3, []);
@@ -260,7 +262,7 @@ describe('a cluster of three nodes in namespaces (iptables mode, the ConfigMap d
   // node-4 joined in the case before this one.
   it('a node being deleted says so on /healthz (503, nodeEligible false) while /livez stays 200; the others stay 200', async () => {
     const node4 = c.node('node-4');
-    const healthz = (ip: string, path = '/healthz') => c.httpGet(c.outside, `http://${ip}:10256${path}`);
+    const healthz = (ip: string, path = '/healthz') => httpGet(c.outside, `http://${ip}:10256${path}`);
     expect((await healthz(node4.ip4)).status).toBe(200);
     await c.markNodeDeleting(node4);
     const h = await eventually(() => healthz(node4.ip4), (r) => r.status === 503);
@@ -294,25 +296,25 @@ describe('two nodes with the ConfigMap set to proxy-mode: nftables', () => {
   });
 
   it('a pod reaches a ClusterIP on the other node, and a NodePort masquerades to the node', async () => {
-    const answers = await eventually(() => c.connect(c.pod('a1').ns, '10.96.1.10', 80, 4), (a) => a.every((l) => l.startsWith('b1 ')));
+    const answers = await eventually(() => connect(c.pod('a1').ns, '10.96.1.10', 80, 4), (a) => a.every((l) => l.startsWith('b1 ')));
     expect(answers).toEqual(Array(4).fill(`b1 ${c.pod('a1').ip4}`));
     const nodeIP = c.node('node-1').ip4;
-    const viaNode = await eventually(() => c.connect(c.outside, nodeIP, 30090, 2), (a) => a.every((l) => l.startsWith('b1 ')));
+    const viaNode = await eventually(() => connect(c.outside, nodeIP, 30090, 2), (a) => a.every((l) => l.startsWith('b1 ')));
     expect(viaNode).toEqual([`b1 ${nodeIP}`, `b1 ${nodeIP}`]);
     expect((await c.pod('a1').ns.exec('dig', ['+short', '+search', 'web'])).stdout.trim()).toBe('10.96.1.10');
   });
 
   it('eTP=Local: only node-2 has an endpoint, its health check says so, node-1 drops; zones keep their traffic', async () => {
     await c.addService(LB, [c.pod('b1')]);
-    const health = (node: string) => c.httpGet(c.outside, `http://${c.node(node).ip4}:30181/`);
+    const health = (node: string) => httpGet(c.outside, `http://${c.node(node).ip4}:30181/`);
     const h2 = await eventually(() => health('node-2'), (r) => r.status === 200);
     expect(JSON.parse(h2.body).localEndpoints).toBe(1);
     expect((await eventually(() => health('node-1'), (r) => r.status === 503)).status).toBe(503);
-    expect(await eventually(() => c.connect(c.outside, c.node('node-2').ip4, 30081, 2), (a) => a[0]?.startsWith('b1'))).toEqual([`b1 ${OUTSIDE4}`, `b1 ${OUTSIDE4}`]);
-    expect(await c.connect(c.outside, c.node('node-1').ip4, 30081, 1, 1_000)).toEqual(['ERR ETIMEDOUT']);
+    expect(await eventually(() => connect(c.outside, c.node('node-2').ip4, 30081, 2), (a) => a[0]?.startsWith('b1'))).toEqual([`b1 ${OUTSIDE4}`, `b1 ${OUTSIDE4}`]);
+    expect(await connect(c.outside, c.node('node-1').ip4, 30081, 1, 1_000)).toEqual(['ERR ETIMEDOUT']);
 
     await c.addService({ name: 'zonal', clusterIPs: ['10.96.1.50'], trafficDistribution: 'PreferSameZone' }, [c.pod('a2'), c.pod('b1')]);
-    const who = await eventually(() => c.whoAnswers(c.pod('a1').ns, '10.96.1.50', 80, 12), (s) => s.size === 1 && s.has('a2'));
+    const who = await eventually(() => whoAnswers(c.pod('a1').ns, '10.96.1.50', 80, 12), (s) => s.size === 1 && s.has('a2'));
     expect([...who]).toEqual(['a2']);
   });
 });

@@ -27,13 +27,16 @@ import { dirname, join } from 'node:path';
 import yaml from 'js-yaml';
 import { carveNodeCIDRs, DEFAULT_MASK_SIZES } from '../../ipam/node-cidrs.js';
 import { forkTestApiServer, type ChildServer } from '../../test-apiserver/child.js';
+import {
+  endpointSlices, familyOf, hostNetworkSlice, nodeObject, serviceObject, sliceName, ECHO_PORT, POD_PORT, type NodeFacts, type ServiceSpec,
+} from './cluster-objects.js';
 import { ROOT } from './example-node.js';
 import { manifestOf, planPod, type PodPlan, type PodTemplate } from './kubelet.js';
 import { Topology, run, type Namespace, type Process } from './netns.js';
+import { eventually, httpGet } from './probes.js';
 
 const DEPLOY = join(ROOT, 'manifests/deploy');
-export const BACKEND = join(ROOT, 'netns-tests/proxy-backend.mjs');
-export const CLIENT = join(ROOT, 'netns-tests/proxy-client.mjs');
+const BACKEND = join(ROOT, 'netns-tests/proxy-backend.mjs');
 const BRIDGE_PLUGIN = '/usr/lib/cni/bridge';
 
 export const UNDERLAY4 = '192.168.50.1';
@@ -43,9 +46,6 @@ export const OUTSIDE4 = '192.168.50.200';
 export const UPSTREAM_NAME = 'example.test';
 export const UPSTREAM_ADDRESS = '192.0.2.10';
 const API_PORT = 6443;
-/** What every pod serves: one answer per connection ("<pod> <source seen>"), and an echo. */
-export const POD_PORT = 8080;
-export const ECHO_PORT = 9000;
 
 export interface NodeSpec {
   name: string;
@@ -72,7 +72,7 @@ export interface ClusterNode {
   readonly ns: Namespace;
   readonly ip4: string;
   readonly ip6: string;
-  /** What the node IPAM controller gives this node; in the Node object once `assigned`. */
+  /** What the node IPAM controller gives this node; in the Node object once assigned. */
   readonly podCIDRs: readonly string[];
   podCIDRsAssigned: boolean;
   /** The node's filesystem (hostPath volumes). */
@@ -81,7 +81,7 @@ export interface ClusterNode {
   /** The DaemonSet pod's running containers, by name (`proxy`, `dns`). */
   containers: Map<string, Process>;
   deleting?: boolean;
-  taints?: { key: string; value?: string; effect: string }[];
+  taints?: NodeFacts['taints'];
 }
 
 export interface Pod {
@@ -94,39 +94,9 @@ export interface Pod {
   readonly server: Process;
 }
 
-export interface ServiceSpec {
-  name: string;
-  namespace?: string;
-  /** Primary family first; one per family. */
-  clusterIPs: readonly string[];
-  type?: 'ClusterIP' | 'NodePort' | 'LoadBalancer';
-  /** The node port of the `tcp` port (80 → 8080). */
-  nodePort?: number;
-  healthCheckNodePort?: number;
-  externalTrafficPolicy?: 'Cluster' | 'Local';
-  internalTrafficPolicy?: 'Cluster' | 'Local';
-  trafficDistribution?: 'PreferClose' | 'PreferSameZone' | 'PreferSameNode';
-}
-
-/** Polls `probe` until `done` says yes (or the time is up); returns the last value either way,
- *  for the caller to assert on. */
-export async function eventually<T>(probe: () => Promise<T>, done: (v: T) => boolean, timeoutMs = 15_000, everyMs = 200): Promise<T> {
-  const until = Date.now() + timeoutMs;
-  let v = await probe();
-  while (!done(v) && Date.now() < until) {
-    await new Promise((r) => setTimeout(r, everyMs));
-    v = await probe();
-  }
-  return v;
-}
-
 /** The kubelet's resolv.conf for a pod with dnsPolicy ClusterFirst. */
 function podResolvConf(clusterDNS: string, namespace: string, domain: string): string {
   return `nameserver ${clusterDNS}\nsearch ${namespace}.svc.${domain} svc.${domain} ${domain}\noptions ndots:5\n`;
-}
-
-function familyOf(ip: string): 'IPv4' | 'IPv6' {
-  return ip.includes(':') ? 'IPv6' : 'IPv4';
 }
 
 export class Cluster {
@@ -210,22 +180,7 @@ export class Cluster {
   }
 
   private nodeObject(n: ClusterNode): Record<string, unknown> {
-    return {
-      apiVersion: 'v1',
-      kind: 'Node',
-      metadata: {
-        name: n.name,
-        labels: { 'kubernetes.io/hostname': n.name, 'topology.kubernetes.io/zone': n.zone },
-        ...(n.deleting ? { deletionTimestamp: new Date().toISOString() } : {}),
-      },
-      spec: {
-        ...(n.podCIDRsAssigned ? { podCIDR: n.podCIDRs[0], podCIDRs: [...n.podCIDRs] } : {}),
-        ...(n.taints?.length ? { taints: n.taints } : {}),
-      },
-      status: {
-        addresses: [{ type: 'InternalIP', address: n.ip4 }, { type: 'InternalIP', address: n.ip6 }, { type: 'Hostname', address: n.name }],
-      },
-    };
+    return nodeObject({ ...n, podCIDRs: n.podCIDRsAssigned ? n.podCIDRs : undefined });
   }
 
   /** A node joins in the order a real one does: the kubelet registers its Node (addresses, zone)
@@ -304,7 +259,7 @@ export class Cluster {
     node.containers.set(name, p);
     if (name === 'proxy') await p.waitForOutput(/"msg":"rules synced".*"sync":"full"/, 60_000);
     if (name === 'dns') {
-      const ready = await eventually(() => this.httpStatus(node.ns, 'http://127.0.0.1:8181/ready'), (s) => s === 200, 30_000);
+      const ready = (await eventually(() => httpGet(node.ns, 'http://127.0.0.1:8181/ready'), (r) => r.status === 200, 30_000)).status;
       if (ready !== 200) throw new Error(`${node.name}: DNS /ready says ${ready}:\n${p.stderr}`);
     }
   }
@@ -318,18 +273,6 @@ export class Cluster {
   async restartAgent(node: ClusterNode): Promise<void> {
     await this.stopAgent(node);
     await this.startAgent(node);
-  }
-
-  /** The HTTP status of GET `url` from `ns` (0 when nothing answered). */
-  async httpStatus(ns: Namespace, url: string): Promise<number> {
-    const r = await this.httpGet(ns, url);
-    return r.status;
-  }
-
-  async httpGet(ns: Namespace, url: string): Promise<{ status: number; body: string }> {
-    const r = await ns.exec('curl', ['-s', '-m', '3', '-w', '\n%{http_code}', url], { allowFailure: true });
-    const lines = r.stdout.split('\n');
-    return { status: Number(lines.pop()) || 0, body: lines.join('\n') };
   }
 
   /** Replaces the Node's spec.taints (e.g. the cluster autoscaler's ToBeDeletedByClusterAutoscaler). */
@@ -360,17 +303,7 @@ export class Cluster {
 
   /** The kube-dns Service's endpoints: the DaemonSet's hostNetwork pods, i.e. the node IPs. */
   private async publishDnsEndpoints(): Promise<void> {
-    const svc = this.dnsService;
-    await this.apply({
-      apiVersion: 'discovery.k8s.io/v1',
-      kind: 'EndpointSlice',
-      metadata: { namespace: svc.metadata.namespace, name: `${svc.metadata.name}-nodes`, labels: { 'kubernetes.io/service-name': svc.metadata.name } },
-      addressType: 'IPv4',
-      endpoints: [...this.nodes.values()].map((n) => ({
-        addresses: [n.ip4], nodeName: n.name, zone: n.zone, conditions: { ready: true, serving: true, terminating: false },
-      })),
-      ports: (svc.spec.ports as { name: string; port: number; protocol: string }[]).map((p) => ({ name: p.name, port: p.port, protocol: p.protocol })),
-    });
+    await this.apply(hostNetworkSlice(this.dnsService, [...this.nodes.values()]));
   }
 
   private cniNetwork(node: ClusterNode): string {
@@ -441,90 +374,19 @@ export class Cluster {
 
   /** A Service and its EndpointSlices (one per family) with `backends` as endpoints. */
   async addService(spec: ServiceSpec, backends: readonly Pod[]): Promise<void> {
-    const namespace = spec.namespace ?? 'default';
-    await this.apply({
-      apiVersion: 'v1',
-      kind: 'Service',
-      metadata: { namespace, name: spec.name },
-      spec: {
-        type: spec.type ?? 'ClusterIP',
-        clusterIP: spec.clusterIPs[0],
-        clusterIPs: [...spec.clusterIPs],
-        ipFamilies: spec.clusterIPs.map(familyOf),
-        ipFamilyPolicy: spec.clusterIPs.length > 1 ? 'RequireDualStack' : 'SingleStack',
-        selector: { app: spec.name },
-        ports: [
-          { name: 'tcp', protocol: 'TCP', port: 80, targetPort: POD_PORT, ...(spec.nodePort ? { nodePort: spec.nodePort } : {}) },
-          { name: 'echo', protocol: 'TCP', port: ECHO_PORT, targetPort: ECHO_PORT },
-        ],
-        ...(spec.externalTrafficPolicy ? { externalTrafficPolicy: spec.externalTrafficPolicy } : {}),
-        ...(spec.internalTrafficPolicy ? { internalTrafficPolicy: spec.internalTrafficPolicy } : {}),
-        ...(spec.healthCheckNodePort ? { healthCheckNodePort: spec.healthCheckNodePort } : {}),
-        ...(spec.trafficDistribution ? { trafficDistribution: spec.trafficDistribution } : {}),
-      },
-    });
+    await this.apply(serviceObject(spec));
     await this.setEndpoints(spec, backends);
   }
 
-  /** The EndpointSlice controller's slices for `spec`: endpoints with nodeName and zone, and the
-   *  hints trafficDistribution asks for (PreferSameNode: the endpoint's node and zone;
-   *  PreferClose/PreferSameZone: its zone). */
+  /** Rewrites the service's slices (cluster-objects.ts: as the EndpointSlice controller would). */
   async setEndpoints(spec: ServiceSpec, backends: readonly Pod[], opts: { terminating?: readonly Pod[] } = {}): Promise<void> {
-    const namespace = spec.namespace ?? 'default';
-    const terminating = new Set(opts.terminating ?? []);
-    for (const family of spec.clusterIPs.map(familyOf)) {
-      const td = spec.trafficDistribution;
-      await this.apply({
-        apiVersion: 'discovery.k8s.io/v1',
-        kind: 'EndpointSlice',
-        metadata: { namespace, name: `${spec.name}-${family.toLowerCase()}`, labels: { 'kubernetes.io/service-name': spec.name } },
-        addressType: family,
-        endpoints: backends.map((p) => ({
-          addresses: [family === 'IPv4' ? p.ip4 : p.ip6],
-          conditions: terminating.has(p) ? { ready: false, serving: true, terminating: true } : { ready: true, serving: true, terminating: false },
-          nodeName: p.node.name,
-          zone: p.node.zone,
-          targetRef: { kind: 'Pod', namespace: p.namespace, name: p.name },
-          ...(td
-            ? { hints: { forZones: [{ name: p.node.zone }], ...(td === 'PreferSameNode' ? { forNodes: [{ name: p.node.name }] } : {}) } }
-            : {}),
-        })),
-        ports: [
-          { name: 'tcp', protocol: 'TCP', port: POD_PORT },
-          { name: 'echo', protocol: 'TCP', port: ECHO_PORT },
-        ],
-      });
-    }
+    for (const slice of endpointSlices(spec, backends, new Set(opts.terminating ?? []))) await this.apply(slice);
   }
 
   async removeService(spec: ServiceSpec): Promise<void> {
     const namespace = spec.namespace ?? 'default';
-    for (const family of spec.clusterIPs.map(familyOf)) await this.remove('EndpointSlice', namespace, `${spec.name}-${family.toLowerCase()}`);
+    for (const family of spec.clusterIPs.map(familyOf)) await this.remove('EndpointSlice', namespace, sliceName(spec, family));
     await this.remove('Service', namespace, spec.name);
-  }
-
-  /** `count` TCP connections from `from` to host:port, one answer line each:
-   *  "<pod> <source it saw>" or "ERR <code>". */
-  async connect(from: Namespace, host: string, port: number, count = 1, timeoutMs = 1_500): Promise<string[]> {
-    const r = await from.exec(process.execPath, [CLIENT, 'tcp', host, String(port), String(count), String(timeoutMs)], { timeoutMs: 60_000 });
-    return r.stdout.trim().split('\n').filter(Boolean);
-  }
-
-  /** Which pods answered `count` connections (the first word of each answer, errors included). */
-  async whoAnswers(from: Namespace, host: string, port: number, count = 12): Promise<Set<string>> {
-    return new Set((await this.connect(from, host, port, count)).map((l) => (l.startsWith('ERR') ? l : l.split(' ')[0])));
-  }
-
-  /** A metric's value summed over the lines whose labels contain every `labels` pair. */
-  async metric(ns: Namespace, url: string, name: string, labels: Record<string, string> = {}): Promise<number> {
-    const { body } = await this.httpGet(ns, url);
-    let sum = 0;
-    for (const line of body.split('\n')) {
-      if (!line.startsWith(name + '{') && !line.startsWith(name + ' ')) continue;
-      if (!Object.entries(labels).every(([k, v]) => line.includes(`${k}="${v}"`))) continue;
-      sum += Number(line.slice(line.lastIndexOf(' ') + 1));
-    }
-    return sum;
   }
 
   async destroy(): Promise<void> {
