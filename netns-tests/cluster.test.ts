@@ -5,7 +5,7 @@
 // internal traffic policy and topology hints, node-local DNS, an agent restart that disturbs
 // nothing, a node joining and a node leaving (netns-tests/harness/cluster.ts).
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { Namespace } from './harness/netns.js';
+import { run, type Namespace } from './harness/netns.js';
 import { Cluster, OUTSIDE4, UPSTREAM_ADDRESS, UPSTREAM_NAME } from './harness/cluster.js';
 import { ECHO_PORT, POD_PORT, type ServiceSpec } from './harness/cluster-objects.js';
 import { CLIENT, connect, eventually, httpGet, metric, whoAnswers } from './harness/probes.js';
@@ -14,8 +14,15 @@ const WEB: ServiceSpec = { name: 'web', clusterIPs: ['10.96.1.10', 'fd00:96::1:1
 const LB: ServiceSpec = { name: 'lb', clusterIPs: ['10.96.1.30'], type: 'LoadBalancer', nodePort: 30081, healthCheckNodePort: 30181, externalTrafficPolicy: 'Local' };
 const NODAL: ServiceSpec = { name: 'nodal', clusterIPs: ['10.96.1.60'], trafficDistribution: 'PreferSameNode' };
 
+/** The root namespace's link names: nothing of a cluster may appear there. */
+async function rootLinks(): Promise<string[]> {
+  const out = (await run('ip', ['-br', 'link'])).stdout;
+  return out.split('\n').map((l) => l.split(/\s+/)[0].split('@')[0]).filter(Boolean).sort();
+}
+
 describe('a cluster of three nodes in namespaces (iptables mode, the ConfigMap default)', () => {
   let c: Cluster;
+  let linksBefore: string[];
   const ip = (pod: string) => c.pod(pod).ip4;
   const from = (pod: string) => c.pod(pod).ns;
   const same = (a: Set<string>, b: string[]) => expect([...a].sort()).toEqual([...b].sort());
@@ -35,6 +42,7 @@ describe('a cluster of three nodes in namespaces (iptables mode, the ConfigMap d
   };
 
   beforeAll(async () => {
+    linksBefore = await rootLinks();
     c = await Cluster.start();
     // Pods: a* on node-1 (zone-a), b* on node-2 (zone-a), c* on node-3 (zone-b).
     const plan: [string, string][] = [['node-1', 'a1'], ['node-1', 'a2'], ['node-2', 'b1'], ['node-2', 'b2'], ['node-3', 'c1'], ['node-3', 'c2']];
@@ -44,6 +52,7 @@ describe('a cluster of three nodes in namespaces (iptables mode, the ConfigMap d
 
   afterAll(async () => {
     await c?.destroy();
+    expect(await rootLinks()).toEqual(linksBefore);
   });
 
   it('pods got addresses from their own node\'s spec.podCIDRs through the IPAM plugin', () => {
