@@ -161,6 +161,8 @@ describe('a cluster of three nodes in namespaces (iptables mode, the ConfigMap d
       const own = [...c.nodes.keys()].indexOf(p.node.name);
       expect(delta, `queries counted per node for ${pod} on ${p.node.name}`).toEqual(delta.map((_, i) => (i === own ? 3 : 0)));
     }
+    // Each node's DNS knows it is a kube-dns endpoint (by its node IP): its NS name is the VIP.
+    expect((await from('b2').exec('dig', ['+short', `ns.dns.${c.domain}`])).stdout.trim()).toBe(c.clusterDNS);
     // Names outside the cluster: forwarded by the pod's node to the node's resolver.
     expect((await from('c2').exec('dig', ['+short', UPSTREAM_NAME])).stdout.trim()).toBe(UPSTREAM_ADDRESS);
     // The node-IP listener is no open resolver: a client outside the cluster is refused.
