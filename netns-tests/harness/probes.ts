@@ -20,8 +20,9 @@ export async function eventually<T>(probe: () => Promise<T>, done: (v: T) => boo
 }
 
 /** `count` TCP connections from `from` to host:port, one answer line each:
- *  "<pod> <source it saw>" or "ERR <code>". */
-export async function connect(from: Namespace, host: string, port: number, count = 1, timeoutMs = 1_500): Promise<string[]> {
+ *  "<pod> <source it saw>" or "ERR <code>". The default timeout leaves room for a loaded
+ *  machine; checks that expect a drop pass a short one. */
+export async function connect(from: Namespace, host: string, port: number, count = 1, timeoutMs = 3_000): Promise<string[]> {
   const r = await from.exec(process.execPath, [CLIENT, 'tcp', host, String(port), String(count), String(timeoutMs)], { timeoutMs: 60_000 });
   return r.stdout.trim().split('\n').filter(Boolean);
 }
