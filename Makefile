@@ -4,7 +4,7 @@ SHELL := /bin/bash
 
 # Debian packages the runtime and the tests use; `deps` installs only the missing ones.
 APT_PACKAGES := iptables nftables conntrack iproute2 dnsutils dnsmasq-base \
-                containernetworking-plugins dnsperf iputils-ping mmdebstrap umoci runc binutils
+                containernetworking-plugins dnsperf iputils-ping mmdebstrap umoci runc binutils curl
 TS_SOURCES := $(shell find cmd cli common cluster proxy dns ipam test-apiserver netns-tests bench demo \
                 -name '*.ts' -not -name '*.test.ts' 2>/dev/null)
 RESULTS := .test-results
@@ -26,6 +26,7 @@ export PATH := $(NODE_BIN):$(PATH)
 help:
 	@echo "make demo        install what is missing, build, run the agent on the embedded example"
 	@echo "                 (ARGS=--api: the agent reads the test API server through --kubeconfig)"
+	@echo "                 (ARGS=--cluster: three nodes in namespaces, each with the DaemonSet's containers)"
 	@echo "make test        install what is missing, build, type-check the tests, run every unit and namespace test"
 	@echo "make image       build the image with no engine: $(IMAGE) (OCI archive, tag $(VERSION))"
 	@echo "make unit-test   type-check the tests, unit tests only (no root needed)"

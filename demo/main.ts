@@ -31,6 +31,8 @@ async function show(ns: Namespace, cmd: string, args: string[], expect: RegExp, 
 }
 
 async function main(): Promise<number> {
+  // `make demo ARGS=--cluster`: three nodes in namespaces (demo/cluster.ts).
+  if (process.argv.includes('--cluster')) return (await import('./cluster.js')).main();
   // `make demo ARGS=--api`: the agent reads a Kubernetes API (the repo's test API server) through
   // --kubeconfig, as the DaemonSet does, instead of the manifest directory; kubectl then changes
   // that API and the demo shows the node following (kubectl-steps.ts).

@@ -1,6 +1,6 @@
 // Runs the test API server in a child process and drives it over IPC: for benchmarks, whose
 // time and memory must be the client's alone.
-import { fork, type ChildProcess } from 'node:child_process';
+import { fork, spawn, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 
 export interface ChildServer {
@@ -15,10 +15,20 @@ export interface ChildServer {
 
 interface Reply { id?: number; ok?: boolean; rv?: number; error?: string; ready?: boolean; url?: string; objects?: number }
 
+export interface ForkOptions {
+  /** A network namespace to run the server in (`ip netns exec` keeps the IPC channel open), so
+   *  that clients in other namespaces reach it over a network, as agents reach kube-apiserver. */
+  netns?: string;
+}
+
 /** `args` are test-apiserver/main.ts flags, e.g. `['--services', '10000']`. */
-export function forkTestApiServer(args: readonly string[]): Promise<ChildServer> {
-  const main = fileURLToPath(new URL('./main.js', import.meta.url));
-  const child = fork(main, [...args], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+export function forkTestApiServer(args: readonly string[], opts: ForkOptions = {}): Promise<ChildServer> {
+  // From the sources (a vitest test), the compiled server in dist/.
+  const main = fileURLToPath(new URL(import.meta.url.endsWith('.ts') ? '../dist/test-apiserver/main.js' : './main.js', import.meta.url));
+  const stdio = ['ignore', 'inherit', 'inherit', 'ipc'] as const;
+  const child = opts.netns
+    ? spawn('ip', ['netns', 'exec', opts.netns, process.execPath, main, ...args], { stdio: [...stdio] })
+    : fork(main, [...args], { stdio: [...stdio] });
   const waiting = new Map<number, { resolve: (rv: number) => void; reject: (e: Error) => void }>();
   let next = 1;
   return new Promise((resolve, reject) => {

@@ -15,7 +15,7 @@ function repoRoot(): string {
   while (!existsSync(join(dir, 'package.json'))) dir = dirname(dir);
   return dir;
 }
-const ROOT = repoRoot();
+export const ROOT = repoRoot();
 export const BIN = join(ROOT, 'dist/cmd/kube-dataplane.js');
 export const IPAM_BIN = join(ROOT, 'dist/cmd/kube-dataplane-ipam.cjs');
 export const EXAMPLE = join(ROOT, 'manifests/example');

@@ -264,6 +264,13 @@ export class Topology {
     await host.ip('link', 'set', hostIf, 'master', bridge);
   }
 
+  /** Deletes one namespace of this topology now, killing what still runs in it. */
+  deleteNamespace(ns: Namespace): void {
+    const i = this.namespaces.indexOf(ns);
+    if (i >= 0) this.namespaces.splice(i, 1);
+    deleteNamespaceSync(ns.name);
+  }
+
   /** Stops every process (TERM, then KILL) and deletes every namespace, whatever happened. */
   async destroy(): Promise<void> {
     if (this.destroyed) return;
