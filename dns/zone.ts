@@ -12,12 +12,14 @@
 import { networkInterfaces } from 'node:os';
 import { isIP } from 'node:net';
 import type { CatalogView, ObjectKey, Service, ServiceEndpoints } from '../cluster/types.js';
-import { ipFromDashed, ipFromReverse, reverseName } from './names.js';
+import { reverseName } from './names.js';
 import { addressRec, buildTemplate, type OwnedRec, type Rec, type Template } from './records.js';
 import { QCLASS_ANY, QCLASS_IN, QTYPE, RCODE, type Query } from './wire.js';
 import { parseIP } from '../common/ip.js';
 import { flat } from '../common/strings.js';
 import { inZone, REVERSE_ZONES } from './config.js';
+import { PodNames } from './pod-names.js';
+import { ptrTargets } from './reverse-names.js';
 import { ServiceRecords, srvName, type NamingOptions } from './service-records.js';
 
 export type PodsMode = 'insecure' | 'verified' | 'disabled';
@@ -110,13 +112,13 @@ export class ClusterZone {
   private nsAnswersAt = 0;
   private readonly suffix: string;
   private readonly svcSuffix: string;
-  private readonly podSuffix: string;
   private readonly nsName: string;
   private readonly versionName: string;
   private readonly ents: ReadonlySet<string>;
   private readonly reverseZones: readonly string[];
   private readonly fallthrough: readonly string[];
   private readonly records: ServiceRecords;
+  private readonly pods: PodNames;
   private readonly exposed?: ReadonlySet<string>;
   private serial: number;
   private unsubscribe?: () => void;
@@ -125,13 +127,13 @@ export class ClusterZone {
     const d = opts.domain;
     this.suffix = `.${d}`;
     this.svcSuffix = `.svc.${d}`;
-    this.podSuffix = `.pod.${d}`;
     this.nsName = `ns.dns.${d}`;
     this.versionName = `dns-version.${d}`;
     this.ents = new Set([`svc.${d}`, `dns.${d}`]);
     this.reverseZones = opts.reverseZones ?? REVERSE_ZONES;
     this.fallthrough = opts.fallthrough ?? REVERSE_ZONES;
     this.records = new ServiceRecords(opts.naming);
+    this.pods = new PodNames(d, opts.pods, opts.ttl, catalog, () => this.soa(d));
     if (opts.namespaces) this.exposed = new Set(opts.namespaces);
     this.serial = Math.floor(Date.now() / 1000) >>> 0;
   }
@@ -229,7 +231,7 @@ export class ClusterZone {
       return answer;
     }
 
-    const pod = this.podAnswer(query, q);
+    const pod = this.pods.answer(query, q);
     if (pod) return { kind: 'reply', tpl: pod }; // pod answers follow the pods; never cached here
     const exists = this.exists(name);
     const answer = !exists && this.fallsThrough(name) ? FORWARD : this.negativeAnswer(query, q, exists);
@@ -255,7 +257,7 @@ export class ClusterZone {
       const below = `.${name}`;
       if (this.namesOf(parent).some((n) => n.endsWith(below))) return true;
     }
-    return this.podNamespaceExists(name);
+    return this.pods.exists(name);
   }
 
   private soa(zone: string): OwnedRec {
@@ -376,15 +378,15 @@ export class ClusterZone {
   }
 
   /**
-   * A reverse name of a cluster IP or a published endpoint (of any service but an ExternalName,
-   * as CoreDNS answers): PTR to the service's or endpoint's name, every owner's. Other reverse names go to the upstreams, as CoreDNS's default
-   * `fallthrough in-addr.arpa ip6.arpa` does.
+   * A reverse name in one of its reverse zones: PTR to the names its address points back to
+   * (reverse-names.ts); one that is none of ours goes to the upstreams with fallthrough (CoreDNS's
+   * usual `fallthrough in-addr.arpa ip6.arpa`), else NXDOMAIN.
    */
   private ptrAnswer(query: Buffer, q: Query, reverseZone: string): ZoneAnswer {
     const name = q.name;
     const cached = this.ptrAnswers.get(name)?.get(q.qtype);
     if (cached) return q.qclass === QCLASS_IN || q.qclass === QCLASS_ANY ? cached : REFUSED;
-    const targets = this.ptrTargets(name);
+    const targets = ptrTargets(name, this.catalog, (key) => this.services.get(this.baseOfKey(key)), this.records);
     if (!targets && this.fallsThrough(name)) return FORWARD;
     if (q.qclass !== QCLASS_IN && q.qclass !== QCLASS_ANY) return REFUSED;
     if (!targets) return cacheAnswer(this.negative, NEGATIVE_CACHE_MAX, q, this.negativeAnswer(query, q, false, reverseZone));
@@ -396,25 +398,6 @@ export class ClusterZone {
       answer = this.negativeAnswer(query, q, true, reverseZone);
     }
     return cacheAnswer(this.ptrAnswers, PTR_CACHE_MAX, q, answer);
-  }
-
-  /** The names an address points back to, sorted; undefined when it is none of ours. */
-  private ptrTargets(reverse: string): string[] | undefined {
-    const ip = ipFromReverse(reverse);
-    if (!ip) return undefined;
-    const targets = new Set<string>();
-    for (const o of this.catalog.ownersOfIP(ip)) {
-      if (o.kind === 'pod') continue;
-      const s = this.services.get(this.baseOfKey(o.serviceKey));
-      if (!s || s.svc.type === 'ExternalName') continue;
-      if (o.kind === 'service') {
-        if (!s.svc.headless && s.svc.clusterIPs.includes(ip)) targets.add(s.base);
-      } else {
-        const e = this.records.published(s.svc, s.eps).find((x) => x.ip === ip);
-        if (e) targets.add(`${this.records.label(e)}.${s.base}`);
-      }
-    }
-    return targets.size > 0 ? [...targets].sort() : undefined;
   }
 
   /**
@@ -449,39 +432,6 @@ export class ClusterZone {
       }
     }
     return out.size > 0 ? [...out].sort() : own.sort();
-  }
-
-  /** `a-b-c-d.<ns>.pod.<zone>` per `--pods`; undefined when the name is no pod's. */
-  private podAnswer(query: Buffer, q: Query): Template | undefined {
-    if (this.opts.pods === 'disabled' || !q.name.endsWith(this.podSuffix)) return undefined;
-    const labels = q.name.slice(0, -this.podSuffix.length).split('.');
-    if (labels.length !== 2) return undefined;
-    const [label, ns] = labels;
-    const addr = ipFromDashed(label);
-    if (!addr) return undefined;
-    if (this.opts.pods === 'verified' && !this.catalog.podsByIP(addr.ip).some((p) => p.namespace === ns)) return undefined;
-    const rec = addressRec(addr.ip);
-    const matches = q.qtype === rec.type || q.qtype === QTYPE.ANY;
-    return buildTemplate(query, q, {
-      rcode: RCODE.NOERROR,
-      authoritative: true,
-      answer: matches ? [{ owner: q.name, ttl: this.opts.ttl, rec }] : [],
-      authority: matches ? [] : [this.soa(this.opts.domain)],
-    });
-  }
-
-  /**
-   * `pod.<zone>` and `<ns>.pod.<zone>` are empty non-terminals unless pods are off: with
-   * `verified`, `<ns>.pod.<zone>` exists while a pod of that namespace has an address, since its
-   * name is below it, and a name with names below it is never NXDOMAIN (RFC 8020).
-   */
-  private podNamespaceExists(name: string): boolean {
-    if (this.opts.pods === 'disabled') return false;
-    if (name === `pod.${this.opts.domain}`) return true;
-    if (!name.endsWith(this.podSuffix)) return false;
-    const ns = name.slice(0, -this.podSuffix.length);
-    if (ns.includes('.')) return false;
-    return this.opts.pods === 'insecure' || this.catalog.hasAddressedPods(ns);
   }
 }
 
