@@ -8,9 +8,9 @@
 import dnsPacket from 'dns-packet';
 import type { CatalogView } from '../cluster/types.js';
 import { inZone } from './config.js';
-import type { BlockHandler, HandlerResult, Transport } from './handler.js';
+import { BlockPlugin, type BlockHandler, type HandlerResult, type Transport } from './handler.js';
 import type { Peer } from './querylog.js';
-import { FLAG_QR, HEADER_LEN, RCODE, WireError, parseQuery, queryWithName, type Query } from './wire.js';
+import { HEADER_LEN, RCODE, parseQuery, queryWithName, type Query } from './wire.js';
 
 export interface AutopathConfig {
   /** The cluster zone whose search path pods have (`<ns>.svc.<zone> svc.<zone> <zone>`). */
@@ -25,7 +25,7 @@ export interface AutopathConfig {
 const WALK_CACHE_MS = 5000;
 const WALK_CACHE_MAX = 10_000;
 
-export class AutopathHandler implements BlockHandler {
+export class AutopathHandler extends BlockPlugin {
   /**
    * Replies of finished walks, by question. The asked name fixes the walk (it ends in the pod's
    * namespace's search domain, which is what the walk starts from), so pods of a namespace share
@@ -38,8 +38,9 @@ export class AutopathHandler implements BlockHandler {
   constructor(
     private readonly cfg: AutopathConfig,
     private readonly catalog: CatalogView,
-    private readonly inner: BlockHandler,
+    inner: BlockHandler,
   ) {
+    super(inner);
     this.unsubscribe = catalog.onChange(() => this.walks.clear());
   }
 
@@ -49,17 +50,6 @@ export class AutopathHandler implements BlockHandler {
     this.walks.clear();
   }
 
-  handle(msg: Buffer, t: Transport, from?: Peer): HandlerResult {
-    if (msg.length < HEADER_LEN || (msg.readUInt16BE(2) & FLAG_QR) !== 0) return undefined;
-    let q: Query;
-    try {
-      q = parseQuery(msg);
-    } catch (err) {
-      if (!(err instanceof WireError)) throw err;
-      return this.inner.handle(msg, t, from);
-    }
-    return this.handleQuery(msg, q, t, from);
-  }
 
   handleQuery(msg: Buffer, q: Query, t: Transport, from?: Peer): HandlerResult {
     const search = from ? this.searchPath(from.address) : undefined;
@@ -97,9 +87,6 @@ export class AutopathHandler implements BlockHandler {
     return direct instanceof Promise ? direct.then(walk) : answered(direct) ? direct : walk(direct);
   }
 
-  refuse(msg: Buffer, t: Transport): Buffer | undefined {
-    return this.inner.refuse(msg, t);
-  }
 
   /** The asking pod's search path, or undefined when the address is no pod's. */
   private searchPath(address: string): string[] | undefined {

@@ -36,6 +36,44 @@ export interface BlockHandler extends QueryHandler {
   handleQuery(msg: Buffer, q: Query, t: Transport, from?: Peer): HandlerResult;
 }
 
+export const MALFORMED = 'malformed';
+
+/**
+ * A query's question; undefined for a message that gets silence (shorter than a header, or a
+ * response: answering responses invites loops between two servers reflecting each other's
+ * replies); MALFORMED for one that gets FORMERR.
+ */
+export function questionOf(msg: Buffer): Query | typeof MALFORMED | undefined {
+  if (msg.length < HEADER_LEN || (msg.readUInt16BE(2) & FLAG_QR) !== 0) return undefined;
+  try {
+    return parseQuery(msg);
+  } catch (err) {
+    if (!(err instanceof WireError)) throw err;
+    return MALFORMED;
+  }
+}
+
+/**
+ * A plugin in front of a block's handler (log, rewrite, autopath): the question parsed once,
+ * runts and responses answered with silence, a malformed question left to the inner handler
+ * (its FORMERR, counted as usual), the rest to the plugin's `handleQuery`.
+ */
+export abstract class BlockPlugin implements BlockHandler {
+  constructor(protected readonly inner: BlockHandler) {}
+
+  abstract handleQuery(msg: Buffer, q: Query, t: Transport, from?: Peer): HandlerResult;
+
+  handle(msg: Buffer, t: Transport, from?: Peer): HandlerResult {
+    const q = questionOf(msg);
+    if (q === MALFORMED) return this.inner.handle(msg, t, from);
+    return q && this.handleQuery(msg, q, t, from);
+  }
+
+  refuse(msg: Buffer, t: Transport): Buffer | undefined {
+    return this.inner.refuse(msg, t);
+  }
+}
+
 /** Which names the forwarder gets (`forward FROM … { except … }`); default: every name. */
 export interface ForwardScope {
   readonly from: string;
@@ -81,17 +119,9 @@ export class DnsHandler implements BlockHandler {
 
   handle(msg: Buffer, t: Transport, from?: Peer): HandlerResult {
     const t0 = performance.now();
-    // Shorter than a header, or a response: silence. Answering responses invites loops
-    // between two servers reflecting each other's replies.
-    if (msg.length < HEADER_LEN || (msg.readUInt16BE(2) & FLAG_QR) !== 0) return undefined;
-    let q: Query;
-    try {
-      q = parseQuery(msg);
-    } catch (err) {
-      if (!(err instanceof WireError)) throw err;
-      return this.done(t, t0, msg, undefined, emptyReply(msg, undefined, RCODE.FORMERR), PLUGIN.none);
-    }
-    return this.handleQuery(msg, q, t, from, t0);
+    const q = questionOf(msg);
+    if (q === MALFORMED) return this.done(t, t0, msg, undefined, emptyReply(msg, undefined, RCODE.FORMERR), PLUGIN.none);
+    return q && this.handleQuery(msg, q, t, from, t0);
   }
 
   /** A query already parsed (by a router that chose this block for its name). */

@@ -3,8 +3,8 @@
 //   [INFO] 10.244.1.7:40212 - 4242 "A IN web.prod.svc.cluster.local. udp 66 false 1232" NOERROR qr,aa,rd 106 0.000071s
 // Written straight to stdout (not through the structured logger): it is CoreDNS's line, not ours.
 import { inZone } from './config.js';
-import type { BlockHandler, HandlerResult, Transport } from './handler.js';
-import { FLAG_AA, FLAG_AD, FLAG_CD, FLAG_QR, FLAG_RA, FLAG_RD, FLAG_TC, HEADER_LEN, RCODE, RCODE_NAMES, WireError, parseQuery, type Query } from './wire.js';
+import { BlockPlugin, type BlockHandler, type HandlerResult, type Transport } from './handler.js';
+import { FLAG_AA, FLAG_AD, FLAG_CD, FLAG_QR, FLAG_RA, FLAG_RD, FLAG_TC, RCODE, RCODE_NAMES, type Query } from './wire.js';
 
 export type ResponseClass = 'success' | 'denial' | 'error';
 
@@ -67,20 +67,11 @@ export class QueryLog {
 
 /** The first of a block's plugins (CoreDNS's order): it sees the client's question and the
  *  final reply, whatever `rewrite` did in between. */
-export class LoggingHandler implements BlockHandler {
-  constructor(private readonly log: QueryLog, private readonly inner: BlockHandler) {}
-
-  handle(msg: Buffer, t: Transport, from?: Peer): HandlerResult {
-    if (msg.length < HEADER_LEN || (msg.readUInt16BE(2) & FLAG_QR) !== 0) return undefined;
-    let q: Query;
-    try {
-      q = parseQuery(msg);
-    } catch (err) {
-      if (!(err instanceof WireError)) throw err;
-      return this.inner.handle(msg, t, from);
-    }
-    return this.handleQuery(msg, q, t, from);
+export class LoggingHandler extends BlockPlugin {
+  constructor(private readonly log: QueryLog, inner: BlockHandler) {
+    super(inner);
   }
+
 
   handleQuery(msg: Buffer, q: Query, t: Transport, from?: Peer): HandlerResult {
     const t0 = performance.now();
@@ -92,7 +83,4 @@ export class LoggingHandler implements BlockHandler {
     return r instanceof Promise ? r.then(record) : record(r);
   }
 
-  refuse(msg: Buffer, t: Transport): Buffer | undefined {
-    return this.inner.refuse(msg, t);
-  }
 }

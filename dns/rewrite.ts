@@ -5,9 +5,9 @@
 // Rewritten queries take a slower path (the reply is decoded and re-encoded); queries no rule
 // matches cost one check per rule.
 import dnsPacket from 'dns-packet';
-import type { BlockHandler, HandlerResult, Transport } from './handler.js';
+import { BlockPlugin, type BlockHandler, type HandlerResult, type Transport } from './handler.js';
 import type { Peer } from './querylog.js';
-import { FLAG_QR, HEADER_LEN, WireError, parseQuery, queryWithName, type Query } from './wire.js';
+import { parseQuery, queryWithName, type Query } from './wire.js';
 
 export type NameMatch = 'exact' | 'prefix' | 'suffix' | 'substring' | 'regex';
 
@@ -43,20 +43,11 @@ export function applyRule(rule: RewriteRule, name: string): string | undefined {
   }
 }
 
-export class RewritingHandler implements BlockHandler {
-  constructor(private readonly rules: readonly RewriteRule[], private readonly inner: BlockHandler) {}
-
-  handle(msg: Buffer, t: Transport, from?: Peer): HandlerResult {
-    if (msg.length < HEADER_LEN || (msg.readUInt16BE(2) & FLAG_QR) !== 0) return undefined;
-    let q: Query;
-    try {
-      q = parseQuery(msg);
-    } catch (err) {
-      if (!(err instanceof WireError)) throw err;
-      return this.inner.handle(msg, t, from);
-    }
-    return this.handleQuery(msg, q, t, from);
+export class RewritingHandler extends BlockPlugin {
+  constructor(private readonly rules: readonly RewriteRule[], inner: BlockHandler) {
+    super(inner);
   }
+
 
   handleQuery(msg: Buffer, q: Query, t: Transport, from?: Peer): HandlerResult {
     let name = q.name;
@@ -75,9 +66,6 @@ export class RewritingHandler implements BlockHandler {
     return r instanceof Promise ? r.then(back) : back(r);
   }
 
-  refuse(msg: Buffer, t: Transport): Buffer | undefined {
-    return this.inner.refuse(msg, t);
-  }
 }
 
 /** An `answer name|value` regex rule on a name with its final dot; `{1}` is a group. */

@@ -2,9 +2,9 @@
 // goes to the block with the longest zone that holds its name, as CoreDNS routes them; a name
 // no block holds is REFUSED. One block needs no router, so the common case pays nothing.
 import { inZone } from './config.js';
-import type { BlockHandler, HandlerResult, QueryHandler, Transport } from './handler.js';
+import { MALFORMED, questionOf, type BlockHandler, type HandlerResult, type QueryHandler, type Transport } from './handler.js';
 import type { Peer } from './querylog.js';
-import { FLAG_QR, HEADER_LEN, RCODE, WireError, emptyReply, parseQuery } from './wire.js';
+import { RCODE, emptyReply } from './wire.js';
 
 export interface RoutedBlock {
   readonly zones: readonly string[];
@@ -20,14 +20,9 @@ export class ZoneRouter implements QueryHandler {
   }
 
   handle(msg: Buffer, t: Transport, from?: Peer): HandlerResult {
-    if (msg.length < HEADER_LEN || (msg.readUInt16BE(2) & FLAG_QR) !== 0) return undefined;
-    let q;
-    try {
-      q = parseQuery(msg);
-    } catch (err) {
-      if (!(err instanceof WireError)) throw err;
-      return this.routes[0].handler.handle(msg, t, from); // its FORMERR, counted as usual
-    }
+    const q = questionOf(msg);
+    if (q === MALFORMED) return this.routes[0].handler.handle(msg, t, from); // its FORMERR, counted as usual
+    if (!q) return undefined;
     const route = this.routes.find((r) => inZone(q.name, r.zone));
     return route ? route.handler.handleQuery(msg, q, t, from) : emptyReply(msg, q, RCODE.REFUSED);
   }
