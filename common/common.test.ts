@@ -1,6 +1,7 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { HttpEndpoint, parseHostPort } from './http-server.js';
 import { configureLogging, logger } from './log.js';
+import { usableCpus } from './cpus.js';
 
 describe('logging', () => {
   afterEach(() => configureLogging({ level: 'info', format: 'text', write: (l) => process.stderr.write(l + '\n') }));
@@ -48,5 +49,19 @@ describe('HTTP endpoint', () => {
     } finally {
       await ep.close();
     }
+  });
+});
+
+describe('usableCpus', () => {
+  const files = (m: Record<string, string>) => (p: string) => m[p];
+  it('is the affinity without a cgroup limit', () => {
+    expect(usableCpus(files({ '/sys/fs/cgroup/cpu.max': 'max 100000\n' }), 8)).toBe(8);
+    expect(usableCpus(files({ '/sys/fs/cgroup/cpu/cpu.cfs_quota_us': '-1\n', '/sys/fs/cgroup/cpu/cpu.cfs_period_us': '100000\n' }), 4)).toBe(4);
+    expect(usableCpus(files({}), 3)).toBe(3);
+  });
+  it('is lowered to a cgroup v2 or v1 limit, rounded up', () => {
+    expect(usableCpus(files({ '/sys/fs/cgroup/cpu.max': '150000 100000\n' }), 8)).toBe(2);
+    expect(usableCpus(files({ '/sys/fs/cgroup/cpu,cpuacct/cpu.cfs_quota_us': '50000', '/sys/fs/cgroup/cpu,cpuacct/cpu.cfs_period_us': '100000' }), 8)).toBe(1);
+    expect(usableCpus(files({ '/sys/fs/cgroup/cpu.max': '800000 100000' }), 2)).toBe(2);
   });
 });

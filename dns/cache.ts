@@ -193,6 +193,13 @@ export class AnswerCache {
     return { answer: e.answer, stale, refresh };
   }
 
+  /** The entry for `key` while it is fresh, without counting a hit or touching its place in
+   *  the order (what the worker threads may serve until it expires). */
+  fresh(key: string, now: number): { readonly answer: Answer; readonly expires: number; readonly kind: CacheKind } | undefined {
+    const e = this.entries.get(key);
+    return e && e.expires > now ? e : undefined;
+  }
+
   /** Stores the answer if it may be cached; returns whether it did. */
   put(key: string, a: Answer): boolean {
     const life = cacheLifetime(a, this.opts);

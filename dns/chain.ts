@@ -11,7 +11,7 @@ import { AnswerCache } from './cache.js';
 import type { CacheKind } from './cache.js';
 import type { DnsConfig, ForwardConfig, ServerConfig } from './config.js';
 import { Forwarder, upstreamLabel } from './forwarder.js';
-import { DnsHandler, type BlockHandler, type QueryHandler } from './handler.js';
+import { DnsHandler, type AnswerSink, type BlockHandler, type QueryHandler } from './handler.js';
 import { RewritingHandler } from './rewrite.js';
 import { HostsPlugin } from './hosts.js';
 import { LoopDetector } from './loop.js';
@@ -48,6 +48,8 @@ export interface ChainContext {
   readonly log: Logger;
   /** What a forwarding loop does (CoreDNS: log and exit). */
   readonly onLoop: (server: ServerConfig, upstreams: string, arrivals: number) => void;
+  /** The worker threads' answer table (`--workers` > 1). */
+  readonly sink?: AnswerSink;
 }
 
 export function listenKey(a: ListenAddress): string {
@@ -86,7 +88,13 @@ export function buildChain(config: DnsConfig, ctx: ChainContext): Chain {
       ? new LoopDetector(server.zones[0] ?? '', (arrivals) => ctx.onLoop(server, forwarder.upstreams.map(upstreamLabel).join(','), arrivals))
       : undefined;
     const hosts = server.hosts ? new HostsPlugin(server.hosts, log) : undefined;
-    const plugins = new DnsHandler(zone, forwarder, cache, metrics, log, { forwardScope: server.forward, loadbalance: server.loadbalance, loop, hosts, staleVerify: c?.serveStale?.verify });
+    // Published for the workers only where an answer depends on the question alone: not under
+    // `log` (every query is a line), `rewrite`, `autopath` (the asker's pod) or `hosts` (a file).
+    const publishes = !server.log && !server.rewrite?.length && !server.autopath && !server.hosts;
+    const plugins = new DnsHandler(zone, forwarder, cache, metrics, log, {
+      forwardScope: server.forward, loadbalance: server.loadbalance, loop, hosts, staleVerify: c?.serveStale?.verify,
+      ...(publishes && ctx.sink ? { sink: ctx.sink, publishCache: !c?.prefetch } : {}),
+    });
     // CoreDNS's order: `log` sees the client's question, then `rewrite`, then the rest, which
     // sees the rewritten name.
     const walker = server.autopath && k ? new AutopathHandler({ domain: k.domain, zones: server.autopath.zones, extraSearch: searchDomains(readOrUndefined(opts.resolvConf) ?? '') }, catalog, plugins) : undefined;

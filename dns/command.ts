@@ -4,7 +4,7 @@ import { readFileSync } from 'node:fs';
 import { UsageError, type Options } from '../cli/flags.js';
 import type { CatalogView } from '../cluster/types.js';
 import { HttpEndpoint, parseHostPort, type ListenAddress, type Route } from '../common/http-server.js';
-import { logger } from '../common/log.js';
+import { logger, type LogFormat, type LogLevel } from '../common/log.js';
 import { exposition } from '../common/metrics.js';
 import { buildChain, listenKey, type Chain, type ChainContext } from './chain.js';
 import { configFromFlags, type DnsConfig } from './config.js';
@@ -16,6 +16,9 @@ import { buildAcl, type SourceAcl } from './acl.js';
 import { ensureLinkLocal } from './linklocal.js';
 import { DnsMetrics } from './metrics.js';
 import { DnsListener, serverLabel } from './server.js';
+import { usableCpus } from '../common/cpus.js';
+import type { AnswerSink } from './handler.js';
+import { WorkerPool, type PoolRoute } from './workers/pool.js';
 
 export interface Running {
   stop(): Promise<void>;
@@ -67,8 +70,15 @@ export async function startDns(opts: Options, catalog: CatalogView, config: DnsC
   }
   if (acl.clusterless) log.warn('no --cluster-cidr: only the node itself may ask, pods get REFUSED', { hint: 'give --cluster-cidr or --allow-from' });
 
+  // `--workers`: the main thread and N-1 worker threads, each with a UDP socket of its own on
+  // every address (dns/workers/). One thread is the server as it always was.
+  const threads = opts.workers > 0 ? opts.workers : usableCpus();
+  let pool: WorkerPool | undefined;
+  const sink: AnswerSink = { target: (msg, q) => pool?.target(msg, q) };
+
   const ctx: ChainContext = {
     opts, catalog, metrics, log,
+    ...(threads > 1 ? { sink } : {}),
     // CoreDNS's `loop` stops the process (log.Fatal): the pod restarts, and its log says why.
     onLoop: (server, upstreams, arrivals) => {
       log.error('forwarding loop detected: its probe came back; stopping (see dns/README.md, loop)', { zone: server.zones[0] || '.', arrivals, upstreams });
@@ -102,7 +112,11 @@ export async function startDns(opts: Options, catalog: CatalogView, config: DnsC
   metrics.cacheSize = () => chain.cacheSize();
 
   const listeners = new Map<string, DnsListener>();
-  const listenerFor = (addr: ListenAddress, handler: QueryHandler) => new DnsListener(addr, handler, log, { allows: (a) => acl.allows(a) });
+  const listenerFor = (addr: ListenAddress, handler: QueryHandler) => new DnsListener(addr, handler, log, { allows: (a) => acl.allows(a), reusePort: threads > 1 });
+  const poolRoutes = (c: Chain): PoolRoute[] => [...c.routes].flatMap(([key, route]) => {
+    const bound = listeners.get(key)?.bound;
+    return bound ? [{ key, addr: bound, handler: route.handler }] : [];
+  });
   const http: HttpEndpoint[] = [];
   // The node's own addresses are allowed sources; they change (DHCP, a new interface).
   const aclTimer = setInterval(() => acl.refresh(), 2000);
@@ -121,6 +135,7 @@ export async function startDns(opts: Options, catalog: CatalogView, config: DnsC
     stopping = true;
     clearInterval(aclTimer);
     unwatch();
+    await pool?.stop();
     await Promise.all([...listeners.values()].map((l) => l.stop()));
     await Promise.all(http.map((h) => h.close()));
     await chain.retire();
@@ -177,6 +192,7 @@ export async function startDns(opts: Options, catalog: CatalogView, config: DnsC
       void l.stop();
     }
     metrics.cacheServer = cacheLabel(fresh);
+    await pool?.reroute(poolRoutes(fresh), metrics.cacheServer);
     log.info('Corefile reloaded', { config: next.origin, zones: next.servers.map((s) => s.zones.map((z) => z || '.').join(' ')).join(', ') });
     probeLoops(fresh);
     // Exchanges the old forwarders have in flight finish before their sockets close.
@@ -197,6 +213,12 @@ export async function startDns(opts: Options, catalog: CatalogView, config: DnsC
       listeners.set(key, l);
       addresses.push(await l.start());
     }
+    if (threads > 1) {
+      pool = await WorkerPool.start({
+        threads: threads - 1, acl: { allowFrom: opts.allowFrom, clusterCIDRs: opts.clusterCIDR }, clusterZone: `${clusterDomain}.`,
+        cacheServer: metrics.cacheServer, logLevel: opts.logLevel as LogLevel, logFormat: opts.logFormat as LogFormat,
+      }, poolRoutes(chain), catalog, log);
+    }
     probeLoops(chain);
 
     // Health, readiness and metrics may share an address; each address gets one server.
@@ -208,7 +230,11 @@ export async function startDns(opts: Options, catalog: CatalogView, config: DnsC
     };
     at(config.health?.listen, '/health', () => (stopping ? { status: 503, body: 'stopping\n' } : { status: 200, body: 'OK' }));
     at(config.ready?.listen, '/ready', () => (catalog.synced ? { status: 200, body: 'OK' } : { status: 503, body: 'catalog not synced\n' }));
-    at(config.metrics?.listen, '/metrics', async () => ({ status: 200, body: await exposition(metrics.registry), contentType: metrics.registry.contentType }));
+    at(config.metrics?.listen, '/metrics', async () => {
+      // The workers' counts are summed with this thread's: one server, as CoreDNS reports it.
+      if (pool) metrics.setForeign(await pool.snapshots());
+      return { status: 200, body: await exposition(metrics.registry), contentType: metrics.registry.contentType };
+    });
     const bound: Record<string, ListenAddress> = {};
     for (const [key, r] of routes) {
       const h = new HttpEndpoint(r);
@@ -223,6 +249,7 @@ export async function startDns(opts: Options, catalog: CatalogView, config: DnsC
       zones: config.servers.map((s) => s.zones.map((z) => z || '.').join(' ')).join(', '),
       upstreams: chain.forwarders.flatMap((f) => f.upstreams.map(upstreamLabel)).join(',') || 'none',
       allowFrom: acl.describe(),
+      workers: threads,
       synced: catalog.synced,
     });
     return { addresses, metrics, http: bound, stop: stopAll };

@@ -6,13 +6,14 @@ import type { Logger } from '../common/log.js';
 import { AnswerCache, cacheKey, serveAnswer, toAnswer, type Answer } from './cache.js';
 import type { Forwarder } from './forwarder.js';
 import { PLUGIN, type DnsMetrics, type Listener } from './metrics.js';
-import { addressRec, buildTemplate, serveTemplate, type OwnedRec } from './records.js';
+import { addressRec, buildTemplate, serveTemplate, type OwnedRec, type Template } from './records.js';
 import type { ClusterZone, ZoneAnswer } from './zone.js';
 import { inZone } from './config.js';
 import { shuffleAddressRecords } from './loadbalance.js';
 import type { HostsPlugin } from './hosts.js';
 import type { Peer } from './querylog.js';
 import type { LoopDetector } from './loop.js';
+import { ENTRY_CLUSTER, ENTRY_DENIAL, ENTRY_LOADBALANCE, NO_CATALOG, ZONE_WIDE, serviceDependency } from './workers/answer-table.js';
 import {
   FLAG_AD, FLAG_CD, FLAG_QR, FLAG_RD, HEADER_LEN, MAX_UDP_SIZE, MessageWriter, QCLASS_IN, QTYPE, RCODE, WireError, emptyReply,
   parseQuery, udpLimit, type Query,
@@ -74,6 +75,23 @@ export abstract class BlockPlugin implements BlockHandler {
   }
 }
 
+/**
+ * Where a block's answers are published for the DNS worker threads (dns/workers/): a worker
+ * hands the main thread the questions its table does not hold, and the answer is published for
+ * the next asker of the same question on the same route.
+ */
+export interface AnswerSink {
+  /** Where to publish the answer to `q`, when this query came from a worker; else undefined. */
+  target(msg: Buffer, q: Query): AnswerTarget | undefined;
+}
+
+/** One question's place in the table; `dep` is a dependency slot and `flags` ENTRY_* bits
+ *  (answer-table.ts). */
+export interface AnswerTarget {
+  template(tpl: Template, dep: number, plugin: number, flags: number): void;
+  answer(a: Answer, expires: number, dep: number, plugin: number, flags: number): void;
+}
+
 /** Which names the forwarder gets (`forward FROM … { except … }`); default: every name. */
 export interface ForwardScope {
   readonly from: string;
@@ -91,6 +109,11 @@ export interface BlockOptions {
   readonly staleVerify?: boolean;
   /** `hosts`: asked before the cluster zone. */
   readonly hosts?: HostsPlugin;
+  /** The worker threads' table, for a block whose answers depend on the question alone. */
+  readonly sink?: AnswerSink;
+  /** Whether cached forwarded answers are published too (not under `prefetch`, which counts
+   *  the hits a worker would take). */
+  readonly publishCache?: boolean;
 }
 
 const ALL_NAMES: ForwardScope = { from: '', except: [] };
@@ -161,8 +184,10 @@ export class DnsHandler implements BlockHandler {
     const h = this.block.hosts?.lookup(msg, q);
     if (h?.kind === 'reply') return this.done(t, t0, msg, q, serveTemplate(h.tpl, msg, q, limit), PLUGIN.hosts);
     const z = this.zone ? this.zone.lookup(msg, q) : NOT_OURS;
+    const pub = this.block.sink && this.block.loop?.name !== q.name ? this.block.sink.target(msg, q) : undefined;
     switch (z.kind) {
       case 'reply':
+        if (pub) this.publishZone(pub, q, z.tpl);
         return this.done(t, t0, msg, q, serveTemplate(z.tpl, msg, q, limit), PLUGIN.kubernetes, true);
       case 'refused':
         return this.done(t, t0, msg, q, emptyReply(msg, q, RCODE.REFUSED), PLUGIN.kubernetes, true);
@@ -182,11 +207,28 @@ export class DnsHandler implements BlockHandler {
       }
       // Prefetch, or `serve_stale` (immediate): served now, fetched again behind it.
       if (hit.refresh) void this.fetch(key, msg, q);
+      else if (pub) this.publishCached(pub, key, q, now);
       return this.done(t, t0, msg, q, serveAnswer(hit.answer, msg, q, limit, now), PLUGIN.cache);
     }
-    return this.fetch(key, msg, q).then((a) =>
-      this.done(t, t0, msg, q, a ? serveAnswer(a, msg, q, limit, Date.now()) : emptyReply(msg, q, RCODE.SERVFAIL), PLUGIN.forward),
-    );
+    return this.fetch(key, msg, q).then((a) => {
+      if (a && pub) this.publishCached(pub, key, q, Date.now());
+      return this.done(t, t0, msg, q, a ? serveAnswer(a, msg, q, limit, Date.now()) : emptyReply(msg, q, RCODE.SERVFAIL), PLUGIN.forward);
+    });
+  }
+
+  /** A cluster answer the zone keeps, published with what makes it stale. */
+  private publishZone(pub: AnswerTarget, q: Query, tpl: Template): void {
+    const on = this.zone?.answerDependency(q, tpl);
+    if (on === undefined) return;
+    pub.template(tpl, on === '' ? ZONE_WIDE : serviceDependency(on), PLUGIN.kubernetes, ENTRY_CLUSTER | (this.block.loadbalance ? ENTRY_LOADBALANCE : 0));
+  }
+
+  /** A cached forwarded answer, published until it expires (a worker serves it as a hit). */
+  private publishCached(pub: AnswerTarget, key: string, q: Query, now: number): void {
+    const e = this.block.publishCache ? this.cache?.fresh(key, now) : undefined;
+    if (!e) return;
+    const dep = this.zone?.forwardFollowsCatalog(q.name) ? ZONE_WIDE : NO_CATALOG;
+    pub.answer(e.answer, e.expires, dep, PLUGIN.cache, (e.kind === 'denial' ? ENTRY_DENIAL : 0) | (this.block.loadbalance ? ENTRY_LOADBALANCE : 0));
   }
 
   /**

@@ -17,6 +17,11 @@ export interface ServerOptions {
   readonly rescanMs?: number;
   /** Whether a source address may ask; others get REFUSED (dns/acl.ts). Absent: everyone. */
   readonly allows?: (address: string) => boolean;
+  /** SO_REUSEPORT on the UDP sockets: several threads (dns/workers/) bind the same address and
+   *  the kernel spreads the clients over them. */
+  readonly reusePort?: boolean;
+  /** UDP only (a worker thread: TCP stays with the main thread). */
+  readonly udpOnly?: boolean;
 }
 
 export function serverLabel(a: ListenAddress): string {
@@ -171,6 +176,7 @@ export class DnsListener {
   private async bindPair(host: string, port: number, key: string): Promise<number> {
     const udp = await this.bindUdp(host, port, key);
     const bound = udp.address().port;
+    if (this.opts.udpOnly) return bound;
     try {
       await this.bindTcp(host, bound, key);
     } catch (err) {
@@ -200,7 +206,7 @@ export class DnsListener {
 
   private async bindUdp(host: string, port: number, key: string): Promise<dgram.Socket> {
     const v6 = this.v6;
-    const udp = dgram.createSocket({ type: v6 ? 'udp6' : 'udp4', ipv6Only: v6, recvBufferSize: 4 << 20, sendBufferSize: 4 << 20, lookup: literalAddress });
+    const udp = dgram.createSocket({ type: v6 ? 'udp6' : 'udp4', ipv6Only: v6, reusePort: this.opts.reusePort === true, recvBufferSize: 4 << 20, sendBufferSize: 4 << 20, lookup: literalAddress });
     await new Promise<void>((resolve, reject) => {
       udp.once('error', (err) => {
         udp.close();

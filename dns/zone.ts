@@ -191,6 +191,33 @@ export class ClusterZone {
     return this.decide(query, q);
   }
 
+  /**
+   * What the reply `tpl` just given to `q` depends on, for a copy kept elsewhere (the worker
+   * threads' answer table): the key of the one service whose records it came from, '' when any
+   * catalog change may alter it (negative answers, reverse names, the apex), undefined when it
+   * must not be kept (it follows the clock or the interfaces, or is not kept here either).
+   */
+  answerDependency(q: Query, tpl: Template): ObjectKey | '' | undefined {
+    const name = q.name;
+    const own = this.answers.get(name)?.get(q.qtype);
+    if (own?.kind === 'reply' && own.tpl === tpl) {
+      const dot = name.indexOf('.');
+      const dot2 = dot < 0 ? -1 : name.indexOf('.', dot + 1);
+      const s = this.services.get(name) ?? (dot < 0 ? undefined : this.services.get(name.slice(dot + 1))) ?? (dot2 < 0 ? undefined : this.services.get(name.slice(dot2 + 1)));
+      return s ? s.svc.key : '';
+    }
+    for (const kept of [this.negative.get(name)?.get(q.qtype), this.ptrAnswers.get(name)?.get(q.qtype)]) {
+      if (kept?.kind === 'reply' && kept.tpl === tpl) return '';
+    }
+    return undefined;
+  }
+
+  /** Whether the zone's decision to forward `name` could change with the catalog (a name in
+   *  the cluster or a reverse zone, forwarded by `fallthrough`). */
+  forwardFollowsCatalog(name: string): boolean {
+    return this.isClusterName(name) || this.reverseZones.some((z) => inZone(name, z));
+  }
+
   /** Records of a name in the zone (for chasing a CNAME whose target is in the cluster). */
   addresses(name: string, qtype: number): OwnedRec[] {
     return (this.recordsOf(name) ?? []).filter((r) => r.type === qtype).map((rec) => ({ owner: name, ttl: this.opts.ttl, rec }));
