@@ -1,20 +1,19 @@
 // The main thread's side of `--workers N`: N-1 worker threads beside the main thread, which
 // keeps serving its own share. The main thread owns the catalog, the zone, the cache and the
 // forwarders; a worker answers from the shared answer table and hands every other question
-// here, where the route's handler answers it and the answer is published (when it depends on
-// the question alone) for the next asker on any thread. TCP stays on the main thread.
+// here, where the route's handler answers it and the answer is published (publisher.ts) for
+// the next asker on any thread. Workers that die are started again. TCP stays on the main thread.
 import { Worker } from 'node:worker_threads';
 import type { ListenAddress } from '../../common/http-server.js';
 import type { LogFormat, LogLevel, Logger } from '../../common/log.js';
 import type { CatalogView } from '../../cluster/types.js';
 import type { AclOptions } from '../acl.js';
-import type { Answer } from '../cache.js';
 import type { AnswerSink, AnswerTarget, HandlerResult, QueryHandler, Transport } from '../handler.js';
 import type { QuerySnapshot } from '../query-metrics.js';
-import type { Template } from '../records.js';
 import { serverLabel } from '../server.js';
 import type { Query } from '../wire.js';
-import { AnswerTable, MAX_KEY, ZONE_WIDE, questionKey, serviceDependency } from './answer-table.js';
+import { AnswerTable } from './answer-table.js';
+import { TablePublisher } from './publisher.js';
 import { ownBytes, type FromWorker, type ToWorker, type WorkerInit, type WorkerRoute } from './protocol.js';
 
 /** A listen address as the pool serves it: bound by the main thread, with its handler. */
@@ -51,7 +50,7 @@ interface Served {
 }
 
 export class WorkerPool implements AnswerSink {
-  readonly table: AnswerTable;
+  private readonly publisher: TablePublisher;
   private readonly threads: Thread[] = [];
   /** Counts of threads that died, summed into every scrape. */
   private readonly retired: QuerySnapshot[] = [];
@@ -59,25 +58,18 @@ export class WorkerPool implements AnswerSink {
   private served = new Map<number, Served>();
   private routes: WorkerRoute[] = [];
   private cacheServer: string;
-  /** The route whose handed-over question is being answered now (synchronously), if any. */
-  private armed: number | undefined;
-  /** Bumped when the table is emptied: a late answer of an older configuration is not published. */
-  private generation = 0;
-  private readonly scratch = new Uint8Array(MAX_KEY);
   private readonly asks = new Map<number, (s: QuerySnapshot | undefined) => void>();
   private nextAsk = 1;
   private stopping = false;
-  private readonly unwatch: () => void;
 
   private constructor(private readonly opts: PoolOptions, catalog: CatalogView, private readonly log: Logger) {
-    this.table = AnswerTable.create(opts.tableBytes);
+    this.publisher = new TablePublisher(AnswerTable.create(opts.tableBytes), catalog);
     this.cacheServer = opts.cacheServer;
-    // A catalog change makes stale the answers of the services it names, and every answer that
-    // any change may alter (negative answers, reverse names, pods, the apex's serial).
-    this.unwatch = catalog.onChange((change) => {
-      for (const key of change.services) this.table.bump(serviceDependency(key));
-      this.table.bump(ZONE_WIDE);
-    });
+  }
+
+  /** Where the route handlers publish (the chain's AnswerSink). */
+  target(msg: Buffer, q: Query): AnswerTarget | undefined {
+    return this.publisher.target(msg, q);
   }
 
   /** Starts `opts.threads` workers serving `routes` (already bound by the main thread, with
@@ -100,24 +92,6 @@ export class WorkerPool implements AnswerSink {
     await Promise.all(this.threads.map((t) => this.request(t.worker, (id) => ({ t: 'routes', id, routes: this.routes, cacheServer }))));
   }
 
-  // AnswerSink: only a question a worker handed over is published, under that worker's key.
-  target(msg: Buffer, q: Query): AnswerTarget | undefined {
-    if (this.armed === undefined) return undefined;
-    const n = questionKey(msg, q, this.armed, this.scratch);
-    const key = this.scratch.slice(0, n);
-    const gen = this.generation;
-    const table = this.table;
-    const current = () => gen === this.generation;
-    return {
-      template(tpl: Template, dep: number, plugin: number, flags: number) {
-        if (current()) table.publishTemplate(key, n, dep, tpl, plugin, flags);
-      },
-      answer(a: Answer, expires: number, dep: number, plugin: number, flags: number) {
-        if (current()) table.publishAnswer(key, n, dep, a, expires, plugin, flags);
-      },
-    };
-  }
-
   /** Every worker's per-query counts (and the dead ones'), for /metrics. */
   async snapshots(): Promise<QuerySnapshot[]> {
     const live = await Promise.all(this.threads.map(async (t) => {
@@ -130,7 +104,7 @@ export class WorkerPool implements AnswerSink {
 
   async stop(): Promise<void> {
     this.stopping = true;
-    this.unwatch();
+    this.publisher.close();
     await Promise.all(this.threads.map(async (t) => {
       const gone = new Promise<void>((resolve) => t.worker.once('exit', () => resolve()));
       t.worker.postMessage({ t: 'stop' } satisfies ToWorker);
@@ -141,8 +115,7 @@ export class WorkerPool implements AnswerSink {
   }
 
   private setRoutes(routes: readonly PoolRoute[], cacheServer: string): void {
-    this.table.clear();
-    this.generation++;
+    this.publisher.clear();
     this.cacheServer = cacheServer;
     const served = new Map<number, Served>();
     for (const r of routes) {
@@ -157,7 +130,7 @@ export class WorkerPool implements AnswerSink {
 
   private spawn(index: number): Promise<void> {
     const init: WorkerInit = {
-      index, table: this.table.sab, routes: this.routes, acl: this.opts.acl, cacheServer: this.cacheServer,
+      index, table: this.publisher.table.sab, routes: this.routes, acl: this.opts.acl, cacheServer: this.cacheServer,
       clusterZone: this.opts.clusterZone, logLevel: this.opts.logLevel, logFormat: this.opts.logFormat,
     };
     const worker = new Worker(new URL('./worker.js', import.meta.url), { workerData: init });
@@ -221,16 +194,10 @@ export class WorkerPool implements AnswerSink {
     const msg = Buffer.from(m.msg.buffer, m.msg.byteOffset, m.msg.length);
     let r: HandlerResult;
     try {
-      if (m.refuse) r = s.handler.refuse(msg, s.transport);
-      else {
-        this.armed = s.route;
-        r = s.handler.handle(msg, s.transport, { address: m.address, port: m.port });
-      }
+      r = m.refuse ? s.handler.refuse(msg, s.transport) : this.publisher.armedFor(s.route, () => s.handler.handle(msg, s.transport, { address: m.address, port: m.port }));
     } catch (err) {
       this.log.error('udp query failed', { error: (err as Error).stack ?? String(err) });
       r = undefined;
-    } finally {
-      this.armed = undefined;
     }
     if (r === undefined || Buffer.isBuffer(r)) send(r);
     else r.then(send, (err) => {
