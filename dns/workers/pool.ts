@@ -3,6 +3,7 @@
 // forwarders; a worker answers from the shared answer table and hands every other question
 // here, where the route's handler answers it and the answer is published (publisher.ts) for
 // the next asker on any thread. Workers that die are started again. TCP stays on the main thread.
+import { existsSync } from 'node:fs';
 import { Worker } from 'node:worker_threads';
 import type { ListenAddress } from '../../common/http-server.js';
 import type { LogFormat, LogLevel, Logger } from '../../common/log.js';
@@ -35,6 +36,16 @@ export interface PoolOptions {
 }
 
 const METRICS_TIMEOUT_MS = 1000;
+
+/** The worker's script: beside this module once compiled. Run from the TypeScript sources (an
+ *  in-process test under vitest), this module is a .ts file and the worker is the compiled one
+ *  in dist/: a thread cannot load the sources. */
+function workerScript(): URL {
+  if (!import.meta.url.endsWith('.ts')) return new URL('./worker.js', import.meta.url);
+  const compiled = new URL('../../dist/dns/workers/worker.js', import.meta.url);
+  if (!existsSync(compiled)) throw new Error(`${compiled.pathname} is missing: build first (make build)`);
+  return compiled;
+}
 const RESTART_MS = 1000;
 
 interface Thread {
@@ -133,7 +144,7 @@ export class WorkerPool implements AnswerSink {
       index, table: this.publisher.table.sab, routes: this.routes, acl: this.opts.acl, cacheServer: this.cacheServer,
       clusterZone: this.opts.clusterZone, logLevel: this.opts.logLevel, logFormat: this.opts.logFormat,
     };
-    const worker = new Worker(new URL('./worker.js', import.meta.url), { workerData: init });
+    const worker = new Worker(workerScript(), { workerData: init });
     const thread: Thread = { worker };
     this.threads.push(thread);
     return new Promise((resolve, reject) => {
