@@ -52,7 +52,7 @@ export const FLAGS: Record<string, FlagSpec> = {
   'node-pod-cidrs-file': { kind: 'string', default: '/run/kube-dataplane/node-pod-cidrs.json', for: ['agent', 'proxy'], help: 'where the agent (or the proxy, when DNS runs apart) keeps this node\'s spec.podCIDRs for the IPAM plugin (podCIDRsFrom: node); "" turns it off' },
   // dns
   corefile: { kind: 'string', default: '', for: DNS, help: 'serve this CoreDNS Corefile (dns/README.md: the plugins served); it replaces --listen, --cluster-domain, --upstream, --resolv-conf, --pods, --ttl and the --*-listen flags' },
-  workers: { kind: 'int', default: 0, for: DNS, help: 'threads answering UDP, each with its own socket on every DNS address (SO_REUSEPORT); 0: one per CPU the process may use (affinity and cgroup CPU limit)' },
+  workers: { kind: 'int', default: 0, for: DNS, help: 'threads answering UDP, each with its own socket on every DNS address (SO_REUSEPORT); 0: one per CPU the process may use (affinity and cgroup CPU limit), at most 4' },
   listen: { kind: 'list', default: ['169.254.20.10:53'], for: DNS, help: 'DNS HOST:PORT, UDP and TCP (repeatable); an IPv4 link-local host no interface has goes on --listen-interface' },
   'listen-interface': { kind: 'string', default: 'kdp-dns0', for: DNS, help: 'interface (created if missing) that carries the link-local --listen addresses' },
   'allow-from': { kind: 'list', default: [], for: DNS, help: 'networks whose queries are answered, others get REFUSED (default: --cluster-cidr, the node\'s addresses, loopback)' },

@@ -34,6 +34,11 @@ export interface RunningDns extends Running {
 
 const log = logger('dns');
 
+/** The default's ceiling: a worker thread costs about 15 MB, so one per CPU of a large node
+ *  would not fit the DNS container's memory limit, and four cores of DNS answer over 200k QPS,
+ *  more than a node's pods ask. `--workers N` goes past it. */
+const DEFAULT_MAX_THREADS = 4;
+
 /** What the options say to serve: the Corefile's blocks (`--corefile`), else the flags' one. */
 export function dnsConfig(opts: Options): DnsConfig {
   if (!opts.corefile) {
@@ -72,7 +77,7 @@ export async function startDns(opts: Options, catalog: CatalogView, config: DnsC
 
   // `--workers`: the main thread and N-1 worker threads, each with a UDP socket of its own on
   // every address (dns/workers/). One thread is the server as it always was.
-  const threads = opts.workers > 0 ? opts.workers : usableCpus();
+  const threads = opts.workers > 0 ? opts.workers : Math.min(usableCpus(), DEFAULT_MAX_THREADS);
   let pool: WorkerPool | undefined;
   const sink: AnswerSink = { target: (msg, q) => pool?.target(msg, q) };
 
