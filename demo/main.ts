@@ -5,6 +5,7 @@
 import { clientArgs, startExampleNode } from '../netns-tests/harness/example-node.js';
 import type { Namespace } from '../netns-tests/harness/netns.js';
 import { kubectlSteps } from './kubectl-steps.js';
+import { resolve } from 'node:path';
 
 let failures = 0;
 
@@ -54,6 +55,19 @@ async function main(): Promise<number> {
     await show(client, 'dig', ['+short', '-x', '10.96.0.80'], /^web\.demo\.svc\.cluster\.local\.$/m, 'PTR of a cluster IP');
     await show(client, 'dig', ['+short', 'docs.demo.svc.cluster.local'], /docs\.example\.test\.\n192\.0\.2\.10/, 'ExternalName → CNAME, target resolved upstream');
     await show(client, 'dig', ['nosuch.demo.svc.cluster.local'], /status: NXDOMAIN/, 'NXDOMAIN for a name that does not exist');
+
+    // --workers: the DNS answers UDP from several threads, one socket each (dns/README.md).
+    const threads = Number(/dns serving .*workers=(\d+)/.exec(ex.agent.stdout + ex.agent.stderr)?.[1] ?? 1);
+    if (threads > 1) {
+      step(`DNS on every core: ${threads} threads, one SO_REUSEPORT socket each, the workers answering from the main thread's shared answer table`);
+      const server = (await client.exec('sh', ['-c', 'awk \'/^nameserver/ { print $2; exit }\' /etc/resolv.conf'])).stdout.trim();
+      const ask = [resolve('netns-tests/dns-client.mjs'), '--summary', server, '53', '0.0.0.0', '20', 'web.demo.svc.cluster.local/A', 'db.demo.svc.cluster.local/A'];
+      await show(client, process.execPath, ask, /sent 40 from 20 sockets, 40 answered/, 'the same two questions from 20 source ports (the first asker of each, per worker, is answered by the main thread)', `node dns-client.mjs ${server} ×20 sockets`);
+      await show(client, process.execPath, ask, /sent 40 from 20 sockets, 40 answered/, 'and again: now from the table', `node dns-client.mjs ${server} ×20 sockets`);
+      await show(ex.node, 'sh', ['-c', 'curl -s 127.0.0.1:9153/metrics | grep ^kube_dataplane_dns_worker'], /answered="table"\} [1-9]/, 'the worker threads got clients of their own and answered them from the table', 'curl -s 127.0.0.1:9153/metrics | grep ^kube_dataplane_dns_worker');
+    } else {
+      step('DNS on one core: this machine gives the agent one CPU, so the DNS answers from one thread (--workers)');
+    }
 
     step('connections through the service IP, from the client pod');
     const both = /"web-0":\d+.*"web-1":\d+|"web-1":\d+.*"web-0":\d+/;

@@ -1,11 +1,14 @@
 // Asks a DNS server the same questions from many UDP sockets at once (each its own source
 // port, so SO_REUSEPORT spreads them over the server's threads) and prints one JSON line per
 // reply: the socket, the question, the rcode, the answers' data and TTLs.
-//   node dns-client.mjs SERVER PORT BIND SOCKETS NAME/TYPE...
+//   node dns-client.mjs [--summary] SERVER PORT BIND SOCKETS NAME/TYPE...
+// --summary: one line a person reads (how many of each answer) instead of the JSON.
 import dgram from 'node:dgram';
 import dnsPacket from 'dns-packet';
 
-const [server, port, bind, sockets, ...questions] = process.argv.slice(2);
+const args = process.argv.slice(2);
+const summary = args[0] === '--summary';
+const [server, port, bind, sockets, ...questions] = summary ? args.slice(1) : args;
 const socks = Array.from({ length: Number(sockets) }, () => dgram.createSocket(server.includes(':') ? 'udp6' : 'udp4'));
 const out = [];
 let pending = 0;
@@ -34,4 +37,13 @@ for (const [i, s] of socks.entries()) {
 }
 await done;
 for (const s of socks) s.close();
-console.log(JSON.stringify({ sent: id - 1, replies: out }));
+if (!summary) console.log(JSON.stringify({ sent: id - 1, replies: out }));
+else {
+  const counts = new Map();
+  for (const r of out) {
+    const k = `${r.name} ${r.type} ${r.rcode} ${r.answers.join(',')}`;
+    counts.set(k, (counts.get(k) ?? 0) + 1);
+  }
+  console.log(`sent ${id - 1} from ${socks.length} sockets, ${out.length} answered:`);
+  for (const [k, n] of counts) console.log(`  ${k} ×${n}`);
+}
