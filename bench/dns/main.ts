@@ -3,7 +3,10 @@
 // Everything runs inside one fresh network namespace on its loopback; each server is pinned to
 // CPU 0 and dnsperf to CPU 1. Forwarded names go to a third process (dnsmasq) in the namespace.
 //
-//   node dist/bench/dns/main.js [--services 10000] [--endpoints 10] [--seconds 10]
+//   node dist/bench/dns/main.js [--services 10000] [--endpoints 10] [--seconds 10] [--only workers]
+//
+// The workers rows (workers.ts) run the same server with --workers 1, 2 and the default on both
+// CPUs; `--only workers` runs just those (results in bench/results/dns-workers.json).
 //
 // Reports QPS, CPU time per query (QPS on a busy shared machine varies with the neighbours; CPU
 // per query much less), latency percentiles at a fixed moderate rate, peak RSS, and the ratio
@@ -21,6 +24,7 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Topology, type Namespace, type Process } from '../../netns-tests/harness/netns.js';
 import { largeCluster, serviceObjects, toYaml, type ServiceSpec } from './fixtures.js';
+import { measureWorkers, printWorkers, type WorkersRow } from './workers.js';
 
 const HERE = dirname(fileURLToPath(import.meta.url));
 const ROOT = resolve(HERE, '../../..');
@@ -183,6 +187,8 @@ async function main(): Promise<void> {
   const services = arg('services', 10_000);
   const endpoints = arg('endpoints', 10);
   const seconds = arg('seconds', 10);
+  const onlyAt = process.argv.indexOf('--only');
+  const onlyWorkers = (onlyAt >= 0 ? process.argv[onlyAt + 1] : process.env.DNS_BENCH_ONLY) === 'workers';
   const dir = mkdtempSync(join(tmpdir(), 'kdp-dns-bench-'));
   const topo = await Topology.create();
   try {
@@ -204,9 +210,23 @@ async function main(): Promise<void> {
     const upstream = ns.spawn('dnsmasq', [...common, `--port=${UPSTREAM}`, '--address=/example.test/192.0.2.1', '--local-ttl=300', `--pid-file=${join(dir, 'up.pid')}`], { label: 'upstream' });
     await waitFor(upstream, /started/, 10_000);
 
+    const serverArgs = ['--manifests', manifests, '--listen', `127.0.0.1:${OURS}`, '--upstream', `127.0.0.1:${UPSTREAM}`, '--health-listen', '', '--ready-listen', '', '--metrics-listen', '127.0.0.1:9153'];
+    const clusterFile = mixes.find((m) => m.name === 'cluster')!.file;
+    const workersBench = () => measureWorkers({ ns, serverArgs, bin: BIN, port: OURS, file: clusterFile, seconds, dir, waitFor });
+    if (onlyWorkers) {
+      const rows = await workersBench();
+      const ratios = printWorkers(rows);
+      const out = join(ROOT, 'bench/results/dns-workers.json');
+      mkdirSync(dirname(out), { recursive: true });
+      writeFileSync(out, JSON.stringify({ date: new Date().toISOString(), services, endpoints, seconds, workers: { rows, ...ratios } }, null, 2) + '\n');
+      console.log(`\nwrote ${out}`);
+      return;
+    }
+
     const t0 = Date.now();
     // Executed as the DaemonSet executes it: the file's first line carries the agent's V8 flags.
-    const ours = ns.spawn('taskset', ['-c', '0', BIN, 'dns', '--manifests', manifests, '--listen', `127.0.0.1:${OURS}`, '--upstream', `127.0.0.1:${UPSTREAM}`, '--health-listen', '', '--ready-listen', '', '--metrics-listen', '127.0.0.1:9153'], { label: 'kube-dataplane dns' });
+    // Pinned to one CPU, the default is one thread: the rows below are the single-thread server.
+    const ours = ns.spawn('taskset', ['-c', '0', BIN, 'dns', ...serverArgs], { label: 'kube-dataplane dns' });
     await waitFor(ours, /catalog synced/, 300_000);
     await waitFor(ours, /dns serving/, 300_000);
     const loadSeconds = (Date.now() - t0) / 1000;
@@ -241,6 +261,9 @@ async function main(): Promise<void> {
     await ref.stop();
     await floor.stop();
 
+    const workerRows: WorkersRow[] = await workersBench();
+    const workerRatios = printWorkers(workerRows);
+
     const searchRuns = await measureAutopath(ns, dir, manifests, specs[0].namespace, seconds);
     console.log('\nExternal names from an ndots:5 pod (search path walked by the pod, or by the server with autopath); the flag changed is the Corefile\'s autopath line, all else the same\n');
     console.log('| server | resolutions/s (client side) | queries per resolution | server CPU µs per resolution | failures |');
@@ -251,7 +274,7 @@ async function main(): Promise<void> {
 
     const out = join(ROOT, 'bench/results/dns.json');
     mkdirSync(dirname(out), { recursive: true });
-    writeFileSync(out, JSON.stringify({ date: new Date().toISOString(), services, endpoints, seconds, loadSeconds, targets: { clusterQpsPerCore: 35_000, ratioToDnsmasq: 1.0, rssMB: 164, autopathGain: 4 }, runs: rows, autopath: { runs: searchRuns, gain } }, null, 2) + '\n');
+    writeFileSync(out, JSON.stringify({ date: new Date().toISOString(), services, endpoints, seconds, loadSeconds, targets: { clusterQpsPerCore: 35_000, ratioToDnsmasq: 0.75, rssMB: 164, autopathGain: 4, workersGain: 1.7, workersRss: 1.25, p99AtHalfPeakMs: 1 }, runs: rows, workers: { rows: workerRows, ...workerRatios }, autopath: { runs: searchRuns, gain } }, null, 2) + '\n');
     console.log(`\nwrote ${out}`);
   } finally {
     await topo.destroy();
