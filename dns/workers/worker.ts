@@ -10,7 +10,7 @@ import { shuffleAddressRecords } from '../loadbalance.js';
 import { PLUGIN, QueryMetrics } from '../query-metrics.js';
 import type { Peer } from '../querylog.js';
 import { DnsListener } from '../server.js';
-import { FLAG_QR, HEADER_LEN, QTYPE, parseQuery, udpLimit, WireError } from '../wire.js';
+import { FLAG_QR, HEADER_LEN, QTYPE, RCODE, emptyReply, parseQuery, udpLimit, WireError } from '../wire.js';
 import { AnswerTable, ENTRY_CLUSTER, ENTRY_DENIAL, ENTRY_LOADBALANCE, MAX_KEY, questionKey } from './answer-table.js';
 import { ownBytes, type FromWorker, type ToWorker, type WorkerInit, type WorkerRoute } from './protocol.js';
 
@@ -69,7 +69,11 @@ class TableHandler implements QueryHandler {
       q = parseQuery(msg);
     } catch (err) {
       if (!(err instanceof WireError)) throw err;
-      return relay(this.route, msg, from, false); // FORMERR, counted by the main thread
+      // FORMERR here, as the main thread answers it: a flood of garbage handed over would queue
+      // behind it and delay the real questions.
+      const reply = emptyReply(msg, undefined, RCODE.FORMERR);
+      metrics.observe(t, false, PLUGIN.none, 0, RCODE.FORMERR, msg.length, reply.length, (performance.now() - t0) / 1000);
+      return reply;
     }
     // What the table holds is an answer to a plain query; the rest is the main thread's.
     if (q.opcode !== 0 || (q.edns && q.edns.version > 0) || q.qtype === QTYPE.AXFR || q.qtype === QTYPE.IXFR) return relay(this.route, msg, from, false);
