@@ -10,6 +10,7 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'no
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { Topology, type Namespace, type Process } from './harness/netns.js';
+import { metricSum } from './harness/probes.js';
 import { fixtureServices, serviceObjects, toYaml, type ServiceSpec } from '../bench/dns/fixtures.js';
 
 const BIN = resolve('dist/cmd/kube-dataplane.js');
@@ -34,15 +35,6 @@ async function askMany(pod: Namespace, from: string, questions: string[]): Promi
 }
 
 /** The sum of a metric's samples whose labels match `labels` (a substring), from /metrics. */
-function metricSum(text: string, name: string, labels = ''): number {
-  let sum = 0;
-  for (const line of text.split('\n')) {
-    if (!line.startsWith(`${name}{`) || !line.includes(labels)) continue;
-    sum += Number(line.slice(line.lastIndexOf(' ') + 1));
-  }
-  return sum;
-}
-
 describe('dns --workers', () => {
   let topo: Topology;
   let node: Namespace;
@@ -98,7 +90,7 @@ describe('dns --workers', () => {
       let sent = 0;
       const workerCounts = async () => {
         const text = (await node.exec('curl', ['-fsS', 'http://127.0.0.1:9153/metrics'])).stdout;
-        return { text, workers: [1, 2].map((w) => ({ table: metricSum(text, 'kube_dataplane_dns_worker_queries_total', `worker="${w}",answered="table"`), main: metricSum(text, 'kube_dataplane_dns_worker_queries_total', `worker="${w}",answered="main"`) })) };
+        return { text, workers: [1, 2].map((w) => ({ table: metricSum(text, 'kube_dataplane_dns_worker_queries_total', { worker: String(w), answered: 'table' }), main: metricSum(text, 'kube_dataplane_dns_worker_queries_total', { worker: String(w), answered: 'main' }) })) };
       };
       // Twice. In the first round every question reaches a worker before its first answer is
       // published, so the workers hand them to the main thread, which publishes the answers; in
@@ -125,7 +117,7 @@ describe('dns --workers', () => {
       expect(second.workers.reduce((n, w) => n + w.table + w.main, 0)).toBeLessThan(sent);
       // One server, as CoreDNS reports it: every reply of every thread counted once.
       expect(metricSum(second.text, 'coredns_dns_requests_total')).toBe(sent);
-      expect(metricSum(second.text, 'coredns_dns_responses_total', 'rcode="NXDOMAIN"')).toBe((sent / QUESTIONS.length) * 2);
+      expect(metricSum(second.text, 'coredns_dns_responses_total', { rcode: 'NXDOMAIN' })).toBe((sent / QUESTIONS.length) * 2);
 
       // A changed service: every socket (so every thread) gets the new address, and none the
       // old one after that.

@@ -24,6 +24,7 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Topology, type Namespace, type Process } from '../../netns-tests/harness/netns.js';
 import { largeCluster, serviceObjects, toYaml, type ServiceSpec } from './fixtures.js';
+import { cpuSeconds, rssMB } from './process-stats.js';
 import { measureWorkers, printWorkers, type WorkersRow } from './workers.js';
 
 const HERE = dirname(fileURLToPath(import.meta.url));
@@ -77,18 +78,6 @@ function dnsmasqHosts(specs: readonly ServiceSpec[], dir: string): string {
   }
   writeFileSync(join(dir, 'hosts'), hosts.join('\n') + '\n');
   return join(dir, 'hosts');
-}
-
-function cpuSeconds(pid: number): number {
-  const f = readFileSync(`/proc/${pid}/stat`, 'utf8');
-  const fields = f.slice(f.lastIndexOf(')') + 2).split(' ');
-  return (Number(fields[11]) + Number(fields[12])) / 100; // utime + stime, in clock ticks
-}
-
-/** Peak (VmHWM) or current (VmRSS) resident memory. */
-function rssMB(pid: number, which: 'VmHWM' | 'VmRSS'): number {
-  const m = new RegExp(`${which}:\\s+(\\d+) kB`).exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
-  return m ? Number(m[1]) / 1024 : NaN;
 }
 
 interface Run {

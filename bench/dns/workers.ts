@@ -16,6 +16,8 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Namespace, Process } from '../../netns-tests/harness/netns.js';
+import { metricSum } from '../../netns-tests/harness/probes.js';
+import { cpuSeconds, rssMB } from './process-stats.js';
 
 /** dnsperf's clients: source ports enough that the kernel's hash spreads them evenly over the
  *  threads' sockets (20 gave splits like 55/39 on two threads, 64 up to 39/61; a pod asks from a new random port per query). */
@@ -41,17 +43,6 @@ export interface WorkersRow {
   rssAfterMB: number;
   /** Of the queries the worker threads received in the measured run, the fraction answered from the table. */
   fromTable: number;
-}
-
-function rssMB(pid: number, which: 'VmHWM' | 'VmRSS'): number {
-  const m = new RegExp(`${which}:\\s+(\\d+) kB`).exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
-  return m ? Number(m[1]) / 1024 : NaN;
-}
-
-function metricSum(text: string, name: string, labels: string): number {
-  let sum = 0;
-  for (const line of text.split('\n')) if (line.startsWith(`${name}{`) && line.includes(labels)) sum += Number(line.slice(line.lastIndexOf(' ') + 1));
-  return sum;
 }
 
 export interface WorkersBench {
@@ -128,8 +119,8 @@ interface Spread {
 async function workerCounts(b: WorkersBench, threads: number): Promise<Array<{ table: number; main: number }>> {
   const text = (await b.ns.exec('curl', ['-s', 'http://127.0.0.1:9153/metrics'], { allowFailure: true })).stdout;
   return Array.from({ length: Math.max(0, threads - 1) }, (_, i) => ({
-    table: metricSum(text, 'kube_dataplane_dns_worker_queries_total', `worker="${i + 1}",answered="table"`),
-    main: metricSum(text, 'kube_dataplane_dns_worker_queries_total', `worker="${i + 1}",answered="main"`),
+    table: metricSum(text, 'kube_dataplane_dns_worker_queries_total', { worker: String(i + 1), answered: 'table' }),
+    main: metricSum(text, 'kube_dataplane_dns_worker_queries_total', { worker: String(i + 1), answered: 'main' }),
   }));
 }
 
@@ -173,9 +164,9 @@ async function measureCosts(b: WorkersBench, threads: number): Promise<{ peakQps
     const seconds = Math.max(3, Math.round(b.seconds / 2));
     for (let run = 0; run < 8 * threads && us.some((x) => Number.isNaN(x)); run++) {
       const before = await workerCounts(b, threads);
-      const cpu0 = processCpu(p.child.pid!);
+      const cpu0 = cpuSeconds(p.child.pid!);
       const r = await dnsperf(b, ['-l', String(seconds), '-q', '200'], (seconds + 60) * 1000, '1');
-      const cpu = processCpu(p.child.pid!) - cpu0;
+      const cpu = cpuSeconds(p.child.pid!) - cpu0;
       const after = await workerCounts(b, threads);
       const completed = Number(/Queries completed:\s+(\d+)/.exec(r.stdout)?.[1] ?? NaN);
       const got = after.map((a, i) => a.table + a.main - (before[i]?.table ?? 0) - (before[i]?.main ?? 0));
@@ -189,12 +180,6 @@ async function measureCosts(b: WorkersBench, threads: number): Promise<{ peakQps
     await p.stop();
   }
   return { peakQps, usPerQuery: us };
-}
-
-function processCpu(pid: number): number {
-  const f = readFileSync(`/proc/${pid}/stat`, 'utf8');
-  const fields = f.slice(f.lastIndexOf(')') + 2).split(' ');
-  return (Number(fields[11]) + Number(fields[12])) / 100;
 }
 
 /** The table, and the two ratios the issue sets targets for. */

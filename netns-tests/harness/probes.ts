@@ -39,14 +39,19 @@ export async function httpGet(ns: Namespace, url: string): Promise<{ status: num
   return { status: Number(lines.pop()) || 0, body: lines.join('\n') };
 }
 
-/** A metric's value summed over the lines whose labels contain every `labels` pair. */
-export async function metric(ns: Namespace, url: string, name: string, labels: Record<string, string> = {}): Promise<number> {
-  const { body } = await httpGet(ns, url);
+/** A metric's value in Prometheus text, summed over the lines whose labels contain every
+ *  `labels` pair. */
+export function metricSum(text: string, name: string, labels: Record<string, string> = {}): number {
   let sum = 0;
-  for (const line of body.split('\n')) {
+  for (const line of text.split('\n')) {
     if (!line.startsWith(name + '{') && !line.startsWith(name + ' ')) continue;
     if (!Object.entries(labels).every(([k, v]) => line.includes(`${k}="${v}"`))) continue;
     sum += Number(line.slice(line.lastIndexOf(' ') + 1));
   }
   return sum;
+}
+
+/** The same, scraped from `url` in `ns`. */
+export async function metric(ns: Namespace, url: string, name: string, labels: Record<string, string> = {}): Promise<number> {
+  return metricSum((await httpGet(ns, url)).body, name, labels);
 }
