@@ -42,6 +42,12 @@ export interface QuerySnapshot {
   readonly histograms: Record<string, HistogramSnapshot>;
 }
 
+/** A cell's labels from its key (the values joined with NUL). */
+function labelsOf(names: readonly string[], key: string): Record<string, string> {
+  const values = key.split('\u0000');
+  return Object.fromEntries(names.map((n, i) => [n, values[i] ?? '']));
+}
+
 class FastCounter {
   readonly type = 'counter';
   private readonly cells = new Map<string, { labels: Record<string, string>; cell: Cell }>();
@@ -52,7 +58,7 @@ class FastCounter {
   cell(values: readonly string[]): Cell {
     const key = values.join('\u0000');
     let e = this.cells.get(key);
-    if (!e) this.cells.set(key, (e = { labels: this.labelsOf(key), cell: { value: 0 } }));
+    if (!e) this.cells.set(key, (e = { labels: labelsOf(this.labelNames, key), cell: { value: 0 } }));
     return e.cell;
   }
 
@@ -67,15 +73,10 @@ class FastCounter {
       for (const [key, value] of snap) {
         const s = sum.get(key);
         if (s) s.value += value;
-        else sum.set(key, { labels: this.labelsOf(key), value });
+        else sum.set(key, { labels: labelsOf(this.labelNames, key), value });
       }
     }
     return { name: this.name, help: this.help, type: this.type, aggregator: 'sum', values: [...sum.values()] };
-  }
-
-  private labelsOf(key: string): Record<string, string> {
-    const values = key.split('\u0000');
-    return Object.fromEntries(this.labelNames.map((n, i) => [n, values[i] ?? '']));
   }
 }
 
@@ -89,7 +90,7 @@ class FastHistogram {
     const key = values.join('\u0000');
     let e = this.cells.get(key);
     if (!e) {
-      e = { labels: this.labelsOf(key), cell: { counts: new Float64Array(this.buckets.length), sum: 0, count: 0 } };
+      e = { labels: labelsOf(this.labelNames, key), cell: { counts: new Float64Array(this.buckets.length), sum: 0, count: 0 } };
       this.cells.set(key, e);
     }
     return e.cell;
@@ -117,7 +118,7 @@ class FastHistogram {
     for (const snap of this.foreign) {
       for (const [key, counts, s, count] of snap) {
         let t = sum.get(key);
-        if (!t) sum.set(key, (t = { labels: this.labelsOf(key), counts: new Float64Array(this.buckets.length), sum: 0, count: 0 }));
+        if (!t) sum.set(key, (t = { labels: labelsOf(this.labelNames, key), counts: new Float64Array(this.buckets.length), sum: 0, count: 0 }));
         for (let i = 0; i < t.counts.length; i++) t.counts[i] += counts[i] ?? 0;
         t.sum += s;
         t.count += count;
@@ -135,11 +136,6 @@ class FastHistogram {
       values.push({ labels, value: count, metricName: `${this.name}_count` });
     }
     return { name: this.name, help: this.help, type: this.type, aggregator: 'sum', values };
-  }
-
-  private labelsOf(key: string): Record<string, string> {
-    const values = key.split('\u0000');
-    return Object.fromEntries(this.labelNames.map((n, i) => [n, values[i] ?? '']));
   }
 }
 

@@ -164,7 +164,7 @@ export class AnswerTable {
     if (at === 0) return;
     this.view.setUint16(at + E_A, tpl.lenWithoutAdditional, true);
     this.view.setUint16(at + E_B, tpl.arcount, true);
-    this.link(at, key, keyLen);
+    this.link(at);
   }
 
   publishAnswer(key: Uint8Array, keyLen: number, dep: number, a: Answer, expires: number, plugin: number, flags: number): void {
@@ -181,7 +181,7 @@ export class AnswerTable {
       v.setUint16(off, a.ttlOffsets[i], true);
       v.setUint32(off + 2, a.ttls[i], true);
     }
-    this.link(at, key, keyLen);
+    this.link(at);
   }
 
   /** Writes an entry's common part and its reply bytes; 0 when there is no room even after
@@ -195,7 +195,7 @@ export class AnswerTable {
       at = ARENA_AT;
     }
     const v = this.view;
-    v.setUint32(at + E_HASH, keyHash(key, keyLen), true);
+    v.setUint32(at + E_HASH, keyHash(key, keyLen), true); // read back by link()
     v.setUint32(at + E_DEP, dep, true);
     v.setInt32(at + E_DEPVER, Atomics.load(this.deps, dep), true);
     v.setFloat64(at + E_EXPIRES, expires, true);
@@ -213,8 +213,8 @@ export class AnswerTable {
   }
 
   /** Makes the entry visible: the newest of its bucket. */
-  private link(at: number, key: Uint8Array, keyLen: number): void {
-    const b = keyHash(key, keyLen) & (BUCKETS - 1);
+  private link(at: number): void {
+    const b = this.view.getUint32(at + E_HASH, true) & (BUCKETS - 1);
     this.view.setUint32(at + E_NEXT, Atomics.load(this.buckets, b), true);
     Atomics.store(this.buckets, b, at);
   }
