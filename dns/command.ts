@@ -19,6 +19,7 @@ import { DnsListener, serverLabel } from './server.js';
 import { usableCpus } from '../common/cpus.js';
 import type { AnswerSink } from './handler.js';
 import { WorkerPool, type PoolRoute } from './workers/pool.js';
+import { dnsThreads } from './workers/threads.js';
 
 export interface Running {
   stop(): Promise<void>;
@@ -33,11 +34,6 @@ export interface RunningDns extends Running {
 }
 
 const log = logger('dns');
-
-/** The default's ceiling: a worker thread costs about 15 MB, so one per CPU of a large node
- *  would not fit the DNS container's memory limit, and four cores of DNS answer over 200k QPS,
- *  more than a node's pods ask. `--workers N` goes past it. */
-const DEFAULT_MAX_THREADS = 4;
 
 /** What the options say to serve: the Corefile's blocks (`--corefile`), else the flags' one. */
 export function dnsConfig(opts: Options): DnsConfig {
@@ -77,7 +73,14 @@ export async function startDns(opts: Options, catalog: CatalogView, config: DnsC
 
   // `--workers`: the main thread and N-1 worker threads, each with a UDP socket of its own on
   // every address (dns/workers/). One thread is the server as it always was.
-  const threads = opts.workers > 0 ? opts.workers : Math.min(usableCpus(), DEFAULT_MAX_THREADS);
+  let threads: number;
+  try {
+    const t = dnsThreads(opts.workers, usableCpus());
+    if (t.warning) log.warn(t.warning, { hint: 'run on Node 24' });
+    threads = t.threads;
+  } catch (err) {
+    throw new UsageError((err as Error).message);
+  }
   let pool: WorkerPool | undefined;
   const sink: AnswerSink = { target: (msg, q) => pool?.target(msg, q) };
 
