@@ -92,7 +92,7 @@ export function buildChain(config: DnsConfig, ctx: ChainContext): Chain {
     // `log` (every query is a line), `rewrite`, `autopath` (the asker's pod) or `hosts` (a file).
     const publishes = !server.log && !server.rewrite?.length && !server.autopath && !server.hosts;
     const plugins = new DnsHandler(zone, forwarder, cache, metrics, log, {
-      forwardScope: server.forward, loadbalance: server.loadbalance, loop, hosts, staleVerify: c?.serveStale?.verify,
+      forwardScope: server.forward, maxConcurrent: server.forward?.maxConcurrent, loadbalance: server.loadbalance, loop, hosts, staleVerify: c?.serveStale?.verify,
       ...(publishes && ctx.sink ? { sink: ctx.sink, publishCache: !c?.prefetch } : {}),
     });
     // CoreDNS's order: `log` sees the client's question, then `rewrite`, then the rest, which
@@ -156,7 +156,9 @@ function startForwarder(f: ForwardConfig, opts: Options, ours: readonly ListenAd
   return new Forwarder(upstreams, {
     log,
     policy: f.policy,
-    maxInflight: f.maxConcurrent,
+    // The handler refuses past max_concurrent distinct questions, each on one socket at a time;
+    // this bound on sockets leaves room for the health probes.
+    maxInflight: f.maxConcurrent + upstreams.length,
     healthCheckMs: f.healthCheckMs,
     maxFails: f.maxFails,
     onExchange: (u, seconds, rcode) => metrics.proxyDuration.labels('forward', upstreamLabel(u), rcode === undefined ? 'timeout' : rcodeName(rcode)).observe(seconds),

@@ -7,7 +7,8 @@ import { fixtureServices, serviceObjects } from '../bench/dns/fixtures.js';
 import { logger } from '../common/log.js';
 import { AnswerCache } from './cache.js';
 import { Forwarder } from './forwarder.js';
-import { DnsHandler, type Transport } from './handler.js';
+import { DnsHandler, type BlockOptions, type Transport } from './handler.js';
+import { DnsMetrics } from './metrics.js';
 import { ClusterZone } from './zone.js';
 
 const UDP: Transport = { proto: 'udp', family: '1', server: 'dns://test:53' };
@@ -35,7 +36,7 @@ function answer(query: Buffer, ttl: number): Buffer {
   } as Packet);
 }
 
-function setup(steps: ((query: Buffer) => Promise<Buffer | undefined>)[]) {
+function setup(steps: ((query: Buffer) => Promise<Buffer | undefined>)[], block: BlockOptions = {}, metrics?: DnsMetrics) {
   const catalog = new Catalog({ kinds: ['Service', 'EndpointSlice', 'Node'] });
   catalog.batch(() => {
     for (const s of fixtureServices()) for (const o of serviceObjects(s)) catalog.apply((o as { kind: 'Service' | 'EndpointSlice' }).kind, o);
@@ -44,7 +45,7 @@ function setup(steps: ((query: Buffer) => Promise<Buffer | undefined>)[]) {
   const zone = new ClusterZone({ domain: 'cluster.local', ttl: 5, pods: 'insecure' }, catalog);
   zone.attach();
   const forwarder = new ScriptedForwarder(steps);
-  return { forwarder, handler: new DnsHandler(zone, forwarder, new AnswerCache(), undefined, logger('test')) };
+  return { forwarder, handler: new DnsHandler(zone, forwarder, new AnswerCache(), metrics, logger('test'), block) };
 }
 
 async function ask(handler: DnsHandler, name: string) {
@@ -81,5 +82,25 @@ describe('forwarded questions', () => {
     // The same cached answer asked directly says the same.
     expect(await ask(handler, 'www.example.test')).toEqual({ rcode: 'NOERROR', answers: ['www.example.test 200 A 192.0.2.1'] });
     expect(forwarder.asked).toEqual(['www.example.test']);
+  });
+
+  it('max_concurrent: a distinct question past the limit is REFUSED and counted; one in flight already is shared', async () => {
+    const release: Array<() => void> = [];
+    const held = (q: Buffer) => new Promise<Buffer>((resolve) => release.push(() => resolve(answer(q, 60))));
+    const metrics = new DnsMetrics('cluster.local.', false);
+    const { handler, forwarder } = setup([held, held, async (q) => answer(q, 60)], { maxConcurrent: 2 }, metrics);
+    const a = ask(handler, 'a.example.test');
+    const b = ask(handler, 'b.example.test');
+    const aAgain = ask(handler, 'a.example.test'); // joins a's exchange
+    expect(await ask(handler, 'c.example.test')).toEqual({ rcode: 'REFUSED', answers: [] });
+    expect(forwarder.asked).toEqual(['a.example.test', 'b.example.test']);
+    expect((await metrics.maxConcurrentRejects.get()).values[0].value).toBe(1);
+    release.shift()!();
+    expect((await a).answers).toEqual(['a.example.test 60 A 192.0.2.1']);
+    expect((await aAgain).answers).toEqual(['a.example.test 60 A 192.0.2.1']);
+    // a is done: room for one more.
+    expect(await ask(handler, 'c.example.test')).toEqual({ rcode: 'NOERROR', answers: ['c.example.test 60 A 192.0.2.1'] });
+    release.shift()!();
+    expect((await b).rcode).toBe('NOERROR');
   });
 });

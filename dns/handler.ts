@@ -114,6 +114,9 @@ export interface BlockOptions {
   /** Whether cached forwarded answers are published too (not under `prefetch`, which counts
    *  the hits a worker would take). */
   readonly publishCache?: boolean;
+  /** `forward … { max_concurrent }`: distinct questions upstream at once; a question that would
+   *  be one more gets REFUSED, as CoreDNS answers it (a capacity signal, not a failure). */
+  readonly maxConcurrent?: number;
 }
 
 const ALL_NAMES: ForwardScope = { from: '', except: [] };
@@ -210,6 +213,7 @@ export class DnsHandler implements BlockHandler {
       else if (pub) this.publishCached(pub, key, q, now);
       return this.done(t, t0, msg, q, serveAnswer(hit.answer, msg, q, limit, now), PLUGIN.cache);
     }
+    if (!this.admits(key)) return this.done(t, t0, msg, q, emptyReply(msg, q, RCODE.REFUSED), PLUGIN.forward);
     return this.fetch(key, msg, q).then((a) => {
       if (a && pub) this.publishCached(pub, key, q, Date.now());
       return this.done(t, t0, msg, q, a ? serveAnswer(a, msg, q, limit, Date.now()) : emptyReply(msg, q, RCODE.SERVFAIL), PLUGIN.forward);
@@ -242,10 +246,20 @@ export class DnsHandler implements BlockHandler {
     return this.forwarder !== undefined && inZone(name, s.from) && !s.except.some((z) => inZone(name, z));
   }
 
+  /** Whether `key` may go upstream now: it is in flight already (its askers share the
+   *  exchange), or there is room under `max_concurrent`. A refusal is counted. */
+  private admits(key: string): boolean {
+    if (this.inflight.has(key) || this.inflight.size < (this.block.maxConcurrent ?? Infinity)) return true;
+    this.metrics?.maxConcurrentRejects.inc();
+    return false;
+  }
+
+  /** Over `max_concurrent` this is no answer: a stale answer under `verify` is served, a
+   *  refresh is skipped, an ExternalName's CNAME stands alone. */
   private fetch(key: string, msg: Buffer, q: Query): Promise<Answer | undefined> {
     let p = this.inflight.get(key);
     if (!p) {
-      if (!this.forwarder) return Promise.resolve(undefined);
+      if (!this.forwarder || !this.admits(key)) return Promise.resolve(undefined);
       p = this.forwarder
         .exchange(upstreamQuery(msg, q))
         .then((reply) => {

@@ -16,6 +16,8 @@ export class DnsMetrics {
   readonly proxyDuration: Histogram<string>;
   readonly healthcheckFailures: Counter<string>;
   readonly healthcheckBroken: Counter<string>;
+  /** `max_concurrent`'s refusals. */
+  readonly maxConcurrentRejects: Counter<string>;
   readonly panics: Counter<string>;
   /** CoreDNS's acl plugin's counter of refused (blocked) requests. */
   readonly aclBlocked: Counter<string>;
@@ -46,6 +48,7 @@ export class DnsMetrics {
     this.proxyDuration = new Histogram({ name: 'coredns_proxy_request_duration_seconds', help: 'Histogram of the time each request took.', labelNames: ['proxy_name', 'to', 'rcode'], buckets: DURATION_BUCKETS, registers });
     this.healthcheckFailures = new Counter({ name: 'coredns_proxy_healthcheck_failures_total', help: 'Count of failed health checks per upstream.', labelNames: ['proxy_name', 'to'], registers });
     this.healthcheckBroken = new Counter({ name: 'coredns_forward_healthcheck_broken_total', help: 'Count of times all upstreams were unhealthy.', registers });
+    this.maxConcurrentRejects = new Counter({ name: 'coredns_forward_max_concurrent_rejects_total', help: 'Counter of the number of queries rejected because the concurrent queries were at maximum.', registers });
     this.aclBlocked = new Counter({ name: 'coredns_acl_blocked_requests_total', help: 'Counter of DNS requests being blocked.', labelNames: ['server', 'zone', 'view'], registers });
     this.panics = new Counter({ name: 'coredns_panics_total', help: 'A metrics that counts the number of panics.', registers });
     this.programming = new Histogram({ name: 'coredns_kubernetes_dns_programming_duration_seconds', help: 'Histogram of the time (in seconds) it took to program a dns instance.', labelNames: ['service_kind'], buckets: [0.001, 0.01, 0.1, 0.5, 1, 2, 5, 10, 30, 60, 300], registers });
