@@ -21,7 +21,8 @@ import { AutopathHandler } from './autopath.js';
 import { chooseResolvConf, readOrUndefined, searchDomains, upstreamsFromResolvConf } from './resolvconf.js';
 import { ZoneRouter, type RoutedBlock } from './router.js';
 import { serverLabel } from './server.js';
-import { ClusterZone, serverAddresses } from './zone.js';
+import { serverAddresses } from './apex-records.js';
+import { ClusterZone } from './zone.js';
 
 export interface ChainBlock {
   readonly server: ServerConfig;

@@ -11,7 +11,8 @@ import { Forwarder } from './forwarder.js';
 import { DnsHandler, type Transport } from './handler.js';
 import { reverseName } from './names.js';
 import { parseQuery } from './wire.js';
-import { ClusterZone, serverAddresses, type PodsMode, type ZoneOptions } from './zone.js';
+import { serverAddresses } from './apex-records.js';
+import { ClusterZone, type PodsMode, type ZoneOptions } from './zone.js';
 import { decodeReply, rdata, type Reply } from '../bench/dns/reply.js';
 
 const UDP: Transport = { proto: 'udp', family: '1', server: 'dns://test:53' };

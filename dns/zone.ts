@@ -9,18 +9,23 @@
 // reply is what is kept, per name, so a query whose name and type were answered before costs
 // two map lookups, a copy and a few patched bytes. Reverse names are not indexed at all: the
 // catalog already indexes addresses (`ownersOfIP`).
-import { networkInterfaces } from 'node:os';
-import { isIP } from 'node:net';
+//
+// Each kind of name has its module: service-records.ts (services, endpoints, SRV), reverse-names.ts
+// (PTR), pod-names.ts, apex-records.ts (SOA, NS, ns.dns, dns-version); zone-answers.ts keeps the
+// replies. This file indexes the services and decides which of them answers a question.
 import type { CatalogView, ObjectKey, Service, ServiceEndpoints } from '../cluster/types.js';
 import { reverseName } from './names.js';
 import { addressRec, buildTemplate, type OwnedRec, type Rec, type Template } from './records.js';
 import { QCLASS_ANY, QCLASS_IN, QTYPE, RCODE, type Query } from './wire.js';
-import { parseIP } from '../common/ip.js';
 import { flat } from '../common/strings.js';
 import { inZone, REVERSE_ZONES } from './config.js';
 import { PodNames } from './pod-names.js';
 import { ptrTargets } from './reverse-names.js';
 import { ServiceRecords, srvName, type NamingOptions } from './service-records.js';
+import { ApexRecords } from './apex-records.js';
+import { Answers, keepAnswer, type ZoneAnswer } from './zone-answers.js';
+
+export type { ZoneAnswer } from './zone-answers.js';
 
 export type PodsMode = 'insecure' | 'verified' | 'disabled';
 
@@ -42,16 +47,6 @@ export interface ZoneOptions {
   readonly namespaces?: readonly string[];
 }
 
-export const SCHEMA_VERSION = '1.1.0';
-
-/** What the server does with a question. */
-export type ZoneAnswer =
-  | { readonly kind: 'forward' }
-  | { readonly kind: 'refused' }
-  | { readonly kind: 'reply'; readonly tpl: Template }
-  /** An ExternalName: the CNAME reply, to be completed with the target's records. */
-  | { readonly kind: 'external'; readonly cname: OwnedRec; readonly target: string };
-
 const FORWARD: ZoneAnswer = Object.freeze({ kind: 'forward' });
 const REFUSED: ZoneAnswer = Object.freeze({ kind: 'refused' });
 
@@ -64,28 +59,6 @@ class Indexed {
     /** `<svc>.<ns>.svc.<zone>`, a flat string (it is also the index's key). */
     readonly base: string,
   ) {}
-}
-
-/** Answers of one name by question type, kept until its service changes. The common types
- *  have a slot each: a Map per name would cost three times as much and a little more time. */
-class Answers {
-  a: ZoneAnswer | undefined = undefined;
-  aaaa: ZoneAnswer | undefined = undefined;
-  srv: ZoneAnswer | undefined = undefined;
-  ptr: ZoneAnswer | undefined = undefined;
-  other: Map<number, ZoneAnswer> | undefined = undefined;
-
-  get(qtype: number): ZoneAnswer | undefined {
-    return qtype === QTYPE.A ? this.a : qtype === QTYPE.AAAA ? this.aaaa : qtype === QTYPE.SRV ? this.srv : qtype === QTYPE.PTR ? this.ptr : this.other?.get(qtype);
-  }
-
-  set(qtype: number, answer: ZoneAnswer): void {
-    if (qtype === QTYPE.A) this.a = answer;
-    else if (qtype === QTYPE.AAAA) this.aaaa = answer;
-    else if (qtype === QTYPE.SRV) this.srv = answer;
-    else if (qtype === QTYPE.PTR) this.ptr = answer;
-    else (this.other ??= new Map()).set(qtype, answer);
-  }
 }
 
 const NEGATIVE_CACHE_MAX = 10_000;
@@ -112,30 +85,26 @@ export class ClusterZone {
   private nsAnswersAt = 0;
   private readonly suffix: string;
   private readonly svcSuffix: string;
-  private readonly nsName: string;
-  private readonly versionName: string;
   private readonly ents: ReadonlySet<string>;
   private readonly reverseZones: readonly string[];
   private readonly fallthrough: readonly string[];
   private readonly records: ServiceRecords;
   private readonly pods: PodNames;
   private readonly exposed?: ReadonlySet<string>;
-  private serial: number;
+  private readonly apex: ApexRecords;
   private unsubscribe?: () => void;
 
   constructor(private readonly opts: ZoneOptions, private readonly catalog: CatalogView) {
     const d = opts.domain;
     this.suffix = `.${d}`;
     this.svcSuffix = `.svc.${d}`;
-    this.nsName = `ns.dns.${d}`;
-    this.versionName = `dns-version.${d}`;
     this.ents = new Set([`svc.${d}`, `dns.${d}`]);
     this.reverseZones = opts.reverseZones ?? REVERSE_ZONES;
     this.fallthrough = opts.fallthrough ?? REVERSE_ZONES;
     this.records = new ServiceRecords(opts.naming);
-    this.pods = new PodNames(d, opts.pods, opts.ttl, catalog, () => this.soa(d));
+    this.apex = new ApexRecords(d, opts.ttl, catalog, (key) => this.services.get(this.baseOfKey(key)), this.records, opts.ownAddresses);
+    this.pods = new PodNames(d, opts.pods, opts.ttl, catalog, () => this.apex.soa());
     if (opts.namespaces) this.exposed = new Set(opts.namespaces);
-    this.serial = Math.floor(Date.now() / 1000) >>> 0;
   }
 
   get synced(): boolean {
@@ -174,7 +143,7 @@ export class ClusterZone {
     this.nsAnswers = new Answers();
     this.apexNsAnswers = new Answers();
     this.answers.delete(this.opts.domain); // the apex SOA carries the serial
-    this.serial = Math.max((this.serial + 1) >>> 0, Math.floor(Date.now() / 1000) >>> 0);
+    this.apex.changed();
   }
 
   get size(): { services: number; namespaces: number } {
@@ -242,13 +211,13 @@ export class ClusterZone {
     // Before the catalog has synced nothing can be denied: SERVFAIL, with the zone's SOA as
     // CoreDNS sends it, so a resolver learns whose zone failed. Never cached: it lasts until then.
     if (!this.catalog.synced) {
-      const soa = [this.soa(this.opts.domain)];
+      const soa = [this.apex.soa()];
       return { kind: 'reply', tpl: buildTemplate(query, q, { rcode: RCODE.SERVFAIL, authoritative: true, answer: [], authority: soa }) };
     }
 
     // The NS name's addresses, and the apex NS answer that carries them as glue, follow this
     // server's addresses: cached briefly, not with the other names.
-    if (name === this.nsName || (name === this.opts.domain && (q.qtype === QTYPE.NS || q.qtype === QTYPE.ANY))) return this.nsAnswer(query, q);
+    if (this.apex.followsInterfaces(name, q.qtype)) return this.nsAnswer(query, q);
     const records = this.recordsOf(name);
     if (records) {
       let byType = this.answers.get(name);
@@ -262,7 +231,7 @@ export class ClusterZone {
     if (pod) return { kind: 'reply', tpl: pod }; // pod answers follow the pods; never cached here
     const exists = this.exists(name);
     const answer = !exists && this.fallsThrough(name) ? FORWARD : this.negativeAnswer(query, q, exists);
-    return cacheAnswer(this.negative, NEGATIVE_CACHE_MAX, q, answer);
+    return keepAnswer(this.negative, NEGATIVE_CACHE_MAX, q, answer);
   }
 
   private fallsThrough(name: string): boolean {
@@ -287,19 +256,11 @@ export class ClusterZone {
     return this.pods.exists(name);
   }
 
-  private soa(zone: string): OwnedRec {
-    const d = this.opts.domain;
-    return {
-      owner: zone,
-      ttl: this.opts.ttl,
-      rec: { type: QTYPE.SOA, mname: this.nsName, rname: `hostmaster.${d}`, serial: this.serial, minimum: this.opts.ttl },
-    };
-  }
 
   private negativeAnswer(query: Buffer, q: Query, exists: boolean, zone = this.opts.domain): ZoneAnswer {
     return {
       kind: 'reply',
-      tpl: buildTemplate(query, q, { rcode: exists ? RCODE.NOERROR : RCODE.NXDOMAIN, authoritative: true, answer: [], authority: [this.soa(zone)] }),
+      tpl: buildTemplate(query, q, { rcode: exists ? RCODE.NOERROR : RCODE.NXDOMAIN, authoritative: true, answer: [], authority: [this.apex.soa(zone)] }),
     };
   }
 
@@ -326,10 +287,8 @@ export class ClusterZone {
 
   /** The records a name owns, derived from its service; undefined when the name does not exist. */
   private recordsOf(name: string): readonly Rec[] | undefined {
-    const d = this.opts.domain;
-    if (name === d) return [this.soa(d).rec, { type: QTYPE.NS, target: this.nsName }];
-    if (name === this.versionName) return [{ type: QTYPE.TXT, text: SCHEMA_VERSION }];
-    if (name === this.nsName) return this.nsAddresses().map(addressRec);
+    const fixed = this.apex.recordsOf(name);
+    if (fixed) return fixed;
     const own = this.services.get(name);
     if (own) return this.records.ofService(own.svc, own.eps, own.base);
     // `<endpoint>.<svc>…`, or `_<port>._<proto>.<svc>…`. Endpoint names are the specification's
@@ -416,7 +375,7 @@ export class ClusterZone {
     const targets = ptrTargets(name, this.catalog, (key) => this.services.get(this.baseOfKey(key)), this.records);
     if (!targets && this.fallsThrough(name)) return FORWARD;
     if (q.qclass !== QCLASS_IN && q.qclass !== QCLASS_ANY) return REFUSED;
-    if (!targets) return cacheAnswer(this.negative, NEGATIVE_CACHE_MAX, q, this.negativeAnswer(query, q, false, reverseZone));
+    if (!targets) return keepAnswer(this.negative, NEGATIVE_CACHE_MAX, q, this.negativeAnswer(query, q, false, reverseZone));
     let answer: ZoneAnswer;
     if (q.qtype === QTYPE.PTR || q.qtype === QTYPE.ANY) {
       const recs = targets.map((target): OwnedRec => ({ owner: name, ttl: this.opts.ttl, rec: { type: QTYPE.PTR, target } }));
@@ -424,14 +383,11 @@ export class ClusterZone {
     } else {
       answer = this.negativeAnswer(query, q, true, reverseZone);
     }
-    return cacheAnswer(this.ptrAnswers, PTR_CACHE_MAX, q, answer);
+    return keepAnswer(this.ptrAnswers, PTR_CACHE_MAX, q, answer);
   }
 
-  /**
-   * `ns.dns.<zone>` (the NS of the zone) answers as CoreDNS's does: the addresses of the services
-   * this server is an endpoint of (the cluster IPs, or for a headless service its published
-   * endpoints), else this server's own addresses.
-   */
+  /** `ns.dns.<zone>` and the apex NS, whose addresses follow the interfaces (apex-records.ts):
+   *  kept a second, apart from the other names. */
   private nsAnswer(query: Buffer, q: Query): ZoneAnswer {
     const now = Date.now();
     if (now - this.nsAnswersAt > NS_CACHE_MS) {
@@ -445,55 +401,4 @@ export class ClusterZone {
     if (!answer) cache.set(q.qtype, (answer = this.nameAnswer(query, q, this.recordsOf(q.name) ?? [])));
     return answer;
   }
-
-  private nsAddresses(): string[] {
-    const own = [...new Set((this.opts.ownAddresses?.() ?? []).map((ip) => parseIP(ip)?.ip).filter((ip): ip is string => ip !== undefined))];
-    const out = new Set<string>();
-    for (const ip of own) {
-      for (const o of this.catalog.ownersOfIP(ip)) {
-        if (o.kind !== 'endpoint') continue;
-        const s = this.services.get(this.baseOfKey(o.serviceKey));
-        if (!s || s.svc.type === 'ExternalName') continue;
-        if (s.svc.headless) for (const e of this.records.published(s.svc, s.eps)) out.add(e.ip);
-        else for (const c of s.svc.clusterIPs) out.add(c);
-      }
-    }
-    return out.size > 0 ? [...out].sort() : own.sort();
-  }
-}
-
-/**
- * This server's addresses for `ns.dns.<zone>`: the interfaces' addresses (not loopback, not
- * IPv6 link-local, which we do not serve on) and the specific `--listen` hosts.
- */
-export function serverAddresses(listenHosts: readonly string[]): () => string[] {
-  const specific = listenHosts.filter((h) => isIP(h) !== 0 && h !== '0.0.0.0' && h !== '::');
-  // Only the addresses it serves on: an interface's address counts only under a wildcard
-  // listener of its family (`::` takes IPv4 too, as a dual-stack socket does).
-  const any6 = listenHosts.includes('::');
-  const any4 = any6 || listenHosts.includes('0.0.0.0');
-  return () => {
-    const out = [...specific];
-    if (!any4) return out;
-    for (const list of Object.values(networkInterfaces())) {
-      for (const a of list ?? []) {
-        if (a.internal || a.address.toLowerCase().startsWith('fe80:')) continue;
-        if (a.family === 'IPv4' || any6) out.push(a.address);
-      }
-    }
-    return out;
-  };
-}
-
-
-/** Keeps `answer` for the question's name and type in a map bounded to `max` names (emptied
- *  when full: these are answers for names without an entry of their own), and returns it. */
-function cacheAnswer(cache: Map<string, Answers>, max: number, q: Query, answer: ZoneAnswer): ZoneAnswer {
-  let byType = cache.get(q.name);
-  if (!byType) {
-    if (cache.size >= max) cache.clear();
-    cache.set(q.name, (byType = new Answers()));
-  }
-  byType.set(q.qtype, answer);
-  return answer;
 }
