@@ -1,7 +1,7 @@
 // Resource records as the zone holds them, and the encoding of whole replies from them. A reply
 // built here for one question is a template: any later query for the same name and type gets a
 // copy with its own ID, flags and question bytes patched in (see `serveTemplate`).
-import { HEADER_LEN, MessageWriter, OPT_LEN, QTYPE, type Query, emptyReply, ipBytes, replyFlags, writeOpt } from './wire.js';
+import { HEADER_LEN, MessageWriter, OPT_LEN, QTYPE, type Query, emptyReply, ipBytes, put16, replyFlags, writeOpt } from './wire.js';
 
 export type Rec =
   | { readonly type: typeof QTYPE.A | typeof QTYPE.AAAA; readonly ip: string }
@@ -118,12 +118,12 @@ export function serveTemplate(tpl: Template, query: Buffer, q: Query, limit: num
   // TypedArray#set and a plain loop: Buffer#copy's argument handling costs more than these
   // few dozen bytes.
   out.set(len === tpl.buf.length ? tpl.buf : tpl.buf.subarray(0, len));
-  out.writeUInt16BE(q.id, 0);
-  out.writeUInt16BE(replyFlags(q.flags, tpl.rcode, tpl.authoritative), 2);
+  put16(out, 0, q.id);
+  put16(out, 2, replyFlags(q.flags, tpl.rcode, tpl.authoritative));
   for (let i = HEADER_LEN, e = q.questionEnd; i < e; i++) out[i] = query[i];
   if (opt) {
-    out.writeUInt16BE(arcount + 1, 10);
+    put16(out, 10, arcount + 1);
     writeOpt(out, len);
-  } else out.writeUInt16BE(arcount, 10);
+  } else put16(out, 10, arcount);
   return out;
 }

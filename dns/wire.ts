@@ -32,6 +32,17 @@ const MAX_NAME_WIRE = 255;
 
 export class WireError extends Error {}
 
+// 16-bit big-endian reads and writes by index, for offsets the caller has checked: Buffer's
+// readUInt16BE/writeUInt16BE validate their arguments each call, which costs 20-25 ns apiece
+// (Node 24), several times per query.
+export function get16(buf: Uint8Array, off: number): number {
+  return (buf[off] << 8) | buf[off + 1];
+}
+export function put16(buf: Uint8Array, off: number, v: number): void {
+  buf[off] = v >>> 8;
+  buf[off + 1] = v;
+}
+
 /** What the hot path knows about a query after reading its header and question. */
 export interface Query {
   readonly id: number;
@@ -121,18 +132,18 @@ export function skipName(buf: Buffer, off: number): number {
  */
 export function parseQuery(buf: Buffer): Query {
   if (buf.length < HEADER_LEN) throw new WireError('shorter than a header');
-  const id = buf.readUInt16BE(0);
-  const flags = buf.readUInt16BE(2);
+  const id = get16(buf, 0);
+  const flags = get16(buf, 2);
   const opcode = (flags >> 11) & 0xf;
-  const qdcount = buf.readUInt16BE(4);
-  const ancount = buf.readUInt16BE(6);
-  const nscount = buf.readUInt16BE(8);
-  const arcount = buf.readUInt16BE(10);
+  const qdcount = get16(buf, 4);
+  const ancount = get16(buf, 6);
+  const nscount = get16(buf, 8);
+  const arcount = get16(buf, 10);
   if (qdcount !== 1) throw new WireError(`QDCOUNT is ${qdcount}, not 1`);
   const { name, end } = readQuestionName(buf, HEADER_LEN);
   if (end + 4 > buf.length) throw new WireError('question runs past the end of the message');
-  const qtype = buf.readUInt16BE(end);
-  const qclass = buf.readUInt16BE(end + 2);
+  const qtype = get16(buf, end);
+  const qclass = get16(buf, end + 2);
   const questionEnd = end + 4;
   let edns: Edns | undefined;
   if (arcount > 0) {
@@ -142,14 +153,14 @@ export function parseQuery(buf: Buffer): Query {
     for (let i = 0; i < total; i++) {
       off = skipName(buf, off);
       if (off + 10 > buf.length) throw new WireError('record runs past the end of the message');
-      const type = buf.readUInt16BE(off);
-      const rdlen = buf.readUInt16BE(off + 8);
+      const type = get16(buf, off);
+      const rdlen = get16(buf, off + 8);
       if (off + 10 + rdlen > buf.length) throw new WireError('record data runs past the end of the message');
       if (type === QTYPE.OPT && i >= ancount + nscount) {
         if (edns) throw new WireError('more than one OPT record');
         if (buf[off - 1] !== 0) throw new WireError('OPT record not owned by the root');
-        const ttl = buf.readUInt32BE(off + 4);
-        edns = { udpSize: buf.readUInt16BE(off + 2), version: (ttl >>> 16) & 0xff, dnssecOk: (ttl & 0x8000) !== 0 };
+        const ttl = ((buf[off + 4] << 24) | (buf[off + 5] << 16) | (buf[off + 6] << 8) | buf[off + 7]) >>> 0;
+        edns = { udpSize: get16(buf, off + 2), version: (ttl >>> 16) & 0xff, dnssecOk: (ttl & 0x8000) !== 0 };
       }
       off += 10 + rdlen;
     }
@@ -166,10 +177,12 @@ export function udpLimit(q: Pick<Query, 'edns'>): number {
 /** Our OPT record: root owner, our UDP size, extended rcode high bits, version 0. */
 export function writeOpt(buf: Buffer, off: number, extRcode = 0): number {
   buf[off] = 0;
-  buf.writeUInt16BE(QTYPE.OPT, off + 1);
-  buf.writeUInt16BE(MAX_UDP_SIZE, off + 3);
-  buf.writeUInt32BE(((extRcode & 0xff) << 24) >>> 0, off + 5);
-  buf.writeUInt16BE(0, off + 9);
+  put16(buf, off + 1, QTYPE.OPT);
+  put16(buf, off + 3, MAX_UDP_SIZE);
+  buf[off + 5] = extRcode & 0xff; // the extended rcode's high bits, then version 0, no flags
+  buf[off + 6] = 0;
+  put16(buf, off + 7, 0);
+  put16(buf, off + 9, 0);
   return off + 11;
 }
 export const OPT_LEN = 11;
