@@ -25,7 +25,7 @@ import { fileURLToPath } from 'node:url';
 import { Topology, type Namespace, type Process } from '../../netns-tests/harness/netns.js';
 import { largeCluster, serviceObjects, toYaml, type ServiceSpec } from './fixtures.js';
 import { cpuSeconds, rssMB } from './process-stats.js';
-import { measureWorkers, printWorkers, type WorkersRow } from './workers.js';
+import { measureLatencyReferences, measureWorkers, printWorkers, type LatencyReference } from './workers.js';
 
 const HERE = dirname(fileURLToPath(import.meta.url));
 const ROOT = resolve(HERE, '../../..');
@@ -201,13 +201,22 @@ async function main(): Promise<void> {
 
     const serverArgs = ['--manifests', manifests, '--listen', `127.0.0.1:${OURS}`, '--upstream', `127.0.0.1:${UPSTREAM}`, '--health-listen', '', '--ready-listen', '', '--metrics-listen', '127.0.0.1:9153'];
     const clusterFile = mixes.find((m) => m.name === 'cluster')!.file;
-    const workersBench = () => measureWorkers({ ns, serverArgs, bin: BIN, port: OURS, file: clusterFile, seconds, dir, waitFor });
+    const dnsmasqArgs = [...common, `--port=${REF}`, `--addn-hosts=${hosts}`, `--local=/${ZONE}/`, `--server=127.0.0.1#${UPSTREAM}`, '--local-ttl=5', '--cache-size=10000', `--pid-file=${join(dir, 'ref.pid')}`];
+    const references: LatencyReference[] = [
+      { server: 'dnsmasq', port: REF, command: ['dnsmasq', ...dnsmasqArgs], ready: /read .*hosts/ },
+      { server: 'node floor', port: FLOOR, command: ['node', FLOOR_BIN, String(FLOOR), '127.0.0.1'], ready: /listening/ },
+    ];
+    const workersBench = async () => {
+      const b = { ns, serverArgs, bin: BIN, port: OURS, file: clusterFile, seconds, dir, waitFor };
+      const rows = await measureWorkers(b);
+      return { rows, refs: await measureLatencyReferences(b, references, rows[0]?.latencyAtQps ?? 1000) };
+    };
     if (onlyWorkers) {
-      const rows = await workersBench();
-      const ratios = printWorkers(rows);
+      const { rows, refs } = await workersBench();
+      const ratios = printWorkers(rows, refs);
       const out = join(ROOT, 'bench/results/dns-workers.json');
       mkdirSync(dirname(out), { recursive: true });
-      writeFileSync(out, JSON.stringify({ date: new Date().toISOString(), services, endpoints, seconds, workers: { rows, ...ratios } }, null, 2) + '\n');
+      writeFileSync(out, JSON.stringify({ date: new Date().toISOString(), services, endpoints, seconds, workers: { rows, latencyReferences: refs, ...ratios } }, null, 2) + '\n');
       console.log(`\nwrote ${out}`);
       return;
     }
@@ -219,7 +228,7 @@ async function main(): Promise<void> {
     await waitFor(ours, /catalog synced/, 300_000);
     await waitFor(ours, /dns serving/, 300_000);
     const loadSeconds = (Date.now() - t0) / 1000;
-    const ref = ns.spawn('taskset', ['-c', '0', 'dnsmasq', ...common, `--port=${REF}`, `--addn-hosts=${hosts}`, `--local=/${ZONE}/`, `--server=127.0.0.1#${UPSTREAM}`, '--local-ttl=5', '--cache-size=10000', `--pid-file=${join(dir, 'ref.pid')}`], { label: 'dnsmasq' });
+    const ref = ns.spawn('taskset', ['-c', '0', 'dnsmasq', ...dnsmasqArgs], { label: 'dnsmasq' });
     await waitFor(ref, /read .*hosts/, 60_000);
     const floor = ns.spawn('taskset', ['-c', '0', 'node', FLOOR_BIN, String(FLOOR), '127.0.0.1'], { label: 'node floor' });
     await waitFor(floor, /listening/, 30_000);
@@ -250,8 +259,8 @@ async function main(): Promise<void> {
     await ref.stop();
     await floor.stop();
 
-    const workerRows: WorkersRow[] = await workersBench();
-    const workerRatios = printWorkers(workerRows);
+    const { rows: workerRows, refs: latencyReferences } = await workersBench();
+    const workerRatios = printWorkers(workerRows, latencyReferences);
 
     const searchRuns = await measureAutopath(ns, dir, manifests, specs[0].namespace, seconds);
     console.log('\nExternal names from an ndots:5 pod (search path walked by the pod, or by the server with autopath); the flag changed is the Corefile\'s autopath line, all else the same\n');
@@ -263,7 +272,7 @@ async function main(): Promise<void> {
 
     const out = join(ROOT, 'bench/results/dns.json');
     mkdirSync(dirname(out), { recursive: true });
-    writeFileSync(out, JSON.stringify({ date: new Date().toISOString(), services, endpoints, seconds, loadSeconds, targets: { clusterQpsPerCore: 35_000, ratioToDnsmasq: 0.75, rssMB: 164, autopathGain: 4, workersGain: 1.7, workersRss: 1.25, p99AtHalfPeakMs: 1 }, runs: rows, workers: { rows: workerRows, ...workerRatios }, autopath: { runs: searchRuns, gain } }, null, 2) + '\n');
+    writeFileSync(out, JSON.stringify({ date: new Date().toISOString(), services, endpoints, seconds, loadSeconds, targets: { clusterQpsPerCore: 35_000, ratioToDnsmasq: 0.75, rssMB: 164, autopathGain: 4, workersGain: 1.7, workersRss: 1.25, p99AtHalfPeakMs: 1 }, runs: rows, workers: { rows: workerRows, latencyReferences, ...workerRatios }, autopath: { runs: searchRuns, gain } }, null, 2) + '\n');
     console.log(`\nwrote ${out}`);
   } finally {
     await topo.destroy();

@@ -130,22 +130,64 @@ async function measureSpread(b: WorkersBench, p: Process, rate: number): Promise
   // Warm-up: every name asked a few times, so that each has reached a worker and is published.
   await dnsperf(b, ['-c', String(CLIENTS), '-n', '4', '-q', '20'], 180_000);
   const before = await workerCounts(b, threads);
+  const l = await latencyAt(b, b.port, rate);
+  const after = await workerCounts(b, threads);
+  const deltas = after.map((a, i) => ({ table: a.table - (before[i]?.table ?? 0), main: a.main - (before[i]?.main ?? 0) }));
+  const toWorkers = deltas.reduce((n, d) => n + d.table + d.main, 0);
+  return {
+    workerShares: deltas.map((d) => (d.table + d.main) / Math.max(1, l.completed)),
+    fromTable: toWorkers > 0 ? deltas.reduce((n, d) => n + d.table, 0) / toWorkers : NaN,
+    p50ms: l.p50ms, p99ms: l.p99ms, peakRssMB: rssMB(p.child.pid!, 'VmHWM'), rssAfterMB: rssMB(p.child.pid!, 'VmRSS'),
+  };
+}
+
+/** 256 clients at `rate` against `port` for the run's length: dnsperf's per-query latencies. */
+async function latencyAt(b: WorkersBench, port: number, rate: number): Promise<{ completed: number; p50ms: number; p99ms: number }> {
   // dnsperf on CPU 1, its per-query lines into a file: streamed through a pipe into this process
   // (which runs on the same two cores) they doubled the p99 they were measuring.
   const lines = join(b.dir, 'dnsperf-v.txt');
-  await b.ns.exec('sh', ['-c', `taskset -c 1 dnsperf -s 127.0.0.1 -p ${b.port} -d ${b.file} -c ${CLIENTS} -l ${b.seconds} -Q ${rate} -v > ${lines}`], { timeoutMs: (b.seconds + 60) * 1000, allowFailure: true });
-  const v = { stdout: readFileSync(lines, 'utf8') };
-  const after = await workerCounts(b, threads);
-  const completed = Number(/Queries completed:\s+(\d+)/.exec(v.stdout)?.[1] ?? NaN);
-  const deltas = after.map((a, i) => ({ table: a.table - (before[i]?.table ?? 0), main: a.main - (before[i]?.main ?? 0) }));
-  const lat = [...v.stdout.matchAll(/^> \S+ .* ([\d.]+)$/gm)].map((m) => Number(m[1]) * 1000).sort((x, y) => x - y);
+  await b.ns.exec('sh', ['-c', `taskset -c 1 dnsperf -s 127.0.0.1 -p ${port} -d ${b.file} -c ${CLIENTS} -l ${b.seconds} -Q ${rate} -v > ${lines}`], { timeoutMs: (b.seconds + 60) * 1000, allowFailure: true });
+  const out = readFileSync(lines, 'utf8');
+  const lat = [...out.matchAll(/^> \S+ .* ([\d.]+)$/gm)].map((m) => Number(m[1]) * 1000).sort((x, y) => x - y);
   const pct = (q: number) => (lat.length ? lat[Math.min(lat.length - 1, Math.floor((q / 100) * lat.length))] : NaN);
-  const toWorkers = deltas.reduce((n, d) => n + d.table + d.main, 0);
-  return {
-    workerShares: deltas.map((d) => (d.table + d.main) / Math.max(1, completed)),
-    fromTable: toWorkers > 0 ? deltas.reduce((n, d) => n + d.table, 0) / toWorkers : NaN,
-    p50ms: pct(50), p99ms: pct(99), peakRssMB: rssMB(p.child.pid!, 'VmHWM'), rssAfterMB: rssMB(p.child.pid!, 'VmRSS'),
-  };
+  return { completed: Number(/Queries completed:\s+(\d+)/.exec(out)?.[1] ?? NaN), p50ms: pct(50), p99ms: pct(99) };
+}
+
+/** A server measured beside ours for latency only: what this machine and dnsperf give anyway. */
+export interface LatencyReference {
+  readonly server: string;
+  readonly port: number;
+  /** Its command line (spawned as ours is, on both CPUs) and what it prints once serving. */
+  readonly command: readonly string[];
+  readonly ready: RegExp;
+}
+
+export interface LatencyRow {
+  server: string;
+  latencyAtQps: number;
+  p50ms: number;
+  p99ms: number;
+}
+
+/**
+ * The same latency run against dnsmasq and the node floor at the same rate. On a machine where
+ * dnsperf shares the server's second CPU, the tail is partly dnsperf's own and the machine's;
+ * these rows show how much, so that ours is read against them.
+ */
+export async function measureLatencyReferences(b: WorkersBench, refs: readonly LatencyReference[], rate: number): Promise<LatencyRow[]> {
+  const rows: LatencyRow[] = [];
+  for (const r of refs) {
+    const p = b.ns.spawn('taskset', ['-c', '0,1', ...r.command], { label: r.server });
+    try {
+      await b.waitFor(p, r.ready, 60_000);
+      await b.ns.exec('dnsperf', ['-s', '127.0.0.1', '-p', String(r.port), '-d', b.file, '-c', String(CLIENTS), '-n', '2', '-q', '20'], { timeoutMs: 180_000, allowFailure: true });
+      const l = await latencyAt(b, r.port, rate);
+      rows.push({ server: r.server, latencyAtQps: rate, p50ms: l.p50ms, p99ms: l.p99ms });
+    } finally {
+      await p.stop();
+    }
+  }
+  return rows;
 }
 
 /**
@@ -183,7 +225,7 @@ async function measureCosts(b: WorkersBench, threads: number): Promise<{ peakQps
 }
 
 /** The table, and the two ratios the issue sets targets for. */
-export function printWorkers(rows: readonly WorkersRow[]): { qpsGain: number; rssRatio: number } {
+export function printWorkers(rows: readonly WorkersRow[], refs: readonly LatencyRow[] = []): { qpsGain: number; rssRatio: number } {
   const fmt = (x: number, d = 0) => (Number.isFinite(x) ? x.toFixed(d) : '-');
   console.log(`\nWorkers (the cluster mix). Each thread's CPU per query at saturation (server on CPU 0, dnsperf on CPU 1, one client); the spread of ${CLIENTS} clients over the threads, latency and RSS at ${rows[0]?.latencyAtQps ?? '?'} QPS (half the single thread's peak, the server on both CPUs); "QPS on N cores" = min over threads of 1 / (share × CPU per query)\n`);
   console.log('| row | threads | CPU µs/query per thread (main, workers…) | share of the clients % | QPS on N cores (CPU time) | worker queries from the table | p50 / p99 ms | peak / after RSS MB |');
@@ -191,6 +233,7 @@ export function printWorkers(rows: readonly WorkersRow[]): { qpsGain: number; rs
   for (const r of rows) {
     console.log(`| ${r.row} | ${r.threads} | ${r.threadUsPerQuery.map((x) => fmt(x, 1)).join(' / ')} | ${r.threadShares.map((x) => fmt(x)).join(' / ')} | ${fmt(r.qpsOnThreads)} | ${Number.isFinite(r.fromTable) ? `${fmt(r.fromTable * 100, 2)} %` : '-'} | ${fmt(r.p50ms, 3)} / ${fmt(r.p99ms, 3)} | ${fmt(r.peakRssMB)} / ${fmt(r.rssAfterMB)} |`);
   }
+  for (const r of refs) console.log(`| ${r.server} (latency reference) | – | – | – | – | – | ${fmt(r.p50ms, 3)} / ${fmt(r.p99ms, 3)} | – |`);
   const one = rows.find((r) => r.row === '--workers 1');
   const two = rows.find((r) => r.row === '--workers 2');
   const all = rows.find((r) => r.row.startsWith('default'));
