@@ -157,6 +157,7 @@ function startForwarder(f: ForwardConfig, opts: Options, ours: readonly ListenAd
   return new Forwarder(upstreams, {
     log,
     policy: f.policy,
+    forceTcp: f.forceTcp,
     // The handler refuses past max_concurrent distinct questions, each on one socket at a time;
     // this bound on sockets leaves room for the health probes.
     maxInflight: f.maxConcurrent + upstreams.length,

@@ -81,6 +81,9 @@ export interface ForwardConfig {
   readonly maxConcurrent: number;
   readonly healthCheckMs: number;
   readonly maxFails: number;
+  /** `force_tcp`: every exchange (and health probe) over TCP. Otherwise UDP first, TCP when the
+   *  reply is truncated, whatever the client used (CoreDNS's `prefer_udp`). */
+  readonly forceTcp?: boolean;
 }
 
 export interface CacheConfig {

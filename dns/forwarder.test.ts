@@ -126,3 +126,41 @@ describe('the forwarder\'s timing', () => {
     }
   });
 });
+
+describe('force_tcp', () => {
+  it('asks over TCP only: the upstream\'s UDP socket on the same port hears nothing', async () => {
+    const net = await import('node:net');
+    const { Forwarder } = await import('./forwarder.js');
+    const udpHeard: string[] = [];
+    const tcpHeard: string[] = [];
+    const server = net.createServer((c) => {
+      let buf = Buffer.alloc(0);
+      c.on('data', (d) => {
+        buf = Buffer.concat([buf, d]);
+        if (buf.length < 2 || buf.length < 2 + buf.readUInt16BE(0)) return;
+        const q = dnsPacket.decode(buf.subarray(2, 2 + buf.readUInt16BE(0)));
+        tcpHeard.push(q.questions![0].name);
+        const r = dnsPacket.encode({ type: 'response', id: q.id, flags: dnsPacket.RECURSION_AVAILABLE, questions: q.questions, answers: [{ name: q.questions![0].name, type: 'A', ttl: 9, data: '192.0.2.7' }] } as Packet);
+        const len = Buffer.alloc(2);
+        len.writeUInt16BE(r.length);
+        c.end(Buffer.concat([len, r]));
+      });
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const port = (server.address() as { port: number }).port;
+    const udp = dgram.createSocket('udp4');
+    await new Promise<void>((resolve) => udp.bind(port, '127.0.0.1', resolve));
+    udp.on('message', (m) => udpHeard.push(dnsPacket.decode(m).questions![0].name));
+    const fwd = new Forwarder([{ host: '127.0.0.1', port }], { forceTcp: true });
+    try {
+      const reply = await fwd.exchange(dnsPacket.encode({ type: 'query', id: 4242, flags: dnsPacket.RECURSION_DESIRED, questions: [{ name: 'tcp.example.test', type: 'A' }] } as Packet));
+      const p = dnsPacket.decode(reply!);
+      expect([p.id, (p.answers![0] as { data: string }).data]).toEqual([4242, '192.0.2.7']);
+      expect([tcpHeard, udpHeard]).toEqual([['tcp.example.test'], []]);
+    } finally {
+      fwd.close();
+      udp.close();
+      server.close();
+    }
+  });
+});

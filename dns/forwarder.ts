@@ -52,6 +52,9 @@ export interface ForwarderOptions {
   /** Which healthy upstream is asked first: `random` (the default), `round_robin` (each in
    *  turn), `sequential` (always the first that is healthy), as CoreDNS's `policy`. */
   readonly policy?: 'random' | 'round_robin' | 'sequential';
+  /** Every exchange and health probe over TCP (CoreDNS's `force_tcp`); otherwise UDP, and TCP
+   *  again for a truncated reply. */
+  readonly forceTcp?: boolean;
   readonly log?: Logger;
   readonly onExchange?: (upstream: Upstream, seconds: number, rcode: number | undefined) => void;
   readonly onHealthcheckFailure?: (upstream: Upstream) => void;
@@ -97,8 +100,8 @@ export class Forwarder {
       if (left <= 0) break;
       const st = order[i % order.length];
       const t0 = performance.now();
-      let reply = await this.udp(st.addr, query, Math.min(this.attemptMs, left));
-      if (reply && (reply.readUInt16BE(2) & FLAG_TC) !== 0) {
+      let reply = await this.ask(st.addr, query, Math.min(this.attemptMs, left));
+      if (reply && !this.opts.forceTcp && (reply.readUInt16BE(2) & FLAG_TC) !== 0) {
         const rest = this.deadlineMs - (Date.now() - start);
         const full = rest > 0 ? await this.tcp(st.addr, query, rest) : undefined;
         if (full) reply = full;
@@ -152,7 +155,7 @@ export class Forwarder {
     st.probing = setTimeout(async () => {
       st.probing = undefined;
       if (this.closed) return;
-      const reply = await this.udp(st.addr, healthQuery(), this.attemptMs);
+      const reply = await this.ask(st.addr, healthQuery(), this.attemptMs);
       if (reply) this.succeeded(st);
       else {
         this.opts.onHealthcheckFailure?.(st.addr);
@@ -160,6 +163,10 @@ export class Forwarder {
       }
     }, this.healthCheckMs);
     st.probing.unref();
+  }
+
+  private ask(u: Upstream, query: Buffer, timeoutMs: number): Promise<Buffer | undefined> {
+    return this.opts.forceTcp ? this.tcp(u, query, timeoutMs) : this.udp(u, query, timeoutMs);
   }
 
   /**

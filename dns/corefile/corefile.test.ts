@@ -63,6 +63,13 @@ describe('a customised Corefile: stub domains, snippets, policies', () => {
     expect(config.servers.map((s) => [s.errors, s.cache?.maxTtl])).toEqual([[true, 60], [false, undefined], [true, 60]]);
   });
 
+  it('reads force_tcp, and accepts prefer_udp, expire and max_idle_conns (what every exchange here does, or nothing to tune)', () => {
+    const { config: c } = configOf('.:53 {\n  forward . 10.0.0.1 {\n    force_tcp\n    prefer_udp\n    expire 10s\n    max_idle_conns 5\n  }\n}\n.:54 {\n  forward . 10.0.0.1 {\n    prefer_udp\n  }\n}\n');
+    expect(c.servers.map((s) => s.forward?.forceTcp ?? false)).toEqual([true, false]);
+    expect(errorOf('.:53 {\n  forward . 10.0.0.1 {\n    force_tcp now\n  }\n}\n')).toBe('Corefile:3: force_tcp: unexpected now');
+    expect(errorOf('.:53 {\n  forward . 10.0.0.1 {\n    expire soon\n  }\n}\n')).toBe('Corefile:3: expire: "soon" is not a duration (5s, 500ms, 1m)');
+  });
+
   it('reads upstreams with ports and schemes, policies, except, health checks', () => {
     const [corp, reverse, root] = config.servers;
     expect(corp.forward).toMatchObject({ to: [{ host: '10.0.0.1', port: 53 }, { host: '10.0.0.2', port: 5353 }], policy: 'sequential' });

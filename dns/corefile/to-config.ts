@@ -385,6 +385,22 @@ function forwardPlugin(d: Directive): ForwardConfig {
         f.healthCheckMs = duration(o, o.args[0]);
         if (o.block) throw unknownOption(d, o.block[0]);
         break;
+      case 'force_tcp':
+        noBlockArgs(o, 0);
+        f.forceTcp = true;
+        break;
+      case 'prefer_udp':
+        // What every exchange here does unless force_tcp (which CoreDNS lets win too).
+        noBlockArgs(o, 0);
+        break;
+      case 'expire':
+        // Connections are not kept between exchanges (a socket per exchange), so there is
+        // nothing to expire.
+        duration(o, o.args[0]);
+        break;
+      case 'max_idle_conns':
+        positiveInt(o, 0); // likewise: no idle connections are kept
+        break;
       default:
         throw unknownOption(d, o);
     }
