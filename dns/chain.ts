@@ -3,6 +3,7 @@
 // handler its queries go to (a block's, or a router over the blocks that share the address).
 // A `reload` builds a new chain beside the old one and swaps the listeners over to it at once,
 // so no query meets half of each.
+import { readFileSync } from 'node:fs';
 import type { ListenAddress } from '../common/http-server.js';
 import type { Logger } from '../common/log.js';
 import type { Options } from '../cli/flags.js';
@@ -10,7 +11,7 @@ import type { CatalogView } from '../cluster/types.js';
 import { AnswerCache } from './cache.js';
 import type { CacheKind } from './cache.js';
 import type { DnsConfig, ForwardConfig, ServerConfig } from './config.js';
-import { Forwarder, upstreamLabel } from './forwarder.js';
+import { Forwarder, upstreamLabel, type TlsClientOptions } from './forwarder.js';
 import { DnsHandler, type AnswerSink, type BlockHandler, type QueryHandler } from './handler.js';
 import { RewritingHandler } from './rewrite.js';
 import { HostsPlugin } from './hosts.js';
@@ -158,6 +159,7 @@ function startForwarder(f: ForwardConfig, opts: Options, ours: readonly ListenAd
     log,
     policy: f.policy,
     forceTcp: f.forceTcp,
+    ...(f.tls ? { tls: tlsClient(f.tls) } : {}),
     // The handler refuses past max_concurrent distinct questions, each on one socket at a time;
     // this bound on sockets leaves room for the health probes.
     maxInflight: f.maxConcurrent + upstreams.length,
@@ -167,4 +169,14 @@ function startForwarder(f: ForwardConfig, opts: Options, ours: readonly ListenAd
     onHealthcheckFailure: (u) => metrics.healthcheckFailures.labels('forward', upstreamLabel(u)).inc(),
     onAllDown: () => metrics.healthcheckBroken.inc(),
   });
+}
+
+/** The forwarder's TLS options: the files of `tls`, read now (a missing one stops the start). */
+function tlsClient(t: NonNullable<ForwardConfig['tls']>): TlsClientOptions {
+  return {
+    ...(t.caFile ? { ca: readFileSync(t.caFile) } : {}),
+    ...(t.certFile ? { cert: readFileSync(t.certFile) } : {}),
+    ...(t.keyFile ? { key: readFileSync(t.keyFile) } : {}),
+    ...(t.servername ? { servername: t.servername } : {}),
+  };
 }

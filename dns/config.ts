@@ -84,6 +84,9 @@ export interface ForwardConfig {
   /** `force_tcp`: every exchange (and health probe) over TCP. Otherwise UDP first, TCP when the
    *  reply is truncated, whatever the client used (CoreDNS's `prefer_udp`). */
   readonly forceTcp?: boolean;
+  /** `tls [CERT KEY] [CA]` and `tls_servername`, for the `tls://` upstreams (files read when
+   *  the forwarder starts). */
+  readonly tls?: { readonly certFile?: string; readonly keyFile?: string; readonly caFile?: string; readonly servername?: string };
 }
 
 export interface CacheConfig {

@@ -164,3 +164,54 @@ describe('force_tcp', () => {
     }
   });
 });
+
+describe('DNS over TLS (tls://)', () => {
+  it('asks over TLS when the certificate verifies for the server name, and gets nothing when it does not', async () => {
+    const { execFileSync } = await import('node:child_process');
+    const { mkdtempSync, readFileSync, rmSync } = await import('node:fs');
+    const { tmpdir } = await import('node:os');
+    const { join } = await import('node:path');
+    const tls = await import('node:tls');
+    const { Forwarder } = await import('./forwarder.js');
+    const dir = mkdtempSync(join(tmpdir(), 'kdp-dot-'));
+    const heard: string[] = [];
+    try {
+      execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-days', '1', '-subj', '/CN=dot.test',
+        '-addext', 'subjectAltName=DNS:dot.test', '-keyout', join(dir, 'key.pem'), '-out', join(dir, 'cert.pem')], { stdio: 'ignore' });
+      const cert = readFileSync(join(dir, 'cert.pem'));
+      const server = tls.createServer({ cert, key: readFileSync(join(dir, 'key.pem')) }, (c) => {
+        let buf = Buffer.alloc(0);
+        c.on('error', () => undefined);
+        c.on('data', (d) => {
+          buf = Buffer.concat([buf, d]);
+          if (buf.length < 2 || buf.length < 2 + buf.readUInt16BE(0)) return;
+          const q = dnsPacket.decode(buf.subarray(2, 2 + buf.readUInt16BE(0)));
+          heard.push(q.questions![0].name);
+          const r = dnsPacket.encode({ type: 'response', id: q.id, flags: dnsPacket.RECURSION_AVAILABLE, questions: q.questions, answers: [{ name: q.questions![0].name, type: 'A', ttl: 9, data: '192.0.2.8' }] } as Packet);
+          const len = Buffer.alloc(2);
+          len.writeUInt16BE(r.length);
+          c.end(Buffer.concat([len, r]));
+        });
+      });
+      server.on('tlsClientError', () => undefined);
+      await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+      const port = (server.address() as { port: number }).port;
+      const ask = (f: InstanceType<typeof Forwarder>, name: string) => f.exchange(dnsPacket.encode({ type: 'query', id: 77, flags: dnsPacket.RECURSION_DESIRED, questions: [{ name, type: 'A' }] } as Packet));
+      const good = new Forwarder([{ host: '127.0.0.1', port, tls: { servername: 'dot.test' } }], { tls: { ca: cert }, deadlineMs: 1500, attemptMs: 700 });
+      const wrongName = new Forwarder([{ host: '127.0.0.1', port, tls: {} }], { tls: { ca: cert, servername: 'other.test' }, deadlineMs: 1500, attemptMs: 700 });
+      const untrusted = new Forwarder([{ host: '127.0.0.1', port, tls: { servername: 'dot.test' } }], { deadlineMs: 1500, attemptMs: 700 });
+      try {
+        const r = await ask(good, 'dot.example.test');
+        expect((dnsPacket.decode(r!).answers![0] as { data: string }).data).toBe('192.0.2.8');
+        expect(await ask(wrongName, 'wrong-name.example.test')).toBeUndefined();
+        expect(await ask(untrusted, 'untrusted.example.test')).toBeUndefined();
+        expect(heard).toEqual(['dot.example.test']);
+      } finally {
+        for (const f of [good, wrongName, untrusted]) f.close();
+        server.close();
+      }
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});

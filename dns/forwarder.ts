@@ -1,9 +1,10 @@
 // Forwards questions outside the cluster zone to the upstream resolvers: over UDP, again over
-// TCP when the answer is truncated; healthy upstreams first, a failed one is probed until it
+// TCP when the answer is truncated (DNS over TLS to a `tls://` upstream, RFC 7858); healthy upstreams first, a failed one is probed until it
 // answers again. A question costs at most `deadlineMs` (2 s) before the caller gets nothing and
 // answers SERVFAIL.
 import dgram from 'node:dgram';
 import net from 'node:net';
+import tls from 'node:tls';
 import { randomInt } from 'node:crypto';
 import type { Logger } from '../common/log.js';
 import { FLAG_QR, FLAG_RD, FLAG_TC, HEADER_LEN, QTYPE, skipName } from './wire.js';
@@ -11,10 +12,25 @@ import { FLAG_QR, FLAG_RD, FLAG_TC, HEADER_LEN, QTYPE, skipName } from './wire.j
 export interface Upstream {
   readonly host: string;
   readonly port: number;
+  /** DNS over TLS (a `tls://` upstream), with the name its certificate must carry when it is
+   *  not the address (`tls://9.9.9.9%dns.quad9.net`, or the block's `tls_servername`). */
+  readonly tls?: { readonly servername?: string };
 }
 
 export function upstreamLabel(u: Upstream): string {
-  return u.host.includes(':') ? `[${u.host}]:${u.port}` : `${u.host}:${u.port}`;
+  const hostPort = u.host.includes(':') ? `[${u.host}]:${u.port}` : `${u.host}:${u.port}`;
+  return u.tls ? `tls://${hostPort}` : hostPort;
+}
+
+/** The client side of DNS over TLS, for the whole forwarder (as CoreDNS's `tls`). */
+export interface TlsClientOptions {
+  /** Trusted roots instead of the system's (`tls CA`, `tls CERT KEY CA`). */
+  readonly ca?: Buffer;
+  /** A client certificate and its key (`tls CERT KEY …`). */
+  readonly cert?: Buffer;
+  readonly key?: Buffer;
+  /** `tls_servername`: the name every upstream's certificate must carry. */
+  readonly servername?: string;
 }
 
 /** `1.2.3.4`, `1.2.3.4:5353`, `[fd00::1]:53`, `fd00::1` → an upstream. */
@@ -55,6 +71,7 @@ export interface ForwarderOptions {
   /** Every exchange and health probe over TCP (CoreDNS's `force_tcp`); otherwise UDP, and TCP
    *  again for a truncated reply. */
   readonly forceTcp?: boolean;
+  readonly tls?: TlsClientOptions;
   readonly log?: Logger;
   readonly onExchange?: (upstream: Upstream, seconds: number, rcode: number | undefined) => void;
   readonly onHealthcheckFailure?: (upstream: Upstream) => void;
@@ -101,7 +118,7 @@ export class Forwarder {
       const st = order[i % order.length];
       const t0 = performance.now();
       let reply = await this.ask(st.addr, query, Math.min(this.attemptMs, left));
-      if (reply && !this.opts.forceTcp && (reply.readUInt16BE(2) & FLAG_TC) !== 0) {
+      if (reply && !this.opts.forceTcp && !st.addr.tls && (reply.readUInt16BE(2) & FLAG_TC) !== 0) {
         const rest = this.deadlineMs - (Date.now() - start);
         const full = rest > 0 ? await this.tcp(st.addr, query, rest) : undefined;
         if (full) reply = full;
@@ -166,7 +183,7 @@ export class Forwarder {
   }
 
   private ask(u: Upstream, query: Buffer, timeoutMs: number): Promise<Buffer | undefined> {
-    return this.opts.forceTcp ? this.tcp(u, query, timeoutMs) : this.udp(u, query, timeoutMs);
+    return this.opts.forceTcp || u.tls ? this.tcp(u, query, timeoutMs) : this.udp(u, query, timeoutMs);
   }
 
   /**
@@ -208,9 +225,15 @@ export class Forwarder {
     });
   }
 
+  /** One exchange over TCP, or TLS for a `tls://` upstream (whose certificate must verify:
+   *  an unverified one is no answer, as a forged reply would be). */
   private tcp(u: Upstream, query: Buffer, timeoutMs: number): Promise<Buffer | undefined> {
     return new Promise((resolve) => {
-      const sock = net.connect({ host: u.host, port: u.port });
+      const t = this.opts.tls;
+      const servername = u.tls?.servername ?? t?.servername;
+      const sock = u.tls
+        ? tls.connect({ host: u.host, port: u.port, ...(servername ? { servername } : {}), ...(t?.ca ? { ca: t.ca } : {}), ...(t?.cert ? { cert: t.cert, key: t.key } : {}) })
+        : net.connect({ host: u.host, port: u.port });
       let buf = Buffer.alloc(0);
       const done = (r: Buffer | undefined) => {
         clearTimeout(timer);
@@ -220,7 +243,7 @@ export class Forwarder {
       const timer = setTimeout(() => done(undefined), timeoutMs);
       sock.on('error', () => done(undefined));
       sock.on('close', () => done(undefined));
-      sock.on('connect', () => {
+      sock.on(u.tls ? 'secureConnect' : 'connect', () => {
         const len = Buffer.allocUnsafe(2);
         len.writeUInt16BE(query.length);
         sock.end(Buffer.concat([len, query]));

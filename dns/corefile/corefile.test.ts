@@ -70,6 +70,19 @@ describe('a customised Corefile: stub domains, snippets, policies', () => {
     expect(errorOf('.:53 {\n  forward . 10.0.0.1 {\n    expire soon\n  }\n}\n')).toBe('Corefile:3: expire: "soon" is not a duration (5s, 500ms, 1m)');
   });
 
+  it('reads DNS over TLS upstreams (port 853 unless given, a server name after %), tls files and tls_servername', () => {
+    const { config: c } = configOf('.:53 {\n  forward . tls://9.9.9.9 tls://1.1.1.1%cloudflare-dns.com:8853 tls://[fd00::1]:853 10.0.0.1 {\n    tls /etc/dot/ca.pem\n    tls_servername dns.quad9.net\n  }\n}\n.:54 {\n  forward . tls://9.9.9.9 {\n    tls /c.pem /k.pem /ca.pem\n  }\n}\n');
+    const [a, b] = c.servers;
+    expect(a.forward?.to).toEqual([
+      { host: '9.9.9.9', port: 853, tls: {} },
+      { host: '1.1.1.1', port: 8853, tls: { servername: 'cloudflare-dns.com' } },
+      { host: 'fd00::1', port: 853, tls: {} },
+      { host: '10.0.0.1', port: 53 },
+    ]);
+    expect(a.forward?.tls).toEqual({ caFile: '/etc/dot/ca.pem', servername: 'dns.quad9.net' });
+    expect(b.forward?.tls).toEqual({ certFile: '/c.pem', keyFile: '/k.pem', caFile: '/ca.pem' });
+  });
+
   it('reads upstreams with ports and schemes, policies, except, health checks', () => {
     const [corp, reverse, root] = config.servers;
     expect(corp.forward).toMatchObject({ to: [{ host: '10.0.0.1', port: 53 }, { host: '10.0.0.2', port: 5353 }], policy: 'sequential' });
@@ -205,7 +218,8 @@ describe('errors name the file, the line and the plugin', () => {
     ['.:53 {\n  kubernetes cluster.local {\n    endpoint https://x\n  }\n}\n', 'Corefile:3: kubernetes: option endpoint is not implemented'],
     ['.:53 {\n  kubernetes\n}\n', 'Corefile:2: kubernetes: exactly one cluster zone is implemented (got .)'],
     ['.:53 {\n  forward .\n}\n', 'Corefile:2: forward needs a zone and at least one upstream'],
-    ['.:53 {\n  forward . tls://1.1.1.1\n}\n', 'Corefile:2: forward tls://1.1.1.1: only plain DNS upstreams are implemented (no tls://)'],
+    ['.:53 {\n  forward . https://1.1.1.1\n}\n', 'Corefile:2: forward https://1.1.1.1: only plain DNS and DNS over TLS upstreams are implemented (no https://)'],
+    ['.:53 {\n  forward . tls://1.1.1.1 {\n    tls a b c d\n  }\n}\n', 'Corefile:3: tls: at most CERT KEY CA'],
     ['.:53 {\n  forward . 10.0.0.1 {\n    policy fastest\n  }\n}\n', 'Corefile:3: forward: policy is one of random, round_robin, sequential'],
     ['.:53 {\n  forward . not-an-ip\n}\n', 'Corefile:2: forward: "not-an-ip": "not-an-ip" is not an IP address'],
     ['.:53 {\n  cache 30 {\n    disable success example.com\n  }\n}\n', 'Corefile:3: cache: disable is implemented only for the kubernetes zone (given after kubernetes), whose answers are never cached'],

@@ -3,7 +3,7 @@
 // the file, line and plugin: a drop-in that silently ignored `rewrite` would answer differently
 // from what the operator wrote. The few plugins that never change an answer (profiling, tracing,
 // debug output) are SAFE_TO_IGNORE: accepted, and logged at start (dns/README.md lists them).
-import { isIP } from 'node:net';
+import { isIP, isIPv6 } from 'node:net';
 import { parseDuration } from '../../cli/flags.js';
 import type { ListenAddress } from '../../common/http-server.js';
 import { parseUpstream, type Upstream } from '../forwarder.js';
@@ -358,9 +358,10 @@ function forwardPlugin(d: Directive): ForwardConfig {
       resolvConfs.push(a);
       continue;
     }
-    if (/^[a-z]+:\/\//.test(a) && !a.startsWith('dns://')) throw new CorefileError(d.at, `forward ${a}: only plain DNS upstreams are implemented (no ${a.split(':')[0]}://)`);
+    if (/^[a-z]+:\/\//.test(a) && !a.startsWith('dns://') && !a.startsWith('tls://')) throw new CorefileError(d.at, `forward ${a}: only plain DNS and DNS over TLS upstreams are implemented (no ${a.split(':')[0]}://)`);
     try {
-      to.push(parseUpstream(a.replace(/^dns:\/\//, '')));
+      if (a.startsWith('tls://')) to.push(tlsUpstream(a.slice(6)));
+      else to.push(parseUpstream(a.replace(/^dns:\/\//, '')));
     } catch (err) {
       throw new CorefileError(d.at, `forward: ${(err as Error).message.replace(/^--upstream /, '')}`);
     }
@@ -385,6 +386,17 @@ function forwardPlugin(d: Directive): ForwardConfig {
         f.healthCheckMs = duration(o, o.args[0]);
         if (o.block) throw unknownOption(d, o.block[0]);
         break;
+      case 'tls': {
+        // `tls`, `tls CA`, `tls CERT KEY`, `tls CERT KEY CA`, as CoreDNS reads them.
+        if (o.args.length > 3) throw new CorefileError(o.at, 'tls: at most CERT KEY CA');
+        const [x, y, z] = o.args;
+        f.tls = { ...f.tls, ...(o.args.length === 1 ? { caFile: x } : {}), ...(o.args.length >= 2 ? { certFile: x, keyFile: y } : {}), ...(z ? { caFile: z } : {}) };
+        break;
+      }
+      case 'tls_servername':
+        if (o.args.length !== 1) throw new CorefileError(o.at, 'tls_servername: one name');
+        f.tls = { ...f.tls, servername: o.args[0] };
+        break;
       case 'force_tcp':
         noBlockArgs(o, 0);
         f.forceTcp = true;
@@ -406,6 +418,21 @@ function forwardPlugin(d: Directive): ForwardConfig {
     }
   }
   return f;
+}
+
+/** `tls://HOST[%SERVERNAME][:PORT]` (port 853 by default), as CoreDNS writes a DoT upstream. */
+function tlsUpstream(s: string): Upstream {
+  let hostPort = s;
+  let servername: string | undefined;
+  const pct = s.indexOf('%');
+  if (pct >= 0) {
+    const [name, port] = s.slice(pct + 1).split(':');
+    servername = name;
+    hostPort = s.slice(0, pct) + (port ? `:${port}` : '');
+  }
+  const hasPort = /\]:\d+$/.test(hostPort) || (!isIPv6(hostPort) && hostPort.includes(':'));
+  const u = parseUpstream(hostPort);
+  return { host: u.host, port: hasPort ? u.port : 853, tls: servername ? { servername } : {} };
 }
 
 function cachePlugin(d: Directive, kubernetes: () => KubernetesConfig | undefined): CacheConfig {
