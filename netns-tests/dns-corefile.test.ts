@@ -2,10 +2,12 @@
 // with a stub domain, proven with real dig from a pod; and a bad Corefile refused with its file
 // and line. The upstreams are dnsmasq in a namespace of their own: the node's resolver, and a
 // corporate zone's own server that also answers the public test name differently, so an answer
-// says which one was asked.
+// says which one was asked. A DNS-over-TLS upstream (dot-upstream.mjs) listens on the corporate
+// address's port 853.
 //
 //   pod (10.0.0.2) ──veth── node (10.0.0.10) ──veth── upstream (10.0.1.53 resolver, 10.0.1.54 corp)
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { execFileSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -14,6 +16,7 @@ import { fixtureServices, serviceObjects, toYaml } from '../bench/dns/fixtures.j
 
 const BIN = resolve('dist/cmd/kube-dataplane.js');
 const KUBEADM = resolve('dns/corefile/fixtures/kubeadm.Corefile');
+const DOT_UPSTREAM = resolve('netns-tests/dot-upstream.mjs');
 const NODE = '10.0.0.10';
 const RESOLVER = '10.0.1.53';
 const CORP = '10.0.1.54';
@@ -168,6 +171,45 @@ describe('dns --corefile', () => {
       expect((await dig(pod, `@${NODE}`, '10-244-0-7.prod.pod.cluster.local', 'A')).status).toBe('NXDOMAIN');
     } finally {
       await server.stop();
+    }
+  });
+
+  it('forwards a zone over DNS over TLS (forward tls://), the upstream\'s certificate checked against the CA and name given', async () => {
+    execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-days', '1', '-subj', '/CN=dot.test',
+      '-addext', 'subjectAltName=DNS:dot.test', '-keyout', join(dir, 'dot-key.pem'), '-out', join(dir, 'dot-cert.pem')], { stdio: 'ignore' });
+    const dot = up.spawn('node', [DOT_UPSTREAM, CORP, '853', join(dir, 'dot-cert.pem'), join(dir, 'dot-key.pem'), '198.51.100.53'], { label: 'dot upstream' });
+    const corefile = join(dir, 'Corefile.dot');
+    writeFileSync(corefile, [
+      'secure.example:53 {',
+      `  bind ${NODE}`,
+      `  forward . tls://${CORP}%dot.test {`,
+      `    tls ${join(dir, 'dot-cert.pem')}`,
+      '  }',
+      '}',
+      'wrong-name.example:53 {',
+      `  bind ${NODE}`,
+      `  forward . tls://${CORP}%someone-else.test {`,
+      `    tls ${join(dir, 'dot-cert.pem')}`,
+      '  }',
+      '}',
+      '.:53 {',
+      `  bind ${NODE}`,
+      `  forward . ${RESOLVER}`,
+      '}',
+    ].join('\n') + '\n');
+    const server = serve(corefile, 'dns dot');
+    try {
+      await dot.waitForOutput(/listening/);
+      await server.waitForOutput(/dns serving/);
+      expect(values(await dig(pod, `@${NODE}`, 'www.secure.example', 'A'), 'A')).toEqual(['198.51.100.53']);
+      expect(dot.stdout).toMatch(/asked www\.secure\.example A/);
+      // A certificate for another name is no answer, however the upstream replies.
+      expect((await dig(pod, `@${NODE}`, 'www.wrong-name.example', 'A')).status).toBe('SERVFAIL');
+      expect(dot.stdout).not.toMatch(/wrong-name/);
+      expect(values(await dig(pod, `@${NODE}`, 'www.example.test', 'A'), 'A')).toEqual(['192.0.2.1']);
+    } finally {
+      await server.stop();
+      await dot.stop();
     }
   });
 
