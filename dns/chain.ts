@@ -14,6 +14,7 @@ import type { DnsConfig, ForwardConfig, ServerConfig } from './config.js';
 import { Forwarder, upstreamLabel, type TlsClientOptions } from './forwarder.js';
 import { DnsHandler, type AnswerSink, type BlockHandler, type QueryHandler } from './handler.js';
 import { RewritingHandler } from './rewrite.js';
+import { AclHandler } from './acl-plugin.js';
 import { HostsPlugin } from './hosts.js';
 import { LoopDetector } from './loop.js';
 import { LoggingHandler, QueryLog } from './querylog.js';
@@ -91,19 +92,20 @@ export function buildChain(config: DnsConfig, ctx: ChainContext): Chain {
       : undefined;
     const hosts = server.hosts ? new HostsPlugin(server.hosts, log) : undefined;
     // Published for the workers only where an answer depends on the question alone: not under
-    // `log` (every query is a line), `rewrite`, `autopath` (the asker's pod) or `hosts` (a file).
-    const publishes = !server.log && !server.rewrite?.length && !server.autopath && !server.hosts;
+    // `log` (every query is a line), `acl` (the asker), `rewrite`, `autopath` (the asker's pod) or `hosts` (a file).
+    const publishes = !server.log && !server.acl && !server.rewrite?.length && !server.autopath && !server.hosts;
     const plugins = new DnsHandler(zone, forwarder, cache, metrics, log, {
       forwardScope: server.forward, maxConcurrent: server.forward?.maxConcurrent, loadbalance: server.loadbalance, loop, hosts, staleVerify: c?.serveStale?.verify,
       ...(publishes && ctx.sink ? { sink: ctx.sink, publishCache: !c?.prefetch } : {}),
     });
-    // CoreDNS's order: `log` sees the client's question, then `rewrite`, then the rest, which
-    // sees the rewritten name.
+    // CoreDNS's order: `log` sees the client's question, then `acl`, then `rewrite`, then the
+    // rest, which sees the rewritten name.
     const walker = server.autopath && k ? new AutopathHandler({ domain: k.domain, zones: server.autopath.zones, extraSearch: searchDomains(readOrUndefined(opts.resolvConf) ?? '') }, catalog, plugins) : undefined;
     if (walker) walkers.push(walker);
     const walking = walker ?? plugins;
     const rewriting = server.rewrite?.length ? new RewritingHandler(server.rewrite, walking) : walking;
-    const handler = server.log ? new LoggingHandler(new QueryLog(server.log), rewriting) : rewriting;
+    const guarded = server.acl?.length ? new AclHandler(server.acl, rewriting, metrics) : rewriting;
+    const handler = server.log ? new LoggingHandler(new QueryLog(server.log), guarded) : guarded;
     return { server, handler, ...(loop ? { loop } : {}) };
   });
   for (const z of zones) z.attach();

@@ -2,6 +2,7 @@
 // a CoreDNS Corefile (`--corefile`, corefile.ts) both produce this model, and the server is built
 // from it alone. Its shape is CoreDNS's: server blocks (zones on a port) with their plugins,
 // because that is what operators already write.
+import type { AclPolicy } from './acl-plugin.js';
 import type { ListenAddress } from '../common/http-server.js';
 import type { Options } from '../cli/flags.js';
 import type { Upstream } from './forwarder.js';
@@ -44,6 +45,8 @@ export interface ServerConfig {
   readonly hosts?: HostsConfig;
   /** `log`: the query log. */
   readonly log?: QueryLogConfig;
+  /** `acl` policies, in their order (acl-plugin.ts). */
+  readonly acl?: readonly AclPolicy[];
   /** `rewrite name` rules, in their order. */
   readonly rewrite?: readonly RewriteRule[];
   /** `autopath @kubernetes`: the zones whose names may be search-path walks. */

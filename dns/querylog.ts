@@ -24,7 +24,7 @@ export interface Peer {
   readonly port: number;
 }
 
-const TYPES: Record<number, string> = { 1: 'A', 2: 'NS', 5: 'CNAME', 6: 'SOA', 12: 'PTR', 13: 'HINFO', 15: 'MX', 16: 'TXT', 28: 'AAAA', 33: 'SRV', 35: 'NAPTR', 41: 'OPT', 43: 'DS', 46: 'RRSIG', 48: 'DNSKEY', 64: 'SVCB', 65: 'HTTPS', 252: 'AXFR', 251: 'IXFR', 255: 'ANY' };
+export const TYPE_NAMES: Record<number, string> = { 1: 'A', 2: 'NS', 5: 'CNAME', 6: 'SOA', 12: 'PTR', 13: 'HINFO', 15: 'MX', 16: 'TXT', 28: 'AAAA', 33: 'SRV', 35: 'NAPTR', 41: 'OPT', 43: 'DS', 46: 'RRSIG', 48: 'DNSKEY', 64: 'SVCB', 65: 'HTTPS', 252: 'AXFR', 251: 'IXFR', 255: 'ANY' };
 const CLASSES: Record<number, string> = { 1: 'IN', 3: 'CH', 4: 'HS', 254: 'NONE', 255: 'ANY' };
 const FLAGS: Array<[number, string]> = [[FLAG_QR, 'qr'], [FLAG_AA, 'aa'], [FLAG_TC, 'tc'], [FLAG_RD, 'rd'], [FLAG_RA, 'ra'], [FLAG_AD, 'ad'], [FLAG_CD, 'cd']];
 
@@ -48,7 +48,7 @@ export class QueryLog {
       remote: from ? (from.address.includes(':') ? `[${from.address}]` : from.address) : '-',
       port: from ? String(from.port) : '-',
       '>id': String(q.id),
-      type: TYPES[q.qtype] ?? `TYPE${q.qtype}`,
+      type: TYPE_NAMES[q.qtype] ?? `TYPE${q.qtype}`,
       class: CLASSES[q.qclass] ?? `CLASS${q.qclass}`,
       name: `${q.name}.`,
       proto,

@@ -213,6 +213,37 @@ describe('dns --corefile', () => {
     }
   });
 
+  it('applies acl by source and type on every thread: the pod filtered for AAAA and refused the rest, the node answered', async () => {
+    const corefile = join(dir, 'Corefile.acl');
+    writeFileSync(corefile, [
+      '.:53 {',
+      `  bind ${NODE}`,
+      '  acl {',
+      '    filter type AAAA net 10.0.0.0/24',
+      '    allow net 10.0.0.10',
+      '    block net 10.0.0.2',
+      '  }',
+      '  cache 30',
+      `  forward . ${RESOLVER}`,
+      '}',
+    ].join('\n') + '\n');
+    const server = serve(corefile, 'dns acl');
+    try {
+      await server.waitForOutput(/dns serving/);
+      // The node first, a few times: an answer it got must not reach the pod from a worker's table.
+      for (let i = 0; i < 8; i++) expect(values(await dig(node, `@${NODE}`, 'www.example.test', 'A'), 'A')).toEqual(['192.0.2.1']);
+      // dig asks from a new source port each time, so the kernel spreads them over the threads.
+      for (let i = 0; i < 6; i++) {
+        const refused = await dig(pod, `@${NODE}`, 'www.example.test', 'A');
+        expect([refused.status, refused.answers]).toEqual(['REFUSED', []]);
+        const filtered = await dig(pod, `@${NODE}`, 'www.example.test', 'AAAA');
+        expect([filtered.status, filtered.answers]).toEqual(['NOERROR', []]);
+      }
+    } finally {
+      await server.stop();
+    }
+  });
+
   it('reloads an edited Corefile while dig asks without pause, failing no query; a broken edit keeps the running one', async () => {
     const corefile = join(dir, 'Corefile.reload');
     const root = (ttl: number) => ['.:53 {', `  bind ${NODE}`, '  kubernetes cluster.local {', `    ttl ${ttl}`, '  }', `  forward . ${RESOLVER}`, '  reload 2s 1s', '}', ''];

@@ -70,6 +70,17 @@ describe('a customised Corefile: stub domains, snippets, policies', () => {
     expect(errorOf('.:53 {\n  forward . 10.0.0.1 {\n    expire soon\n  }\n}\n')).toBe('Corefile:3: expire: "soon" is not a duration (5s, 500ms, 1m)');
   });
 
+  it('reads acl policies: zones (by default the block ones), actions, types and nets, * for any', () => {
+    const { config: c } = configOf('example.org:53 {\n  acl a.example.org {\n    allow net 192.168.1.0/24 10.0.0.1\n    filter type AAAA HTTPS net *\n    block type *\n  }\n  acl {\n    block net fd00::/8\n  }\n  forward . 10.0.0.1\n}\n');
+    expect(c.servers[0].acl).toEqual([
+      { zones: ['a.example.org'], rules: [{ action: 'allow', nets: ['192.168.1.0/24', '10.0.0.1'] }, { action: 'filter', types: [28, 65] }, { action: 'block' }] },
+      { zones: ['example.org'], rules: [{ action: 'block', nets: ['fd00::/8'] }] },
+    ]);
+    expect(errorOf('.:53 {\n  acl {\n    deny net 10.0.0.0/8\n  }\n}\n')).toBe('Corefile:3: acl: deny is not an action (allow, block, filter)');
+    expect(errorOf('.:53 {\n  acl {\n    block net 10.0.0.0/33\n  }\n}\n')).toBe('Corefile:3: acl: net "10.0.0.0/33" is not a network or an address');
+    expect(errorOf('.:53 {\n  acl {\n    block type BOGUS\n  }\n}\n')).toBe('Corefile:3: acl: BOGUS is not a question type');
+  });
+
   it('reads DNS over TLS upstreams (port 853 unless given, a server name after %), tls files and tls_servername', () => {
     const { config: c } = configOf('.:53 {\n  forward . tls://9.9.9.9 tls://1.1.1.1%cloudflare-dns.com:8853 tls://[fd00::1]:853 10.0.0.1 {\n    tls /etc/dot/ca.pem\n    tls_servername dns.quad9.net\n  }\n}\n.:54 {\n  forward . tls://9.9.9.9 {\n    tls /c.pem /k.pem /ca.pem\n  }\n}\n');
     const [a, b] = c.servers;

@@ -4,6 +4,8 @@
 // from what the operator wrote. The few plugins that never change an answer (profiling, tracing,
 // debug output) are SAFE_TO_IGNORE: accepted, and logged at start (dns/README.md lists them).
 import { isIP, isIPv6 } from 'node:net';
+import { aclNetwork, type AclPolicy, type AclRule } from '../acl-plugin.js';
+import { TYPE_NAMES } from '../querylog.js';
 import { parseDuration } from '../../cli/flags.js';
 import type { ListenAddress } from '../../common/http-server.js';
 import { parseUpstream, type Upstream } from '../forwarder.js';
@@ -96,11 +98,12 @@ function serverBlock(
   let hosts: HostsConfig | undefined;
   let queryLog: QueryLogConfig | undefined;
   const rewrite: RewriteRule[] = [];
+  const acl: AclPolicy[] = [];
   let autopath: { zones: string[]; at: Where } | undefined;
   const once = new Map<string, Where>();
   for (const d of block.directives) {
     const before = once.get(d.name);
-    if (before && d.name !== 'bind' && d.name !== 'rewrite') throw new CorefileError(d.at, `${d.name} is already given at line ${before.line}`);
+    if (before && d.name !== 'bind' && d.name !== 'rewrite' && d.name !== 'acl') throw new CorefileError(d.at, `${d.name} is already given at line ${before.line}`);
     once.set(d.name, d.at);
     switch (d.name) {
       case 'bind':
@@ -127,6 +130,9 @@ function serverBlock(
         break;
       case 'rewrite':
         rewrite.push(rewritePlugin(d));
+        break;
+      case 'acl':
+        acl.push(aclPlugin(d, zones));
         break;
       case 'autopath': {
         const source = d.args[d.args.length - 1];
@@ -184,7 +190,7 @@ function serverBlock(
   // CoreDNS's rule: the pod's namespace comes from the Pods the kubernetes plugin watches.
   if (autopath && kubernetes?.pods !== 'verified') throw new CorefileError(autopath.at, 'autopath @kubernetes needs kubernetes with pods verified in the same block');
   const addresses = binds ?? ['0.0.0.0', '::'];
-  return { zones, listens: addresses.map((host) => ({ host, port })), ...(kubernetes ? { kubernetes } : {}), ...(forward ? { forward } : {}), ...(cache ? { cache } : {}), errors, loadbalance, loop, ...(hosts ? { hosts } : {}), ...(queryLog ? { log: queryLog } : {}), ...(rewrite.length ? { rewrite } : {}), ...(autopath ? { autopath: { zones: autopath.zones } } : {}), at: block.at };
+  return { zones, listens: addresses.map((host) => ({ host, port })), ...(kubernetes ? { kubernetes } : {}), ...(forward ? { forward } : {}), ...(cache ? { cache } : {}), errors, loadbalance, loop, ...(hosts ? { hosts } : {}), ...(queryLog ? { log: queryLog } : {}), ...(acl.length ? { acl } : {}), ...(rewrite.length ? { rewrite } : {}), ...(autopath ? { autopath: { zones: autopath.zones } } : {}), at: block.at };
 }
 
 function bindAddresses(d: Directive): string[] {
@@ -418,6 +424,40 @@ function forwardPlugin(d: Directive): ForwardConfig {
     }
   }
   return f;
+}
+
+/** `acl [ZONES…] { ACTION [type QTYPE…] [net SOURCE…] }`, CoreDNS's syntax. */
+function aclPlugin(d: Directive, blockZones: readonly string[]): AclPolicy {
+  const zones = d.args.length > 0 ? d.args.map((z) => normalizeZone(z, d.at, 'acl')) : [...blockZones];
+  const byName = new Map(Object.entries(TYPE_NAMES).map(([n, name]) => [name, Number(n)]));
+  const rules: AclRule[] = (d.block ?? []).map((o) => {
+    if (o.name !== 'allow' && o.name !== 'block' && o.name !== 'filter') throw new CorefileError(o.at, `acl: ${o.name} is not an action (allow, block, filter)`);
+    let types: string[] | undefined;
+    let nets: string[] | undefined;
+    let list: string[] | undefined;
+    for (const a of o.args) {
+      if (a === 'type') list = types = [];
+      else if (a === 'net') list = nets = [];
+      else if (!list) throw new CorefileError(o.at, `acl: ${a}: expected type or net`);
+      else list.push(a);
+    }
+    const anyType = types?.includes('*') || (types && types.length === 0);
+    const anySource = nets?.includes('*') || (nets && nets.length === 0);
+    const typeNumbers = anyType || !types ? undefined : types.map((t) => {
+      const n = byName.get(t.toUpperCase()) ?? (/^TYPE\d+$/i.test(t) ? Number(t.slice(4)) : undefined);
+      if (n === undefined) throw new CorefileError(o.at, `acl: ${t} is not a question type`);
+      return n;
+    });
+    if (!anySource) for (const n of nets ?? []) {
+      try {
+        aclNetwork(n);
+      } catch (err) {
+        throw new CorefileError(o.at, `acl: net ${(err as Error).message}`);
+      }
+    }
+    return { action: o.name, ...(typeNumbers ? { types: typeNumbers } : {}), ...(!anySource && nets ? { nets } : {}) };
+  });
+  return { zones, rules };
 }
 
 /** `tls://HOST[%SERVERNAME][:PORT]` (port 853 by default), as CoreDNS writes a DoT upstream. */
