@@ -127,25 +127,32 @@ describe('the forwarder\'s timing', () => {
   });
 });
 
+/** A stream upstream's connection handler (TCP or TLS, RFC 7766 framing): records each question
+ *  in `heard` and answers it with one A record of `address`. */
+function framedResponder(heard: string[], address: string) {
+  return (c: import('node:net').Socket) => {
+    let buf = Buffer.alloc(0);
+    c.on('error', () => undefined);
+    c.on('data', (d) => {
+      buf = Buffer.concat([buf, d]);
+      if (buf.length < 2 || buf.length < 2 + buf.readUInt16BE(0)) return;
+      const q = dnsPacket.decode(buf.subarray(2, 2 + buf.readUInt16BE(0)));
+      heard.push(q.questions![0].name);
+      const r = dnsPacket.encode({ type: 'response', id: q.id, flags: dnsPacket.RECURSION_AVAILABLE, questions: q.questions, answers: [{ name: q.questions![0].name, type: 'A', ttl: 9, data: address }] } as Packet);
+      const len = Buffer.alloc(2);
+      len.writeUInt16BE(r.length);
+      c.end(Buffer.concat([len, r]));
+    });
+  };
+}
+
 describe('force_tcp', () => {
   it('asks over TCP only: the upstream\'s UDP socket on the same port hears nothing', async () => {
     const net = await import('node:net');
     const { Forwarder } = await import('./forwarder.js');
     const udpHeard: string[] = [];
     const tcpHeard: string[] = [];
-    const server = net.createServer((c) => {
-      let buf = Buffer.alloc(0);
-      c.on('data', (d) => {
-        buf = Buffer.concat([buf, d]);
-        if (buf.length < 2 || buf.length < 2 + buf.readUInt16BE(0)) return;
-        const q = dnsPacket.decode(buf.subarray(2, 2 + buf.readUInt16BE(0)));
-        tcpHeard.push(q.questions![0].name);
-        const r = dnsPacket.encode({ type: 'response', id: q.id, flags: dnsPacket.RECURSION_AVAILABLE, questions: q.questions, answers: [{ name: q.questions![0].name, type: 'A', ttl: 9, data: '192.0.2.7' }] } as Packet);
-        const len = Buffer.alloc(2);
-        len.writeUInt16BE(r.length);
-        c.end(Buffer.concat([len, r]));
-      });
-    });
+    const server = net.createServer(framedResponder(tcpHeard, '192.0.2.7'));
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
     const port = (server.address() as { port: number }).port;
     const udp = dgram.createSocket('udp4');
@@ -179,20 +186,7 @@ describe('DNS over TLS (tls://)', () => {
       execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-days', '1', '-subj', '/CN=dot.test',
         '-addext', 'subjectAltName=DNS:dot.test', '-keyout', join(dir, 'key.pem'), '-out', join(dir, 'cert.pem')], { stdio: 'ignore' });
       const cert = readFileSync(join(dir, 'cert.pem'));
-      const server = tls.createServer({ cert, key: readFileSync(join(dir, 'key.pem')) }, (c) => {
-        let buf = Buffer.alloc(0);
-        c.on('error', () => undefined);
-        c.on('data', (d) => {
-          buf = Buffer.concat([buf, d]);
-          if (buf.length < 2 || buf.length < 2 + buf.readUInt16BE(0)) return;
-          const q = dnsPacket.decode(buf.subarray(2, 2 + buf.readUInt16BE(0)));
-          heard.push(q.questions![0].name);
-          const r = dnsPacket.encode({ type: 'response', id: q.id, flags: dnsPacket.RECURSION_AVAILABLE, questions: q.questions, answers: [{ name: q.questions![0].name, type: 'A', ttl: 9, data: '192.0.2.8' }] } as Packet);
-          const len = Buffer.alloc(2);
-          len.writeUInt16BE(r.length);
-          c.end(Buffer.concat([len, r]));
-        });
-      });
+      const server = tls.createServer({ cert, key: readFileSync(join(dir, 'key.pem')) }, framedResponder(heard, '192.0.2.8'));
       server.on('tlsClientError', () => undefined);
       await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
       const port = (server.address() as { port: number }).port;
