@@ -242,6 +242,11 @@ export class Topology {
     await run('ip', ['netns', 'add', ns.name]);
     this.namespaces.push(ns);
     await ns.ip('link', 'set', 'lo', 'up');
+    // No duplicate address detection on the links made here, link-local addresses included: a
+    // bridge's link-local address still tentative when a test starts cost its first IPv6
+    // connection ~2 s (a client's timeout), and the namespaces are private, so nothing duplicates.
+    await ns.sysctl('net.ipv6.conf.all.accept_dad', 0);
+    await ns.sysctl('net.ipv6.conf.default.accept_dad', 0);
     return ns;
   }
 
