@@ -29,7 +29,8 @@ class Block implements BlockHandler {
 
 function ask(h: AclHandler, name: string, type: 'A' | 'AAAA' | 'TXT', from: string) {
   const msg = dnsPacket.encode({ type: 'query', id: 7, flags: dnsPacket.RECURSION_DESIRED, questions: [{ name, type }] } as Packet);
-  const r = h.handle(msg, UDP, { address: from, port: 5353 }) as Buffer;
+  const r = h.handle(msg, UDP, { address: from, port: 5353 }) as Buffer | undefined;
+  if (r === undefined) return 'silence';
   return r.readUInt16BE(0) === 0xbeef ? 'passed' : decodeReply(r).rcode;
 }
 
@@ -61,5 +62,24 @@ describe('acl', () => {
       expect(blocked).toEqual([['secret.example.', 1]]);
       expect(filtered).toEqual([['.', 2]]);
     });
+  });
+
+  it('allow ends the checking, as CoreDNS: a later policy does not see an allowed question; drop answers nothing; what passes is counted', async () => {
+    const policies: AclPolicy[] = [
+      { zones: [''], rules: [{ action: 'allow', nets: ['10.0.0.10'] }, { action: 'drop', types: [16] }] },
+      { zones: [''], rules: [{ action: 'block', nets: ['10.0.0.0/24'] }] },
+    ];
+    const metrics = new DnsMetrics('cluster.local.', false);
+    const block = new Block();
+    const h = new AclHandler(policies, block, metrics);
+    expect(ask(h, 'a.example', 'TXT', '10.0.0.10')).toBe('passed'); // allowed before drop and block
+    expect(ask(h, 'a.example', 'TXT', '10.0.0.2')).toBe('silence');
+    expect(ask(h, 'a.example', 'A', '10.0.0.2')).toBe('REFUSED'); // no rule of the first policy: the second decides
+    expect(ask(h, 'a.example', 'A', '192.0.2.1')).toBe('passed'); // no rule anywhere
+    expect(block.reached).toEqual(['a.example/16', 'a.example/1']);
+    const values = async (c: { get(): Promise<{ values: Array<{ value: number; labels: Record<string, unknown> }> }> }) => (await c.get()).values.map((v) => [v.labels.zone ?? '-', v.value]);
+    expect(await values(metrics.aclAllowed)).toEqual([['-', 2]]);
+    expect(await values(metrics.aclDropped)).toEqual([['.', 1]]);
+    expect(await values(metrics.aclBlocked)).toEqual([['.', 1]]);
   });
 });

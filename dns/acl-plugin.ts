@@ -1,9 +1,10 @@
 // `acl` in a Corefile: CoreDNS's access-control plugin, rules by source network and question
 // type, per zone. (The flags' `--allow-from` is acl.ts, applied by the listener to every
 // question.) Each `acl` directive is a policy; a question in a policy's zones meets its rules in
-// order and the first that matches decides: `allow` passes it on (to the next policy, then the
-// block), `block` answers REFUSED, `filter` answers NOERROR with nothing in it. A question no
-// rule matches is allowed, as CoreDNS's default.
+// order and the first that matches decides: `allow` passes it to the block at once (the later
+// policies are not asked, as in CoreDNS), `block` answers REFUSED, `filter` answers NOERROR with
+// nothing in it, `drop` answers nothing. A question no rule matches goes on to the next policy,
+// and past the last one to the block.
 import { parseCIDR, parseIP, prefixContains, type Prefix } from '../common/ip-bigint.js';
 import { inZone } from './config.js';
 import { BlockPlugin, type BlockHandler, type HandlerResult, type Transport } from './handler.js';
@@ -12,7 +13,7 @@ import { PLUGIN } from './query-metrics.js';
 import type { Peer } from './querylog.js';
 import { RCODE, emptyReply, type Query } from './wire.js';
 
-export type AclAction = 'allow' | 'block' | 'filter';
+export type AclAction = 'allow' | 'block' | 'filter' | 'drop';
 
 export interface AclRule {
   readonly action: AclAction;
@@ -65,15 +66,20 @@ export class AclHandler extends BlockPlugin {
       const zone = p.zones.find((z) => inZone(q.name, z));
       if (zone === undefined) continue;
       const rule = p.rules.find((r) => (!r.types || r.types.has(q.qtype)) && (!r.nets || (source !== undefined && r.nets.some((n) => prefixContains(n, source)))));
-      if (!rule || rule.action === 'allow') continue;
+      if (!rule) continue;
+      if (rule.action === 'allow') break;
       const zoneLabel = zone === '' ? '.' : `${zone}.`;
+      if (rule.action === 'drop') {
+        this.metrics?.aclDropped.labels(t.server, zoneLabel, '').inc();
+        return undefined;
+      }
       const rcode = rule.action === 'block' ? RCODE.REFUSED : RCODE.NOERROR;
-      if (rule.action === 'block') this.metrics?.aclBlocked.labels(t.server, zoneLabel, '').inc();
-      else this.metrics?.aclFiltered.labels(t.server, zoneLabel, '').inc();
+      (rule.action === 'block' ? this.metrics?.aclBlocked : this.metrics?.aclFiltered)?.labels(t.server, zoneLabel, '').inc();
       const reply = emptyReply(msg, q, rcode);
       this.metrics?.observe(t, false, PLUGIN.acl, q.qtype, rcode, msg.length, reply.length, (performance.now() - t0) / 1000);
       return reply;
     }
+    this.metrics?.aclAllowed.labels(t.server, '').inc();
     return this.inner.handleQuery(msg, q, t, from);
   }
 }

@@ -23,6 +23,10 @@ export class DnsMetrics {
   readonly aclBlocked: Counter<string>;
   /** Its `filter` action's counter (answered NOERROR, empty). */
   readonly aclFiltered: Counter<string>;
+  /** Its `drop` action's counter (no answer at all). */
+  readonly aclDropped: Counter<string>;
+  /** Questions a Corefile `acl` let through to its block. */
+  readonly aclAllowed: Counter<string>;
   readonly programming: Histogram<string>;
   /** Read when /metrics is scraped: the cache's current entries by kind. */
   cacheSize: () => Readonly<Record<CacheKind, number>> = () => ({ success: 0, denial: 0 });
@@ -53,6 +57,8 @@ export class DnsMetrics {
     this.maxConcurrentRejects = new Counter({ name: 'coredns_forward_max_concurrent_rejects_total', help: 'Counter of the number of queries rejected because the concurrent queries were at maximum.', registers });
     this.aclBlocked = new Counter({ name: 'coredns_acl_blocked_requests_total', help: 'Counter of DNS requests being blocked.', labelNames: ['server', 'zone', 'view'], registers });
     this.aclFiltered = new Counter({ name: 'coredns_acl_filtered_requests_total', help: 'Counter of DNS requests being filtered.', labelNames: ['server', 'zone', 'view'], registers });
+    this.aclDropped = new Counter({ name: 'coredns_acl_dropped_requests_total', help: 'Counter of DNS requests being dropped.', labelNames: ['server', 'zone', 'view'], registers });
+    this.aclAllowed = new Counter({ name: 'coredns_acl_allowed_requests_total', help: 'Counter of DNS requests being allowed.', labelNames: ['server', 'view'], registers });
     this.panics = new Counter({ name: 'coredns_panics_total', help: 'A metrics that counts the number of panics.', registers });
     this.programming = new Histogram({ name: 'coredns_kubernetes_dns_programming_duration_seconds', help: 'Histogram of the time (in seconds) it took to program a dns instance.', labelNames: ['service_kind'], buckets: [0.001, 0.01, 0.1, 0.5, 1, 2, 5, 10, 30, 60, 300], registers });
     new Gauge({ name: 'coredns_build_info', help: 'A metric with a constant \'1\' value labeled by version, revision, and goversion from which CoreDNS was built.', labelNames: ['version', 'revision', 'goversion'], registers }).set({ version: 'kube-dataplane', revision: '', goversion: process.version }, 1);

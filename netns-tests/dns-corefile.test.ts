@@ -213,7 +213,7 @@ describe('dns --corefile', () => {
     }
   });
 
-  it('applies acl by source and type on every thread: the pod filtered for AAAA and refused the rest, the node answered', async () => {
+  it('applies acl by source and type on every thread: the pod filtered for AAAA, its TXT dropped and the rest refused, the node answered', async () => {
     const corefile = join(dir, 'Corefile.acl');
     writeFileSync(corefile, [
       '.:53 {',
@@ -221,6 +221,7 @@ describe('dns --corefile', () => {
       '  acl {',
       '    filter type AAAA net 10.0.0.0/24',
       '    allow net 10.0.0.10',
+      '    drop type TXT net 10.0.0.2',
       '    block net 10.0.0.2',
       '  }',
       '  kubernetes cluster.local',
@@ -241,6 +242,8 @@ describe('dns --corefile', () => {
         const filtered = await dig(pod, `@${NODE}`, 'web.prod.svc.cluster.local', 'AAAA');
         expect([filtered.status, filtered.answers]).toEqual(['NOERROR', []]);
       }
+      // drop: no reply at all (dig waits its 1 s and gives up), on whichever thread it arrives.
+      for (let i = 0; i < 3; i++) expect((await dig(pod, '+time=1', `@${NODE}`, 'web.prod.svc.cluster.local', 'TXT')).status).toBe('no reply (9)');
     } finally {
       await server.stop();
     }

@@ -76,7 +76,7 @@ describe('a customised Corefile: stub domains, snippets, policies', () => {
       { zones: ['a.example.org'], rules: [{ action: 'allow', nets: ['192.168.1.0/24', '10.0.0.1'] }, { action: 'filter', types: [28, 65] }, { action: 'block' }] },
       { zones: ['example.org'], rules: [{ action: 'block', nets: ['fd00::/8'] }] },
     ]);
-    expect(errorOf('.:53 {\n  acl {\n    deny net 10.0.0.0/8\n  }\n}\n')).toBe('Corefile:3: acl: deny is not an action (allow, block, filter)');
+    expect(errorOf('.:53 {\n  acl {\n    deny net 10.0.0.0/8\n  }\n}\n')).toBe('Corefile:3: acl: deny is not an action (allow, block, filter, drop)');
     expect(errorOf('.:53 {\n  acl {\n    block net 10.0.0.0/33\n  }\n}\n')).toBe('Corefile:3: acl: net "10.0.0.0/33" is not a network or an address');
     expect(errorOf('.:53 {\n  acl {\n    block type BOGUS\n  }\n}\n')).toBe('Corefile:3: acl: BOGUS is not a question type');
   });

@@ -431,7 +431,7 @@ function aclPlugin(d: Directive, blockZones: readonly string[]): AclPolicy {
   const zones = d.args.length > 0 ? d.args.map((z) => normalizeZone(z, d.at, 'acl')) : [...blockZones];
   const byName = new Map(Object.entries(TYPE_NAMES).map(([n, name]) => [name, Number(n)]));
   const rules: AclRule[] = (d.block ?? []).map((o) => {
-    if (o.name !== 'allow' && o.name !== 'block' && o.name !== 'filter') throw new CorefileError(o.at, `acl: ${o.name} is not an action (allow, block, filter)`);
+    if (o.name !== 'allow' && o.name !== 'block' && o.name !== 'filter' && o.name !== 'drop') throw new CorefileError(o.at, `acl: ${o.name} is not an action (allow, block, filter, drop)`);
     let types: string[] | undefined;
     let nets: string[] | undefined;
     let list: string[] | undefined;
