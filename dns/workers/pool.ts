@@ -176,7 +176,8 @@ export class WorkerPool implements AnswerSink {
     });
   }
 
-  private onMessage(worker: Worker, m: FromWorker): void {
+  /** What a worker says once it serves (its start's 'ready' is spawn's). */
+  private onMessage(worker: Worker, m: Exclude<FromWorker, { t: 'ready' }>): void {
     switch (m.t) {
       case 'query':
         return this.answer(worker, m);
@@ -188,8 +189,6 @@ export class WorkerPool implements AnswerSink {
       case 'metrics':
         this.asks.get(m.id)?.(m.snapshot);
         this.asks.delete(m.id);
-        return;
-      case 'ready':
         return;
     }
   }
