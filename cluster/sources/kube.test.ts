@@ -4,7 +4,7 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { configureLogging } from '../../common/log.js';
 import { registry } from '../../common/metrics.js';
 import { TestApiServer } from '../../test-apiserver/server.js';
@@ -244,6 +244,22 @@ describe('KubeSource with @kubernetes/client-node against the test API server', 
     await converged(server, sink);
     expect(server.count('list', 'services')).toBe(1);
     expect(await metricValue('kubedataplane_watch_restarts_total', { kind: 'Service', reason: 'inactive' })).toBeGreaterThanOrEqual(1);
+  });
+
+  it('keeps a quiet watch open: a minute without a byte (kube-apiserver bookmarks about once a minute) is no failure', async () => {
+    // Timeouts on a fake clock that also moves with real time, so the HTTP exchange goes on.
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout'], shouldAdvanceTime: true });
+    try {
+      await startSource();
+      const watches = server.count('watch', 'services');
+      const restarts = await metricValue('kubedataplane_watch_restarts_total', { kind: 'Service' });
+      server.freezeWatches();
+      await vi.advanceTimersByTimeAsync(60_000);
+      expect(await metricValue('kubedataplane_watch_restarts_total', { kind: 'Service' })).toBe(restarts);
+      expect(server.count('watch', 'services')).toBe(watches);
+    } finally {
+      vi.useRealTimers();
+    }
   });
 
   it('resumes after the server ends watches (timeoutSeconds) and keeps the stream', async () => {

@@ -100,7 +100,6 @@ export class KubeSource implements Source {
     if (this.reflectors.length > 0) throw new Error('KubeSource already started');
     const kc = loadKubeConfig(this.opts.kubeconfig);
     const server = kc.getCurrentCluster()?.server;
-    const watch = new Watch(kc);
     const core = kc.makeApiClient(CoreV1Api);
     const discovery = kc.makeApiClient(DiscoveryV1Api);
     const lists: Record<Kind, ListCall> = {
@@ -118,6 +117,12 @@ export class KubeSource implements Source {
       watchTimeoutSeconds: this.opts.watchTimeoutSeconds ?? [300, 600],
       listTimeoutMs: this.opts.listTimeoutMs ?? 60_000,
     };
+    const watch = new Watch(kc);
+    // client-node's Watch aborts a watch that sent nothing for 30 s, less than kube-apiserver's
+    // bookmark period (about a minute): every quiet watch failed, warned and backed off twice a
+    // minute. The reflector's inactivity timeout is the one that decides; the library's is set
+    // past it. (Private in its types, so set through a cast; kube.test keeps a quiet watch.)
+    (watch as unknown as { requestTimeoutMs: number }).requestTimeoutMs = ropts.inactivityMs + 60_000;
     for (const kind of new Set(this.opts.kinds)) {
       const client = kindClient(kind, watch, lists[kind], this.opts.pageSize ?? 500, this.stopController.signal);
       const log = this.log.child({ kind });
