@@ -9,7 +9,7 @@ import { serveUntilSignalled } from './serve.js';
 export async function main(opts: Options): Promise<number> {
   const log = logger('agent');
   const dns = dnsConfig(opts);
-  return serveUntilSignalled(opts, { pods: needsPods(dns), namespaces: true }, log, [
+  return serveUntilSignalled(opts, { pods: needsPods(dns), namespaces: true, serviceCIDRs: opts.proxyMode === 'nftables' }, log, [
     (view) => ({ stop: opts.nodePodCIDRsFile ? keepNodePodCIDRsFile(view, opts.nodeName, opts.nodePodCIDRsFile, log) : () => {} }),
     (view) => startProxy(opts, view),
     (view) => startDns(opts, view, dns),

@@ -162,6 +162,25 @@ describe('Catalog', () => {
     expect(c.namespace('prod')).toBeUndefined();
   });
 
+  it('keeps ServiceCIDRs by name with their CIDRs; a bad CIDR or two of one family is refused with its field', () => {
+    const c = new Catalog({ kinds: ['ServiceCIDR'] });
+    const changes = recorder(c);
+    const sc = (name: string, cidrs: unknown) => ({ apiVersion: 'networking.k8s.io/v1', kind: 'ServiceCIDR', metadata: { name }, spec: { cidrs } });
+    lines.length = 0;
+    c.replace('ServiceCIDR', [sc('kubernetes', ['10.96.0.0/16', 'fd00:96::/112']), sc('extra', ['10.100.0.0/24']), sc('bad', ['10.1.2.3']), sc('twice', ['10.0.0.0/8', '10.1.0.0/16'])]);
+    const refused = lines.map((l) => JSON.parse(l) as { object: string; errors: string });
+    expect(refused.map((r) => [r.object, r.errors])).toEqual([
+      ['bad', 'spec.cidrs[0]: "10.1.2.3" is not a CIDR'],
+      ['twice', 'spec.cidrs: two CIDRs must be of different families'],
+    ]);
+    c.markSynced('ServiceCIDR');
+    expect([...c.serviceCIDRs()].map((s) => [s.name, s.cidrs])).toEqual([['kubernetes', ['10.96.0.0/16', 'fd00:96::/112']], ['extra', ['10.100.0.0/24']]]);
+    expect(changes.map((ch) => [...ch.serviceCIDRs].sort())).toEqual([['extra', 'kubernetes'], []]);
+    c.delete('ServiceCIDR', '', 'extra');
+    expect([...c.serviceCIDRs()].map((s) => s.name)).toEqual(['kubernetes']);
+    expect([...changes.at(-1)!.serviceCIDRs]).toEqual(['extra']);
+  });
+
   it('becomes synced once every expected kind was listed, in one change', () => {
     const c = new Catalog({ kinds: ['Service', 'EndpointSlice'] });
     const changes = recorder(c);

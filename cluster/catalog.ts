@@ -11,6 +11,7 @@ import {
   describeObject,
   normalizeEndpointSlice,
   normalizeNamespace,
+  normalizeServiceCIDR,
   normalizeNode,
   normalizePod,
   normalizeService,
@@ -30,6 +31,7 @@ import type {
   ObjectKey,
   Pod,
   Service,
+  ServiceCIDR,
   ServiceEndpoints,
 } from './types.js';
 import { objectKey } from './types.js';
@@ -122,6 +124,7 @@ export class Catalog implements ObjectSink, CatalogView {
   private readonly nodesByName = new Map<string, Node>();
   private readonly podsByKey = new Map<ObjectKey, Pod>();
   private readonly namespacesByName = new Map<string, Namespace>();
+  private readonly serviceCIDRsByName = new Map<string, ServiceCIDR>();
   private readonly podIndex = new MultiMap<string, Pod>();
   /** Pods with an address, per namespace: `<ns>.pod.<zone>` has names below it while any. */
   private readonly addressedPods = new Map<string, number>();
@@ -174,6 +177,9 @@ export class Catalog implements ObjectSink, CatalogView {
   namespace(name: string): Namespace | undefined {
     return this.namespacesByName.get(name);
   }
+  serviceCIDRs(): IterableIterator<ServiceCIDR> {
+    return this.serviceCIDRsByName.values();
+  }
   onChange(fn: (change: CatalogChange) => void): () => void {
     this.listeners.add(fn);
     return () => this.listeners.delete(fn);
@@ -198,11 +204,13 @@ export class Catalog implements ObjectSink, CatalogView {
         case 'EndpointSlice':
           return this.applySlice(obj);
         case 'Node':
-          return this.applyNode(obj);
+          return this.applyNamed('Node', obj, normalizeNode, this.nodesByName, this.pending.nodes);
         case 'Pod':
           return this.applyPod(obj);
         case 'Namespace':
-          return this.applyNamespace(obj);
+          return this.applyNamed('Namespace', obj, normalizeNamespace, this.namespacesByName, this.pending.namespaces);
+        case 'ServiceCIDR':
+          return this.applyNamed('ServiceCIDR', obj, normalizeServiceCIDR, this.serviceCIDRsByName, this.pending.serviceCIDRs);
       }
     });
   }
@@ -225,6 +233,9 @@ export class Catalog implements ObjectSink, CatalogView {
           return this.removePod(key);
         case 'Namespace':
           if (this.namespacesByName.delete(key)) this.pending.namespaces.add(key);
+          return;
+        case 'ServiceCIDR':
+          if (this.serviceCIDRsByName.delete(key)) this.pending.serviceCIDRs.add(key);
           return;
       }
     });
@@ -278,6 +289,8 @@ export class Catalog implements ObjectSink, CatalogView {
         return [...this.podsByKey.keys()];
       case 'Namespace':
         return [...this.namespacesByName.keys()];
+      case 'ServiceCIDR':
+        return [...this.serviceCIDRsByName.keys()];
     }
   }
 
@@ -373,22 +386,15 @@ export class Catalog implements ObjectSink, CatalogView {
     }
   }
 
-  private applyNode(obj: unknown): void {
-    const key = this.keyOf('Node', obj);
-    const node = this.accept('Node', obj, normalizeNode(obj), key !== undefined && this.nodesByName.has(key));
-    if (!node) return;
-    const old = this.nodesByName.get(node.key);
-    this.nodesByName.set(node.key, node);
-    if (!old || !same(old, node)) this.pending.nodes.add(node.key);
-  }
-
-  private applyNamespace(obj: unknown): void {
-    const key = this.keyOf('Namespace', obj);
-    const ns = this.accept('Namespace', obj, normalizeNamespace(obj), key !== undefined && this.namespacesByName.has(key));
-    if (!ns) return;
-    const old = this.namespacesByName.get(ns.key);
-    this.namespacesByName.set(ns.key, ns);
-    if (!old || !same(old, ns)) this.pending.namespaces.add(ns.key);
+  /** A kind kept whole by name (Node, Namespace, ServiceCIDR): stored, and named as changed
+   *  unless it equals what was there. */
+  private applyNamed<T extends { readonly key: ObjectKey }>(kind: Kind, obj: unknown, normalize: (obj: unknown) => Normalized<T>, byName: Map<ObjectKey, T>, changed: Set<ObjectKey>): void {
+    const key = this.keyOf(kind, obj);
+    const value = this.accept(kind, obj, normalize(obj), key !== undefined && byName.has(key));
+    if (!value) return;
+    const old = byName.get(value.key);
+    byName.set(value.key, value);
+    if (!old || !same(old, value)) changed.add(value.key);
   }
 
   private applyPod(obj: unknown): void {
@@ -427,12 +433,12 @@ export class Catalog implements ObjectSink, CatalogView {
   }
 
   private nothingPending() {
-    return { services: new Set<ObjectKey>(), nodes: new Set<ObjectKey>(), pods: new Set<ObjectKey>(), namespaces: new Set<ObjectKey>(), synced: false };
+    return { services: new Set<ObjectKey>(), nodes: new Set<ObjectKey>(), pods: new Set<ObjectKey>(), namespaces: new Set<ObjectKey>(), serviceCIDRs: new Set<ObjectKey>(), synced: false };
   }
 
   private flush(): void {
     const p = this.pending;
-    if (!p.synced && p.services.size === 0 && p.nodes.size === 0 && p.pods.size === 0 && p.namespaces.size === 0) return;
+    if (!p.synced && p.services.size === 0 && p.nodes.size === 0 && p.pods.size === 0 && p.namespaces.size === 0 && p.serviceCIDRs.size === 0) return;
     this.pending = this.nothingPending();
     const change: CatalogChange = { generation: ++this._generation, ...p };
     changesTotal.inc();
@@ -441,6 +447,7 @@ export class Catalog implements ObjectSink, CatalogView {
     objectsGauge.set({ kind: 'Node' }, this.nodesByName.size);
     objectsGauge.set({ kind: 'Pod' }, this.podsByKey.size);
     objectsGauge.set({ kind: 'Namespace' }, this.namespacesByName.size);
+    objectsGauge.set({ kind: 'ServiceCIDR' }, this.serviceCIDRsByName.size);
     for (const fn of this.listeners) {
       try {
         fn(change);

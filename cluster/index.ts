@@ -19,10 +19,12 @@ export interface OpenOptions {
   pods?: boolean;
   /** Watch Namespaces too (DNS: an existing namespace with no services is a name, NODATA). */
   namespaces?: boolean;
+  /** Watch ServiceCIDRs too (the nftables proxy drops their addresses no service has). */
+  serviceCIDRs?: boolean;
 }
 
 export async function openCatalog(opts: Pick<Options, 'kubeconfig' | 'manifests'>, open: OpenOptions = {}): Promise<CatalogHandle> {
-  const kinds: Kind[] = ['Service', 'EndpointSlice', 'Node', ...(open.pods ? (['Pod'] as const) : []), ...(open.namespaces ? (['Namespace'] as const) : [])];
+  const kinds: Kind[] = ['Service', 'EndpointSlice', 'Node', ...(open.pods ? (['Pod'] as const) : []), ...(open.namespaces ? (['Namespace'] as const) : []), ...(open.serviceCIDRs ? (['ServiceCIDR'] as const) : [])];
   const catalog = new Catalog({ kinds });
   let source: Source;
   if (opts.manifests) {

@@ -12,6 +12,7 @@ import type {
   Pod,
   Protocol,
   Service,
+  ServiceCIDR,
   ServicePort,
   ServiceType,
   TrafficPolicy,
@@ -429,6 +430,20 @@ export function normalizeNamespace(obj: unknown): Normalized<Namespace> {
   const { name } = meta(obj, false, dns1123Label, errs);
   if (errs.list.length) return { ok: false, errors: errs.list };
   return { ok: true, value: { key: own(name), name } };
+}
+
+/** kube-apiserver's rules: one or two CIDRs, of different families. */
+export function normalizeServiceCIDR(obj: unknown): Normalized<ServiceCIDR> {
+  const errs = new Errors();
+  const { name } = meta(obj, false, dns1123Subdomain, errs);
+  const o: Obj = isObj(obj) ? obj : {};
+  const spec: Obj = isObj(o.spec) ? o.spec : {};
+  const cidrs = cidrList(spec.cidrs, 'spec.cidrs', errs);
+  if (cidrs.length > 2) errs.add('spec.cidrs', `at most 2 CIDRs (one per family), got ${cidrs.length}`);
+  else if (cidrs.length === 2 && cidrs[0].includes(':') === cidrs[1].includes(':')) errs.add('spec.cidrs', 'two CIDRs must be of different families');
+  if (errs.list.length) return { ok: false, errors: errs.list };
+  const n = own(name);
+  return { ok: true, value: { key: n, name: n, cidrs } };
 }
 
 export function normalizePod(obj: unknown): Normalized<Pod> {

@@ -1,10 +1,10 @@
 // What a source (the API watcher, the manifest directory) feeds: raw Kubernetes objects in their
 // API shape (plain JSON, or @kubernetes/client-node's model objects — same field names). The
 // catalog validates and normalizes them; a source never interprets an object itself.
-export type Kind = 'Service' | 'EndpointSlice' | 'Node' | 'Pod' | 'Namespace';
-export const KINDS: readonly Kind[] = ['Service', 'EndpointSlice', 'Node', 'Pod', 'Namespace'];
+export type Kind = 'Service' | 'EndpointSlice' | 'Node' | 'Pod' | 'Namespace' | 'ServiceCIDR';
+export const KINDS: readonly Kind[] = ['Service', 'EndpointSlice', 'Node', 'Pod', 'Namespace', 'ServiceCIDR'];
 /** The kinds that live outside namespaces: their key is their name. */
-export const isClusterScoped = (kind: Kind): boolean => kind === 'Node' || kind === 'Namespace';
+export const isClusterScoped = (kind: Kind): boolean => kind === 'Node' || kind === 'Namespace' || kind === 'ServiceCIDR';
 
 export interface ObjectSink {
   /** Adds or replaces one object. */

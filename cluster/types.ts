@@ -140,6 +140,14 @@ export interface Namespace {
   readonly name: string;
 }
 
+/** A ServiceCIDR (networking.k8s.io/v1): ranges the cluster allocates service IPs from. */
+export interface ServiceCIDR {
+  readonly key: ObjectKey;
+  readonly name: string;
+  /** spec.cidrs: at most one per family. */
+  readonly cidrs: readonly string[];
+}
+
 /** What an IP address is, for reverse lookups. */
 export type IPOwner =
   | { readonly kind: 'service'; readonly serviceKey: ObjectKey }
@@ -156,6 +164,7 @@ export interface CatalogChange {
   readonly nodes: ReadonlySet<ObjectKey>;
   readonly pods: ReadonlySet<ObjectKey>;
   readonly namespaces: ReadonlySet<ObjectKey>;
+  readonly serviceCIDRs: ReadonlySet<ObjectKey>;
   /** True when this change is the first complete view (every source listed once). */
   readonly synced: boolean;
 }
@@ -178,6 +187,9 @@ export interface CatalogView {
   ownersOfIP(ip: string): readonly IPOwner[];
   /** A Namespace object, when the catalog watches them (DNS: an existing namespace is a name). */
   namespace(name: string): Namespace | undefined;
+  /** The ServiceCIDR objects, when the catalog watches them (the proxy drops traffic to their
+   *  addresses that no service has). */
+  serviceCIDRs(): IterableIterator<ServiceCIDR>;
   /** Calls `fn` after every applied batch; returns an unsubscribe function. */
   onChange(fn: (change: CatalogChange) => void): () => void;
 }

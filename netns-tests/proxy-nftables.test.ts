@@ -3,6 +3,8 @@
 // TCP/UDP both families, masquerade, hairpin, affinity, no endpoints, endpoint removal, partial
 // syncs (watched with `nft monitor`), NodePort both families, eTP Local, source ranges, external
 // IPs, and --cleanup.
+import { rmSync } from 'node:fs';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Process } from './harness/netns.js';
 import { NftMonitor } from './harness/nft-monitor.js';
@@ -121,6 +123,26 @@ describe('proxy: nftables mode', () => {
     expect(Object.keys(tally(await env.connect(env.client, 'tcp', '198.51.100.10', 80, 20))).sort()).toEqual(PODS);
     expect(await env.connect(env.client, 'tcp', '198.51.100.11', 80, 2, 1500)).toEqual(['ERR ETIMEDOUT', 'ERR ETIMEDOUT']);
     expect(Object.keys(tally(await env.connect(env.client, 'tcp', '198.51.100.20', 80, 30))).sort()).toEqual(PODS);
+  });
+
+  it('a ServiceCIDR object (no --service-cidr given) drops its addresses no service has; deleted, they are routed again', async () => {
+    // The upstream router owns an address in the new range of each family and answers it (a
+    // TCP reset, no listener): what a client sees while nothing drops it.
+    const unallocated = ['10.100.0.9', 'fd00:100::9'];
+    for (const ip of unallocated) await env.upstream.exec('ip', ['addr', 'add', `${ip}/${ip.includes(':') ? 128 : 32}`, 'dev', 'lo']);
+    await env.upstream.exec('ip', ['route', 'replace', '192.168.50.0/24', 'via', '192.168.60.1']);
+    await env.upstream.exec('ip', ['-6', 'route', 'replace', 'fd00:50::/64', 'via', 'fd00:60::1']);
+    const answers = (ip: string) => env.connect(env.client, 'tcp', ip, 80, 1, 1000);
+    for (const ip of unallocated) expect(await answers(ip), `${ip} before`).toEqual(['ERR ECONNREFUSED']);
+    env.write('servicecidr.yaml', 'apiVersion: networking.k8s.io/v1\nkind: ServiceCIDR\nmetadata: { name: extra }\nspec: { cidrs: [10.100.0.0/24, "fd00:100::/112"] }\n');
+    for (const ip of unallocated) await env.eventually(`${ip} dropped`, () => answers(ip), (r) => r[0] === 'ERR ETIMEDOUT');
+    expect((await env.node.exec('nft', ['list', 'set', 'ip', 'kube-dataplane', 'service-cidrs'])).stdout).toContain('10.100.0.0/24');
+    // A service with an address in the range is served: the drop sits after DNAT.
+    env.write('in-range.yaml', serviceYaml({ name: 'in-range', clusterIPs: ['10.100.0.10'], endpoints: all() }));
+    await env.eventually('10.100.0.10 served', async () => Object.keys(tally(await env.connect(env.client, 'tcp', '10.100.0.10', 80, 6, 1000))).sort(), (r) => r.join() === PODS.join());
+    rmSync(join(env.dir, 'servicecidr.yaml'));
+    rmSync(join(env.dir, 'in-range.yaml'));
+    for (const ip of unallocated) await env.eventually(`${ip} routed again`, () => answers(ip), (r) => r[0] === 'ERR ECONNREFUSED');
   });
 
   it('the iptables mode started over it removes our tables and serves through its rules', async () => {

@@ -235,6 +235,7 @@ export async function startProxy(opts: Options, catalog: CatalogView): Promise<R
         catalog.node(opts.nodeName),
         await localAddresses(backend.ownedInterface),
         opts.nodePortAddresses,
+        catalog.serviceCIDRs(),
       ),
       // Without NAT flows (userspace) there is nothing to clear; its UDP sessions are pruned by the backend.
       ...(backend.natFlows ? { cleanStaleFlows: staleFlowCleaner(families, metrics) } : {}),
@@ -305,7 +306,7 @@ export async function main(opts: Options): Promise<number> {
   // Where DNS runs in a container of its own (the DaemonSet), the proxy keeps the IPAM plugin's
   // node pod CIDRs file, as the agent does.
   const { keepNodePodCIDRsFile } = await import('../cli/node-pod-cidrs-writer.js');
-  return serveUntilSignalled(opts, {}, log, [
+  return serveUntilSignalled(opts, { serviceCIDRs: opts.proxyMode === 'nftables' }, log, [
     (view) => ({ stop: opts.nodePodCIDRsFile ? keepNodePodCIDRsFile(view, opts.nodeName, opts.nodePodCIDRsFile, log) : () => {} }),
     (view) => startProxy(opts, view),
   ]);

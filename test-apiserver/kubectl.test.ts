@@ -82,7 +82,7 @@ describe('kubectl against the test API server', () => {
 
   it('api-versions and api-resources come from the aggregated discovery kubectl asks for first (1.26+)', async () => {
     const versions = await kubectl('api-versions');
-    expect(versions).toMatchObject({ code: 0, stdout: 'discovery.k8s.io/v1\nv1\n' });
+    expect(versions).toMatchObject({ code: 0, stdout: 'discovery.k8s.io/v1\nnetworking.k8s.io/v1\nv1\n' });
     const resources = await kubectl('api-resources', '--no-headers');
     expect(resources.code).toBe(0);
     const rows = resources.stdout.trim().split('\n').map((l) => l.trim().split(/\s+/));
@@ -92,6 +92,7 @@ describe('kubectl against the test API server', () => {
       ['pods', 'po', 'v1', 'true', 'Pod'],
       ['services', 'svc', 'v1', 'true', 'Service'],
       ['endpointslices', 'discovery.k8s.io/v1', 'true', 'EndpointSlice'],
+      ['servicecidrs', 'networking.k8s.io/v1', 'false', 'ServiceCIDR'],
     ]);
     const api = server.requests.find((r) => r.path === '/api');
     const perGroupVersion = server.requests.filter((r) => r.path === '/api/v1' || r.path === '/apis/discovery.k8s.io/v1');

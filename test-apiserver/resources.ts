@@ -1,6 +1,7 @@
 // The resource types the test API server serves, and how their URLs and objects are named. The
 // discovery fields (singular, short names, verbs, categories) are kube-apiserver's for the same
 // resources, so kubectl's `svc`, `no`, `po`, `ns` and `all` resolve as they do on a cluster.
+// ServiceCIDR is served as Kubernetes 1.33 made it (networking.k8s.io/v1); the rest is 1.32's.
 export interface ResourceType {
   /** URL plural: `services`. */
   readonly plural: string;
@@ -38,6 +39,11 @@ export const RESOURCE_TYPES: readonly ResourceType[] = [
   core('nodes', 'Node', false, ['no']),
   core('pods', 'Pod', true, ['po'], ['all']),
   core('namespaces', 'Namespace', false, ['ns']),
+  {
+    plural: 'servicecidrs', singular: 'servicecidr', kind: 'ServiceCIDR', listKind: 'ServiceCIDRList',
+    group: 'networking.k8s.io', version: 'v1', apiVersion: 'networking.k8s.io/v1', prefix: '/apis/networking.k8s.io/v1',
+    namespaced: false, shortNames: [], categories: [],
+  },
 ];
 
 export const NAMESPACE_TYPE = RESOURCE_TYPES.find((r) => r.kind === 'Namespace')!;

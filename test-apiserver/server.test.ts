@@ -345,7 +345,7 @@ describe('test API server', () => {
     const services = core.items[0].versions[0].resources.find((r: any) => r.resource === 'services');
     expect(services).toMatchObject({ scope: 'Namespaced', singularResource: 'service', shortNames: ['svc'], responseKind: { group: '', version: 'v1', kind: 'Service' } });
     const beta = await fetch(`${server.url}/apis`, { headers: { Accept: 'application/json;g=apidiscovery.k8s.io;v=v2beta1;as=APIGroupDiscoveryList' } });
-    expect(((await beta.json()) as any).items.map((g: any) => g.metadata.name)).toEqual(['discovery.k8s.io']);
+    expect(((await beta.json()) as any).items.map((g: any) => g.metadata.name)).toEqual(['discovery.k8s.io', 'networking.k8s.io']);
     expect(beta.headers.get('content-type')).toContain('v=v2beta1');
 
     expect((await getJson(`${server.url}/api`)).body).toMatchObject({ kind: 'APIVersions', versions: ['v1'] });

@@ -34,6 +34,9 @@ export interface TestApiServerOptions {
   /** `legacy`: answer /api and /apis with plain JSON only, as servers before aggregated
    *  discovery did (clients must fall back to the per-group-version documents). */
   discovery?: 'aggregated' | 'legacy';
+  /** Resources (plurals) answered 404 as by an older cluster that lacks them (`servicecidrs`
+   *  before Kubernetes 1.33); discovery still lists them. */
+  unserved?: readonly string[];
   log?: Logger;
 }
 
@@ -209,7 +212,8 @@ export class TestApiServer {
     const url = new URL(req.url ?? '/', 'http://x');
     const query = Object.fromEntries(url.searchParams);
     const method = req.method ?? 'GET';
-    const target = parseResourcePath(url.pathname);
+    const parsed = parseResourcePath(url.pathname);
+    const target = parsed && !this.opts.unserved?.includes(parsed.type.plural) ? parsed : undefined;
     const watch = query.watch === '1' || query.watch === 'true';
     const verb: RequestRecord['verb'] = !target ? 'other'
       : method === 'GET' ? (target.name ? 'get' : watch ? 'watch' : 'list')

@@ -77,6 +77,28 @@ describe('Reflector', () => {
     expect(lists).toBeLessThanOrEqual(10);
   });
 
+  it.each([404, 403])('takes an optional kind the API server answers %i for (not served, not allowed) as none, and watches nothing', async (code) => {
+    let lists = 0;
+    let watches = 0;
+    const client: KindClient = {
+      async list() { lists++; throw Object.assign(new Error('refused'), { code }); },
+      async watch() { watches++; return { abort() {} }; },
+    };
+    const sink = new Sink();
+    const r = new Reflector('ServiceCIDR', client, sink, { ...OPTS, optional: true }, logger('test'), HOOKS);
+    r.start();
+    await r.synced;
+    await vi.advanceTimersByTimeAsync(5_000);
+    await r.stop();
+    expect([lists, watches, sink.ops]).toEqual([1, 0, ['replace 0', 'synced']]);
+    // A kind that is not optional keeps asking: a 404 may be an API server still starting.
+    const required = new Reflector('Service', client, new Sink(), OPTS, logger('test'), HOOKS);
+    required.start();
+    await vi.advanceTimersByTimeAsync(1_000);
+    await required.stop();
+    expect(lists).toBeGreaterThan(2);
+  });
+
   it('retries a failing list with backoff and stops promptly while waiting', async () => {
     let lists = 0;
     const client: KindClient = {

@@ -37,6 +37,11 @@ export interface ReflectorOptions {
    *  not reconnect in step. */
   watchTimeoutSeconds: readonly [number, number];
   listTimeoutMs: number;
+  /** The API server may not serve this kind (a resource newer than the cluster), or the
+   *  ClusterRole may predate it: a list answered 404 or 403 then means none, synced, and the
+   *  reflector ends (the 403 with a warning naming the rule). Otherwise both are retried as any
+   *  failure. */
+  optional?: boolean;
 }
 
 export interface ReflectorHooks {
@@ -104,7 +109,9 @@ export class Reflector {
     while (!this.stopped) {
       const fresh = this.resourceVersion === '';
       if (fresh) {
-        if (!(await this.relist())) {
+        const listed = await this.relist();
+        if (listed === 'not served') break;
+        if (listed === 'failed') {
           await this.backoff();
           continue;
         }
@@ -143,33 +150,43 @@ export class Reflector {
     this.flush();
   }
 
-  /** Lists every object and replaces the kind's contents with them. False on failure. */
-  private async relist(): Promise<boolean> {
+  /** Lists every object and replaces the kind's contents with them. */
+  private async relist(): Promise<'ok' | 'failed' | 'not served'> {
     const controller = new AbortController();
     this.abortCurrent = () => controller.abort();
     const timer = setTimeout(() => controller.abort(), this.opts.listTimeoutMs);
     const started = Date.now();
     try {
       const list = await this.client.list(controller.signal);
-      if (this.stopped) return false;
-      this.sink.replace(this.kind, list.items);
-      if (!this.syncedOnce) {
-        this.syncedOnce = true;
-        this.sink.markSynced(this.kind);
-        this.resolveSynced();
-      }
+      if (this.stopped) return 'failed';
+      this.replaceAll(list.items);
       this.resourceVersion = list.resourceVersion;
       this.hooks.onList('ok');
       this.log.info('listed', { objects: list.items.length, resourceVersion: list.resourceVersion, ms: Date.now() - started });
-      return true;
+      return 'ok';
     } catch (err) {
-      if (this.stopped) return false;
+      if (this.stopped) return 'failed';
+      if (this.opts.optional && (isStatus(err, 404) || isStatus(err, 403))) {
+        this.replaceAll([]);
+        if (isStatus(err, 404)) this.log.info('not served by this API server: none, and not watched', { error: describe(err) });
+        else this.log.warn('not allowed to list: none, and not watched; give the ClusterRole list and watch on it (manifests/deploy/rbac.yaml)', { error: describe(err) });
+        return 'not served';
+      }
       this.hooks.onList('error');
       this.log.warn('list failed, retrying after backoff', { error: controller.signal.aborted ? `no answer in ${this.opts.listTimeoutMs} ms` : describe(err) });
-      return false;
+      return 'failed';
     } finally {
       clearTimeout(timer);
       this.abortCurrent = undefined;
+    }
+  }
+
+  private replaceAll(items: readonly unknown[]): void {
+    this.sink.replace(this.kind, items);
+    if (!this.syncedOnce) {
+      this.syncedOnce = true;
+      this.sink.markSynced(this.kind);
+      this.resolveSynced();
     }
   }
 
@@ -297,6 +314,10 @@ export class Reflector {
       this.wakeSleep = () => { this.wakeSleep = undefined; done(); };
     });
   }
+}
+
+function isStatus(err: unknown, code: number): boolean {
+  return isRecord(err) && (err.statusCode === code || err.code === code);
 }
 
 function isGone(err: unknown): boolean {

@@ -59,7 +59,7 @@ function keyOf(namespace: string | undefined, name: string): string {
   return namespace ? `${namespace}/${name}` : name;
 }
 
-const PLURAL: Record<Kind, string> = { Service: 'services', EndpointSlice: 'endpointslices', Node: 'nodes', Pod: 'pods', Namespace: 'namespaces' };
+const PLURAL: Record<Kind, string> = { Service: 'services', EndpointSlice: 'endpointslices', Node: 'nodes', Pod: 'pods', Namespace: 'namespaces', ServiceCIDR: 'servicecidrs' };
 
 function serverVersions(server: TestApiServer, kind: Kind): Record<string, string> {
   const out: Record<string, string> = {};
@@ -259,6 +259,36 @@ describe('KubeSource with @kubernetes/client-node against the test API server', 
       expect(server.count('watch', 'services')).toBe(watches);
     } finally {
       vi.useRealTimers();
+    }
+  });
+
+  it('lists and watches ServiceCIDRs (networking.k8s.io/v1); on a cluster that does not serve them, none, synced', async () => {
+    const sc = (name: string, cidrs: string[]) => ({ apiVersion: 'networking.k8s.io/v1', kind: 'ServiceCIDR', metadata: { name }, spec: { cidrs } });
+    server.create(sc('kubernetes', ['10.96.0.0/16', 'fd00:96::/112']));
+    const catalog = new Catalog({ kinds: [...KINDS, 'ServiceCIDR'] });
+    source = new KubeSource({ kubeconfig, kinds: [...KINDS, 'ServiceCIDR'] });
+    await source.start(catalog);
+    await source.synced;
+    expect([...catalog.serviceCIDRs()].map((s) => s.cidrs)).toEqual([['10.96.0.0/16', 'fd00:96::/112']]);
+    await until('a watch of servicecidrs', () => server.count('watch', 'servicecidrs') === 1);
+    server.create(sc('extra', ['10.100.0.0/24']));
+    await until('the new ServiceCIDR', () => [...catalog.serviceCIDRs()].length === 2);
+    await source.stop();
+
+    const older = await TestApiServer.start({ token: 'sekret', unserved: ['servicecidrs'] });
+    try {
+      await older.writeKubeconfig(kubeconfig);
+      const oldCatalog = new Catalog({ kinds: [...KINDS, 'ServiceCIDR'] });
+      source = new KubeSource({ kubeconfig, kinds: [...KINDS, 'ServiceCIDR'] });
+      await source.start(oldCatalog);
+      await source.synced;
+      expect([oldCatalog.synced, [...oldCatalog.serviceCIDRs()]]).toEqual([true, []]);
+      expect([older.count('list', 'servicecidrs'), older.count('watch', 'servicecidrs')]).toEqual([0, 0]); // 404s: no such resource
+      expect(older.requests.filter((r) => r.path.endsWith('/servicecidrs')).map((r) => r.status)).toEqual([404]);
+      await source.stop();
+      source = undefined;
+    } finally {
+      await older.stop();
     }
   });
 

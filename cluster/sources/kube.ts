@@ -3,7 +3,7 @@
 // config, tokens, client certificates, exec plugins, proxies), its generated list calls and its
 // `Watch` — with one Reflector per kind (kube-reflector.ts says why not its informers).
 import {
-  CoreV1Api, DiscoveryV1Api, KubeConfig, Observable, ResponseContext, Watch,
+  CoreV1Api, DiscoveryV1Api, KubeConfig, NetworkingV1Api, Observable, ResponseContext, Watch,
   type ConfigurationOptions, type ObservableMiddleware,
 } from '@kubernetes/client-node';
 import { Counter } from 'prom-client';
@@ -42,7 +42,11 @@ const API_PATHS: Record<Kind, string> = {
   Node: '/api/v1/nodes',
   Pod: '/api/v1/pods',
   Namespace: '/api/v1/namespaces',
+  ServiceCIDR: '/apis/networking.k8s.io/v1/servicecidrs',
 };
+
+/** Kinds a cluster may not serve yet: ServiceCIDR is networking.k8s.io/v1 from Kubernetes 1.33. */
+const OPTIONAL_KINDS: ReadonlySet<Kind> = new Set(['ServiceCIDR']);
 
 function metrics(): { events: Counter<'kind' | 'type'>; restarts: Counter<'kind' | 'reason'>; lists: Counter<'kind' | 'result'> } {
   return {
@@ -102,12 +106,14 @@ export class KubeSource implements Source {
     const server = kc.getCurrentCluster()?.server;
     const core = kc.makeApiClient(CoreV1Api);
     const discovery = kc.makeApiClient(DiscoveryV1Api);
+    const networking = kc.makeApiClient(NetworkingV1Api);
     const lists: Record<Kind, ListCall> = {
       Service: (p, o) => core.listServiceForAllNamespaces(p, o),
       EndpointSlice: (p, o) => discovery.listEndpointSliceForAllNamespaces(p, o),
       Node: (p, o) => core.listNode(p, o),
       Pod: (p, o) => core.listPodForAllNamespaces(p, o),
       Namespace: (p, o) => core.listNamespace(p, o),
+      ServiceCIDR: (p, o) => networking.listServiceCIDR(p, o),
     };
     const m = metrics();
     const ropts: ReflectorOptions = {
@@ -126,7 +132,7 @@ export class KubeSource implements Source {
     for (const kind of new Set(this.opts.kinds)) {
       const client = kindClient(kind, watch, lists[kind], this.opts.pageSize ?? 500, this.stopController.signal);
       const log = this.log.child({ kind });
-      this.reflectors.push(new Reflector(kind, client, sink, ropts, log, {
+      this.reflectors.push(new Reflector(kind, client, sink, OPTIONAL_KINDS.has(kind) ? { ...ropts, optional: true } : ropts, log, {
         onEvent: (type) => m.events.inc({ kind, type }),
         onRestart: (reason) => m.restarts.inc({ kind, reason }),
         onList: (result) => m.lists.inc({ kind, result }),

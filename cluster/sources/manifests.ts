@@ -39,6 +39,7 @@ const API_VERSIONS: Record<Kind, string> = {
   Node: 'v1',
   Pod: 'v1',
   Namespace: 'v1',
+  ServiceCIDR: 'networking.k8s.io/v1',
 };
 
 /** An object as a file declares it. */

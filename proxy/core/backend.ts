@@ -10,6 +10,10 @@ export interface NodeFacts {
   readonly nodePortAddresses: Readonly<Record<IPFamily, 'all' | readonly string[]>>;
   /** The Node object's spec.podCIDRs by family (--detect-local-mode NodeCIDR). */
   readonly podCIDRs?: Readonly<Record<IPFamily, readonly string[]>>;
+  /** The service CIDRs the cluster's ServiceCIDR objects declare, both families, sorted (the
+   *  nftables mode drops their addresses no service has, with --service-cidr's). Not the node's
+   *  own, but like its facts they shape base rules, and a change is rare: a full sync. */
+  readonly serviceCIDRs?: readonly string[];
 }
 
 export interface SyncRequest {

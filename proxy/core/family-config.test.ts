@@ -15,6 +15,13 @@ describe('familyConfig', () => {
     expect(familyConfig('IPv6', node, { ...opts, masqueradeAll: false })).toEqual({ family: 'IPv6', clusterCIDRs: ['fd00:244::/48'], localDetector: { mode: 'ClusterCIDR', cidr: 'fd00:244::/48' }, masqueradeAll: false, nodePortAddresses: ['fd00:1::10'], nodeIPs: ['fd00:1::10'], serviceCIDRs: [] });
   });
 
+  it('drops the addresses of --service-cidr and of the cluster\'s ServiceCIDR objects, each once, per family', () => {
+    const withObjects: NodeFacts = { ...node, serviceCIDRs: ['10.96.0.0/16', '10.100.0.0/24', 'fd00:96::/112'] };
+    const flags = { ...opts, serviceCIDRs: ['10.96.0.0/16', 'fd00:97::/112'] };
+    expect(familyConfig('IPv4', withObjects, flags).serviceCIDRs).toEqual(['10.96.0.0/16', '10.100.0.0/24']);
+    expect(familyConfig('IPv6', withObjects, flags).serviceCIDRs).toEqual(['fd00:97::/112', 'fd00:96::/112']);
+  });
+
   // kube-proxy's getLocalDetectors: per family the cluster CIDR or the node's pod CIDR, or one
   // interface match for both families; nothing of a family means nothing is local in it.
   it('builds the local-traffic detector of each --detect-local-mode', () => {

@@ -82,7 +82,7 @@ export function familyConfig(family: IPFamily, node: NodeFacts, opts: FamilyOpti
     masqueradeAll: opts.masqueradeAll,
     nodePortAddresses: node.nodePortAddresses[family],
     nodeIPs: node.nodeIPs[family],
-    serviceCIDRs: ofFamily(family, opts.serviceCIDRs ?? []),
+    serviceCIDRs: ofFamily(family, [...new Set([...(opts.serviceCIDRs ?? []), ...(node.serviceCIDRs ?? [])])]),
     ...(opts.localhostNodePorts && family === 'IPv4' ? { localhostNodePorts: true } : {}),
   };
 }

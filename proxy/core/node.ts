@@ -1,6 +1,6 @@
 // This node's facts for the rules: its addresses (Node object and local interfaces) and where
 // node ports are accepted (--nodeport-addresses).
-import type { IPFamily, Node } from '../../cluster/types.js';
+import type { IPFamily, Node, ServiceCIDR } from '../../cluster/types.js';
 import { cidrContains, familyOf, parseCIDR, parseIP } from '../../common/ip.js';
 import type { NodeFacts } from './backend.js';
 import { runTool } from '../../common/process.js';
@@ -29,7 +29,7 @@ export function checkNodePortAddresses(list: readonly string[]): string | undefi
   return undefined;
 }
 
-export function nodeFacts(node: Node | undefined, local: readonly string[], nodePortAddresses: readonly string[]): NodeFacts {
+export function nodeFacts(node: Node | undefined, local: readonly string[], nodePortAddresses: readonly string[], serviceCIDRs: Iterable<ServiceCIDR> = []): NodeFacts {
   const fromNode = (node?.addresses ?? [])
     .filter((a) => a.type === 'InternalIP' || a.type === 'ExternalIP')
     .map((a) => parseIP(a.address)?.ip)
@@ -52,5 +52,6 @@ export function nodeFacts(node: Node | undefined, local: readonly string[], node
       IPv4: (node?.podCIDRs ?? []).filter((c) => !c.includes(':')),
       IPv6: (node?.podCIDRs ?? []).filter((c) => c.includes(':')),
     },
+    serviceCIDRs: [...new Set([...serviceCIDRs].flatMap((s) => s.cidrs))].sort(),
   };
 }

@@ -137,9 +137,11 @@ export class Proxier {
     }
     // This node's zone and addresses shape every plan and the node-port rules.
     if (c.nodes.has(this.opts.nodeName)) this.replanAll = true;
+    // ServiceCIDRs are read with the node's facts (the base rules depend on both).
+    if (c.serviceCIDRs.size) this.replanAll = true;
     this.metrics?.serviceChangesPending.set(this.pendingServiceChanges.size);
     this.metrics?.endpointChangesPending.set(this.pendingEndpointChanges.size);
-    if (c.services.size || c.nodes.has(this.opts.nodeName)) {
+    if (c.services.size || c.nodes.has(this.opts.nodeName) || c.serviceCIDRs.size) {
       this.health?.queued();
       this.metrics?.lastQueued.set(Date.now() / 1000);
     }
