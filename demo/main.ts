@@ -4,6 +4,7 @@
 // touches the root namespace, and everything is deleted at the end.
 import { clientArgs, startExampleNode } from '../netns-tests/harness/example-node.js';
 import type { Namespace } from '../netns-tests/harness/netns.js';
+import { corefileSteps } from './corefile-steps.js';
 import { kubectlSteps } from './kubectl-steps.js';
 import { resolve } from 'node:path';
 
@@ -68,6 +69,8 @@ async function main(): Promise<number> {
     } else {
       step('DNS on one core: this machine gives the agent one CPU, so the DNS answers from one thread (--workers)');
     }
+
+    await corefileSteps(ex, { step, show }, '127.0.0.1:5353');
 
     step('connections through the service IP, from the client pod');
     const both = /"web-0":\d+.*"web-1":\d+|"web-1":\d+.*"web-0":\d+/;
