@@ -12,7 +12,7 @@ import { AnswerCache } from './cache.js';
 import type { CacheKind } from './cache.js';
 import type { DnsConfig, ForwardConfig, ServerConfig } from './config.js';
 import { Forwarder, upstreamLabel, type TlsClientOptions } from './forwarder.js';
-import { DnsHandler, type AnswerSink, type BlockHandler, type QueryHandler } from './handler.js';
+import { DnsHandler, takes, type AnswerSink, type BlockHandler, type ForwardRoute, type QueryHandler } from './handler.js';
 import { RewritingHandler } from './rewrite.js';
 import { AclHandler } from './acl-plugin.js';
 import { HostsPlugin } from './hosts.js';
@@ -76,8 +76,14 @@ export function buildChain(config: DnsConfig, ctx: ChainContext): Chain {
         }, catalog)
       : undefined;
     if (zone) zones.push(zone);
-    const forwarder = server.forward ? startForwarder(server.forward, opts, allListens, metrics, log) : undefined;
-    if (forwarder) forwarders.push(forwarder);
+    const routes: ForwardRoute[] = server.forwards.map((f) => ({
+      forwarder: startForwarder(f, opts, allListens, metrics, log), from: f.from, except: f.except, maxConcurrent: f.maxConcurrent,
+      ...(f.next?.length ? { next: new Set(f.next) } : {}), ...(f.nextOnNodata ? { nextOnNodata: true } : {}),
+    }));
+    for (const r of routes) forwarders.push(r.forwarder);
+    // The loop probe is a name in the block's zone: the forward that takes it is the one tested.
+    const probeZone = server.zones[0] ?? '';
+    const probed = routes.find((r) => takes(r, probeZone));
     const label = server.listens.length > 0 ? serverLabel(server.listens[0]) : 'dns://:53';
     const c = server.cache;
     const cache = c
@@ -87,15 +93,15 @@ export function buildChain(config: DnsConfig, ctx: ChainContext): Chain {
         }, metrics.cacheEvents(label))
       : undefined;
     if (cache) caches.push(cache);
-    const loop = server.loop && forwarder
-      ? new LoopDetector(server.zones[0] ?? '', (arrivals) => ctx.onLoop(server, forwarder.upstreams.map(upstreamLabel).join(','), arrivals))
+    const loop = server.loop && probed
+      ? new LoopDetector(probeZone, (arrivals) => ctx.onLoop(server, probed.forwarder.upstreams.map(upstreamLabel).join(','), arrivals))
       : undefined;
     const hosts = server.hosts ? new HostsPlugin(server.hosts, log) : undefined;
     // Published for the workers only where an answer depends on the question alone: not under
     // `log` (every query is a line), `acl` (the asker), `rewrite`, `autopath` (the asker's pod) or `hosts` (a file).
     const publishes = !server.log && !server.acl && !server.rewrite?.length && !server.autopath && !server.hosts;
-    const plugins = new DnsHandler(zone, forwarder, cache, metrics, log, {
-      forwardScope: server.forward, maxConcurrent: server.forward?.maxConcurrent, loadbalance: server.loadbalance, loop, hosts, staleVerify: c?.serveStale?.verify,
+    const plugins = new DnsHandler(zone, routes, cache, metrics, log, {
+      loadbalance: server.loadbalance, loop, hosts, staleVerify: c?.serveStale?.verify,
       ...(publishes && ctx.sink ? { sink: ctx.sink, publishCache: !c?.prefetch } : {}),
     });
     // CoreDNS's order: `log` sees the client's question, then `acl`, then `rewrite`, then the
@@ -167,6 +173,8 @@ function startForwarder(f: ForwardConfig, opts: Options, ours: readonly ListenAd
     maxInflight: f.maxConcurrent + upstreams.length,
     healthCheckMs: f.healthCheckMs,
     maxFails: f.maxFails,
+    ...(f.failover?.length ? { failover: new Set(f.failover) } : {}),
+    ...(f.failfastAllDown ? { failfastAllDown: true } : {}),
     onExchange: (u, seconds, rcode) => metrics.proxyDuration.labels('forward', upstreamLabel(u), rcode === undefined ? 'timeout' : rcodeName(rcode)).observe(seconds),
     onHealthcheckFailure: (u) => metrics.healthcheckFailures.labels('forward', upstreamLabel(u)).inc(),
     onAllDown: () => metrics.healthcheckBroken.inc(),

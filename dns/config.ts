@@ -33,7 +33,8 @@ export interface ServerConfig {
   /** Where it listens: its port on each `bind` address, or on the wildcards without `bind`. */
   readonly listens: readonly ListenAddress[];
   readonly kubernetes?: KubernetesConfig;
-  readonly forward?: ForwardConfig;
+  /** The `forward` plugins, in their order: a name goes to the first whose zone has it. */
+  readonly forwards: readonly ForwardConfig[];
   /** Absent: forwarded answers are not cached (a Corefile block without `cache`). */
   readonly cache?: CacheConfig;
   /** `errors`: failed exchanges are logged (the default of the flags' server). */
@@ -90,6 +91,15 @@ export interface ForwardConfig {
   /** `tls [CERT KEY] [CA]` and `tls_servername`, for the `tls://` upstreams (files read when
    *  the forwarder starts). */
   readonly tls?: { readonly certFile?: string; readonly keyFile?: string; readonly caFile?: string; readonly servername?: string };
+  /** `next RCODE…`: a reply with one of these codes goes on to the next `forward` of the
+   *  block whose zone has the name (the reply stands when there is none). */
+  readonly next?: readonly number[];
+  /** `next_on_nodata`: likewise for NOERROR without answers. */
+  readonly nextOnNodata?: boolean;
+  /** `failover RCODE…`: such a reply is asked again of the next upstream (forwarder.ts). */
+  readonly failover?: readonly number[];
+  /** `failfast_all_unhealthy_upstreams`. */
+  readonly failfastAllDown?: boolean;
 }
 
 export interface CacheConfig {
@@ -127,7 +137,7 @@ export function configFromFlags(opts: Options, listens: readonly ListenAddress[]
       zones: [''],
       listens,
       kubernetes: { domain: opts.clusterDomain, reverseZones: [...REVERSE_ZONES], pods: opts.pods, ttl: opts.ttl, fallthrough: [...REVERSE_ZONES] },
-      forward: { ...DEFAULT_FORWARD, to: upstreams, resolvConfs: upstreams.length > 0 ? [] : [opts.resolvConf] },
+      forwards: [{ ...DEFAULT_FORWARD, to: upstreams, resolvConfs: upstreams.length > 0 ? [] : [opts.resolvConf] }],
       cache: { maxTtl: 3600, maxNegativeTtl: 1800, capacity: 10_000 },
       errors: true,
     }],

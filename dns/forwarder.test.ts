@@ -69,11 +69,11 @@ describe('the forwarder\'s timing', () => {
     await new Promise<void>((resolve) => sock.bind(0, '127.0.0.1', resolve));
     const asked: string[] = [];
     const waiters: (() => void)[] = [];
-    const u = { sock, asked, answering: false, port: sock.address().port, nextQuery: () => new Promise<void>((resolve) => waiters.push(resolve)) };
+    const u = { sock, asked, answering: false, rcode: 0, port: sock.address().port, nextQuery: () => new Promise<void>((resolve) => waiters.push(resolve)) };
     sock.on('message', (m, r) => {
       const q = dnsPacket.decode(m);
       asked.push(q.questions![0].name);
-      if (u.answering) sock.send(dnsPacket.encode({ type: 'response', id: q.id, flags: dnsPacket.RECURSION_AVAILABLE, questions: q.questions } as Packet), r.port, r.address);
+      if (u.answering) sock.send(dnsPacket.encode({ type: 'response', id: q.id, flags: dnsPacket.RECURSION_AVAILABLE | u.rcode, questions: q.questions } as Packet), r.port, r.address);
       waiters.splice(0).forEach((w) => w());
     });
     return u;
@@ -120,6 +120,47 @@ describe('the forwarder\'s timing', () => {
       // Its answer is real I/O: let it arrive.
       await vi.waitFor(() => expect(events).toContain('upstream answers again'), { interval: 1, timeout: 1000 });
       expect(up.asked).toEqual(['a.example.test', 'a.example.test', '.', '.']);
+    } finally {
+      fwd.close();
+      up.sock.close();
+    }
+  });
+
+  it('failover: a SERVFAIL is asked again of the next upstream, the last reply stands; without it the first reply does', async () => {
+    const { Forwarder } = await import('./forwarder.js');
+    const ups = [await upstream(), await upstream()];
+    for (const u of ups) u.answering = true;
+    ups[0].rcode = 2;
+    const to = ups.map((u) => ({ host: '127.0.0.1', port: u.port }));
+    const over = new Forwarder(to, { policy: 'sequential', failover: new Set([2, 5]) });
+    const plain = new Forwarder(to, { policy: 'sequential' });
+    const rcode = (r: Buffer | undefined) => (r ? r.readUInt16BE(2) & 0xf : 'none');
+    try {
+      expect(rcode(await over.exchange(query('a.example.test')))).toBe(0);
+      expect(ups.map((u) => u.asked)).toEqual([['a.example.test'], ['a.example.test']]);
+      ups[1].rcode = 5;
+      expect(rcode(await over.exchange(query('b.example.test')))).toBe(5); // both failed over: the last
+      expect(rcode(await plain.exchange(query('c.example.test')))).toBe(2);
+      expect(ups.map((u) => u.asked.length)).toEqual([3, 2]); // c went to the first alone
+    } finally {
+      over.close();
+      plain.close();
+      for (const u of ups) u.sock.close();
+    }
+  });
+
+  it('failfast_all_unhealthy_upstreams: with the only upstream down, no answer at once and nothing asked', async () => {
+    const { Forwarder } = await import('./forwarder.js');
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'Date'] });
+    const up = await upstream();
+    const fwd = new Forwarder([{ host: '127.0.0.1', port: up.port }], { failfastAllDown: true, healthCheckMs: 60_000 });
+    try {
+      const first = fwd.exchange(query('a.example.test'));
+      await vi.advanceTimersByTimeAsync(2_000);
+      expect(await first).toBeUndefined(); // two silent tries: marked down
+      const asked = up.asked.length;
+      expect(await fwd.exchange(query('b.example.test'))).toBeUndefined();
+      expect(up.asked.length).toBe(asked);
     } finally {
       fwd.close();
       up.sock.close();

@@ -72,6 +72,12 @@ export interface ForwarderOptions {
    *  again for a truncated reply. */
   readonly forceTcp?: boolean;
   readonly tls?: TlsClientOptions;
+  /** `failover RCODE…`: a reply with one of these codes is answered by the next upstream not
+   *  asked yet, as a timeout is; the last one's reply stands. */
+  readonly failover?: ReadonlySet<number>;
+  /** `failfast_all_unhealthy_upstreams`: with every upstream down, no answer (SERVFAIL) at once
+   *  instead of asking one anyway. */
+  readonly failfastAllDown?: boolean;
   readonly log?: Logger;
   readonly onExchange?: (upstream: Upstream, seconds: number, rcode: number | undefined) => void;
   readonly onHealthcheckFailure?: (upstream: Upstream) => void;
@@ -109,9 +115,11 @@ export class Forwarder {
    */
   async exchange(query: Buffer): Promise<Buffer | undefined> {
     if (this.states.length === 0 || this.closed) return undefined;
+    if (this.opts.failfastAllDown && this.states.every((s) => !s.healthy)) return undefined;
     const start = Date.now();
     const order = this.order();
     const tries = Math.max(2, order.length);
+    let lastReply: Buffer | undefined;
     for (let i = 0; i < tries; i++) {
       const left = this.deadlineMs - (Date.now() - start);
       if (left <= 0) break;
@@ -126,11 +134,16 @@ export class Forwarder {
       this.opts.onExchange?.(st.addr, (performance.now() - t0) / 1000, reply ? reply.readUInt16BE(2) & 0xf : undefined);
       if (reply) {
         this.succeeded(st);
+        // An answer, so the upstream is up; but a failover code is asked again elsewhere.
+        if (i + 1 < order.length && this.opts.failover?.has(reply.readUInt16BE(2) & 0xf)) {
+          lastReply = reply;
+          continue;
+        }
         return reply;
       }
       this.failed(st);
     }
-    return undefined;
+    return lastReply;
   }
 
   close(): void {

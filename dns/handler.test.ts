@@ -7,7 +7,7 @@ import { fixtureServices, serviceObjects } from '../bench/dns/fixtures.js';
 import { logger } from '../common/log.js';
 import { AnswerCache } from './cache.js';
 import { Forwarder } from './forwarder.js';
-import { DnsHandler, type BlockOptions, type Transport } from './handler.js';
+import { DnsHandler, type BlockOptions, type ForwardRoute, type Transport } from './handler.js';
 import { DnsMetrics } from './metrics.js';
 import { ClusterZone } from './zone.js';
 
@@ -36,7 +36,7 @@ function answer(query: Buffer, ttl: number): Buffer {
   } as Packet);
 }
 
-function setup(steps: ((query: Buffer) => Promise<Buffer | undefined>)[], block: BlockOptions = {}, metrics?: DnsMetrics) {
+function setup(steps: ((query: Buffer) => Promise<Buffer | undefined>)[], block: BlockOptions = {}, metrics?: DnsMetrics, route: Partial<ForwardRoute> = {}) {
   const catalog = new Catalog({ kinds: ['Service', 'EndpointSlice', 'Node'] });
   catalog.batch(() => {
     for (const s of fixtureServices()) for (const o of serviceObjects(s)) catalog.apply((o as { kind: 'Service' | 'EndpointSlice' }).kind, o);
@@ -45,7 +45,7 @@ function setup(steps: ((query: Buffer) => Promise<Buffer | undefined>)[], block:
   const zone = new ClusterZone({ domain: 'cluster.local', ttl: 5, pods: 'insecure' }, catalog);
   zone.attach();
   const forwarder = new ScriptedForwarder(steps);
-  return { forwarder, handler: new DnsHandler(zone, forwarder, new AnswerCache(), metrics, logger('test'), block) };
+  return { forwarder, handler: new DnsHandler(zone, [{ forwarder, from: '', except: [], ...route }], new AnswerCache(), metrics, logger('test'), block) };
 }
 
 async function ask(handler: DnsHandler, name: string) {
@@ -84,11 +84,31 @@ describe('forwarded questions', () => {
     expect(forwarder.asked).toEqual(['www.example.test']);
   });
 
+  it('several forward plugins: a name goes to the first whose zone has it; next hands an NXDOMAIN on, and a later route\'s answer stands', async () => {
+    const rcode = (q: Buffer, code: number) => {
+      const d = dnsPacket.decode(q);
+      return dnsPacket.encode({ type: 'response', id: d.id, flags: dnsPacket.RECURSION_AVAILABLE | code, questions: d.questions } as Packet);
+    };
+    const lab = new ScriptedForwarder([async (q) => answer(q, 30)]);
+    const first = new ScriptedForwarder([async (q) => rcode(q, 3), async (q) => rcode(q, 2)]);
+    const last = new ScriptedForwarder([async (q) => answer(q, 40)]);
+    const zone = new ClusterZone({ domain: 'cluster.local', ttl: 5, pods: 'insecure' }, new Catalog({ kinds: [] }));
+    const handler = new DnsHandler(zone, [
+      { forwarder: lab, from: 'lab.example.local', except: [] },
+      { forwarder: first, from: '', except: [], next: new Set([3]) },
+      { forwarder: last, from: '', except: [] },
+    ], new AnswerCache(), undefined, logger('test'));
+    expect(await ask(handler, 'db.lab.example.local')).toEqual({ rcode: 'NOERROR', answers: ['db.lab.example.local 30 A 192.0.2.1'] });
+    expect(await ask(handler, 'gone.example.test')).toEqual({ rcode: 'NOERROR', answers: ['gone.example.test 40 A 192.0.2.1'] }); // NXDOMAIN handed on
+    expect(await ask(handler, 'broken.example.test')).toEqual({ rcode: 'SERVFAIL', answers: [] }); // SERVFAIL is not in next
+    expect([lab.asked, first.asked, last.asked]).toEqual([['db.lab.example.local'], ['gone.example.test', 'broken.example.test'], ['gone.example.test']]);
+  });
+
   it('max_concurrent: a distinct question past the limit is REFUSED and counted; one in flight already is shared', async () => {
     const release: Array<() => void> = [];
     const held = (q: Buffer) => new Promise<Buffer>((resolve) => release.push(() => resolve(answer(q, 60))));
     const metrics = new DnsMetrics('cluster.local.', false);
-    const { handler, forwarder } = setup([held, held, async (q) => answer(q, 60)], { maxConcurrent: 2 }, metrics);
+    const { handler, forwarder } = setup([held, held, async (q) => answer(q, 60)], {}, metrics, { maxConcurrent: 2 });
     const a = ask(handler, 'a.example.test');
     const b = ask(handler, 'b.example.test');
     const aAgain = ask(handler, 'a.example.test'); // joins a's exchange

@@ -92,15 +92,26 @@ export interface AnswerTarget {
   answer(a: Answer, expires: number, dep: number, plugin: number, flags: number): void;
 }
 
-/** Which names the forwarder gets (`forward FROM … { except … }`); default: every name. */
-export interface ForwardScope {
+/** One `forward` plugin of the block: the names it gets (`forward FROM … { except … }`) and
+ *  its upstreams. */
+export interface ForwardRoute {
+  readonly forwarder: Forwarder;
   readonly from: string;
   readonly except: readonly string[];
+  /** `max_concurrent`: distinct questions upstream at once; a question that would be one more
+   *  gets REFUSED, as CoreDNS answers it (a capacity signal, not a failure). */
+  readonly maxConcurrent?: number;
+  /** `next RCODE…` / `next_on_nodata`: such a reply goes on to the next route with the name. */
+  readonly next?: ReadonlySet<number>;
+  readonly nextOnNodata?: boolean;
+}
+
+/** Every name to one forwarder: the flags' server, and tests. */
+export function forwardEverything(forwarder: Forwarder): ForwardRoute[] {
+  return [{ forwarder, from: '', except: [] }];
 }
 
 export interface BlockOptions {
-  /** Default: every name. */
-  readonly forwardScope?: ForwardScope;
   /** `loadbalance`: address records in a random order in every reply. */
   readonly loadbalance?: boolean;
   /** `loop`: counts the arrivals of its probe's name. */
@@ -114,12 +125,8 @@ export interface BlockOptions {
   /** Whether cached forwarded answers are published too (not under `prefetch`, which counts
    *  the hits a worker would take). */
   readonly publishCache?: boolean;
-  /** `forward … { max_concurrent }`: distinct questions upstream at once; a question that would
-   *  be one more gets REFUSED, as CoreDNS answers it (a capacity signal, not a failure). */
-  readonly maxConcurrent?: number;
 }
 
-const ALL_NAMES: ForwardScope = { from: '', except: [] };
 const NOT_OURS: ZoneAnswer = Object.freeze({ kind: 'forward' });
 
 const TCP_LIMIT = 65535;
@@ -127,16 +134,15 @@ const BADVERS = 16;
 
 /**
  * One server block's chain, in CoreDNS's order: the cluster zone (`kubernetes`, when the block
- * has it), then the cache and the forwarder for what it does not answer. A block without a
- * forwarder, or a name outside its `forward` scope, gets SERVFAIL, as CoreDNS answers when no
- * plugin is left.
+ * has it), then the cache and the `forward` plugins for what it does not answer. A name no
+ * `forward` takes gets SERVFAIL, as CoreDNS answers when no plugin is left.
  */
 export class DnsHandler implements BlockHandler {
   private readonly inflight = new Map<string, Promise<Answer | undefined>>();
 
   constructor(
     private readonly zone: ClusterZone | undefined,
-    private readonly forwarder: Forwarder | undefined,
+    private readonly forwardRoutes: readonly ForwardRoute[],
     private readonly cache: AnswerCache | undefined,
     private readonly metrics: DnsMetrics | undefined,
     private readonly log: Logger,
@@ -213,7 +219,7 @@ export class DnsHandler implements BlockHandler {
       else if (pub) this.publishCached(pub, key, q, now);
       return this.done(t, t0, msg, q, serveAnswer(hit.answer, msg, q, limit, now), PLUGIN.cache);
     }
-    if (!this.admits(key)) return this.done(t, t0, msg, q, emptyReply(msg, q, RCODE.REFUSED), PLUGIN.forward);
+    if (!this.admits(key, q.name)) return this.done(t, t0, msg, q, emptyReply(msg, q, RCODE.REFUSED), PLUGIN.forward);
     return this.fetch(key, msg, q).then((a) => {
       if (a && pub) this.publishCached(pub, key, q, Date.now());
       return this.done(t, t0, msg, q, a ? serveAnswer(a, msg, q, limit, Date.now()) : emptyReply(msg, q, RCODE.SERVFAIL), PLUGIN.forward);
@@ -242,16 +248,27 @@ export class DnsHandler implements BlockHandler {
    * question, for the life of the process.
    */
   private forwards(name: string): boolean {
-    const s = this.block.forwardScope ?? ALL_NAMES;
-    return this.forwarder !== undefined && inZone(name, s.from) && !s.except.some((z) => inZone(name, z));
+    return this.forwardRoutes.some((r) => takes(r, name));
   }
 
   /** Whether `key` may go upstream now: it is in flight already (its askers share the
-   *  exchange), or there is room under `max_concurrent`. A refusal is counted. */
-  private admits(key: string): boolean {
-    if (this.inflight.has(key) || this.inflight.size < (this.block.maxConcurrent ?? Infinity)) return true;
+   *  exchange), or there is room under the first route's `max_concurrent`. A refusal is
+   *  counted. */
+  private admits(key: string, name: string): boolean {
+    const max = this.forwardRoutes.find((r) => takes(r, name))?.maxConcurrent ?? Infinity;
+    if (this.inflight.has(key) || this.inflight.size < max) return true;
     this.metrics?.maxConcurrentRejects.inc();
     return false;
+  }
+
+  /** The first route with the name answers, unless its reply is one its `next` hands on. */
+  private async exchange(name: string, query: Buffer): Promise<Buffer | undefined> {
+    const routes = this.forwardRoutes.filter((r) => takes(r, name));
+    for (let i = 0; i < routes.length; i++) {
+      const reply = await routes[i].forwarder.exchange(query);
+      if (!reply || i === routes.length - 1 || !handsOn(routes[i], reply)) return reply;
+    }
+    return undefined;
   }
 
   /** Over `max_concurrent` this is no answer: a stale answer under `verify` is served, a
@@ -259,9 +276,8 @@ export class DnsHandler implements BlockHandler {
   private fetch(key: string, msg: Buffer, q: Query): Promise<Answer | undefined> {
     let p = this.inflight.get(key);
     if (!p) {
-      if (!this.forwarder || !this.admits(key)) return Promise.resolve(undefined);
-      p = this.forwarder
-        .exchange(upstreamQuery(msg, q))
+      if (!this.forwards(q.name) || !this.admits(key, q.name)) return Promise.resolve(undefined);
+      p = this.exchange(q.name, upstreamQuery(msg, q))
         .then((reply) => {
           const a = reply ? toAnswer(reply, Date.now()) : undefined;
           if (a) this.cache?.put(key, a);
@@ -366,4 +382,16 @@ function recordsOf(a: Answer, now: number): { records: OwnedRec[]; rcode: number
     return { records: [], rcode: RCODE.SERVFAIL };
   }
   return { records, rcode: a.rcode };
+}
+
+/** Whether the route's zone has the name, and its `except` does not. */
+export function takes(r: Pick<ForwardRoute, 'from' | 'except'>, name: string): boolean {
+  return inZone(name, r.from) && !r.except.some((z) => inZone(name, z));
+}
+
+/** Whether a route's `next` (or `next_on_nodata`) passes this reply to the next route. */
+function handsOn(r: ForwardRoute, reply: Buffer): boolean {
+  const rcode = reply.readUInt16BE(2) & 0xf;
+  if (r.next?.has(rcode)) return true;
+  return r.nextOnNodata === true && rcode === RCODE.NOERROR && reply.readUInt16BE(6) === 0;
 }

@@ -19,7 +19,7 @@ async function ask(h: DnsHandler, name: string, type: string) {
   return [reply.rcode, ...(reply.answers ?? []).map((a) => `${a.type} ${String(rdata(a))} ${'ttl' in a ? a.ttl : ''}`).sort()];
 }
 
-const handlerOf = (cfg: Partial<HostsConfig>) => new DnsHandler(undefined, undefined, undefined, undefined, logger('test'), { hosts: new HostsPlugin({ ...base, ...cfg }, logger('test')) });
+const handlerOf = (cfg: Partial<HostsConfig>) => new DnsHandler(undefined, [], undefined, undefined, logger('test'), { hosts: new HostsPlugin({ ...base, ...cfg }, logger('test')) });
 
 describe('hosts', () => {
   it('reads IP NAME ALIAS lines, skipping comments and lines that are not that', () => {

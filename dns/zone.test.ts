@@ -8,7 +8,7 @@ import { fixtureServices, serviceObjects, type ServiceSpec } from '../bench/dns/
 import { logger } from '../common/log.js';
 import { AnswerCache } from './cache.js';
 import { Forwarder } from './forwarder.js';
-import { DnsHandler, type Transport } from './handler.js';
+import { DnsHandler, forwardEverything, type Transport } from './handler.js';
 import { reverseName } from './names.js';
 import { parseQuery } from './wire.js';
 import { serverAddresses } from './apex-records.js';
@@ -31,7 +31,7 @@ function makeCatalog(synced = true): Catalog {
 function makeHandler(catalog: Catalog, pods: PodsMode = 'insecure') {
   const zone = new ClusterZone({ domain: 'cluster.local', ttl: 5, pods }, catalog);
   zone.attach();
-  const handler = new DnsHandler(zone, new Forwarder([]), new AnswerCache(), undefined, logger('test'));
+  const handler = new DnsHandler(zone, forwardEverything(new Forwarder([])), new AnswerCache(), undefined, logger('test'));
   return { zone, handler };
 }
 
@@ -305,7 +305,7 @@ describe("the kubernetes plugin's naming options", () => {
   const zoneWith = (extra: Partial<ZoneOptions>) => {
     const zone = new ClusterZone({ domain: 'cluster.local', ttl: 5, pods: 'insecure', ...extra }, catalogOf(specs));
     zone.attach();
-    return { zone, handler: new DnsHandler(zone, new Forwarder([]), new AnswerCache(), undefined, logger('test')) };
+    return { zone, handler: new DnsHandler(zone, forwardEverything(new Forwarder([])), new AnswerCache(), undefined, logger('test')) };
   };
   const a = async (h: DnsHandler, name: string, type = 'A') => {
     const { msg } = await ask(h, { name, type });
@@ -481,7 +481,7 @@ describe('ns.dns.<zone>', () => {
   function nsZone(c: Catalog, own: string[]) {
     const zone = new ClusterZone({ domain: 'cluster.local', ttl: 5, pods: 'insecure', ownAddresses: () => own }, c);
     zone.attach();
-    return { zone, handler: new DnsHandler(zone, new Forwarder([]), new AnswerCache(), undefined, logger('test')) };
+    return { zone, handler: new DnsHandler(zone, forwardEverything(new Forwarder([])), new AnswerCache(), undefined, logger('test')) };
   }
   const ns = async (handler: DnsHandler, type: string) => {
     const { msg } = await ask(handler, { name: 'ns.dns.cluster.local', type });

@@ -32,7 +32,7 @@ describe('the Corefile kubeadm installs', () => {
     expect(s.zones).toEqual(['']);
     expect(s.listens).toEqual([{ host: '0.0.0.0', port: 53 }, { host: '::', port: 53 }]);
     expect(s.kubernetes).toEqual({ domain: 'cluster.local', reverseZones: ['in-addr.arpa', 'ip6.arpa'], pods: 'insecure', ttl: 30, fallthrough: ['in-addr.arpa', 'ip6.arpa'] });
-    expect(s.forward).toMatchObject({ from: '', to: [], resolvConfs: ['/etc/resolv.conf'], maxConcurrent: 1000, policy: 'random' });
+    expect(s.forwards[0]).toMatchObject({ from: '', to: [], resolvConfs: ['/etc/resolv.conf'], maxConcurrent: 1000, policy: 'random' });
     expect(s.cache).toEqual({ maxTtl: 30, maxNegativeTtl: 30, capacity: 9984 * 2 });
     expect([s.errors, s.loadbalance, s.loop]).toEqual([true, true, true]);
   });
@@ -65,7 +65,7 @@ describe('a customised Corefile: stub domains, snippets, policies', () => {
 
   it('reads force_tcp, and accepts prefer_udp, expire and max_idle_conns (what every exchange here does, or nothing to tune)', () => {
     const { config: c } = configOf('.:53 {\n  forward . 10.0.0.1 {\n    force_tcp\n    prefer_udp\n    expire 10s\n    max_idle_conns 5\n  }\n}\n.:54 {\n  forward . 10.0.0.1 {\n    prefer_udp\n  }\n}\n');
-    expect(c.servers.map((s) => s.forward?.forceTcp ?? false)).toEqual([true, false]);
+    expect(c.servers.map((s) => s.forwards[0]?.forceTcp ?? false)).toEqual([true, false]);
     expect(errorOf('.:53 {\n  forward . 10.0.0.1 {\n    force_tcp now\n  }\n}\n')).toBe('Corefile:3: force_tcp: unexpected now');
     expect(errorOf('.:53 {\n  forward . 10.0.0.1 {\n    expire soon\n  }\n}\n')).toBe('Corefile:3: expire: "soon" is not a duration (5s, 500ms, 1m)');
   });
@@ -84,21 +84,46 @@ describe('a customised Corefile: stub domains, snippets, policies', () => {
   it('reads DNS over TLS upstreams (port 853 unless given, a server name after %), tls files and tls_servername', () => {
     const { config: c } = configOf('.:53 {\n  forward . tls://9.9.9.9 tls://1.1.1.1%cloudflare-dns.com:8853 tls://[fd00::1]:853 10.0.0.1 {\n    tls /etc/dot/ca.pem\n    tls_servername dns.quad9.net\n  }\n}\n.:54 {\n  forward . tls://9.9.9.9 {\n    tls /c.pem /k.pem /ca.pem\n  }\n}\n');
     const [a, b] = c.servers;
-    expect(a.forward?.to).toEqual([
+    expect(a.forwards[0]?.to).toEqual([
       { host: '9.9.9.9', port: 853, tls: {} },
       { host: '1.1.1.1', port: 8853, tls: { servername: 'cloudflare-dns.com' } },
       { host: 'fd00::1', port: 853, tls: {} },
       { host: '10.0.0.1', port: 53 },
     ]);
-    expect(a.forward?.tls).toEqual({ caFile: '/etc/dot/ca.pem', servername: 'dns.quad9.net' });
-    expect(b.forward?.tls).toEqual({ certFile: '/c.pem', keyFile: '/k.pem', caFile: '/ca.pem' });
+    expect(a.forwards[0]?.tls).toEqual({ caFile: '/etc/dot/ca.pem', servername: 'dns.quad9.net' });
+    expect(b.forwards[0]?.tls).toEqual({ certFile: '/c.pem', keyFile: '/k.pem', caFile: '/ca.pem' });
+  });
+
+  it('reads several forward plugins in their order, with next, next_on_nodata, failover and failfast_all_unhealthy_upstreams', () => {
+    const { config: c } = configOf([
+      '.:53 {',
+      '  forward lab.example.local 10.20.0.1',
+      '  forward . 1.2.3.4 {',
+      '    next NXDOMAIN servfail',
+      '    next_on_nodata',
+      '  }',
+      '  forward . 5.6.7.8 9.0.1.2 {',
+      '    policy sequential',
+      '    failover SERVFAIL REFUSED',
+      '    failfast_all_unhealthy_upstreams',
+      '  }',
+      '}',
+      '',
+    ].join('\n'));
+    expect(c.servers[0].forwards.map((f) => [f.from, f.to.map((u) => u.host), f.next ?? [], f.nextOnNodata ?? false, f.failover ?? [], f.failfastAllDown ?? false])).toEqual([
+      ['lab.example.local', ['10.20.0.1'], [], false, [], false],
+      ['', ['1.2.3.4'], [3, 2], true, [], false],
+      ['', ['5.6.7.8', '9.0.1.2'], [], false, [2, 5], true],
+    ]);
+    expect(errorOf('.:53 {\n  forward . 10.0.0.1 {\n    failover NOERROR\n  }\n}\n')).toBe('Corefile:3: failover: NOERROR cannot be used');
+    expect(errorOf('.:53 {\n  forward . 10.0.0.1 {\n    next NOPE\n  }\n}\n')).toBe('Corefile:3: next: NOPE is not an RCODE (NOERROR, FORMERR, SERVFAIL, NXDOMAIN, NOTIMP, REFUSED)');
   });
 
   it('reads upstreams with ports and schemes, policies, except, health checks', () => {
     const [corp, reverse, root] = config.servers;
-    expect(corp.forward).toMatchObject({ to: [{ host: '10.0.0.1', port: 53 }, { host: '10.0.0.2', port: 5353 }], policy: 'sequential' });
-    expect(reverse.forward?.to).toEqual([{ host: '10.0.0.3', port: 53 }]);
-    expect(root.forward).toMatchObject({ to: [{ host: '192.0.2.53', port: 53 }], except: ['corp.example'], healthCheckMs: 2000, maxFails: 3 });
+    expect(corp.forwards[0]).toMatchObject({ to: [{ host: '10.0.0.1', port: 53 }, { host: '10.0.0.2', port: 5353 }], policy: 'sequential' });
+    expect(reverse.forwards[0]?.to).toEqual([{ host: '10.0.0.3', port: 53 }]);
+    expect(root.forwards[0]).toMatchObject({ to: [{ host: '192.0.2.53', port: 53 }], except: ['corp.example'], healthCheckMs: 2000, maxFails: 3 });
     expect(root.kubernetes).toMatchObject({ pods: 'verified', ttl: 5 });
     expect(config.metrics).toEqual({ listen: { host: '127.0.0.1', port: 9153 } });
     expect(config.health).toBeUndefined();
@@ -189,7 +214,7 @@ describe('syntax', () => {
 
   it('substitutes {$VAR} and {%VAR%} from the environment, and an unset one is an error', () => {
     const { config } = configOf('.:{$PORT} {\n forward . {%UP%}\n}\n', { PORT: '5300', UP: '10.9.9.9' });
-    expect([config.servers[0].listens[0].port, config.servers[0].forward?.to[0].host]).toEqual([5300, '10.9.9.9']);
+    expect([config.servers[0].listens[0].port, config.servers[0].forwards[0]?.to[0].host]).toEqual([5300, '10.9.9.9']);
     expect(errorOf('.:53 {\n forward . {$NOPE}\n}\n')).toBe('Corefile:2: environment variable NOPE is not set');
   });
 

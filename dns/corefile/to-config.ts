@@ -9,6 +9,7 @@ import { TYPE_NAMES } from '../querylog.js';
 import { parseDuration } from '../../cli/flags.js';
 import type { ListenAddress } from '../../common/http-server.js';
 import { parseUpstream, type Upstream } from '../forwarder.js';
+import { RCODE_NAMES } from '../wire.js';
 import {
   DEFAULT_FORWARD, type CacheConfig, type DnsConfig, type ForwardConfig, type ForwardPolicy, type KubernetesConfig,
   type ServerConfig,
@@ -90,7 +91,7 @@ function serverBlock(
 ): ServerConfig {
   let binds: string[] | undefined;
   let kubernetes: KubernetesConfig | undefined;
-  let forward: ForwardConfig | undefined;
+  const forwards: ForwardConfig[] = [];
   let cache: CacheConfig | undefined;
   let errors = false;
   let loadbalance = false;
@@ -103,7 +104,7 @@ function serverBlock(
   const once = new Map<string, Where>();
   for (const d of block.directives) {
     const before = once.get(d.name);
-    if (before && d.name !== 'bind' && d.name !== 'rewrite' && d.name !== 'acl') throw new CorefileError(d.at, `${d.name} is already given at line ${before.line}`);
+    if (before && d.name !== 'bind' && d.name !== 'rewrite' && d.name !== 'acl' && d.name !== 'forward') throw new CorefileError(d.at, `${d.name} is already given at line ${before.line}`);
     once.set(d.name, d.at);
     switch (d.name) {
       case 'bind':
@@ -113,7 +114,9 @@ function serverBlock(
         kubernetes = kubernetesPlugin(d, zones);
         break;
       case 'forward':
-        forward = forwardPlugin(d);
+        // Several, each for its zone, are asked in their order (CoreDNS: the first whose zone
+        // has the name; `next` hands a reply on).
+        forwards.push(forwardPlugin(d));
         break;
       case 'cache':
         cache = cachePlugin(d, () => kubernetes);
@@ -190,7 +193,7 @@ function serverBlock(
   // CoreDNS's rule: the pod's namespace comes from the Pods the kubernetes plugin watches.
   if (autopath && kubernetes?.pods !== 'verified') throw new CorefileError(autopath.at, 'autopath @kubernetes needs kubernetes with pods verified in the same block');
   const addresses = binds ?? ['0.0.0.0', '::'];
-  return { zones, listens: addresses.map((host) => ({ host, port })), ...(kubernetes ? { kubernetes } : {}), ...(forward ? { forward } : {}), ...(cache ? { cache } : {}), errors, loadbalance, loop, ...(hosts ? { hosts } : {}), ...(queryLog ? { log: queryLog } : {}), ...(acl.length ? { acl } : {}), ...(rewrite.length ? { rewrite } : {}), ...(autopath ? { autopath: { zones: autopath.zones } } : {}), at: block.at };
+  return { zones, listens: addresses.map((host) => ({ host, port })), ...(kubernetes ? { kubernetes } : {}), forwards, ...(cache ? { cache } : {}), errors, loadbalance, loop, ...(hosts ? { hosts } : {}), ...(queryLog ? { log: queryLog } : {}), ...(acl.length ? { acl } : {}), ...(rewrite.length ? { rewrite } : {}), ...(autopath ? { autopath: { zones: autopath.zones } } : {}), at: block.at };
 }
 
 function bindAddresses(d: Directive): string[] {
@@ -419,6 +422,20 @@ function forwardPlugin(d: Directive): ForwardConfig {
       case 'max_idle_conns':
         positiveInt(o, 0); // likewise: no idle connections are kept
         break;
+      case 'next':
+        f.next = rcodes(o, false);
+        break;
+      case 'next_on_nodata':
+        noBlockArgs(o, 0);
+        f.nextOnNodata = true;
+        break;
+      case 'failover':
+        f.failover = rcodes(o, true);
+        break;
+      case 'failfast_all_unhealthy_upstreams':
+        noBlockArgs(o, 0);
+        f.failfastAllDown = true;
+        break;
       default:
         throw unknownOption(d, o);
     }
@@ -555,6 +572,18 @@ function noBlockArgs(d: Directive, maxArgs: number): void {
 
 function unknownOption(d: Directive, o: Directive): CorefileError {
   return new CorefileError(o.at, `${d.name}: option ${o.name} is not implemented`);
+}
+
+/** `RCODE…` of `next` and `failover`, by name (NXDOMAIN, SERVFAIL, REFUSED, …); `failover`
+ *  cannot take NOERROR, as CoreDNS says. */
+function rcodes(o: Directive, noNoerror: boolean): number[] {
+  if (o.args.length === 0) throw new CorefileError(o.at, `${o.name}: at least one RCODE`);
+  return o.args.map((a) => {
+    const n = RCODE_NAMES.indexOf(a.toUpperCase());
+    if (n < 0) throw new CorefileError(o.at, `${o.name}: ${a} is not an RCODE (${RCODE_NAMES.join(', ')})`);
+    if (n === 0 && noNoerror) throw new CorefileError(o.at, `${o.name}: NOERROR cannot be used`);
+    return n;
+  });
 }
 
 function positiveInt(o: Directive, min = 1): number {

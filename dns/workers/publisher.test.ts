@@ -9,7 +9,7 @@ import { decodeReply, rdata } from '../../bench/dns/reply.js';
 import { logger } from '../../common/log.js';
 import { AnswerCache } from '../cache.js';
 import { Forwarder } from '../forwarder.js';
-import { DnsHandler, type Transport } from '../handler.js';
+import { DnsHandler, forwardEverything, type Transport } from '../handler.js';
 import { PLUGIN } from '../query-metrics.js';
 import { buildTemplate } from '../records.js';
 import { parseQuery, udpLimit, RCODE } from '../wire.js';
@@ -53,7 +53,7 @@ function setup() {
   const table = AnswerTable.create(1 << 20);
   const publisher = new TablePublisher(table, catalog);
   const upstream = new Upstream();
-  const handler = new DnsHandler(zone, upstream, new AnswerCache(), undefined, logger('test'), { sink: publisher, publishCache: true });
+  const handler = new DnsHandler(zone, forwardEverything(upstream), new AnswerCache(), undefined, logger('test'), { sink: publisher, publishCache: true });
   const key = new Uint8Array(MAX_KEY);
   return {
     catalog, table, publisher, handler, upstream,
