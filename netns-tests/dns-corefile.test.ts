@@ -213,6 +213,49 @@ describe('dns --corefile', () => {
     }
   });
 
+  it('asks several forward plugins in their order; next hands a failure on to the next one, failover to the next upstream', async () => {
+    const corefile = join(dir, 'Corefile.forwards');
+    writeFileSync(corefile, [
+      '.:53 {',
+      `  bind ${NODE}`,
+      `  forward corp.example ${CORP}`,
+      `  forward . ${CORP} {`,
+      '    next NXDOMAIN REFUSED SERVFAIL',
+      '  }',
+      `  forward . ${RESOLVER}`,
+      '}',
+    ].join('\n') + '\n');
+    let server = serve(corefile, 'dns forwards');
+    try {
+      await server.waitForOutput(/dns serving/);
+      expect(values(await dig(pod, `@${NODE}`, 'intranet.corp.example', 'A'), 'A')).toEqual(['198.51.100.7']); // the corp route
+      expect(values(await dig(pod, `@${NODE}`, 'www.example.test', 'A'), 'A')).toEqual(['192.0.2.99']); // the second: corp answers it
+      // The corp server knows no such PTR: its failure goes on to the third forward.
+      const corpAlone = await dig(node, `@${CORP}`, '-x', '192.0.2.200');
+      expect(corpAlone.status).not.toBe('NOERROR');
+      expect(values(await dig(pod, `@${NODE}`, '-x', '192.0.2.200'), 'PTR')).toEqual(['printer.example.test.']);
+    } finally {
+      await server.stop();
+    }
+    writeFileSync(corefile, [
+      '.:53 {',
+      `  bind ${NODE}`,
+      `  forward . ${CORP} ${RESOLVER} {`,
+      '    policy sequential',
+      '    failover NXDOMAIN REFUSED SERVFAIL',
+      '  }',
+      '}',
+    ].join('\n') + '\n');
+    server = serve(corefile, 'dns failover');
+    try {
+      await server.waitForOutput(/dns serving/);
+      expect(values(await dig(pod, `@${NODE}`, 'www.example.test', 'A'), 'A')).toEqual(['192.0.2.99']); // sequential: corp first
+      expect(values(await dig(pod, `@${NODE}`, '-x', '192.0.2.200'), 'PTR')).toEqual(['printer.example.test.']); // failed over
+    } finally {
+      await server.stop();
+    }
+  });
+
   it('applies acl by source and type on every thread: the pod filtered for AAAA, its TXT dropped and the rest refused, the node answered', async () => {
     const corefile = join(dir, 'Corefile.acl');
     writeFileSync(corefile, [
