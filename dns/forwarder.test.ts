@@ -250,3 +250,52 @@ describe('DNS over TLS (tls://)', () => {
     }
   });
 });
+
+describe('DNS over HTTPS (https://)', () => {
+  it('POSTs the query with ID 0 over HTTP/2 to the path, answers with the client\'s ID; a certificate for another name or a non-DNS reply is no answer', async () => {
+    const { execFileSync } = await import('node:child_process');
+    const { mkdtempSync, readFileSync, rmSync } = await import('node:fs');
+    const { tmpdir } = await import('node:os');
+    const { join } = await import('node:path');
+    const http2 = await import('node:http2');
+    const { Forwarder } = await import('./forwarder.js');
+    const dir = mkdtempSync(join(tmpdir(), 'kdp-doh-'));
+    const heard: string[] = [];
+    try {
+      execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-days', '1', '-subj', '/CN=doh.test',
+        '-addext', 'subjectAltName=DNS:doh.test', '-keyout', join(dir, 'key.pem'), '-out', join(dir, 'cert.pem')], { stdio: 'ignore' });
+      const cert = readFileSync(join(dir, 'cert.pem'));
+      const server = http2.createSecureServer({ cert, key: readFileSync(join(dir, 'key.pem')) }, (req, res) => {
+        const chunks: Buffer[] = [];
+        req.on('data', (c: Buffer) => chunks.push(c));
+        req.on('end', () => {
+          const q = dnsPacket.decode(Buffer.concat(chunks));
+          heard.push(`${req.method} ${req.url} ${req.headers['content-type']} id=${q.id} ${q.questions![0].name}`);
+          if (req.url !== '/dns-query') return void res.writeHead(404).end('not here');
+          const r = dnsPacket.encode({ type: 'response', id: q.id, flags: dnsPacket.RECURSION_AVAILABLE, questions: q.questions, answers: [{ name: q.questions![0].name, type: 'A', ttl: 9, data: '192.0.2.9' }] } as Packet);
+          res.writeHead(200, { 'content-type': 'application/dns-message' }).end(r);
+        });
+      });
+      server.on('tlsClientError', () => undefined);
+      await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+      const port = (server.address() as { port: number }).port;
+      const ask = (f: InstanceType<typeof Forwarder>, name: string) => f.exchange(dnsPacket.encode({ type: 'query', id: 77, flags: dnsPacket.RECURSION_DESIRED, questions: [{ name, type: 'A' }] } as Packet));
+      const opts = { tls: { ca: cert }, deadlineMs: 1500, attemptMs: 700 };
+      const good = new Forwarder([{ host: '127.0.0.1', port, tls: { servername: 'doh.test' }, doh: { path: '/dns-query' } }], opts);
+      const wrongName = new Forwarder([{ host: '127.0.0.1', port, tls: { servername: 'other.test' }, doh: { path: '/dns-query' } }], opts);
+      const wrongPath = new Forwarder([{ host: '127.0.0.1', port, tls: { servername: 'doh.test' }, doh: { path: '/elsewhere' } }], opts);
+      try {
+        const r = await ask(good, 'doh.example.test');
+        expect([r!.readUInt16BE(0), (dnsPacket.decode(r!).answers![0] as { data: string }).data]).toEqual([77, '192.0.2.9']);
+        expect(await ask(wrongName, 'wrong-name.example.test')).toBeUndefined();
+        expect(await ask(wrongPath, 'wrong-path.example.test')).toBeUndefined();
+        expect(heard.slice(0, 2)).toEqual(['POST /dns-query application/dns-message id=0 doh.example.test', 'POST /elsewhere application/dns-message id=0 wrong-path.example.test']);
+      } finally {
+        for (const f of [good, wrongName, wrongPath]) f.close();
+        server.close();
+      }
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});

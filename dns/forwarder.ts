@@ -1,8 +1,10 @@
 // Forwards questions outside the cluster zone to the upstream resolvers: over UDP, again over
-// TCP when the answer is truncated (DNS over TLS to a `tls://` upstream, RFC 7858); healthy upstreams first, a failed one is probed until it
+// TCP when the answer is truncated (DNS over TLS to a `tls://` upstream, RFC 7858; DNS over
+// HTTPS to an `https://` one, RFC 8484); healthy upstreams first, a failed one is probed until it
 // answers again. A question costs at most `deadlineMs` (2 s) before the caller gets nothing and
 // answers SERVFAIL.
 import dgram from 'node:dgram';
+import http2 from 'node:http2';
 import net from 'node:net';
 import tls from 'node:tls';
 import { randomInt } from 'node:crypto';
@@ -15,10 +17,14 @@ export interface Upstream {
   /** DNS over TLS (a `tls://` upstream), with the name its certificate must carry when it is
    *  not the address (`tls://9.9.9.9%dns.quad9.net`, or the block's `tls_servername`). */
   readonly tls?: { readonly servername?: string };
+  /** DNS over HTTPS (an `https://` upstream, with `tls` for its certificate): POSTs of
+   *  application/dns-message to this path. */
+  readonly doh?: { readonly path: string };
 }
 
 export function upstreamLabel(u: Upstream): string {
   const hostPort = u.host.includes(':') ? `[${u.host}]:${u.port}` : `${u.host}:${u.port}`;
+  if (u.doh) return `https://${hostPort}${u.doh.path}`;
   return u.tls ? `tls://${hostPort}` : hostPort;
 }
 
@@ -196,7 +202,45 @@ export class Forwarder {
   }
 
   private ask(u: Upstream, query: Buffer, timeoutMs: number): Promise<Buffer | undefined> {
+    if (u.doh) return this.https(u, u.doh.path, query, timeoutMs);
     return this.opts.forceTcp || u.tls ? this.tcp(u, query, timeoutMs) : this.udp(u, query, timeoutMs);
+  }
+
+  /** One exchange over HTTPS (HTTP/2, one session each, as DoT has one connection each): the
+   *  query POSTed with ID 0 (RFC 8484 §4.1), a 200 with a DNS message that answers it back. The
+   *  certificate must verify, as for DoT. */
+  private https(u: Upstream, path: string, query: Buffer, timeoutMs: number): Promise<Buffer | undefined> {
+    return new Promise((resolve) => {
+      const t = this.opts.tls;
+      const servername = u.tls?.servername ?? t?.servername;
+      const authority = `https://${net.isIPv6(u.host) ? `[${u.host}]` : u.host}:${u.port}`;
+      const clientId = query.readUInt16BE(0);
+      const out = Buffer.from(query);
+      out.writeUInt16BE(0, 0);
+      const session = http2.connect(authority, { ...(servername ? { servername } : {}), ...(t?.ca ? { ca: t.ca } : {}), ...(t?.cert ? { cert: t.cert, key: t.key } : {}) });
+      let ended = false;
+      const done = (r: Buffer | undefined) => {
+        if (ended) return;
+        ended = true;
+        clearTimeout(timer);
+        session.destroy();
+        if (r) r.writeUInt16BE(clientId, 0);
+        resolve(r);
+      };
+      const timer = setTimeout(() => done(undefined), timeoutMs);
+      session.on('error', () => done(undefined));
+      const req = session.request({ ':method': 'POST', ':path': path, 'content-type': 'application/dns-message', accept: 'application/dns-message', 'content-length': out.length });
+      const chunks: Buffer[] = [];
+      let ok = false;
+      req.on('response', (h) => (ok = h[':status'] === 200 && String(h['content-type'] ?? '').startsWith('application/dns-message')));
+      req.on('data', (c: Buffer) => chunks.push(c));
+      req.on('end', () => {
+        const body = Buffer.concat(chunks);
+        done(ok && isReplyTo(body, 0, questionOf(query)) ? body : undefined);
+      });
+      req.on('error', () => done(undefined));
+      req.end(out);
+    });
   }
 
   /**

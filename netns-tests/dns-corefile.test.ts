@@ -17,6 +17,7 @@ import { fixtureServices, serviceObjects, toYaml } from '../bench/dns/fixtures.j
 const BIN = resolve('dist/cmd/kube-dataplane.js');
 const KUBEADM = resolve('dns/corefile/fixtures/kubeadm.Corefile');
 const DOT_UPSTREAM = resolve('netns-tests/dot-upstream.mjs');
+const DOH_UPSTREAM = resolve('netns-tests/doh-upstream.mjs');
 const NODE = '10.0.0.10';
 const RESOLVER = '10.0.1.53';
 const CORP = '10.0.1.54';
@@ -174,15 +175,22 @@ describe('dns --corefile', () => {
     }
   });
 
-  it('forwards a zone over DNS over TLS (forward tls://), the upstream\'s certificate checked against the CA and name given', async () => {
+  it('forwards zones over DNS over TLS (tls://) and DNS over HTTPS (https://), the upstream\'s certificate checked against the CA and name given', async () => {
     execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-days', '1', '-subj', '/CN=dot.test',
       '-addext', 'subjectAltName=DNS:dot.test', '-keyout', join(dir, 'dot-key.pem'), '-out', join(dir, 'dot-cert.pem')], { stdio: 'ignore' });
     const dot = up.spawn('node', [DOT_UPSTREAM, CORP, '853', join(dir, 'dot-cert.pem'), join(dir, 'dot-key.pem'), '198.51.100.53'], { label: 'dot upstream' });
+    const doh = up.spawn('node', [DOH_UPSTREAM, CORP, '443', join(dir, 'dot-cert.pem'), join(dir, 'dot-key.pem'), '198.51.100.80'], { label: 'doh upstream' });
     const corefile = join(dir, 'Corefile.dot');
     writeFileSync(corefile, [
       'secure.example:53 {',
       `  bind ${NODE}`,
       `  forward . tls://${CORP}%dot.test {`,
+      `    tls ${join(dir, 'dot-cert.pem')}`,
+      '  }',
+      '}',
+      'https.example:53 {',
+      `  bind ${NODE}`,
+      `  forward . https://${CORP}%dot.test {`,
       `    tls ${join(dir, 'dot-cert.pem')}`,
       '  }',
       '}',
@@ -200,6 +208,7 @@ describe('dns --corefile', () => {
     const server = serve(corefile, 'dns dot');
     try {
       await dot.waitForOutput(/listening/);
+      await doh.waitForOutput(/listening/);
       await server.waitForOutput(/dns serving/);
       expect(values(await dig(pod, `@${NODE}`, 'www.secure.example', 'A'), 'A')).toEqual(['198.51.100.53']);
       expect(dot.stdout).toMatch(/asked www\.secure\.example A/);
@@ -207,9 +216,13 @@ describe('dns --corefile', () => {
       expect((await dig(pod, `@${NODE}`, 'www.wrong-name.example', 'A')).status).toBe('SERVFAIL');
       expect(dot.stdout).not.toMatch(/wrong-name/);
       expect(values(await dig(pod, `@${NODE}`, 'www.example.test', 'A'), 'A')).toEqual(['192.0.2.1']);
+      // DNS over HTTPS: a POST to /dns-query with ID 0, as RFC 8484 asks.
+      expect(values(await dig(pod, `@${NODE}`, 'www.https.example', 'A'), 'A')).toEqual(['198.51.100.80']);
+      expect(doh.stdout).toMatch(/asked www\.https\.example A id=0/);
     } finally {
       await server.stop();
       await dot.stop();
+      await doh.stop();
     }
   });
 

@@ -82,16 +82,26 @@ describe('a customised Corefile: stub domains, snippets, policies', () => {
   });
 
   it('reads DNS over TLS upstreams (port 853 unless given, a server name after %), tls files and tls_servername', () => {
-    const { config: c } = configOf('.:53 {\n  forward . tls://9.9.9.9 tls://1.1.1.1%cloudflare-dns.com:8853 tls://[fd00::1]:853 10.0.0.1 {\n    tls /etc/dot/ca.pem\n    tls_servername dns.quad9.net\n  }\n}\n.:54 {\n  forward . tls://9.9.9.9 {\n    tls /c.pem /k.pem /ca.pem\n  }\n}\n');
+    const { config: c } = configOf('.:53 {\n  forward . tls://9.9.9.9 tls://1.1.1.1%cloudflare-dns.com:8853 tls://[fd00::1]:853 tls://[fd00::2] 10.0.0.1 {\n    tls /etc/dot/ca.pem\n    tls_servername dns.quad9.net\n  }\n}\n.:54 {\n  forward . tls://9.9.9.9 {\n    tls /c.pem /k.pem /ca.pem\n  }\n}\n');
     const [a, b] = c.servers;
     expect(a.forwards[0]?.to).toEqual([
       { host: '9.9.9.9', port: 853, tls: {} },
       { host: '1.1.1.1', port: 8853, tls: { servername: 'cloudflare-dns.com' } },
       { host: 'fd00::1', port: 853, tls: {} },
+      { host: 'fd00::2', port: 853, tls: {} },
       { host: '10.0.0.1', port: 53 },
     ]);
     expect(a.forwards[0]?.tls).toEqual({ caFile: '/etc/dot/ca.pem', servername: 'dns.quad9.net' });
     expect(b.forwards[0]?.tls).toEqual({ certFile: '/c.pem', keyFile: '/k.pem', caFile: '/ca.pem' });
+  });
+
+  it('reads DNS over HTTPS upstreams: port 443 and /dns-query unless given, a server name after %', () => {
+    const { config: c } = configOf('.:53 {\n  forward . https://9.9.9.9 https://1.1.1.1%cloudflare-dns.com:8443/resolve https://[fd00::1]\n}\n');
+    expect(c.servers[0].forwards[0]?.to).toEqual([
+      { host: '9.9.9.9', port: 443, tls: {}, doh: { path: '/dns-query' } },
+      { host: '1.1.1.1', port: 8443, tls: { servername: 'cloudflare-dns.com' }, doh: { path: '/resolve' } },
+      { host: 'fd00::1', port: 443, tls: {}, doh: { path: '/dns-query' } },
+    ]);
   });
 
   it('reads several forward plugins in their order, with next, next_on_nodata, failover and failfast_all_unhealthy_upstreams', () => {
@@ -254,7 +264,7 @@ describe('errors name the file, the line and the plugin', () => {
     ['.:53 {\n  kubernetes cluster.local {\n    endpoint https://x\n  }\n}\n', 'Corefile:3: kubernetes: option endpoint is not implemented'],
     ['.:53 {\n  kubernetes\n}\n', 'Corefile:2: kubernetes: exactly one cluster zone is implemented (got .)'],
     ['.:53 {\n  forward .\n}\n', 'Corefile:2: forward needs a zone and at least one upstream'],
-    ['.:53 {\n  forward . https://1.1.1.1\n}\n', 'Corefile:2: forward https://1.1.1.1: only plain DNS and DNS over TLS upstreams are implemented (no https://)'],
+    ['.:53 {\n  forward . quic://1.1.1.1\n}\n', 'Corefile:2: forward quic://1.1.1.1: only plain DNS, DNS over TLS and DNS over HTTPS upstreams are implemented (no quic://)'],
     ['.:53 {\n  forward . tls://1.1.1.1 {\n    tls a b c d\n  }\n}\n', 'Corefile:3: tls: at most CERT KEY CA'],
     ['.:53 {\n  forward . 10.0.0.1 {\n    policy fastest\n  }\n}\n', 'Corefile:3: forward: policy is one of random, round_robin, sequential'],
     ['.:53 {\n  forward . not-an-ip\n}\n', 'Corefile:2: forward: "not-an-ip": "not-an-ip" is not an IP address'],

@@ -367,9 +367,10 @@ function forwardPlugin(d: Directive): ForwardConfig {
       resolvConfs.push(a);
       continue;
     }
-    if (/^[a-z]+:\/\//.test(a) && !a.startsWith('dns://') && !a.startsWith('tls://')) throw new CorefileError(d.at, `forward ${a}: only plain DNS and DNS over TLS upstreams are implemented (no ${a.split(':')[0]}://)`);
+    if (/^[a-z]+:\/\//.test(a) && !/^(dns|tls|https):\/\//.test(a)) throw new CorefileError(d.at, `forward ${a}: only plain DNS, DNS over TLS and DNS over HTTPS upstreams are implemented (no ${a.split(':')[0]}://)`);
     try {
-      if (a.startsWith('tls://')) to.push(tlsUpstream(a.slice(6)));
+      if (a.startsWith('tls://')) to.push(tlsUpstream(a.slice(6), 853));
+      else if (a.startsWith('https://')) to.push(httpsUpstream(a.slice(8)));
       else to.push(parseUpstream(a.replace(/^dns:\/\//, '')));
     } catch (err) {
       throw new CorefileError(d.at, `forward: ${(err as Error).message.replace(/^--upstream /, '')}`);
@@ -477,8 +478,15 @@ function aclPlugin(d: Directive, blockZones: readonly string[]): AclPolicy {
   return { zones, rules };
 }
 
+/** `https://HOST[%SERVERNAME][:PORT][/PATH]`: port 443 and `/dns-query` by default, as CoreDNS. */
+function httpsUpstream(s: string): Upstream {
+  const slash = s.indexOf('/');
+  const path = slash >= 0 ? s.slice(slash) : '/dns-query';
+  return { ...tlsUpstream(slash >= 0 ? s.slice(0, slash) : s, 443), doh: { path } };
+}
+
 /** `tls://HOST[%SERVERNAME][:PORT]` (port 853 by default), as CoreDNS writes a DoT upstream. */
-function tlsUpstream(s: string): Upstream {
+function tlsUpstream(s: string, defaultPort: number): Upstream {
   let hostPort = s;
   let servername: string | undefined;
   const pct = s.indexOf('%');
@@ -487,9 +495,10 @@ function tlsUpstream(s: string): Upstream {
     servername = name;
     hostPort = s.slice(0, pct) + (port ? `:${port}` : '');
   }
-  const hasPort = /\]:\d+$/.test(hostPort) || (!isIPv6(hostPort) && hostPort.includes(':'));
+  // `[fd00::1]` has no port; `[fd00::1]:853` and `1.1.1.1:853` have one.
+  const hasPort = hostPort.startsWith('[') ? /\]:\d+$/.test(hostPort) : !isIPv6(hostPort) && hostPort.includes(':');
   const u = parseUpstream(hostPort);
-  return { host: u.host, port: hasPort ? u.port : 853, tls: servername ? { servername } : {} };
+  return { host: u.host, port: hasPort ? u.port : defaultPort, tls: servername ? { servername } : {} };
 }
 
 function cachePlugin(d: Directive, kubernetes: () => KubernetesConfig | undefined): CacheConfig {
