@@ -1,6 +1,7 @@
 // Kernel tools as child processes: argument arrays, input on stdin, never a shell. Every part
 // that calls `iptables-restore`, `nft`, `ip` or `conntrack` goes through here.
 import { spawn } from 'node:child_process';
+import { StringDecoder } from 'node:string_decoder';
 
 export interface ToolResult {
   code: number;
@@ -14,7 +15,10 @@ export interface ToolResult {
 export function runTool(cmd: string, args: readonly string[], input?: string | readonly string[], timeoutMs = 600_000): Promise<ToolResult> {
   return new Promise((resolve) => {
     const child = spawn(cmd, args, { stdio: ['pipe', 'pipe', 'pipe'] });
-    const out: Buffer[] = [];
+    // Decoded as it comes: an `iptables-save` of 10k services is 45 MB, and keeping its chunks
+    // to concatenate and decode at the end held three native copies of it at once (heaptrack).
+    const decoder = new StringDecoder('utf8');
+    const out: string[] = [];
     const err: Buffer[] = [];
     let settled = false;
     const done = (r: ToolResult) => {
@@ -24,11 +28,11 @@ export function runTool(cmd: string, args: readonly string[], input?: string | r
       resolve(r);
     };
     const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
-    child.stdout.on('data', (d: Buffer) => out.push(d));
+    child.stdout.on('data', (d: Buffer) => out.push(decoder.write(d)));
     child.stderr.on('data', (d: Buffer) => err.push(d));
     child.on('error', (e) => done({ code: 127, stdout: '', stderr: `${cmd}: ${e.message}` }));
     child.on('close', (code, signal) =>
-      done({ code: code ?? 128, stdout: Buffer.concat(out).toString(), stderr: Buffer.concat(err).toString() + (signal ? ` (killed by ${signal})` : '') }),
+      done({ code: code ?? 128, stdout: out.join('') + decoder.end(), stderr: Buffer.concat(err).toString() + (signal ? ` (killed by ${signal})` : '') }),
     );
     // A tool that exits early (bad input) closes stdin; that is reported through its exit code.
     child.stdin.on('error', () => {});

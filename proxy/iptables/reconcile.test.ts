@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -6,7 +7,7 @@ import type { IPFamily } from '../../cluster/types.js';
 import { configureLogging } from '../../common/log.js';
 import type { ServicePlan } from '../core/model.js';
 import { planService } from '../core/plan.js';
-import { emptyDiff, normalizeRule, Reconciler, repairLines, type TableDiff } from './reconcile.js';
+import { emptyDiff, normalizeRule, Reconciler, repairLines, updateInLines, type TableDiff } from './reconcile.js';
 import { parseSave, renderFull, renderPartial, renderService, type FamilyConfig, type ServiceRules, type Table } from './render.js';
 import { RuleSet, trace } from './tracer.js';
 
@@ -315,5 +316,17 @@ describe('reconcile with the tracer', () => {
     expect(Object.keys(where(kernel, '10.96.0.40'))).toHaveLength(2);
     // The new service's rule went in at the top of KUBE-SERVICES, not where a full sync puts it.
     expect(kernel.chain('nat', 'KUBE-SERVICES')![0].join(' ')).toContain('ns/new:p');
+  });
+});
+
+describe('updateInLines', () => {
+  it('hashes a save a megabyte at a time to the digest of the whole, non-ASCII comments included', () => {
+    const line = (i: number) => `-A KUBE-SVC-${i} -m comment --comment "ns/svc-${i}:http ü" -j KUBE-SEP-${i}\n`;
+    const text = Array.from({ length: 60_000 }, (_, i) => line(i)).join('');
+    expect(text.length).toBeGreaterThan(3 << 20);
+    const whole = createHash('sha1').update(text.slice(17, text.length - 5)).digest('hex');
+    const h = createHash('sha1');
+    updateInLines(h, text, 17, text.length - 5);
+    expect(h.digest('hex')).toBe(whole);
   });
 });

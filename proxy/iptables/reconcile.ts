@@ -17,7 +17,7 @@
 // (KUBE-SERVICES, KUBE-NODEPORTS, …) are compared as multisets (sums of per-rule digests): a
 // partial sync inserts new service rules at the top of nat KUBE-SERVICES, so their order is
 // not the rendering's; the node-port jump must stay last there, which is checked on its own.
-import { createHash } from 'node:crypto';
+import { createHash, type Hash } from 'node:crypto';
 import type { ObjectKey } from '../../cluster/types.js';
 import {
   CHAIN,
@@ -542,8 +542,20 @@ function tableDigest(text: string): string {
   const decl = rules < 0 ? text : text.slice(0, rules);
   const h = createHash('sha1');
   h.update(decl.replace(/^#.*$/gm, '').replace(/ \[\d+:\d+\]$/gm, ''));
-  if (rules >= 0) h.update(text.slice(rules, end < rules ? text.length : end));
+  if (rules >= 0) updateInLines(h, text, rules, end < rules ? text.length : end);
   return h.digest('base64');
+}
+
+/** Hashes `text[start, end)` a megabyte at a time, cut at line ends: `update` encodes the string
+ *  it is given into one native buffer, and the whole rule text at once was a 45 MB copy per
+ *  table at 10k services (heaptrack: 130 MB at the peak). The digest is the same. */
+export function updateInLines(h: Hash, text: string, start: number, end: number): void {
+  for (let pos = start; pos < end;) {
+    const nl = text.indexOf('\n', Math.min(end, pos + (1 << 20)));
+    const next = nl < 0 || nl >= end ? end : nl + 1;
+    h.update(text.slice(pos, next));
+    pos = next;
+  }
 }
 
 function chainTable(key: string): Table {
