@@ -1,5 +1,9 @@
 import type { Answer, Packet } from 'dns-packet';
+import { execFileSync } from 'node:child_process';
 import dgram from 'node:dgram';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import dnsPacket from 'dns-packet';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import { parseUpstream } from './forwarder.js';
@@ -168,6 +172,18 @@ describe('the forwarder\'s timing', () => {
   });
 });
 
+/** A throwaway self-signed certificate for `name` (openssl), and its key. */
+function selfSigned(name: string): { cert: Buffer; key: Buffer } {
+  const dir = mkdtempSync(join(tmpdir(), 'kdp-cert-'));
+  try {
+    execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-days', '1', '-subj', `/CN=${name}`,
+      '-addext', `subjectAltName=DNS:${name}`, '-keyout', join(dir, 'key.pem'), '-out', join(dir, 'cert.pem')], { stdio: 'ignore' });
+    return { cert: readFileSync(join(dir, 'cert.pem')), key: readFileSync(join(dir, 'key.pem')) };
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
 /** A stream upstream's connection handler (TCP or TLS, RFC 7766 framing): records each question
  *  in `heard` and answers it with one A record of `address`. */
 function framedResponder(heard: string[], address: string) {
@@ -215,87 +231,65 @@ describe('force_tcp', () => {
 
 describe('DNS over TLS (tls://)', () => {
   it('asks over TLS when the certificate verifies for the server name, and gets nothing when it does not', async () => {
-    const { execFileSync } = await import('node:child_process');
-    const { mkdtempSync, readFileSync, rmSync } = await import('node:fs');
-    const { tmpdir } = await import('node:os');
-    const { join } = await import('node:path');
     const tls = await import('node:tls');
     const { Forwarder } = await import('./forwarder.js');
-    const dir = mkdtempSync(join(tmpdir(), 'kdp-dot-'));
     const heard: string[] = [];
+    const { cert, key } = selfSigned('dot.test');
+    const server = tls.createServer({ cert, key }, framedResponder(heard, '192.0.2.8'));
+    server.on('tlsClientError', () => undefined);
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const port = (server.address() as { port: number }).port;
+    const ask = (f: InstanceType<typeof Forwarder>, name: string) => f.exchange(dnsPacket.encode({ type: 'query', id: 77, flags: dnsPacket.RECURSION_DESIRED, questions: [{ name, type: 'A' }] } as Packet));
+    const good = new Forwarder([{ host: '127.0.0.1', port, tls: { servername: 'dot.test' } }], { tls: { ca: cert }, deadlineMs: 1500, attemptMs: 700 });
+    const wrongName = new Forwarder([{ host: '127.0.0.1', port, tls: {} }], { tls: { ca: cert, servername: 'other.test' }, deadlineMs: 1500, attemptMs: 700 });
+    const untrusted = new Forwarder([{ host: '127.0.0.1', port, tls: { servername: 'dot.test' } }], { deadlineMs: 1500, attemptMs: 700 });
     try {
-      execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-days', '1', '-subj', '/CN=dot.test',
-        '-addext', 'subjectAltName=DNS:dot.test', '-keyout', join(dir, 'key.pem'), '-out', join(dir, 'cert.pem')], { stdio: 'ignore' });
-      const cert = readFileSync(join(dir, 'cert.pem'));
-      const server = tls.createServer({ cert, key: readFileSync(join(dir, 'key.pem')) }, framedResponder(heard, '192.0.2.8'));
-      server.on('tlsClientError', () => undefined);
-      await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-      const port = (server.address() as { port: number }).port;
-      const ask = (f: InstanceType<typeof Forwarder>, name: string) => f.exchange(dnsPacket.encode({ type: 'query', id: 77, flags: dnsPacket.RECURSION_DESIRED, questions: [{ name, type: 'A' }] } as Packet));
-      const good = new Forwarder([{ host: '127.0.0.1', port, tls: { servername: 'dot.test' } }], { tls: { ca: cert }, deadlineMs: 1500, attemptMs: 700 });
-      const wrongName = new Forwarder([{ host: '127.0.0.1', port, tls: {} }], { tls: { ca: cert, servername: 'other.test' }, deadlineMs: 1500, attemptMs: 700 });
-      const untrusted = new Forwarder([{ host: '127.0.0.1', port, tls: { servername: 'dot.test' } }], { deadlineMs: 1500, attemptMs: 700 });
-      try {
-        const r = await ask(good, 'dot.example.test');
-        expect((dnsPacket.decode(r!).answers![0] as { data: string }).data).toBe('192.0.2.8');
-        expect(await ask(wrongName, 'wrong-name.example.test')).toBeUndefined();
-        expect(await ask(untrusted, 'untrusted.example.test')).toBeUndefined();
-        expect(heard).toEqual(['dot.example.test']);
-      } finally {
-        for (const f of [good, wrongName, untrusted]) f.close();
-        server.close();
-      }
+      const r = await ask(good, 'dot.example.test');
+      expect((dnsPacket.decode(r!).answers![0] as { data: string }).data).toBe('192.0.2.8');
+      expect(await ask(wrongName, 'wrong-name.example.test')).toBeUndefined();
+      expect(await ask(untrusted, 'untrusted.example.test')).toBeUndefined();
+      expect(heard).toEqual(['dot.example.test']);
     } finally {
-      rmSync(dir, { recursive: true, force: true });
+      for (const f of [good, wrongName, untrusted]) f.close();
+      server.close();
     }
   });
 });
 
 describe('DNS over HTTPS (https://)', () => {
   it('POSTs the query with ID 0 over HTTP/2 to the path, answers with the client\'s ID; a certificate for another name or a non-DNS reply is no answer', async () => {
-    const { execFileSync } = await import('node:child_process');
-    const { mkdtempSync, readFileSync, rmSync } = await import('node:fs');
-    const { tmpdir } = await import('node:os');
-    const { join } = await import('node:path');
     const http2 = await import('node:http2');
     const { Forwarder } = await import('./forwarder.js');
-    const dir = mkdtempSync(join(tmpdir(), 'kdp-doh-'));
     const heard: string[] = [];
-    try {
-      execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-days', '1', '-subj', '/CN=doh.test',
-        '-addext', 'subjectAltName=DNS:doh.test', '-keyout', join(dir, 'key.pem'), '-out', join(dir, 'cert.pem')], { stdio: 'ignore' });
-      const cert = readFileSync(join(dir, 'cert.pem'));
-      const server = http2.createSecureServer({ cert, key: readFileSync(join(dir, 'key.pem')) }, (req, res) => {
-        const chunks: Buffer[] = [];
-        req.on('data', (c: Buffer) => chunks.push(c));
-        req.on('end', () => {
-          const q = dnsPacket.decode(Buffer.concat(chunks));
-          heard.push(`${req.method} ${req.url} ${req.headers['content-type']} id=${q.id} ${q.questions![0].name}`);
-          if (req.url !== '/dns-query') return void res.writeHead(404).end('not here');
-          const r = dnsPacket.encode({ type: 'response', id: q.id, flags: dnsPacket.RECURSION_AVAILABLE, questions: q.questions, answers: [{ name: q.questions![0].name, type: 'A', ttl: 9, data: '192.0.2.9' }] } as Packet);
-          res.writeHead(200, { 'content-type': 'application/dns-message' }).end(r);
-        });
+    const { cert, key } = selfSigned('doh.test');
+    const server = http2.createSecureServer({ cert, key }, (req, res) => {
+      const chunks: Buffer[] = [];
+      req.on('data', (c: Buffer) => chunks.push(c));
+      req.on('end', () => {
+        const q = dnsPacket.decode(Buffer.concat(chunks));
+        heard.push(`${req.method} ${req.url} ${req.headers['content-type']} id=${q.id} ${q.questions![0].name}`);
+        if (req.url !== '/dns-query') return void res.writeHead(404).end('not here');
+        const r = dnsPacket.encode({ type: 'response', id: q.id, flags: dnsPacket.RECURSION_AVAILABLE, questions: q.questions, answers: [{ name: q.questions![0].name, type: 'A', ttl: 9, data: '192.0.2.9' }] } as Packet);
+        res.writeHead(200, { 'content-type': 'application/dns-message' }).end(r);
       });
-      server.on('tlsClientError', () => undefined);
-      await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-      const port = (server.address() as { port: number }).port;
-      const ask = (f: InstanceType<typeof Forwarder>, name: string) => f.exchange(dnsPacket.encode({ type: 'query', id: 77, flags: dnsPacket.RECURSION_DESIRED, questions: [{ name, type: 'A' }] } as Packet));
-      const opts = { tls: { ca: cert }, deadlineMs: 1500, attemptMs: 700 };
-      const good = new Forwarder([{ host: '127.0.0.1', port, tls: { servername: 'doh.test' }, doh: { path: '/dns-query' } }], opts);
-      const wrongName = new Forwarder([{ host: '127.0.0.1', port, tls: { servername: 'other.test' }, doh: { path: '/dns-query' } }], opts);
-      const wrongPath = new Forwarder([{ host: '127.0.0.1', port, tls: { servername: 'doh.test' }, doh: { path: '/elsewhere' } }], opts);
-      try {
-        const r = await ask(good, 'doh.example.test');
-        expect([r!.readUInt16BE(0), (dnsPacket.decode(r!).answers![0] as { data: string }).data]).toEqual([77, '192.0.2.9']);
-        expect(await ask(wrongName, 'wrong-name.example.test')).toBeUndefined();
-        expect(await ask(wrongPath, 'wrong-path.example.test')).toBeUndefined();
-        expect(heard.slice(0, 2)).toEqual(['POST /dns-query application/dns-message id=0 doh.example.test', 'POST /elsewhere application/dns-message id=0 wrong-path.example.test']);
-      } finally {
-        for (const f of [good, wrongName, wrongPath]) f.close();
-        server.close();
-      }
+    });
+    server.on('tlsClientError', () => undefined);
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const port = (server.address() as { port: number }).port;
+    const ask = (f: InstanceType<typeof Forwarder>, name: string) => f.exchange(dnsPacket.encode({ type: 'query', id: 77, flags: dnsPacket.RECURSION_DESIRED, questions: [{ name, type: 'A' }] } as Packet));
+    const opts = { tls: { ca: cert }, deadlineMs: 1500, attemptMs: 700 };
+    const good = new Forwarder([{ host: '127.0.0.1', port, tls: { servername: 'doh.test' }, doh: { path: '/dns-query' } }], opts);
+    const wrongName = new Forwarder([{ host: '127.0.0.1', port, tls: { servername: 'other.test' }, doh: { path: '/dns-query' } }], opts);
+    const wrongPath = new Forwarder([{ host: '127.0.0.1', port, tls: { servername: 'doh.test' }, doh: { path: '/elsewhere' } }], opts);
+    try {
+      const r = await ask(good, 'doh.example.test');
+      expect([r!.readUInt16BE(0), (dnsPacket.decode(r!).answers![0] as { data: string }).data]).toEqual([77, '192.0.2.9']);
+      expect(await ask(wrongName, 'wrong-name.example.test')).toBeUndefined();
+      expect(await ask(wrongPath, 'wrong-path.example.test')).toBeUndefined();
+      expect(heard.slice(0, 2)).toEqual(['POST /dns-query application/dns-message id=0 doh.example.test', 'POST /elsewhere application/dns-message id=0 wrong-path.example.test']);
     } finally {
-      rmSync(dir, { recursive: true, force: true });
+      for (const f of [good, wrongName, wrongPath]) f.close();
+      server.close();
     }
   });
 });
