@@ -100,6 +100,8 @@ export interface ForwardConfig {
   readonly failover?: readonly number[];
   /** `failfast_all_unhealthy_upstreams`. */
   readonly failfastAllDown?: boolean;
+  /** `doh_method GET|POST` for the `https://` upstreams. */
+  readonly dohMethod?: 'GET' | 'POST';
 }
 
 export interface CacheConfig {

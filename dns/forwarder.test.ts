@@ -257,7 +257,7 @@ describe('DNS over TLS (tls://)', () => {
 });
 
 describe('DNS over HTTPS (https://)', () => {
-  it('POSTs the query with ID 0 over HTTP/2 to the path, answers with the client\'s ID; a certificate for another name or a non-DNS reply is no answer', async () => {
+  it('POSTs the query with ID 0 over HTTP/2 to the path (or GETs it, doh_method GET), answers with the client\'s ID; a certificate for another name or a non-DNS reply is no answer', async () => {
     const http2 = await import('node:http2');
     const { Forwarder } = await import('./forwarder.js');
     const heard: string[] = [];
@@ -266,9 +266,11 @@ describe('DNS over HTTPS (https://)', () => {
       const chunks: Buffer[] = [];
       req.on('data', (c: Buffer) => chunks.push(c));
       req.on('end', () => {
-        const q = dnsPacket.decode(Buffer.concat(chunks));
-        heard.push(`${req.method} ${req.url} ${req.headers['content-type']} id=${q.id} ${q.questions![0].name}`);
-        if (req.url !== '/dns-query') return void res.writeHead(404).end('not here');
+        const url = new URL(req.url, 'https://doh.test');
+        const param = url.searchParams.get('dns');
+        const q = dnsPacket.decode(param !== null ? Buffer.from(param, 'base64url') : Buffer.concat(chunks));
+        heard.push(`${req.method} ${url.pathname} ${req.headers['content-type'] ?? '-'} id=${q.id} ${q.questions![0].name}`);
+        if (url.pathname !== '/dns-query') return void res.writeHead(404).end('not here');
         const r = dnsPacket.encode({ type: 'response', id: q.id, flags: dnsPacket.RECURSION_AVAILABLE, questions: q.questions, answers: [{ name: q.questions![0].name, type: 'A', ttl: 9, data: '192.0.2.9' }] } as Packet);
         res.writeHead(200, { 'content-type': 'application/dns-message' }).end(r);
       });
@@ -281,14 +283,17 @@ describe('DNS over HTTPS (https://)', () => {
     const good = new Forwarder([{ host: '127.0.0.1', port, tls: { servername: 'doh.test' }, doh: { path: '/dns-query' } }], opts);
     const wrongName = new Forwarder([{ host: '127.0.0.1', port, tls: { servername: 'other.test' }, doh: { path: '/dns-query' } }], opts);
     const wrongPath = new Forwarder([{ host: '127.0.0.1', port, tls: { servername: 'doh.test' }, doh: { path: '/elsewhere' } }], opts);
+    const byGet = new Forwarder([{ host: '127.0.0.1', port, tls: { servername: 'doh.test' }, doh: { path: '/dns-query' } }], { ...opts, dohMethod: 'GET' });
     try {
       const r = await ask(good, 'doh.example.test');
       expect([r!.readUInt16BE(0), (dnsPacket.decode(r!).answers![0] as { data: string }).data]).toEqual([77, '192.0.2.9']);
       expect(await ask(wrongName, 'wrong-name.example.test')).toBeUndefined();
       expect(await ask(wrongPath, 'wrong-path.example.test')).toBeUndefined();
       expect(heard.slice(0, 2)).toEqual(['POST /dns-query application/dns-message id=0 doh.example.test', 'POST /elsewhere application/dns-message id=0 wrong-path.example.test']);
+      const viaGet = await ask(byGet, 'get.example.test');
+      expect([viaGet!.readUInt16BE(0), heard.at(-1)]).toEqual([77, 'GET /dns-query - id=0 get.example.test']);
     } finally {
-      for (const f of [good, wrongName, wrongPath]) f.close();
+      for (const f of [good, wrongName, wrongPath, byGet]) f.close();
       server.close();
     }
   });

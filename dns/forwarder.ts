@@ -84,6 +84,8 @@ export interface ForwarderOptions {
   /** `failfast_all_unhealthy_upstreams`: with every upstream down, no answer (SERVFAIL) at once
    *  instead of asking one anyway. */
   readonly failfastAllDown?: boolean;
+  /** `doh_method`: how an `https://` upstream is asked (RFC 8484 §4.1); POST by default. */
+  readonly dohMethod?: 'GET' | 'POST';
   readonly log?: Logger;
   readonly onExchange?: (upstream: Upstream, seconds: number, rcode: number | undefined) => void;
   readonly onHealthcheckFailure?: (upstream: Upstream) => void;
@@ -207,8 +209,8 @@ export class Forwarder {
   }
 
   /** One exchange over HTTPS (HTTP/2, one session each, as DoT has one connection each): the
-   *  query POSTed with ID 0 (RFC 8484 §4.1), a 200 with a DNS message that answers it back. The
-   *  certificate must verify, as for DoT. */
+   *  query POSTed (or in a GET's `dns` parameter, base64url) with ID 0 (RFC 8484 §4.1), a 200
+   *  with a DNS message that answers it back. The certificate must verify, as for DoT. */
   private https(u: Upstream, path: string, query: Buffer, timeoutMs: number): Promise<Buffer | undefined> {
     return new Promise((resolve) => {
       const t = this.opts.tls;
@@ -229,7 +231,10 @@ export class Forwarder {
       };
       const timer = setTimeout(() => done(undefined), timeoutMs);
       session.on('error', () => done(undefined));
-      const req = session.request({ ':method': 'POST', ':path': path, 'content-type': 'application/dns-message', accept: 'application/dns-message', 'content-length': out.length });
+      const get = this.opts.dohMethod === 'GET';
+      const req = session.request(get
+        ? { ':method': 'GET', ':path': `${path}${path.includes('?') ? '&' : '?'}dns=${out.toString('base64url')}`, accept: 'application/dns-message' }
+        : { ':method': 'POST', ':path': path, 'content-type': 'application/dns-message', accept: 'application/dns-message', 'content-length': out.length });
       const chunks: Buffer[] = [];
       let ok = false;
       req.on('response', (h) => (ok = h[':status'] === 200 && String(h['content-type'] ?? '').startsWith('application/dns-message')));
@@ -239,7 +244,7 @@ export class Forwarder {
         done(ok && isReplyTo(body, 0, questionOf(query)) ? body : undefined);
       });
       req.on('error', () => done(undefined));
-      req.end(out);
+      req.end(get ? undefined : out);
     });
   }
 

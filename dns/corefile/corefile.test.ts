@@ -96,7 +96,8 @@ describe('a customised Corefile: stub domains, snippets, policies', () => {
   });
 
   it('reads DNS over HTTPS upstreams: port 443 and /dns-query unless given, a server name after %', () => {
-    const { config: c } = configOf('.:53 {\n  forward . https://9.9.9.9 https://1.1.1.1%cloudflare-dns.com:8443/resolve https://[fd00::1]\n}\n');
+    const { config: c } = configOf('.:53 {\n  forward . https://9.9.9.9 https://1.1.1.1%cloudflare-dns.com:8443/resolve https://[fd00::1] {\n    doh_method get\n  }\n}\n');
+    expect(c.servers[0].forwards[0]?.dohMethod).toBe('GET');
     expect(c.servers[0].forwards[0]?.to).toEqual([
       { host: '9.9.9.9', port: 443, tls: {}, doh: { path: '/dns-query' } },
       { host: '1.1.1.1', port: 8443, tls: { servername: 'cloudflare-dns.com' }, doh: { path: '/resolve' } },

@@ -403,6 +403,10 @@ function forwardPlugin(d: Directive): ForwardConfig {
         f.tls = { ...f.tls, ...(o.args.length === 1 ? { caFile: x } : {}), ...(o.args.length >= 2 ? { certFile: x, keyFile: y } : {}), ...(z ? { caFile: z } : {}) };
         break;
       }
+      case 'doh_method':
+        if (o.args.length !== 1 || !['GET', 'POST'].includes(o.args[0].toUpperCase())) throw new CorefileError(o.at, 'doh_method: GET or POST');
+        f.dohMethod = o.args[0].toUpperCase() as 'GET' | 'POST';
+        break;
       case 'tls_servername':
         if (o.args.length !== 1) throw new CorefileError(o.at, 'tls_servername: one name');
         f.tls = { ...f.tls, servername: o.args[0] };
