@@ -175,6 +175,22 @@ describe('proxy: nftables syncs through nfnetlink', () => {
     expect(env.proxy!.stderr).toMatch(/rules synced sync=(partial|reconcile) services=\d+ changed=1 /);
   });
 
+  it('an affinity service is made, loses an endpoint and goes without an nft process: its chains, timeout sets and numgen maps through netlink', async () => {
+    expectNoNft();
+    const vips = ['10.96.6.20', 'fd00:96::620'];
+    const spec = { sessionAffinity: 'ClientIP', sessionAffinityConfig: { clientIP: { timeoutSeconds: 60 } } };
+    env.write('sticky-sync.yaml', serviceYaml({ name: 'sticky-sync', clusterIPs: vips, endpoints: eps(PODS.slice(0, 3)), spec }));
+    // Each family's client sticks to one backend of the three.
+    for (const vip of vips) await env.eventually(`${vip} sticks to one backend`, () => reached(vip, 10), (r) => r.length === 1 && PODS.slice(0, 3).includes(r[0]));
+    env.write('sticky-sync.yaml', serviceYaml({ name: 'sticky-sync', clusterIPs: vips, endpoints: eps(PODS.slice(1, 3)), spec }));
+    for (const vip of vips) await env.eventually(`${vip} sticks to pod-b or pod-c`, () => reached(vip, 10), (r) => r.length === 1 && ['pod-b', 'pod-c'].includes(r[0]));
+    rmSync(join(env.dir, 'sticky-sync.yaml'));
+    // Gone: inside --service-cidr and no service has it, so dropped.
+    for (const vip of vips) await env.eventually(`${vip} gone`, () => env.connect(env.client, 'tcp', vip, 80, 1, 1000), (r) => r[0] === 'ERR ETIMEDOUT');
+    expectNoNft();
+    expect(env.proxy!.stderr).not.toMatch(/injected nft failure|nftables update failed|rewriting the table/);
+  });
+
   it('a partial sync changes only the changed service\'s elements (nft monitor)', async () => {
     const monitor = await NftMonitor.start(env.node);
     env.write('watched.yaml', serviceYaml({ name: WATCHED.name, clusterIPs: WATCHED.vips, endpoints: eps(['pod-a', 'pod-b']) }));

@@ -233,16 +233,11 @@ export class NftablesBackend implements Backend {
 
   private async applyPartial(family: IPFamily, cfg: FamilyConfig, change: PartialChange): Promise<void> {
     const writer = this.opts.writer;
-    const affinity = change.writeChains.length + change.addSets.length + change.goneChains.length + change.goneSets.length > 0;
-    if (writer && !affinity) return this.timed(() => writer.applyPartial(family, cfg, change));
-    // Affinity chains carry anonymous verdict maps, which only nft writes here. The shared chains
-    // of a new endpoint count go first, through netlink (nft cannot write them, layout.ts).
-    if (change.newCountChains.length) {
-      if (!writer) throw new NeedsFullSync(`a new endpoint count (${change.newCountChains.join(', ')}) needs netlink`);
-      await this.timed(() => writer.addCountChains(family, cfg, change.newCountChains));
-    }
-    await this.applyLines(family, partialLines({ ...change, newCountChains: [] }, cfg), false);
-    if (writer) await this.timed(() => writer.loaded(family));
+    // Affinity chains and sets too: the writer makes their anonymous verdict maps itself.
+    if (writer) return this.timed(() => writer.applyPartial(family, cfg, change));
+    // Without netlink, nft; but it cannot write the shared chains of a new endpoint count (layout.ts).
+    if (change.newCountChains.length) throw new NeedsFullSync(`a new endpoint count (${change.newCountChains.join(', ')}) needs netlink`);
+    await this.applyLines(family, partialLines(change, cfg), false);
   }
 
   /**

@@ -231,32 +231,39 @@ export function freshTableOps(content: TableContent, listBytes?: number): { skel
   const skeleton: Op[] = [{ op: 'newtable', family: f, table: t }, { op: 'deltable', family: f, table: t }, { op: 'newtable', family: f, table: t }];
   const hooked: Op[] = [];
   // The kernel wants a transaction id on every new set, named or not.
-  let nextId = 1;
-  for (const schema of [...CONFIG_SETS, HAIRPIN_SET, ...MAP_NAMES.map((m) => MAPS[m])]) skeleton.push({ op: 'newset', family: f, table: t, set: { ...setSpec(family, schema), id: nextId++ } });
+  const ids = { next: 1 };
+  for (const schema of [...CONFIG_SETS, HAIRPIN_SET, ...MAP_NAMES.map((m) => MAPS[m])]) skeleton.push({ op: 'newset', family: f, table: t, set: { ...setSpec(family, schema), id: ids.next++ } });
   for (const [schema, items] of configElements(cfg)) {
     if (!items.length) continue;
     const els = schema.key[0] === 'cidr' ? intervalElements(family, items) : items.map((k) => encodeElement(family, schema, k));
     skeleton.push({ op: 'newsetelem', family: f, table: t, set: schema.name, elements: els });
   }
-  for (const [name, seconds] of content.sets) skeleton.push({ op: 'newset', family: f, table: t, set: { ...affinitySetSpec(family, name, seconds), id: nextId++ } });
+  for (const [name, seconds] of content.sets) skeleton.push({ op: 'newset', family: f, table: t, set: { ...affinitySetSpec(family, name, seconds), id: ids.next++ } });
   for (const c of BASE_CHAINS) skeleton.push({ op: 'newchain', family: f, table: t, chain: c.name, ...(c.hook ? { hook: c.hook } : {}) });
   for (const chain of content.countChains) skeleton.push({ op: 'newchain', family: f, table: t, chain });
   for (const chain of content.chains.keys()) skeleton.push({ op: 'newchain', family: f, table: t, chain });
   const hookedChains = new Set(BASE_CHAINS.filter((c) => c.hook).map((c) => c.name));
-  const addRule = (chain: string, r: Rule, into: Op[]) => {
-    let exprs = r.exprs;
-    if (r.slotMap) {
-      const id = nextId++;
-      into.push({ op: 'newset', family: f, table: t, set: anonymousSlotMapSpec(id, r.slotMap.length) });
-      into.push({ op: 'newsetelem', family: f, table: t, set: '__map%d', setId: id, elements: r.slotMap.map((verdict, i) => ({ key: u32host(i), verdict })) });
-      exprs = withSlotMapId(exprs, id);
-    }
-    into.push({ op: 'newrule', family: f, table: t, chain, expressions: encodeExpressions(exprs) });
-  };
+  const addRule = (chain: string, r: Rule, into: Op[]) => into.push(...ruleOps(f, chain, r, ids));
   for (const [chain, r] of baseRules(cfg)) addRule(chain, r, hookedChains.has(chain) ? hooked : skeleton);
   skeleton.push(...countChainOps(family, cfg, [...content.countChains]).filter((op) => op.op === 'newrule'));
   for (const [chain, rules] of content.chains) for (const r of rules) addRule(chain, r, skeleton);
   return { skeleton, elements: elementLists(content, listBytes), hooked };
+}
+
+/** The ops that append `r` to `chain`: its anonymous slot map (`numgen … vmap`) first, made with
+ *  a transaction id from `ids`, then the rule that names it. */
+function ruleOps(f: NftFamily, chain: string, r: Rule, ids: { next: number }): Op[] {
+  const t = TABLE_NAME;
+  const out: Op[] = [];
+  let exprs = r.exprs;
+  if (r.slotMap) {
+    const id = ids.next++;
+    out.push({ op: 'newset', family: f, table: t, set: anonymousSlotMapSpec(id, r.slotMap.length) });
+    out.push({ op: 'newsetelem', family: f, table: t, set: '__map%d', setId: id, elements: r.slotMap.map((verdict, i) => ({ key: u32host(i), verdict })) });
+    exprs = withSlotMapId(exprs, id);
+  }
+  out.push({ op: 'newrule', family: f, table: t, chain, expressions: encodeExpressions(exprs) });
+  return out;
 }
 
 /** The services' elements of a full load, map by map (data first), each map's written straight
@@ -448,19 +455,31 @@ export class NetlinkTableWriter implements TableWriter {
     return true;
   }
 
-  async addCountChains(family: IPFamily, cfg: FamilyConfig, names: readonly string[]): Promise<void> {
-    if (names.length === 0) return;
-    await this.commit(countChainOps(family, cfg, names));
-    await this.learnRules(family, names);
-  }
-
+  /** One transaction, in the order `partialLines` gives `nft`: new count chains, affinity sets,
+   *  affinity chains (flushed when they existed) and their rules, elements out and in, then the
+   *  gone chains flushed before any is deleted (one may jump to another), and the gone sets. */
   async applyPartial(family: IPFamily, cfg: FamilyConfig, change: PartialChange): Promise<void> {
+    const f = nftFamily(family);
+    const t = TABLE_NAME;
     const ops: Op[] = countChainOps(family, cfg, change.newCountChains);
+    const ids = { next: 1 };
+    for (const [name, seconds] of change.addSets) ops.push({ op: 'newset', family: f, table: t, set: { ...affinitySetSpec(family, name, seconds), id: ids.next++ } });
+    for (const { name, existed } of change.writeChains) {
+      ops.push({ op: 'newchain', family: f, table: t, chain: name });
+      if (existed) ops.push({ op: 'flushchain', family: f, table: t, chain: name });
+    }
+    for (const { name, rules } of change.writeChains) for (const r of rules) ops.push(...ruleOps(f, name, r, ids));
     const hairpin = (ips: readonly string[]) => ips.map((ip) => ({ map: 'hairpin', key: `${ip} . ${ip}` }));
     ops.push(...elementOps(family, 'delsetelem', [...change.delElements, ...hairpin(change.hairpinDel)]));
     ops.push(...elementOps(family, 'newsetelem', [...change.addElements, ...hairpin(change.hairpinAdd)]));
+    for (const chain of change.goneChains) ops.push({ op: 'flushchain', family: f, table: t, chain });
+    for (const chain of change.goneChains) ops.push({ op: 'delchain', family: f, table: t, chain });
+    for (const set of change.goneSets) ops.push({ op: 'delset', family: f, table: t, set });
     await this.commit(ops);
-    if (change.newCountChains.length) await this.learnRules(family, change.newCountChains);
+    const written = [...change.newCountChains, ...change.writeChains.map((c) => c.name)];
+    if (written.length) await this.learnRules(family, written);
+    const l = this.learned.get(family);
+    for (const chain of change.goneChains) l?.rules.delete(chain);
   }
 
   /** After a write by `nft -f` (the backend called `beforeWrite` first; one transaction): the

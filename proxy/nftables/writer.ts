@@ -19,11 +19,9 @@ export interface TableWriter {
   /** Makes the family's table anew with `content`; false (nothing done) when it cannot do so
    *  atomically over a table that is there, which `nft -f` then does. */
   loadFresh(content: TableContent): Promise<boolean>;
-  /** One atomic transaction; throws (applying nothing) when the kernel refuses any part. A change
-   *  writing affinity chains is not given here (their anonymous verdict maps are `nft -f`'s). */
+  /** One atomic transaction, affinity chains and sets included; throws (applying nothing) when
+   *  the kernel refuses any part. */
   applyPartial(family: IPFamily, cfg: FamilyConfig, change: PartialChange): Promise<void>;
-  /** Makes per-count chains (unused ones are harmless), for a change `nft -f` applies after. */
-  addCountChains(family: IPFamily, cfg: FamilyConfig, names: readonly string[]): Promise<void>;
   /** Called before every `nft -f` write: notes whether someone else committed since our last write. */
   beforeWrite(): Promise<void>;
   /** Called after every successful `nft -f` write of a family: learn what the kernel holds now. */

@@ -104,6 +104,7 @@ export type Op =
   | { op: 'newtable'; family: NftFamily; table: string }
   | { op: 'deltable'; family: NftFamily; table: string }
   | { op: 'newset'; family: NftFamily; table: string; set: SetSpec }
+  | { op: 'delset'; family: NftFamily; table: string; set: string }
   | { op: 'newsetelem'; family: NftFamily; table: string; set: string; setId?: number; elements: readonly SetElement[] }
   | { op: 'delsetelem'; family: NftFamily; table: string; set: string; elements: readonly SetElement[] }
   /** Elements already encoded into one message's list (ElementListBuilder): a bulk load. */
@@ -364,6 +365,8 @@ function opMessages(op: Op): MessageSpec[] {
       return [{ type: T(NFT_MSG.DELTABLE), flags: 0, family, attrs: [attrStr(NFTA_TABLE.NAME, op.table)] }];
     case 'newset':
       return [{ type: T(NFT_MSG.NEWSET), flags: NLM_F_CREATE, family, attrs: setAttrs(op.table, op.set) }];
+    case 'delset':
+      return [{ type: T(NFT_MSG.DELSET), flags: 0, family, attrs: [attrStr(NFTA_SET.TABLE, op.table), attrStr(NFTA_SET.NAME, op.set)] }];
     case 'newchain': {
       const attrs = [attrStr(NFTA_CHAIN.TABLE, op.table), attrStr(NFTA_CHAIN.NAME, op.chain)];
       if (op.hook) {
@@ -505,6 +508,8 @@ export function describeOp(op: Op): string {
       return `delete table ${op.family} ${op.table}`;
     case 'newset':
       return `add set ${op.family} ${op.table} ${op.set.name}`;
+    case 'delset':
+      return `delete set ${op.family} ${op.table} ${op.set}`;
     case 'newsetelem':
       return `add element ${op.family} ${op.table} ${op.set} (${n(op.elements.length)})`;
     case 'newsetelem-list':
