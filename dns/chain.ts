@@ -176,6 +176,7 @@ function startForwarder(f: ForwardConfig, opts: Options, ours: readonly ListenAd
     ...(f.failover?.length ? { failover: new Set(f.failover) } : {}),
     ...(f.failfastAllDown ? { failfastAllDown: true } : {}),
     ...(f.dohMethod ? { dohMethod: f.dohMethod } : {}),
+    ...(f.maxAttempts ? { maxAttempts: f.maxAttempts } : {}),
     onExchange: (u, seconds, rcode) => metrics.proxyDuration.labels('forward', upstreamLabel(u), rcode === undefined ? 'timeout' : rcodeName(rcode)).observe(seconds),
     onHealthcheckFailure: (u) => metrics.healthcheckFailures.labels('forward', upstreamLabel(u)).inc(),
     onAllDown: () => metrics.healthcheckBroken.inc(),

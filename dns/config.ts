@@ -100,6 +100,8 @@ export interface ForwardConfig {
   readonly failover?: readonly number[];
   /** `failfast_all_unhealthy_upstreams`. */
   readonly failfastAllDown?: boolean;
+  /** `max_connect_attempts`: upstream attempts per question at most (0: no cap). */
+  readonly maxAttempts?: number;
   /** `doh_method GET|POST` for the `https://` upstreams. */
   readonly dohMethod?: 'GET' | 'POST';
 }

@@ -146,6 +146,11 @@ describe('the forwarder\'s timing', () => {
       expect(rcode(await over.exchange(query('b.example.test')))).toBe(5); // both failed over: the last
       expect(rcode(await plain.exchange(query('c.example.test')))).toBe(2);
       expect(ups.map((u) => u.asked.length)).toEqual([3, 2]); // c went to the first alone
+      // max_connect_attempts 1: no failover past the first upstream.
+      const once = new Forwarder(to, { policy: 'sequential', failover: new Set([2, 5]), maxAttempts: 1 });
+      expect(rcode(await once.exchange(query('d.example.test')))).toBe(2);
+      once.close();
+      expect(ups.map((u) => u.asked.length)).toEqual([4, 2]);
     } finally {
       over.close();
       plain.close();

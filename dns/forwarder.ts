@@ -84,6 +84,9 @@ export interface ForwarderOptions {
   /** `failfast_all_unhealthy_upstreams`: with every upstream down, no answer (SERVFAIL) at once
    *  instead of asking one anyway. */
   readonly failfastAllDown?: boolean;
+  /** `max_connect_attempts`: upstream attempts for one question at most (0: no cap; the
+   *  default is one per upstream, and two with a single one). */
+  readonly maxAttempts?: number;
   /** `doh_method`: how an `https://` upstream is asked (RFC 8484 §4.1); POST by default. */
   readonly dohMethod?: 'GET' | 'POST';
   readonly log?: Logger;
@@ -126,7 +129,7 @@ export class Forwarder {
     if (this.opts.failfastAllDown && this.states.every((s) => !s.healthy)) return undefined;
     const start = Date.now();
     const order = this.order();
-    const tries = Math.max(2, order.length);
+    const tries = Math.min(Math.max(2, order.length), this.opts.maxAttempts || Infinity);
     let lastReply: Buffer | undefined;
     for (let i = 0; i < tries; i++) {
       const left = this.deadlineMs - (Date.now() - start);

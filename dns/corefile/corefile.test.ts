@@ -117,6 +117,7 @@ describe('a customised Corefile: stub domains, snippets, policies', () => {
       '    policy sequential',
       '    failover SERVFAIL REFUSED',
       '    failfast_all_unhealthy_upstreams',
+      '    max_connect_attempts 3',
       '  }',
       '}',
       '',
@@ -126,6 +127,7 @@ describe('a customised Corefile: stub domains, snippets, policies', () => {
       ['', ['1.2.3.4'], [3, 2], true, [], false],
       ['', ['5.6.7.8', '9.0.1.2'], [], false, [2, 5], true],
     ]);
+    expect(c.servers[0].forwards[2].maxAttempts).toBe(3);
     expect(errorOf('.:53 {\n  forward . 10.0.0.1 {\n    failover NOERROR\n  }\n}\n')).toBe('Corefile:3: failover: NOERROR cannot be used');
     expect(errorOf('.:53 {\n  forward . 10.0.0.1 {\n    next NOPE\n  }\n}\n')).toBe('Corefile:3: next: NOPE is not an RCODE (NOERROR, FORMERR, SERVFAIL, NXDOMAIN, NOTIMP, REFUSED)');
   });

@@ -403,6 +403,9 @@ function forwardPlugin(d: Directive): ForwardConfig {
         f.tls = { ...f.tls, ...(o.args.length === 1 ? { caFile: x } : {}), ...(o.args.length >= 2 ? { certFile: x, keyFile: y } : {}), ...(z ? { caFile: z } : {}) };
         break;
       }
+      case 'max_connect_attempts':
+        f.maxAttempts = positiveInt(o, 0);
+        break;
       case 'doh_method':
         if (o.args.length !== 1 || !['GET', 'POST'].includes(o.args[0].toUpperCase())) throw new CorefileError(o.at, 'doh_method: GET or POST');
         f.dohMethod = o.args[0].toUpperCase() as 'GET' | 'POST';
