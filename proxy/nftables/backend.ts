@@ -233,11 +233,13 @@ export class NftablesBackend implements Backend {
 
   private async applyPartial(family: IPFamily, cfg: FamilyConfig, change: PartialChange): Promise<void> {
     const writer = this.opts.writer;
-    // Affinity chains and sets too: the writer makes their anonymous verdict maps itself.
-    if (writer) return this.timed(() => writer.applyPartial(family, cfg, change));
-    // Without netlink, nft; but it cannot write the shared chains of a new endpoint count (layout.ts).
+    // Affinity chains and sets too: the writer makes their anonymous verdict maps itself, unless
+    // such a change is too large for one transaction.
+    if (writer && (await this.timed(() => writer.applyPartial(family, cfg, change)))) return;
+    // Otherwise nft; but it cannot write the shared chains of a new endpoint count (layout.ts).
     if (change.newCountChains.length) throw new NeedsFullSync(`a new endpoint count (${change.newCountChains.join(', ')}) needs netlink`);
     await this.applyLines(family, partialLines(change, cfg), false);
+    if (writer) await this.timed(() => writer.loaded(family));
   }
 
   /**

@@ -458,7 +458,7 @@ export class NetlinkTableWriter implements TableWriter {
   /** One transaction, in the order `partialLines` gives `nft`: new count chains, affinity sets,
    *  affinity chains (flushed when they existed) and their rules, elements out and in, then the
    *  gone chains flushed before any is deleted (one may jump to another), and the gone sets. */
-  async applyPartial(family: IPFamily, cfg: FamilyConfig, change: PartialChange): Promise<void> {
+  async applyPartial(family: IPFamily, cfg: FamilyConfig, change: PartialChange): Promise<boolean> {
     const f = nftFamily(family);
     const t = TABLE_NAME;
     const ops: Op[] = countChainOps(family, cfg, change.newCountChains);
@@ -475,11 +475,14 @@ export class NetlinkTableWriter implements TableWriter {
     for (const chain of change.goneChains) ops.push({ op: 'flushchain', family: f, table: t, chain });
     for (const chain of change.goneChains) ops.push({ op: 'delchain', family: f, table: t, chain });
     for (const set of change.goneSets) ops.push({ op: 'delset', family: f, table: t, set });
+    const chains = change.writeChains.length + change.goneChains.length + change.addSets.length + change.goneSets.length > 0;
+    if (chains && this.nl.batchBytes(ops) > this.nl.maxTransactionBytes) return false;
     await this.commit(ops);
     const written = [...change.newCountChains, ...change.writeChains.map((c) => c.name)];
     if (written.length) await this.learnRules(family, written);
     const l = this.learned.get(family);
     for (const chain of change.goneChains) l?.rules.delete(chain);
+    return true;
   }
 
   /** After a write by `nft -f` (the backend called `beforeWrite` first; one transaction): the

@@ -19,9 +19,11 @@ export interface TableWriter {
   /** Makes the family's table anew with `content`; false (nothing done) when it cannot do so
    *  atomically over a table that is there, which `nft -f` then does. */
   loadFresh(content: TableContent): Promise<boolean>;
-  /** One atomic transaction, affinity chains and sets included; throws (applying nothing) when
-   *  the kernel refuses any part. */
-  applyPartial(family: IPFamily, cfg: FamilyConfig, change: PartialChange): Promise<void>;
+  /** Applies the change, affinity chains and sets included; throws (applying nothing) when the
+   *  kernel refuses any part. Resolves false, having done nothing, when a change with affinity
+   *  chains does not fit one transaction (cut in several, a chain would be flushed in one and
+   *  refilled in the next): `nft -f` then makes it one. */
+  applyPartial(family: IPFamily, cfg: FamilyConfig, change: PartialChange): Promise<boolean>;
   /** Called before every `nft -f` write: notes whether someone else committed since our last write. */
   beforeWrite(): Promise<void>;
   /** Called after every successful `nft -f` write of a family: learn what the kernel holds now. */
