@@ -206,6 +206,14 @@ export class Forwarder {
     st.probing.unref();
   }
 
+  /** What a `tls://` or `https://` upstream's connection verifies and presents: the name its
+   *  certificate must carry (its own, else `tls_servername`), the block's CA and client cert. */
+  private tlsOptions(u: Upstream): tls.ConnectionOptions {
+    const t = this.opts.tls;
+    const servername = u.tls?.servername ?? t?.servername;
+    return { ...(servername ? { servername } : {}), ...(t?.ca ? { ca: t.ca } : {}), ...(t?.cert ? { cert: t.cert, key: t.key } : {}) };
+  }
+
   private ask(u: Upstream, query: Buffer, timeoutMs: number): Promise<Buffer | undefined> {
     if (u.doh) return this.https(u, u.doh.path, query, timeoutMs);
     return this.opts.forceTcp || u.tls ? this.tcp(u, query, timeoutMs) : this.udp(u, query, timeoutMs);
@@ -216,13 +224,11 @@ export class Forwarder {
    *  with a DNS message that answers it back. The certificate must verify, as for DoT. */
   private https(u: Upstream, path: string, query: Buffer, timeoutMs: number): Promise<Buffer | undefined> {
     return new Promise((resolve) => {
-      const t = this.opts.tls;
-      const servername = u.tls?.servername ?? t?.servername;
       const authority = `https://${net.isIPv6(u.host) ? `[${u.host}]` : u.host}:${u.port}`;
       const clientId = query.readUInt16BE(0);
       const out = Buffer.from(query);
       out.writeUInt16BE(0, 0);
-      const session = http2.connect(authority, { ...(servername ? { servername } : {}), ...(t?.ca ? { ca: t.ca } : {}), ...(t?.cert ? { cert: t.cert, key: t.key } : {}) });
+      const session = http2.connect(authority, this.tlsOptions(u));
       let ended = false;
       const done = (r: Buffer | undefined) => {
         if (ended) return;
@@ -294,11 +300,7 @@ export class Forwarder {
    *  an unverified one is no answer, as a forged reply would be). */
   private tcp(u: Upstream, query: Buffer, timeoutMs: number): Promise<Buffer | undefined> {
     return new Promise((resolve) => {
-      const t = this.opts.tls;
-      const servername = u.tls?.servername ?? t?.servername;
-      const sock = u.tls
-        ? tls.connect({ host: u.host, port: u.port, ...(servername ? { servername } : {}), ...(t?.ca ? { ca: t.ca } : {}), ...(t?.cert ? { cert: t.cert, key: t.key } : {}) })
-        : net.connect({ host: u.host, port: u.port });
+      const sock = u.tls ? tls.connect({ host: u.host, port: u.port, ...this.tlsOptions(u) }) : net.connect({ host: u.host, port: u.port });
       let buf = Buffer.alloc(0);
       const done = (r: Buffer | undefined) => {
         clearTimeout(timer);
