@@ -57,6 +57,8 @@ export class Proxier {
   private readonly runner: BoundedFrequencyRunner;
   private needFull = true;
   private replanAll = true;
+  /** The node's facts must be read again before the next sync (a ServiceCIDR changed). */
+  private factsStale = false;
   private lastFull = 0;
   private lastReconcile = 0;
   private nodeFactsKey = '';
@@ -137,8 +139,8 @@ export class Proxier {
     }
     // This node's zone and addresses shape every plan and the node-port rules.
     if (c.nodes.has(this.opts.nodeName)) this.replanAll = true;
-    // ServiceCIDRs are read with the node's facts (the base rules depend on both).
-    if (c.serviceCIDRs.size) this.replanAll = true;
+    // ServiceCIDRs are read with the node's facts: a new set of them is a full sync, no plan changes.
+    if (c.serviceCIDRs.size) this.factsStale = true;
     this.metrics?.serviceChangesPending.set(this.pendingServiceChanges.size);
     this.metrics?.endpointChangesPending.set(this.pendingEndpointChanges.size);
     if (c.services.size || c.nodes.has(this.opts.nodeName) || c.serviceCIDRs.size) {
@@ -176,7 +178,8 @@ export class Proxier {
     const reconcile = !full && now - this.lastReconcile >= this.opts.syncPeriodMs - Math.min(100, this.opts.syncPeriodMs / 10);
     // Node facts are read at every tick too: a new local address must reach the node-port rules
     // within one --sync-period, not at the hourly full sync.
-    if (full || reconcile || this.replanAll || !this.node) {
+    if (full || reconcile || this.replanAll || this.factsStale || !this.node) {
+      this.factsStale = false;
       const node = await this.opts.nodeFacts();
       const k = JSON.stringify(node);
       if (k !== this.nodeFactsKey) full = true;
