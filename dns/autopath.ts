@@ -25,14 +25,33 @@ export interface AutopathConfig {
 const WALK_CACHE_MS = 5000;
 const WALK_CACHE_MAX = 10_000;
 
+/** A pod's search path, with what every one of its questions tests against. */
+interface SearchPath {
+  readonly domains: readonly string[];
+  /** The first domain with its leading dot: a walk's first step ends in it. */
+  readonly firstSuffix: string;
+  /** Whether every name under the first domain is in autopath's zones (no per-question test). */
+  readonly firstInZones: boolean;
+}
+
+/** A walk's question beyond its name: type, class, and what the reply's size and DO bit depend on. */
+function variantOf(q: Query): number {
+  return ((q.qclass * 65536 + q.qtype) * 65536 + (q.edns ? q.edns.udpSize : 0)) * 2 + (q.edns?.dnssecOk ? 1 : 0);
+}
+
 export class AutopathHandler extends BlockPlugin {
   /**
-   * Replies of finished walks, by question. The asked name fixes the walk (it ends in the pod's
-   * namespace's search domain, which is what the walk starts from), so pods of a namespace share
-   * them; without this the walk costs three lookups and a re-encoding per question, and the
-   * round trips it saves the pod come back as server CPU. Emptied on every catalog change.
+   * Replies of finished walks, by asked name and then `variantOf` the question. The asked name
+   * fixes the walk (it ends in the pod's namespace's search domain, which is what the walk starts
+   * from), so pods of a namespace share them; without this the walk costs three lookups and a
+   * re-encoding per question, and the round trips it saves the pod come back as server CPU.
+   * Emptied on every catalog change.
    */
-  private readonly walks = new Map<string, { readonly reply: Buffer; readonly expires: number }>();
+  private readonly walks = new Map<string, Map<number, { readonly reply: Buffer; readonly expires: number }>>();
+  private walkCount = 0;
+  /** Search paths by source address (null: no pod's), so a question builds no strings to find
+   *  its walk. Emptied on every catalog change, as a pod's address or namespace may change. */
+  private readonly paths = new Map<string, SearchPath | null>();
   private readonly unsubscribe: () => void;
 
   constructor(
@@ -41,31 +60,35 @@ export class AutopathHandler extends BlockPlugin {
     inner: BlockHandler,
   ) {
     super(inner);
-    this.unsubscribe = catalog.onChange(() => this.walks.clear());
+    this.unsubscribe = catalog.onChange(() => this.forget());
   }
 
   /** Stops following the catalog (a reload retires the chain). */
   detach(): void {
     this.unsubscribe();
-    this.walks.clear();
+    this.forget();
   }
 
+  private forget(): void {
+    this.walks.clear();
+    this.walkCount = 0;
+    this.paths.clear();
+  }
 
   handleQuery(msg: Buffer, q: Query, t: Transport, from?: Peer): HandlerResult {
-    const search = from ? this.searchPath(from.address) : undefined;
-    const first = search?.[0];
-    if (!search || !first || !q.name.endsWith(`.${first}`) || !this.cfg.zones.some((z) => inZone(q.name, z))) return this.inner.handleQuery(msg, q, t, from);
-    const key = `${q.name}|${q.qtype}|${q.qclass}|${q.edns ? q.edns.udpSize : 0}|${q.edns?.dnssecOk ? 1 : 0}`;
-    const now = Date.now();
-    const hit = this.walks.get(key);
-    if (hit && hit.expires > now) {
+    const path = from ? this.searchPath(from.address) : undefined;
+    if (!path || !q.name.endsWith(path.firstSuffix) || (!path.firstInZones && !this.cfg.zones.some((z) => inZone(q.name, z)))) return this.inner.handleQuery(msg, q, t, from);
+    const variant = variantOf(q);
+    const hit = this.walks.get(q.name)?.get(variant);
+    if (hit && hit.expires > Date.now()) {
       // The same question but for its ID and the case of its name (same length on the wire).
       const out = Buffer.from(hit.reply);
       out.writeUInt16BE(q.id, 0);
       msg.copy(out, HEADER_LEN, HEADER_LEN, q.questionEnd);
       return out;
     }
-    const base = q.name.slice(0, -first.length - 1);
+    const search = path.domains;
+    const base = q.name.slice(0, -path.firstSuffix.length);
     // The asked name itself first: when it exists, the answer is the usual one.
     const direct = this.inner.handleQuery(msg, q, t, from);
     const walk = async (reply: Buffer | undefined): Promise<Buffer | undefined> => {
@@ -77,8 +100,7 @@ export class AutopathHandler extends BlockPlugin {
         // Only the last step (the bare name) is taken whatever it says, as the client would.
         if (r && (answered(r) || domain === '')) {
           const { reply: out, ttl } = withCname(r, msg, name);
-          if (this.walks.size >= WALK_CACHE_MAX) this.walks.clear();
-          this.walks.set(key, { reply: out, expires: Date.now() + Math.min(WALK_CACHE_MS, ttl * 1000) });
+          this.remember(q.name, variant, out, Date.now() + Math.min(WALK_CACHE_MS, ttl * 1000));
           return out;
         }
       }
@@ -87,14 +109,35 @@ export class AutopathHandler extends BlockPlugin {
     return direct instanceof Promise ? direct.then(walk) : answered(direct) ? direct : walk(direct);
   }
 
+  private remember(name: string, variant: number, reply: Buffer, expires: number): void {
+    if (this.walkCount >= WALK_CACHE_MAX) {
+      this.walks.clear();
+      this.walkCount = 0;
+    }
+    let byVariant = this.walks.get(name);
+    if (!byVariant) this.walks.set(name, (byVariant = new Map()));
+    if (!byVariant.has(variant)) this.walkCount++;
+    byVariant.set(variant, { reply, expires });
+  }
 
   /** The asking pod's search path, or undefined when the address is no pod's. */
-  private searchPath(address: string): string[] | undefined {
+  private searchPath(address: string): SearchPath | undefined {
+    let path = this.paths.get(address);
+    if (path === undefined) {
+      if (this.paths.size >= WALK_CACHE_MAX) this.paths.clear();
+      path = this.podSearchPath(address);
+      this.paths.set(address, path);
+    }
+    return path ?? undefined;
+  }
+
+  private podSearchPath(address: string): SearchPath | null {
     const ip = address.replace(/^::ffff:/, '').replace(/%.*$/, '');
     const pod = this.catalog.podsByIP(ip).find((p) => !p.hostNetwork);
-    if (!pod) return undefined;
+    if (!pod) return null;
     const d = this.cfg.domain;
-    return [`${pod.namespace}.svc.${d}`, `svc.${d}`, d, ...this.cfg.extraSearch];
+    const first = `${pod.namespace}.svc.${d}`;
+    return { domains: [first, `svc.${d}`, d, ...this.cfg.extraSearch], firstSuffix: `.${first}`, firstInZones: this.cfg.zones.some((z) => inZone(first, z)) };
   }
 }
 
