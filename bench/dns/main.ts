@@ -3,10 +3,11 @@
 // Everything runs inside one fresh network namespace on its loopback; each server is pinned to
 // CPU 0 and dnsperf to CPU 1. Forwarded names go to a third process (dnsmasq) in the namespace.
 //
-//   node dist/bench/dns/main.js [--services 10000] [--endpoints 10] [--seconds 10] [--only workers]
+//   node dist/bench/dns/main.js [--services 10000] [--endpoints 10] [--seconds 10] [--only workers|autopath]
 //
 // The workers rows (workers.ts) run the same server with --workers 1, 2 and the default on both
-// CPUs; `--only workers` runs just those (results in bench/results/dns-workers.json).
+// CPUs; `--only workers` runs just those (results in bench/results/dns-workers.json), `--only
+// autopath` the autopath rows (bench/results/dns-autopath.json).
 //
 // Reports QPS, CPU time per query (QPS on a busy shared machine varies with the neighbours; CPU
 // per query much less), latency percentiles at a fixed moderate rate, peak RSS, and the ratio
@@ -168,6 +169,25 @@ async function measureAutopath(ns: Namespace, dir: string, manifests: string, po
   return out;
 }
 
+/** Prints the autopath table; returns the gain (resolutions with autopath / without). */
+function printAutopath(runs: readonly SearchRun[]): number {
+  const fmt = (n: number, d = 0) => (Number.isFinite(n) ? n.toFixed(d) : '-');
+  console.log('\nExternal names from an ndots:5 pod (search path walked by the pod, or by the server with autopath); the flag changed is the Corefile\'s autopath line, all else the same\n');
+  console.log('| server | resolutions/s (client side) | queries per resolution | server CPU µs per resolution | failures |');
+  console.log('|---|---|---|---|---|');
+  for (const r of runs) console.log(`| ${r.server} | ${fmt(r.resolutionsPerSecond)} | ${fmt(r.queriesPerResolution, 2)} | ${fmt(r.cpuUsPerResolution, 1)} | ${r.failures} |`);
+  const gain = runs[1].resolutionsPerSecond / runs[0].resolutionsPerSecond;
+  console.log(`\nautopath: ${gain.toFixed(2)}× the client-side resolutions (target ≥ 4×)`);
+  return gain;
+}
+
+function writeResults(file: string, data: unknown): void {
+  const out = join(ROOT, 'bench/results', file);
+  mkdirSync(dirname(out), { recursive: true });
+  writeFileSync(out, JSON.stringify(data, null, 2) + '\n');
+  console.log(`\nwrote ${out}`);
+}
+
 async function waitFor(p: Process, re: RegExp, ms: number): Promise<void> {
   await p.waitForOutput(re, ms);
 }
@@ -177,7 +197,8 @@ async function main(): Promise<void> {
   const endpoints = arg('endpoints', 10);
   const seconds = arg('seconds', 10);
   const onlyAt = process.argv.indexOf('--only');
-  const onlyWorkers = (onlyAt >= 0 ? process.argv[onlyAt + 1] : process.env.DNS_BENCH_ONLY) === 'workers';
+  const only = onlyAt >= 0 ? process.argv[onlyAt + 1] : process.env.DNS_BENCH_ONLY;
+  if (only !== undefined && only !== 'workers' && only !== 'autopath') throw new Error(`--only ${only}: expected workers or autopath`);
   const dir = mkdtempSync(join(tmpdir(), 'kdp-dns-bench-'));
   const topo = await Topology.create();
   try {
@@ -211,13 +232,16 @@ async function main(): Promise<void> {
       const rows = await measureWorkers(b);
       return { rows, refs: await measureLatencyReferences(b, references, rows[0]?.latencyAtQps ?? 1000) };
     };
-    if (onlyWorkers) {
+    if (only === 'autopath') {
+      const searchRuns = await measureAutopath(ns, dir, manifests, specs[0].namespace, seconds);
+      const gain = printAutopath(searchRuns);
+      writeResults('dns-autopath.json', { date: new Date().toISOString(), services, endpoints, seconds, autopath: { runs: searchRuns, gain } });
+      return;
+    }
+    if (only === 'workers') {
       const { rows, refs } = await workersBench();
       const ratios = printWorkers(rows, refs);
-      const out = join(ROOT, 'bench/results/dns-workers.json');
-      mkdirSync(dirname(out), { recursive: true });
-      writeFileSync(out, JSON.stringify({ date: new Date().toISOString(), services, endpoints, seconds, workers: { rows, latencyReferences: refs, ...ratios } }, null, 2) + '\n');
-      console.log(`\nwrote ${out}`);
+      writeResults('dns-workers.json', { date: new Date().toISOString(), services, endpoints, seconds, workers: { rows, latencyReferences: refs, ...ratios } });
       return;
     }
 
@@ -263,17 +287,9 @@ async function main(): Promise<void> {
     const workerRatios = printWorkers(workerRows, latencyReferences);
 
     const searchRuns = await measureAutopath(ns, dir, manifests, specs[0].namespace, seconds);
-    console.log('\nExternal names from an ndots:5 pod (search path walked by the pod, or by the server with autopath); the flag changed is the Corefile\'s autopath line, all else the same\n');
-    console.log('| server | resolutions/s (client side) | queries per resolution | server CPU µs per resolution | failures |');
-    console.log('|---|---|---|---|---|');
-    for (const r of searchRuns) console.log(`| ${r.server} | ${fmt(r.resolutionsPerSecond)} | ${fmt(r.queriesPerResolution, 2)} | ${fmt(r.cpuUsPerResolution, 1)} | ${r.failures} |`);
-    const gain = searchRuns[1].resolutionsPerSecond / searchRuns[0].resolutionsPerSecond;
-    console.log(`\nautopath: ${gain.toFixed(2)}× the client-side resolutions (target ≥ 4×)`);
+    const gain = printAutopath(searchRuns);
 
-    const out = join(ROOT, 'bench/results/dns.json');
-    mkdirSync(dirname(out), { recursive: true });
-    writeFileSync(out, JSON.stringify({ date: new Date().toISOString(), services, endpoints, seconds, loadSeconds, targets: { clusterQpsPerCore: 35_000, ratioToDnsmasq: 0.75, rssMB: 164, autopathGain: 4, workersGain: 1.7, workersRss: 1.25, p99AtHalfPeakMs: 1 }, runs: rows, workers: { rows: workerRows, latencyReferences, ...workerRatios }, autopath: { runs: searchRuns, gain } }, null, 2) + '\n');
-    console.log(`\nwrote ${out}`);
+    writeResults('dns.json', { date: new Date().toISOString(), services, endpoints, seconds, loadSeconds, targets: { clusterQpsPerCore: 35_000, ratioToDnsmasq: 0.75, rssMB: 164, autopathGain: 4, workersGain: 1.7, workersRss: 1.25, p99AtHalfPeakMs: 1 }, runs: rows, workers: { rows: workerRows, latencyReferences, ...workerRatios }, autopath: { runs: searchRuns, gain } });
   } finally {
     await topo.destroy();
     rmSync(dir, { recursive: true, force: true });
