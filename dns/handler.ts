@@ -139,6 +139,8 @@ const BADVERS = 16;
  */
 export class DnsHandler implements BlockHandler {
   private readonly inflight = new Map<string, Promise<Answer | undefined>>();
+  /** Every route takes every name (`forward .` without `except`, the usual block). */
+  private readonly takesEverything: boolean;
 
   constructor(
     private readonly zone: ClusterZone | undefined,
@@ -147,7 +149,9 @@ export class DnsHandler implements BlockHandler {
     private readonly metrics: DnsMetrics | undefined,
     private readonly log: Logger,
     private readonly block: BlockOptions = {},
-  ) {}
+  ) {
+    this.takesEverything = forwardRoutes.every((r) => r.from === '' && r.except.length === 0);
+  }
 
   handle(msg: Buffer, t: Transport, from?: Peer): HandlerResult {
     const t0 = performance.now();
@@ -205,22 +209,23 @@ export class DnsHandler implements BlockHandler {
       case 'forward':
         break;
     }
-    if (!this.forwards(q.name)) return this.done(t, t0, msg, q, emptyReply(msg, q, RCODE.SERVFAIL), PLUGIN.none);
+    const routes = this.routesFor(q.name);
+    if (routes.length === 0) return this.done(t, t0, msg, q, emptyReply(msg, q, RCODE.SERVFAIL), PLUGIN.none);
     const key = cacheKey(q);
     const now = Date.now();
     const hit = this.cache?.lookup(key, now);
     if (hit) {
       // `serve_stale verify`: an expired answer only when the upstreams give none.
       if (hit.stale && this.block.staleVerify) {
-        return this.fetch(key, msg, q).then((a) => this.done(t, t0, msg, q, serveAnswer(a ?? hit.answer, msg, q, limit, Date.now()), PLUGIN.cache));
+        return this.fetch(key, msg, q, routes).then((a) => this.done(t, t0, msg, q, serveAnswer(a ?? hit.answer, msg, q, limit, Date.now()), PLUGIN.cache));
       }
       // Prefetch, or `serve_stale` (immediate): served now, fetched again behind it.
-      if (hit.refresh) void this.fetch(key, msg, q);
+      if (hit.refresh) void this.fetch(key, msg, q, routes);
       else if (pub) this.publishCached(pub, key, q, now);
       return this.done(t, t0, msg, q, serveAnswer(hit.answer, msg, q, limit, now), PLUGIN.cache);
     }
-    if (!this.admits(key, q.name)) return this.done(t, t0, msg, q, emptyReply(msg, q, RCODE.REFUSED), PLUGIN.forward);
-    return this.fetch(key, msg, q).then((a) => {
+    if (!this.admits(key, routes)) return this.done(t, t0, msg, q, emptyReply(msg, q, RCODE.REFUSED), PLUGIN.forward);
+    return this.fetch(key, msg, q, routes).then((a) => {
       if (a && pub) this.publishCached(pub, key, q, Date.now());
       return this.done(t, t0, msg, q, a ? serveAnswer(a, msg, q, limit, Date.now()) : emptyReply(msg, q, RCODE.SERVFAIL), PLUGIN.forward);
     });
@@ -241,29 +246,23 @@ export class DnsHandler implements BlockHandler {
     pub.answer(e.answer, e.expires, dep, PLUGIN.cache, (e.kind === 'denial' ? ENTRY_DENIAL : 0) | (this.block.loadbalance ? ENTRY_LOADBALANCE : 0));
   }
 
-  /**
-   * One upstream exchange per distinct question in flight; the answer goes into the cache.
-   * However the exchange ends, its entry goes, and a failure is no answer (SERVFAIL): an entry
-   * left behind by a rejected exchange handed the same rejection to every later asker of that
-   * question, for the life of the process.
-   */
-  private forwards(name: string): boolean {
-    return this.forwardRoutes.some((r) => takes(r, name));
+  /** The block's `forward` routes that take the name, in their order (none: SERVFAIL). */
+  private routesFor(name: string): readonly ForwardRoute[] {
+    return this.takesEverything ? this.forwardRoutes : this.forwardRoutes.filter((r) => takes(r, name));
   }
 
   /** Whether `key` may go upstream now: it is in flight already (its askers share the
    *  exchange), or there is room under the first route's `max_concurrent`. A refusal is
    *  counted. */
-  private admits(key: string, name: string): boolean {
-    const max = this.forwardRoutes.find((r) => takes(r, name))?.maxConcurrent ?? Infinity;
+  private admits(key: string, routes: readonly ForwardRoute[]): boolean {
+    const max = routes[0]?.maxConcurrent ?? Infinity;
     if (this.inflight.has(key) || this.inflight.size < max) return true;
     this.metrics?.maxConcurrentRejects.inc();
     return false;
   }
 
   /** The first route with the name answers, unless its reply is one its `next` hands on. */
-  private async exchange(name: string, query: Buffer): Promise<Buffer | undefined> {
-    const routes = this.forwardRoutes.filter((r) => takes(r, name));
+  private async exchange(routes: readonly ForwardRoute[], query: Buffer): Promise<Buffer | undefined> {
     for (let i = 0; i < routes.length; i++) {
       const reply = await routes[i].forwarder.exchange(query);
       if (!reply || i === routes.length - 1 || !handsOn(routes[i], reply)) return reply;
@@ -271,13 +270,19 @@ export class DnsHandler implements BlockHandler {
     return undefined;
   }
 
-  /** Over `max_concurrent` this is no answer: a stale answer under `verify` is served, a
-   *  refresh is skipped, an ExternalName's CNAME stands alone. */
-  private fetch(key: string, msg: Buffer, q: Query): Promise<Answer | undefined> {
+  /**
+   * One upstream exchange per distinct question in flight, through `routes` (the question's);
+   * the answer goes into the cache. However the exchange ends, its entry goes, and a failure is
+   * no answer (SERVFAIL): an entry left behind by a rejected exchange handed the same rejection
+   * to every later asker of that question, for the life of the process. Over `max_concurrent`
+   * this is no answer too: a stale answer under `verify` is served, a refresh is skipped, an
+   * ExternalName's CNAME stands alone.
+   */
+  private fetch(key: string, msg: Buffer, q: Query, routes: readonly ForwardRoute[]): Promise<Answer | undefined> {
     let p = this.inflight.get(key);
     if (!p) {
-      if (!this.forwards(q.name) || !this.admits(key, q.name)) return Promise.resolve(undefined);
-      p = this.exchange(q.name, upstreamQuery(msg, q))
+      if (routes.length === 0 || !this.admits(key, routes)) return Promise.resolve(undefined);
+      p = this.exchange(routes, upstreamQuery(msg, q))
         .then((reply) => {
           const a = reply ? toAnswer(reply, Date.now()) : undefined;
           if (a) this.cache?.put(key, a);
@@ -305,11 +310,12 @@ export class DnsHandler implements BlockHandler {
     let rcode: number = RCODE.NOERROR;
     if (this.zone?.isClusterName(target)) {
       chased = this.zone.addresses(target, q.qtype);
-    } else if (this.forwards(target)) {
+    } else {
+      const routes = this.routesFor(target);
       const sub = targetQuery(target, q.qtype);
       const sq = parseQuery(sub);
       const key = cacheKey(sq);
-      const a = this.cache?.get(key, Date.now()) ?? (await this.fetch(key, sub, sq));
+      const a = routes.length === 0 ? undefined : (this.cache?.get(key, Date.now()) ?? (await this.fetch(key, sub, sq, routes)));
       if (a) ({ records: chased, rcode } = recordsOf(a, Date.now()));
     }
     const tpl = buildTemplate(msg, q, { rcode: rcode === RCODE.NXDOMAIN ? RCODE.NXDOMAIN : RCODE.NOERROR, authoritative: true, answer: [cname, ...chased] });
