@@ -152,6 +152,11 @@ describe('encodeBatch matches nft byte for byte', () => {
     ]);
   });
 
+  it('flush table (DELRULE with the table only: every chain\'s rules, no set\'s elements)', () => {
+    // flush table ip kdp
+    expect(ours([{ op: 'flushrules', family: 'ip', table: 'kdp' }])[1]).toBe('1c000000080a0100000000000000000002000000080001006b647000');
+  });
+
   it('rules: add (CREATE|APPEND) with raw expressions, delete by handle', () => {
     // add rule ip kdp svc-a jump mark-for-masquerade / delete rule ip kdp svc-a handle 10
     const jump = '480001800e000100696d6d656469617465000000340002800800010000000000280002802400028008000100fffffffd180002006d61726b2d666f722d6d61737175657261646500';

@@ -112,6 +112,8 @@ export type Op =
   | { op: 'flushset'; family: NftFamily; table: string; set: string }
   | { op: 'newchain'; family: NftFamily; table: string; chain: string; hook?: ChainHook }
   | { op: 'flushchain'; family: NftFamily; table: string; chain: string }
+  /** Every rule of every chain of the table (`nft flush table`: sets keep their elements). */
+  | { op: 'flushrules'; family: NftFamily; table: string }
   | { op: 'delchain'; family: NftFamily; table: string; chain: string }
   | { op: 'newrule'; family: NftFamily; table: string; chain: string; expressions: Uint8Array }
   | { op: 'delrule'; family: NftFamily; table: string; chain: string; handle: bigint };
@@ -383,6 +385,8 @@ function opMessages(op: Op): MessageSpec[] {
     }
     case 'flushchain':
       return [{ type: T(NFT_MSG.DELRULE), flags: 0, family, attrs: [attrStr(NFTA_RULE.TABLE, op.table), attrStr(NFTA_RULE.CHAIN, op.chain)] }];
+    case 'flushrules':
+      return [{ type: T(NFT_MSG.DELRULE), flags: 0, family, attrs: [attrStr(NFTA_RULE.TABLE, op.table)] }];
     case 'delchain':
       return [{ type: T(NFT_MSG.DELCHAIN), flags: 0, family, attrs: [attrStr(NFTA_CHAIN.TABLE, op.table), attrStr(NFTA_CHAIN.NAME, op.chain)] }];
     case 'newrule':
@@ -522,6 +526,8 @@ export function describeOp(op: Op): string {
       return `add chain ${op.family} ${op.table} ${op.chain}`;
     case 'flushchain':
       return `flush chain ${op.family} ${op.table} ${op.chain}`;
+    case 'flushrules':
+      return `flush table ${op.family} ${op.table}`;
     case 'delchain':
       return `delete chain ${op.family} ${op.table} ${op.chain}`;
     case 'newrule':
