@@ -1,8 +1,14 @@
 // Runs inside a test's namespace (`ip netns exec NS node dist/netns-tests/nft-load-driver.js
-// nft|netlink|netlink-staged IPv4|IPv6 all|list [cidr|bridge|prefix] [BULK]`): loads one table made anew, with services of every kind (ClientIP
-// affinity, node ports, load balancers with source ranges, eTP Local, UDP), either as
-// `nft -f` of render.ts's lines or as the netlink writer's one transaction; then prints the
-// kernel's view of it as JSON: chains, sets, each chain's rules as dumped expressions.
+// nft|netlink|netlink-staged|nft-refill|netlink-refill IPv4|IPv6 all|list [cidr|bridge|prefix]
+// [BULK]`): loads one table made anew, with services of every kind (ClientIP affinity, node
+// ports, load balancers with source ranges, eTP Local, UDP), either as `nft -f` of render.ts's
+// lines or as the netlink writer's one transaction; then prints the kernel's view of it as
+// JSON: chains, sets, each chain's rules as dumped expressions.
+// The `-refill` modes first load an older table (other node facts, an affinity service and an
+// endpoint count since gone, other endpoints), give a client a place in an affinity set, and
+// then refill that table with the same services as the other modes, as a full sync over a table
+// we trust does: `nft -f` of `fullLines(content, previous)`, or the writer's `refill`; `kept`
+// is then the affinity set's element count.
 // BULK more plain services make the table large; `netlink-staged` loads it through a socket
 // whose send buffer holds only a few kilobytes, so the load is staged over many transactions,
 // and then asks for a second load over the existing table, which must decline (`declined`).
@@ -68,20 +74,36 @@ for (let i = 0; i < bulk; i++) {
   }));
 }
 
-const content = collectTable(plans.map((p) => renderService(p, cfg)).filter((r) => r !== undefined), cfg);
+const tableOf = (ps: readonly ServicePlan[], c: FamilyConfig) => collectTable(ps.map((p) => renderService(p, c)).filter((r) => r !== undefined), c);
+const content = tableOf(plans, cfg);
 const nl = NftNetlink.open();
 // The kernel doubles the asked-for size: a batch of at most ~8 KiB.
 const writer = new NetlinkTableWriter(mode === 'netlink-staged' ? NftNetlink.open({ sendBufferBytes: 4096 }) : nl, logger('nft-load-driver'));
 let declined: boolean | undefined;
-if (mode === 'nft') await nftApply(fullLines(content));
+let kept: number | undefined;
+const f = v6 ? 'ip6' : 'ip';
+if (mode === 'nft-refill' || mode === 'netlink-refill') {
+  const olderCfg: FamilyConfig = { ...cfg, clusterCIDRs: [v6 ? 'fd20::/64' : '10.220.0.0/16'], nodeIPs: [v6 ? 'fd01::9' : '192.168.1.9'] };
+  const older = tableOf([
+    ...plans.map((p) => (p.key === 't/web' ? plan('t/web', { ...p.ports[0], clusterEndpoints: [ep(15), ep(16), ep(17), ep(18)] }) : p)),
+    plan('t/gone', { clusterIP: vip(20), clusterEndpoints: two, affinitySeconds: 60 }),
+  ], olderCfg);
+  await nftApply(fullLines(older));
+  const sticky = [...content.sets.keys()].find((name) => older.sets.has(name));
+  if (!sticky) throw new Error('no affinity set in both tables');
+  await nftApply([`add element ${f} ${TABLE_NAME} ${sticky} { ${v6 ? 'fd09::9' : '10.9.9.9'} }`]);
+  const previous = { chains: new Set(older.chains.keys()), sets: new Set(older.sets.keys()), countChains: older.countChains };
+  if (mode === 'nft-refill') await nftApply(fullLines(content, previous));
+  else if (!(await writer.refill(content, previous))) throw new Error('refill declined');
+  kept = (await nl.listSetElements(f, TABLE_NAME, sticky)).length;
+} else if (mode === 'nft') await nftApply(fullLines(content));
 else if (!(await writer.loadFresh(content))) throw new Error('loadFresh declined');
 if (mode === 'netlink-staged') declined = !(await writer.loadFresh(content));
 
-const f = v6 ? 'ip6' : 'ip';
 const rules: Record<string, string[]> = {};
 for (const r of await nl.listRules(f, TABLE_NAME)) (rules[r.chain] ??= []).push(r.expressions.toString('hex'));
 const chains = (await nl.listChains(f, TABLE_NAME)).map((c) => ({ name: c.name, hook: c.hook, type: c.type }));
 // Anonymous sets are named by the kernel in the order it made them; their contents are in the rules' text.
 const sets = (await nl.listSets(f, TABLE_NAME)).filter((s) => !s.name.startsWith('__')).map((s) => ({ ...s, handle: undefined }));
 nl.close();
-console.log(JSON.stringify({ rules, chains, sets, declined }));
+console.log(JSON.stringify({ rules, chains, sets, declined, kept }));

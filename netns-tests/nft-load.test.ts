@@ -4,6 +4,8 @@
 // their expressions, every set's types, lengths, flags and timeout, every chain's hook — and so
 // is `nft list table`, which also reads the sets' user data back. Traffic through the netlink-loaded
 // table is what the other nftables suites check (the backend loads a new table this way).
+// A table we trust refilled through netlink (`refill`, the hourly full sync and a change of the
+// node's facts) is compared the same way with the `nft -f` refill of the same older table.
 // Needs `npx tsc -p tsconfig.json` first.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { resolve } from 'node:path';
@@ -25,11 +27,11 @@ afterAll(async () => {
   await topo?.destroy();
 });
 
-async function load(ns: Namespace, mode: 'nft' | 'netlink' | 'netlink-staged', family: string, nodePorts: string, detect: string, bulk = 0) {
+async function load(ns: Namespace, mode: 'nft' | 'netlink' | 'netlink-staged' | 'nft-refill' | 'netlink-refill', family: string, nodePorts: string, detect: string, bulk = 0) {
   await ns.exec('nft', ['flush', 'ruleset']);
   const out = await ns.exec('node', [DRIVER, mode, family, nodePorts, detect, String(bulk)], { timeoutMs: 60_000 });
   const listing = await ns.exec('nft', ['list', 'table', family === 'IPv4' ? 'ip' : 'ip6', 'kube-dataplane']);
-  return { view: JSON.parse(out.stdout.trim().split('\n').pop()!) as { rules: Record<string, string[]>; chains: unknown[]; sets: unknown[]; declined?: boolean }, listing: listing.stdout };
+  return { view: JSON.parse(out.stdout.trim().split('\n').pop()!) as { rules: Record<string, string[]>; chains: unknown[]; sets: unknown[]; declined?: boolean; kept?: number }, listing: listing.stdout };
 }
 
 describe('a table made anew through netlink is the table nft -f makes', () => {
@@ -67,6 +69,30 @@ describe('a table too large for one transaction', () => {
       expect(b.listing).toBe(a.listing);
       // Replacing a table in several steps would let packets see a half-made one: nft -f does it.
       expect(b.view.declined).toBe(true);
+    });
+  }
+});
+
+describe('a table we trust, refilled through netlink, is the table nft -f refills', () => {
+  // The listing's sets, maps and chains, in name order (nft remakes the endpoint maps, layout.ts,
+  // so the kernel lists them last), and without an affinity entry's remaining time, which
+  // differs by the moment each namespace listed it.
+  const blocks = (listing: string) => listing.replace(/ expires \S+/g, '').split(/\n(?=\t(?:set|map|chain) )/).sort();
+  for (const [family, nodePorts, detect] of [['IPv4', 'all', 'cidr'], ['IPv6', 'list', 'bridge']] as const) {
+    it(`${family}: new node facts, services and endpoint counts gone, the clients' affinity kept`, async () => {
+      const a = await load(viaNft, 'nft-refill', family, nodePorts, detect);
+      const b = await load(viaNetlink, 'netlink-refill', family, nodePorts, detect);
+      expect(b.view.rules).toEqual(a.view.rules);
+      expect(b.view.chains).toEqual(a.view.chains);
+      const byName = (sets: unknown[]) => [...(sets as { name: string }[])].sort((x, y) => x.name.localeCompare(y.name));
+      expect(byName(b.view.sets)).toEqual(byName(a.view.sets));
+      expect(blocks(b.listing)).toEqual(blocks(a.listing));
+      // What the older table had and this one has not is gone: its node facts, the 4-endpoint
+      // chain, the affinity service's chains and sets.
+      expect(a.listing).not.toMatch(/cluster-4|10\.220\.0\.0|fd20::/);
+      expect(a.listing).not.toContain(family === 'IPv4' ? '172.30.0.20' : 'fd02::14');
+      expect(a.view.kept).toBe(1);
+      expect(b.view.kept).toBe(1);
     });
   }
 });

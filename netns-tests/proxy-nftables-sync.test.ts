@@ -8,7 +8,8 @@
 // other ports and DROP for unallocated service-CIDR addresses; external edits (a deleted
 // element, a flushed map, flushed chains, a flushed table) repaired by the next reconcile; quiet
 // reconciles repair nothing; the reconcile tick's cadence; a 300-service sync under a connection
-// loop; and, with the real `nft` back, a deleted base chain and a deleted table rewritten in full.
+// loop; a deleted base chain and a deleted table rewritten in full; and a full sync over the
+// table we trust (a new node address) refilling it, the clients' affinity kept — all without `nft`.
 import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -341,8 +342,7 @@ describe('proxy: nftables syncs through nfnetlink', () => {
     expect(await reached('10.96.100.7', 30)).toEqual(PODS.slice(0, 2 + (7 % 3)));
   });
 
-  it('with nft back: a deleted base chain or table is rewritten in full', async () => {
-    rmSync(flag);
+  it('a deleted base chain or table is rewritten in full, without an nft process', async () => {
     // Without nat-prerouting the filter chains still refuse a cluster IP; without the table
     // nothing does, and the packet is forwarded to the upstream router, which drops it.
     for (const [what, edit, broken] of [
@@ -361,5 +361,31 @@ describe('proxy: nftables syncs through nfnetlink', () => {
     // Everything came back with the rewrite, the bulk services too.
     expect(await reached('10.96.101.43', 80)).toEqual(PODS.slice(0, 2 + (299 % 3)));
     expect(await reached(FRESH.vips[0], 80)).toEqual(PODS.slice(2, 7));
+    expectNoNft();
+  });
+
+  it('a new node address is a full sync that refills the table we trust without an nft process, and every client keeps its backend', async () => {
+    const vips = ['10.96.6.30', 'fd00:96::630'];
+    const spec = { sessionAffinity: 'ClientIP', sessionAffinityConfig: { clientIP: { timeoutSeconds: 600 } } };
+    env.write('sticky-full.yaml', serviceYaml({ name: 'sticky-full', clusterIPs: vips, endpoints: eps(PODS), spec }));
+    const stuck: string[] = [];
+    for (const vip of vips) {
+      const r = await env.eventually(`${vip} sticks to one backend`, () => reached(vip, 10), (b) => b.length === 1);
+      stuck.push(r[0]);
+    }
+    const fulls = () => (env.proxy!.stderr.match(/rules synced sync=full/g) ?? []).length;
+    const n = fulls();
+    // Local addresses are node facts (node ports are accepted on them): a new one is a full sync.
+    await env.node.exec('ip', ['addr', 'add', '192.168.99.1/32', 'dev', 'lo']);
+    try {
+      await env.eventually('a full sync', async () => fulls(), (k) => k > n, 15_000);
+    } finally {
+      await env.node.exec('ip', ['addr', 'del', '192.168.99.1/32', 'dev', 'lo']);
+    }
+    // With the affinity sets made anew, each client would get one of seven backends at random.
+    for (const [i, vip] of vips.entries()) expect(await reached(vip, 10), `${vip} still sticks`).toEqual([stuck[i]]);
+    expect(await reached(FRESH.vips[0], 80)).toEqual(PODS.slice(2, 7));
+    expectNoNft();
+    expect(env.proxy!.stderr).not.toMatch(/injected nft failure|nftables update failed/);
   });
 });

@@ -1,6 +1,6 @@
 // The nftables mode: each family's table rendered by render.ts (layout.ts says its shape). A full
-// sync writes the whole table with `nft -f` in one transaction; a partial sync sends only the
-// changed services' elements (and a new per-count chain now and then) through the kernel writer
+// sync writes the whole table in one transaction; a partial sync sends only the changed
+// services' elements (and a new per-count chain now and then). Both go through the kernel writer
 // (`TableWriter`: nfnetlink when it can, else `nft -f`); a reconcile reads our tables back and
 // puts back what differs. The state kept between syncs is what the kernel was last told
 // successfully.
@@ -163,10 +163,11 @@ export class NftablesBackend implements Backend {
     const content = collectTable(rendered(), cfg);
     rules += content.countChains.size;
     this.lastOwnMs += performance.now() - t0;
-    // A table made anew goes through netlink in one transaction (no `nft` parse of 100k+
-    // elements); refilling the table we have (hourly, after node facts changed) keeps its
-    // affinity sets, which only `nft -f` does here, as does a table too large for one batch.
-    const viaNetlink = !prev && this.opts.writer ? await this.timed(() => this.opts.writer!.loadFresh(content)) : false;
+    // Through netlink in one transaction, no `nft` parse of 100k+ elements: a table made anew,
+    // or the table we trust refilled (hourly, after node facts changed), which keeps its
+    // affinity sets. `nft -f` does what does not fit one batch over an existing table.
+    const writer = this.opts.writer;
+    const viaNetlink = writer ? await this.timed(() => (prev ? writer.refill(content, prev) : writer.loadFresh(content))) : false;
     if (!viaNetlink) {
       const t1 = performance.now();
       const lines = fullLines(content, prev);
@@ -270,6 +271,8 @@ export class NftablesBackend implements Backend {
     if (found.needsFull) {
       this.log.warn('our nftables table was changed outside the proxy; rewriting it', { family, reason: found.needsFull });
       repaired.tables = (repaired.tables ?? 0) + 1;
+      // Made anew: a refill takes the table for what our last sync left, and it is not.
+      this.state.delete(family);
       await this.fullSync(family, st.cfg, { ...req, full: true }, { rules: 0, elements: 0 });
       return true;
     }

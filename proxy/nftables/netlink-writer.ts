@@ -224,30 +224,61 @@ export function intervalElements(family: IPFamily, cidrs: readonly string[]): Se
  *  no previous state), in an order the kernel takes: sets, chains, rules, elements. The rules of
  *  the hooked chains come apart (`hooked`): until they are in, the table sees no packet. */
 export function freshTableOps(content: TableContent, listBytes?: number): { skeleton: Op[]; elements: Iterable<Op>; hooked: Op[] } {
+  const f = nftFamily(content.cfg.family);
+  const { body, hooked } = tableBody(content, false);
+  const skeleton: Op[] = [{ op: 'newtable', family: f, table: TABLE_NAME }, { op: 'deltable', family: f, table: TABLE_NAME }, { op: 'newtable', family: f, table: TABLE_NAME }, ...body];
+  return { skeleton, elements: elementLists(content, listBytes), hooked };
+}
+
+/**
+ * The ops that refill the table we trust with `content` in one transaction, as `nft -f` of
+ * `fullLines(content, previous)` does: every rule of the table flushed and written again, every
+ * map and set we fill flushed and refilled, the affinity sets kept (their entries are the
+ * clients' stickiness), and the chains and sets `previous` had and `content` does not, deleted
+ * last (nothing refers to them once the rules are flushed and the maps refilled). Declarations
+ * are sent again, as nft sends them: the kernel takes an `add` of what exists as it is.
+ */
+export function refillOps(content: TableContent, previous: TableState, listBytes?: number): Iterable<Op> {
+  const f = nftFamily(content.cfg.family);
+  const t = TABLE_NAME;
+  const { body, hooked } = tableBody(content, true);
+  const gone: Op[] = [];
+  for (const chain of previous.chains) if (!content.chains.has(chain)) gone.push({ op: 'delchain', family: f, table: t, chain });
+  for (const chain of previous.countChains) if (!content.countChains.has(chain)) gone.push({ op: 'delchain', family: f, table: t, chain });
+  for (const set of previous.sets) if (!content.sets.has(set)) gone.push({ op: 'delset', family: f, table: t, set });
+  return chain([{ op: 'newtable', family: f, table: t }, { op: 'flushrules', family: f, table: t }], body, hooked, elementLists(content, listBytes), gone);
+}
+
+/** The table's sets (each map and set we fill flushed after its declaration when `refill`), its
+ *  config elements, chains and rules; the hooked chains' rules apart. */
+function tableBody(content: TableContent, refill: boolean): { body: Op[]; hooked: Op[] } {
   const { cfg } = content;
   const family = cfg.family;
   const f = nftFamily(family);
   const t = TABLE_NAME;
-  const skeleton: Op[] = [{ op: 'newtable', family: f, table: t }, { op: 'deltable', family: f, table: t }, { op: 'newtable', family: f, table: t }];
+  const body: Op[] = [];
   const hooked: Op[] = [];
   // The kernel wants a transaction id on every new set, named or not.
   const ids = { next: 1 };
-  for (const schema of [...CONFIG_SETS, HAIRPIN_SET, ...MAP_NAMES.map((m) => MAPS[m])]) skeleton.push({ op: 'newset', family: f, table: t, set: { ...setSpec(family, schema), id: ids.next++ } });
+  for (const schema of [...CONFIG_SETS, HAIRPIN_SET, ...MAP_NAMES.map((m) => MAPS[m])]) {
+    body.push({ op: 'newset', family: f, table: t, set: { ...setSpec(family, schema), id: ids.next++ } });
+    if (refill) body.push({ op: 'flushset', family: f, table: t, set: schema.name });
+  }
   for (const [schema, items] of configElements(cfg)) {
     if (!items.length) continue;
     const els = schema.key[0] === 'cidr' ? intervalElements(family, items) : items.map((k) => encodeElement(family, schema, k));
-    skeleton.push({ op: 'newsetelem', family: f, table: t, set: schema.name, elements: els });
+    body.push({ op: 'newsetelem', family: f, table: t, set: schema.name, elements: els });
   }
-  for (const [name, seconds] of content.sets) skeleton.push({ op: 'newset', family: f, table: t, set: { ...affinitySetSpec(family, name, seconds), id: ids.next++ } });
-  for (const c of BASE_CHAINS) skeleton.push({ op: 'newchain', family: f, table: t, chain: c.name, ...(c.hook ? { hook: c.hook } : {}) });
-  for (const chain of content.countChains) skeleton.push({ op: 'newchain', family: f, table: t, chain });
-  for (const chain of content.chains.keys()) skeleton.push({ op: 'newchain', family: f, table: t, chain });
+  for (const [name, seconds] of content.sets) body.push({ op: 'newset', family: f, table: t, set: { ...affinitySetSpec(family, name, seconds), id: ids.next++ } });
+  for (const c of BASE_CHAINS) body.push({ op: 'newchain', family: f, table: t, chain: c.name, ...(c.hook ? { hook: c.hook } : {}) });
+  for (const chain of content.countChains) body.push({ op: 'newchain', family: f, table: t, chain });
+  for (const chain of content.chains.keys()) body.push({ op: 'newchain', family: f, table: t, chain });
   const hookedChains = new Set(BASE_CHAINS.filter((c) => c.hook).map((c) => c.name));
   const addRule = (chain: string, r: Rule, into: Op[]) => into.push(...ruleOps(f, chain, r, ids));
-  for (const [chain, r] of baseRules(cfg)) addRule(chain, r, hookedChains.has(chain) ? hooked : skeleton);
-  skeleton.push(...countChainOps(family, cfg, [...content.countChains]).filter((op) => op.op === 'newrule'));
-  for (const [chain, rules] of content.chains) for (const r of rules) addRule(chain, r, skeleton);
-  return { skeleton, elements: elementLists(content, listBytes), hooked };
+  for (const [chain, r] of baseRules(cfg)) addRule(chain, r, hookedChains.has(chain) ? hooked : body);
+  body.push(...countChainOps(family, cfg, [...content.countChains]).filter((op) => op.op === 'newrule'));
+  for (const [chain, rules] of content.chains) for (const r of rules) addRule(chain, r, body);
+  return { body, hooked };
 }
 
 /** The ops that append `r` to `chain`: its anonymous slot map (`numgen … vmap`) first, made with
@@ -450,6 +481,35 @@ export class NetlinkTableWriter implements TableWriter {
       }
     } finally {
       if (staged) await this.afterWrite(done);
+    }
+    await this.learn(family);
+    return true;
+  }
+
+  /**
+   * Refills the family's table, which we trust (`previous` is what our last sync left), with
+   * `content` in one transaction (`refillOps`): the hourly full sync and a change of the node's
+   * facts, with no `nft` parse of the table. Resolves false, having done nothing, when the
+   * transaction would not fit the socket: `nft -f` then makes it one.
+   */
+  async refill(content: TableContent, previous: TableState): Promise<boolean> {
+    const family = content.cfg.family;
+    const max = this.nl.maxTransactionBytes;
+    const ops: Op[] = [];
+    let bytes = this.nl.batchBytes([]);
+    // Stops encoding at the first op past the limit: a table that large is not encoded twice.
+    for (const op of refillOps(content, previous, max - 512)) {
+      bytes += this.nl.encodedSize(op);
+      if (bytes > max) return false;
+      ops.push(op);
+    }
+    await this.beforeWrite();
+    let done = 0;
+    try {
+      await this.nl.commit(ops);
+      done = 1;
+    } finally {
+      await this.afterWrite(done);
     }
     await this.learn(family);
     return true;

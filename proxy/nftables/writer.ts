@@ -1,6 +1,7 @@
 // How the nftables backend reaches the kernel without the `nft` tool, whose every call first
-// downloads the whole ruleset: a fresh table loaded in one transaction, a partial change applied
-// as one, and a reconcile that reads the table back and repairs it (netlink-writer.ts).
+// downloads the whole ruleset: a fresh table loaded in one transaction, a table we trust refilled
+// in one, a partial change applied as one, and a reconcile that reads the table back and
+// repairs it (netlink-writer.ts).
 import type { IPFamily } from '../../cluster/types.js';
 import type { FamilyConfig } from '../core/family-config.js';
 import type { PartialChange, TableContent, TableState } from './render.js';
@@ -19,6 +20,10 @@ export interface TableWriter {
   /** Makes the family's table anew with `content`; false (nothing done) when it cannot do so
    *  atomically over a table that is there, which `nft -f` then does. */
   loadFresh(content: TableContent): Promise<boolean>;
+  /** Refills the family's table, which holds what `previous` says (our last sync), with
+   *  `content` in one transaction, keeping the affinity sets' entries; false (nothing done) when
+   *  that does not fit one transaction, which `nft -f` then does. */
+  refill(content: TableContent, previous: TableState): Promise<boolean>;
   /** Applies the change, affinity chains and sets included; throws (applying nothing) when the
    *  kernel refuses any part. Resolves false, having done nothing, when a change with affinity
    *  chains does not fit one transaction (cut in several, a chain would be flushed in one and
