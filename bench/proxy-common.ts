@@ -232,6 +232,9 @@ export interface ProxyRunFigures {
   reconcile?: ReconcileFigures;
   /** The second proxier's first sync: a new process's full rewrite over the table already there. */
   restart?: { totalMs: number; ownMs: number; toolMs: number; planMs: number };
+  /** A full sync by the same backend over the table it wrote (the hourly one, and a change of
+   *  the node's facts): the shipped proxier's request with `full` set. */
+  hourly?: { totalMs: number; ownMs: number; toolMs: number; cpuMs: number };
   /** The second proxier's settings (--min-sync-period 0, the rest shipped). */
   oneChangeSettings?: SyncSettings;
   partial: PartialSyncFigures[];
@@ -299,6 +302,8 @@ function measuredProxier(catalog: Catalog, backend: TimedBackend, flags: Options
  *   A. a proxier with the shipped defaults: its first (full) sync, then the steady phase;
  *   R. quiet reconciles: the tick's request with nothing changed, sent to its backend directly
  *      after that proxier stopped;
+ *   H. then the same request as a full sync (what the hourly full sync and a change of the
+ *      node's facts send): the table the backend trusts, written again;
  *   B. a second proxier with `--min-sync-period 0` over a new backend (a restart: its first
  *      sync rewrites the table already there), `updates` one-endpoint changes, one at a time,
  *      and `connects` handshakes each way.
@@ -383,6 +388,15 @@ export async function measureProxyRun(spec: ProxyRunSpec): Promise<ProxyRunFigur
         rq.repaired += Object.values(res.repaired ?? {}).reduce((x, y) => x + y, 0);
       }
       figures.reconcile = rq;
+    }
+    // ---- H: the hourly full sync, over the table this backend wrote
+    if (a.rec.lastRequest) {
+      const req: SyncRequest = { ...a.rec.lastRequest, changed: new Set(a.rec.lastRequest.plans.keys()), full: true, reconcile: false };
+      const c0 = cpuNow();
+      const t0 = performance.now();
+      await backend.sync(req);
+      const c1 = cpuNow();
+      figures.hourly = { totalMs: performance.now() - t0, ownMs: backend.lastOwnMs, toolMs: backend.lastToolMs, cpuMs: c1.selfMs - c0.selfMs + c1.childrenMs - c0.childrenMs };
     }
     backend.close();
 
@@ -690,6 +704,8 @@ export interface RunSummary {
   reconcile?: ReconcileSummary;
   /** A second process over the table already there: its first (full) sync. */
   restart?: { totalMs: number; oursMs: number; toolMs: number };
+  /** A full sync over the table the same backend wrote (hourly; a change of the node's facts). */
+  hourly?: { totalMs: number; oursMs: number; toolMs: number; cpuMs: number };
   /** One endpoint change at a time with --min-sync-period 0 (the rest shipped): the sync's own cost, without the runner's wait. */
   oneChange: { settings?: SyncSettings; changedFlag: string; partial?: PartialSyncSummary; eventToRule?: LatencySummary };
   connect: { viaClusterIPp50Ms: number; viaClusterIPp99Ms: number; directP50Ms: number };
@@ -779,6 +795,7 @@ export function runSummary(n: number, M: number, res: ProxyRunFigures, toolAlone
     steady: steadySummary(res.steady),
     reconcile: reconcileSummary(res.reconcile, res.settings.syncPeriodMs),
     restart: res.restart && { totalMs: Math.round(res.restart.totalMs), oursMs: Math.round(res.restart.totalMs - res.restart.toolMs), toolMs: Math.round(res.restart.toolMs) },
+    hourly: res.hourly && { totalMs: Math.round(res.hourly.totalMs), oursMs: Math.round(res.hourly.totalMs - res.hourly.toolMs), toolMs: Math.round(res.hourly.toolMs), cpuMs: Math.round(res.hourly.cpuMs) },
     oneChange: { settings: res.oneChangeSettings, changedFlag: '--min-sync-period 0', partial: partialSyncSummary(res.partial), eventToRule: latencySummary(res.eventToRuleMs) },
     connect: connectSummary(res),
     peakRssMB: res.peakRssMB,
@@ -794,6 +811,10 @@ export function fullSyncCells(r: RunSummary): string[] {
 /** Table cells: restart full sync. */
 export function restartCells(r: RunSummary): string[] {
   return [r.restart ? ms(r.restart.totalMs) : '-'];
+}
+/** Table cells: the hourly full sync, wall / CPU (children included). */
+export function hourlyCells(r: RunSummary): string[] {
+  return [r.hourly ? `${ms(r.hourly.totalMs)} / ${ms(r.hourly.cpuMs)}` : '-'];
 }
 /** Table cells: one change (--min-sync-period 0) wall, tool, ours, event→rule p50. */
 export function oneChangeCells(r: RunSummary): string[] {

@@ -7,7 +7,8 @@
 //      nfnetlink per family); `nft -f` alone loading the same table (its `nft -f` spelling) in a
 //      fresh namespace; and `nft -f` on kube-proxy's nftables layout for the same population
 //      (kube-proxy-layout.ts) in another fresh namespace, the anchor. Plus a restart: a second
-//      process's first sync over our table (netlink when it fits one transaction, else nft -f).
+//      process's first sync over our table (netlink when it fits one transaction, else nft -f),
+//      and the hourly full sync over the table the same process wrote (the same).
 //   2. Steady phase (--steady-s, default 180 s): one endpoint write a second through the API
 //      server and a burst of --burst (100) writes in the middle: event → rule p50/p99/max, the
 //      longest sync and its kind, the syncs by kind, CPU seconds per minute of the proxy process
@@ -37,7 +38,7 @@ import { NetlinkTableWriter } from '../../proxy/nftables/netlink-writer.js';
 import { Topology } from '../../netns-tests/harness/netns.js';
 import { endpointIP, serviceIP } from '../../test-apiserver/population.js';
 import {
-  COMMON_NOTES, PROXY_BENCH_OPTIONS, STEADY_HEADER, connectCells, describeSettings, failedFullSyncReason, fullSyncCells, median,
+  COMMON_NOTES, PROXY_BENCH_OPTIONS, STEADY_HEADER, connectCells, describeSettings, failedFullSyncReason, fullSyncCells, hourlyCells, median,
   measureProxyRun, nodeWithOnePod, oneChangeCells, predictedFullSyncMs, predictedRunS, printTable, progress, proxyChildArgs,
   proxyRunNumbers, reportToParent, restartCells, roundTenths, roundThousandths, runBenchmark, runChildInNamespace, runSummary,
   shippedProxyFlags, steadyCells, steadySeconds, syncSettings, writeLinesInSlices, writeResults, type FullSyncSummary,
@@ -260,8 +261,8 @@ async function parent(): Promise<void> {
   const notRun = skipped.map((s) => ({ what: String(s.services), reason: s.reason }));
   printTable(
     `${BENCH}: first full load, restart, one change, connect (${M} endpoints per service, IPv4 and IPv6 tables; shipped defaults: ${describeSettings(shipped)}, except the one-change columns)`,
-    ['services', 'first sync ours', 'nft -f ours alone', 'ours/alone', 'nft -f kube-proxy layout', 'ours/kube-proxy', 'restart full sync', 'one change wall / nft / ours (--min-sync-period 0)', 'lines', 'event→rule p50 (--min-sync-period 0)', 'connect VIP / pod p50'],
-    runs.map((r) => [String(r.services), ...fullSyncCells(r), ...anchorCells(r), ...restartCells(r), oneChangeCells(r)[0], r.oneChange.partial ? String(r.oneChange.partial.inputLines) : '-', oneChangeCells(r)[1], ...connectCells(r)]),
+    ['services', 'first sync ours', 'nft -f ours alone', 'ours/alone', 'nft -f kube-proxy layout', 'ours/kube-proxy', 'restart full sync', 'hourly full sync wall / CPU', 'one change wall / nft / ours (--min-sync-period 0)', 'lines', 'event→rule p50 (--min-sync-period 0)', 'connect VIP / pod p50'],
+    runs.map((r) => [String(r.services), ...fullSyncCells(r), ...anchorCells(r), ...restartCells(r), ...hourlyCells(r), oneChangeCells(r)[0], r.oneChange.partial ? String(r.oneChange.partial.inputLines) : '-', oneChangeCells(r)[1], ...connectCells(r)]),
     [...notRun, ...runs.flatMap((r) => ('skipped' in r.kubeProxyLayout ? [{ what: `${r.services} kube-proxy layout`, reason: r.kubeProxyLayout.skipped }] : []))],
   );
   process.stdout.write('\n');
@@ -280,6 +281,7 @@ async function parent(): Promise<void> {
     notes: [
       ...COMMON_NOTES,
       'full.oursMs: first sync end to end (plan, render, both families\' tables made anew through nfnetlink: one transaction, or staged ones when the table is new and larger than the socket takes); toolAloneMs: nft -f of the same tables (their nft -f spelling, written after the run so it is not in the peak RSS) in a fresh namespace; inputLines: both families',
+      'hourly: the shipped proxier\'s last request sent again with full set, to the backend that wrote the table (what the hourly full sync and a change of the node\'s facts do): the table refilled through netlink in one transaction when it fits, else nft -f; cpuMs includes nft children',
       'restart: a second proxier\'s first sync over the table the first left; over an existing table only one transaction may replace it, and a table larger than the socket\'s send buffer (net.core.wmem_max, doubled) goes through nft -f, which raises its buffer with SO_SNDBUFFORCE',
       'kubeProxyLayout: nft -f in a fresh namespace on a ruleset shaped like kube-proxy\'s nftables mode for the same population (bench/proxy-nftables/kube-proxy-layout.ts: service-ips verdict map, a chain per service port with numgen random vmap, a chain per endpoint; its fixed chains, sets and maps; knftables\' add/flush statement form); skipped when predicted (quadratic from the previous size, or from a 1k calibration) beyond --budget-s',
       'oneChange.partial.inputLines: the nft -f input of the one-endpoint change',
