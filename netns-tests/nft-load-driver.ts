@@ -103,7 +103,10 @@ if (mode === 'netlink-staged') declined = !(await writer.loadFresh(content));
 const rules: Record<string, string[]> = {};
 for (const r of await nl.listRules(f, TABLE_NAME)) (rules[r.chain] ??= []).push(r.expressions.toString('hex'));
 const chains = (await nl.listChains(f, TABLE_NAME)).map((c) => ({ name: c.name, hook: c.hook, type: c.type }));
-// Anonymous sets are named by the kernel in the order it made them; their contents are in the rules' text.
-const sets = (await nl.listSets(f, TABLE_NAME)).filter((s) => !s.name.startsWith('__')).map((s) => ({ ...s, handle: undefined }));
+// Anonymous sets are named by the kernel in the order it made them; their contents are in the
+// rules' text. Their number shows none was left behind by a rule that went.
+const all = await nl.listSets(f, TABLE_NAME);
+const sets = all.filter((s) => !s.name.startsWith('__')).map((s) => ({ ...s, handle: undefined }));
+const anonymous = all.length - sets.length;
 nl.close();
-console.log(JSON.stringify({ rules, chains, sets, declined, kept }));
+console.log(JSON.stringify({ rules, chains, sets, anonymous, declined, kept }));

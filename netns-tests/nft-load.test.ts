@@ -31,7 +31,7 @@ async function load(ns: Namespace, mode: 'nft' | 'netlink' | 'netlink-staged' | 
   await ns.exec('nft', ['flush', 'ruleset']);
   const out = await ns.exec('node', [DRIVER, mode, family, nodePorts, detect, String(bulk)], { timeoutMs: 60_000 });
   const listing = await ns.exec('nft', ['list', 'table', family === 'IPv4' ? 'ip' : 'ip6', 'kube-dataplane']);
-  return { view: JSON.parse(out.stdout.trim().split('\n').pop()!) as { rules: Record<string, string[]>; chains: unknown[]; sets: unknown[]; declined?: boolean; kept?: number }, listing: listing.stdout };
+  return { view: JSON.parse(out.stdout.trim().split('\n').pop()!) as { rules: Record<string, string[]>; chains: unknown[]; sets: unknown[]; anonymous: number; declined?: boolean; kept?: number }, listing: listing.stdout };
 }
 
 describe('a table made anew through netlink is the table nft -f makes', () => {
@@ -86,6 +86,9 @@ describe('a table we trust, refilled through netlink, is the table nft -f refill
       expect(b.view.chains).toEqual(a.view.chains);
       const byName = (sets: unknown[]) => [...(sets as { name: string }[])].sort((x, y) => x.name.localeCompare(y.name));
       expect(byName(b.view.sets)).toEqual(byName(a.view.sets));
+      // The numgen maps of the rules that went are gone with them.
+      expect(a.view.anonymous).toBeGreaterThan(0);
+      expect(b.view.anonymous).toBe(a.view.anonymous);
       expect(blocks(b.listing)).toEqual(blocks(a.listing));
       // What the older table had and this one has not is gone: its node facts, the 4-endpoint
       // chain, the affinity service's chains and sets.
