@@ -9,10 +9,11 @@
 //     chain mark-for-masquerade { … }  chain svc-a { }
 //   }
 // (and `table ip6 kdp` with the same endpoints map on ip6 daddr). Sequence numbers and port ids
-// are zeroed on both sides. Two differences are normalized, both nft's: it does not ask for an
-// ACK per message (it reads errors only), and it adds NFTA_SET_ELEM_LIST_SET_ID (the set's id in
-// its own transaction; the kernel looks the set up by name first).
+// are zeroed on both sides. Two differences are normalized, both nft's: it asks for no ACK (it
+// reads errors only; we ask on a batch's last message), and it adds NFTA_SET_ELEM_LIST_SET_ID
+// (the set's id in its own transaction; the kernel looks the set up by name first).
 import { describe, expect, it } from 'vitest';
+import { affinitySetSpec } from '../netlink-sets.js';
 import { concat, ipv4, ipv6, l4proto, port, u32host } from './values.js';
 import {
   decodeChain,
@@ -152,6 +153,14 @@ describe('encodeBatch matches nft byte for byte', () => {
     ]);
   });
 
+  it('an affinity set, as nft declares it: no size, so the kernel grows its hash as clients come', () => {
+    // nft add set ip kdp aff-a { type ipv4_addr ; flags dynamic,timeout ; timeout 600s ; }
+    // With NFTA_SET_DESC_SIZE 65535 the kernel allocated the whole table up front: 2 MB of kernel
+    // memory per set, one set per endpoint of every ClientIP service (and seconds to load 1000).
+    const nft = '60000000090a0104000000000000000002000000080001006b6470000a0002006166662d6100000008000300000000300800040000000007080005000000000408000a00000000010c000b0000000000000927c00a000d000004020000000000';
+    expect(ours([{ op: 'newset', family: 'ip', table: 'kdp', set: { ...affinitySetSpec('IPv4', 'aff-a', 600), id: 1 } }])[1]).toBe(nft);
+  });
+
   it('flush table (DELRULE with the table only: every chain\'s rules, no set\'s elements)', () => {
     // flush table ip kdp
     expect(ours([{ op: 'flushrules', family: 'ip', table: 'kdp' }])[1]).toBe('1c000000080a0100000000000000000002000000080001006b647000');
@@ -173,7 +182,7 @@ describe('encodeBatch framing', () => {
   const big = (n: number): Op =>
     el('ip', 'service-ips', Array.from({ length: n }, (_, i) => ({ key: svc(`10.${(i >> 16) & 255}.${(i >> 8) & 255}.${i & 255}`, 'tcp', 80), verdict: { code: 'goto', chain: 'svc-a' } })));
 
-  it('every op message asks for an ACK; seqs name the first message of each op', () => {
+  it('only the last message asks for an ACK; seqs name the first message of each op', () => {
     const ops: Op[] = [{ op: 'newchain', family: 'ip', table: 'kdp', chain: 'a' }, big(5000), { op: 'flushset', family: 'ip', table: 'kdp', set: 's' }];
     const b = encodeBatch(ops, 100);
     const msgs = parseMessages(b.buffer);
@@ -183,7 +192,9 @@ describe('encodeBatch framing', () => {
     const n = messageCount(ops[1]!);
     expect(n).toBeGreaterThan(1); // 5,000 elements do not fit in one 64 KiB attribute
     expect(b.seqs).toEqual([101, 102, 102 + n]);
-    for (const m of msgs.slice(1, -1)) expect(m.flags & (NLM_F_REQUEST | NLM_F_ACK)).toBe(NLM_F_REQUEST | NLM_F_ACK);
+    const opMessages = msgs.slice(1, -1);
+    for (const m of opMessages.slice(0, -1)) expect(m.flags & (NLM_F_REQUEST | NLM_F_ACK)).toBe(NLM_F_REQUEST);
+    expect(opMessages.at(-1)!.flags & (NLM_F_REQUEST | NLM_F_ACK)).toBe(NLM_F_REQUEST | NLM_F_ACK);
     expect(msgs[0]!.flags).toBe(NLM_F_REQUEST);
     expect(b.buffer.length).toBe(BATCH_OVERHEAD + ops.reduce((k, op) => k + encodedSize(op), 0));
   });
