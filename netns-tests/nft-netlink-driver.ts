@@ -200,6 +200,20 @@ const scenarios: Record<string, (nl: NftNetlink, args: string[]) => Promise<unkn
     return { sameDumpBytes: theirs.length === 1 && ours.length === 1 && theirs[0]!.expressions.equals(ours[0]!.expressions) };
   },
 
+  /** One transaction of N messages (chains of a table of its own) over a socket whose receive
+   *  buffer holds a few dozen replies: it must get one, not one per message (an ACK per message
+   *  overflowed it, and the netlink package aborts the process on that error). */
+  async 'many-messages'(_nl, [n = '2000']) {
+    const small = NftNetlink.open({ recvBufferBytes: 16 << 10 });
+    const ops: Op[] = [{ op: 'newtable', family: 'ip', table: 'kdpmany' }];
+    for (let i = 0; i < Number(n); i++) ops.push({ op: 'newchain', family: 'ip', table: 'kdpmany', chain: `c${i}` });
+    await small.commit(ops);
+    const chains = (await small.listChains('ip', 'kdpmany')).length;
+    await small.commit([{ op: 'deltable', family: 'ip', table: 'kdpmany' }]);
+    small.close();
+    return { chains };
+  },
+
   /** A socket left open must not keep the process alive. */
   async idle(nl) {
     return { generation: await nl.getGeneration() };

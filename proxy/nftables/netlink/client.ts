@@ -140,8 +140,9 @@ export class NftNetlink {
   }
 
   /**
-   * Sends `ops` as one transaction and waits for the kernel's answer to every message. On any
-   * error the kernel applies none of it, and this rejects with an NftNetlinkError naming the op.
+   * Sends `ops` as one transaction and waits for the kernel's answer: an error for each message
+   * it refused, then the ACK of the last one. On any error the kernel applies none of it, and
+   * this rejects with an NftNetlinkError naming the first refused op.
    */
   commit(ops: readonly Op[]): Promise<void> {
     if (ops.length === 0) return Promise.resolve();
@@ -174,7 +175,9 @@ export class NftNetlink {
     };
     const allSeqs: number[] = [];
     for (let s = beginSeq; s <= endSeq; s++) allSeqs.push(s);
-    const outstanding = new Set(allSeqs.slice(1, -1));
+    // The last op message is the only one that asks for an ACK (encodeBatch); errors of the
+    // others come before it.
+    const last = endSeq - 1;
     let firstError: NftNetlinkError | undefined;
     const label = ops.length === 1 ? describeOp(ops[0]!) : `${describeOp(ops[0]!)} and ${ops.length - 1} more`;
     return this.start(label, allSeqs, buffer, (msg, done, fail) => {
@@ -184,7 +187,7 @@ export class NftNetlink {
         // Addressed to the batch itself: the commit failed as a whole (or the batch was refused).
         return fail(new NftNetlinkError(`nf_tables transaction (${label}) failed: ${errnoName(e.errno)}${e.extMessage ? ` (${e.extMessage})` : ''}`, e.errno, undefined, e.extMessage));
       }
-      if (!outstanding.delete(e.request.seq)) return;
+      if (e.request.seq <= beginSeq || e.request.seq > last) return;
       if (e.errno !== 0) {
         const i = opOf(e.request.seq);
         // The kernel reports every failing message; the first op in order is the one to name.
@@ -197,7 +200,7 @@ export class NftNetlink {
           );
         }
       }
-      if (outstanding.size === 0) (firstError ? fail(firstError) : done(undefined));
+      if (e.request.seq === last) (firstError ? fail(firstError) : done(undefined));
     });
   }
 

@@ -427,9 +427,19 @@ export function encodeBatch(ops: readonly Op[], firstSeq: number): EncodedBatch 
   const parts: Buffer[] = [batchMarker(NFNL_MSG_BATCH_BEGIN, firstSeq)];
   const seqs: number[] = [];
   let seq = firstSeq + 1;
-  for (const op of ops) {
+  const messages = ops.map(opMessages);
+  for (let i = 0; i < ops.length; i++) {
     seqs.push(seq);
-    for (const m of opMessages(op)) parts.push(nfMessage({ type: m.type, flags: NLM_F_REQUEST | NLM_F_ACK | m.flags, seq: seq++ }, m.family, 0, m.attrs));
+    const ms = messages[i]!;
+    for (let j = 0; j < ms.length; j++) {
+      const m = ms[j]!;
+      // Only the last message asks for an ACK: the kernel reports every failing message anyway,
+      // all of them before that ACK, so it says the batch was processed. An ACK per message is
+      // one reply per rule in a large load (tens of thousands with affinity chains), which
+      // overflowed the receive buffer.
+      const ack = i === ops.length - 1 && j === ms.length - 1 ? NLM_F_ACK : 0;
+      parts.push(nfMessage({ type: m.type, flags: NLM_F_REQUEST | ack | m.flags, seq: seq++ }, m.family, 0, m.attrs));
+    }
   }
   parts.push(batchMarker(NFNL_MSG_BATCH_END, seq));
   return { buffer: Buffer.concat(parts), seqs, beginSeq: firstSeq, endSeq: seq };
