@@ -31,7 +31,7 @@ async function load(ns: Namespace, mode: 'nft' | 'netlink' | 'netlink-staged' | 
   await ns.exec('nft', ['flush', 'ruleset']);
   const out = await ns.exec('node', [DRIVER, mode, family, nodePorts, detect, String(bulk)], { timeoutMs: 60_000 });
   const listing = await ns.exec('nft', ['list', 'table', family === 'IPv4' ? 'ip' : 'ip6', 'kube-dataplane']);
-  return { view: JSON.parse(out.stdout.trim().split('\n').pop()!) as { rules: Record<string, string[]>; chains: unknown[]; sets: unknown[]; anonymous: number; declined?: boolean; kept?: number }, listing: listing.stdout };
+  return { stderr: out.stderr, view: JSON.parse(out.stdout.trim().split('\n').pop()!) as { rules: Record<string, string[]>; chains: unknown[]; sets: unknown[]; anonymous: number; declined?: boolean; kept?: number }, listing: listing.stdout };
 }
 
 describe('a table made anew through netlink is the table nft -f makes', () => {
@@ -69,6 +69,9 @@ describe('a table too large for one transaction', () => {
       expect(b.listing).toBe(a.listing);
       // Replacing a table in several steps would let packets see a half-made one: nft -f does it.
       expect(b.view.declined).toBe(true);
+      // And the operator is told why, once, with what lifts the limit.
+      expect(b.stderr.match(/a full sync over the existing table \(a restart\) does not fit one nfnetlink transaction; nft -f makes it/g)).toHaveLength(1);
+      expect(b.stderr).toMatch(/net\.core\.wmem_max/);
     });
   }
 });

@@ -8,6 +8,7 @@
 // and a tick costs one round trip. Otherwise the table is read back: chains, rules (compared with
 // the kernel's own dump of them taken after we wrote them, and replayed from it), and every
 // service map and the hairpin set (compared as bytes with what the applied plans encode to).
+import { readFileSync } from 'node:fs';
 import type { IPFamily } from '../../cluster/types.js';
 import type { Logger } from '../../common/log.js';
 import type { FamilyConfig } from '../core/family-config.js';
@@ -345,6 +346,8 @@ export class NetlinkTableWriter implements TableWriter {
   private genBefore?: number;
   /** Someone else committed during our last write. */
   private raced = false;
+  /** Whether the operator was told that a table outgrew one transaction (said once). */
+  private toldTooLarge = false;
 
   constructor(private readonly nl: NftNetlink, private readonly log: Logger) {}
 
@@ -450,7 +453,7 @@ export class NetlinkTableWriter implements TableWriter {
     let done = 0;
     const send = async () => {
       if (!staged) {
-        if (await this.nl.tableExists(nftFamily(family), TABLE_NAME)) return false;
+        if (await this.nl.tableExists(nftFamily(family), TABLE_NAME)) return this.tooLarge('a full sync over the existing table (a restart)');
         staged = true;
         await this.beforeWrite();
       }
@@ -500,7 +503,7 @@ export class NetlinkTableWriter implements TableWriter {
     // Stops encoding at the first op past the limit: a table that large is not encoded twice.
     for (const op of refillOps(content, previous, max - 512)) {
       bytes += this.nl.encodedSize(op);
-      if (bytes > max) return false;
+      if (bytes > max) return this.tooLarge('a full sync over our table (hourly, or new node facts)');
       ops.push(op);
     }
     await this.beforeWrite();
@@ -513,6 +516,28 @@ export class NetlinkTableWriter implements TableWriter {
     }
     await this.learn(family);
     return true;
+  }
+
+  /**
+   * Says, once, that a table went to `nft -f` for its size, and what lifts the limit: the send
+   * buffer is twice net.core.wmem_max, whose kernel default (212992) holds about 800 services
+   * of 10 endpoints in one transaction (~500 bytes each); 4 MiB holds about 16k. Resolves false.
+   */
+  private tooLarge(what: string): false {
+    if (this.toldTooLarge) return false;
+    this.toldTooLarge = true;
+    let wmemMax: number | undefined;
+    try {
+      wmemMax = Number(readFileSync('/proc/sys/net/core/wmem_max', 'utf8').trim());
+    } catch {
+      /* not readable here: the hint goes without the value */
+    }
+    this.log.info(`${what} does not fit one nfnetlink transaction; nft -f makes it (slower, and it blocks partial syncs meanwhile)`, {
+      maxTransactionBytes: this.nl.maxTransactionBytes,
+      ...(wmemMax ? { wmemMax } : {}),
+      hint: 'the limit is twice net.core.wmem_max, about 500 bytes per service of 10 endpoints: sysctl -w net.core.wmem_max=4194304 holds ~16k services',
+    });
+    return false;
   }
 
   /** One transaction, in the order `partialLines` gives `nft`: new count chains, affinity sets,
