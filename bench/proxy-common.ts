@@ -879,6 +879,8 @@ export interface ProxyBenchResults {
   endpointsPerService: number;
   /** The shipped defaults the runs used. */
   settings?: SyncSettings;
+  /** net.core.wmem_max where it ran (an nfnetlink transaction is at most twice it). */
+  netCoreWmemMax?: number;
   runs: readonly RunSummary[];
   skipped: readonly object[];
   /** What each figure means, for whoever reads the file without the code. */

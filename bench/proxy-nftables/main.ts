@@ -24,7 +24,7 @@
 //
 // How a run is measured is shared with bench/proxy-iptables (bench/proxy-common.ts).
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
@@ -275,6 +275,7 @@ async function parent(): Promise<void> {
   writeResults(values.out!, {
     benchmark: 'proxy-nftables',
     endpointsPerService: M,
+    netCoreWmemMax: Number(readFileSync('/proc/sys/net/core/wmem_max', 'utf8').trim()),
     settings: shipped,
     runs,
     skipped,
