@@ -1,8 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import type { FamilyConfig } from '../core/family-config.js';
 import { MAPS, countChainRules } from './layout.js';
-import { encodeElement, freshTableOps, intervalElements } from './netlink-writer.js';
-import { collectTable } from './render.js';
+import { encodeElement, freshTableOps, intervalElements, refillOps } from './netlink-writer.js';
+import { collectTable, fullLines } from './render.js';
 import { encodeExpressions, reg32, type Expr } from './netlink/expressions.js';
 
 const cfg4: FamilyConfig = { family: 'IPv4', clusterCIDRs: ['10.244.0.0/16'], masqueradeAll: false, nodePortAddresses: 'all', nodeIPs: [], serviceCIDRs: [] };
@@ -69,5 +69,23 @@ describe('netlink writer: a table made anew', () => {
     expect([...elements]).toEqual([]); // no services
     const cidrs = skeleton.find((o) => o.op === 'newsetelem' && o.set === 'service-cidrs');
     expect(cidrs && cidrs.op === 'newsetelem' ? cidrs.elements.length : 0).toBe(3);
+  });
+});
+
+describe('netlink writer: a refill of the table we trust', () => {
+  const previous = { chains: new Set(['ep-gone']), sets: new Set(['aff-gone']), countChains: new Set(['cluster-9']) };
+  const ops = [...refillOps(collectTable([], cfg4), previous)];
+  const on = (name: string) => ops.filter((o) => ('set' in o && (o.set === name || (typeof o.set === 'object' && o.set.name === name))) || ('chain' in o && o.chain === name)).map((o) => o.op);
+
+  it('flushes every rule, then each map and set it fills, and deletes what the previous sync had and this one has not', () => {
+    expect(ops.slice(0, 2).map((o) => o.op)).toEqual(['newtable', 'flushrules']);
+    expect(on('service-ips')).toEqual(['newset', 'flushset']);
+    expect(on('endpoints')).toEqual(['newset', 'flushset']);
+    expect(ops.slice(-3).map((o) => `${o.op} ${'chain' in o ? o.chain : 'set' in o ? o.set : ''}`)).toEqual(['delchain ep-gone', 'delchain cluster-9', 'delset aff-gone']);
+  });
+
+  it('remakes the concatenated interval set instead of flushing it (the kernel refills one in O(n²))', () => {
+    expect(on('firewall-allow')).toEqual(['delset', 'newset']);
+    expect(fullLines(collectTable([], cfg4), previous).filter((l) => l.split(' ').includes('firewall-allow')).map((l) => l.split(' ').slice(0, 2).join(' '))).toEqual(['add set', 'delete set', 'add set']);
   });
 });

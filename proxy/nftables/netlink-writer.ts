@@ -13,7 +13,7 @@ import type { IPFamily } from '../../cluster/types.js';
 import type { Logger } from '../../common/log.js';
 import type { FamilyConfig } from '../core/family-config.js';
 import {
-  BASE_CHAINS, CONFIG_SETS, HAIRPIN_SET, MAPS, MAP_NAMES, TABLE_NAME, baseRules, configElements, countChainRules, parseCountChain,
+  BASE_CHAINS, CONFIG_SETS, HAIRPIN_SET, MAPS, MAP_NAMES, TABLE_NAME, baseRules, configElements, countChainRules, isRemadeOnRefill, parseCountChain,
   type FieldKind, type MapName, type MapSchema,
 } from './layout.js';
 import { NftNetlink } from './netlink/client.js';
@@ -262,8 +262,11 @@ function tableBody(content: TableContent, refill: boolean): { body: Op[]; hooked
   // The kernel wants a transaction id on every new set, named or not.
   const ids = { next: 1 };
   for (const schema of [...CONFIG_SETS, HAIRPIN_SET, ...MAP_NAMES.map((m) => MAPS[m])]) {
+    // A concatenated interval set is remade rather than flushed (isRemadeOnRefill).
+    const remade = refill && isRemadeOnRefill(schema);
+    if (remade) body.push({ op: 'delset', family: f, table: t, set: schema.name });
     body.push({ op: 'newset', family: f, table: t, set: { ...setSpec(family, schema), id: ids.next++ } });
-    if (refill) body.push({ op: 'flushset', family: f, table: t, set: schema.name });
+    if (refill && !remade) body.push({ op: 'flushset', family: f, table: t, set: schema.name });
   }
   for (const [schema, items] of configElements(cfg)) {
     if (!items.length) continue;

@@ -14,7 +14,7 @@ import { targetKey, type ServicePlan, type ServicePortPlan, type Target } from '
 import { firewallAdmitsNode, policyTargets, portDecisions, type PortChains } from '../core/port-decisions.js';
 import {
   BASE_CHAINS, CONFIG_SETS, HAIRPIN_SET, MAPS, MAP_NAMES, affinitySetDeclaration, baseRules, localSource, configElements, countChain, countChainRules, hookText,
-  isEndpointMap, parseCountChain, words, type MapName, type MapSchema, type PathKind,
+  isEndpointMap, isRemadeOnRefill, parseCountChain, words, type MapName, type MapSchema, type PathKind,
 } from './layout.js';
 import { MapUndo } from './map-undo.js';
 import {
@@ -282,8 +282,9 @@ function baseLines(cfg: FamilyConfig, fresh: boolean): string[] {
     const declaration = `add ${what} ${t} ${schema.name} ${schema.declare(w)}`;
     lines.push(declaration);
     if (fresh) return;
-    // Endpoint maps are made anew (see layout.ts); the rest keep their identity and are refilled.
-    if (isEndpointMap(schema)) lines.push(`delete ${what} ${t} ${schema.name}`, declaration);
+    // Endpoint maps (nft cannot evaluate rules against them) and concatenated interval sets (the
+    // kernel's cost) are made anew, see layout.ts; the rest keep their identity and are refilled.
+    if (isEndpointMap(schema) || isRemadeOnRefill(schema)) lines.push(`delete ${what} ${t} ${schema.name}`, declaration);
     else lines.push(`flush ${what} ${t} ${schema.name}`);
   };
   for (const schema of CONFIG_SETS) decl(schema);
