@@ -881,6 +881,8 @@ export interface ProxyBenchResults {
   settings?: SyncSettings;
   /** net.core.wmem_max where it ran (an nfnetlink transaction is at most twice it). */
   netCoreWmemMax?: number;
+  /** Rows of a benchmark's own beyond the sizes (bench/proxy-nftables/shapes.ts). */
+  shapes?: readonly object[];
   runs: readonly RunSummary[];
   skipped: readonly object[];
   /** What each figure means, for whoever reads the file without the code. */

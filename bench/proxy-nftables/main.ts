@@ -26,7 +26,7 @@
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
@@ -44,13 +44,17 @@ import {
   shippedProxyFlags, steadyCells, steadySeconds, syncSettings, writeLinesInSlices, writeResults, type FullSyncSummary,
   type PartialSyncSummary, type ProxyRunFigures, type RunSummary,
 } from '../proxy-common.js';
+import { agentNodeFlags } from '../agent-node-flags.js';
 import { writeKubeProxyRuleset } from './kube-proxy-layout.js';
+import { SHAPES, type Shape, type ShapeRun } from './shapes.js';
 
 const { values } = parseArgs({
   options: {
     ...PROXY_BENCH_OPTIONS,
     sizes: { type: 'string' },
     'with-100k': { type: 'boolean', default: false },
+    /** `shapes`: only the table-shape rows (shapes.ts). */
+    only: { type: 'string' },
     out: { type: 'string', default: 'bench/results/proxy-nftables.json' },
   },
 });
@@ -226,7 +230,56 @@ function anchorCells(r: Run): string[] {
   return [a.nftMs >= 10_000 ? `${roundTenths(a.nftMs / 1000)} s` : `${a.nftMs} ms`, `${roundThousandths(r.full.oursMs / a.nftMs)}×`];
 }
 
+const SHAPES_CHILD = join(dirname(fileURLToPath(import.meta.url)), 'shapes.js');
+
+interface ShapeRow {
+  shape: Shape;
+  services: number;
+  ours: ShapeRun;
+  nft: ShapeRun;
+}
+
+/** Each shape loaded both ways, each in a fresh namespace (shapes.ts). */
+async function measureShapes(): Promise<ShapeRow[]> {
+  const rows: ShapeRow[] = [];
+  for (const [shape, { services }] of Object.entries(SHAPES) as [Shape, (typeof SHAPES)[Shape]][]) {
+    const run = async (how: 'ours' | 'nft'): Promise<ShapeRun> => {
+      const topo = await Topology.create();
+      try {
+        const ns = await topo.namespace(`shape-${how}`);
+        say(`shape ${shape}, ${services} services, ${how === 'ours' ? 'through netlink' : 'nft -f'} …`);
+        const out = execFileSync('ip', ['netns', 'exec', ns.name, process.execPath, ...agentNodeFlags(), SHAPES_CHILD, '--shape-child', shape, String(services), how], { encoding: 'utf8', maxBuffer: 1 << 24 });
+        const m = /^RESULT (.*)$/m.exec(out);
+        if (!m) throw new Error(`shape ${shape} ${how}: no result in ${out.slice(-500)}`);
+        return JSON.parse(m[1]) as ShapeRun;
+      } finally {
+        await topo.destroy();
+      }
+    };
+    rows.push({ shape, services, ours: await run('ours'), nft: await run('nft') });
+  }
+  return rows;
+}
+
+function printShapes(rows: readonly ShapeRow[]): void {
+  const ms = (x: number) => (x >= 10_000 ? `${roundTenths(x / 1000)} s` : `${Math.round(x)} ms`);
+  const mb = (x: number) => `${Math.round(x)} MB`;
+  printTable(
+    `${BENCH}: table shapes (IPv4; made anew, then the full sync over it, as the hourly one; kernel memory = what MemAvailable regains when the table is deleted, settled, machine-wide)`,
+    ['shape', 'services', 'ours: load / full sync over it', 'ours: kernel memory', 'nft -f: load / refill', 'nft -f: kernel memory'],
+    rows.map((r) => [SHAPES[r.shape].what, String(r.services), `${ms(r.ours.loadMs)} / ${ms(r.ours.refillMs)}${r.ours.refillViaNetlink === false ? ' (nft -f)' : ''}`, mb(r.ours.kernelMB), `${ms(r.nft.loadMs)} / ${ms(r.nft.refillMs)}`, mb(r.nft.kernelMB)]),
+    [],
+  );
+}
+
 async function parent(): Promise<void> {
+  if (values.only !== undefined && values.only !== 'shapes') throw new Error(`--only ${values.only}: expected shapes`);
+  if (values.only === 'shapes') {
+    const shapes = await measureShapes();
+    printShapes(shapes);
+    writeResults(values.out!.replace(/\.json$/, '-shapes.json'), { benchmark: 'proxy-nftables shapes', endpointsPerService: 0, runs: [], skipped: [], shapes, notes: ['shapes.ts: each shape made anew through netlink and then the full sync over it (ours), or nft -f of the same text (made anew, then refilled), each in a fresh namespace'] });
+    return;
+  }
   const sizes = (values.sizes ?? (values.quick ? '1000' : '1000,10000,30000')).split(',').map(Number);
   if (values['with-100k'] && !sizes.includes(100_000)) sizes.push(100_000);
   const budgetMs = Number(values['budget-s']) * 1000;
@@ -272,8 +325,12 @@ async function parent(): Promise<void> {
     runs.map(steadyCells),
     notRun,
   );
+  process.stdout.write('\n');
+  const shapes = await measureShapes();
+  printShapes(shapes);
   writeResults(values.out!, {
     benchmark: 'proxy-nftables',
+    shapes,
     endpointsPerService: M,
     netCoreWmemMax: Number(readFileSync('/proc/sys/net/core/wmem_max', 'utf8').trim()),
     settings: shipped,
