@@ -1,7 +1,7 @@
 // Resource records as the zone holds them, and the encoding of whole replies from them. A reply
 // built here for one question is a template: any later query for the same name and type gets a
 // copy with its own ID, flags and question bytes patched in (see `serveTemplate`).
-import { HEADER_LEN, MessageWriter, OPT_LEN, QTYPE, type Query, emptyReply, ipBytes, put16, replyFlags, writeOpt } from './wire.js';
+import { FLAG_TC, HEADER_LEN, MessageWriter, OPT_LEN, QTYPE, type Query, emptyReply, ipBytes, put16, replyFlags, writeOpt } from './wire.js';
 
 export type Rec =
   | { readonly type: typeof QTYPE.A | typeof QTYPE.AAAA; readonly ip: string }
@@ -103,7 +103,9 @@ export function buildTemplate(query: Buffer, q: Query, parts: ReplyParts): Templ
 /**
  * A copy of `tpl` for this query: its ID, flags and question bytes (so the reply keeps the
  * question's case), our OPT when the client sent one, and within `limit` bytes: first by
- * dropping the additional section, else an empty reply with TC set.
+ * dropping the additional section, else with as many answer records as fit and TC set, as
+ * CoreDNS answers (a headless service of 5000 endpoints does not fit even TCP's 65535 bytes:
+ * its client gets 4000-odd addresses, not none); an empty reply with TC when not one fits.
  */
 export function serveTemplate(tpl: Template, query: Buffer, q: Query, limit: number): Buffer {
   const opt = q.edns ? OPT_LEN : 0;
@@ -112,7 +114,7 @@ export function serveTemplate(tpl: Template, query: Buffer, q: Query, limit: num
   if (len + opt > limit) {
     len = tpl.lenWithoutAdditional;
     arcount = 0;
-    if (len + opt > limit) return emptyReply(query, q, tpl.rcode, { authoritative: tpl.authoritative, truncated: true });
+    if (len + opt > limit) return servePartial(tpl, query, q, limit - opt);
   }
   const out = Buffer.allocUnsafe(len + opt);
   // TypedArray#set and a plain loop: Buffer#copy's argument handling costs more than these
@@ -126,4 +128,40 @@ export function serveTemplate(tpl: Template, query: Buffer, q: Query, limit: num
     writeOpt(out, len);
   } else put16(out, 10, arcount);
   return out;
+}
+
+/** `tpl`'s first answer records that fit in `max` bytes (the OPT aside), with TC set; authority
+ *  and additional sections left out. */
+function servePartial(tpl: Template, query: Buffer, q: Query, max: number): Buffer {
+  const buf = tpl.buf;
+  let end = skipName(buf, HEADER_LEN) + 4; // the question
+  let count = 0;
+  for (const ancount = buf.readUInt16BE(6); count < ancount; count++) {
+    const rdata = skipName(buf, end) + 10;
+    const next = rdata + buf.readUInt16BE(rdata - 2);
+    if (next > max) break;
+    end = next;
+  }
+  if (count === 0) return emptyReply(query, q, tpl.rcode, { authoritative: tpl.authoritative, truncated: true });
+  const opt = q.edns ? OPT_LEN : 0;
+  const out = Buffer.allocUnsafe(end + opt);
+  buf.copy(out, 0, 0, end);
+  put16(out, 0, q.id);
+  put16(out, 2, replyFlags(q.flags, tpl.rcode, tpl.authoritative) | FLAG_TC);
+  query.copy(out, HEADER_LEN, HEADER_LEN, q.questionEnd);
+  put16(out, 6, count);
+  put16(out, 8, 0);
+  put16(out, 10, opt ? 1 : 0);
+  if (opt) writeOpt(out, end);
+  return out;
+}
+
+/** The offset after the (possibly compressed) name at `off`, in a message we wrote. */
+function skipName(buf: Buffer, off: number): number {
+  for (;;) {
+    const len = buf[off]!;
+    if (len === 0) return off + 1;
+    if ((len & 0xc0) === 0xc0) return off + 2;
+    off += len + 1;
+  }
 }

@@ -143,6 +143,22 @@ describe('cluster zone', () => {
     expect(tcp.msg.answers).toHaveLength(100);
   });
 
+  it('a headless service too large even for TCP answers as many of its addresses as fit, with TC, as CoreDNS does', async () => {
+    const endpoints = Array.from({ length: 5000 }, (_, i) => ({ ip: `10.1.${i >> 8}.${i & 255}` }));
+    const { handler: h } = makeHandler(catalogOf([{ namespace: 'prod', name: 'huge', clusterIPs: ['None'], ports: [{ name: 'http', port: 80 }], endpoints }]));
+    const tcp = await ask(h, { name: 'huge.prod.svc.cluster.local', type: 'A', tcp: true });
+    expect(tcp.msg.flags! & 0x0200).toBe(0x0200);
+    expect(tcp.raw.length).toBeLessThanOrEqual(65535);
+    const got = data(tcp.msg, 'A');
+    expect(got.length).toBeGreaterThan(4000);
+    expect(new Set(got).size).toBe(got.length);
+    for (const a of got) expect(endpoints.some((e) => e.ip === a)).toBe(true);
+    const udp = await ask(h, { name: 'huge.prod.svc.cluster.local', type: 'A', edns: 1232 });
+    expect(udp.msg.flags! & 0x0200).toBe(0x0200);
+    expect(udp.raw.length).toBeLessThanOrEqual(1232);
+    expect(data(udp.msg, 'A').length).toBeGreaterThan(50);
+  });
+
   it('SRV additional records are dropped before setting TC', async () => {
     const full = await ask(handler, { name: '_mysql._tcp.db.prod.svc.cluster.local', type: 'SRV', tcp: true });
     expect(full.msg.additionals!.length).toBe(4);

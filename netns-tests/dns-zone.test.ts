@@ -55,6 +55,9 @@ describe('cluster DNS from a pod namespace', () => {
     if (!existsSync(BIN)) throw new Error(`${BIN} is missing: build first (npx tsc -p tsconfig.json)`);
     dir = mkdtempSync(join(tmpdir(), 'kdp-dns-'));
     writeFileSync(join(dir, 'services.yaml'), toYaml(fixtureServices().flatMap(serviceObjects)));
+    // A headless service too large for one TCP message (5000 addresses: ~80 KB of answers).
+    const huge = Array.from({ length: 5000 }, (_, i) => ({ ip: `10.1.${i >> 8}.${i & 255}` }));
+    writeFileSync(join(dir, 'huge.yaml'), toYaml(serviceObjects({ namespace: 'prod', name: 'huge', headless: true, ports: [{ name: 'http', port: 80 }], endpoints: huge })));
     topo = await Topology.create();
     node = await topo.namespace('node');
     pod = await topo.namespace('pod');
@@ -263,6 +266,14 @@ describe('cluster DNS from a pod namespace', () => {
     expect(plain.flags).toContain('tc');
     const auto = await dig(pod, `big.prod.svc.${ZONE}`, 'A'); // dig retries over TCP by itself
     expect(values(auto, 'A')).toHaveLength(100);
+  });
+
+  it('answers a headless service too large even for TCP with as many addresses as fit, as CoreDNS does', async () => {
+    const tcp = await dig(pod, '+tcp', '+ignore', `huge.prod.svc.${ZONE}`, 'A');
+    expect(tcp.status).toBe('NOERROR');
+    expect(tcp.flags).toContain('tc');
+    expect(values(tcp, 'A').length).toBeGreaterThan(4000);
+    expect(values(tcp, 'A').every((a) => /^10\.1\.\d+\.\d+$/.test(a))).toBe(true);
   });
 
   it('refuses zone transfers and rejects other opcodes', async () => {
