@@ -262,9 +262,10 @@ function tableBody(content: TableContent, refill: boolean): { body: Op[]; hooked
   // The kernel wants a transaction id on every new set, named or not.
   const ids = { next: 1 };
   for (const schema of [...CONFIG_SETS, HAIRPIN_SET, ...MAP_NAMES.map((m) => MAPS[m])]) {
-    // A concatenated interval set is remade rather than flushed (isRemadeOnRefill).
+    // A concatenated interval set is remade rather than flushed (isRemadeOnRefill): declared
+    // first, as nft does, so the delete finds it even in a table someone emptied meanwhile.
     const remade = refill && isRemadeOnRefill(schema);
-    if (remade) body.push({ op: 'delset', family: f, table: t, set: schema.name });
+    if (remade) body.push({ op: 'newset', family: f, table: t, set: { ...setSpec(family, schema), id: ids.next++ } }, { op: 'delset', family: f, table: t, set: schema.name });
     body.push({ op: 'newset', family: f, table: t, set: { ...setSpec(family, schema), id: ids.next++ } });
     if (refill && !remade) body.push({ op: 'flushset', family: f, table: t, set: schema.name });
   }
