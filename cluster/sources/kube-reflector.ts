@@ -220,7 +220,7 @@ export class Reflector {
       };
       const onDone = (err: unknown): void => {
         if (err == null) finish({ kind: 'closed', events });
-        else if (isGone(err)) finish({ kind: 'expired', message: describe(err), events });
+        else if (isStatus(err, 410)) finish({ kind: 'expired', message: describe(err), events });
         else finish({ kind: 'error', err });
       };
       this.client.watch(this.resourceVersion, timeoutSeconds, onEvent, onDone).then(
@@ -318,11 +318,6 @@ export class Reflector {
 
 function isStatus(err: unknown, code: number): boolean {
   return isRecord(err) && (err.statusCode === code || err.code === code);
-}
-
-function isGone(err: unknown): boolean {
-  if (!isRecord(err)) return false;
-  return err.statusCode === 410 || err.code === 410;
 }
 
 function isRecord(v: unknown): v is Record<string, unknown> {
