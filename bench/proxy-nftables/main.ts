@@ -44,7 +44,6 @@ import {
   shippedProxyFlags, steadyCells, steadySeconds, syncSettings, writeLinesInSlices, writeResults, type FullSyncSummary,
   type PartialSyncSummary, type ProxyRunFigures, type RunSummary,
 } from '../proxy-common.js';
-import { agentNodeFlags } from '../agent-node-flags.js';
 import { writeKubeProxyRuleset } from './kube-proxy-layout.js';
 import { SHAPES, type Shape, type ShapeRun } from './shapes.js';
 
@@ -248,10 +247,7 @@ async function measureShapes(): Promise<ShapeRow[]> {
       try {
         const ns = await topo.namespace(`shape-${how}`);
         say(`shape ${shape}, ${services} services, ${how === 'ours' ? 'through netlink' : 'nft -f'} …`);
-        const out = execFileSync('ip', ['netns', 'exec', ns.name, process.execPath, ...agentNodeFlags(), SHAPES_CHILD, '--shape-child', shape, String(services), how], { encoding: 'utf8', maxBuffer: 1 << 24 });
-        const m = /^RESULT (.*)$/m.exec(out);
-        if (!m) throw new Error(`shape ${shape} ${how}: no result in ${out.slice(-500)}`);
-        return JSON.parse(m[1]) as ShapeRun;
+        return await runChildInNamespace<ShapeRun>(ns.name, SHAPES_CHILD, ['--shape-child', shape, String(services), how]);
       } finally {
         await topo.destroy();
       }

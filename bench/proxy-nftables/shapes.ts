@@ -8,7 +8,7 @@
 // allocations show too; the kernel frees a table's sets after a grace period).
 //
 // Run by main.ts (`--only shapes`, or after the sizes); this file is also the child that
-// loads one shape: `ip netns exec NS node shapes.js --shape-child SHAPE N ours|nft`.
+// loads one shape (`runChildInNamespace` with `--shape-child SHAPE N ours|nft`).
 import { readFileSync } from 'node:fs';
 import { performance } from 'node:perf_hooks';
 import { logger } from '../../common/log.js';
