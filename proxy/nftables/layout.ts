@@ -61,8 +61,9 @@ export function isEndpointMap(schema: MapSchema): boolean {
  * A set of concatenated intervals (`firewall-allow`): the kernel keeps it as a pipapo set, and
  * flushing and refilling n of its elements in one transaction costs it O(n²) (a refill of 5000
  * load balancers with 5 source ranges each: 18 s, against 0.4 s for the whole table made anew).
- * A full sync over the table remakes it instead (deleted and declared again, once the rules that
- * name it are flushed), and fills the new, empty set.
+ * A full sync over the table remakes it instead (declared, deleted and declared again, once the
+ * rules that name it are flushed: `nft -f` spells endpoint maps the same way, for its own
+ * reason), and fills the new, empty set.
  */
 export function isRemadeOnRefill(schema: MapSchema): boolean {
   return schema.key.length > 1 && schema.key.includes('cidr');
