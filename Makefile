@@ -4,14 +4,17 @@ SHELL := /bin/bash
 
 # Debian packages the runtime and the tests use; `deps` installs only the missing ones.
 APT_PACKAGES := iptables nftables conntrack iproute2 dnsutils dnsmasq-base \
-                containernetworking-plugins dnsperf iputils-ping mmdebstrap umoci runc binutils curl
+                containernetworking-plugins dnsperf iputils-ping mmdebstrap umoci runc binutils curl \
+                gcc libc6-dev
 TS_SOURCES := $(shell find cmd cli common cluster proxy dns ipam test-apiserver netns-tests bench demo \
                 -name '*.ts' -not -name '*.test.ts' 2>/dev/null)
 RESULTS := .test-results
+# The DNS server's batched UDP binding, compiled beside the JavaScript (see its rule).
+UDP_BATCH := dist/dns/udp/udp-batch.node
 # The image (image/build.sh): what it is made of, so `make image` rebuilds only when one changed.
 VERSION := $(shell grep -m1 '"version"' package.json | cut -d'"' -f4)
 IMAGE := dist/image/kube-dataplane-$(VERSION).oci.tar
-IMAGE_INPUTS := $(shell find cmd cli common cluster proxy dns ipam -name '*.ts' -not -name '*.test.ts') \
+IMAGE_INPUTS := $(shell find cmd cli common cluster proxy dns ipam -name '*.ts' -not -name '*.test.ts') dns/udp/udp-batch.c \
                 image/build.sh image/prune-node-modules.sh image/packages.txt image/app-files.txt \
                 tsconfig.json package.json package-lock.json
 
@@ -54,7 +57,7 @@ node_modules/.package-lock.json: package.json package-lock.json
 	@$(NODE_BIN)/node --version | grep -q '^v24\.' || { echo "deps: $(NODE_BIN)/node is not Node 24"; exit 1; }
 	@touch $@
 
-build: deps dist/.built
+build: deps dist/.built $(UDP_BATCH)
 
 # The CNI IPAM plugin is also bundled into one CommonJS file: a runtime starts it once per pod,
 # and a bundle skips the ESM loader and module resolution (about 45 ms a start instead of 90),
@@ -68,10 +71,16 @@ dist/.built: $(TS_SOURCES) tsconfig.json package-lock.json
 	@chmod +x dist/cmd/*.js dist/cmd/*.cjs dist/test/*.cjs
 	@touch $@
 
+# The DNS server's batched UDP path (dns/udp/udp-batch.c): a Node-API module, so it needs only
+# the headers the registry's Node ships, no node-gyp. Without it the server uses node:dgram.
+$(UDP_BATCH): dns/udp/udp-batch.c package-lock.json
+	@mkdir -p $(@D)
+	gcc -O2 -Wall -Wextra -Werror -shared -fPIC -I$(NODE_BIN)/../include/node -o $@ $<
+
 # No container engine needed: mmdebstrap, the registry's Node binary and umoci (image/README.md).
 image: build $(IMAGE)
 
-$(IMAGE): $(IMAGE_INPUTS) | dist/.built
+$(IMAGE): $(IMAGE_INPUTS) | dist/.built $(UDP_BATCH)
 	image/build.sh $@
 
 # Test files are type-checked like the rest (tsconfig.test.json; tsconfig.json leaves them out).

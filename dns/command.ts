@@ -15,7 +15,7 @@ import type { QueryHandler } from './handler.js';
 import { buildAcl, type SourceAcl } from './acl.js';
 import { ensureLinkLocal } from './linklocal.js';
 import { DnsMetrics } from './metrics.js';
-import { DnsListener, serverLabel } from './server.js';
+import { DnsListener, defaultUdp, serverLabel } from './server.js';
 import { usableCpus } from '../common/cpus.js';
 import type { AnswerSink } from './handler.js';
 import { WorkerPool, type PoolRoute } from './workers/pool.js';
@@ -258,8 +258,10 @@ export async function startDns(opts: Options, catalog: CatalogView, config: DnsC
       upstreams: chain.forwarders.flatMap((f) => f.upstreams.map(upstreamLabel)).join(',') || 'none',
       allowFrom: acl.describe(),
       workers: threads,
+      udp: defaultUdp.fallbackReason ? 'dgram' : 'batched',
       synced: catalog.synced,
     });
+    if (defaultUdp.fallbackReason) log.warn('UDP queries go through node:dgram, at about twice the CPU per query: the batch binding is not built', { reason: defaultUdp.fallbackReason, hint: 'make build compiles dist/dns/udp/udp-batch.node' });
     return { addresses, metrics, http: bound, stop: stopAll };
   } catch (err) {
     await stopAll();

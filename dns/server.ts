@@ -2,12 +2,15 @@
 // per connection, pipelined and answered as they complete, closed when idle. A client that
 // trickles a message byte by byte (slow-loris) or never finishes one is cut off after the idle
 // timeout; a client with too many questions in flight stops being read until they are answered.
-import dgram from 'node:dgram';
 import net from 'node:net';
 import { networkInterfaces } from 'node:os';
 import type { Logger } from '../common/log.js';
 import type { ListenAddress } from '../common/http-server.js';
 import type { HandlerResult, QueryHandler, Transport } from './handler.js';
+import type { Peer } from './querylog.js';
+import { batchUnavailable, openBatchSocket } from './udp/batch-socket.js';
+import { openDgramSocket } from './udp/dgram-socket.js';
+import type { UdpOpener, UdpSocket } from './udp/socket.js';
 
 export interface ServerOptions {
   readonly idleMs?: number;
@@ -22,32 +25,23 @@ export interface ServerOptions {
   readonly reusePort?: boolean;
   /** UDP only (a worker thread: TCP stays with the main thread). */
   readonly udpOnly?: boolean;
+  /** How UDP sockets are made: batched (dns/udp/batch-socket.ts) where its binding is built,
+   *  else node:dgram. */
+  readonly openUdp?: UdpOpener;
 }
+
+/** The UDP sockets this build makes by default, and why when they are not the batched ones. */
+export const defaultUdp: { open: UdpOpener; fallbackReason?: string } = batchUnavailable === undefined
+  ? { open: openBatchSocket }
+  : { open: openDgramSocket, fallbackReason: batchUnavailable };
 
 export function serverLabel(a: ListenAddress): string {
   return `dns://${a.host.includes(':') ? `[${a.host}]` : a.host}:${a.port}`;
 }
 
-/**
- * We only ever send to the address a query came from, always a literal: resolving it through
- * dns.lookup (the default) costs a deferred callback per reply.
- */
-function literalAddress(address: string, _family: unknown, cb: (err: Error | null, address: string, family: number) => void): void {
-  cb(null, address, address.includes(':') ? 6 : 4);
-}
-
-/** Sends a reply that took a while (forwarded): its socket may have closed meanwhile. */
-function sendLate(udp: dgram.Socket, reply: Buffer, to: dgram.RemoteInfo): void {
-  try {
-    udp.send(reply, to.port, to.address);
-  } catch {
-    /* the address went away or we are stopping: the client will retry */
-  }
-}
-
 export class DnsListener {
   /** UDP sockets by local address ('' for a specific --listen address). */
-  private readonly udp = new Map<string, dgram.Socket>();
+  private readonly udp = new Map<string, UdpSocket>();
   /** Local addresses a wildcard listener failed to bind, so each failure is logged once. */
   private readonly unbindable = new Set<string>();
   /** TCP listeners, keyed as `udp`. */
@@ -128,7 +122,7 @@ export class DnsListener {
     const servers = [...this.tcp.values()];
     this.udp.clear();
     this.tcp.clear();
-    await Promise.all(socks.map((u) => new Promise<void>((resolve) => u.close(() => resolve()))));
+    await Promise.all(socks.map((u) => u.close()));
     for (const s of this.sessions) s.destroy();
     await Promise.all(servers.map((t) => new Promise<void>((resolve) => t.close(() => resolve()))));
   }
@@ -166,7 +160,7 @@ export class DnsListener {
   }
 
   private unbind(key: string): void {
-    this.udp.get(key)?.close();
+    void this.udp.get(key)?.close();
     this.udp.delete(key);
     this.tcp.get(key)?.close();
     this.tcp.delete(key);
@@ -174,8 +168,7 @@ export class DnsListener {
 
   /** UDP and TCP on one address and port, both or neither; returns the port bound. */
   private async bindPair(host: string, port: number, key: string): Promise<number> {
-    const udp = await this.bindUdp(host, port, key);
-    const bound = udp.address().port;
+    const bound = (await this.bindUdp(host, port, key)).port;
     if (this.opts.udpOnly) return bound;
     try {
       await this.bindTcp(host, bound, key);
@@ -204,41 +197,30 @@ export class DnsListener {
     this.tcp.set(key, tcp);
   }
 
-  private async bindUdp(host: string, port: number, key: string): Promise<dgram.Socket> {
-    const v6 = this.v6;
-    const udp = dgram.createSocket({ type: v6 ? 'udp6' : 'udp4', ipv6Only: v6, reusePort: this.opts.reusePort === true, recvBufferSize: 4 << 20, sendBufferSize: 4 << 20, lookup: literalAddress });
-    await new Promise<void>((resolve, reject) => {
-      udp.once('error', (err) => {
-        udp.close();
-        reject(err);
-      });
-      udp.bind(port, host, () => {
-        udp.removeAllListeners('error');
-        resolve();
-      });
-    });
+  private async bindUdp(host: string, port: number, key: string): Promise<UdpSocket> {
+    const open = this.opts.openUdp ?? defaultUdp.open;
+    const onError = (err: Error) => this.log.warn('udp socket error', { listen: serverLabel({ host, port }), error: err });
+    const udp = await open({ host, port, reusePort: this.opts.reusePort === true, bufferBytes: 4 << 20, onError }, (msg, from) => this.query(msg, from));
     this.udp.set(key, udp);
-    udp.on('error', (err) => this.log.warn('udp socket error', { listen: serverLabel({ host, port }), error: err }));
-    // Profiled under dnsperf (perf + --perf-basic-prof, 1k and 10k services): this listener's
-    // own frames are ~0.3% of the process's samples; the rest is the handler (~20%) and what a
-    // bare dgram echo pays as much (bench/dns's "node floor": sendmsg with the loopback
-    // delivery ~35%, rinfo ~7%, the receive buffer ~5%, the callback into JS ~5%, dgram's
-    // send in JS ~5%). So there is nothing left to cut here through node:dgram's public API.
-    udp.on('message', (msg, rinfo) => {
-      const t = this.udpTransport;
-      if (!t) return;
-      let r: HandlerResult;
-      try {
-        r = this.allows && !this.allows(rinfo.address) ? this.handler.refuse(msg, t) : this.handler.handle(msg, t, rinfo);
-      } catch (err) {
-        this.log.error('udp query failed', { error: (err as Error).stack ?? String(err) });
-        return;
-      }
-      if (r === undefined) return;
-      if (Buffer.isBuffer(r)) udp.send(r, rinfo.port, rinfo.address);
-      else r.then((b) => b && sendLate(udp, b, rinfo), (err) => this.log.error('udp query failed', { error: String(err) }));
-    });
     return udp;
+  }
+
+  /** One UDP query's answer; a failure is logged here and answers nothing (the client retries). */
+  private query(msg: Buffer, from: Peer): HandlerResult {
+    const t = this.udpTransport;
+    if (!t) return undefined;
+    let r: HandlerResult;
+    try {
+      r = this.allows && !this.allows(from.address) ? this.handler.refuse(msg, t) : this.handler.handle(msg, t, from);
+    } catch (err) {
+      this.log.error('udp query failed', { error: (err as Error).stack ?? String(err) });
+      return undefined;
+    }
+    if (r === undefined || Buffer.isBuffer(r)) return r;
+    return r.catch((err: unknown) => {
+      this.log.error('udp query failed', { error: String(err) });
+      return undefined;
+    });
   }
 
   private session(sock: net.Socket, t: Transport): void {
