@@ -14,11 +14,11 @@
 // to dnsmasq. Prints a table and writes bench/results/dns.json.
 //
 // A third server, "node floor" (node-floor.ts), is measured the same way: a bare Node UDP
-// responder with our socket options that sends every query back with QR set and does no DNS
-// work at all. Its CPU per query is what node:dgram itself costs (one libuv receive, one send,
-// a JS callback, the kernel's loopback path), so its ratio to dnsmasq is the ceiling of any
-// Node server built on dgram: where the floor's ratio is below 1.0, our server's cannot reach
-// 1.0 either, and the gap between our row and the floor's is what our own code costs.
+// responder on the server's own socket (dns/udp/, batched) that sends every query back with QR
+// set and does no DNS work at all. Its CPU per query is what the socket path costs (recvmmsg,
+// one call into JS per batch, sendmmsg, the kernel's loopback path), so the gap between our row
+// and the floor's is what our own code costs. A fourth, "node:dgram floor" (cluster mix only),
+// is the same responder on node:dgram: the server's fallback, and why it is not the default.
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
@@ -35,6 +35,7 @@ const OURS = 5300;
 const REF = 5301;
 const UPSTREAM = 5302;
 const FLOOR = 5303;
+const DGRAM_FLOOR = 5304;
 const FLOOR_BIN = join(HERE, 'node-floor.js');
 const ZONE = 'cluster.local';
 
@@ -256,14 +257,17 @@ async function main(): Promise<void> {
     await waitFor(ref, /read .*hosts/, 60_000);
     const floor = ns.spawn('taskset', ['-c', '0', 'node', FLOOR_BIN, String(FLOOR), '127.0.0.1'], { label: 'node floor' });
     await waitFor(floor, /listening/, 30_000);
+    const dgramFloor = ns.spawn('taskset', ['-c', '0', 'node', FLOOR_BIN, String(DGRAM_FLOOR), '127.0.0.1', '--dgram'], { label: 'node:dgram floor' });
+    await waitFor(dgramFloor, /listening/, 30_000);
 
     const runs: Run[] = [];
     for (const m of mixes) {
       runs.push(await measure(ns, 'kube-dataplane', ours.child.pid!, OURS, m.name, m.file, seconds));
       runs.push(await measure(ns, 'dnsmasq', ref.child.pid!, REF, m.name, m.file, seconds));
       runs.push(await measure(ns, 'node floor', floor.child.pid!, FLOOR, m.name, m.file, seconds));
+      if (m.name === 'cluster') runs.push(await measure(ns, 'node:dgram floor', dgramFloor.child.pid!, DGRAM_FLOOR, m.name, m.file, seconds));
     }
-    const pids = { 'kube-dataplane': ours.child.pid!, dnsmasq: ref.child.pid!, 'node floor': floor.child.pid! };
+    const pids = { 'kube-dataplane': ours.child.pid!, dnsmasq: ref.child.pid!, 'node floor': floor.child.pid!, 'node:dgram floor': dgramFloor.child.pid! };
     const rss = Object.fromEntries(Object.entries(pids).map(([k, pid]) => [k, rssMB(pid, 'VmHWM')])) as Record<keyof typeof pids, number>;
     const steadyRss = Object.fromEntries(Object.entries(pids).map(([k, pid]) => [k, rssMB(pid, 'VmRSS')])) as Record<keyof typeof pids, number>;
 
@@ -282,6 +286,7 @@ async function main(): Promise<void> {
     await ours.stop();
     await ref.stop();
     await floor.stop();
+    await dgramFloor.stop();
 
     const { rows: workerRows, refs: latencyReferences } = await workersBench();
     const workerRatios = printWorkers(workerRows, latencyReferences);
