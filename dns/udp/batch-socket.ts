@@ -1,6 +1,6 @@
 // A DNS UDP socket read and written in batches through udp-batch.c: every datagram waiting (up to
 // 64) comes in one recvmmsg and one call into JavaScript, and the batch's immediate answers leave
-// in one sendmmsg. Per query this costs half of node:dgram's path (bench/dns, "UDP path" rows),
+// in one sendmmsg. Per query this costs half of node:dgram's path (bench/dns, the two floor rows),
 // which on this path is more than the DNS work itself.
 import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
