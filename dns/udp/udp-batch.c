@@ -295,8 +295,9 @@ static napi_value js_open(napi_env env, napi_callback_info info) {
   return out;
 }
 
-/* send(handle, replies: Buffer[], records: Uint8Array, count) -> datagrams sent. Valid only
- * during the batch callback that filled `meta`: the addresses are the batch's. */
+/* send(handle, replies: Buffer[], records: Uint8Array, count) -> how many the kernel took or
+ * refused (the rest met a full send buffer and were dropped). Valid only during the batch
+ * callback that filled `meta`: the addresses are the batch's. */
 static napi_value js_send(napi_env env, napi_callback_info info) {
   size_t argc = 4;
   napi_value argv[4];
@@ -340,8 +341,8 @@ static napi_value js_send(napi_env env, napi_callback_info info) {
   return v;
 }
 
-/* sendTo(handle, reply, v6, address bytes, port, scope) -> whether sent: a late reply, after
- * its batch. */
+/* sendTo(handle, reply, address bytes (4 or 16), port, scope) -> whether sent: a late reply,
+ * after its batch, or a datagram that answers nothing. */
 static napi_value js_send_to(napi_env env, napi_callback_info info) {
   size_t argc = 5;
   napi_value argv[5];
