@@ -1,6 +1,8 @@
 // Both DNS UDP sockets against real datagrams on loopback: who gets which answer, immediate and
 // late ones, batches larger than one recvmmsg, IPv6 senders, bind errors and SO_REUSEPORT.
 import dgram from 'node:dgram';
+import { fileURLToPath } from 'node:url';
+import { Worker } from 'node:worker_threads';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { HandlerResult } from '../handler.js';
 import type { Peer } from '../querylog.js';
@@ -172,5 +174,37 @@ describe('batched socket', () => {
     c.send(numbered(2), s.port, '127.0.0.1');
     const m = await got;
     expect([...m.keys()]).toEqual([2]);
+  });
+});
+
+describe('batched socket in a worker thread', () => {
+  it('is closed when its thread ends, so SO_REUSEPORT stops sending it a share of the clients', async () => {
+    // The binding as `make build` leaves it, in a thread that binds and then is terminated, as a
+    // DNS worker that dies is. A socket left open there would swallow the clients hashed to it.
+    const built = fileURLToPath(new URL('../../dist/dns/udp/batch-socket.js', import.meta.url));
+    const worker = new Worker(`
+      const { parentPort } = require('node:worker_threads');
+      import(${JSON.stringify(built)})
+        .then((m) => m.openBatchSocket({ host: '127.0.0.1', port: 0, reusePort: true, bufferBytes: 1 << 20, onError() {} }, () => undefined))
+        .then((s) => parentPort.postMessage(s.port));`, { eval: true });
+    const port = await new Promise<number>((resolve, reject) => {
+      worker.once('message', resolve);
+      worker.once('error', reject);
+    });
+    const answered = new Set<number>();
+    await server(openBatchSocket, '127.0.0.1', (msg) => {
+      answered.add(msg.readUInt16BE(0));
+      return Buffer.from(msg);
+    }, port, true);
+    await worker.terminate();
+    // Forty clients, forty source ports: the kernel's hash would give the dead socket about half.
+    const waits: Promise<Map<number, Buffer>>[] = [];
+    for (let n = 0; n < 40; n++) {
+      const c = await client('127.0.0.1');
+      waits.push(replies(c, 1));
+      c.send(numbered(n), port, '127.0.0.1');
+    }
+    await Promise.all(waits);
+    expect(answered.size).toBe(40);
   });
 });
