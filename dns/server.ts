@@ -25,12 +25,10 @@ export interface ServerOptions {
   readonly reusePort?: boolean;
   /** UDP only (a worker thread: TCP stays with the main thread). */
   readonly udpOnly?: boolean;
-  /** How UDP sockets are made: batched (dns/udp/batch-socket.ts) where its binding is built,
-   *  else node:dgram. */
-  readonly openUdp?: UdpOpener;
 }
 
-/** The UDP sockets this build makes by default, and why when they are not the batched ones. */
+/** How this build makes UDP sockets: batched (dns/udp/batch-socket.ts) where its binding is
+ *  built, else node:dgram, with the reason. */
 export const defaultUdp: { open: UdpOpener; fallbackReason?: string } = batchUnavailable === undefined
   ? { open: openBatchSocket }
   : { open: openDgramSocket, fallbackReason: batchUnavailable };
@@ -198,9 +196,8 @@ export class DnsListener {
   }
 
   private async bindUdp(host: string, port: number, key: string): Promise<UdpSocket> {
-    const open = this.opts.openUdp ?? defaultUdp.open;
     const onError = (err: Error) => this.log.warn('udp socket error', { listen: serverLabel({ host, port }), error: err });
-    const udp = await open({ host, port, reusePort: this.opts.reusePort === true, bufferBytes: 4 << 20, onError }, (msg, from) => this.query(msg, from));
+    const udp = await defaultUdp.open({ host, port, reusePort: this.opts.reusePort === true, bufferBytes: 4 << 20, onError }, (msg, from) => this.query(msg, from));
     this.udp.set(key, udp);
     return udp;
   }
