@@ -146,17 +146,6 @@ static void on_readable(uv_poll_t *h, int status, int events) {
   sock_t *s = h->data;
   if (s->closing) return;
   napi_env env = s->env;
-  for (int i = 0; i < BATCH; i++) {
-    s->in_iov[i].iov_base = s->slots + (size_t)i * SLOT;
-    s->in_iov[i].iov_len = SLOT;
-    s->in[i].msg_hdr.msg_name = &s->from[i];
-    s->in[i].msg_hdr.msg_namelen = sizeof s->from[i];
-    s->in[i].msg_hdr.msg_iov = &s->in_iov[i];
-    s->in[i].msg_hdr.msg_iovlen = 1;
-    s->in[i].msg_hdr.msg_control = NULL;
-    s->in[i].msg_hdr.msg_controllen = 0;
-    s->in[i].msg_hdr.msg_flags = 0;
-  }
   if (status < 0) {
     uv_poll_stop(h);
     return;
@@ -166,6 +155,8 @@ static void on_readable(uv_poll_t *h, int status, int events) {
   size_t total = 0;
   int kept = 0;
   for (int i = 0; i < n; i++) {
+    /* The kernel shortened it to the sender's address length: room for either family again. */
+    s->in[i].msg_hdr.msg_namelen = sizeof s->from[i];
     /* A truncated datagram is dropped: its length is marked 0 and JavaScript skips it. */
     if (s->in[i].msg_hdr.msg_flags & MSG_TRUNC) s->in[i].msg_len = 0;
     total += s->in[i].msg_len;
@@ -256,16 +247,25 @@ static napi_value js_open(napi_env env, napi_callback_info info) {
   uint32_t bound_port = ntohs(bound.sin6_family == AF_INET6 ? bound.sin6_port : ((struct sockaddr_in *)&bound)->sin_port);
 
   sock_t *s = calloc(1, sizeof *s);
-  s->slots = malloc((size_t)BATCH * SLOT);
+  if (s) s->slots = malloc((size_t)BATCH * SLOT);
   if (!s || !s->slots) {
     close(fd);
-    free(s ? s->slots : NULL);
-    free(s);
+    if (s) release(s);
     napi_throw_error(env, NULL, "udp-batch: out of memory");
     return NULL;
   }
   s->env = env;
   s->fd = fd;
+  /* What recvmmsg reads into, set once: each record's slot and address (calloc left the control
+   * fields empty); it writes back only the lengths and flags. */
+  for (int i = 0; i < BATCH; i++) {
+    s->in_iov[i].iov_base = s->slots + (size_t)i * SLOT;
+    s->in_iov[i].iov_len = SLOT;
+    s->in[i].msg_hdr.msg_name = &s->from[i];
+    s->in[i].msg_hdr.msg_namelen = sizeof s->from[i];
+    s->in[i].msg_hdr.msg_iov = &s->in_iov[i];
+    s->in[i].msg_hdr.msg_iovlen = 1;
+  }
   napi_value meta, handle, name, out, portv;
   void *meta_data;
   uv_loop_t *loop;
@@ -276,9 +276,11 @@ static napi_value js_open(napi_env env, napi_callback_info info) {
       || napi_async_init(env, NULL, name, &s->async) != napi_ok
       || napi_get_uv_event_loop(env, &loop) != napi_ok
       || uv_poll_init(loop, &s->poll, fd) != 0) {
+    if (s->meta_ref) napi_delete_reference(env, s->meta_ref);
+    if (s->onbatch) napi_delete_reference(env, s->onbatch);
+    if (s->async) napi_async_destroy(env, s->async);
     close(fd);
-    free(s->slots);
-    free(s);
+    release(s);
     napi_throw_error(env, NULL, "udp-batch: cannot set the socket up");
     return NULL;
   }
