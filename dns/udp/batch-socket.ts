@@ -108,8 +108,8 @@ export async function openBatchSocket(opts: UdpSocketOptions, onQuery: UdpQueryH
         continue;
       }
       // Answered later (forwarded): the batch's records are gone by then, so the address goes along.
-      const v6 = view.getUint16(at + FAMILY, true) === 6;
-      const address = meta.slice(at + ADDR, at + ADDR + (v6 ? 16 : 4));
+      const addressBytes = view.getUint16(at + FAMILY, true) === 6 ? 16 : 4;
+      const address = meta.slice(at + ADDR, at + ADDR + addressBytes);
       const port = from.port;
       const scope = view.getUint32(at + SCOPE, true);
       void r.then((reply) => {
